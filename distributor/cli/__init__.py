@@ -1,0 +1,53 @@
+"""The ``distributor`` command. Commands parse input, call a service and show the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from distributor.cli.context import AppContext
+from distributor.errors import DistributorError
+
+
+class _UserError(click.ClickException):
+    """A DistributorError shown as ``Error: …`` with its own exit code."""
+
+    def __init__(self, error: DistributorError) -> None:
+        super().__init__(error.format_message())
+        self.exit_code = error.exit_code
+
+
+class DistributorGroup(click.Group):
+    """Turns every expected failure into one readable line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DistributorError as error:
+            raise _UserError(error) from error
+
+
+@click.group(cls=DistributorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="distributor")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Import newsletter issues, keep subscribers, and send each issue to every one exactly once.
+
+    Configuration comes from the environment (see .env.example); with none, everything runs on
+    SQLite in the current directory.
+    """
+    ctx.obj = AppContext.from_env()
+
+
+def _register() -> None:
+    from distributor.cli import db_commands, issue_commands, send_commands
+
+    main.add_command(db_commands.db)
+    main.add_command(issue_commands.issue)
+    main.add_command(send_commands.send)
+    main.add_command(send_commands.worker)
+    main.add_command(send_commands.beat)
+
+
+_register()

@@ -1,0 +1,38 @@
+"""``distributor db``: the schema."""
+
+from __future__ import annotations
+
+import click
+
+from distributor.cli.context import AppContext, pass_app
+from distributor.db import current_revision, upgrade
+
+
+@click.group()
+def db() -> None:
+    """Create or upgrade the database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Migration to upgrade to.")
+@pass_app
+def db_upgrade(app: AppContext, revision: str) -> None:
+    """Apply every pending migration to DATABASE_URL."""
+    url = app.settings.database_url
+    upgrade(url, revision)
+    app.console.print(f"Database is at revision {current_revision(url)} ({_redacted(url)})")
+
+
+@db.command("current")
+@pass_app
+def db_current(app: AppContext) -> None:
+    """Show the schema revision of DATABASE_URL."""
+    app.console.print(
+        current_revision(app.settings.database_url) or "empty (run: distributor db upgrade)"
+    )
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

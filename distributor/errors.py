@@ -1,0 +1,54 @@
+"""Every error a person may see. Each names the value, the place and, where it can, the fix.
+
+The CLI catches :class:`DistributorError`, prints ``Error: <message>`` and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class DistributorError(Exception):
+    """Base of all expected failures: bad input, bad configuration, a refused operation."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def format_message(self) -> str:
+        return self.message
+
+
+class ConfigurationError(DistributorError):
+    """A setting is missing or has a value we cannot use."""
+
+
+class ImportFailed(DistributorError):
+    """An input file (issue, CSV) cannot be read at all; nothing was written."""
+
+
+class IssueFormatError(ImportFailed):
+    """An issue file is readable but does not have the shape of an issue."""
+
+    def __init__(self, message: str, *, source: str = "", line: int | None = None) -> None:
+        where = source
+        if line is not None:
+            where = f"{where}, line {line}" if where else f"line {line}"
+        super().__init__(f"{where}: {message}" if where else message)
+        self.line = line
+
+
+class NotFound(DistributorError):
+    """The thing asked for (issue, send, subscriber, list) does not exist."""
+
+
+class InvalidToken(DistributorError):
+    """A signed link was tampered with, expired, or made for another purpose."""
+
+
+class RenderError(DistributorError):
+    """A template failed, or content cannot be rendered safely."""
+
+
+class InvalidTransition(DistributorError):
+    """A send or delivery was asked to move to a state it cannot reach from where it is."""

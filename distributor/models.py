@@ -1,0 +1,12 @@
+"""Import every table module so ``Base.metadata`` is complete (for Alembic and test set-up)."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = ("distributor.issues.models", "subscribers.models", "distributor.sending.models")
+
+
+def load_all_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)

@@ -1,0 +1,1 @@
+"""The subscriber store: who reads the newsletter, on which channel, in which format."""

@@ -1,0 +1,38 @@
+"""Public URLs a subscriber receives. Each carries a signed token, never a bare id.
+
+The web pages that answer them (unsubscribe: GET shows the page, POST is the RFC 8058 one-click;
+preferences; confirm) live under these paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from subscribers.tokens import TokenPurpose, TokenSigner
+
+UNSUBSCRIBE_PATH = "/u/"
+PREFERENCES_PATH = "/p/"
+CONFIRM_PATH = "/c/"
+ARCHIVE_PATH = "/archive/"
+
+
+@dataclass(frozen=True)
+class PublicLinks:
+    base_url: str
+    signer: TokenSigner
+
+    def unsubscribe(self, subscriber_id: int) -> str:
+        token = self.signer.sign(TokenPurpose.UNSUBSCRIBE, str(subscriber_id))
+        return f"{self.base_url}{UNSUBSCRIBE_PATH}{token}"
+
+    def preferences(self, subscriber_id: int) -> str:
+        token = self.signer.sign(TokenPurpose.PREFERENCES, str(subscriber_id))
+        return f"{self.base_url}{PREFERENCES_PATH}{token}"
+
+    def confirm(self, subscriber_id: int) -> str:
+        token = self.signer.sign(TokenPurpose.CONFIRM, str(subscriber_id))
+        return f"{self.base_url}{CONFIRM_PATH}{token}"
+
+    def archive(self, issue_number: int) -> str:
+        """Issues are public; the archive is addressed by the printed issue number."""
+        return f"{self.base_url}{ARCHIVE_PATH}{issue_number}"
