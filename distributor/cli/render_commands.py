@@ -1,0 +1,131 @@
+"""``distributor issue render`` and ``distributor issue preview``: exactly what a reader gets.
+
+Both go through the same compile → personalise path as a real send (send id 0), signed for
+the preview reader :data:`PREVIEW_SUBSCRIBER_ID`, whose links unsubscribe nobody.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from distributor.cli.context import AppContext, pass_app
+from distributor.config import Settings
+from distributor.errors import RenderError
+from distributor.issues.document import IssueDocument
+from distributor.issues.store import load_issue
+from distributor.render import (
+    DkimSigner,
+    Recipient,
+    Variant,
+    compile_issue,
+    compile_wechat,
+    personalise,
+)
+from distributor.render.compile import PREVIEW_WIDTHS, render_preview
+from subscribers.links import PublicLinks
+from subscribers.tokens import TokenSigner
+
+PREVIEW_SUBSCRIBER_ID = 0
+PREVIEW_ADDRESS = "preview@example.org"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def message_bytes(doc: IssueDocument, variant: Variant, settings: Settings, to: str) -> bytes:
+    """The RFC 5322 message of an email variant, or the WeChat article as JSON."""
+    if variant is Variant.WECHAT:
+        article = compile_wechat(doc, settings)
+        return json.dumps(asdict(article), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+    links = PublicLinks(settings.public_base_url, TokenSigner(settings.require_secret_key()))
+    message = personalise(
+        compile_issue(doc, variant, settings),
+        Recipient(PREVIEW_SUBSCRIBER_ID, to),
+        send_id=0,
+        links=links,
+        signer=DkimSigner.from_settings(settings),
+    )
+    return message.data
+
+
+def html_body(message: bytes) -> str:
+    """The decoded text/html part of a message."""
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    part = parsed.get_body(("html",))
+    if part is None:
+        raise RenderError("the message has no HTML part")
+    return str(part.get_content())
+
+
+@click.command("render")
+@click.argument("issue_id", type=int)
+@click.option("--variant", type=click.Choice([v.value for v in Variant]), default="full",
+              show_default=True, help="full, digest and text are emails; wechat is a JSON article.")
+@click.option("--to", default=PREVIEW_ADDRESS, show_default=True, help="The recipient address.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@pass_app
+def render(app: AppContext, issue_id: int, variant: str, to: str, out: Path | None) -> None:
+    """Write the exact message (or WeChat article) of issue ISSUE_ID that a reader gets."""
+    with app.session() as session:
+        doc = load_issue(session, issue_id)
+    data = message_bytes(doc, Variant(variant), app.settings, to)
+    if out is None:
+        click.echo(data, nl=False)
+    else:
+        out.write_bytes(data)
+        click.echo(f"Wrote {out} ({len(data):,} bytes)", err=True)
+
+
+@click.command("preview")
+@click.argument("issue_id", type=int)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="The preview page to write [default: preview-<number>.html].")
+@pass_app
+def preview(app: AppContext, issue_id: int, out: Path | None) -> None:
+    """Write an HTML page showing the full email of ISSUE_ID at phone and desktop widths,
+    and a screenshot of each when Chromium is installed."""
+    with app.session() as session:
+        doc = load_issue(session, issue_id)
+    html = html_body(message_bytes(doc, Variant.FULL, app.settings, PREVIEW_ADDRESS))
+    page = out or Path(f"preview-{doc.number}.html")
+    page.write_text(render_preview(html, f"{doc.title} 第{doc.number}期"), encoding="utf-8")
+    click.echo(f"Wrote {page}")
+    for shot in screenshots(html, page):
+        click.echo(f"Wrote {shot}")
+
+
+def screenshots(html: str, page: Path) -> list[Path]:
+    """PNG screenshots beside ``page``, one per preview width; none without Chromium."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return []
+    if shutil.which(CHROMIUM) is None:
+        return []
+    written = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for width, _ in PREVIEW_WIDTHS:
+                tab = browser.new_page(viewport={"width": width, "height": 800})
+                tab.set_content(html)
+                path = page.with_name(f"{page.stem}-{width}.png")
+                tab.screenshot(path=str(path), full_page=True)
+                written.append(path)
+        finally:
+            browser.close()
+    return written

@@ -1,0 +1,200 @@
+"""The MIME skeleton of one issue × variant, built once; per recipient only its holes are filled.
+
+Building an ``EmailMessage`` per recipient costs ~25× more than filling bytes, so the headers that
+never vary, the part headers and the boundaries are fixed here, and each body part is a run of
+literal bytes with named holes (:class:`Slot`) between them. Bodies go out base64 (CJK text as
+quoted-printable would double in size, spec R17), which also keeps every body line canonical for
+DKIM.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from distributor.errors import RenderError
+
+Subtype = Literal["plain", "html"]
+
+# 42 UTF-8 bytes (14 CJK characters) make a 68-character encoded word: with "Subject: " in front
+# the line stays within RFC 5322's 78 characters.
+_ENCODED_WORD_BYTES = 42
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+_ATOM_SAFE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
+
+
+class Slot(StrEnum):
+    """A per-recipient value; everything else in a message is fixed per issue × variant."""
+
+    NAME = "NAME"
+    UNSUBSCRIBE_URL = "UNSUB"
+    PREFERENCES_URL = "PREFS"
+
+
+@dataclass(frozen=True)
+class Placeholders:
+    """Markers the templates print where a slot goes.
+
+    A random nonce per compile keeps article text from forging one; letters and digits only, so
+    neither Jinja, the inliner nor lxml's URL escaping changes them.
+    """
+
+    nonce: str
+
+    @classmethod
+    def fresh(cls) -> Placeholders:
+        return cls(secrets.token_hex(8))
+
+    def marker(self, slot: Slot) -> str:
+        return f"ZZ{self.nonce}{slot.value}ZZ"
+
+    def markers(self) -> dict[str, str]:
+        return {slot.name.lower(): self.marker(slot) for slot in Slot}
+
+    def split(self, text: str) -> tuple[list[str], list[Slot]]:
+        """``text`` cut at every marker: n + 1 literal runs around n slots."""
+        alternatives = "|".join(slot.value for slot in Slot)
+        pieces = re.split(f"ZZ{self.nonce}({alternatives})ZZ", text)
+        return pieces[0::2], [Slot(value) for value in pieces[1::2]]
+
+
+@dataclass(frozen=True)
+class BodyPart:
+    """One text/* part: literal UTF-8 runs (CRLF line ends) with slots between them."""
+
+    subtype: Subtype
+    literals: tuple[bytes, ...]
+    slots: tuple[Slot, ...]
+
+    @classmethod
+    def parse(cls, subtype: Subtype, text: str, placeholders: Placeholders) -> BodyPart:
+        crlf = "\r\n".join(text.replace("\r\n", "\n").split("\n"))
+        literals, slots = placeholders.split(crlf)
+        return cls(subtype, tuple(run.encode("utf-8") for run in literals), tuple(slots))
+
+    @property
+    def content_headers(self) -> list[tuple[str, str]]:
+        return [
+            ("Content-Type", f'text/{self.subtype}; charset="utf-8"'),
+            ("Content-Transfer-Encoding", "base64"),
+        ]
+
+    def decoded(self, values: Mapping[Slot, str]) -> bytes:
+        """The part's content for one recipient; values are HTML-escaped in an HTML part."""
+        escape = self.subtype == "html"
+        filled = [self.literals[0]]
+        for slot, literal in zip(self.slots, self.literals[1:], strict=True):
+            value = values[slot]
+            filled.append((html.escape(value) if escape else value).encode("utf-8"))
+            filled.append(literal)
+        return b"".join(filled)
+
+    def encoded(self, values: Mapping[Slot, str]) -> bytes:
+        return base64.encodebytes(self.decoded(values)).replace(b"\n", b"\r\n")
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """Fixed headers plus one text part, or a multipart/alternative of text then HTML (R14)."""
+
+    headers: tuple[tuple[str, str], ...]
+    parts: tuple[BodyPart, ...]
+    boundary: str
+
+    @classmethod
+    def build(cls, fixed_headers: list[tuple[str, str]], parts: list[BodyPart]) -> Skeleton:
+        # "=_" never occurs in base64 text, so the boundary cannot collide with a body line.
+        boundary = f"=_dst{secrets.token_hex(12)}"
+        if len(parts) == 1:
+            content = parts[0].content_headers
+        else:
+            content = [("Content-Type", f'multipart/alternative; boundary="{boundary}"')]
+        headers = [*fixed_headers, ("MIME-Version", "1.0"), *content]
+        return cls(tuple(headers), tuple(parts), boundary)
+
+    def body(self, values: Mapping[Slot, str]) -> bytes:
+        if len(self.parts) == 1:
+            return self.parts[0].encoded(values)
+        chunks: list[bytes] = []
+        for part in self.parts:
+            delimiter = f"--{self.boundary}\r\n".encode("ascii")
+            chunks += (delimiter, header_block(part.content_headers), part.encoded(values))
+        chunks.append(f"--{self.boundary}--\r\n".encode("ascii"))
+        return b"".join(chunks)
+
+
+def header_block(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Header lines and the blank line that ends them; values must already be ASCII (R15)."""
+    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii") + b"\r\n"
+
+
+def check_header_text(text: str, what: str) -> str:
+    """``text`` unchanged; RenderError if a control character could split the header."""
+    match = _CONTROL.search(text)
+    if match:
+        raise RenderError(
+            f"{what} {text[:60]!r} contains the control character {match.group()!r} "
+            f"at position {match.start()}: a line break there would inject mail headers; "
+            "remove it from the source"
+        )
+    return text
+
+
+def clean_name(name: str | None, *, limit: int = 64) -> str | None:
+    """A subscriber's name made safe for a header: control characters become spaces.
+
+    Names come from sign-up forms, so a hostile one must not fail the whole delivery.
+    """
+    if name is None:
+        return None
+    cleaned = " ".join(_CONTROL.sub(" ", name).split())[:limit]
+    return cleaned or None
+
+
+def check_address(address: str, what: str) -> str:
+    """An ASCII addr-spec, or RenderError: anything else in a header could inject or bounce."""
+    if not _ADDRESS.fullmatch(address):
+        raise RenderError(
+            f"{what} {address[:80]!r} is not a plain ASCII email address like name@example.org"
+        )
+    return address
+
+
+def encode_text(text: str) -> str:
+    """An unstructured header value: ASCII as is, anything else as RFC 2047 encoded words (R15)."""
+    if text.isascii() and text.isprintable() and "=?" not in text and len(text) <= 68:
+        return text
+    return _encoded_words(text)
+
+
+def mailbox(name: str | None, address: str) -> str:
+    """``name <address>`` with the name quoted or encoded; the address must already be checked."""
+    if not name:
+        return address
+    if _ATOM_SAFE.fullmatch(name) and len(name) <= 60:
+        phrase = name
+    elif name.isascii() and name.isprintable() and len(name) <= 60:
+        phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    else:
+        phrase = _encoded_words(name)
+    return f"{phrase} <{address}>"
+
+
+def _encoded_words(text: str) -> str:
+    words: list[bytes] = [b""]
+    for char in text:
+        raw = char.encode("utf-8")
+        if len(words[-1]) + len(raw) > _ENCODED_WORD_BYTES:
+            words.append(b"")
+        words[-1] += raw
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(word).decode('ascii')}?=" for word in words)
