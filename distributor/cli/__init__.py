@@ -41,13 +41,23 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from distributor.cli import db_commands, issue_commands, send_commands
+    from distributor.cli import (
+        db_commands,
+        issue_commands,
+        render_commands,
+        send_commands,
+        subscriber_commands,
+    )
 
     main.add_command(db_commands.db)
+    issue_commands.issue.add_command(render_commands.render)
+    issue_commands.issue.add_command(render_commands.preview)
     main.add_command(issue_commands.issue)
     main.add_command(send_commands.send)
     main.add_command(send_commands.worker)
     main.add_command(send_commands.beat)
+    main.add_command(subscriber_commands.subscribers)
+    main.add_command(subscriber_commands.lists)
 
 
 _register()

@@ -1,0 +1,37 @@
+"""The narrow interface every channel (SMTP now, WeChat later) implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    DEFERRED = "deferred"  # try again later: 4xx, a dropped connection, a timeout
+    FAILED = "failed"  # never try again: 5xx
+
+
+@dataclass(frozen=True)
+class Envelope:
+    sender: str
+    recipient: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Receipt:
+    outcome: Outcome
+    code: int | None = None
+    response: str = ""
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, envelope: Envelope) -> Receipt:
+        """Deliver one message; never raises for a delivery problem, only reports it."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,132 @@
+"""SMTP with one reused connection per process, reopened when it breaks.
+
+The transaction is driven step by step (MAIL, RCPT, DATA) so that a connection found dead before
+DATA is retried once on a fresh one (nothing was sent), while a failure during or after DATA is
+reported as deferred: the server may or may not have taken the message.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+
+from distributor.channels.base import Envelope, Outcome, Receipt
+from distributor.config import Settings
+
+
+def classify(code: int, response: bytes | str) -> Receipt:
+    text = response.decode("utf-8", "replace") if isinstance(response, bytes) else response
+    if 200 <= code < 300:
+        return Receipt(Outcome.SENT, code, text)
+    if 400 <= code < 500:
+        return Receipt(Outcome.DEFERRED, code, text)
+    return Receipt(Outcome.FAILED, code, text)
+
+
+class _BeforeData(Exception):
+    """The connection broke before the message body was sent: safe to retry on a new one."""
+
+
+@dataclass
+class SmtpChannel:
+    host: str
+    port: int
+    security: str = "none"
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+    name: str = "email"
+    _connection: smtplib.SMTP | None = None
+    connections_opened: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpChannel:
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            timeout=settings.smtp_timeout,
+        )
+
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        connection: smtplib.SMTP
+        if self.security == "ssl":
+            connection = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=context
+            )
+        else:
+            connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        connection.ehlo()
+        if self.security == "starttls":
+            connection.starttls(context=context)
+            connection.ehlo()
+        if self.username:
+            connection.login(self.username, self.password or "")
+        self.connections_opened += 1
+        return connection
+
+    def send(self, envelope: Envelope) -> Receipt:
+        for fresh in (False, True):
+            try:
+                return self._transaction(envelope, fresh=fresh)
+            except _BeforeData as error:
+                if fresh:
+                    return Receipt(Outcome.DEFERRED, None, f"connection failed: {error}")
+        raise AssertionError("unreachable")
+
+    def _transaction(self, envelope: Envelope, *, fresh: bool) -> Receipt:
+        if fresh:
+            self.close()
+        try:
+            if self._connection is None:
+                self._connection = self._connect()
+            connection = self._connection
+            code, response = connection.mail(envelope.sender)
+            if code != 250:
+                return self._refused(code, response)
+            code, response = connection.rcpt(envelope.recipient)
+            if code not in (250, 251):
+                return self._refused(code, response)
+        except smtplib.SMTPResponseException as error:
+            self.close()
+            return classify(error.smtp_code, error.smtp_error)
+        except (smtplib.SMTPException, OSError) as error:
+            self.close()
+            raise _BeforeData(f"{type(error).__name__}: {error}") from error
+        try:
+            code, response = connection.data(envelope.data)
+        except smtplib.SMTPDataError as error:
+            self._reset_or_close(error.smtp_code)
+            return classify(error.smtp_code, error.smtp_error)
+        except (smtplib.SMTPException, OSError) as error:
+            self.close()
+            return Receipt(Outcome.DEFERRED, None, f"connection lost during DATA: {error}")
+        if code != 250:
+            self._reset_or_close(code)
+        return classify(code, response)
+
+    def _refused(self, code: int, response: bytes) -> Receipt:
+        self._reset_or_close(code)
+        return classify(code, response)
+
+    def _reset_or_close(self, code: int) -> None:
+        """After a refusal the connection is reusable (RSET), except after 421: the server quits."""
+        if code == 421 or self._connection is None:
+            self.close()
+            return
+        try:
+            self._connection.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.quit()
+            except (smtplib.SMTPException, OSError):
+                connection.close()

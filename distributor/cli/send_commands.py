@@ -1,0 +1,260 @@
+"""``distributor send``, ``worker`` and ``beat``: create sends, watch them, run the engine."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from subscribers.query import AudienceFilter
+
+from distributor.cli.context import AppContext, pass_app
+from distributor.db import utcnow
+from distributor.errors import DistributorError
+from distributor.sending.models import DeliveryState, SendVariant
+from distributor.sending.service import (
+    DeliveryView,
+    SendStatus,
+    create_send,
+    create_test_send,
+    list_deliveries,
+    schedule_send,
+    send_status,
+)
+
+VARIANTS = [v.value for v in SendVariant]
+
+
+def parse_when(value: str, app: AppContext) -> datetime:
+    """ISO 8601; without an offset it is read in DISTRIBUTOR_TIMEZONE (Asia/Shanghai)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise DistributorError(
+            f"--at {value!r} is not an ISO 8601 time, "
+            "e.g. 2026-12-01T09:00 or 2026-12-01T09:00+08:00"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=app.settings.zone)
+
+
+@click.group()
+def send() -> None:
+    """Create, test and watch sends of an issue to an audience."""
+
+
+@send.command("create")
+@click.option(
+    "--issue", "issue_id", type=int, required=True, help="Issue ID (distributor issue list)."
+)
+@click.option("--list", "lists", multiple=True, required=True, help="Audience list; repeatable.")
+@click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag; repeatable.")
+@click.option(
+    "--variant",
+    type=click.Choice(VARIANTS),
+    default="full",
+    show_default=True,
+    help="'preference' sends each subscriber the format they chose.",
+)
+@click.option("--at", "at", help="When to send (ISO 8601); default now.")
+@click.option("--draft", is_flag=True, help="Create it unscheduled; schedule later.")
+@pass_app
+def create_command(
+    app: AppContext,
+    issue_id: int,
+    lists: tuple[str, ...],
+    tags: tuple[str, ...],
+    variant: str,
+    at: str | None,
+    draft: bool,
+) -> None:
+    """Create a send of an issue to one or more lists."""
+    when = parse_when(at, app) if at else utcnow()
+    with app.session() as session:
+        created = create_send(
+            session,
+            issue_id=issue_id,
+            audience=AudienceFilter(lists=lists, tags=tags),
+            variant=SendVariant(variant),
+            at=when,
+            draft=draft,
+        )
+        send_id, state = created.id, created.state
+    click.echo(f"Created send ID: {send_id}")
+    if draft:
+        click.echo(f"It is a draft: schedule it with `distributor send schedule {send_id} --at …`.")
+    else:
+        local = when.astimezone(app.settings.zone).strftime("%Y-%m-%d %H:%M %Z")
+        click.echo(
+            f"State: {state}, goes out at {local} once a worker and beat run "
+            "(distributor worker --beat)."
+        )
+
+
+@send.command("schedule")
+@click.argument("send_id", type=int)
+@click.option("--at", "at", help="When to send (ISO 8601); default now.")
+@pass_app
+def schedule_command(app: AppContext, send_id: int, at: str | None) -> None:
+    """Schedule a draft send (or move a scheduled one)."""
+    when = parse_when(at, app) if at else utcnow()
+    with app.session() as session:
+        schedule_send(session, send_id, when)
+    click.echo(
+        f"Send {send_id} scheduled for {when.astimezone(app.settings.zone):%Y-%m-%d %H:%M %Z}"
+    )
+
+
+@send.command("test")
+@click.option("--issue", "issue_id", type=int, required=True, help="Issue ID.")
+@click.option("--to", "addresses", multiple=True, required=True, help="Staff address; repeatable.")
+@click.option(
+    "--variant", type=click.Choice(["full", "digest", "text"]), default="full", show_default=True
+)
+@pass_app
+def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...], variant: str) -> None:
+    """Send the issue now to staff addresses, from this process, and show each server answer."""
+    from distributor.sending.engine import Engine
+
+    with app.session() as session:
+        send_id = create_test_send(
+            session,
+            issue_id=issue_id,
+            addresses=addresses,
+            variant=SendVariant(variant),
+            now=utcnow(),
+        ).id
+    engine = Engine.from_settings(app.settings)
+    try:
+        engine.drain_now()
+    finally:
+        engine.close()
+    with app.session() as session:
+        rows = list_deliveries(session, send_id)
+    _print_deliveries(app, rows)
+    if any(row.state != "sent" for row in rows):
+        raise DistributorError(f"test send {send_id}: not every address accepted the message")
+
+
+@send.command("status")
+@click.argument("send_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="State and a count per delivery state.")
+@click.option("--watch", is_flag=True, help="Follow the send with a live progress bar.")
+@pass_app
+def status_command(app: AppContext, send_id: int, as_json: bool, watch: bool) -> None:
+    """Counts of deliveries per state for a send."""
+    with app.session() as session:
+        status = send_status(session, send_id)
+    if watch and status.state not in ("done",):
+        status = watch_send(app, send_id)
+    if as_json:
+        click.echo(json.dumps(status.to_json()))
+        return
+    print_status(app, status)
+
+
+def watch_send(app: AppContext, send_id: int, *, interval: float = 0.5) -> SendStatus:
+    """A live bar until the send is done (Ctrl-C stops watching, not the send)."""
+    columns = (
+        TextColumn("send {task.fields[send]} [{task.fields[state]}]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=app.console) as progress:
+        task = progress.add_task("", total=None, send=send_id, state="…")
+        while True:
+            with app.session() as session:
+                status = send_status(session, send_id)
+            progress.update(
+                task,
+                total=status.total or None,
+                completed=status.finished_deliveries,
+                state=status.state,
+            )
+            if status.state == "done":
+                return status
+            time.sleep(interval)
+
+
+def print_status(app: AppContext, status: SendStatus) -> None:
+    table = Table(
+        title=f"Send {status.id} · issue {status.issue_id} · {status.variant} · {status.state}"
+    )
+    table.add_column("State")
+    table.add_column("Deliveries", justify="right")
+    for state in DeliveryState:
+        if state.value in status.counts:
+            table.add_row(state.value, f"{status.counts[state.value]:,}")
+    table.add_row("[bold]total[/bold]", f"[bold]{status.total:,}[/bold]")
+    app.console.print(table)
+    if status.possible_duplicates:
+        app.console.print(
+            f"{status.possible_duplicates} deliveries were re-sent after a worker "
+            "stopped mid-batch: those recipients may have received it twice."
+        )
+
+
+@send.command("deliveries")
+@click.argument("send_id", type=int)
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in DeliveryState]),
+    help="Only deliveries in this state.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--limit", type=int, default=1000, show_default=True)
+@pass_app
+def deliveries_command(
+    app: AppContext, send_id: int, state: str | None, as_json: bool, limit: int
+) -> None:
+    """Who got what, and why not."""
+    with app.session() as session:
+        rows = list_deliveries(
+            session, send_id, state=DeliveryState(state) if state else None, limit=limit
+        )
+    if as_json:
+        click.echo(json.dumps([row.to_json() for row in rows], ensure_ascii=False))
+        return
+    _print_deliveries(app, rows)
+
+
+def _print_deliveries(app: AppContext, rows: list[DeliveryView]) -> None:
+    table = Table("ID", "Address", "State", "Attempts", "Code", "Detail")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.address,
+            row.state,
+            str(row.attempts),
+            str(row.smtp_code or ""),
+            (row.detail or "")[:80],
+        )
+    app.console.print(table)
+
+
+@click.command()
+@click.option(
+    "--concurrency", "-c", type=int, default=2, show_default=True, help="Worker processes."
+)
+@click.option("--beat", is_flag=True, help="Also run the scheduler in this worker (one per site).")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(concurrency: int, beat: bool, loglevel: str) -> None:
+    """Run a Celery worker (same as `celery -A distributor worker`)."""
+    from distributor.celery import app
+
+    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}"]
+    if beat:
+        argv.append("--beat")
+    app.worker_main(argv)
+
+
+@click.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run the scheduler: it ticks every second (start due sends, recover lost work)."""
+    from distributor.celery import app
+
+    app.start(["beat", f"--loglevel={loglevel}"])

@@ -1,0 +1,1 @@
+"""The sending engine: plan deliveries, claim them, dispatch them to a channel, record status."""

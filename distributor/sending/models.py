@@ -1,0 +1,151 @@
+"""Sends and their deliveries. The database, not the broker, is the truth about every recipient.
+
+A delivery is a small state machine whose state only moves forward::
+
+    pending ──claim──► claimed ──► sent | deferred | failed | suppressed
+    deferred ──(not_before passed)──claim──► claimed
+
+A claimed row whose lease ran out (its worker died) is swept to ``deferred`` with ``not_before``
+now, so it goes out again; the sweep is logged, and the one row per batch that may already have
+reached the server is flagged as a possible duplicate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from distributor.db import Base, BigId, CreatedAt, Id, UpdatedAt
+
+
+class SendState(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class SendVariant(StrEnum):
+    FULL = "full"
+    DIGEST = "digest"
+    TEXT = "text"
+    PREFERENCE = "preference"  # each subscriber gets the format they chose
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+FINAL_DELIVERY_STATES = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SUPPRESSED)
+OPEN_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.CLAIMED, DeliveryState.DEFERRED)
+
+
+class Send(Base):
+    """An issue sent to an audience in one variant over one channel, at a scheduled time."""
+
+    __tablename__ = "sends"
+    __table_args__ = (Index("ix_sends_state_scheduled_at", "state", "scheduled_at"),)
+
+    id: Mapped[Id]
+    issue_id: Mapped[int] = mapped_column(BigId, ForeignKey("issues.id"))
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON)
+    variant: Mapped[SendVariant]
+    channel: Mapped[str] = mapped_column(String(20), default="email")
+    state: Mapped[SendState]
+    is_test: Mapped[bool] = mapped_column(default=False)
+    scheduled_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # Planning (freezing the audience into deliveries) is resumable: rows are inserted in keyset
+    # batches and this checkpoint moves in the same transaction.
+    planned_through: Mapped[int] = mapped_column(BigId, default=0)
+    planned_at: Mapped[datetime | None]
+    planner_lease_until: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    def __repr__(self) -> str:
+        return f"<Send {self.id} issue={self.issue_id} {self.state}>"
+
+
+class Delivery(Base):
+    """One recipient of one send on one channel. Unique; created when the send starts."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("send_id", "channel", "address"),
+        Index("ix_deliveries_send_state_id", "send_id", "state", "id"),
+        Index("ix_deliveries_state_lease", "state", "lease_until"),
+    )
+
+    id: Mapped[Id]
+    send_id: Mapped[int] = mapped_column(BigId, ForeignKey("sends.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int | None] = mapped_column(BigId)  # None for a test send to staff
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    variant: Mapped[str] = mapped_column(String(20))
+    state: Mapped[DeliveryState] = mapped_column(default=DeliveryState.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    not_before: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(40))
+    lease_until: Mapped[datetime | None]
+    reclaims: Mapped[int] = mapped_column(default=0)  # times a dead worker's claim was swept
+    # The one row of a swept batch that may have been in the SMTP server's hands when its worker
+    # died (batches go out in id order, each answer recorded before the next message).
+    possible_duplicate: Mapped[bool] = mapped_column(default=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    smtp_code: Mapped[int | None]
+    smtp_response: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.id} send={self.send_id} {self.address} {self.state}>"
+
+
+class DeliveryAttempt(Base):
+    """The log: one row per attempt (or sweep) of a delivery, kept for staff to read."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[Id]
+    delivery_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int]
+    outcome: Mapped[str] = mapped_column(String(20))
+    smtp_code: Mapped[int | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(100))
+    at: Mapped[CreatedAt]
+
+    def __repr__(self) -> str:
+        return f"<DeliveryAttempt {self.delivery_id}#{self.attempt} {self.outcome}>"
+
+
+class DispatchSlot(Base):
+    """A bounded set of dispatcher tasks: a slot is held by at most one live task at a time.
+
+    The broker may lose or duplicate a task message; the tick re-queues a slot whose lease ran out,
+    and a duplicate finds the slot held and exits.
+    """
+
+    __tablename__ = "dispatch_slots"
+
+    slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    holder: Mapped[str | None] = mapped_column(String(60))
+    lease_until: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<DispatchSlot {self.slot} {self.holder}>"

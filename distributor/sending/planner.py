@@ -1,0 +1,135 @@
+"""Freezing a send's audience into delivery rows, in resumable keyset batches.
+
+Each batch inserts its rows (ON CONFLICT DO NOTHING: the unique key is the guard against doubles)
+and moves the send's checkpoint in the same transaction, only if nobody moved it meanwhile. A
+killed planner resumes from the checkpoint; two planners cannot both advance it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+from subscribers.query import AudienceFilter, AudienceMember, stream_audience
+
+from distributor.db import utcnow
+from distributor.sending.models import Delivery, Send, SendVariant
+
+EMAIL_CHANNELS = ("email", "both")
+
+
+class CheckpointMoved(Exception):
+    """Another planner advanced the checkpoint first; this batch's transaction is rolled back."""
+
+
+def audience_filter(send: Send) -> AudienceFilter:
+    stored = send.audience
+    return AudienceFilter(
+        lists=tuple(stored.get("lists", ())),
+        tags=tuple(stored.get("tags", ())),
+        attributes=tuple((k, v) for k, v in stored.get("attributes", ())),
+        channel=send.channel,
+        format=stored.get("format"),
+    )
+
+
+def variant_for(send_variant: SendVariant, member: AudienceMember) -> str:
+    """'preference' gives each subscriber the format they chose; otherwise the send's variant."""
+    if send_variant is SendVariant.PREFERENCE:
+        return str(member.format or "full")
+    return send_variant.value
+
+
+def delivery_rows(
+    send_id: int, channel: str, send_variant: SendVariant, members: Iterable[AudienceMember]
+) -> list[dict[str, Any]]:
+    """One row per member reachable on ``channel``; pure, so it is tested on its own."""
+    rows = []
+    for member in members:
+        if channel == "email":
+            if not member.email or str(member.channel) not in EMAIL_CHANNELS:
+                continue
+            address = member.email
+        else:
+            if not member.openid:
+                continue
+            address = member.openid
+        rows.append(
+            {
+                "send_id": send_id,
+                "subscriber_id": member.id,
+                "channel": channel,
+                "address": address,
+                "name": member.name,
+                "variant": variant_for(send_variant, member),
+            }
+        )
+    return rows
+
+
+def insert_deliveries(session: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    session.execute(module.insert(Delivery).on_conflict_do_nothing(), rows)
+
+
+def plan_next_batch(
+    session: Session, send_id: int, *, batch_size: int, now: datetime, lease: timedelta
+) -> int | None:
+    """Plan one batch; the number of members seen, or None when planning is complete."""
+    send = session.get(Send, send_id)
+    if send is None or send.planned_at is not None:
+        return None
+    checkpoint = send.planned_through
+    batch: list[AudienceMember] = next(
+        stream_audience(session, audience_filter(send), batch_size=batch_size, after_id=checkpoint),
+        [],
+    )
+    if not batch:
+        session.execute(
+            update(Send)
+            .where(Send.id == send_id, Send.planned_at.is_(None))
+            .values(planned_at=now, planner_lease_until=None, updated_at=now)
+        )
+        return None
+    insert_deliveries(session, delivery_rows(send.id, send.channel, send.variant, batch))
+    moved = session.execute(
+        update(Send)
+        .where(Send.id == send_id, Send.planned_through == checkpoint)
+        .values(planned_through=batch[-1].id, planner_lease_until=now + lease, updated_at=now)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise CheckpointMoved(send_id)
+    return len(batch)
+
+
+def plan_send(
+    factory: sessionmaker[Session],
+    send_id: int,
+    *,
+    batch_size: int = 1000,
+    lease_seconds: float = 60.0,
+) -> int:
+    """Plan the whole audience of ``send_id``; returns how many members were looked at."""
+    seen = 0
+    while True:
+        try:
+            with factory.begin() as session:
+                n = plan_next_batch(
+                    session,
+                    send_id,
+                    batch_size=batch_size,
+                    now=utcnow(),
+                    lease=timedelta(seconds=lease_seconds),
+                )
+        except CheckpointMoved:
+            continue  # rolled back: another planner did this batch; carry on after it
+        if n is None:
+            return seen
+        seen += n

@@ -1,0 +1,88 @@
+"""The periodic tick (Celery beat): every decision about time lives here, in the database.
+
+One tick: start due sends, sweep claims of dead workers, queue planning of unplanned sends, finish
+completed ones, and keep the dispatcher slots busy while there is work. Queuing is a callback, so
+the same tick runs under Celery, in the CLI and in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from distributor.sending.claim import claimable, sweep_expired_claims
+from distributor.sending.lifecycle import finish_complete_sends, start_due_sends
+from distributor.sending.models import Send, SendState
+from distributor.sending.slots import reserve_free_slots
+
+
+@dataclass(frozen=True)
+class TickConfig:
+    slots: int = 4
+    slot_grace: timedelta = timedelta(seconds=30)
+    planner_grace: timedelta = timedelta(seconds=60)
+
+
+@dataclass
+class TickReport:
+    started: list[int] = field(default_factory=list)
+    swept: int = 0
+    planning: list[int] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
+    drains: list[int] = field(default_factory=list)
+
+
+def sends_needing_a_planner(session: Session, now: datetime, grace: timedelta) -> list[int]:
+    """Running, not fully planned, and no planner alive: mark queued and return them."""
+    rows = session.execute(
+        update(Send)
+        .where(
+            Send.state == SendState.RUNNING,
+            Send.planned_at.is_(None),
+            or_(Send.planner_lease_until.is_(None), Send.planner_lease_until < now),
+        )
+        .values(planner_lease_until=now + grace)
+        .returning(Send.id)
+    )
+    return sorted(row.id for row in rows)
+
+
+def has_ready_work(session: Session, now: datetime) -> bool:
+    running = session.scalars(select(Send.id).where(Send.state == SendState.RUNNING)).all()
+    return any(
+        session.scalar(select(exists().where(claimable(send_id, now))))  # type: ignore[arg-type]
+        for send_id in running
+    )
+
+
+def tick(
+    factory: sessionmaker[Session],
+    *,
+    now: datetime,
+    config: TickConfig,
+    enqueue_plan: Callable[[int], None],
+    enqueue_drain: Callable[[int], None],
+) -> TickReport:
+    report = TickReport()
+    with factory.begin() as session:
+        report.started = start_due_sends(session, now)
+    with factory.begin() as session:
+        report.swept = sweep_expired_claims(session, now)
+    with factory.begin() as session:
+        report.planning = sends_needing_a_planner(session, now, config.planner_grace)
+    for send_id in report.planning:
+        enqueue_plan(send_id)
+    with factory.begin() as session:
+        report.finished = finish_complete_sends(session, now)
+    with factory.begin() as session:
+        if has_ready_work(session, now):
+            report.drains = reserve_free_slots(
+                session, count=config.slots, now=now, grace=config.slot_grace
+            )
+    for slot in report.drains:
+        enqueue_drain(slot)
+    return report

@@ -1,0 +1,226 @@
+"""What staff do with sends, as functions the CLI and the web dashboard both call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from subscribers.models import List
+from subscribers.query import AudienceFilter
+
+from distributor.errors import DistributorError, InvalidTransition, NotFound
+from distributor.issues.models import Issue
+from distributor.sending.models import (
+    Delivery,
+    DeliveryState,
+    Send,
+    SendState,
+    SendVariant,
+)
+
+
+def create_send(
+    session: Session,
+    *,
+    issue_id: int,
+    audience: AudienceFilter,
+    variant: SendVariant,
+    at: datetime,
+    draft: bool = False,
+) -> Send:
+    """A send scheduled for ``at`` (or a draft): its audience is frozen when it starts."""
+    if session.get(Issue, issue_id) is None:
+        raise NotFound(f"there is no issue with ID {issue_id} (see: distributor issue list)")
+    if not audience.lists:
+        raise DistributorError("a send needs at least one list (--list NAME)")
+    known = set(session.scalars(select(List.name).where(List.name.in_(audience.lists))))
+    unknown = [name for name in audience.lists if name not in known]
+    if unknown:
+        raise NotFound(
+            f"no list named {', '.join(map(repr, unknown))} (see: distributor lists list)"
+        )
+    send = Send(
+        issue_id=issue_id,
+        audience={
+            "lists": list(audience.lists),
+            "tags": list(audience.tags),
+            "attributes": [list(pair) for pair in audience.attributes],
+            "format": audience.format,
+        },
+        variant=variant,
+        channel="email",
+        state=SendState.DRAFT if draft else SendState.SCHEDULED,
+        scheduled_at=at,
+    )
+    session.add(send)
+    session.flush()
+    return send
+
+
+def schedule_send(session: Session, send_id: int, at: datetime) -> Send:
+    send = get_send(session, send_id)
+    if send.state not in (SendState.DRAFT, SendState.SCHEDULED):
+        raise InvalidTransition(
+            f"send {send_id} is {send.state}; only a draft or scheduled send can be (re)scheduled"
+        )
+    send.state, send.scheduled_at = SendState.SCHEDULED, at
+    return send
+
+
+def create_test_send(
+    session: Session,
+    *,
+    issue_id: int,
+    addresses: Sequence[str],
+    variant: SendVariant,
+    now: datetime,
+) -> Send:
+    """A send to staff addresses only, running at once, outside any list."""
+    if session.get(Issue, issue_id) is None:
+        raise NotFound(f"there is no issue with ID {issue_id} (see: distributor issue list)")
+    send = Send(
+        issue_id=issue_id,
+        audience={"test": list(addresses)},
+        variant=variant,
+        channel="email",
+        state=SendState.RUNNING,
+        is_test=True,
+        scheduled_at=now,
+        started_at=now,
+        planned_at=now,
+    )
+    session.add(send)
+    session.flush()
+    session.add_all(
+        Delivery(
+            send_id=send.id,
+            subscriber_id=None,
+            channel="email",
+            address=address,
+            name=None,
+            variant=variant.value if variant is not SendVariant.PREFERENCE else "full",
+        )
+        for address in dict.fromkeys(addresses)
+    )
+    session.flush()
+    return send
+
+
+def get_send(session: Session, send_id: int) -> Send:
+    send = session.get(Send, send_id)
+    if send is None:
+        raise NotFound(f"there is no send with ID {send_id}")
+    return send
+
+
+@dataclass(frozen=True)
+class SendStatus:
+    id: int
+    state: str
+    issue_id: int
+    variant: str
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, int]
+    possible_duplicates: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished_deliveries(self) -> int:
+        return sum(
+            n for state, n in self.counts.items() if state in ("sent", "failed", "suppressed")
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "counts": self.counts,
+            "possible_duplicates": self.possible_duplicates,
+        }
+
+
+def send_status(session: Session, send_id: int) -> SendStatus:
+    send = get_send(session, send_id)
+    counts = {
+        str(state): int(n)
+        for state, n in session.execute(
+            select(Delivery.state, func.count())
+            .where(Delivery.send_id == send_id)
+            .group_by(Delivery.state)
+        )
+    }
+    duplicates = session.scalar(
+        select(func.count()).where(
+            Delivery.send_id == send_id, Delivery.possible_duplicate, Delivery.state == DeliveryState.SENT
+        )
+    )
+    return SendStatus(
+        id=send.id,
+        state=send.state.value,
+        issue_id=send.issue_id,
+        variant=send.variant.value,
+        scheduled_at=send.scheduled_at,
+        started_at=send.started_at,
+        finished_at=send.finished_at,
+        counts={state: counts[state] for state in DeliveryState if state in counts},
+        possible_duplicates=int(duplicates or 0),
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    id: int
+    address: str
+    state: str
+    attempts: int
+    smtp_code: int | None
+    detail: str | None
+    sent_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "address": self.address,
+            "state": self.state,
+            "attempts": self.attempts,
+            "smtp_code": self.smtp_code,
+            "detail": self.detail,
+            "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+        }
+
+
+def list_deliveries(
+    session: Session,
+    send_id: int,
+    *,
+    state: DeliveryState | None = None,
+    after_id: int = 0,
+    limit: int = 1000,
+) -> list[DeliveryView]:
+    """Who got what and why not, in id order; page with ``after_id``."""
+    get_send(session, send_id)
+    query = select(Delivery).where(Delivery.send_id == send_id, Delivery.id > after_id)
+    if state is not None:
+        query = query.where(Delivery.state == state)
+    rows = session.scalars(query.order_by(Delivery.id).limit(limit))
+    return [
+        DeliveryView(
+            d.id,
+            d.address,
+            d.state.value,
+            d.attempts,
+            d.smtp_code,
+            d.last_error or d.smtp_response,
+            d.sent_at,
+        )
+        for d in rows
+    ]

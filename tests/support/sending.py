@@ -1,0 +1,50 @@
+"""Helpers for end-to-end sends: the worker's environment, the sample issue, waiting for a send."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from distributor.db import transaction
+from distributor.issues.importer import read_issue_file
+from distributor.issues.store import save_issue
+from distributor.sending.service import SendStatus, send_status
+from tests.support.smtp import SmtpServer
+
+SECRET = "test-secret-0123456789"
+
+
+def engine_env(
+    database_url: str, broker_url: str, smtp: SmtpServer, **extra: str
+) -> dict[str, str]:
+    """Settings for a worker and the CLI: short leases and retry delays so tests run in seconds."""
+    return {
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "DISTRIBUTOR_SECRET_KEY": SECRET,
+        "MAIL_FROM": "杭州工运 <newsletter@hzgh.example.org>",
+        "PUBLIC_BASE_URL": "https://news.example.org",
+        "CLAIM_LEASE_SECONDS": "3",
+        "RETRY_BASE_SECONDS": "0.3",
+        "DISPATCH_SLOTS": "2",
+        **smtp.env(),
+        **extra,
+    }
+
+
+def import_sample(url: str, sample: Path) -> int:
+    report = read_issue_file(sample)
+    with transaction(url) as session:
+        return save_issue(session, report.document, source_format=report.format).id
+
+
+def wait_until_done(url: str, send_id: int, timeout: float) -> SendStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        with transaction(url) as session:
+            status = send_status(session, send_id)
+        if status.state == "done":
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"send {send_id} not done after {timeout}s: {status}")
+        time.sleep(0.2)

@@ -1,0 +1,97 @@
+"""A real SMTP server on loopback (aiosmtpd) that records what it accepts and can misbehave."""
+
+from __future__ import annotations
+
+import email
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPProtocol
+from aiosmtpd.smtp import Envelope, Session
+
+from tests.support.servers import free_port
+
+# (recipient, attempt number at this server for that recipient) -> an SMTP reply, or None = accept
+Fault = Callable[[str, int], str | None]
+
+
+@dataclass
+class Received:
+    recipient: str
+    sender: str
+    data: bytes
+
+    @property
+    def message(self) -> Message:
+        return email.message_from_bytes(self.data)
+
+
+@dataclass
+class RecordingHandler:
+    fault: Fault | None = None
+    delay: float = 0.0
+    received: list[Received] = field(default_factory=list)
+    attempts: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: SMTPProtocol, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                import asyncio
+
+                await asyncio.sleep(self.delay)
+            recipient = envelope.rcpt_tos[0]
+            with self.lock:
+                self.attempts[recipient] += 1
+                attempt = self.attempts[recipient]
+            reply = self.fault(recipient, attempt) if self.fault else None
+            if reply is not None:
+                return reply
+            data = envelope.original_content or b""
+            with self.lock:
+                self.received.append(Received(recipient, str(envelope.mail_from), data))
+            return "250 2.0.0 OK queued"
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def counts(self) -> Counter[str]:
+        with self.lock:
+            return Counter(r.recipient for r in self.received)
+
+    def wait_for(self, n: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.received) >= n:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"received {len(self.received)} of {n} messages in {timeout}s")
+
+
+class SmtpServer:
+    def __init__(self, handler: RecordingHandler | None = None) -> None:
+        self.handler = handler or RecordingHandler()
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     decode_data=False, data_size_limit=50_000_000)
+
+    def __enter__(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.controller.stop()
+
+    def env(self) -> dict[str, str]:
+        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port), "SMTP_SECURITY": "none"}

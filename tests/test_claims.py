@@ -1,0 +1,131 @@
+"""Claims, leases, sweeps and slots against real databases (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select
+
+from distributor.channels.base import Outcome, Receipt
+from distributor.db import session_factory, transaction
+from distributor.issues.document import Article, Block, IssueDocument
+from distributor.issues.store import save_issue
+from distributor.sending.claim import claim_batch, release_claims, sweep_expired_claims
+from distributor.sending.dispatch import record_result
+from distributor.sending.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    Send,
+    SendState,
+    SendVariant,
+)
+from distributor.sending.policy import RetryPolicy
+from distributor.sending.slots import release_slot, reserve_free_slots, take_slot
+
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+LEASE = NOW + timedelta(seconds=30)
+
+
+def running_send_with(url: str, n: int) -> int:
+    doc = IssueDocument(title="杭州工运", number=1, date=NOW.date(),
+                        articles=[Article(headline="标题", blocks=[Block("paragraph", "正文。")])])
+    with transaction(url) as session:
+        issue_id = save_issue(session, doc, source_format="json").id
+        send = Send(issue_id=issue_id, audience={}, variant=SendVariant.FULL,
+                    state=SendState.RUNNING, planned_at=NOW)
+        session.add(send)
+        session.flush()
+        session.execute(insert(Delivery), [
+            {"send_id": send.id, "subscriber_id": i, "channel": "email",
+             "address": f"r{i}@example.org", "variant": "full"} for i in range(1, n + 1)
+        ])
+        return send.id
+
+
+def test_concurrent_claimers_never_take_the_same_row(database_url: str) -> None:
+    send_id = running_send_with(database_url, 1000)
+    factory = session_factory(database_url)
+    taken: dict[str, list[int]] = {"a": [], "b": []}
+
+    def claimer(name: str) -> None:
+        while True:
+            with factory.begin() as session:
+                batch = claim_batch(session, send_id, token=name, limit=37, lease_until=LEASE,
+                                    now=NOW)
+            if not batch:
+                return
+            taken[name].extend(d.id for d in batch)
+
+    threads = [threading.Thread(target=claimer, args=(name,)) for name in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not set(taken["a"]) & set(taken["b"])
+    assert len(taken["a"]) + len(taken["b"]) == 1000
+    assert taken["a"] and taken["b"]  # both really worked
+
+
+def test_an_expired_claim_is_swept_to_go_out_again_and_logged(database_url: str) -> None:
+    send_id = running_send_with(database_url, 4)
+    with transaction(database_url) as session:
+        dead = claim_batch(session, send_id, token="dead", limit=2, lease_until=NOW, now=NOW)
+        alive = claim_batch(session, send_id, token="alive", limit=2, lease_until=LEASE, now=NOW)
+    later = NOW + timedelta(seconds=1)
+    with transaction(database_url) as session:
+        assert sweep_expired_claims(session, later) == 2
+    with transaction(database_url) as session:
+        rows = {d.id: d for d in session.scalars(select(Delivery))}
+        assert {rows[d.id].state for d in dead} == {DeliveryState.DEFERRED}
+        assert {rows[d.id].reclaims for d in dead} == {1}
+        # only the first unrecorded row of the dead batch can have reached the server
+        assert [rows[d.id].possible_duplicate for d in dead] == [True, False]
+        assert {rows[d.id].state for d in alive} == {DeliveryState.CLAIMED}
+        logged = session.scalars(select(DeliveryAttempt.outcome)).all()
+        assert logged == ["reclaimed", "reclaimed"]
+        again = claim_batch(session, send_id, token="next", limit=10, lease_until=LEASE, now=later)
+    assert [d.id for d in again] == [d.id for d in dead]
+
+
+def test_a_result_for_a_lost_claim_does_not_overwrite_the_row(database_url: str) -> None:
+    send_id = running_send_with(database_url, 1)
+    with transaction(database_url) as session:
+        [claimed] = claim_batch(session, send_id, token="old", limit=1, lease_until=NOW, now=NOW)
+        sweep_expired_claims(session, NOW + timedelta(seconds=1))
+    with transaction(database_url) as session:
+        receipt = Receipt(Outcome.SENT, 250, "ok")
+        state = record_result(session, claimed, token="old", receipt=receipt,
+                              policy=RetryPolicy(), now=NOW, worker="w")
+    assert state is DeliveryState.SENT  # what the server said …
+    with transaction(database_url) as session:
+        row = session.get(Delivery, claimed.id)
+        assert row is not None and row.state is DeliveryState.DEFERRED  # … but the row is not ours
+        outcomes = session.scalars(select(DeliveryAttempt.outcome).order_by(DeliveryAttempt.id))
+        assert list(outcomes) == ["reclaimed", "late-sent"]
+
+
+def test_released_rows_are_claimable_at_once(database_url: str) -> None:
+    send_id = running_send_with(database_url, 3)
+    with transaction(database_url) as session:
+        batch = claim_batch(session, send_id, token="t", limit=3, lease_until=LEASE, now=NOW)
+        assert release_claims(session, "t", [d.id for d in batch[1:]]) == 2
+        again = claim_batch(session, send_id, token="u", limit=3, lease_until=LEASE, now=NOW)
+    assert [d.id for d in again] == [d.id for d in batch[1:]]
+
+
+def test_a_slot_is_held_by_one_task_and_freed_by_expiry(database_url: str) -> None:
+    grace = timedelta(seconds=30)
+    with transaction(database_url) as session:
+        assert reserve_free_slots(session, count=2, now=NOW, grace=grace) == [0, 1]
+        assert reserve_free_slots(session, count=2, now=NOW, grace=grace) == []
+        lease = timedelta(seconds=10)
+        assert take_slot(session, 0, "task-a", now=NOW, lease=lease)
+        assert not take_slot(session, 0, "duplicate", now=NOW, lease=lease)
+        # task-a dies: after its lease the slot is queued again and taken by a new task
+        later = NOW + timedelta(seconds=31)
+        assert reserve_free_slots(session, count=2, now=later, grace=grace) == [0, 1]
+        assert take_slot(session, 0, "task-b", now=later, lease=lease)
+        release_slot(session, 0, "task-a")  # a late release of a lost holder changes nothing
+        assert not take_slot(session, 0, "task-c", now=later, lease=lease)

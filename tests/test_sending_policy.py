@@ -1,0 +1,58 @@
+"""The pure rules of the engine: retry decisions and who gets which delivery row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from subscribers.query import AudienceMember
+
+from distributor.channels.base import Outcome, Receipt
+from distributor.sending.models import DeliveryState, SendVariant
+from distributor.sending.planner import delivery_rows
+from distributor.sending.policy import RetryPolicy, decide
+
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+POLICY = RetryPolicy(max_attempts=3, base_delay=60, max_delay=100)
+
+
+def test_accepted_message_is_sent() -> None:
+    decision = decide(Receipt(Outcome.SENT, 250, "ok"), attempt=1, policy=POLICY, now=NOW)
+    assert decision.state is DeliveryState.SENT and decision.error is None
+
+
+def test_permanent_refusal_fails_at_once_with_code_and_text() -> None:
+    receipt = Receipt(Outcome.FAILED, 550, "5.1.1 no such user")
+    decision = decide(receipt, attempt=1, policy=POLICY, now=NOW)
+    assert decision.state is DeliveryState.FAILED
+    assert decision.error == "550 5.1.1 no such user"
+
+
+def test_transient_refusal_backs_off_exponentially_then_gives_up() -> None:
+    receipt = Receipt(Outcome.DEFERRED, 451, "try later")
+    first = decide(receipt, attempt=1, policy=POLICY, now=NOW)
+    second = decide(receipt, attempt=2, policy=POLICY, now=NOW)
+    assert first.state is DeliveryState.DEFERRED and first.not_before == NOW + timedelta(seconds=60)
+    assert second.not_before == NOW + timedelta(seconds=100)  # capped at max_delay
+    last = decide(receipt, attempt=3, policy=POLICY, now=NOW)
+    assert last.state is DeliveryState.FAILED
+    assert last.error == "gave up after 3 attempts; last: 451 try later"
+
+
+def member(id: int, *, email: str | None = "a@example.org", channel: str = "email",
+           fmt: str = "full", openid: str | None = None) -> AudienceMember:
+    return AudienceMember(id=id, email=email, name=None, openid=openid, channel=channel,
+                          format=fmt)
+
+
+def test_email_rows_skip_wechat_only_and_addressless_members() -> None:
+    members = [member(1), member(2, channel="wechat", openid="o2"), member(3, email=None),
+               member(4, channel="both")]
+    rows = delivery_rows(7, "email", SendVariant.FULL, members)
+    assert [row["subscriber_id"] for row in rows] == [1, 4]
+    assert {row["variant"] for row in rows} == {"full"}
+
+
+def test_preference_variant_follows_each_subscribers_format() -> None:
+    members = [member(1, fmt="digest"), member(2, fmt="text"), member(3, fmt="full")]
+    rows = delivery_rows(7, "email", SendVariant.PREFERENCE, members)
+    assert [row["variant"] for row in rows] == ["digest", "text", "full"]

@@ -1,0 +1,78 @@
+"""The SMTP channel against a real server on loopback: reuse, classification, reconnection."""
+
+from __future__ import annotations
+
+from distributor.channels.base import Envelope, Outcome
+from distributor.channels.smtp import SmtpChannel
+from tests.support.servers import free_port
+from tests.support.smtp import RecordingHandler, SmtpServer
+
+MESSAGE = b"Subject: hi\r\nMessage-ID: <1@x>\r\n\r\nhello\r\n"
+
+
+def channel_for(server: SmtpServer) -> SmtpChannel:
+    return SmtpChannel(host="127.0.0.1", port=server.port, timeout=5)
+
+
+def test_one_connection_carries_many_messages() -> None:
+    with SmtpServer() as server:
+        channel = channel_for(server)
+        receipts = [channel.send(Envelope("from@x.org", f"r{i}@x.org", MESSAGE)) for i in range(20)]
+        channel.close()
+    assert {r.outcome for r in receipts} == {Outcome.SENT}
+    assert channel.connections_opened == 1
+    assert len(server.handler.received) == 20
+
+
+def test_4xx_is_deferred_5xx_failed_and_the_connection_survives() -> None:
+    def fault(recipient: str, attempt: int) -> str | None:
+        if recipient.startswith("busy"):
+            return "451 4.3.0 try again later"
+        if recipient.startswith("gone"):
+            return "550 5.1.1 mailbox unavailable"
+        return None
+
+    with SmtpServer(RecordingHandler(fault=fault)) as server:
+        channel = channel_for(server)
+        busy = channel.send(Envelope("f@x.org", "busy@x.org", MESSAGE))
+        gone = channel.send(Envelope("f@x.org", "gone@x.org", MESSAGE))
+        ok = channel.send(Envelope("f@x.org", "ok@x.org", MESSAGE))
+        channel.close()
+    assert (busy.outcome, busy.code) == (Outcome.DEFERRED, 451)
+    assert (gone.outcome, gone.code) == (Outcome.FAILED, 550)
+    assert "mailbox unavailable" in gone.response
+    assert ok.outcome is Outcome.SENT
+    assert channel.connections_opened == 1
+
+
+def test_421_closes_and_the_next_message_reconnects() -> None:
+    def fault(recipient: str, attempt: int) -> str | None:
+        return "421 4.7.0 too busy, closing" if recipient.startswith("first") else None
+
+    with SmtpServer(RecordingHandler(fault=fault)) as server:
+        channel = channel_for(server)
+        first = channel.send(Envelope("f@x.org", "first@x.org", MESSAGE))
+        second = channel.send(Envelope("f@x.org", "second@x.org", MESSAGE))
+        channel.close()
+    assert (first.outcome, first.code) == (Outcome.DEFERRED, 421)
+    assert second.outcome is Outcome.SENT
+    assert channel.connections_opened == 2
+
+
+def test_a_server_that_is_not_there_defers_instead_of_raising() -> None:
+    channel = SmtpChannel(host="127.0.0.1", port=free_port(), timeout=2)
+    receipt = channel.send(Envelope("f@x.org", "r@x.org", MESSAGE))
+    assert receipt.outcome is Outcome.DEFERRED
+    assert "connection failed" in receipt.response
+
+
+def test_a_dropped_idle_connection_is_reopened_without_losing_the_message() -> None:
+    with SmtpServer() as server:
+        channel = channel_for(server)
+        assert channel.send(Envelope("f@x.org", "a@x.org", MESSAGE)).outcome is Outcome.SENT
+        assert channel._connection is not None
+        channel._connection.sock.close()  # as if the server timed the idle connection out
+        receipt = channel.send(Envelope("f@x.org", "b@x.org", MESSAGE))
+        channel.close()
+    assert receipt.outcome is Outcome.SENT
+    assert [r.recipient for r in server.handler.received] == ["a@x.org", "b@x.org"]
