@@ -53,7 +53,8 @@ def test_show_json_then_import_gives_the_same_issue(
     other_db = f"sqlite:///{tmp_path / 'other.db'}"
     again = run(other_db, "issue", "import", str(exported))
     assert again.exit_code == 0, again.output
-    assert json.loads(run(other_db, "issue", "show", "1", "--json").output) == json.loads(shown.output)
+    reshown = run(other_db, "issue", "show", "1", "--json").output
+    assert json.loads(reshown) == json.loads(shown.output)
     # importing the very same issue into the same database changes nothing
     same = run(database_url, "issue", "import", str(exported))
     assert same.output.splitlines()[0] == "Imported issue ID: 1 (already imported; nothing changed)"
@@ -95,7 +96,7 @@ def test_malformed_input_gets_one_line_exit_2_and_nothing_written(
         handle.seek(50 * 1024 * 1024)
         handle.write(b"\n")
     expectations = {
-        gb: "line 2: not valid UTF-8",
+        gb: "line 3: not valid UTF-8",
         empty: "empty",
         binary: "binary",
         masthead_only: "headline",

@@ -11,11 +11,12 @@ from distributor.errors import DistributorError
 
 
 class _UserError(click.ClickException):
-    """A DistributorError shown as ``Error: …`` with its own exit code."""
+    """A DistributorError shown as ``Error: …``, exit code 2 (like click's usage errors)."""
+
+    exit_code = DistributorError.exit_code
 
     def __init__(self, error: DistributorError) -> None:
         super().__init__(error.format_message())
-        self.exit_code = error.exit_code
 
 
 class DistributorGroup(click.Group):

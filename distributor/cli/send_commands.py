@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from subscribers.query import AudienceFilter
+from sqlalchemy.orm import Session
 
 from distributor.cli.context import AppContext, pass_app
 from distributor.db import utcnow
 from distributor.errors import DistributorError
+from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
 from distributor.sending.models import DeliveryState, SendVariant
 from distributor.sending.service import (
     DeliveryView,
@@ -24,6 +26,7 @@ from distributor.sending.service import (
     schedule_send,
     send_status,
 )
+from subscribers.query import AudienceFilter
 
 VARIANTS = [v.value for v in SendVariant]
 
@@ -60,6 +63,19 @@ def send() -> None:
 )
 @click.option("--at", "at", help="When to send (ISO 8601); default now.")
 @click.option("--draft", is_flag=True, help="Create it unscheduled; schedule later.")
+@click.option(
+    "--expires-in",
+    "expires_in",
+    type=click.FloatRange(min=0, min_open=True),
+    default=6,
+    show_default=True,
+    help="Hours after --at past which it no longer starts by itself (workers down).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="At most this many messages per second for this send.",
+)
 @pass_app
 def create_command(
     app: AppContext,
@@ -69,8 +85,11 @@ def create_command(
     variant: str,
     at: str | None,
     draft: bool,
+    expires_in: float,
+    rate: float | None,
 ) -> None:
     """Create a send of an issue to one or more lists."""
+    app.settings.require_secret_key()  # its links are signed: say so now, not in the worker
     when = parse_when(at, app) if at else utcnow()
     with app.session() as session:
         created = create_send(
@@ -80,6 +99,8 @@ def create_command(
             variant=SendVariant(variant),
             at=when,
             draft=draft,
+            expires_after=timedelta(hours=expires_in),
+            rate_limit=rate,
         )
         send_id, state = created.id, created.state
     click.echo(f"Created send ID: {send_id}")
@@ -136,6 +157,39 @@ def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...], var
     _print_deliveries(app, rows)
     if any(row.state != "sent" for row in rows):
         raise DistributorError(f"test send {send_id}: not every address accepted the message")
+
+
+def _control(verb: str, action: Callable[[Session, int, datetime], object]) -> Callable[..., None]:
+    @pass_app
+    def command(app: AppContext, send_id: int) -> None:
+        with app.session() as session:
+            action(session, send_id, utcnow())
+            state = send_status(session, send_id).state
+        click.echo(f"Send {send_id} {verb}; it is now {state}.")
+
+    command.__doc__ = {
+        "paused": "Pause a send: no new message goes out within 2 seconds.",
+        "resumed": "Resume a paused or expired send exactly where it stopped.",
+        "cancelled": "Cancel a send: every message not yet sent is cancelled.",
+    }[verb]
+    return click.argument("send_id", type=int)(command)
+
+
+send.command("pause")(_control("paused", pause_send))
+send.command("resume")(_control("resumed", resume_send))
+send.command("cancel")(_control("cancelled", cancel_send))
+
+
+@send.command("retry-failed")
+@click.argument("send_id", type=int)
+@click.option("--code", type=int, help="Only deliveries that failed with this SMTP code.")
+@pass_app
+def retry_failed_command(app: AppContext, send_id: int, code: int | None) -> None:
+    """Send the failed deliveries of a send again (nobody already sent is touched)."""
+    with app.session() as session:
+        reopened = retry_failed(session, send_id, utcnow(), code=code)
+    which = f" with code {code}" if code else ""
+    click.echo(f"Reopened {reopened} failed deliveries{which} of send {send_id}.")
 
 
 @send.command("status")

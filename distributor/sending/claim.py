@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from distributor.sending.models import Delivery, DeliveryAttempt, DeliveryState
+from distributor.sending.models import Delivery, DeliveryAttempt, DeliveryState, Send, SendState
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ def claim_batch(
         .where(
             Delivery.id.in_(candidates),
             Delivery.state.in_([DeliveryState.PENDING, DeliveryState.DEFERRED]),
+            select(Send.state).where(Send.id == send_id).scalar_subquery() == SendState.RUNNING,
         )
         .values(state=DeliveryState.CLAIMED, claim_token=token, lease_until=lease_until)
         .returning(
@@ -142,10 +143,14 @@ def sweep_expired_claims(session: Session, now: datetime, *, limit: int = 10_000
     session.execute(
         insert(DeliveryAttempt),
         [
-            {"delivery_id": row.id, "attempt": row.attempts, "outcome": "reclaimed",
-             "detail": "claim lease expired (worker lost)"
-             + ("; may have reached the server" if row.id in in_flight else ""),
-             "at": now}
+            {
+                "delivery_id": row.id,
+                "attempt": row.attempts,
+                "outcome": "reclaimed",
+                "detail": "claim lease expired (worker lost)"
+                + ("; may have reached the server" if row.id in in_flight else ""),
+                "at": now,
+            }
             for row in expired
         ],
     )

@@ -15,15 +15,19 @@ from typing import Protocol
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from subscribers.query import still_sendable
 
 from distributor.channels.base import Channel, Envelope, Outcome, Receipt
 from distributor.db import utcnow
 from distributor.errors import RenderError
 from distributor.sending.claim import ClaimedDelivery, claim_batch, release_claims, renew_claims
-from distributor.sending.lifecycle import finish_if_complete
+from distributor.sending.lifecycle import (
+    cancel_waiting_deliveries,
+    finish_if_complete,
+    send_state,
+)
 from distributor.sending.models import Delivery, DeliveryAttempt, DeliveryState, Send, SendState
 from distributor.sending.policy import RetryPolicy, decide
+from subscribers.query import still_sendable
 
 
 class Composer(Protocol):
@@ -234,6 +238,11 @@ def _send_batch(
             return
         if time.monotonic() > next_check:
             with factory.begin() as session:
+                if send_state(session, pending[0].send_id) is not SendState.RUNNING:
+                    # paused or cancelled: nothing more goes out; the rest waits (or is cancelled)
+                    release_claims(session, token, [d.id for d in pending])
+                    cancel_waiting_deliveries(session, clock(), send_id=pending[0].send_id)
+                    return
                 renew_claims(session, token, clock() + lease)
                 still = suppress_departed(session, pending, token=token, now=clock())
             stats.add(DeliveryState.SUPPRESSED, len(pending) - len(still))
@@ -248,6 +257,13 @@ def _send_batch(
         else:
             receipt = channel.send(envelope)
         with factory.begin() as session:
-            state = record_result(session, delivery, token=token, receipt=receipt,
-                                  policy=config.policy, now=clock(), worker=worker)
+            state = record_result(
+                session,
+                delivery,
+                token=token,
+                receipt=receipt,
+                policy=config.policy,
+                now=clock(),
+                worker=worker,
+            )
         stats.add(state)

@@ -1,18 +1,51 @@
-"""A send's own states: draft → scheduled → running → done. Every move is one conditional UPDATE,
-so two schedulers (or a redelivered task) can never start or finish a send twice."""
+"""A send's own states. Every move is one conditional UPDATE, so two schedulers, a redelivered
+task or two staff clicks can never start, finish or cancel a send twice::
+
+    draft → scheduled → running → done
+    scheduled | running → paused → running (resume)        scheduled → expired → running (resume)
+    anything not done → cancelled (its open deliveries become cancelled)
+    done → running again when staff retry its failed deliveries
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
 
-from distributor.sending.models import OPEN_DELIVERY_STATES, Delivery, Send, SendState
+from distributor.errors import InvalidTransition, NotFound
+from distributor.sending.models import (
+    OPEN_DELIVERY_STATES,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    Send,
+    SendState,
+)
+
+WAITING_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.DEFERRED)
+
+
+def send_state(session: Session, send_id: int) -> SendState | None:
+    """The send's state as committed now (not an ORM object that may be stale)."""
+    return session.scalar(select(Send.state).where(Send.id == send_id))
 
 
 def start_due_sends(session: Session, now: datetime) -> list[int]:
-    """Scheduled sends whose time has come become running (their audience is frozen next)."""
+    """Scheduled sends whose time has come start; those whose expiry passed meanwhile (workers
+    were down) become expired instead of going out late, and wait for staff."""
+    session.execute(
+        update(Send)
+        .where(
+            Send.state == SendState.SCHEDULED,
+            Send.scheduled_at <= now,
+            Send.expires_at.is_not(None),
+            Send.expires_at < now,
+        )
+        .values(state=SendState.EXPIRED, updated_at=now)
+    )
     rows = session.execute(
         update(Send)
         .where(Send.state == SendState.SCHEDULED, Send.scheduled_at <= now)
@@ -45,3 +78,145 @@ def finish_complete_sends(session: Session, now: datetime) -> list[int]:
         select(Send.id).where(Send.state == SendState.RUNNING, Send.planned_at.is_not(None))
     ).all()
     return [send_id for send_id in running if finish_if_complete(session, send_id, now)]
+
+
+def _move(
+    session: Session,
+    send_id: int,
+    sources: Sequence[SendState],
+    target: SendState,
+    now: datetime,
+    verb: str,
+    **values: object,
+) -> None:
+    result = session.execute(
+        update(Send)
+        .where(Send.id == send_id, Send.state.in_(sources))
+        .values(state=target, updated_at=now, **values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        state = send_state(session, send_id)
+        if state is None:
+            raise NotFound(f"there is no send with ID {send_id}")
+        names = [s.value for s in sources]
+        allowed = (
+            " or ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " or " + names[-1]
+        )
+        raise InvalidTransition(
+            f"send {send_id} is {state.value}: only a send that is {allowed} can be {verb}"
+        )
+
+
+def pause_send(session: Session, send_id: int, now: datetime) -> None:
+    """No new message goes out (dispatchers notice within a second); in-flight ones finish."""
+    _move(
+        session, send_id, (SendState.SCHEDULED, SendState.RUNNING), SendState.PAUSED, now, "paused"
+    )
+
+
+def resume_send(session: Session, send_id: int, now: datetime) -> None:
+    """Continue exactly where it stopped: only deliveries still open go out."""
+    started = session.scalar(select(Send.started_at).where(Send.id == send_id))
+    if started is None:  # paused or expired before it ever started: start it now
+        _move(
+            session,
+            send_id,
+            (SendState.PAUSED, SendState.EXPIRED),
+            SendState.RUNNING,
+            now,
+            "resumed",
+            started_at=now,
+            expires_at=None,
+        )
+    else:
+        _move(
+            session,
+            send_id,
+            (SendState.PAUSED, SendState.EXPIRED),
+            SendState.RUNNING,
+            now,
+            "resumed",
+            expires_at=None,
+        )
+
+
+def cancel_send(session: Session, send_id: int, now: datetime) -> int:
+    """Stop for good: every delivery not yet attempted becomes cancelled. Claimed ones are left
+    to their dispatcher, which records what is in flight and cancels the rest of its batch."""
+    _move(
+        session,
+        send_id,
+        (
+            SendState.DRAFT,
+            SendState.SCHEDULED,
+            SendState.RUNNING,
+            SendState.PAUSED,
+            SendState.EXPIRED,
+        ),
+        SendState.CANCELLED,
+        now,
+        "cancelled",
+        finished_at=now,
+    )
+    return cancel_waiting_deliveries(session, now, send_id=send_id)
+
+
+def cancel_waiting_deliveries(
+    session: Session, now: datetime, *, send_id: int | None = None
+) -> int:
+    """Deliveries still waiting in cancelled sends (also those swept back after a crash)."""
+    cancelled_sends = select(Send.id).where(Send.state == SendState.CANCELLED)
+    if send_id is not None:
+        cancelled_sends = cancelled_sends.where(Send.id == send_id)
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.send_id.in_(cancelled_sends), Delivery.state.in_(WAITING_DELIVERY_STATES))
+        .values(state=DeliveryState.CANCELLED, last_error="send cancelled by staff", updated_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def retry_failed(session: Session, send_id: int, now: datetime, *, code: int | None = None) -> int:
+    """Reopen the failed deliveries (those with SMTP ``code``, or all): the one exception to
+    'states only move forward', logged on each row. Nobody already sent is touched."""
+    state = send_state(session, send_id)
+    if state is None:
+        raise NotFound(f"there is no send with ID {send_id}")
+    if state in (SendState.CANCELLED, SendState.DRAFT):
+        raise InvalidTransition(f"send {send_id} is {state.value}: its failures cannot be retried")
+    query = update(Delivery).where(
+        Delivery.send_id == send_id, Delivery.state == DeliveryState.FAILED
+    )
+    if code is not None:
+        query = query.where(Delivery.smtp_code == code)
+    reopened = session.execute(
+        query.values(
+            state=DeliveryState.PENDING,
+            attempts=0,
+            not_before=None,
+            last_error=None,
+            updated_at=now,
+        ).returning(Delivery.id, Delivery.smtp_code)
+    ).all()
+    if reopened:
+        detail = "reopened by staff (retry-failed" + (f" --code {code})" if code else ")")
+        session.execute(
+            insert(DeliveryAttempt),
+            [
+                {
+                    "delivery_id": row.id,
+                    "attempt": 0,
+                    "outcome": "reopened",
+                    "smtp_code": row.smtp_code,
+                    "detail": detail,
+                    "at": now,
+                }
+                for row in reopened
+            ],
+        )
+        session.execute(
+            update(Send)
+            .where(Send.id == send_id, Send.state == SendState.DONE)
+            .values(state=SendState.RUNNING, finished_at=None, updated_at=now)
+        )
+    return len(reopened)

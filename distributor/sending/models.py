@@ -16,16 +16,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from distributor.db import Base, BigId, CreatedAt, Id, UpdatedAt
 
 
 class SendState(StrEnum):
+    """draft → scheduled → running → done; running may be paused, anything open cancelled, and a
+    scheduled send whose workers were down past its expiry becomes expired until resumed."""
+
     DRAFT = "draft"
     SCHEDULED = "scheduled"
     RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
     DONE = "done"
 
 
@@ -43,9 +49,15 @@ class DeliveryState(StrEnum):
     DEFERRED = "deferred"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
 
 
-FINAL_DELIVERY_STATES = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SUPPRESSED)
+FINAL_DELIVERY_STATES = (
+    DeliveryState.SENT,
+    DeliveryState.FAILED,
+    DeliveryState.SUPPRESSED,
+    DeliveryState.CANCELLED,
+)
 OPEN_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.CLAIMED, DeliveryState.DEFERRED)
 
 
@@ -53,7 +65,10 @@ class Send(Base):
     """An issue sent to an audience in one variant over one channel, at a scheduled time."""
 
     __tablename__ = "sends"
-    __table_args__ = (Index("ix_sends_state_scheduled_at", "state", "scheduled_at"),)
+    __table_args__ = (
+        Index("ix_sends_state_scheduled_at", "state", "scheduled_at"),
+        UniqueConstraint("rule_id", "rule_window"),
+    )
 
     id: Mapped[Id]
     issue_id: Mapped[int] = mapped_column(BigId, ForeignKey("issues.id"))
@@ -63,6 +78,12 @@ class Send(Base):
     state: Mapped[SendState]
     is_test: Mapped[bool] = mapped_column(default=False)
     scheduled_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # not started by then: expired, waits for staff
+    rate_limit: Mapped[float | None]  # messages per second for this send, on top of the global one
+    # A digest of several issues (a recurring rule's window); None: just ``issue_id``.
+    issue_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    rule_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("schedule_rules.id"))
+    rule_window: Mapped[str | None] = mapped_column(String(40))  # one send per rule and window
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     # Planning (freezing the audience into deliveries) is resumable: rows are inserted in keyset
@@ -149,3 +170,68 @@ class DispatchSlot(Base):
 
     def __repr__(self) -> str:
         return f"<DispatchSlot {self.slot} {self.holder}>"
+
+
+class SendCount(Base):
+    """Delivery counts per send and state, kept by database triggers as rows change state, so the
+    status of a million-recipient send is a read of a few rows. ``shard`` is the writing
+    connection (PostgreSQL backend pid), so concurrent workers never wait on one counter row."""
+
+    __tablename__ = "send_counts"
+
+    send_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(20), primary_key=True)
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    def __repr__(self) -> str:
+        return f"<SendCount {self.send_id} {self.state}={self.n}>"
+
+
+class ScheduleRule(Base):
+    """A recurring digest: at ``at_time`` on ``weekday`` (None: every day) in ``timezone``, send the
+    issues imported since the previous window to the digest readers of ``lists``."""
+
+    __tablename__ = "schedule_rules"
+
+    id: Mapped[Id]
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    weekday: Mapped[int | None]  # 0 = Monday … 6 = Sunday
+    at_time: Mapped[str] = mapped_column(String(5))  # HH:MM
+    timezone: Mapped[str] = mapped_column(String(64))
+    lists: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[CreatedAt]
+    # Issues imported after this belong to the next window; set at creation, moved by each run.
+    window_start: Mapped[datetime]
+    next_run_at: Mapped[datetime]
+
+    def __repr__(self) -> str:
+        return f"<ScheduleRule {self.id} {self.name!r}>"
+
+
+class RateLimit(Base):
+    """The embedded (database) rate limiter's state: the next free send time per key (GCRA)."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_free: Mapped[float] = mapped_column(default=0.0)  # seconds since the epoch
+
+    def __repr__(self) -> str:
+        return f"<RateLimit {self.key}>"
+
+
+class DomainLease(Base):
+    """The embedded limiter's per-domain concurrency: one row per SMTP transaction in progress."""
+
+    __tablename__ = "domain_leases"
+
+    id: Mapped[Id]
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    holder: Mapped[str] = mapped_column(String(60))
+    expires_at: Mapped[float]  # seconds since the epoch; a dead worker's lease runs out
+
+    def __repr__(self) -> str:
+        return f"<DomainLease {self.domain} {self.holder}>"

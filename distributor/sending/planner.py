@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
-from subscribers.query import AudienceFilter, AudienceMember, stream_audience
 
 from distributor.db import utcnow
-from distributor.sending.models import Delivery, Send, SendVariant
+from distributor.sending.models import Delivery, Send, SendState, SendVariant
+from subscribers.query import AudienceFilter, AudienceMember, stream_audience
 
 EMAIL_CHANNELS = ("email", "both")
 
@@ -84,7 +84,7 @@ def plan_next_batch(
 ) -> int | None:
     """Plan one batch; the number of members seen, or None when planning is complete."""
     send = session.get(Send, send_id)
-    if send is None or send.planned_at is not None:
+    if send is None or send.planned_at is not None or send.state is SendState.CANCELLED:
         return None
     checkpoint = send.planned_through
     batch: list[AudienceMember] = next(

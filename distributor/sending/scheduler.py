@@ -15,7 +15,11 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.sending.claim import claimable, sweep_expired_claims
-from distributor.sending.lifecycle import finish_complete_sends, start_due_sends
+from distributor.sending.lifecycle import (
+    cancel_waiting_deliveries,
+    finish_complete_sends,
+    start_due_sends,
+)
 from distributor.sending.models import Send, SendState
 from distributor.sending.slots import reserve_free_slots
 
@@ -72,6 +76,7 @@ def tick(
         report.started = start_due_sends(session, now)
     with factory.begin() as session:
         report.swept = sweep_expired_claims(session, now)
+        cancel_waiting_deliveries(session, now)
     with factory.begin() as session:
         report.planning = sends_needing_a_planner(session, now, config.planner_grace)
     for send_id in report.planning:

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from subscribers.models import List
-from subscribers.query import AudienceFilter
 
 from distributor.errors import DistributorError, InvalidTransition, NotFound
 from distributor.issues.models import Issue
 from distributor.sending.models import (
+    FINAL_DELIVERY_STATES,
     Delivery,
     DeliveryState,
     Send,
+    SendCount,
     SendState,
     SendVariant,
 )
+from subscribers.models import List
+from subscribers.query import AudienceFilter
+
+DEFAULT_EXPIRY = timedelta(hours=6)
 
 
 def create_send(
@@ -31,8 +35,13 @@ def create_send(
     variant: SendVariant,
     at: datetime,
     draft: bool = False,
+    expires_after: timedelta = DEFAULT_EXPIRY,
+    rate_limit: float | None = None,
 ) -> Send:
-    """A send scheduled for ``at`` (or a draft): its audience is frozen when it starts."""
+    """A send scheduled for ``at`` (or a draft): its audience is frozen when it starts. Not
+    started within ``expires_after`` of ``at`` (workers down), it expires instead of going late."""
+    if rate_limit is not None and rate_limit <= 0:
+        raise DistributorError(f"a rate limit must be positive, not {rate_limit}")
     if session.get(Issue, issue_id) is None:
         raise NotFound(f"there is no issue with ID {issue_id} (see: distributor issue list)")
     if not audience.lists:
@@ -55,19 +64,23 @@ def create_send(
         channel="email",
         state=SendState.DRAFT if draft else SendState.SCHEDULED,
         scheduled_at=at,
+        expires_at=at + expires_after,
+        rate_limit=rate_limit,
     )
     session.add(send)
     session.flush()
     return send
 
 
-def schedule_send(session: Session, send_id: int, at: datetime) -> Send:
+def schedule_send(
+    session: Session, send_id: int, at: datetime, *, expires_after: timedelta = DEFAULT_EXPIRY
+) -> Send:
     send = get_send(session, send_id)
     if send.state not in (SendState.DRAFT, SendState.SCHEDULED):
         raise InvalidTransition(
             f"send {send_id} is {send.state}; only a draft or scheduled send can be (re)scheduled"
         )
-    send.state, send.scheduled_at = SendState.SCHEDULED, at
+    send.state, send.scheduled_at, send.expires_at = SendState.SCHEDULED, at, at + expires_after
     return send
 
 
@@ -135,9 +148,7 @@ class SendStatus:
 
     @property
     def finished_deliveries(self) -> int:
-        return sum(
-            n for state, n in self.counts.items() if state in ("sent", "failed", "suppressed")
-        )
+        return sum(n for state, n in self.counts.items() if state in FINAL_DELIVERY_STATES)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -148,19 +159,25 @@ class SendStatus:
         }
 
 
+def delivery_counts(session: Session, send_id: int) -> dict[str, int]:
+    """Deliveries per state, from the trigger-kept counters: a few rows whatever the audience."""
+    rows = session.execute(
+        select(SendCount.state, func.sum(SendCount.n))
+        .where(SendCount.send_id == send_id)
+        .group_by(SendCount.state)
+    )
+    counts = {state: int(n) for state, n in rows if n}
+    return {state.value: counts[state.value] for state in DeliveryState if state.value in counts}
+
+
 def send_status(session: Session, send_id: int) -> SendStatus:
     send = get_send(session, send_id)
-    counts = {
-        str(state): int(n)
-        for state, n in session.execute(
-            select(Delivery.state, func.count())
-            .where(Delivery.send_id == send_id)
-            .group_by(Delivery.state)
-        )
-    }
+    counts = delivery_counts(session, send_id)
     duplicates = session.scalar(
         select(func.count()).where(
-            Delivery.send_id == send_id, Delivery.possible_duplicate, Delivery.state == DeliveryState.SENT
+            Delivery.send_id == send_id,
+            Delivery.possible_duplicate,
+            Delivery.state == DeliveryState.SENT,
         )
     )
     return SendStatus(
@@ -171,7 +188,7 @@ def send_status(session: Session, send_id: int) -> SendStatus:
         scheduled_at=send.scheduled_at,
         started_at=send.started_at,
         finished_at=send.finished_at,
-        counts={state: counts[state] for state in DeliveryState if state in counts},
+        counts=counts,
         possible_duplicates=int(duplicates or 0),
     )
 

@@ -26,6 +26,7 @@ class Received:
     recipient: str
     sender: str
     data: bytes
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def message(self) -> Message:

@@ -1,0 +1,165 @@
+"""Staff control of a running send, with a real worker and SMTP server: pause, resume, cancel,
+retry the failed, expiry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from distributor.cli import main
+from distributor.db import transaction, utcnow
+from distributor.sending.service import send_status
+from tests.support.audience import make_audience
+from tests.support.sending import engine_env, import_sample, wait_until_done
+from tests.support.servers import RedisServer
+from tests.support.smtp import RecordingHandler, SmtpServer
+from tests.support.workers import WorkerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def cli(env: dict[str, str], *args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def create(env: dict[str, str], issue_id: int, *extra: str) -> int:
+    output = cli(env, "send", "create", "--issue", str(issue_id), "--list", "members", *extra)
+    return int(output.output.splitlines()[0].removeprefix("Created send ID: "))
+
+
+@contextmanager
+def worker(env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(env, tmp_path)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def state_of(url: str, send_id: int) -> str:
+    with transaction(url) as session:
+        return send_status(session, send_id).state
+
+
+def test_pause_stops_within_2s_and_resume_sends_everyone_exactly_once(
+    database_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    emails = make_audience(database_url, "members", 5000)
+    issue_id = import_sample(database_url, sample_issue_path)
+    with SmtpServer() as smtp:
+        env = engine_env(database_url, redis_server.url, smtp)
+        send_id = create(env, issue_id)
+        with worker(env, tmp_path):
+            smtp.handler.wait_for(1000, timeout=90)
+            paused_at = time.monotonic()
+            cli(env, "send", "pause", str(send_id))
+            time.sleep(4)
+            during_pause = len(smtp.handler.received)
+            last_arrival = smtp.handler.received[-1].at
+            time.sleep(2)
+            assert len(smtp.handler.received) == during_pause, "nothing goes out while paused"
+            assert state_of(database_url, send_id) == "paused"
+            cli(env, "send", "resume", str(send_id))
+            status = wait_until_done(database_url, send_id, timeout=120)
+        counts = smtp.handler.counts()
+    assert last_arrival - paused_at < 2.0
+    assert during_pause < 5000
+    assert sorted(counts) == emails and set(counts.values()) == {1}
+    assert status.counts == {"sent": 5000}
+
+
+def test_cancel_leaves_the_rest_cancelled(
+    sqlite_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    make_audience(sqlite_url, "members", 600)
+    issue_id = import_sample(sqlite_url, sample_issue_path)
+    with SmtpServer(RecordingHandler(delay=0.01)) as smtp:
+        env = engine_env(sqlite_url, redis_server.url, smtp)
+        send_id = create(env, issue_id)
+        with worker(env, tmp_path):
+            smtp.handler.wait_for(100, timeout=60)
+            cli(env, "send", "cancel", str(send_id))
+            time.sleep(3)
+            with transaction(sqlite_url) as session:
+                status = send_status(session, send_id)
+            sent_by_server = len(smtp.handler.received)
+    assert status.state == "cancelled"
+    assert status.counts["sent"] == sent_by_server < 600
+    assert status.counts == {"sent": sent_by_server, "cancelled": 600 - sent_by_server}
+
+
+def test_retry_failed_delivers_the_failed_ones_and_nobody_else(
+    database_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    emails = make_audience(database_url, "members", 200)
+    refused = set(emails[::10])
+    accepting = {"now": False}
+
+    def fault(recipient: str, attempt: int) -> str | None:
+        if recipient in refused and not accepting["now"]:
+            return "550 5.2.1 mailbox disabled"
+        return None
+
+    issue_id = import_sample(database_url, sample_issue_path)
+    with SmtpServer(RecordingHandler(fault=fault)) as smtp:
+        env = engine_env(database_url, redis_server.url, smtp)
+        send_id = create(env, issue_id)
+        with worker(env, tmp_path):
+            first = wait_until_done(database_url, send_id, timeout=90)
+            assert first.counts == {"sent": 180, "failed": 20}
+            accepting["now"] = True
+            output = cli(env, "send", "retry-failed", str(send_id), "--code", "550").output
+            assert output.strip() == f"Reopened 20 failed deliveries with code 550 of send {send_id}."
+            second = wait_until_done(database_url, send_id, timeout=90)
+        counts = smtp.handler.counts()
+    assert second.counts == {"sent": 200}
+    assert sorted(counts) == emails and set(counts.values()) == {1}
+    again = cli(env, "send", "retry-failed", str(send_id)).output
+    assert again.startswith("Reopened 0 failed deliveries")
+
+
+def test_an_expired_send_does_not_start_until_resumed(
+    sqlite_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    emails = make_audience(sqlite_url, "members", 50)
+    issue_id = import_sample(sqlite_url, sample_issue_path)
+    seven_hours_ago = (utcnow() - timedelta(hours=7)).isoformat()
+    with SmtpServer() as smtp:
+        env = engine_env(sqlite_url, redis_server.url, smtp)
+        send_id = create(env, issue_id, "--at", seven_hours_ago)
+        with worker(env, tmp_path):
+            deadline = time.monotonic() + 30
+            while state_of(sqlite_url, send_id) != "expired":
+                assert time.monotonic() < deadline, "the tick never looked at the send"
+                time.sleep(0.2)
+            time.sleep(3)
+            assert smtp.handler.received == []
+            assert state_of(sqlite_url, send_id) == "expired"
+            status = cli(env, "send", "status", str(send_id)).output
+            assert "expired" in status
+            cli(env, "send", "resume", str(send_id))
+            wait_until_done(sqlite_url, send_id, timeout=60)
+        assert sorted(smtp.handler.counts()) == emails
+
+
+def test_refused_transitions_say_why(sqlite_url: str, sample_issue_path: Path) -> None:
+    make_audience(sqlite_url, "members", 1)
+    issue_id = import_sample(sqlite_url, sample_issue_path)
+    env = {"DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": "k"}
+    send_id = create(env, issue_id, "--draft")
+    result = CliRunner().invoke(main, ["send", "resume", str(send_id)], env=env)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"Error: send {send_id} is draft: only a send that is paused or expired can be resumed"
+    )
+    missing = CliRunner().invoke(main, ["send", "pause", "999"], env=env)
+    assert missing.output.strip() == "Error: there is no send with ID 999"
