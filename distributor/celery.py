@@ -31,7 +31,12 @@ def make_app(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
         beat_schedule={
-            "tick": {"task": "distributor.tick", "schedule": TICK_SECONDS},
+            # A tick that waited in the queue behind busy workers is stale: drop it.
+            "tick": {
+                "task": "distributor.tick",
+                "schedule": TICK_SECONDS,
+                "options": {"expires": 10 * TICK_SECONDS},
+            },
         },
         timezone="UTC",
     )

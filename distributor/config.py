@@ -71,6 +71,9 @@ class Settings:
     claim_lease_seconds: float = 30.0
     retry_base_seconds: float = 60.0
     retry_max_attempts: int = 5
+    rate_limit: float | None = None  # messages per second, all workers together
+    domain_concurrency: str = ""  # "qq.com=5,163.com=3"
+    default_domain_concurrency: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +115,9 @@ class Settings:
             claim_lease_seconds=_float(env, "CLAIM_LEASE_SECONDS", cls.claim_lease_seconds),
             retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", cls.retry_base_seconds),
             retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", cls.retry_max_attempts),
+            rate_limit=_float(env, "RATE_LIMIT", 0.0) or None,
+            domain_concurrency=env.get("DOMAIN_CONCURRENCY", "").strip(),
+            default_domain_concurrency=_int(env, "DEFAULT_DOMAIN_CONCURRENCY", 0) or None,
         )
 
     def require_secret_key(self) -> str:
@@ -122,6 +128,13 @@ class Settings:
                 "Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return self.secret_key
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """Where shared counters live: REDIS_URL, else the broker when it is Redis."""
+        if self.redis_url:
+            return self.redis_url
+        return self.broker_url if self.broker_url.startswith(("redis://", "rediss://")) else None
 
     @property
     def zone(self) -> ZoneInfo:

@@ -51,5 +51,5 @@ def plan(send_id: int) -> int:
 
 @app.task(name="distributor.drain")
 def drain(slot: int) -> dict[str, int] | None:
-    stats = engine().drain_slot(slot)
+    stats = engine().drain_slot(slot, requeue=drain.delay)
     return None if stats is None else stats.counts

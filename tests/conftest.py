@@ -91,6 +91,17 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _fresh_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
+    template = request.getfixturevalue("postgres_template")
+    name = f"distributor_test_{uuid.uuid4().hex[:12]}"
+    _admin_execute(f'create database "{name}" template "{template}"')
+    try:
+        yield _postgres_url(name)
+    finally:
+        dispose_engines()
+        _drop_postgres(name)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of each kind, dropped after the test."""
@@ -100,14 +111,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{path}"
         dispose_engines()
         return
-    template = request.getfixturevalue("postgres_template")
-    name = f"distributor_test_{uuid.uuid4().hex[:12]}"
-    _admin_execute(f'create database "{name}" template "{template}"')
-    try:
-        yield _postgres_url(name)
-    finally:
-        dispose_engines()
-        _drop_postgres(name)
+    yield from _fresh_postgres(request)
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Only PostgreSQL: for what is measured on the distributed set-up."""
+    yield from _fresh_postgres(request)
 
 
 @pytest.fixture

@@ -22,25 +22,48 @@ from distributor.sending.models import (
     SendVariant,
 )
 from distributor.sending.policy import RetryPolicy
-from distributor.sending.slots import release_slot, reserve_free_slots, take_slot
+from distributor.sending.slots import (
+    hand_over_slot,
+    release_slot,
+    reserve_free_slots,
+    take_slot,
+)
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 LEASE = NOW + timedelta(seconds=30)
 
 
 def running_send_with(url: str, n: int) -> int:
-    doc = IssueDocument(title="杭州工运", number=1, date=NOW.date(),
-                        articles=[Article(headline="标题", blocks=[Block("paragraph", "正文。")])])
+    doc = IssueDocument(
+        title="杭州工运",
+        number=1,
+        date=NOW.date(),
+        articles=[Article(headline="标题", blocks=[Block("paragraph", "正文。")])],
+    )
     with transaction(url) as session:
         issue_id = save_issue(session, doc, source_format="json").id
-        send = Send(issue_id=issue_id, audience={}, variant=SendVariant.FULL,
-                    state=SendState.RUNNING, planned_at=NOW)
+        send = Send(
+            issue_id=issue_id,
+            audience={},
+            variant=SendVariant.FULL,
+            state=SendState.RUNNING,
+            planned_at=NOW,
+        )
         session.add(send)
         session.flush()
-        session.execute(insert(Delivery), [
-            {"send_id": send.id, "subscriber_id": i, "channel": "email",
-             "address": f"r{i}@example.org", "variant": "full"} for i in range(1, n + 1)
-        ])
+        session.execute(
+            insert(Delivery),
+            [
+                {
+                    "send_id": send.id,
+                    "subscriber_id": i,
+                    "channel": "email",
+                    "address": f"r{i}@example.org",
+                    "variant": "full",
+                }
+                for i in range(1, n + 1)
+            ],
+        )
         return send.id
 
 
@@ -52,8 +75,9 @@ def test_concurrent_claimers_never_take_the_same_row(database_url: str) -> None:
     def claimer(name: str) -> None:
         while True:
             with factory.begin() as session:
-                batch = claim_batch(session, send_id, token=name, limit=37, lease_until=LEASE,
-                                    now=NOW)
+                batch = claim_batch(
+                    session, send_id, token=name, limit=37, lease_until=LEASE, now=NOW
+                )
             if not batch:
                 return
             taken[name].extend(d.id for d in batch)
@@ -96,8 +120,15 @@ def test_a_result_for_a_lost_claim_does_not_overwrite_the_row(database_url: str)
         sweep_expired_claims(session, NOW + timedelta(seconds=1))
     with transaction(database_url) as session:
         receipt = Receipt(Outcome.SENT, 250, "ok")
-        state = record_result(session, claimed, token="old", receipt=receipt,
-                              policy=RetryPolicy(), now=NOW, worker="w")
+        state = record_result(
+            session,
+            claimed,
+            token="old",
+            receipt=receipt,
+            policy=RetryPolicy(),
+            now=NOW,
+            worker="w",
+        )
     assert state is DeliveryState.SENT  # what the server said …
     with transaction(database_url) as session:
         row = session.get(Delivery, claimed.id)
@@ -129,3 +160,7 @@ def test_a_slot_is_held_by_one_task_and_freed_by_expiry(database_url: str) -> No
         assert take_slot(session, 0, "task-b", now=later, lease=lease)
         release_slot(session, 0, "task-a")  # a late release of a lost holder changes nothing
         assert not take_slot(session, 0, "task-c", now=later, lease=lease)
+        # out of time, task-b hands the slot to the task it queues; the tick cannot take it
+        assert hand_over_slot(session, 0, "task-b", now=later, grace=grace)
+        assert reserve_free_slots(session, count=1, now=later, grace=grace) == []
+        assert take_slot(session, 0, "task-d", now=later, lease=lease)

@@ -114,12 +114,19 @@ def test_malformed_input_gets_one_line_exit_2_and_nothing_written(
 def test_show_of_a_missing_issue_says_so(database_url: str) -> None:
     result = run(database_url, "issue", "show", "99")
     assert result.exit_code == 2
-    assert result.output.strip() == "Error: there is no issue with ID 99 (see: distributor issue list)"
+    assert (
+        result.output.strip() == "Error: there is no issue with ID 99 (see: distributor issue list)"
+    )
 
 
 def test_the_installed_command_has_help_everywhere(tmp_path: Path) -> None:
     for args in ([], ["issue"], ["issue", "import"], ["db", "upgrade"], ["send", "create"]):
-        done = subprocess.run([sys.executable, "-m", "distributor", *args, "--help"],
-                              capture_output=True, text=True, cwd=tmp_path, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "distributor", *args, "--help"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         assert "Usage:" in done.stdout

@@ -118,7 +118,9 @@ def test_retry_failed_delivers_the_failed_ones_and_nobody_else(
             assert first.counts == {"sent": 180, "failed": 20}
             accepting["now"] = True
             output = cli(env, "send", "retry-failed", str(send_id), "--code", "550").output
-            assert output.strip() == f"Reopened 20 failed deliveries with code 550 of send {send_id}."
+            assert (
+                output.strip() == f"Reopened 20 failed deliveries with code 550 of send {send_id}."
+            )
             second = wait_until_done(database_url, send_id, timeout=90)
         counts = smtp.handler.counts()
     assert second.counts == {"sent": 200}

@@ -31,8 +31,9 @@ def test_kill_9_and_a_redis_restart_lose_nobody(
     issue_id = import_sample(database_url, sample_issue_path)
     with SmtpServer() as smtp:
         env = engine_env(database_url, redis_server.url, smtp, DISPATCH_SLOTS=str(SLOTS))
-        created = CliRunner().invoke(main, ["send", "create", "--issue", str(issue_id),
-                                            "--list", "members"], env=env)
+        created = CliRunner().invoke(
+            main, ["send", "create", "--issue", str(issue_id), "--list", "members"], env=env
+        )
         send_id = int(created.output.splitlines()[0].removeprefix("Created send ID: "))
         worker = WorkerProcess(env, tmp_path, concurrency=SLOTS)
         worker.start()
@@ -55,5 +56,7 @@ def test_kill_9_and_a_redis_restart_lose_nobody(
     assert duplicates <= SLOTS, worker.logs()[-3000:]
     assert status.counts == {"sent": RECIPIENTS}
     assert duplicates <= status.possible_duplicates <= SLOTS
-    print(f"\nkilled at {killed_at}, redis restarted at {restarted_at}, duplicates {duplicates}, "
-          f"reported possible duplicates {status.possible_duplicates}")
+    print(
+        f"\nkilled at {killed_at}, redis restarted at {restarted_at}, duplicates {duplicates}, "
+        f"reported possible duplicates {status.possible_duplicates}"
+    )

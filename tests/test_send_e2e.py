@@ -32,8 +32,9 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 def create_send(env: dict[str, str], issue_id: int, list_name: str) -> int:
-    result = CliRunner().invoke(main, ["send", "create", "--issue", str(issue_id), "--list",
-                                       list_name], env=env)
+    result = CliRunner().invoke(
+        main, ["send", "create", "--issue", str(issue_id), "--list", list_name], env=env
+    )
     assert result.exit_code == 0, result.output
     first_line = result.output.splitlines()[0]
     assert first_line.startswith("Created send ID: ")
@@ -51,7 +52,10 @@ def run_worker(env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
 
 
 def test_every_recipient_receives_exactly_one_message(
-    database_url: str, redis_server: RedisServer, smtp: SmtpServer, sample_issue_path: Path,
+    database_url: str,
+    redis_server: RedisServer,
+    smtp: SmtpServer,
+    sample_issue_path: Path,
     tmp_path: Path,
 ) -> None:
     emails = make_audience(database_url, "members", 300)
@@ -88,7 +92,10 @@ def flaky(recipient: str, attempt: int) -> str | None:
 
 
 def test_transient_failures_are_retried_until_delivered_and_550_fails_with_its_code(
-    database_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path,
+    database_url: str,
+    redis_server: RedisServer,
+    sample_issue_path: Path,
+    tmp_path: Path,
 ) -> None:
     emails = make_audience(database_url, "members", 400)
     gone = make_audience(database_url, "members", 5, prefix="gone")
@@ -104,8 +111,9 @@ def test_transient_failures_are_retried_until_delivered_and_550_fails_with_its_c
     assert first_try_refusals >= 20  # the fault really hit about 10 %
     assert status.counts == {"sent": 400, "failed": 6}
     assert sorted(counts) == emails and set(counts.values()) == {1}
-    result = CliRunner().invoke(main, ["send", "deliveries", str(send_id), "--state", "failed",
-                                       "--json"], env=env)
+    result = CliRunner().invoke(
+        main, ["send", "deliveries", str(send_id), "--state", "failed", "--json"], env=env
+    )
     failed = {row["address"]: row for row in json.loads(result.output)}
     assert sorted(failed) == sorted(gone + stuck)
     for address in gone:
@@ -118,7 +126,10 @@ def test_transient_failures_are_retried_until_delivered_and_550_fails_with_its_c
 
 
 def test_an_unsubscribe_during_a_send_is_honoured_for_messages_not_yet_sent(
-    sqlite_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path,
+    sqlite_url: str,
+    redis_server: RedisServer,
+    sample_issue_path: Path,
+    tmp_path: Path,
 ) -> None:
     emails = make_audience(sqlite_url, "members", 200)
     issue_id = import_sample(sqlite_url, sample_issue_path)

@@ -57,6 +57,7 @@ def _register() -> None:
     main.add_command(send_commands.send)
     main.add_command(send_commands.worker)
     main.add_command(send_commands.beat)
+    main.add_command(send_commands.schedule)
     main.add_command(subscriber_commands.subscribers)
     main.add_command(subscriber_commands.lists)
 

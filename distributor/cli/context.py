@@ -15,10 +15,16 @@ from distributor.db import is_sqlite, schema_is_current, transaction, upgrade
 from distributor.errors import ConfigurationError
 
 
+def _console() -> Console:
+    """A terminal's own width; piped output (a file, a test) gets wide tables, not wrapped ones."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 @dataclass
 class AppContext:
     settings: Settings
-    console: Console = field(default_factory=Console)
+    console: Console = field(default_factory=_console)
     _schema_checked: bool = False
 
     @classmethod

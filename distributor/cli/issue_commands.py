@@ -14,6 +14,7 @@ from distributor.issues.document import ImportReport, IssueDocument
 from distributor.issues.importer import FORMATS, read_issue_file
 from distributor.issues.store import list_issues, load_issue, save_issue
 
+
 @click.group()
 def issue() -> None:
     """Import, list, show, render and preview newsletter issues."""

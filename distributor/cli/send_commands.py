@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,6 +18,7 @@ from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
 from distributor.sending.models import DeliveryState, SendVariant
+from distributor.sending.recurring import EVERY, add_rule, list_rules, remove_rule
 from distributor.sending.service import (
     DeliveryView,
     SendStatus,
@@ -312,3 +314,75 @@ def beat(loglevel: str) -> None:
     from distributor.celery import app
 
     app.start(["beat", f"--loglevel={loglevel}"])
+
+
+@click.group()
+def schedule() -> None:
+    """Recurring digests: send the issues of each period to the readers who chose the digest."""
+
+
+@schedule.command("add")
+@click.argument("name")
+@click.option("--every", type=click.Choice(EVERY), required=True, help="A weekday, or 'day'.")
+@click.option("--at", "at_time", required=True, help="Local time of day, e.g. 09:00.")
+@click.option("--tz", "timezone", help="Time zone; default DISTRIBUTOR_TIMEZONE.")
+@click.option("--list", "lists", multiple=True, required=True, help="Audience list; repeatable.")
+@pass_app
+def schedule_add(
+    app: AppContext,
+    name: str,
+    every: str,
+    at_time: str,
+    timezone: str | None,
+    lists: tuple[str, ...],
+) -> None:
+    """Add a recurring digest NAME (issues imported from now on are in its first one)."""
+    zone = timezone or app.settings.timezone
+    with app.session() as session:
+        rule = add_rule(
+            session,
+            name=name,
+            every=every,
+            at_time=at_time,
+            timezone=zone,
+            lists=list(lists),
+            now=utcnow(),
+        )
+        next_run = rule.next_run_at.astimezone(ZoneInfo(zone))
+    click.echo(
+        f"Schedule {name!r}: every {every} at {at_time} {zone}; next {next_run:%Y-%m-%d %H:%M}"
+    )
+
+
+@schedule.command("list")
+@pass_app
+def schedule_list(app: AppContext) -> None:
+    """The recurring digests and when each runs next."""
+    with app.session() as session:
+        rules = list_rules(session)
+    if not rules:
+        click.echo(
+            "No schedules. Add one: distributor schedule add NAME --every monday --at 09:00 …"
+        )
+        return
+    table = Table("Name", "When", "Lists", "Next run", "Issues imported since")
+    for rule in rules:
+        zone = ZoneInfo(rule.timezone)
+        table.add_row(
+            rule.name,
+            f"every {rule.every} {rule.at_time} {rule.timezone}",
+            ", ".join(rule.lists),
+            f"{rule.next_run_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            f"{rule.window_start.astimezone(zone):%Y-%m-%d %H:%M}",
+        )
+    app.console.print(table)
+
+
+@schedule.command("remove")
+@click.argument("name")
+@pass_app
+def schedule_remove(app: AppContext, name: str) -> None:
+    """Remove a recurring digest (the sends it made stay)."""
+    with app.session() as session:
+        remove_rule(session, name)
+    click.echo(f"Schedule {name!r} removed.")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from distributor.channels.base import Envelope
 from distributor.config import Settings
 from distributor.issues.store import load_issue
-from distributor.render.compile import CompiledMessage, Variant, compile_issue
+from distributor.render.compile import CompiledMessage, Variant, compile_digest, compile_issue
 from distributor.render.dkim import DkimSigner
 from distributor.render.personalise import Recipient, personalise
 from distributor.sending.claim import ClaimedDelivery
@@ -35,8 +35,13 @@ class EmailComposer:
         compiled = self._compiled.get(key)
         if compiled is None:
             with self.factory() as session:
-                doc = load_issue(session, get_send(session, send_id).issue_id)
-            compiled = compile_issue(doc, Variant(variant), self.settings)
+                send = get_send(session, send_id)
+                docs = [load_issue(session, issue_id) for issue_id in send.issue_ids or ()]
+                doc = load_issue(session, send.issue_id)
+            if docs:  # a digest of several issues (a recurring rule's window)
+                compiled = compile_digest(docs, self.settings)
+            else:
+                compiled = compile_issue(doc, Variant(variant), self.settings)
             self._compiled[key] = compiled
             if len(self._compiled) > CACHE_SIZE:
                 self._compiled.popitem(last=False)

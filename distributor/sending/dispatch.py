@@ -25,6 +25,7 @@ from distributor.sending.lifecycle import (
     finish_if_complete,
     send_state,
 )
+from distributor.sending.limits import Throttle
 from distributor.sending.models import Delivery, DeliveryAttempt, DeliveryState, Send, SendState
 from distributor.sending.policy import RetryPolicy, decide
 from subscribers.query import still_sendable
@@ -40,7 +41,7 @@ class Composer(Protocol):
 class DrainConfig:
     batch_size: int = 100
     lease_seconds: float = 30.0
-    budget_seconds: float = 60.0
+    budget_seconds: float = 10.0  # then hand over, so ticks and planners get a process
     recheck_seconds: float = 1.0  # how stale an unsubscribe may be when its message would go
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -158,6 +159,7 @@ def drain(
     worker: str,
     clock: Callable[[], datetime] = utcnow,
     keep_going: Callable[[], bool] = lambda: True,
+    throttle: Throttle | None = None,
 ) -> DrainStats:
     """Send every ready delivery of every running send, batch by batch, until none is left.
 
@@ -203,6 +205,7 @@ def drain(
                 deadline=deadline,
                 stats=stats,
                 keep_going=keep_going,
+                throttle=throttle,
             )
             break  # re-read running sends after every batch: earlier sends go first
         if not progressed:
@@ -224,11 +227,15 @@ def _send_batch(
     deadline: float,
     stats: DrainStats,
     keep_going: Callable[[], bool],
+    throttle: Throttle | None,
 ) -> None:
     """Send a claimed batch in order. Every ``recheck_seconds`` the rest of the batch is checked
     again for unsubscribes, and the lease is renewed, so neither goes stale on a slow server."""
     lease = timedelta(seconds=config.lease_seconds)
     pending = list(batch)
+    send_id = batch[0].send_id
+    with factory.begin() as session:
+        send_rate = session.scalar(select(Send.rate_limit).where(Send.id == send_id))
     next_check = time.monotonic() + config.recheck_seconds
     while pending:
         if time.monotonic() > deadline or not keep_going():
@@ -238,10 +245,10 @@ def _send_batch(
             return
         if time.monotonic() > next_check:
             with factory.begin() as session:
-                if send_state(session, pending[0].send_id) is not SendState.RUNNING:
+                if send_state(session, send_id) is not SendState.RUNNING:
                     # paused or cancelled: nothing more goes out; the rest waits (or is cancelled)
                     release_claims(session, token, [d.id for d in pending])
-                    cancel_waiting_deliveries(session, clock(), send_id=pending[0].send_id)
+                    cancel_waiting_deliveries(session, clock(), send_id=send_id)
                     return
                 renew_claims(session, token, clock() + lease)
                 still = suppress_departed(session, pending, token=token, now=clock())
@@ -255,7 +262,12 @@ def _send_batch(
         except RenderError as error:
             receipt = Receipt(Outcome.FAILED, None, f"could not render: {error}")
         else:
-            receipt = channel.send(envelope)
+            if throttle is None:
+                receipt = channel.send(envelope)
+            else:
+                throttle.wait_for_turn(send_id, send_rate)
+                with throttle.hold_domain(delivery.address):
+                    receipt = channel.send(envelope)
         with factory.begin() as session:
             state = record_result(
                 session,

@@ -12,10 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.db import utcnow
+from distributor.db import insert_ignoring_duplicates, utcnow
 from distributor.sending.models import Delivery, Send, SendState, SendVariant
 from subscribers.query import AudienceFilter, AudienceMember, stream_audience
 
@@ -71,14 +70,6 @@ def delivery_rows(
     return rows
 
 
-def insert_deliveries(session: Session, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    session.execute(module.insert(Delivery).on_conflict_do_nothing(), rows)
-
-
 def plan_next_batch(
     session: Session, send_id: int, *, batch_size: int, now: datetime, lease: timedelta
 ) -> int | None:
@@ -98,7 +89,9 @@ def plan_next_batch(
             .values(planned_at=now, planner_lease_until=None, updated_at=now)
         )
         return None
-    insert_deliveries(session, delivery_rows(send.id, send.channel, send.variant, batch))
+    insert_ignoring_duplicates(
+        session, Delivery, delivery_rows(send.id, send.channel, send.variant, batch)
+    )
     moved = session.execute(
         update(Send)
         .where(Send.id == send_id, Send.planned_through == checkpoint)

@@ -1,8 +1,9 @@
 """The periodic tick (Celery beat): every decision about time lives here, in the database.
 
-One tick: start due sends, sweep claims of dead workers, queue planning of unplanned sends, finish
-completed ones, and keep the dispatcher slots busy while there is work. Queuing is a callback, so
-the same tick runs under Celery, in the CLI and in tests.
+One tick: create the sends of due recurring digests, start due sends, sweep claims of dead
+workers, queue planning of unplanned sends, finish completed ones, and keep the dispatcher slots
+busy while there is work. Queuing is a callback, so the same tick runs under Celery, in the CLI
+and in tests.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from distributor.sending.lifecycle import (
     start_due_sends,
 )
 from distributor.sending.models import Send, SendState
+from distributor.sending.recurring import run_due_rules
 from distributor.sending.slots import reserve_free_slots
 
 
@@ -33,6 +35,7 @@ class TickConfig:
 
 @dataclass
 class TickReport:
+    digests: list[int] = field(default_factory=list)
     started: list[int] = field(default_factory=list)
     swept: int = 0
     planning: list[int] = field(default_factory=list)
@@ -72,6 +75,8 @@ def tick(
     enqueue_drain: Callable[[int], None],
 ) -> TickReport:
     report = TickReport()
+    with factory.begin() as session:
+        report.digests = run_due_rules(session, now)
     with factory.begin() as session:
         report.started = start_due_sends(session, now)
     with factory.begin() as session:

@@ -27,6 +27,16 @@ from subscribers.query import AudienceFilter
 DEFAULT_EXPIRY = timedelta(hours=6)
 
 
+def check_lists(session: Session, names: Sequence[str]) -> None:
+    """A misspelt list is an error, not an empty audience."""
+    known = set(session.scalars(select(List.name).where(List.name.in_(names))))
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise NotFound(
+            f"no list named {', '.join(map(repr, unknown))} (see: distributor lists list)"
+        )
+
+
 def create_send(
     session: Session,
     *,
@@ -46,12 +56,7 @@ def create_send(
         raise NotFound(f"there is no issue with ID {issue_id} (see: distributor issue list)")
     if not audience.lists:
         raise DistributorError("a send needs at least one list (--list NAME)")
-    known = set(session.scalars(select(List.name).where(List.name.in_(audience.lists))))
-    unknown = [name for name in audience.lists if name not in known]
-    if unknown:
-        raise NotFound(
-            f"no list named {', '.join(map(repr, unknown))} (see: distributor lists list)"
-        )
+    check_lists(session, audience.lists)
     send = Send(
         issue_id=issue_id,
         audience={

@@ -73,3 +73,15 @@ def release_slot(session: Session, slot: int, holder: str) -> None:
         .where(DispatchSlot.slot == slot, DispatchSlot.holder == holder)
         .values(holder=None, lease_until=None)
     )
+
+
+def hand_over_slot(
+    session: Session, slot: int, holder: str, *, now: datetime, grace: timedelta
+) -> bool:
+    """Pass a held slot to a task about to be queued, without letting the tick take it."""
+    result = session.execute(
+        update(DispatchSlot)
+        .where(DispatchSlot.slot == slot, DispatchSlot.holder == holder)
+        .values(holder=QUEUED, lease_until=now + grace)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -41,12 +41,19 @@ class RecordingHandler:
     attempts: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
+    in_flight_by_domain: Counter[str] = field(default_factory=Counter)
+    max_in_flight_by_domain: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: SMTPProtocol, session: Session, envelope: Envelope) -> str:
+        domain = envelope.rcpt_tos[0].rpartition("@")[2]
         with self.lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.in_flight_by_domain[domain] += 1
+            self.max_in_flight_by_domain[domain] = max(
+                self.max_in_flight_by_domain[domain], self.in_flight_by_domain[domain]
+            )
         try:
             if self.delay:
                 import asyncio
@@ -66,6 +73,7 @@ class RecordingHandler:
         finally:
             with self.lock:
                 self.in_flight -= 1
+                self.in_flight_by_domain[domain] -= 1
 
     def counts(self) -> Counter[str]:
         with self.lock:
@@ -84,8 +92,13 @@ class SmtpServer:
     def __init__(self, handler: RecordingHandler | None = None) -> None:
         self.handler = handler or RecordingHandler()
         self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     decode_data=False, data_size_limit=50_000_000)
+        self.controller = Controller(
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            decode_data=False,
+            data_size_limit=50_000_000,
+        )
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()

@@ -10,8 +10,9 @@ from pathlib import Path
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], workdir: Path, *, concurrency: int = 2,
-                 beat: bool = True) -> None:
+    def __init__(
+        self, env: dict[str, str], workdir: Path, *, concurrency: int = 2, beat: bool = True
+    ) -> None:
         self.env = {**os.environ, **env}
         self.workdir = workdir
         self.concurrency = concurrency
@@ -25,15 +26,31 @@ class WorkerProcess:
 
     def start(self) -> None:
         self.starts += 1
-        argv = [sys.executable, "-m", "celery", "-A", "distributor", "worker",
-                f"--concurrency={self.concurrency}", "--loglevel=INFO", "--without-gossip",
-                "--without-mingle", f"--hostname=test{self.starts}@%h"]
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "distributor",
+            "worker",
+            f"--concurrency={self.concurrency}",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname=test{self.starts}@%h",
+        ]
         if self.beat:
             argv += ["--beat", f"--schedule={self.workdir / 'beat-schedule'}"]
         log = self.log_path.open("wb")
         # A session of its own, so kill() takes the pool children and beat down with it.
-        self.process = subprocess.Popen(argv, env=self.env, cwd=self.workdir, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            argv,
+            env=self.env,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def kill(self) -> None:
         """SIGKILL the whole worker: parent, pool children and beat, as a crashed machine."""
