@@ -28,7 +28,10 @@ def make_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         result_backend=None,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        # (The SQL transport hands every transport option to create_engine: give it none.)
+        broker_transport_options=(
+            {"visibility_timeout": 3600} if settings.broker_url.startswith("redis") else {}
+        ),
         worker_hijack_root_logger=False,
         beat_schedule={
             # A tick that waited in the queue behind busy workers is stale: drop it.

@@ -51,8 +51,9 @@ def state_of(url: str, send_id: int) -> str:
 
 
 def test_pause_stops_within_2s_and_resume_sends_everyone_exactly_once(
-    database_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+    postgres_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
 ) -> None:
+    database_url = postgres_url
     emails = make_audience(database_url, "members", 5000)
     issue_id = import_sample(database_url, sample_issue_path)
     with SmtpServer() as smtp:

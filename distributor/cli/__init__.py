@@ -44,6 +44,7 @@ def main(ctx: click.Context) -> None:
 def _register() -> None:
     from distributor.cli import (
         db_commands,
+        demo_command,
         issue_commands,
         render_commands,
         send_commands,
@@ -58,6 +59,7 @@ def _register() -> None:
     main.add_command(send_commands.worker)
     main.add_command(send_commands.beat)
     main.add_command(send_commands.schedule)
+    main.add_command(demo_command.demo)
     main.add_command(subscriber_commands.subscribers)
     main.add_command(subscriber_commands.lists)
 

@@ -211,8 +211,15 @@ def status_command(app: AppContext, send_id: int, as_json: bool, watch: bool) ->
     print_status(app, status)
 
 
-def watch_send(app: AppContext, send_id: int, *, interval: float = 0.5) -> SendStatus:
-    """A live bar until the send is done (Ctrl-C stops watching, not the send)."""
+def watch_send(
+    app: AppContext,
+    send_id: int,
+    *,
+    interval: float = 0.5,
+    check: Callable[[], None] = lambda: None,
+) -> SendStatus:
+    """A live bar until the send is done or cancelled (Ctrl-C stops watching, not the send);
+    ``check`` runs each round and may raise to stop watching (e.g. the worker died)."""
     columns = (
         TextColumn("send {task.fields[send]} [{task.fields[state]}]"),
         BarColumn(),
@@ -230,8 +237,9 @@ def watch_send(app: AppContext, send_id: int, *, interval: float = 0.5) -> SendS
                 completed=status.finished_deliveries,
                 state=status.state,
             )
-            if status.state == "done":
+            if status.state in ("done", "cancelled"):
                 return status
+            check()
             time.sleep(interval)
 
 

@@ -1,0 +1,174 @@
+"""``distributor demo``: the whole job on the embedded default, on a machine with no server.
+
+It imports the sample issue, imports a CSV of demo readers, starts a local SMTP sink, a Celery
+worker with the scheduler, sends, follows the send with a progress bar, shows the status table
+and where the received messages are, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from sqlalchemy.orm import Session
+
+from distributor.channels.sink import MaildirSink
+from distributor.cli.context import AppContext
+from distributor.cli.send_commands import print_status, watch_send
+from distributor.config import Settings
+from distributor.db import get_engine, transaction, upgrade, utcnow
+from distributor.errors import DistributorError
+from distributor.issues.importer import read_issue_file
+from distributor.issues.store import save_issue
+from distributor.sending.models import SendVariant
+from distributor.sending.service import create_send
+from subscribers.importer import import_subscribers
+from subscribers.query import AudienceFilter
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "hzgy-471.txt"
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英"
+# Most readers want the whole issue; some chose the digest or plain text ("by preference").
+FORMATS = ("full",) * 7 + ("digest",) * 2 + ("text",)
+
+
+def write_readers(path: Path, count: int) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "name", "format"])
+        for i in range(count):
+            name = SURNAMES[i % len(SURNAMES)] + GIVEN[(i // len(SURNAMES)) % len(GIVEN)]
+            writer.writerow([f"reader{i + 1:05d}@demo.example", name, FORMATS[i % len(FORMATS)]])
+
+
+def demo_settings(workdir: Path, smtp_port: int) -> dict[str, str]:
+    """Embedded everything, in ``workdir``; the caller's secret key if it has one."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env.update(
+        DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
+        CELERY_BROKER_URL=f"sqla+sqlite:///{workdir / 'broker.db'}",
+        DISTRIBUTOR_SECRET_KEY=os.environ.get("DISTRIBUTOR_SECRET_KEY")
+        or secrets.token_urlsafe(32),
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(smtp_port),
+        SMTP_SECURITY="none",
+        MAIL_FROM=os.environ.get("MAIL_FROM", "杭州工运 <newsletter@demo.example>"),
+    )
+    return env
+
+
+@contextmanager
+def worker_process(env: dict[str, str], workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log = (workdir / "worker.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "distributor",
+            "worker",
+            "--beat",
+            "--concurrency=2",
+            "--loglevel=INFO",
+            f"--schedule={workdir / 'beat-schedule'}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=workdir,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+@click.command()
+@click.option(
+    "--subscribers",
+    "count",
+    type=click.IntRange(1, 1_000_000),
+    default=3000,
+    show_default=True,
+    help="How many demo readers to create.",
+)
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("distributor-demo"),
+    show_default=True,
+    help="Where the demo keeps its database, broker and received mail (emptied first).",
+)
+def demo(count: int, workdir: Path) -> None:
+    """Run the whole job on the embedded default: import, subscribe, send, show."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    workdir = workdir.resolve()
+    with MaildirSink(workdir / "mail") as sink:
+        env = demo_settings(workdir, sink.port)
+        app = AppContext(Settings.from_env(env))
+        url = app.settings.database_url
+        upgrade(url)
+        report = read_issue_file(SAMPLE)
+        with transaction(url) as session:
+            issue_id = save_issue(session, report.document, source_format=report.format).id
+        click.echo(
+            f"1. Imported issue ID: {issue_id} ({report.document.title} "
+            f"第{report.document.number}期, {len(report.document.articles)} articles, "
+            f"{len(report.repairs)} page-break splits repaired)"
+        )
+        readers = workdir / "readers.csv"
+        write_readers(readers, count)
+        with get_engine(url).connect() as connection:
+            imported = import_subscribers(
+                connection, readers, list_name="demo", on_problem=lambda problem: None
+            )
+        click.echo(f"2. Imported {imported.imported} readers from {readers.name} into list 'demo'")
+        click.echo(f"3. SMTP sink on 127.0.0.1:{sink.port}; starting a worker with the scheduler")
+        with worker_process(env, workdir) as worker:
+            with app.session() as session:
+                send_id = _send(session, issue_id)
+            click.echo(f"4. Created send ID: {send_id} (each reader gets the format they chose)")
+
+            def worker_alive() -> None:
+                if worker.poll() is not None:
+                    raise DistributorError(
+                        f"the worker stopped (exit {worker.returncode}); see {workdir / 'worker.log'}"
+                    )
+
+            status = watch_send(app, send_id, check=worker_alive)
+        print_status(app, status)
+        click.echo(f"The SMTP sink received {sink.received} messages: {workdir / 'mail' / 'new'}")
+        click.echo(f"Open one in a mail program, or: distributor issue preview {issue_id}")
+        click.echo(f"Look around: DATABASE_URL={url} distributor send deliveries {send_id}")
+    click.echo("Stopped the worker and the SMTP sink.")
+
+
+def _send(session: Session, issue_id: int) -> int:
+    return create_send(
+        session,
+        issue_id=issue_id,
+        audience=AudienceFilter(lists=("demo",)),
+        variant=SendVariant.PREFERENCE,
+        at=utcnow(),
+    ).id
