@@ -32,7 +32,7 @@ from distributor.render import (
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "hzgy-471.txt"
+SAMPLE = Path(__file__).resolve().parents[1] / "distributor" / "samples" / "hzgy-471.txt"
 DOMAIN = "news.example-union.org"
 SETTINGS = Settings(
     secret_key="benchmark-secret-key-0123456789abcdef",

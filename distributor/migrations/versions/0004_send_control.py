@@ -131,6 +131,13 @@ def upgrade() -> None:
         batch_op.create_foreign_key(batch_op.f('fk_sends_rule_id_schedule_rules'), 'schedule_rules', ['rule_id'], ['id'])
 
     # ### end Alembic commands ###
+    op.create_index(
+        "ix_deliveries_possible_duplicate",
+        "deliveries",
+        ["send_id"],
+        postgresql_where=sa.text("possible_duplicate"),
+        sqlite_where=sa.text("possible_duplicate"),
+    )
     op.execute(
         "INSERT INTO send_counts (send_id, state, shard, n) "
         "SELECT send_id, state, 0, count(*) FROM deliveries GROUP BY send_id, state"
@@ -141,6 +148,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deliveries_possible_duplicate", table_name="deliveries")
     for name in ("insert", "update", "delete"):
         op.execute(f"DROP TRIGGER IF EXISTS deliveries_counts_{name} ON deliveries"
                    if op.get_bind().dialect.name == "postgresql"
