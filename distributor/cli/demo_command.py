@@ -152,9 +152,8 @@ def demo(count: int, workdir: Path) -> None:
 
             def worker_alive() -> None:
                 if worker.poll() is not None:
-                    raise DistributorError(
-                        f"the worker stopped (exit {worker.returncode}); see {workdir / 'worker.log'}"
-                    )
+                    code, log = worker.returncode, workdir / "worker.log"
+                    raise DistributorError(f"the worker stopped (exit {code}); see {log}")
 
             status = watch_send(app, send_id, check=worker_alive)
         print_status(app, status)
