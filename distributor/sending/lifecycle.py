@@ -115,29 +115,32 @@ def pause_send(session: Session, send_id: int, now: datetime) -> None:
 
 
 def resume_send(session: Session, send_id: int, now: datetime) -> None:
-    """Continue exactly where it stopped: only deliveries still open go out."""
-    started = session.scalar(select(Send.started_at).where(Send.id == send_id))
-    if started is None:  # paused or expired before it ever started: start it now
-        _move(
-            session,
-            send_id,
-            (SendState.PAUSED, SendState.EXPIRED),
-            SendState.RUNNING,
-            now,
-            "resumed",
-            started_at=now,
-            expires_at=None,
-        )
-    else:
-        _move(
-            session,
-            send_id,
-            (SendState.PAUSED, SendState.EXPIRED),
-            SendState.RUNNING,
-            now,
-            "resumed",
-            expires_at=None,
-        )
+    """Continue exactly where it stopped: only deliveries still open go out. A send paused before
+    its time goes back to waiting for it; an expired one starts now, as staff asked."""
+    send = session.execute(
+        select(Send.started_at, Send.scheduled_at, Send.state).where(Send.id == send_id)
+    ).one_or_none()
+    waiting = (
+        send is not None
+        and send.started_at is None
+        and send.state is SendState.PAUSED
+        and send.scheduled_at is not None
+        and send.scheduled_at > now
+    )
+    if waiting:
+        _move(session, send_id, (SendState.PAUSED,), SendState.SCHEDULED, now, "resumed")
+        return
+    started = {"started_at": now} if send is not None and send.started_at is None else {}
+    _move(
+        session,
+        send_id,
+        (SendState.PAUSED, SendState.EXPIRED),
+        SendState.RUNNING,
+        now,
+        "resumed",
+        expires_at=None,
+        **started,
+    )
 
 
 def cancel_send(session: Session, send_id: int, now: datetime) -> int:
