@@ -1,0 +1,328 @@
+"""``distributor subscribers`` and ``distributor lists``: the people we send to, and their lists."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from distributor.cli.context import AppContext, pass_app
+from distributor.db import get_engine
+from subscribers.csvfile import ProblemLog
+from subscribers.export import export_subscribers
+from subscribers.importer import ImportReport, import_subscribers
+from subscribers.models import Channel, Format, Subscriber, SubscriberStatus, SubscriptionStatus
+from subscribers.store import (
+    add_subscriber,
+    create_list,
+    delete_list,
+    find_subscriber,
+    list_subscribers,
+    list_summaries,
+    memberships,
+    unsubscribe,
+)
+
+STATUSES = [status.value for status in SubscriberStatus]
+CHANNELS = [channel.value for channel in Channel]
+FORMATS = [fmt.value for fmt in Format]
+
+
+def _when(app: AppContext, moment: datetime | None) -> str:
+    """A timestamp in the configured time zone, to the minute."""
+    return moment.astimezone(app.settings.zone).strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+def _lists_cell(subscriber: Subscriber) -> str:
+    return ", ".join(
+        name if status is SubscriptionStatus.ACTIVE else f"{name} ({status})"
+        for name, status in memberships(subscriber)
+    )
+
+
+# --- distributor subscribers ---------------------------------------------------------------------
+
+
+@click.group()
+def subscribers() -> None:
+    """Import, export, add, list, show and unsubscribe subscribers."""
+
+
+@subscribers.command("import")
+@click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False,
+                                                            path_type=Path))
+@click.option("--list", "list_name", metavar="NAME",
+              help="Also subscribe every row to this list (created if missing).")
+@click.option("--dry-run", is_flag=True, help="Read and check every row, but write nothing.")
+@click.option("--errors", "errors_path", metavar="FILE", type=click.Path(dir_okay=False,
+                                                                          path_type=Path),
+              help="Where to list the rows not imported  [default: FILE.errors.csv beside the "
+                   "input, written only when there are any].")
+@pass_app
+def import_command(
+    app: AppContext, path: Path, list_name: str | None, dry_run: bool, errors_path: Path | None
+) -> None:
+    """Import subscribers from FILE.csv, adding new addresses and updating known ones.
+
+    Reads our own export, listmonk and Mailchimp exports, in UTF-8 or GB18030 (Excel). A known
+    address keeps its status: nobody unsubscribed is signed up again by an import. Rows with
+    problems are listed with their line numbers; the other rows are imported all the same.
+    """
+    url = app.ready_database()
+    progress = Progress(
+        TextColumn("Importing"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        console=app.console, transient=True, disable=not app.console.is_terminal,
+    )
+    with (
+        ProblemLog(errors_path or path.with_name(f"{path.stem}.errors.csv")) as problems,
+        progress,
+        get_engine(url).connect() as connection,
+    ):
+        task = progress.add_task("import", total=path.stat().st_size)
+        report = import_subscribers(
+            connection,
+            path,
+            list_name=list_name,
+            dry_run=dry_run,
+            on_problem=problems.add,
+            on_progress=lambda done: progress.update(task, completed=done),
+        )
+    _print_import(app, path, report, problems, dry_run)
+
+
+def _print_import(
+    app: AppContext, path: Path, report: ImportReport, problems: ProblemLog, dry_run: bool
+) -> None:
+    if dry_run:
+        click.echo("Dry run: nothing was written; the numbers say what an import would do.")
+    click.echo(f"Read {path.name} as {report.encoding_label}.")
+    table = Table("Rows", "Count", title=f"Import of {escape(path.name)}")
+    table.add_row("imported (new)", str(report.imported))
+    table.add_row("updated", str(report.updated))
+    table.add_row("skipped (repeated address)", str(report.skipped))
+    table.add_row("errors", str(report.errors))
+    app.console.print(table)
+    if report.new_lists:
+        verb = "Would create" if dry_run else "Created"
+        click.echo(f"{verb} lists: {', '.join(report.new_lists)}")
+    if report.kept_suppressed:
+        click.echo(
+            f"{report.kept_suppressed} known addresses are unsubscribed, bounced or complained "
+            "and stay so: only the person can subscribe again."
+        )
+    if problems.count:
+        click.echo(f"{problems.count} problems are listed in {problems.path} (line, reason):")
+        for problem in problems.first:
+            click.echo(f"  line {problem.line}: {problem.reason}")
+        if problems.count > len(problems.first):
+            click.echo(f"  … and {problems.count - len(problems.first)} more in the file")
+
+
+@subscribers.command("export")
+@click.option("--list", "list_name", metavar="NAME", help="Only the people on this list.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write to FILE instead of standard output.")
+@click.option("--bom", is_flag=True,
+              help="Start with a byte-order mark, so that Excel shows Chinese text correctly.")
+@pass_app
+def export_command(app: AppContext, list_name: str | None, out: Path | None, bom: bool) -> None:
+    """Export subscribers as UTF-8 CSV (email,name,status,lists,channel,format,openid,…).
+
+    The file imports back unchanged. Cells a spreadsheet would run as a formula (= + - @) get
+    a leading apostrophe; the import takes it off again.
+    """
+    encoding = "utf-8-sig" if bom else "utf-8"
+    with (
+        app.session() as session,
+        click.open_file(str(out) if out else "-", "w", encoding=encoding) as file,
+    ):
+        count = export_subscribers(session, file, list_name=list_name)
+        file.flush()  # standard output stays open, so nothing else would flush it
+    click.echo(f"Exported {count} subscribers{f' to {out}' if out else ''}.", err=True)
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", help="The person's name as it should appear in greetings.")
+@click.option("--list", "lists", metavar="NAME", multiple=True,
+              help="Subscribe to this list (repeat for several).")
+@click.option("--openid", metavar="ID", help="Their WeChat openid, for the WeChat channel.")
+@click.option("--channel", type=click.Choice(CHANNELS), help="How they receive issues.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="What they receive.")
+@pass_app
+def add_command(
+    app: AppContext,
+    email: str,
+    name: str | None,
+    lists: tuple[str, ...],
+    openid: str | None,
+    channel: str | None,
+    fmt: str | None,
+) -> None:
+    """Add EMAIL as an active subscriber, or update the details of a known one.
+
+    A known address keeps its status: someone who unsubscribed is not signed up again.
+    """
+    with app.session() as session:
+        added = add_subscriber(
+            session,
+            email,
+            name=name,
+            lists=lists,
+            openid=openid,
+            channel=Channel(channel) if channel else None,
+            format=Format(fmt) if fmt else None,
+        )
+        subscriber = added.subscriber
+        lists_cell = _lists_cell(subscriber)
+    verb = "Added" if added.created else "Updated"
+    click.echo(f"{verb} {subscriber.email} (ID {subscriber.id}, {subscriber.status})"
+               + (f", lists: {lists_cell}" if lists_cell else ""))
+    if not added.created and subscriber.status is not SubscriberStatus.ACTIVE:
+        click.echo(f"Status {subscriber.status} is kept: only the person can change it, "
+                   "by subscribing again and confirming.")
+
+
+@subscribers.command("list")
+@click.option("--list", "list_name", metavar="NAME", help="Only the people on this list.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only subscribers in this status.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True,
+              help="Rows per page.")
+@click.option("--after", "after_id", type=click.IntRange(0), default=0, metavar="ID",
+              help="Start after this subscriber ID (the next page).")
+@pass_app
+def list_command(
+    app: AppContext, list_name: str | None, status: str | None, limit: int, after_id: int
+) -> None:
+    """List subscribers in ID order, a page at a time."""
+    with app.session() as session:
+        page = list_subscribers(
+            session,
+            list_name=list_name,
+            status=SubscriberStatus(status) if status else None,
+            limit=limit,
+            after_id=after_id,
+        )
+        table = Table("ID", "Email", "Name", "Status", "Channel", "Format", "Lists", "Added")
+        for s in page.subscribers:
+            table.add_row(str(s.id), escape(s.email), escape(s.name), s.status, s.channel,
+                          s.format, escape(_lists_cell(s)), _when(app, s.created_at))
+    if not page.subscribers:
+        filtered = list_name or status or after_id
+        click.echo("No subscribers match." if filtered else
+                   "No subscribers yet. Import some: distributor subscribers import FILE.csv")
+        return
+    app.console.print(table)
+    shown = len(page.subscribers)
+    click.echo(f"{shown} shown of {page.total}.")
+    if shown == limit:
+        click.echo(f"Next page: --after {page.subscribers[-1].id}")
+
+
+@subscribers.command("show")
+@click.argument("email")
+@pass_app
+def show_command(app: AppContext, email: str) -> None:
+    """Show everything stored about the subscriber with address EMAIL."""
+    with app.session() as session:
+        s = find_subscriber(session, email)
+        fields = {
+            "ID": str(s.id),
+            "Email": s.email,
+            "Name": s.name,
+            "Status": s.status,
+            "Channel": s.channel,
+            "Format": s.format,
+            "Locale": s.locale,
+            "WeChat openid": s.openid or "—",
+            "Lists": _lists_cell(s) or "—",
+            "Tags": ", ".join(tag.name for tag in s.tags) or "—",
+            "Attributes": json.dumps(s.attributes, ensure_ascii=False) if s.attributes else "—",
+            "Consent": f"{s.consent_source or '—'}, {_when(app, s.consent_at)}",
+            "Added": _when(app, s.created_at),
+            "Updated": _when(app, s.updated_at),
+        }
+    width = max(map(len, fields))
+    for label, value in fields.items():
+        click.echo(f"{label + ':':<{width + 1}} {value}")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("email")
+@pass_app
+def unsubscribe_command(app: AppContext, email: str) -> None:
+    """Unsubscribe EMAIL from every list, as if they had clicked the link themselves."""
+    with app.session() as session:
+        subscriber = find_subscriber(session, email)
+        unsubscribe(session, subscriber)
+    click.echo(f"Unsubscribed {subscriber.email}: nothing more is sent to them, on any list, "
+               "until they subscribe again themselves.")
+
+
+# --- distributor lists ---------------------------------------------------------------------------
+
+
+@click.group()
+def lists() -> None:
+    """Create, list, show and delete mailing lists."""
+
+
+@lists.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="What the list is for, for the staff.")
+@pass_app
+def create_list_command(app: AppContext, name: str, description: str) -> None:
+    """Create the list NAME."""
+    with app.session() as session:
+        created = create_list(session, name, description)
+    click.echo(f"Created list {created.name} (ID {created.id}).")
+
+
+@lists.command("list")
+@pass_app
+def list_lists_command(app: AppContext) -> None:
+    """List every list with its number of active, pending and unsubscribed people."""
+    with app.session() as session:
+        summaries = list_summaries(session)
+    if not summaries:
+        click.echo("No lists yet. Create one: distributor lists create NAME")
+        return
+    table = Table("Name", "Description", "Active", "Pending", "Unsubscribed", "Created")
+    for summary in summaries:
+        table.add_row(escape(summary.name), escape(summary.description), str(summary.active),
+                      str(summary.pending), str(summary.unsubscribed),
+                      _when(app, summary.created_at))
+    app.console.print(table)
+
+
+@lists.command("show")
+@click.argument("name")
+@pass_app
+def show_list_command(app: AppContext, name: str) -> None:
+    """Show the list NAME and how many people are on it."""
+    with app.session() as session:
+        (summary,) = list_summaries(session, name)
+    click.echo(f"List:         {summary.name}")
+    click.echo(f"Description:  {summary.description or '—'}")
+    click.echo(f"Created:      {_when(app, summary.created_at)}")
+    click.echo(f"Active:       {summary.active}")
+    click.echo(f"Pending:      {summary.pending}")
+    click.echo(f"Unsubscribed: {summary.unsubscribed}")
+
+
+@lists.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def delete_list_command(app: AppContext, name: str, yes: bool) -> None:
+    """Delete the list NAME and its subscriptions; the subscribers themselves stay."""
+    if not yes:
+        click.confirm(f"Delete list {name} and everyone's subscription to it?", abort=True)
+    with app.session() as session:
+        removed = delete_list(session, name)
+    click.echo(f"Deleted list {name} and {removed} subscriptions.")

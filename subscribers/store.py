@@ -1,0 +1,275 @@
+"""Subscribers and lists as the staff keep them: add, find, page through, unsubscribe; lists.
+
+What a subscriber does themselves through a link (confirm, unsubscribe, preferences) is in
+:mod:`subscribers.public`; both sides change statuses only through the functions here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from distributor.db import utcnow
+from distributor.errors import DistributorError, InvalidToken, NotFound
+from subscribers.address import normalise_address
+from subscribers.bulk import write_rows
+from subscribers.csvfile import ColumnMap, check_label, parse_row
+from subscribers.models import (
+    DESCRIPTION_MAX,
+    LIST_NAME_MAX,
+    SUPPRESSED,
+    Channel,
+    Format,
+    List,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+
+ADD_SOURCE = "distributor subscribers add"
+
+
+class DuplicateList(DistributorError):
+    """A list of that name exists already."""
+
+
+@dataclass(frozen=True)
+class Added:
+    subscriber: Subscriber
+    created: bool  # False: the address was known; its details were updated, its status kept
+
+
+@dataclass(frozen=True)
+class SubscriberPage:
+    subscribers: list[Subscriber]  # with subscriptions and their lists loaded
+    total: int  # how many match, over all pages
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    name: str
+    description: str
+    created_at: datetime
+    active: int
+    pending: int
+    unsubscribed: int
+
+
+# --- subscribers ---------------------------------------------------------------------------------
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber:
+    """The subscriber with this address, however it is capitalised."""
+    key = normalise_address(email).key
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+    if subscriber is None:
+        raise NotFound(f"no subscriber has the address {email}")
+    return subscriber
+
+
+def add_subscriber(
+    session: Session,
+    email: str,
+    *,
+    name: str | None = None,
+    lists: Sequence[str] = (),
+    openid: str | None = None,
+    channel: Channel | None = None,
+    format: Format | None = None,
+) -> Added:
+    """Add a confirmed subscriber, or update a known one: a one-row import, with its rules.
+
+    The staff vouch for a new address (active at once); a known address keeps its status, so
+    nobody who unsubscribed is signed up again behind their back.
+    """
+    given = {"email": email, "name": name, "openid": openid, "channel": channel, "format": format}
+    cells = {field: value for field, value in given.items() if value is not None}
+    columns = ColumnMap(fields=tuple(cells), ignored=())
+    row = parse_row(list(cells.values()), columns, line=0)
+    list_ids = {list_name: get_list(session, list_name).id for list_name in lists}
+    row = row._replace(lists=tuple((each, SubscriptionStatus.ACTIVE) for each in list_ids))
+    by_address = select(Subscriber).where(Subscriber.email_key == row.email_key)
+    known = session.scalar(by_address) is not None
+    write_rows(
+        session.connection(),
+        [row],
+        columns=columns.columns,
+        source=ADD_SOURCE,
+        list_ids=list_ids,
+        tag_ids={},
+    )
+    subscriber = session.scalars(by_address.execution_options(populate_existing=True)).one()
+    return Added(subscriber, created=not known)
+
+
+def request_subscription(
+    session: Session, email: str, *, lists: Sequence[str] = (), name: str | None = None, source: str
+) -> Subscriber:
+    """The person asks to (re-)subscribe: they stay pending until they follow the confirm link.
+
+    Send them ``PublicLinks.confirm(subscriber.id)``. This is the one way back for someone
+    unsubscribed, bounced or complained: a pending person is sent nothing but that link.
+    """
+    address = normalise_address(email)
+    targets = [get_list(session, list_name) for list_name in lists]
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == address.key))
+    if subscriber is None:
+        subscriber = Subscriber(email=address.email, email_key=address.key, attributes={})
+        session.add(subscriber)
+    if name is not None:
+        subscriber.name = name
+    if subscriber.status is not SubscriberStatus.ACTIVE:
+        subscriber.status = SubscriberStatus.PENDING
+    subscriber.consent_source = source
+    current = {sub.list_id: sub for sub in subscriber.subscriptions}
+    for target in targets:
+        subscription = current.get(target.id)
+        if subscription is None:
+            subscriber.subscriptions.append(
+                Subscription(mailing_list=target, status=SubscriptionStatus.PENDING)
+            )
+        elif subscription.status is not SubscriptionStatus.ACTIVE:
+            subscription.status = SubscriptionStatus.PENDING
+    session.flush()
+    return subscriber
+
+
+def confirm(session: Session, subscriber: Subscriber) -> None:
+    """The person followed their confirmation link: active, with every list they asked for."""
+    if subscriber.status in SUPPRESSED:
+        # They unsubscribed (or bounced) after asking: an old link must not undo that.
+        raise InvalidToken("this confirmation link is no longer valid: please subscribe again")
+    subscriber.status = SubscriberStatus.ACTIVE
+    subscriber.consent_at = utcnow()
+    _set_subscriptions(
+        session, subscriber, SubscriptionStatus.ACTIVE, only=SubscriptionStatus.PENDING
+    )
+
+
+def unsubscribe(session: Session, subscriber: Subscriber) -> None:
+    """Stop everything for this person, on every list, until they subscribe again themselves."""
+    subscriber.status = SubscriberStatus.UNSUBSCRIBED
+    _set_subscriptions(session, subscriber, SubscriptionStatus.UNSUBSCRIBED)
+
+
+def _set_subscriptions(
+    session: Session,
+    subscriber: Subscriber,
+    status: SubscriptionStatus,
+    *,
+    only: SubscriptionStatus | None = None,
+) -> None:
+    statement = (
+        update(Subscription)
+        .where(Subscription.subscriber_id == subscriber.id)
+        .values(status=status, updated_at=utcnow())
+    )
+    if only is not None:
+        statement = statement.where(Subscription.status == only)
+    session.flush()
+    session.execute(statement, execution_options={"synchronize_session": "fetch"})
+
+
+def set_preferences(
+    subscriber: Subscriber, *, channel: Channel | None = None, format: Format | None = None
+) -> None:
+    if channel is not None:
+        subscriber.channel = channel
+    if format is not None:
+        subscriber.format = format
+
+
+def list_subscribers(
+    session: Session,
+    *,
+    list_name: str | None = None,
+    status: SubscriberStatus | None = None,
+    limit: int = 50,
+    after_id: int = 0,
+) -> SubscriberPage:
+    """One page of subscribers in ID order; the next page starts after the last ID shown."""
+    conditions = []
+    if list_name is not None:
+        list_id = get_list(session, list_name).id
+        conditions.append(Subscriber.subscriptions.any(Subscription.list_id == list_id))
+    if status is not None:
+        conditions.append(Subscriber.status == status)
+    total = session.scalar(select(func.count()).select_from(Subscriber).where(*conditions)) or 0
+    page = session.scalars(
+        select(Subscriber)
+        .where(Subscriber.id > after_id, *conditions)
+        .order_by(Subscriber.id)
+        .limit(limit)
+        .options(selectinload(Subscriber.subscriptions).selectinload(Subscription.mailing_list))
+    )
+    return SubscriberPage(list(page), total)
+
+
+def memberships(subscriber: Subscriber) -> list[tuple[str, SubscriptionStatus]]:
+    """``(list name, status)`` of each of the subscriber's lists, by name."""
+    return sorted((sub.mailing_list.name, sub.status) for sub in subscriber.subscriptions)
+
+
+# --- lists ---------------------------------------------------------------------------------------
+
+
+def get_list(session: Session, name: str) -> List:
+    found = session.scalar(select(List).where(List.name == name.strip()))
+    if found is None:
+        raise NotFound(f"no list is named '{name}' (see: distributor lists list)")
+    return found
+
+
+def create_list(session: Session, name: str, description: str = "") -> List:
+    name = check_label("list", name, LIST_NAME_MAX)
+    if len(description) > DESCRIPTION_MAX:
+        raise DistributorError(f"the description is longer than {DESCRIPTION_MAX} characters")
+    if session.scalar(select(List.id).where(List.name == name)) is not None:
+        raise DuplicateList(f"a list named '{name}' exists already")
+    created = List(name=name, description=description)
+    session.add(created)
+    session.flush()
+    return created
+
+
+def list_summaries(session: Session, name: str | None = None) -> list[ListSummary]:
+    """Every list (or the one named), by name, with how many are active, pending and gone."""
+    found_lists = (
+        [get_list(session, name)]
+        if name is not None
+        else list(session.scalars(select(List).order_by(List.name)))
+    )
+    counts: dict[int, dict[SubscriptionStatus, int]] = {}
+    for list_id, status, count in session.execute(
+        select(Subscription.list_id, Subscription.status, func.count())
+        .where(Subscription.list_id.in_([found.id for found in found_lists]))
+        .group_by(Subscription.list_id, Subscription.status)
+    ):
+        counts.setdefault(list_id, {})[status] = count
+    return [
+        ListSummary(
+            name=found.name,
+            description=found.description,
+            created_at=found.created_at,
+            active=counts.get(found.id, {}).get(SubscriptionStatus.ACTIVE, 0),
+            pending=counts.get(found.id, {}).get(SubscriptionStatus.PENDING, 0),
+            unsubscribed=counts.get(found.id, {}).get(SubscriptionStatus.UNSUBSCRIBED, 0),
+        )
+        for found in found_lists
+    ]
+
+
+def delete_list(session: Session, name: str) -> int:
+    """Delete a list and its subscriptions (the subscribers stay); returns how many there were."""
+    found = get_list(session, name)
+    count = session.scalar(
+        select(func.count()).select_from(Subscription).where(Subscription.list_id == found.id)
+    )
+    session.delete(found)
+    session.flush()
+    return count or 0
