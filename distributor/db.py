@@ -7,6 +7,7 @@ embedded set-up behaves like a server under the worker's concurrent writes.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -93,6 +94,11 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _json(value: Any) -> str:
+    """JSON as UTF-8 text: Chinese attribute keys stay matchable (SQLite's json_extract)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 _engines: dict[str, Engine] = {}
 
 
@@ -101,11 +107,13 @@ def get_engine(url: str) -> Engine:
     engine = _engines.get(url)
     if engine is None:
         if is_sqlite(url):
-            engine = create_engine(url, connect_args={"timeout": 30})
+            engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            engine = create_engine(
+                url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=_json
+            )
         _engines[url] = engine
     return engine
 
