@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from subscribers.query import AudienceMember
-
 from distributor.channels.base import Outcome, Receipt
 from distributor.sending.models import DeliveryState, SendVariant
 from distributor.sending.planner import delivery_rows
 from distributor.sending.policy import RetryPolicy, decide
+from subscribers.query import AudienceMember
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 POLICY = RetryPolicy(max_attempts=3, base_delay=60, max_delay=100)
