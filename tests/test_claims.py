@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, select
 
 from distributor.channels.base import Outcome, Receipt
-from distributor.db import session_factory, transaction
+from distributor.db import get_engine, session_factory, transaction
 from distributor.issues.document import Article, Block, IssueDocument
 from distributor.issues.store import save_issue
 from distributor.sending.claim import claim_batch, release_claims, sweep_expired_claims
-from distributor.sending.dispatch import record_result
+from distributor.sending.dispatch import ResultRecorder
 from distributor.sending.models import (
     Delivery,
     DeliveryAttempt,
@@ -118,23 +118,53 @@ def test_a_result_for_a_lost_claim_does_not_overwrite_the_row(database_url: str)
     with transaction(database_url) as session:
         [claimed] = claim_batch(session, send_id, token="old", limit=1, lease_until=NOW, now=NOW)
         sweep_expired_claims(session, NOW + timedelta(seconds=1))
-    with transaction(database_url) as session:
-        receipt = Receipt(Outcome.SENT, 250, "ok")
-        state = record_result(
-            session,
-            claimed,
-            token="old",
-            receipt=receipt,
-            policy=RetryPolicy(),
-            now=NOW,
-            worker="w",
-        )
+    recorder = ResultRecorder(get_engine(database_url))
+    receipt = Receipt(Outcome.SENT, 250, "ok")
+    state = recorder.record(
+        claimed, token="old", receipt=receipt, policy=RetryPolicy(), now=NOW, worker="w"
+    )
+    recorder.close()
     assert state is DeliveryState.SENT  # what the server said …
     with transaction(database_url) as session:
         row = session.get(Delivery, claimed.id)
         assert row is not None and row.state is DeliveryState.DEFERRED  # … but the row is not ours
-        outcomes = session.scalars(select(DeliveryAttempt.outcome).order_by(DeliveryAttempt.id))
-        assert list(outcomes) == ["reclaimed", "late-sent"]
+        attempts = session.execute(
+            select(DeliveryAttempt.outcome, DeliveryAttempt.detail).order_by(DeliveryAttempt.id)
+        ).all()
+        assert [a.outcome for a in attempts] == ["reclaimed", "late-sent"]
+        assert attempts[1].detail == "answer came after the claim expired"
+
+
+def test_a_result_is_recorded_on_the_row_and_in_the_log(database_url: str) -> None:
+    send_id = running_send_with(database_url, 1)
+    with transaction(database_url) as session:
+        [claimed] = claim_batch(session, send_id, token="t", limit=1, lease_until=LEASE, now=NOW)
+    recorder = ResultRecorder(get_engine(database_url))
+    receipt = Receipt(Outcome.DEFERRED, 451, "4.3.0 greylisted")
+    state = recorder.record(
+        claimed, token="t", receipt=receipt, policy=RetryPolicy(), now=NOW, worker="w1"
+    )
+    recorder.close()
+    assert state is DeliveryState.DEFERRED
+    with transaction(database_url) as session:
+        row = session.get(Delivery, claimed.id)
+        assert row is not None
+        assert (row.state, row.attempts, row.smtp_code, row.claim_token) == (
+            DeliveryState.DEFERRED,
+            1,
+            451,
+            None,
+        )
+        assert row.not_before == NOW + timedelta(seconds=60)
+        assert row.last_error == "451 4.3.0 greylisted"
+        [log] = session.scalars(select(DeliveryAttempt)).all()
+        assert (log.outcome, log.smtp_code, log.detail, log.worker, log.at) == (
+            "deferred",
+            451,
+            "4.3.0 greylisted",
+            "w1",
+            NOW,
+        )
 
 
 def test_released_rows_are_claimable_at_once(database_url: str) -> None:

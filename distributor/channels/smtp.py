@@ -7,6 +7,7 @@ reported as deferred: the server may or may not have taken the message.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -22,6 +23,15 @@ def classify(code: int, response: bytes | str) -> Receipt:
     if 400 <= code < 500:
         return Receipt(Outcome.DEFERRED, code, text)
     return Receipt(Outcome.FAILED, code, text)
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The message as DATA content: CRLF line ends, leading dots doubled (RFC 5321 4.5.2)."""
+    if data.count(b"\n") != data.count(b"\r\n"):
+        data = re.sub(rb"\r?\n", b"\r\n", data)
+    if data.startswith(b".") or b"\n." in data:
+        data = re.sub(rb"(?m)^\.", b"..", data)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
 class _BeforeData(Exception):
@@ -85,29 +95,50 @@ class SmtpChannel:
             if self._connection is None:
                 self._connection = self._connect()
             connection = self._connection
-            code, response = connection.mail(envelope.sender)
-            if code != 250:
-                return self._refused(code, response)
-            code, response = connection.rcpt(envelope.recipient)
-            if code not in (250, 251):
-                return self._refused(code, response)
+            refused = self._open_data(connection, envelope)
         except smtplib.SMTPResponseException as error:
             self.close()
             return classify(error.smtp_code, error.smtp_error)
         except (smtplib.SMTPException, OSError) as error:
             self.close()
             raise _BeforeData(f"{type(error).__name__}: {error}") from error
+        if refused is not None:
+            return refused
         try:
-            code, response = connection.data(envelope.data)
-        except smtplib.SMTPDataError as error:
-            self._reset_or_close(error.smtp_code)
-            return classify(error.smtp_code, error.smtp_error)
+            connection.send(_dot_stuffed(envelope.data) + b".\r\n")
+            code, response = connection.getreply()
         except (smtplib.SMTPException, OSError) as error:
             self.close()
             return Receipt(Outcome.DEFERRED, None, f"connection lost during DATA: {error}")
         if code != 250:
             self._reset_or_close(code)
         return classify(code, response)
+
+    def _open_data(self, connection: smtplib.SMTP, envelope: Envelope) -> Receipt | None:
+        """MAIL, RCPT, DATA: None once the server waits for the message (354), else its refusal.
+
+        With PIPELINING (RFC 2920) the three commands go in one write and their answers are read
+        together: one round trip instead of three, per message."""
+        commands = (
+            f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}",
+            f"RCPT TO:{smtplib.quoteaddr(envelope.recipient)}",
+            "DATA",
+        )
+        accepted = ((250,), (250, 251), (354,))
+        if connection.has_extn("pipelining"):
+            connection.send("".join(f"{command}\r\n" for command in commands).encode("utf-8"))
+            replies = [connection.getreply() for _ in commands]
+        else:
+            replies = []
+            for command, ok in zip(commands, accepted, strict=True):
+                connection.putcmd(command)
+                replies.append(connection.getreply())
+                if replies[-1][0] not in ok:
+                    break
+        for (code, response), ok in zip(replies, accepted, strict=False):
+            if code not in ok:
+                return self._refused(code, response)
+        return None
 
     def _refused(self, code: int, response: bytes) -> Receipt:
         self._reset_or_close(code)

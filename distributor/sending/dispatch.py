@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.channels.base import Channel, Envelope, Outcome, Receipt
@@ -56,54 +57,124 @@ class DrainStats:
         self.counts[state.value] = self.counts.get(state.value, 0) + n
 
 
-def record_result(
-    session: Session,
-    delivery: ClaimedDelivery,
-    *,
-    token: str,
-    receipt: Receipt,
-    policy: RetryPolicy,
-    now: datetime,
-    worker: str,
-) -> DeliveryState:
-    """Write one attempt's answer onto its row (if we still hold it) and into the log."""
-    attempt = delivery.attempts + 1
-    decision = decide(receipt, attempt=attempt, policy=policy, now=now)
-    result = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery.id,
-            Delivery.claim_token == token,
-            Delivery.state == DeliveryState.CLAIMED,
-        )
-        .values(
-            state=decision.state,
-            attempts=attempt,
-            not_before=decision.not_before,
-            last_error=decision.error,
-            smtp_code=receipt.code,
-            smtp_response=receipt.response[:1000] or None,
-            sent_at=now if decision.state is DeliveryState.SENT else None,
-            claim_token=None,
-            lease_until=None,
-            updated_at=now,
-        )
+_DELIVERIES = cast(Table, Delivery.__table__)
+_ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
+LATE_DETAIL = "answer came after the claim expired"
+
+# Built once: per message only parameters change (no statement construction on the hot path).
+_UPDATE_RESULT = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.id == bindparam("b_id"),
+        _DELIVERIES.c.claim_token == bindparam("b_token"),
+        _DELIVERIES.c.state == DeliveryState.CLAIMED,
     )
-    held = result.rowcount == 1  # type: ignore[attr-defined]
-    session.execute(
-        insert(DeliveryAttempt).values(
-            delivery_id=delivery.id,
-            attempt=attempt,
-            outcome=decision.state.value if held else f"late-{receipt.outcome.value}",
-            smtp_code=receipt.code,
-            detail=(receipt.response[:1000] or None)
-            if held
-            else "answer came after the claim expired",
-            worker=worker,
-            at=now,
-        )
+    .values(
+        state=bindparam("b_state"),
+        attempts=bindparam("b_attempt"),
+        not_before=bindparam("b_not_before"),
+        last_error=bindparam("b_error"),
+        smtp_code=bindparam("b_code"),
+        smtp_response=bindparam("b_response"),
+        sent_at=bindparam("b_sent_at"),
+        claim_token=None,
+        lease_until=None,
+        updated_at=bindparam("b_now"),
     )
-    return decision.state
+)
+_INSERT_ATTEMPT = insert(_ATTEMPTS).values(
+    delivery_id=bindparam("b_id"),
+    attempt=bindparam("b_attempt"),
+    outcome=bindparam("b_outcome"),
+    smtp_code=bindparam("b_code"),
+    detail=bindparam("b_detail"),
+    worker=bindparam("b_worker"),
+    at=bindparam("b_now"),
+)
+# PostgreSQL: the row and its log in one statement, committed on its own: one round trip.
+_RECORD_POSTGRES = text(
+    """
+    WITH updated AS (
+      UPDATE deliveries SET state = :b_state, attempts = :b_attempt, not_before = :b_not_before,
+             last_error = :b_error, smtp_code = :b_code, smtp_response = :b_response,
+             sent_at = :b_sent_at, claim_token = NULL, lease_until = NULL, updated_at = :b_now
+       WHERE id = :b_id AND claim_token = :b_token AND state = 'claimed'
+      RETURNING id)
+    INSERT INTO delivery_attempts (delivery_id, attempt, outcome, smtp_code, detail, worker, at)
+    SELECT :b_id, :b_attempt,
+           CASE WHEN EXISTS (SELECT 1 FROM updated) THEN :b_state ELSE :b_late END, :b_code,
+           CASE WHEN EXISTS (SELECT 1 FROM updated) THEN :b_response ELSE :b_late_detail END,
+           :b_worker, :b_now
+    RETURNING outcome
+    """
+)
+
+
+class ResultRecorder:
+    """Commits one attempt's answer, onto its row (if this worker still holds it) and into the log.
+
+    Each answer is durable before the next message goes out: that bounds duplicates after a
+    crash to the transactions in flight. So this is the hot path: prepared statements, and on
+    PostgreSQL a single autocommitted statement on one connection held for the whole drain.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self._connection: Connection | None = None
+
+    def record(
+        self,
+        delivery: ClaimedDelivery,
+        *,
+        token: str,
+        receipt: Receipt,
+        policy: RetryPolicy,
+        now: datetime,
+        worker: str,
+    ) -> DeliveryState:
+        attempt = delivery.attempts + 1
+        decision = decide(receipt, attempt=attempt, policy=policy, now=now)
+        response = receipt.response[:1000] or None
+        params = {
+            "b_id": delivery.id,
+            "b_token": token,
+            "b_state": decision.state.value,
+            "b_attempt": attempt,
+            "b_not_before": decision.not_before,
+            "b_error": decision.error,
+            "b_code": receipt.code,
+            "b_response": response,
+            "b_worker": worker,
+            "b_now": now,
+            "b_sent_at": now if decision.state is DeliveryState.SENT else None,
+        }
+        late = f"late-{receipt.outcome.value}"
+        if self.postgres:
+            if self._connection is None:
+                self._connection = self.engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT"
+                )
+            self._connection.execute(
+                _RECORD_POSTGRES, {**params, "b_late": late, "b_late_detail": LATE_DETAIL}
+            )
+        else:
+            with self.engine.begin() as connection:
+                held = connection.execute(_UPDATE_RESULT, params).rowcount == 1
+                connection.execute(
+                    _INSERT_ATTEMPT,
+                    {
+                        **params,
+                        "b_outcome": decision.state.value if held else late,
+                        "b_detail": response if held else LATE_DETAIL,
+                    },
+                )
+        return decision.state
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def suppress_departed(
@@ -166,116 +237,124 @@ def drain(
     Stops early when ``budget_seconds`` are spent or ``keep_going`` says so (the caller then
     queues another drain); rows claimed but not attempted are given back.
     """
-    stats = DrainStats()
-    deadline = time.monotonic() + config.budget_seconds
-    lease = timedelta(seconds=config.lease_seconds)
-    while True:
-        with factory.begin() as session:
+    run = _Drain(
+        factory,
+        channel,
+        composer,
+        ResultRecorder(factory.kw["bind"]),
+        config,
+        worker,
+        clock,
+        keep_going,
+        throttle,
+    )
+    try:
+        return run.all_batches()
+    finally:
+        run.recorder.close()
+
+
+@dataclass
+class _Drain:
+    factory: sessionmaker[Session]
+    channel: Channel
+    composer: Composer
+    recorder: ResultRecorder
+    config: DrainConfig
+    worker: str
+    clock: Callable[[], datetime]
+    keep_going: Callable[[], bool]
+    throttle: Throttle | None
+    stats: DrainStats = field(default_factory=DrainStats)
+
+    def __post_init__(self) -> None:
+        self.deadline = time.monotonic() + self.config.budget_seconds
+        self.lease = timedelta(seconds=self.config.lease_seconds)
+
+    def all_batches(self) -> DrainStats:
+        while self.next_batch() and not self.stats.out_of_time:
+            pass
+        return self.stats
+
+    def next_batch(self) -> bool:
+        """Claim and send one batch of the earliest running send that has work; False if none."""
+        with self.factory.begin() as session:
             send_ids = running_sends(session)
-        progressed = False
         for send_id in send_ids:
-            token = uuid.uuid4().hex
-            now = clock()
-            with factory.begin() as session:
+            token, now = uuid.uuid4().hex, self.clock()
+            with self.factory.begin() as session:
                 claimed = claim_batch(
                     session,
                     send_id,
                     token=token,
-                    limit=config.batch_size,
-                    lease_until=now + lease,
+                    limit=self.config.batch_size,
+                    lease_until=now + self.lease,
                     now=now,
                 )
                 if not claimed:
                     finish_if_complete(session, send_id, now)
                     continue
-            progressed = True
-            stats.batches += 1
-            with factory.begin() as session:
+            self.stats.batches += 1
+            with self.factory.begin() as session:
                 sendable = suppress_departed(session, claimed, token=token, now=now)
-            stats.add(DeliveryState.SUPPRESSED, len(claimed) - len(sendable))
-            _send_batch(
-                factory,
-                channel,
-                composer,
-                sendable,
-                token=token,
-                config=config,
-                worker=worker,
-                clock=clock,
-                deadline=deadline,
-                stats=stats,
-                keep_going=keep_going,
-                throttle=throttle,
-            )
-            break  # re-read running sends after every batch: earlier sends go first
-        if not progressed:
-            return stats
-        if stats.out_of_time:
-            return stats
+                send_rate = session.scalar(select(Send.rate_limit).where(Send.id == send_id))
+            self.stats.add(DeliveryState.SUPPRESSED, len(claimed) - len(sendable))
+            self.send_batch(send_id, sendable, token, send_rate)
+            return True
+        return False
 
-
-def _send_batch(
-    factory: sessionmaker[Session],
-    channel: Channel,
-    composer: Composer,
-    batch: list[ClaimedDelivery],
-    *,
-    token: str,
-    config: DrainConfig,
-    worker: str,
-    clock: Callable[[], datetime],
-    deadline: float,
-    stats: DrainStats,
-    keep_going: Callable[[], bool],
-    throttle: Throttle | None,
-) -> None:
-    """Send a claimed batch in order. Every ``recheck_seconds`` the rest of the batch is checked
-    again for unsubscribes, and the lease is renewed, so neither goes stale on a slow server."""
-    lease = timedelta(seconds=config.lease_seconds)
-    pending = list(batch)
-    send_id = batch[0].send_id
-    with factory.begin() as session:
-        send_rate = session.scalar(select(Send.rate_limit).where(Send.id == send_id))
-    next_check = time.monotonic() + config.recheck_seconds
-    while pending:
-        if time.monotonic() > deadline or not keep_going():
-            stats.out_of_time = True
-            with factory.begin() as session:
-                release_claims(session, token, [d.id for d in pending])
-            return
-        if time.monotonic() > next_check:
-            with factory.begin() as session:
-                if send_state(session, send_id) is not SendState.RUNNING:
-                    # paused or cancelled: nothing more goes out; the rest waits (or is cancelled)
+    def send_batch(
+        self, send_id: int, batch: list[ClaimedDelivery], token: str, send_rate: float | None
+    ) -> None:
+        """Send a claimed batch in id order. Every ``recheck_seconds`` the send's state and the
+        rest of the batch's subscriptions are read again and the lease renewed, so a pause, an
+        unsubscribe or a slow server is noticed within that time."""
+        pending = deque(batch)
+        next_check = time.monotonic() + self.config.recheck_seconds
+        while pending:
+            if time.monotonic() > self.deadline or not self.keep_going():
+                self.stats.out_of_time = True
+                with self.factory.begin() as session:
                     release_claims(session, token, [d.id for d in pending])
-                    cancel_waiting_deliveries(session, clock(), send_id=send_id)
+                return
+            if time.monotonic() > next_check:
+                if not self.recheck(send_id, pending, token):
                     return
-                renew_claims(session, token, clock() + lease)
-                still = suppress_departed(session, pending, token=token, now=clock())
-            stats.add(DeliveryState.SUPPRESSED, len(pending) - len(still))
-            pending = still
-            next_check = time.monotonic() + config.recheck_seconds
-            continue
-        delivery = pending.pop(0)
-        try:
-            envelope = composer.compose(delivery.send_id, delivery)
-        except RenderError as error:
-            receipt = Receipt(Outcome.FAILED, None, f"could not render: {error}")
-        else:
-            if throttle is None:
-                receipt = channel.send(envelope)
-            else:
-                throttle.wait_for_turn(send_id, send_rate)
-                with throttle.hold_domain(delivery.address):
-                    receipt = channel.send(envelope)
-        with factory.begin() as session:
-            state = record_result(
-                session,
+                next_check = time.monotonic() + self.config.recheck_seconds
+                continue
+            delivery = pending.popleft()
+            receipt = self.attempt(send_id, delivery, send_rate)
+            state = self.recorder.record(
                 delivery,
                 token=token,
                 receipt=receipt,
-                policy=config.policy,
-                now=clock(),
-                worker=worker,
+                policy=self.config.policy,
+                now=self.clock(),
+                worker=self.worker,
             )
-        stats.add(state)
+            self.stats.add(state)
+
+    def recheck(self, send_id: int, pending: deque[ClaimedDelivery], token: str) -> bool:
+        """False when the send is no longer running: the rest is given back (or cancelled)."""
+        with self.factory.begin() as session:
+            if send_state(session, send_id) is not SendState.RUNNING:
+                release_claims(session, token, [d.id for d in pending])
+                cancel_waiting_deliveries(session, self.clock(), send_id=send_id)
+                return False
+            renew_claims(session, token, self.clock() + self.lease)
+            still = suppress_departed(session, list(pending), token=token, now=self.clock())
+        self.stats.add(DeliveryState.SUPPRESSED, len(pending) - len(still))
+        pending.clear()
+        pending.extend(still)
+        return True
+
+    def attempt(self, send_id: int, delivery: ClaimedDelivery, send_rate: float | None) -> Receipt:
+        try:
+            envelope = self.composer.compose(send_id, delivery)
+        except RenderError as error:
+            return Receipt(Outcome.FAILED, None, f"could not render: {error}")
+        if self.throttle is None:
+            return self.channel.send(envelope)
+        self.throttle.wait_for_turn(send_id, send_rate)
+        with self.throttle.hold_domain(delivery.address):
+            return self.channel.send(envelope)
