@@ -100,7 +100,16 @@ class BodyPart:
         return b"".join(filled)
 
     def encoded(self, values: Mapping[Slot, str]) -> bytes:
-        return base64.encodebytes(self.decoded(values)).replace(b"\n", b"\r\n")
+        return base64_lines(self.decoded(values))
+
+
+def base64_lines(data: bytes) -> bytes:
+    """Base64 in 76-character CRLF lines (RFC 2045): one C call, then slicing; several times
+    faster than base64.encodebytes, which encodes 57 bytes per Python-level call."""
+    encoded = base64.b64encode(data)
+    lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
+    lines.append(b"")
+    return b"\r\n".join(lines)
 
 
 @dataclass(frozen=True)
