@@ -194,3 +194,14 @@ def test_a_slot_is_held_by_one_task_and_freed_by_expiry(database_url: str) -> No
         assert hand_over_slot(session, 0, "task-b", now=later, grace=grace)
         assert reserve_free_slots(session, count=1, now=later, grace=grace) == []
         assert take_slot(session, 0, "task-d", now=later, lease=lease)
+
+
+def test_a_claim_never_takes_more_than_its_limit(database_url: str) -> None:
+    """PostgreSQL may re-run an `id IN (… LIMIT n FOR UPDATE SKIP LOCKED)` subquery per row and
+    so over-claim; the claim uses a materialised CTE instead."""
+    send_id = running_send_with(database_url, 10)
+    with transaction(database_url) as session:
+        first = claim_batch(session, send_id, token="a", limit=2, lease_until=LEASE, now=NOW)
+        second = claim_batch(session, send_id, token="b", limit=3, lease_until=LEASE, now=NOW)
+    assert [d.id for d in first] == [1, 2]
+    assert [d.id for d in second] == [3, 4, 5]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from distributor.sending.models import Delivery, DeliveryAttempt, DeliveryState, Send, SendState
@@ -28,17 +28,17 @@ class ClaimedDelivery:
     attempts: int
 
 
-def claimable(send_id: int, now: datetime) -> object:
+def _ready(send_id: int, state: DeliveryState, now: datetime) -> ColumnElement[bool]:
+    condition = and_(Delivery.send_id == send_id, Delivery.state == state)
+    if state is DeliveryState.DEFERRED:
+        condition = and_(condition, or_(Delivery.not_before.is_(None), Delivery.not_before <= now))
+    return condition
+
+
+def claimable(send_id: int, now: datetime) -> ColumnElement[bool]:
     """The one definition of 'ready to go out now' for a send's deliveries."""
-    return and_(
-        Delivery.send_id == send_id,
-        or_(
-            Delivery.state == DeliveryState.PENDING,
-            and_(
-                Delivery.state == DeliveryState.DEFERRED,
-                or_(Delivery.not_before.is_(None), Delivery.not_before <= now),
-            ),
-        ),
+    return or_(
+        _ready(send_id, DeliveryState.PENDING, now), _ready(send_id, DeliveryState.DEFERRED, now)
     )
 
 
@@ -51,34 +51,47 @@ def claim_batch(
     lease_until: datetime,
     now: datetime,
 ) -> list[ClaimedDelivery]:
-    """Take up to ``limit`` ready deliveries of ``send_id`` for this worker, lowest id first."""
-    candidates = (
-        select(Delivery.id)
-        .where(claimable(send_id, now))  # type: ignore[arg-type]
-        .order_by(Delivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id.in_(candidates),
-            Delivery.state.in_([DeliveryState.PENDING, DeliveryState.DEFERRED]),
-            select(Send.state).where(Send.id == send_id).scalar_subquery() == SendState.RUNNING,
+    """Take up to ``limit`` ready deliveries of ``send_id`` for this worker: retries that are due
+    first, then pending rows, each lowest id first. One state per statement, so each walks the
+    (send_id, state, id) index in order instead of sorting every open row of a large send."""
+    claimed: list[ClaimedDelivery] = []
+    for state in (DeliveryState.DEFERRED, DeliveryState.PENDING):
+        if len(claimed) == limit:
+            break
+        # A materialised CTE, not `id IN (subquery)`: PostgreSQL may run such a subquery again
+        # per row and so take more than LIMIT rows.
+        candidates = (
+            select(Delivery.id)
+            .where(_ready(send_id, state, now))
+            .order_by(Delivery.id)
+            .limit(limit - len(claimed))
+            .with_for_update(skip_locked=True)
+            .cte("candidates")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
-        .values(state=DeliveryState.CLAIMED, claim_token=token, lease_until=lease_until)
-        .returning(
-            Delivery.id,
-            Delivery.send_id,
-            Delivery.subscriber_id,
-            Delivery.address,
-            Delivery.name,
-            Delivery.variant,
-            Delivery.attempts,
-        )
-    ).all()
-    return sorted((ClaimedDelivery(*row) for row in rows), key=lambda claimed: claimed.id)
+        rows = session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == candidates.c.id,
+                Delivery.state == state,
+                select(Send.state).where(Send.id == send_id).scalar_subquery() == SendState.RUNNING,
+            )
+            .values(state=DeliveryState.CLAIMED, claim_token=token, lease_until=lease_until)
+            .returning(*_CLAIMED_COLUMNS)
+        ).all()
+        claimed.extend(ClaimedDelivery(*row) for row in rows)
+    return sorted(claimed, key=lambda delivery: delivery.id)
+
+
+_CLAIMED_COLUMNS = (
+    Delivery.id,
+    Delivery.send_id,
+    Delivery.subscriber_id,
+    Delivery.address,
+    Delivery.name,
+    Delivery.variant,
+    Delivery.attempts,
+)
 
 
 def renew_claims(session: Session, token: str, lease_until: datetime) -> int:

@@ -61,7 +61,7 @@ def sends_needing_a_planner(session: Session, now: datetime, grace: timedelta) -
 def has_ready_work(session: Session, now: datetime) -> bool:
     running = session.scalars(select(Send.id).where(Send.state == SendState.RUNNING)).all()
     return any(
-        session.scalar(select(exists().where(claimable(send_id, now))))  # type: ignore[arg-type]
+        session.scalar(select(exists().where(claimable(send_id, now))))
         for send_id in running
     )
 

@@ -1,0 +1,689 @@
+"""End-to-end send throughput: N recipients through Celery, the database and SMTP to smtp-sink.
+
+    python benchmarks/send.py [--n 10000 100000] [--embedded-n 20000] [--concurrency 2]
+                              [--quick] [--skip-postgres] [--skip-embedded]
+
+Each case runs on parts of its own: a PostgreSQL database created and dropped here (server at
+BENCH_POSTGRES_URL) with a redis-server broker, or the embedded default (SQLite database and SQLite
+broker in a temporary directory); a Postfix ``smtp-sink`` that counts what it accepts; a Celery
+worker with beat embedded. The audience is bulk-inserted and timed apart. A baseline first sends
+N copies of one message the engine would send (same personalised size) with plain smtplib from
+``--concurrency`` processes over reused connections to the same sink; then the send is created and
+measured from its first delivery to its state 'done'. The RSS of the worker's processes (parent,
+pool children, beat) is sampled from /proc every 0.5 s.
+
+Targets on a 2-core machine: PostgreSQL + Redis ≥ 1,000 msg/s and ≥ 0.5 × the baseline; embedded
+≥ 300 msg/s; worker RSS flat as N grows (peak at the largest N at most 15 % above the smallest's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy.engine import make_url
+
+from distributor.config import Settings
+from distributor.db import dispose_engines, transaction, upgrade, utcnow
+from distributor.issues.importer import read_issue_file
+from distributor.issues.store import save_issue
+from distributor.render import Recipient, Variant, compile_issue, personalise
+from distributor.sending.models import Delivery, DeliveryState, Send, SendVariant
+from distributor.sending.service import create_send, send_status
+from subscribers.links import PublicLinks
+from subscribers.models import List, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
+from subscribers.query import AudienceFilter
+from subscribers.tokens import TokenSigner
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+SAMPLE = Path(__file__).resolve().parents[1] / "distributor" / "samples" / "hzgy-471.txt"
+LIST = "会员快讯"
+ENV = {
+    "DISTRIBUTOR_SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
+    "MAIL_FROM": "杭州工运 <newsletter@news.example-union.org>",
+    "PUBLIC_BASE_URL": "https://news.example-union.org",
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_SECURITY": "none",
+}
+POSTGRES_RATE, RATIO, EMBEDDED_RATE, RSS_GROWTH = 1_000.0, 0.5, 300.0, 1.15
+SAMPLE_SECONDS = 0.5
+PROGRESS_SECONDS = 10.0
+
+
+def address(i: int) -> str:
+    return f"reader{i:06d}@example.org"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_process(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
+    """SIGTERM (the whole process group with ``group``), SIGKILL after 30 s."""
+    if process.poll() is not None:
+        return
+    if group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        if group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+        process.wait()
+
+
+# --- the parts each case starts and stops -------------------------------------------------------
+
+
+def _admin(*statements: str) -> None:
+    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A migrated, empty PostgreSQL database of its own, dropped afterwards."""
+    name = f"distributor_bench_{uuid.uuid4().hex[:8]}"
+    _admin(f'create database "{name}"')
+    try:
+        url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        upgrade(url)
+        yield url
+    finally:
+        dispose_engines()
+        _admin(
+            f"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{name}'",
+            f'drop database if exists "{name}"',
+        )
+
+
+@contextlib.contextmanager
+def sqlite_database(workdir: Path) -> Iterator[str]:
+    url = f"sqlite:///{workdir / 'distributor.db'}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        dispose_engines()
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A throw-away redis-server on a free port; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (scripts/setup installs it)")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_process(process)
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on a free port; its ``-c`` counters say how many messages it took."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        if not Path(binary).exists():
+            raise SystemExit("smtp-sink is missing: apt-get install postfix (scripts/setup)")
+        self.port = free_port()
+        self.log = workdir / "smtp-sink.log"
+        as_nobody = ["-u", "nobody"] if os.geteuid() == 0 else []
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [binary, "-c", *as_nobody, f"127.0.0.1:{self.port}", "1000"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port)
+
+    def accepted(self) -> int:
+        """Messages accepted so far (the last ``mesg=`` counter it printed)."""
+        counters = re.findall(rb"mesg=(\d+)", self.log.read_bytes()[-200:])
+        return int(counters[-1]) if counters else 0
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+@contextlib.contextmanager
+def smtp_sink(workdir: Path) -> Iterator[SmtpSink]:
+    sink = SmtpSink(workdir)
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@contextlib.contextmanager
+def celery_worker(
+    env: dict[str, str], workdir: Path, concurrency: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``celery -A distributor worker --beat`` in a session of its own (its pid is the pgid)."""
+    log_path = workdir / "worker.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "distributor",
+        "worker",
+        "--beat",
+        f"--schedule={workdir / 'beat-schedule'}",
+        f"--concurrency={concurrency}",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        f"--hostname=bench-{uuid.uuid4().hex[:6]}@%h",
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while b" ready." not in log_path.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start:\n{log_tail(log_path)}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        stop_process(process, group=True)
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- worker memory ------------------------------------------------------------------------------
+
+
+def group_rss_kb(pgid: int) -> dict[int, int]:
+    """VmRSS of every live process in process group ``pgid``, by pid."""
+    rss = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if int(stat.rpartition(")")[2].split()[2]) != pgid:
+                continue
+            status = Path(f"/proc/{entry}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        if match:
+            rss[int(entry)] = int(match.group(1))
+    return rss
+
+
+@dataclass
+class RssPeaks:
+    """Peak VmRSS in kB: of the celery parent, of the largest other process, of all together."""
+
+    parent: int = 0
+    child: int = 0
+    total: int = 0
+    processes: set[int] = field(default_factory=set)
+
+    def add(self, pgid: int, sample: dict[int, int]) -> None:
+        self.parent = max(self.parent, sample.get(pgid, 0))
+        self.child = max([self.child, *(kb for pid, kb in sample.items() if pid != pgid)])
+        self.total = max(self.total, sum(sample.values()))
+        self.processes |= sample.keys()
+
+
+@contextlib.contextmanager
+def sampling_rss(pgid: int) -> Iterator[RssPeaks]:
+    """Sample the group's RSS every 0.5 s in a thread while the block runs."""
+    peaks = RssPeaks()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while True:
+            peaks.add(pgid, group_rss_kb(pgid))
+            if stop.wait(SAMPLE_SECONDS):
+                return
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        thread.join()
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def import_issue(url: str) -> int:
+    report = read_issue_file(SAMPLE)
+    with transaction(url) as session:
+        return save_issue(session, report.document, source_format=report.format).id
+
+
+def make_audience(url: str, n: int, chunk: int = 5_000) -> None:
+    """N active subscribers on one list, inserted with Core executemany in chunks."""
+    with transaction(url) as session:
+        mailing_list = List(name=LIST)
+        session.add(mailing_list)
+        session.flush()
+        for start in range(1, n + 1, chunk):
+            ids = session.scalars(
+                insert(Subscriber).returning(Subscriber.id),
+                [
+                    {
+                        "email": address(i),
+                        "email_key": address(i),
+                        "name": f"读者{i:06d}",
+                        "status": SubscriberStatus.ACTIVE,
+                        "channel": "email",
+                        "format": "full",
+                        "attributes": {},
+                    }
+                    for i in range(start, min(start + chunk, n + 1))
+                ],
+            ).all()
+            session.execute(
+                insert(Subscription),
+                [
+                    {
+                        "subscriber_id": i,
+                        "list_id": mailing_list.id,
+                        "status": SubscriptionStatus.ACTIVE,
+                    }
+                    for i in ids
+                ],
+            )
+
+
+def engine_message(settings: Settings) -> tuple[str, bytes]:
+    """Envelope sender and bytes of the message the engine sends to subscriber 1."""
+    compiled = compile_issue(read_issue_file(SAMPLE).document, Variant.FULL, settings)
+    links = PublicLinks(settings.public_base_url, TokenSigner(settings.require_secret_key()))
+    message = personalise(compiled, Recipient(1, address(1), "读者000001"), send_id=1, links=links)
+    return message.envelope_from, message.data
+
+
+# --- the baseline -------------------------------------------------------------------------------
+
+
+def _baseline_share(port: int, sender: str, data: bytes, numbers: range) -> tuple[float, float]:
+    """One process: one connection, one transaction per recipient; its (start, end) times."""
+    with smtplib.SMTP("127.0.0.1", port) as connection:
+        connection.ehlo()
+        started = time.perf_counter()
+        for i in numbers:
+            connection.sendmail(sender, [address(i)], data)
+        return started, time.perf_counter()
+
+
+def baseline(port: int, sender: str, data: bytes, n: int, processes: int) -> float:
+    """Plain smtplib from ``processes`` processes: seconds from the first start to the last end."""
+    shares = [(port, sender, data, range(1 + k, n + 1, processes)) for k in range(processes)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        spans = pool.starmap(_baseline_share, shares)
+    return max(end for _, end in spans) - min(start for start, _ in spans)
+
+
+# --- one case -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    case: str
+    n: int
+    target_rate: float
+    target_ratio: float | None
+    baseline_seconds: float = 0.0
+    seconds: float = 0.0
+    sent: int = 0
+    accepted: int = 0
+    done: bool = False
+    rss: RssPeaks = field(default_factory=RssPeaks)
+    error: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+    @property
+    def baseline_rate(self) -> float:
+        return self.n / self.baseline_seconds if self.baseline_seconds else 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.baseline_rate if self.baseline_rate else 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Done, every recipient sent exactly once as far as the database and the sink can tell."""
+        return self.done and self.sent == self.n and self.accepted == self.n
+
+    @property
+    def passed(self) -> bool:
+        ratio_ok = self.target_ratio is None or self.ratio >= self.target_ratio
+        return self.complete and self.rate >= self.target_rate and ratio_ok
+
+    @property
+    def target(self) -> str:
+        ratio = f", ≥{self.target_ratio}× base" if self.target_ratio is not None else ""
+        return f"≥{self.target_rate:,.0f}/s{ratio}"
+
+
+def wait_until_done(
+    url: str, send_id: int, worker: subprocess.Popen[bytes], log: Path, timeout: float
+) -> bool:
+    """Poll the send's state (and that the worker lives) until 'done'; print progress."""
+    started = time.monotonic()
+    next_progress = started + PROGRESS_SECONDS
+    while True:
+        with transaction(url) as session:
+            state = session.scalar(select(Send.state).where(Send.id == send_id))
+            if time.monotonic() >= next_progress:
+                sent = session.scalar(
+                    select(func.count()).where(
+                        Delivery.send_id == send_id, Delivery.state == DeliveryState.SENT
+                    )
+                )
+                print(f"    {time.monotonic() - started:6.0f} s: {sent:,} sent", flush=True)
+                next_progress += PROGRESS_SECONDS
+        if state == "done":
+            return True
+        if time.monotonic() - started > timeout:
+            return False
+        if worker.poll() is not None:
+            raise RuntimeError(
+                f"the worker exited with {worker.returncode} during the send:\n{log_tail(log)}"
+            )
+        time.sleep(0.2)
+
+
+def run_case(case: str, n: int, concurrency: int, baseline_processes: int) -> Result:
+    """One row of the summary; a case that cannot run is a failed row, not the end of the run."""
+    embedded = case == "embedded"
+    result = Result(
+        case, n, EMBEDDED_RATE if embedded else POSTGRES_RATE, None if embedded else RATIO
+    )
+    print(
+        f"\n== {case}: N = {n:,}, concurrency {concurrency} (load average before: "
+        f"{os.getloadavg()[0]:.2f}) ==",
+        flush=True,
+    )
+    try:
+        measure(
+            result,
+            embedded=embedded,
+            concurrency=concurrency,
+            baseline_processes=baseline_processes,
+        )
+    except Exception as error:
+        result.error = f"{type(error).__name__}: {error}"
+        print(f"  ERROR {result.error}", flush=True)
+    return result
+
+
+def measure(result: Result, *, embedded: bool, concurrency: int, baseline_processes: int) -> None:
+    """Set up, baseline, send, measure, tear down; every part is stopped whatever happens."""
+    n = result.n
+    with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp, contextlib.ExitStack() as stack:
+        workdir = Path(tmp)
+        if embedded:
+            url = stack.enter_context(sqlite_database(workdir))
+            broker = f"sqla+sqlite:///{workdir / 'distributor-broker.db'}"
+        else:
+            url = stack.enter_context(postgres_database())
+            broker = stack.enter_context(redis_server(workdir))
+        sink = stack.enter_context(smtp_sink(workdir))
+        env = {
+            **ENV,
+            "DATABASE_URL": url,
+            "CELERY_BROKER_URL": broker,
+            "SMTP_PORT": str(sink.port),
+            "DISPATCH_SLOTS": str(concurrency),
+        }
+
+        issue_id = import_issue(url)
+        started = time.perf_counter()
+        make_audience(url, n)
+        print(
+            f"  audience: {n:,} subscribers inserted in {time.perf_counter() - started:.1f} s "
+            "(not counted)"
+        )
+
+        sender, data = engine_message(Settings.from_env(env))
+        result.baseline_seconds = baseline(sink.port, sender, data, n, baseline_processes)
+        baseline_accepted = sink.accepted()
+        print(
+            f"  baseline: smtplib, {baseline_processes} processes, {len(data) / 1024:.1f} KB message: "
+            f"{n:,} in {result.baseline_seconds:.1f} s = {result.baseline_rate:,.0f} msg/s "
+            f"(sink accepted {baseline_accepted:,})",
+            flush=True,
+        )
+        if baseline_accepted != n:
+            raise RuntimeError(
+                f"the baseline sent {n} messages, the sink accepted {baseline_accepted}"
+            )
+
+        worker = stack.enter_context(celery_worker(env, workdir, concurrency))
+        peaks = stack.enter_context(sampling_rss(worker.pid))
+        with transaction(url) as session:
+            send_id = create_send(
+                session,
+                issue_id=issue_id,
+                audience=AudienceFilter(lists=(LIST,)),
+                variant=SendVariant.FULL,
+                at=utcnow(),
+            ).id
+        created = time.monotonic()
+        result.done = wait_until_done(
+            url, send_id, worker, workdir / "worker.log", timeout=120 + n / 50
+        )
+        wall = time.monotonic() - created
+        with transaction(url) as session:
+            status = send_status(session, send_id)
+            first, result.sent = session.execute(
+                select(func.min(Delivery.sent_at), func.count()).where(
+                    Delivery.send_id == send_id, Delivery.state == DeliveryState.SENT
+                )
+            ).one()
+        result.accepted = sink.accepted() - baseline_accepted
+        result.rss = peaks
+        if first is not None:
+            result.seconds = ((status.finished_at or utcnow()) - first).total_seconds()
+        counts = ", ".join(f"{state} {k:,}" for state, k in status.counts.items())
+        lag = (first - status.started_at).total_seconds() if first and status.started_at else 0.0
+        print(
+            f"  engine:   {status.state}, {counts}; sink accepted "
+            f"{result.accepted:,}; first delivery {lag:.1f} s after the start, then "
+            f"{result.seconds:.1f} s to done = {result.rate:,.0f} msg/s "
+            f"({result.ratio:.2f}× baseline); {wall:.1f} s from create to done"
+        )
+        print(
+            f"  worker RSS peak: parent {peaks.parent / 1024:.0f} MB, largest child "
+            f"{peaks.child / 1024:.0f} MB, all {len(peaks.processes)} processes together "
+            f"{peaks.total / 1024:.0f} MB; load average now {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        if not result.complete:
+            print(f"  worker log tail:\n{log_tail(workdir / 'worker.log')}")
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def summary(results: list[Result]) -> bool:
+    """Print the table; True when every row passed."""
+    rows = [
+        (
+            r.case,
+            f"{r.n:,}",
+            f"{r.seconds:.1f}",
+            f"{r.rate:,.0f}",
+            f"{r.baseline_rate:,.0f}",
+            f"{r.ratio:.2f}",
+            f"{r.rss.child / 1024:.0f} / {r.rss.total / 1024:.0f}",
+            r.target,
+            "PASS"
+            if r.passed
+            else "FAIL (error)"
+            if r.error
+            else "FAIL"
+            if r.complete
+            else "FAIL (incomplete)",
+        )
+        for r in results
+    ]
+    postgres = sorted((r for r in results if r.case == "postgres"), key=lambda r: r.n)
+    if len(postgres) >= 2 and postgres[0].n < postgres[-1].n:
+        small, large = postgres[0], postgres[-1]
+        growth = large.rss.total / small.rss.total if small.rss.total else 0.0
+        rows.append(
+            (
+                f"RSS {small.n:,}→{large.n:,}",
+                "",
+                "",
+                "",
+                "",
+                "",
+                f"{small.rss.total / 1024:.0f} → {large.rss.total / 1024:.0f}",
+                f"≤{RSS_GROWTH:.2f}× (is {growth:.2f}×)",
+                "PASS" if growth <= RSS_GROWTH else "FAIL",
+            )
+        )
+    header = (
+        "case",
+        "N",
+        "seconds",
+        "msg/s",
+        "base/s",
+        "ratio",
+        "RSS MB child/all",
+        "target",
+        "result",
+    )
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    print(
+        "\nSummary (msg/s = sent rows / seconds from the first delivery to 'done'; "
+        "base = smtplib baseline)"
+    )
+    for row in [header, *rows]:
+        print(
+            "  ".join(
+                cell.rjust(w) if 0 < i < 6 else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return all(row[-1] == "PASS" for row in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        help="PostgreSQL + Redis sizes (default 10000 100000; --quick 500 2000)",
+    )
+    parser.add_argument(
+        "--embedded-n", type=int, help="embedded SQLite size (default 20000; --quick 1000)"
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="worker pool size and dispatcher slots",
+    )
+    parser.add_argument(
+        "--baseline-processes",
+        type=int,
+        default=2,
+        help="smtplib processes of the baseline (the issue's baseline: 2)",
+    )
+    args = parser.parse_args()
+    sizes = args.n or ([500, 2_000] if args.quick else [10_000, 100_000])
+    embedded_n = args.embedded_n or (1_000 if args.quick else 20_000)
+    print(
+        f"send benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+        f"sample {SAMPLE.name}"
+    )
+    results = []
+    if not args.skip_postgres:
+        results += [
+            run_case("postgres", n, args.concurrency, args.baseline_processes) for n in sizes
+        ]
+    if not args.skip_embedded:
+        results.append(run_case("embedded", embedded_n, args.concurrency, args.baseline_processes))
+    if results and not summary(results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
