@@ -519,7 +519,8 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
         result.baseline_seconds = baseline(sink.port, sender, data, n, baseline_processes)
         baseline_accepted = sink.accepted()
         print(
-            f"  baseline: smtplib, {baseline_processes} processes, {len(data) / 1024:.1f} KB message: "
+            f"  baseline: smtplib, {baseline_processes} processes, "
+            f"{len(data) / 1024:.1f} KB message: "
             f"{n:,} in {result.baseline_seconds:.1f} s = {result.baseline_rate:,.0f} msg/s "
             f"(sink accepted {baseline_accepted:,})",
             flush=True,
