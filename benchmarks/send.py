@@ -1,16 +1,19 @@
 """End-to-end send throughput: N recipients through Celery, the database and SMTP to smtp-sink.
 
     python benchmarks/send.py [--n 10000 100000] [--embedded-n 20000] [--concurrency 2]
-                              [--quick] [--skip-postgres] [--skip-embedded]
+                              [--baseline-processes 2] [--quick] [--skip-postgres]
+                              [--skip-embedded]
 
 Each case runs on parts of its own: a PostgreSQL database created and dropped here (server at
 BENCH_POSTGRES_URL) with a redis-server broker, or the embedded default (SQLite database and SQLite
 broker in a temporary directory); a Postfix ``smtp-sink`` that counts what it accepts; a Celery
 worker with beat embedded. The audience is bulk-inserted and timed apart. A baseline first sends
 N copies of one message the engine would send (same personalised size) with plain smtplib from
-``--concurrency`` processes over reused connections to the same sink; then the send is created and
-measured from its first delivery to its state 'done'. The RSS of the worker's processes (parent,
-pool children, beat) is sampled from /proc every 0.5 s.
+``--baseline-processes`` processes over reused connections to the same sink; then the send is
+created and measured from its first delivery to its state 'done' (the worker runs ``--concurrency``
+pool processes and as many dispatch slots). The RSS of the worker's processes (parent, pool
+children, beat) is sampled from /proc every 0.5 s. A part that dies mid-run (worker, sink, Redis)
+fails its case at once; SIGTERM still stops everything and drops the database.
 
 Targets on a 2-core machine: PostgreSQL + Redis ≥ 1,000 msg/s and ≥ 0.5 × the baseline; embedded
 ≥ 300 msg/s; worker RSS flat as N grows (peak at the largest N at most 15 % above the smallest's).
@@ -146,8 +149,8 @@ def sqlite_database(workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """A throw-away redis-server on a free port; yields its URL."""
+def redis_server(workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A throw-away redis-server on a free port; yields its URL and process."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed (scripts/setup installs it)")
@@ -171,7 +174,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
     )
     try:
         wait_for_port(port)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", process
     finally:
         stop_process(process)
 
@@ -436,9 +439,9 @@ class Result:
 
 
 def wait_until_done(
-    url: str, send_id: int, worker: subprocess.Popen[bytes], log: Path, timeout: float
+    url: str, send_id: int, parts: dict[str, subprocess.Popen[bytes]], log: Path, timeout: float
 ) -> bool:
-    """Poll the send's state (and that the worker lives) until 'done'; print progress."""
+    """Poll the send's state until 'done', checking that every part still runs; print progress."""
     started = time.monotonic()
     next_progress = started + PROGRESS_SECONDS
     while True:
@@ -456,10 +459,12 @@ def wait_until_done(
             return True
         if time.monotonic() - started > timeout:
             return False
-        if worker.poll() is not None:
-            raise RuntimeError(
-                f"the worker exited with {worker.returncode} during the send:\n{log_tail(log)}"
-            )
+        for name, process in parts.items():
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {process.returncode} during the send; worker log:\n"
+                    f"{log_tail(log)}"
+                )
         time.sleep(0.2)
 
 
@@ -492,13 +497,15 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
     n = result.n
     with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
+        parts: dict[str, subprocess.Popen[bytes]] = {}
         if embedded:
             url = stack.enter_context(sqlite_database(workdir))
             broker = f"sqla+sqlite:///{workdir / 'distributor-broker.db'}"
         else:
             url = stack.enter_context(postgres_database())
-            broker = stack.enter_context(redis_server(workdir))
+            broker, parts["redis-server"] = stack.enter_context(redis_server(workdir))
         sink = stack.enter_context(smtp_sink(workdir))
+        parts["smtp-sink"] = sink.process
         env = {
             **ENV,
             "DATABASE_URL": url,
@@ -530,8 +537,8 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
                 f"the baseline sent {n} messages, the sink accepted {baseline_accepted}"
             )
 
-        worker = stack.enter_context(celery_worker(env, workdir, concurrency))
-        peaks = stack.enter_context(sampling_rss(worker.pid))
+        parts["the worker"] = stack.enter_context(celery_worker(env, workdir, concurrency))
+        peaks = stack.enter_context(sampling_rss(parts["the worker"].pid))
         with transaction(url) as session:
             send_id = create_send(
                 session,
@@ -542,7 +549,7 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
             ).id
         created = time.monotonic()
         result.done = wait_until_done(
-            url, send_id, worker, workdir / "worker.log", timeout=120 + n / 50
+            url, send_id, parts, workdir / "worker.log", timeout=120 + n / 50
         )
         wall = time.monotonic() - created
         with transaction(url) as session:
@@ -669,6 +676,8 @@ def main() -> None:
         help="smtplib processes of the baseline (the issue's baseline: 2)",
     )
     args = parser.parse_args()
+    # A SIGTERM (timeout, an impatient colleague) still stops the worker and drops the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = args.n or ([500, 2_000] if args.quick else [10_000, 100_000])
     embedded_n = args.embedded_n or (1_000 if args.quick else 20_000)
     print(

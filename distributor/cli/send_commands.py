@@ -301,7 +301,12 @@ def _print_deliveries(app: AppContext, rows: list[DeliveryView]) -> None:
 
 @click.command()
 @click.option(
-    "--concurrency", "-c", type=int, default=2, show_default=True, help="Worker processes."
+    "--concurrency",
+    "-c",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Worker processes (sending waits on I/O: about 2 per core).",
 )
 @click.option("--beat", is_flag=True, help="Also run the scheduler in this worker (one per site).")
 @click.option("--loglevel", default="INFO", show_default=True)

@@ -36,14 +36,14 @@ POSTGRES_TRIGGERS = [
         SELECT send_id, state, pg_backend_pid(), -count(*) FROM old_rows GROUP BY send_id, state
         {UPSERT};
       ELSE
+        -- No join of old and new rows: a plan cached for a one-row update would make a join
+        -- quadratic on a large one. Unchanged states cancel out in the sum.
         INSERT INTO send_counts (send_id, state, shard, n)
         SELECT send_id, state, pg_backend_pid(), sum(delta) FROM (
-          SELECT o.send_id, o.state, -1 AS delta FROM old_rows o JOIN new_rows w ON o.id = w.id
-           WHERE o.state <> w.state
+          SELECT send_id, state, -1 AS delta FROM old_rows
           UNION ALL
-          SELECT w.send_id, w.state, 1 FROM old_rows o JOIN new_rows w ON o.id = w.id
-           WHERE o.state <> w.state
-        ) AS changes GROUP BY send_id, state
+          SELECT send_id, state, 1 FROM new_rows
+        ) AS changes GROUP BY send_id, state HAVING sum(delta) <> 0
         {UPSERT};
       END IF;
       RETURN NULL;
