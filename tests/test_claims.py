@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from distributor.channels.base import Outcome, Receipt
 from distributor.db import get_engine, session_factory, transaction
@@ -13,6 +14,7 @@ from distributor.issues.document import Article, Block, IssueDocument
 from distributor.issues.store import save_issue
 from distributor.sending.claim import claim_batch, release_claims, sweep_expired_claims
 from distributor.sending.dispatch import ResultRecorder
+from distributor.sending.lifecycle import cancel_send
 from distributor.sending.models import (
     Delivery,
     DeliveryAttempt,
@@ -22,6 +24,7 @@ from distributor.sending.models import (
     SendVariant,
 )
 from distributor.sending.policy import RetryPolicy
+from distributor.sending.service import send_status
 from distributor.sending.slots import (
     hand_over_slot,
     release_slot,
@@ -81,6 +84,7 @@ def test_concurrent_claimers_never_take_the_same_row(database_url: str) -> None:
             if not batch:
                 return
             taken[name].extend(d.id for d in batch)
+            time.sleep(0.002)  # a worker sends its batch before claiming the next
 
     threads = [threading.Thread(target=claimer, args=(name,)) for name in taken]
     for thread in threads:
@@ -205,3 +209,21 @@ def test_a_claim_never_takes_more_than_its_limit(database_url: str) -> None:
         second = claim_batch(session, send_id, token="b", limit=3, lease_until=LEASE, now=NOW)
     assert [d.id for d in first] == [1, 2]
     assert [d.id for d in second] == [3, 4, 5]
+
+
+def test_trigger_kept_counts_match_the_rows_after_small_and_large_moves(database_url: str) -> None:
+    send_id = running_send_with(database_url, 3000)
+    with transaction(database_url) as session:  # a one-row move, then large ones, one connection
+        claim_batch(session, send_id, token="a", limit=1, lease_until=NOW, now=NOW)
+        claim_batch(session, send_id, token="b", limit=1000, lease_until=NOW, now=NOW)
+        sweep_expired_claims(session, NOW + timedelta(seconds=1))
+        cancel_send(session, send_id, NOW)
+    with transaction(database_url) as session:
+        counted = dict(
+            session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
+        )
+        assert (
+            send_status(session, send_id).counts
+            == {state.value: n for state, n in counted.items()}
+            == {"cancelled": 3000}
+        )
