@@ -36,8 +36,18 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 LIST = "会员快讯"
-DOMAINS = ("qq.com", "163.com", "126.com", "sina.com", "foxmail.com", "hz.gov.cn", "zjftu.org",
-           "例子.中国", "gmail.com", "outlook.com")
+DOMAINS = (
+    "qq.com",
+    "163.com",
+    "126.com",
+    "sina.com",
+    "foxmail.com",
+    "hz.gov.cn",
+    "zjftu.org",
+    "例子.中国",
+    "gmail.com",
+    "outlook.com",
+)
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂"
 
@@ -52,17 +62,19 @@ def write_csv(path: Path, rows: int) -> None:
             name = rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN)
             lists = LIST if i % 3 else f"{LIST}|青年"
             attributes = {"城市": "杭州", "单位": f"基层工会{i % 500}"} if i % 2 else {}
-            writer.writerow([
-                f"reader{i:07d}@{rng.choice(DOMAINS)}",
-                name,
-                "unsubscribed" if rng.random() < 0.02 else "active",
-                lists,
-                rng.choice(("email", "email", "wechat", "both")),
-                rng.choice(("full", "full", "digest", "text")),
-                f"o{i:027d}" if i % 4 == 0 else "",
-                json.dumps(attributes, ensure_ascii=False) if attributes else "",
-                "",
-            ])
+            writer.writerow(
+                [
+                    f"reader{i:07d}@{rng.choice(DOMAINS)}",
+                    name,
+                    "unsubscribed" if rng.random() < 0.02 else "active",
+                    lists,
+                    rng.choice(("email", "email", "wechat", "both")),
+                    rng.choice(("full", "full", "digest", "text")),
+                    f"o{i:027d}" if i % 4 == 0 else "",
+                    json.dumps(attributes, ensure_ascii=False) if attributes else "",
+                    "",
+                ]
+            )
 
 
 def peak_rss_mb() -> float:
@@ -122,8 +134,9 @@ def fresh_database(backend: str, workdir: Path) -> tuple[str, str | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--backend", nargs="+", choices=("sqlite", "postgresql"),
-                        default=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--backend", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"]
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -132,8 +145,10 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    print(f"{'backend':<11}{'rows':>10}{'import s':>10}{'rows/s':>10}{'peak MB':>9}"
-          f"{'stream s':>10}{'rows/s':>10}{'peak MB':>9}")
+    print(
+        f"{'backend':<11}{'rows':>10}{'import s':>10}{'rows/s':>10}{'peak MB':>9}"
+        f"{'stream s':>10}{'rows/s':>10}{'peak MB':>9}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for rows in args.rows:
@@ -147,11 +162,13 @@ def main() -> None:
                 finally:
                     if pg_name:
                         _admin(f'drop database if exists "{pg_name}"')
-                print(f"{backend:<11}{rows:>10,}{imported['seconds']:>10.1f}"
-                      f"{imported['rows'] / imported['seconds']:>10,.0f}{imported['rss']:>9.0f}"
-                      f"{streamed['seconds']:>10.1f}"
-                      f"{streamed['rows'] / streamed['seconds']:>10,.0f}{streamed['rss']:>9.0f}",
-                      flush=True)
+                print(
+                    f"{backend:<11}{rows:>10,}{imported['seconds']:>10.1f}"
+                    f"{imported['rows'] / imported['seconds']:>10,.0f}{imported['rss']:>9.0f}"
+                    f"{streamed['seconds']:>10.1f}"
+                    f"{streamed['rows'] / streamed['seconds']:>10,.0f}{streamed['rss']:>9.0f}",
+                    flush=True,
+                )
             path.unlink()
 
 

@@ -29,7 +29,6 @@ import re
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from distributor.config import Settings
 from distributor.db import dispose_engines, transaction, upgrade, utcnow
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
+from distributor.ports import free_port, wait_for_port
 from distributor.render import Recipient, Variant, compile_issue, personalise
 from distributor.sending.models import Delivery, DeliveryState, Send, SendVariant
 from distributor.sending.service import create_send, send_status
@@ -74,22 +74,6 @@ PROGRESS_SECONDS = 10.0
 
 def address(i: int) -> str:
     return f"reader{i:06d}@example.org"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 def stop_process(process: subprocess.Popen[bytes], *, group: bool = False) -> None:

@@ -31,6 +31,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from distributor.cli.render_commands import CHROMIUM_ARGS
 from distributor.config import Settings
 from distributor.errors import ConfigurationError, RenderError
 from distributor.issues.document import Article, Block, IssueDocument, Masthead
@@ -73,14 +74,6 @@ FORBIDDEN_RULES = re.compile(
     r"|HTML_SHORT_LINK_IMG_\w+|HTML_FONT_LOW_CONTRAST|HTML_OBFUSCATE_\w+|CHARSET_FARAWAY\w*"
     r"|MIME_CHARSET_FARAWAY|SUBJ_ALL_CAPS|EMPTY_MESSAGE|HTML_MIME_NO_HTML_TAG"
 )
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 HOSTILE = '<script>alert("x")</script> "><img src=x onerror=alert(1)> &amp; 闭合'
 
 

@@ -4,8 +4,6 @@ retry the failed, expiry."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample, wait_until_done
 from tests.support.servers import RedisServer
 from tests.support.smtp import RecordingHandler, SmtpServer
-from tests.support.workers import WorkerProcess
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +31,6 @@ def cli(env: dict[str, str], *args: str) -> Result:
 def create(env: dict[str, str], issue_id: int, *extra: str) -> int:
     output = cli(env, "send", "create", "--issue", str(issue_id), "--list", "members", *extra)
     return int(output.output.splitlines()[0].removeprefix("Created send ID: "))
-
-
-@contextmanager
-def worker(env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(env, tmp_path)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def state_of(url: str, send_id: int) -> str:
@@ -59,7 +47,7 @@ def test_pause_stops_within_2s_and_resume_sends_everyone_exactly_once(
     with SmtpServer() as smtp:
         env = engine_env(database_url, redis_server.url, smtp)
         send_id = create(env, issue_id)
-        with worker(env, tmp_path):
+        with running_worker(env, tmp_path):
             smtp.handler.wait_for(1000, timeout=90)
             paused_at = time.monotonic()
             cli(env, "send", "pause", str(send_id))
@@ -86,7 +74,7 @@ def test_cancel_leaves_the_rest_cancelled(
     with SmtpServer(RecordingHandler(delay=0.01)) as smtp:
         env = engine_env(sqlite_url, redis_server.url, smtp)
         send_id = create(env, issue_id)
-        with worker(env, tmp_path):
+        with running_worker(env, tmp_path):
             smtp.handler.wait_for(100, timeout=60)
             cli(env, "send", "cancel", str(send_id))
             time.sleep(3)
@@ -114,7 +102,7 @@ def test_retry_failed_delivers_the_failed_ones_and_nobody_else(
     with SmtpServer(RecordingHandler(fault=fault)) as smtp:
         env = engine_env(database_url, redis_server.url, smtp)
         send_id = create(env, issue_id)
-        with worker(env, tmp_path):
+        with running_worker(env, tmp_path):
             first = wait_until_done(database_url, send_id, timeout=90)
             assert first.counts == {"sent": 180, "failed": 20}
             accepting["now"] = True
@@ -139,7 +127,7 @@ def test_an_expired_send_does_not_start_until_resumed(
     with SmtpServer() as smtp:
         env = engine_env(sqlite_url, redis_server.url, smtp)
         send_id = create(env, issue_id, "--at", seven_hours_ago)
-        with worker(env, tmp_path):
+        with running_worker(env, tmp_path):
             deadline = time.monotonic() + 30
             while state_of(sqlite_url, send_id) != "expired":
                 assert time.monotonic() < deadline, "the tick never looked at the send"

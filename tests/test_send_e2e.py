@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample, wait_until_done
 from tests.support.servers import RedisServer
 from tests.support.smtp import RecordingHandler, SmtpServer
-from tests.support.workers import WorkerProcess
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.slow
 
@@ -41,16 +40,6 @@ def create_send(env: dict[str, str], issue_id: int, list_name: str) -> int:
     return int(first_line.removeprefix("Created send ID: "))
 
 
-@contextmanager
-def run_worker(env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(env, tmp_path)
-    worker.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-
-
 def test_every_recipient_receives_exactly_one_message(
     database_url: str,
     redis_server: RedisServer,
@@ -62,7 +51,7 @@ def test_every_recipient_receives_exactly_one_message(
     issue_id = import_sample(database_url, sample_issue_path)
     env = engine_env(database_url, redis_server.url, smtp)
     send_id = create_send(env, issue_id, "members")
-    with run_worker(env, tmp_path) as worker:
+    with running_worker(env, tmp_path) as worker:
         status = wait_until_done(database_url, send_id, timeout=90)
     assert status.counts == {"sent": 300}
     counts = smtp.handler.counts()
@@ -104,7 +93,7 @@ def test_transient_failures_are_retried_until_delivered_and_550_fails_with_its_c
     with SmtpServer(RecordingHandler(fault=flaky)) as smtp:
         env = engine_env(database_url, redis_server.url, smtp, RETRY_MAX_ATTEMPTS="4")
         send_id = create_send(env, issue_id, "members")
-        with run_worker(env, tmp_path):
+        with running_worker(env, tmp_path):
             status = wait_until_done(database_url, send_id, timeout=120)
         counts = smtp.handler.counts()
         first_try_refusals = sum(1 for e in emails if flaky(e, 1))
@@ -136,7 +125,7 @@ def test_an_unsubscribe_during_a_send_is_honoured_for_messages_not_yet_sent(
     with SmtpServer(RecordingHandler(delay=0.02)) as smtp:
         env = engine_env(sqlite_url, redis_server.url, smtp, DISPATCH_SLOTS="1")
         send_id = create_send(env, issue_id, "members")
-        with run_worker(env, tmp_path):
+        with running_worker(env, tmp_path):
             smtp.handler.wait_for(30, timeout=60)
             leaving = emails[-50:]
             with transaction(sqlite_url) as session:

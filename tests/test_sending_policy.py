@@ -37,15 +37,24 @@ def test_transient_refusal_backs_off_exponentially_then_gives_up() -> None:
     assert last.error == "gave up after 3 attempts; last: 451 try later"
 
 
-def member(id: int, *, email: str | None = "a@example.org", channel: str = "email",
-           fmt: str = "full", openid: str | None = None) -> AudienceMember:
-    return AudienceMember(id=id, email=email, name=None, openid=openid, channel=channel,
-                          format=fmt)
+def member(
+    id: int,
+    *,
+    email: str | None = "a@example.org",
+    channel: str = "email",
+    fmt: str = "full",
+    openid: str | None = None,
+) -> AudienceMember:
+    return AudienceMember(id=id, email=email, name=None, openid=openid, channel=channel, format=fmt)
 
 
 def test_email_rows_skip_wechat_only_and_addressless_members() -> None:
-    members = [member(1), member(2, channel="wechat", openid="o2"), member(3, email=None),
-               member(4, channel="both")]
+    members = [
+        member(1),
+        member(2, channel="wechat", openid="o2"),
+        member(3, email=None),
+        member(4, channel="both"),
+    ]
     rows = delivery_rows(7, "email", SendVariant.FULL, members)
     assert [row["subscriber_id"] for row in rows] == [1, 4]
     assert {row["variant"] for row in rows} == {"full"}

@@ -49,8 +49,11 @@ def test_import_shows_a_summary_and_lists_the_bad_rows_in_a_file(
         rows = list(csv.reader(file))
     assert rows[0] == ["line", "reason", "content"]
     assert [row[0] for row in rows[1:]] == ["4", "5", "6", "7", "8"]
-    assert rows[3] == ["6", "5 cells but the header names 4 columns (a value in an unknown column)",
-                       "zhao@126.com,赵,,,多余"]
+    assert rows[3] == [
+        "6",
+        "5 cells but the header names 4 columns (a value in an unknown column)",
+        "zhao@126.com,赵,,,多余",
+    ]
     assert rows[4][1] == "broken quoting (unexpected end of data)"
 
     shown = run(database_url, "subscribers", "show", "Li@163.com")
@@ -80,8 +83,20 @@ def test_export_writes_csv_that_spreadsheets_cannot_run(database_url: str, tmp_p
     no_list = run(database_url, "subscribers", "add", "wang@qq.com", "--list", "会员快讯")
     assert no_list.output == "Error: no list is named '会员快讯' (see: distributor lists list)\n"
     assert run(database_url, "lists", "create", "会员快讯").exit_code == 0
-    added = run(database_url, "subscribers", "add", "wang@qq.com", "--name", "=HYPERLINK(\"x\")",
-                "--list", "会员快讯", "--channel", "both", "--openid", "oWang")
+    added = run(
+        database_url,
+        "subscribers",
+        "add",
+        "wang@qq.com",
+        "--name",
+        '=HYPERLINK("x")',
+        "--list",
+        "会员快讯",
+        "--channel",
+        "both",
+        "--openid",
+        "oWang",
+    )
     assert added.output.splitlines() == ["Added wang@qq.com (ID 1, active), lists: 会员快讯"]
 
     result = run(database_url, "subscribers", "export")
@@ -89,7 +104,7 @@ def test_export_writes_csv_that_spreadsheets_cannot_run(database_url: str, tmp_p
     lines = result.stdout.splitlines()
     assert lines[0] == "email,name,status,lists,channel,format,openid,attributes,created_at"
     assert lines[1].startswith(
-        "wang@qq.com,\"'=HYPERLINK(\"\"x\"\")\",active,会员快讯,both,full,oWang,,"
+        'wang@qq.com,"\'=HYPERLINK(""x"")",active,会员快讯,both,full,oWang,,'
     )
     assert len(lines) == 2
     assert result.stderr == "Exported 1 subscribers.\n"
@@ -119,15 +134,17 @@ def test_add_list_show_and_unsubscribe(database_url: str) -> None:
         "Status unsubscribed is kept: only the person can change it, by subscribing again and "
         "confirming.",
     ]
-    assert "No subscribers match." in run(
-        database_url, "subscribers", "list", "--status", "bounced"
-    ).output
+    assert (
+        "No subscribers match."
+        in run(database_url, "subscribers", "list", "--status", "bounced").output
+    )
     shown = run(database_url, "subscribers", "show", "wang@qq.com")
     assert "Status:        unsubscribed" in shown.output
 
     missing = run(database_url, "subscribers", "show", "nobody@qq.com")
     assert (missing.exit_code, missing.output) == (
-        2, "Error: no subscriber has the address nobody@qq.com\n"
+        2,
+        "Error: no subscriber has the address nobody@qq.com\n",
     )
     invalid = run(database_url, "subscribers", "add", "not-an-address")
     assert invalid.output == "Error: address 'not-an-address' has no @\n"

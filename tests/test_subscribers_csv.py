@@ -74,11 +74,13 @@ def test_encoding_is_detected(tmp_path: Path) -> None:
 
 def test_columns_of_our_listmonk_and_mailchimp_exports_are_recognised() -> None:
     assert map_columns(EXPORT_COLUMNS).columns == set(EXPORT_COLUMNS)
-    listmonk = map_columns(["uuid", "email", "name", "attributes", "status", "created_at",
-                            "updated_at"])
+    listmonk = map_columns(
+        ["uuid", "email", "name", "attributes", "status", "created_at", "updated_at"]
+    )
     assert listmonk.ignored == ("uuid", "updated_at")
-    mailchimp = map_columns(["Email Address", "First Name", "Last Name", "MEMBER_RATING", "TAGS",
-                             "UNSUB_TIME"])
+    mailchimp = map_columns(
+        ["Email Address", "First Name", "Last Name", "MEMBER_RATING", "TAGS", "UNSUB_TIME"]
+    )
     assert mailchimp.fields[:3] == ("email", "first_name", "last_name")
     assert mailchimp.ignored == ("MEMBER_RATING",)
     assert mailchimp.columns == {"email", "name", "tags", "status"}
@@ -97,15 +99,19 @@ def row(header: str, line: str) -> SubscriberRow:
 
 def test_a_row_becomes_a_subscriber() -> None:
     parsed = parse_row(
-        split_line('Wang@QQ.com,王钰哲,active,会员快讯|青年:unsubscribed,both,digest,o123,'
-                   '"{""城市"": ""杭州""}",2024-01-02T03:04:05+08:00'),
+        split_line(
+            "Wang@QQ.com,王钰哲,active,会员快讯|青年:unsubscribed,both,digest,o123,"
+            '"{""城市"": ""杭州""}",2024-01-02T03:04:05+08:00'
+        ),
         map_columns(EXPORT_COLUMNS),
         7,
     )
     assert parsed.line == 7
     assert (parsed.email, parsed.email_key, parsed.name) == ("Wang@qq.com", "wang@qq.com", "王钰哲")
-    assert parsed.lists == (("会员快讯", SubscriptionStatus.ACTIVE),
-                            ("青年", SubscriptionStatus.UNSUBSCRIBED))
+    assert parsed.lists == (
+        ("会员快讯", SubscriptionStatus.ACTIVE),
+        ("青年", SubscriptionStatus.UNSUBSCRIBED),
+    )
     assert (parsed.channel, parsed.format, parsed.openid) == (Channel.BOTH, Format.DIGEST, "o123")
     assert parsed.attributes == {"城市": "杭州"}
     assert parsed.created_at is not None and parsed.created_at.utcoffset() is not None
@@ -152,8 +158,9 @@ def test_trailing_empty_cells_are_harmless() -> None:
     assert row("email,name", "a@b.cn,王,,").name == "王"
 
 
-@pytest.mark.parametrize("value", ["=1+1", "+86 571", "-5", "@SUM(A1)", "'quoted", "'=x", "plain",
-                                   "\tx", ""])
+@pytest.mark.parametrize(
+    "value", ["=1+1", "+86 571", "-5", "@SUM(A1)", "'quoted", "'=x", "plain", "\tx", ""]
+)
 def test_cells_are_escaped_for_spreadsheets_and_back_exactly(value: str) -> None:
     escaped = escape_cell(value)
     assert not escaped.startswith(("=", "+", "-", "@", "\t"))

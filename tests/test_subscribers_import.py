@@ -92,14 +92,17 @@ def test_good_rows_import_and_bad_ones_are_reported_with_their_line(
         (9, "status 'sleeping' is not one of pending, active, unsubscribed, bounced, complained"),
     ]
     assert state(database_url, "wang@qq.com") == (
-        SubscriberStatus.ACTIVE, [("会员快讯", SubscriptionStatus.ACTIVE)]
+        SubscriberStatus.ACTIVE,
+        [("会员快讯", SubscriptionStatus.ACTIVE)],
     )
     assert state(database_url, "li@163.com")[1] == [
-        ("会员快讯", SubscriptionStatus.ACTIVE), ("青年", SubscriptionStatus.ACTIVE)
+        ("会员快讯", SubscriptionStatus.ACTIVE),
+        ("青年", SubscriptionStatus.ACTIVE),
     ]
     # A person who said stop is on no list, even when the file names one.
     assert state(database_url, "zhou@hz.gov.cn") == (
-        SubscriberStatus.UNSUBSCRIBED, [("会员快讯", SubscriptionStatus.UNSUBSCRIBED)]
+        SubscriberStatus.UNSUBSCRIBED,
+        [("会员快讯", SubscriptionStatus.UNSUBSCRIBED)],
     )
 
 
@@ -138,8 +141,11 @@ def test_a_reimport_never_reactivates_a_suppressed_person(
     assert (report.updated, report.kept_suppressed) == (2, 2)
     assert state(database_url, "wang@qq.com") == (
         SubscriberStatus.UNSUBSCRIBED,
-        [("会员快讯", SubscriptionStatus.UNSUBSCRIBED), ("周刊", SubscriptionStatus.UNSUBSCRIBED),
-         ("青年", SubscriptionStatus.UNSUBSCRIBED)],
+        [
+            ("会员快讯", SubscriptionStatus.UNSUBSCRIBED),
+            ("周刊", SubscriptionStatus.UNSUBSCRIBED),
+            ("青年", SubscriptionStatus.UNSUBSCRIBED),
+        ],
     )
     assert state(database_url, "li@163.com")[0] is SubscriberStatus.BOUNCED
     with transaction(database_url) as session:
@@ -171,23 +177,26 @@ def test_a_pending_person_stays_pending_until_they_confirm(
         request_subscription(session, "wang@qq.com", lists=["会员快讯"], source="web form")
     import_text(database_url, tmp_path, "email,status,lists\nwang@qq.com,active,会员快讯\n")
     assert state(database_url, "wang@qq.com") == (
-        SubscriberStatus.PENDING, [("会员快讯", SubscriptionStatus.PENDING)]
+        SubscriberStatus.PENDING,
+        [("会员快讯", SubscriptionStatus.PENDING)],
     )
 
 
 def test_excel_files_from_china_and_mailchimp_exports_import(
     database_url: str, tmp_path: Path
 ) -> None:
-    report, _ = import_text(database_url, tmp_path, "邮箱,姓名\nwang@qq.com,王钰哲\n",
-                            encoding="gb18030")
+    report, _ = import_text(
+        database_url, tmp_path, "邮箱,姓名\nwang@qq.com,王钰哲\n", encoding="gb18030"
+    )
     assert (report.encoding_label, report.imported) == ("GB18030", 1)
-    report, _ = import_text(database_url, tmp_path, "email,name\nli@163.com,李\n",
-                            encoding="utf-8-sig")
+    report, _ = import_text(
+        database_url, tmp_path, "email,name\nli@163.com,李\n", encoding="utf-8-sig"
+    )
     assert (report.encoding_label, report.imported) == ("UTF-8 (with BOM)", 1)
     mailchimp = (
         '"Email Address","First Name","Last Name",MEMBER_RATING,TAGS,UNSUB_TIME\n'
         'zhao@126.com,Lei,Zhao,2,"""青年""",2024-03-01 08:00:00\n'
-        'qian@sina.com,芳,钱,3,,\n'
+        "qian@sina.com,芳,钱,3,,\n"
     )
     report, problems = import_text(database_url, tmp_path, mailchimp)
     assert report.imported == 2
@@ -197,7 +206,9 @@ def test_excel_files_from_china_and_mailchimp_exports_import(
     with transaction(database_url) as session:
         zhao = find_subscriber(session, "zhao@126.com")
         assert (zhao.name, zhao.status, [t.name for t in zhao.tags]) == (
-            "Lei Zhao", SubscriberStatus.UNSUBSCRIBED, ["青年"]
+            "Lei Zhao",
+            SubscriberStatus.UNSUBSCRIBED,
+            ["青年"],
         )
         assert find_subscriber(session, "qian@sina.com").name == "钱芳"
 
@@ -245,7 +256,7 @@ def test_export_then_import_gives_the_same_subscribers_lists_and_statuses(
     lines = exported.splitlines()
     assert lines[0] == "email,name,status,lists,channel,format,openid,attributes,created_at"
     assert len(lines) == 7
-    assert lines[2].startswith("'=cmd@evil.com,\"'=HYPERLINK(\"\"x\"\")\",active,会员快讯,")
+    assert lines[2].startswith('\'=cmd@evil.com,"\'=HYPERLINK(""x"")",active,会员快讯,')
     assert ",'+86 571 1234,bounced," in exported
 
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"

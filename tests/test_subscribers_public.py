@@ -79,8 +79,9 @@ def test_tokens_are_rejected_when_tampered_foreign_or_for_another_purpose(
         with pytest.raises(InvalidToken):
             unsubscribe_by_token(session, SIGNER, token_of(LINKS.preferences(wang)))
         with pytest.raises(InvalidToken, match="expired"):
-            old = SIGNER.sign(TokenPurpose.CONFIRM, str(wang),
-                              issued_at=int(time.time()) - CONFIRM_MAX_AGE - 60)
+            old = SIGNER.sign(
+                TokenPurpose.CONFIRM, str(wang), issued_at=int(time.time()) - CONFIRM_MAX_AGE - 60
+            )
             confirm_by_token(session, SIGNER, old)
         assert unsubscribe_by_token(session, SIGNER, unsubscribe).id == wang
     assert state(database_url, "wang@qq.com")[0] is SubscriberStatus.UNSUBSCRIBED
@@ -90,8 +91,9 @@ def test_tokens_are_rejected_when_tampered_foreign_or_for_another_purpose(
 def test_double_opt_in(database_url: str) -> None:
     with transaction(database_url) as session:
         create_list(session, "会员快讯")
-        pending = request_subscription(session, "Wang@QQ.com", lists=["会员快讯"], name="王",
-                                       source="web form")
+        pending = request_subscription(
+            session, "Wang@QQ.com", lists=["会员快讯"], name="王", source="web form"
+        )
         assert pending.status is SubscriberStatus.PENDING
         link = LINKS.confirm(pending.id)
     assert audience(database_url, lists=("会员快讯",)) == []
@@ -101,7 +103,8 @@ def test_double_opt_in(database_url: str) -> None:
         assert confirmed.consent_source == "web form" and confirmed.consent_at is not None
         confirm_by_token(session, SIGNER, token_of(link))  # following it twice is harmless
     assert state(database_url, "wang@qq.com") == (
-        SubscriberStatus.ACTIVE, [("会员快讯", SubscriptionStatus.ACTIVE)]
+        SubscriberStatus.ACTIVE,
+        [("会员快讯", SubscriptionStatus.ACTIVE)],
     )
     assert audience(database_url, lists=("会员快讯",)) == ["Wang@qq.com"]
 
@@ -116,8 +119,10 @@ def test_suppression_holds_on_every_list_until_the_person_subscribes_again(
         "wang@qq.com,会员快讯|青年\nli@163.com,会员快讯|青年\nzhao@126.com,青年\n"
         "qian@sina.com,会员快讯|青年\n",
     )
-    ids = {email: subscriber_id(database_url, email)
-           for email in ("wang@qq.com", "li@163.com", "zhao@126.com", "qian@sina.com")}
+    ids = {
+        email: subscriber_id(database_url, email)
+        for email in ("wang@qq.com", "li@163.com", "zhao@126.com", "qian@sina.com")
+    }
     assert still_sendable_now(database_url, ids.values()) == set(ids.values())
 
     with transaction(database_url) as session:
@@ -129,8 +134,11 @@ def test_suppression_holds_on_every_list_until_the_person_subscribes_again(
     assert still_sendable_now(database_url, ids.values()) == {ids["qian@sina.com"]}
 
     # The original file again, and the staff adding them: nobody comes back.
-    import_text(database_url, tmp_path,
-                "email,status,lists\nwang@qq.com,active,会员快讯\nli@163.com,active,青年\n")
+    import_text(
+        database_url,
+        tmp_path,
+        "email,status,lists\nwang@qq.com,active,会员快讯\nli@163.com,active,青年\n",
+    )
     with transaction(database_url) as session:
         add_subscriber(session, "zhao@126.com", lists=["会员快讯"])
     assert audience(database_url) == ["qian@sina.com"]
@@ -159,8 +167,13 @@ def test_preferences_by_token(database_url: str) -> None:
     with transaction(database_url) as session:
         wang = add_subscriber(session, "wang@qq.com", openid="oWang").subscriber.id
     with transaction(database_url) as session:
-        update_preferences_by_token(session, SIGNER, token_of(LINKS.preferences(wang)),
-                                    channel=Channel.BOTH, format=Format.TEXT)
+        update_preferences_by_token(
+            session,
+            SIGNER,
+            token_of(LINKS.preferences(wang)),
+            channel=Channel.BOTH,
+            format=Format.TEXT,
+        )
     with transaction(database_url) as session:
         subscriber = find_subscriber(session, "wang@qq.com")
         assert (subscriber.channel, subscriber.format) == (Channel.BOTH, Format.TEXT)
@@ -181,8 +194,12 @@ def test_the_audience_is_filtered_and_read_in_keyset_batches(
     )
     assert audience(database_url) == ["a@x.cn", "b@x.cn", "c@x.cn", "d@x.cn", "e@x.cn"]
     assert audience(database_url, lists=("青年",)) == ["e@x.cn"]
-    assert audience(database_url, lists=("会员快讯", "青年")) == ["a@x.cn", "b@x.cn", "c@x.cn",
-                                                             "e@x.cn"]
+    assert audience(database_url, lists=("会员快讯", "青年")) == [
+        "a@x.cn",
+        "b@x.cn",
+        "c@x.cn",
+        "e@x.cn",
+    ]
     assert audience(database_url, lists=("没有这个",)) == []
     assert audience(database_url, tags=("青年", "女工")) == ["a@x.cn", "c@x.cn", "e@x.cn"]
     assert audience(database_url, attributes=(("城市", "杭州"),)) == ["a@x.cn"]
@@ -192,14 +209,18 @@ def test_the_audience_is_filtered_and_read_in_keyset_batches(
     assert audience(database_url, channel="wechat") == ["b@x.cn", "c@x.cn"]
     assert audience(database_url, format="text") == ["d@x.cn", "e@x.cn"]
     assert audience(database_url, lists=("会员快讯",), tags=("青年",), channel="email") == [
-        "a@x.cn", "c@x.cn"
+        "a@x.cn",
+        "c@x.cn",
     ]
 
     with transaction(database_url) as session:
         batches = list(stream_audience(session, AudienceFilter(), batch_size=2))
         assert [len(batch) for batch in batches] == [2, 2, 1]
         member = batches[0][0]
-        assert (member.email, member.channel, member.format) == ("a@x.cn", Channel.EMAIL,
-                                                                 Format.FULL)
+        assert (member.email, member.channel, member.format) == (
+            "a@x.cn",
+            Channel.EMAIL,
+            Format.FULL,
+        )
         resumed = list(stream_audience(session, AudienceFilter(), after_id=batches[1][-1].id))
         assert [m.email for batch in resumed for m in batch] == ["e@x.cn"]

@@ -6,7 +6,6 @@ Production mail goes to a real relay (SMTP_HOST); this is where you look at what
 from __future__ import annotations
 
 import mailbox
-import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from distributor.ports import free_port
 
 
 class _MaildirHandler:
@@ -41,9 +36,10 @@ class MaildirSink:
     def __init__(self, path: Path, port: int = 0) -> None:
         self.path = path
         self.handler = _MaildirHandler(mailbox.Maildir(path, create=True))
-        self.port = port or _free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     data_size_limit=50_000_000)
+        self.port = port or free_port()
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=50_000_000
+        )
 
     @property
     def received(self) -> int:

@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -73,3 +75,14 @@ class WorkerProcess:
         return "\n".join(
             path.read_text(errors="replace") for path in sorted(self.workdir.glob("worker-*.log"))
         )
+
+
+@contextmanager
+def running_worker(env: dict[str, str], workdir: Path) -> Iterator[WorkerProcess]:
+    """A started worker (with beat), stopped when the block ends."""
+    process = WorkerProcess(env, workdir)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
