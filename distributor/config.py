@@ -71,6 +71,12 @@ class Settings:
     claim_lease_seconds: float = 30.0
     retry_base_seconds: float = 60.0
     retry_max_attempts: int = 5
+    retry_max_delay_seconds: float = 3600.0
+    dispatch_budget_seconds: float = 10.0  # a drain hands its slot on after this
+    recheck_seconds: float = 1.0  # how stale a pause or an unsubscribe may be when a message goes
+    tick_seconds: float = 1.0  # how often beat ticks
+    plan_batch_size: int = 1000  # audience members frozen into deliveries per transaction
+    planner_lease_seconds: float = 60.0  # a dead planner's send is planned again after this
     rate_limit: float | None = None  # messages per second, all workers together
     domain_concurrency: str = ""  # "qq.com=5,163.com=3"
     default_domain_concurrency: int | None = None
@@ -115,6 +121,16 @@ class Settings:
             claim_lease_seconds=_float(env, "CLAIM_LEASE_SECONDS", cls.claim_lease_seconds),
             retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", cls.retry_base_seconds),
             retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", cls.retry_max_attempts),
+            retry_max_delay_seconds=_float(
+                env, "RETRY_MAX_DELAY_SECONDS", cls.retry_max_delay_seconds
+            ),
+            dispatch_budget_seconds=_float(
+                env, "DISPATCH_BUDGET_SECONDS", cls.dispatch_budget_seconds
+            ),
+            recheck_seconds=_float(env, "RECHECK_SECONDS", cls.recheck_seconds),
+            tick_seconds=_float(env, "TICK_SECONDS", cls.tick_seconds),
+            plan_batch_size=_int(env, "PLAN_BATCH_SIZE", cls.plan_batch_size),
+            planner_lease_seconds=_float(env, "PLANNER_LEASE_SECONDS", cls.planner_lease_seconds),
             rate_limit=_float(env, "RATE_LIMIT", 0.0) or None,
             domain_concurrency=env.get("DOMAIN_CONCURRENCY", "").strip(),
             default_domain_concurrency=_int(env, "DEFAULT_DOMAIN_CONCURRENCY", 0) or None,

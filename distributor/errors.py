@@ -50,5 +50,9 @@ class RenderError(DistributorError):
     """A template failed, or content cannot be rendered safely."""
 
 
+class InvalidRecipient(DistributorError):
+    """One recipient's message cannot be built (their address); the rest of the send goes on."""
+
+
 class InvalidTransition(DistributorError):
     """A send or delivery was asked to move to a state it cannot reach from where it is."""

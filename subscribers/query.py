@@ -45,6 +45,31 @@ class AudienceFilter:
     attributes: tuple[tuple[str, str], ...] = ()
     channel: str | None = None
     format: str | None = None
+    # Named addresses instead of subscribers (a staff test send); the other facets do not apply.
+    addresses: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form (a send's audience); :meth:`from_json` reads it back."""
+        if self.addresses:
+            return {"addresses": list(self.addresses)}
+        return {
+            "lists": list(self.lists),
+            "tags": list(self.tags),
+            "attributes": [list(pair) for pair in self.attributes],
+            "channel": self.channel,
+            "format": self.format,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AudienceFilter:
+        return cls(
+            lists=tuple(data.get("lists", ())),
+            tags=tuple(data.get("tags", ())),
+            attributes=tuple((key, value) for key, value in data.get("attributes", ())),
+            channel=data.get("channel"),
+            format=data.get("format"),
+            addresses=tuple(data.get("addresses", data.get("test", ()))),
+        )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from distributor.sending.slots import (
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 LEASE = NOW + timedelta(seconds=30)
+POLICY = RetryPolicy(max_attempts=5, base_delay=60, max_delay=3600)
 
 
 def running_send_with(url: str, n: int) -> int:
@@ -103,29 +104,58 @@ def test_an_expired_claim_is_swept_to_go_out_again_and_logged(database_url: str)
         alive = claim_batch(session, send_id, token="alive", limit=2, lease_until=LEASE, now=NOW)
     later = NOW + timedelta(seconds=1)
     with transaction(database_url) as session:
-        assert sweep_expired_claims(session, later) == 2
+        assert sweep_expired_claims(session, later, max_attempts=5) == 2
     with transaction(database_url) as session:
         rows = {d.id: d for d in session.scalars(select(Delivery))}
-        assert {rows[d.id].state for d in dead} == {DeliveryState.DEFERRED}
+        # only the first unrecorded row of the dead batch can have reached the server: it counts
+        # an attempt; the row behind it was never tried and simply waits again
+        assert [rows[d.id].state for d in dead] == [DeliveryState.DEFERRED, DeliveryState.PENDING]
+        assert [rows[d.id].attempts for d in dead] == [1, 0]
         assert {rows[d.id].reclaims for d in dead} == {1}
-        # only the first unrecorded row of the dead batch can have reached the server
         assert [rows[d.id].possible_duplicate for d in dead] == [True, False]
         assert {rows[d.id].state for d in alive} == {DeliveryState.CLAIMED}
-        logged = session.scalars(select(DeliveryAttempt.outcome)).all()
-        assert logged == ["reclaimed", "reclaimed"]
+        logged = session.execute(
+            select(DeliveryAttempt.delivery_id, DeliveryAttempt.outcome).order_by(
+                DeliveryAttempt.delivery_id
+            )
+        ).all()
+        assert [outcome for _, outcome in logged] == ["worker-died", "reclaimed"]
         again = claim_batch(session, send_id, token="next", limit=10, lease_until=LEASE, now=later)
     assert [d.id for d in again] == [d.id for d in dead]
+
+
+def test_a_delivery_whose_worker_keeps_dying_fails_once_its_attempts_are_spent(
+    database_url: str,
+) -> None:
+    """A 'poison' recipient: the worker dies while its message is in flight, every time."""
+    send_id = running_send_with(database_url, 2)
+    now = NOW
+    for death in range(1, 4):
+        with transaction(database_url) as session:
+            token = f"worker{death}"
+            batch = claim_batch(session, send_id, token=token, limit=1, lease_until=now, now=now)
+            assert [d.id for d in batch] == [1]  # the poison row is first in line each time
+        now += timedelta(seconds=31)
+        with transaction(database_url) as session:
+            sweep_expired_claims(session, now, max_attempts=3)
+    with transaction(database_url) as session:
+        poison = session.get(Delivery, 1)
+        assert poison is not None
+        assert (poison.state, poison.attempts) == (DeliveryState.FAILED, 3)
+        assert poison.last_error == "the worker died 3 times while sending this; gave up"
+        rest = claim_batch(session, send_id, token="next", limit=5, lease_until=LEASE, now=now)
+    assert [d.id for d in rest] == [2]  # the rest of the send goes on
 
 
 def test_a_result_for_a_lost_claim_does_not_overwrite_the_row(database_url: str) -> None:
     send_id = running_send_with(database_url, 1)
     with transaction(database_url) as session:
         [claimed] = claim_batch(session, send_id, token="old", limit=1, lease_until=NOW, now=NOW)
-        sweep_expired_claims(session, NOW + timedelta(seconds=1))
+        sweep_expired_claims(session, NOW + timedelta(seconds=1), max_attempts=5)
     recorder = ResultRecorder(get_engine(database_url))
     receipt = Receipt(Outcome.SENT, 250, "ok")
     state = recorder.record(
-        claimed, token="old", receipt=receipt, policy=RetryPolicy(), now=NOW, worker="w"
+        claimed, token="old", receipt=receipt, policy=POLICY, now=NOW, worker="w"
     )
     recorder.close()
     assert state is DeliveryState.SENT  # what the server said …
@@ -135,7 +165,7 @@ def test_a_result_for_a_lost_claim_does_not_overwrite_the_row(database_url: str)
         attempts = session.execute(
             select(DeliveryAttempt.outcome, DeliveryAttempt.detail).order_by(DeliveryAttempt.id)
         ).all()
-        assert [a.outcome for a in attempts] == ["reclaimed", "late-sent"]
+        assert [a.outcome for a in attempts] == ["worker-died", "late-sent"]
         assert attempts[1].detail == "answer came after the claim expired"
 
 
@@ -146,7 +176,7 @@ def test_a_result_is_recorded_on_the_row_and_in_the_log(database_url: str) -> No
     recorder = ResultRecorder(get_engine(database_url))
     receipt = Receipt(Outcome.DEFERRED, 451, "4.3.0 greylisted")
     state = recorder.record(
-        claimed, token="t", receipt=receipt, policy=RetryPolicy(), now=NOW, worker="w1"
+        claimed, token="t", receipt=receipt, policy=POLICY, now=NOW, worker="w1"
     )
     recorder.close()
     assert state is DeliveryState.DEFERRED
@@ -175,7 +205,7 @@ def test_released_rows_are_claimable_at_once(database_url: str) -> None:
     send_id = running_send_with(database_url, 3)
     with transaction(database_url) as session:
         batch = claim_batch(session, send_id, token="t", limit=3, lease_until=LEASE, now=NOW)
-        assert release_claims(session, "t", [d.id for d in batch[1:]]) == 2
+        assert release_claims(session, "t", [d.id for d in batch[1:]], NOW) == 2
         again = claim_batch(session, send_id, token="u", limit=3, lease_until=LEASE, now=NOW)
     assert [d.id for d in again] == [d.id for d in batch[1:]]
 
@@ -216,7 +246,7 @@ def test_trigger_kept_counts_match_the_rows_after_small_and_large_moves(database
     with transaction(database_url) as session:  # a one-row move, then large ones, one connection
         claim_batch(session, send_id, token="a", limit=1, lease_until=NOW, now=NOW)
         claim_batch(session, send_id, token="b", limit=1000, lease_until=NOW, now=NOW)
-        sweep_expired_claims(session, NOW + timedelta(seconds=1))
+        sweep_expired_claims(session, NOW + timedelta(seconds=1), max_attempts=5)
         cancel_send(session, send_id, NOW)
     with transaction(database_url) as session:
         counted = dict(

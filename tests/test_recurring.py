@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,16 +14,19 @@ from sqlalchemy import select, update
 from distributor.cli import main
 from distributor.config import Settings
 from distributor.db import session_factory, transaction, utcnow
-from distributor.sending.engine import Engine
 from distributor.sending.models import ScheduleRule, Send
 from distributor.sending.recurring import occurrences_after
-from distributor.sending.scheduler import TickConfig, tick
+from distributor.sending.runtime import WorkerRuntime
+from distributor.sending.scheduler import tick
+from distributor.sending.tunables import Tunables
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample
 from tests.support.smtp import SmtpServer
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FIXTURES = Path(__file__).parent / "fixtures" / "issues"
+
+ONE_SLOT = replace(Tunables.from_settings(Settings()), slots=1)
 
 
 def test_next_monday_0900_shanghai() -> None:
@@ -72,14 +76,14 @@ def test_a_rule_run_twice_in_the_same_window_sends_once(
         )
         assert added.exit_code == 0, added.output
         make_rule_due(database_url)
-        engine = Engine.from_settings(Settings.from_env(env))
+        engine = WorkerRuntime.from_settings(Settings.from_env(env))
         factory = session_factory(database_url)
 
         def run_tick() -> None:
             tick(
                 factory,
                 now=utcnow(),
-                config=TickConfig(slots=1),
+                tunables=ONE_SLOT,
                 enqueue_plan=engine.plan,
                 enqueue_drain=lambda slot: None,
             )
@@ -120,7 +124,7 @@ def test_issues_of_a_sent_window_are_not_in_the_next(
     tick(
         factory,
         now=utcnow(),
-        config=TickConfig(slots=1),
+        tunables=ONE_SLOT,
         enqueue_plan=lambda s: None,
         enqueue_drain=lambda s: None,
     )
@@ -130,7 +134,7 @@ def test_issues_of_a_sent_window_are_not_in_the_next(
     tick(
         factory,
         now=utcnow(),
-        config=TickConfig(slots=1),
+        tunables=ONE_SLOT,
         enqueue_plan=lambda s: None,
         enqueue_drain=lambda s: None,
     )

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from distributor.cli.render_commands import CHROMIUM_ARGS
 from distributor.config import Settings
-from distributor.errors import ConfigurationError, RenderError
+from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
 from distributor.issues.document import Article, Block, IssueDocument, Masthead
 from distributor.issues.plaintext import parse_plaintext
 from distributor.render import (
@@ -47,9 +47,11 @@ from distributor.render import (
     inline_runs,
     personalise,
 )
-from distributor.render.compile import HTML_BUDGET_BYTES, MAX_ARTICLE_CHARS
 from distributor.render.dkim import SIGNED_HEADERS, relaxed_body
+from distributor.render.email import HTML_BUDGET_BYTES
 from distributor.render.mime import encode_text
+from distributor.render.personalise import check_alignment
+from distributor.render.views import MAX_ARTICLE_CHARS
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenPurpose, TokenSigner
 
@@ -442,7 +444,7 @@ def test_control_characters_in_subject_or_from_are_refused(
 )
 def test_recipient_addresses_that_could_inject_are_refused(address: str) -> None:
     full = compile_issue(small_issue(), Variant.TEXT, SETTINGS)
-    with pytest.raises(RenderError, match="subscriber 9"):
+    with pytest.raises(InvalidRecipient, match="the recipient's address .* is not a plain ASCII"):
         send(full, Recipient(9, address))
 
 
@@ -582,7 +584,8 @@ def test_dkim_configuration(tmp_path: Path, signer: DkimSigner) -> None:
         DkimSigner.from_settings(missing)
     other = replace(signer, domain="example.net")
     with pytest.raises(RenderError, match="does not align"):
-        send(compile_issue(small_issue(), Variant.TEXT, SETTINGS), signer=other)
+        check_alignment(compile_issue(small_issue(), Variant.TEXT, SETTINGS), other)
+    check_alignment(compile_issue(small_issue(), Variant.TEXT, SETTINGS), signer)
     assert set(SIGNED_HEADERS) >= {"list-unsubscribe", "list-unsubscribe-post", "feedback-id"}
 
 

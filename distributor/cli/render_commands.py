@@ -28,7 +28,7 @@ from distributor.render import (
     compile_wechat,
     personalise,
 )
-from distributor.render.compile import PREVIEW_WIDTHS, render_preview
+from distributor.render.preview import PREVIEW_WIDTHS, render_preview
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 

@@ -14,8 +14,10 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from distributor.cli.context import AppContext, pass_app
+from distributor.cli.terminal import rich_text
 from distributor.db import utcnow
 from distributor.errors import DistributorError
+from distributor.issues.models import Variant
 from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
 from distributor.sending.models import DeliveryState, SendVariant
 from distributor.sending.recurring import EVERY, add_rule, list_rules, remove_rule
@@ -23,11 +25,11 @@ from distributor.sending.service import (
     DeliveryView,
     SendStatus,
     create_send,
-    create_test_send,
     list_deliveries,
     schedule_send,
     send_status,
 )
+from distributor.sending.test_sends import create_test_send
 from subscribers.query import AudienceFilter
 
 VARIANTS = [v.value for v in SendVariant]
@@ -138,22 +140,27 @@ def schedule_command(app: AppContext, send_id: int, at: str | None) -> None:
 )
 @pass_app
 def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...], variant: str) -> None:
-    """Send the issue now to staff addresses, from this process, and show each server answer."""
-    from distributor.sending.engine import Engine
+    """Send the issue now to staff addresses, from this process, and show each server's answer.
 
-    with app.session() as session:
-        send_id = create_test_send(
-            session,
-            issue_id=issue_id,
-            addresses=addresses,
-            variant=SendVariant(variant),
-            now=utcnow(),
-        ).id
-    engine = Engine.from_settings(app.settings)
+    The subject starts with [测试]. Nothing is left for a worker: what could not go out while
+    this command waited is reported as failed.
+    """
+    from distributor.sending.runtime import WorkerRuntime
+
+    runtime = WorkerRuntime.from_settings(app.settings)
     try:
-        engine.drain_now()
+        with app.session() as session:
+            send_id = create_test_send(
+                session,
+                issue_id=issue_id,
+                addresses=addresses,
+                variant=Variant(variant),
+                settings=app.settings,
+                now=utcnow(),
+            ).id
+        runtime.send_test(send_id)
     finally:
-        engine.close()
+        runtime.close()
     with app.session() as session:
         rows = list_deliveries(session, send_id)
     _print_deliveries(app, rows)
@@ -254,6 +261,8 @@ def print_status(app: AppContext, status: SendStatus) -> None:
             table.add_row(state.value, f"{status.counts[state.value]:,}")
     table.add_row("[bold]total[/bold]", f"[bold]{status.total:,}[/bold]")
     app.console.print(table)
+    if status.error:
+        app.console.print(f"It stopped by itself: {rich_text(status.error)}", highlight=False)
     if status.possible_duplicates:
         app.console.print(
             f"{status.possible_duplicates} deliveries were re-sent after a worker "

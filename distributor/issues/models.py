@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from distributor.db import Base, BigId, CreatedAt, Id
+
+
+class Variant(StrEnum):
+    """The forms an issue is sent in: rendering makes them, a subscriber chooses one of the email
+    forms (full, digest, text), and each delivery records the one it got."""
+
+    FULL = "full"  # the whole issue as responsive HTML, with a plain-text part
+    DIGEST = "digest"  # headlines and opening sentences, linking to the archive
+    TEXT = "text"  # plain text only
+    WECHAT = "wechat"  # the WeChat article (not an email)
+
+
+EMAIL_VARIANTS = (Variant.FULL, Variant.DIGEST, Variant.TEXT)
 
 
 class Newsletter(Base):

@@ -17,9 +17,9 @@ from datetime import datetime
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from distributor.errors import RenderError
-from distributor.render.compile import CompiledMessage
+from distributor.errors import InvalidRecipient, RenderError
 from distributor.render.dkim import DkimSigner
+from distributor.render.email import CompiledMessage
 from distributor.render.mime import Slot, check_address, clean_name, header_block, mailbox
 from subscribers.links import UNSUBSCRIBE_PATH, PublicLinks
 
@@ -52,18 +52,18 @@ def personalise(
     signer: DkimSigner | None = None,
     now: float | None = None,
 ) -> OutgoingMessage:
-    """The exact message ``recipient`` gets from send ``send_id``.
+    """The exact message ``recipient`` gets from send ``send_id``; :class:`InvalidRecipient` if
+    their address cannot be written in a header. DKIM alignment is the caller's check, once per
+    send (:func:`check_alignment`).
 
     The Message-ID is the same for the same (send, recipient), so a retried delivery is
     recognisable as the same message by the receiver.
     """
-    address = check_address(recipient.email, f"the email of subscriber {recipient.subscriber_id}")
+    try:
+        address = check_address(recipient.email, "the recipient's address")
+    except RenderError as error:
+        raise InvalidRecipient(error.message) from None
     name = clean_name(recipient.name)
-    if signer is not None and not _aligned(compiled.domain, signer.domain):
-        raise RenderError(
-            f"DKIM_DOMAIN {signer.domain!r} does not align with the From domain "
-            f"{compiled.domain!r}: DMARC would fail; use the From domain or its parent"
-        )
     unsubscribe_url = links.unsubscribe(recipient.subscriber_id)
     token = unsubscribe_url.rpartition(UNSUBSCRIBE_PATH)[2]
     values = {
@@ -96,9 +96,17 @@ def personalise(
     return OutgoingMessage(message_id, compiled.from_address, address, data)
 
 
-def _aligned(from_domain: str, dkim_domain: str) -> bool:
-    """Relaxed DMARC alignment, approximated: the same domain or a parent of it."""
-    return from_domain == dkim_domain or from_domain.endswith("." + dkim_domain)
+def check_alignment(compiled: CompiledMessage, signer: DkimSigner | None) -> None:
+    """RenderError unless the DKIM domain aligns with the From domain (relaxed DMARC alignment,
+    approximated: the same domain or a parent of it). Checked once per send, not per message."""
+    if signer is None:
+        return
+    if compiled.domain == signer.domain or compiled.domain.endswith("." + signer.domain):
+        return
+    raise RenderError(
+        f"DKIM_DOMAIN {signer.domain!r} does not align with the From domain "
+        f"{compiled.domain!r}: DMARC would fail; use the From domain or its parent"
+    )
 
 
 @functools.lru_cache(maxsize=4)

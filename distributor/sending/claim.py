@@ -11,10 +11,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from distributor.sending.models import Delivery, DeliveryAttempt, DeliveryState, Send, SendState
+from distributor.issues.models import Variant
+from distributor.sending.attempts import LogEntry, log_attempts
+from distributor.sending.models import (
+    AttemptOutcome,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    Send,
+    SendState,
+)
 
 
 @dataclass(frozen=True)
@@ -24,7 +33,7 @@ class ClaimedDelivery:
     subscriber_id: int | None
     address: str
     name: str | None
-    variant: str
+    variant: Variant
     attempts: int
 
 
@@ -104,11 +113,25 @@ def renew_claims(session: Session, token: str, lease_until: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def release_claims(session: Session, token: str, ids: Sequence[int]) -> int:
-    """Give back rows this worker claimed but never attempted (e.g. its time budget ran out).
+def _waiting_again(now: datetime) -> dict[str, object]:
+    """Values that put a claimed row back to wait: ``pending`` if it was never attempted (a lease
+    is not an attempt: a paused or handed-back batch must not look as if the server had refused
+    it), else ``deferred`` and due now."""
+    never_tried = Delivery.attempts == 0
+    return {
+        "state": case(
+            (never_tried, DeliveryState.PENDING.value), else_=DeliveryState.DEFERRED.value
+        ),
+        "not_before": case((never_tried, None), else_=now),
+        "claim_token": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
 
-    Nothing was sent for them, so they return to ``deferred`` due now: ready for the next claim.
-    """
+
+def release_claims(session: Session, token: str, ids: Sequence[int], now: datetime) -> int:
+    """Give back rows this worker claimed but never attempted (its time budget ran out, the send
+    was paused): they are ready for the next claim at once."""
     if not ids:
         return 0
     result = session.execute(
@@ -118,15 +141,21 @@ def release_claims(session: Session, token: str, ids: Sequence[int]) -> int:
             Delivery.claim_token == token,
             Delivery.state == DeliveryState.CLAIMED,
         )
-        .values(state=DeliveryState.DEFERRED, not_before=None, claim_token=None, lease_until=None)
+        .values(**_waiting_again(now))
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def sweep_expired_claims(session: Session, now: datetime, *, limit: int = 10_000) -> int:
-    """Rows whose worker died go out again. A batch is sent in id order with each answer recorded
-    before the next message, so only its lowest unrecorded row can have reached the server: that
-    one is flagged as a possible duplicate."""
+def sweep_expired_claims(
+    session: Session, now: datetime, *, max_attempts: int, limit: int = 10_000
+) -> int:
+    """Rows whose worker died go out again.
+
+    A batch is sent in id order with each answer recorded before the next message, so only its
+    lowest unrecorded row can have been in flight: that one may have reached the server (flagged
+    as a possible duplicate) and counts an attempt, so a recipient that kills its worker every
+    time ends ``failed`` once ``max_attempts`` are spent while the rest of the send goes on.
+    """
     expired = session.execute(
         select(Delivery.id, Delivery.attempts, Delivery.claim_token)
         .where(Delivery.state == DeliveryState.CLAIMED, Delivery.lease_until < now)
@@ -140,31 +169,59 @@ def sweep_expired_claims(session: Session, now: datetime, *, limit: int = 10_000
     for row in expired:
         first_of_batch.setdefault(row.claim_token, row.id)
     in_flight = set(first_of_batch.values())
+    others = [row.id for row in expired if row.id not in in_flight]
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_([row.id for row in expired]))
-        .values(
-            state=DeliveryState.DEFERRED,
-            not_before=now,
-            claim_token=None,
-            lease_until=None,
-            reclaims=Delivery.reclaims + 1,
-            possible_duplicate=Delivery.id.in_(in_flight) | Delivery.possible_duplicate,
-            last_error="the worker holding this delivery stopped; sending it again",
+        .where(Delivery.id.in_(others))
+        .values(**_waiting_again(now), reclaims=Delivery.reclaims + 1)
+    )
+    deaths = _worker_deaths(session, in_flight)
+    entries = [
+        LogEntry(row.id, AttemptOutcome.RECLAIMED, row.attempts, RECLAIMED_DETAIL)
+        for row in expired
+        if row.id not in in_flight
+    ]
+    for row in expired:
+        if row.id not in in_flight:
+            continue
+        attempt, died = row.attempts + 1, deaths.get(row.id, 0) + 1
+        spent = attempt >= max_attempts
+        error = (
+            f"the worker died {died} {'time' if died == 1 else 'times'} while sending this"
+            + ("; gave up" if spent else "; sending it again")
         )
-    )
-    session.execute(
-        insert(DeliveryAttempt),
-        [
-            {
-                "delivery_id": row.id,
-                "attempt": row.attempts,
-                "outcome": "reclaimed",
-                "detail": "claim lease expired (worker lost)"
-                + ("; may have reached the server" if row.id in in_flight else ""),
-                "at": now,
-            }
-            for row in expired
-        ],
-    )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == row.id)
+            .values(
+                state=DeliveryState.FAILED if spent else DeliveryState.DEFERRED,
+                attempts=attempt,
+                not_before=None if spent else now,
+                claim_token=None,
+                lease_until=None,
+                reclaims=Delivery.reclaims + 1,
+                possible_duplicate=True,
+                last_error=error,
+                updated_at=now,
+            )
+        )
+        entries.append(LogEntry(row.id, AttemptOutcome.WORKER_DIED, attempt, IN_FLIGHT_DETAIL))
+    log_attempts(session, entries, at=now)
     return len(expired)
+
+
+RECLAIMED_DETAIL = "claim lease expired (worker lost) before this was sent"
+IN_FLIGHT_DETAIL = "the worker died while this was in flight; it may have reached the server"
+
+
+def _worker_deaths(session: Session, ids: set[int]) -> dict[int, int]:
+    """How often each delivery's worker already died while it was in flight (from the log)."""
+    rows = session.execute(
+        select(DeliveryAttempt.delivery_id, func.count())
+        .where(
+            DeliveryAttempt.delivery_id.in_(ids),
+            DeliveryAttempt.outcome == AttemptOutcome.WORKER_DIED,
+        )
+        .group_by(DeliveryAttempt.delivery_id)
+    )
+    return {delivery_id: int(n) for delivery_id, n in rows}

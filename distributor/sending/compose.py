@@ -1,5 +1,5 @@
-"""Turning a claimed delivery into the bytes on the wire: compile once per send × variant (in this
-process), personalise per recipient."""
+"""Turning a claimed delivery into the bytes on the wire: the send's stored render (loaded once
+per process), personalised for the recipient."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.channels.base import Envelope
 from distributor.config import Settings
-from distributor.issues.store import load_issue
-from distributor.render.compile import CompiledMessage, Variant, compile_digest, compile_issue
+from distributor.issues.models import Variant
 from distributor.render.dkim import DkimSigner
+from distributor.render.email import CompiledMessage
 from distributor.render.personalise import Recipient, personalise
 from distributor.sending.claim import ClaimedDelivery
-from distributor.sending.service import get_send
+from distributor.sending.renders import load_render
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 
-CACHE_SIZE = 16  # compiled issue × variant kept per process; a few sends run at once
+CACHE_SIZE = 16  # renders (send × variant) kept per process; a few sends run at once
 
 
 class EmailComposer:
@@ -28,20 +28,15 @@ class EmailComposer:
         signer = TokenSigner(settings.require_secret_key())
         self.links = PublicLinks(settings.public_base_url, signer)
         self.signer = DkimSigner.from_settings(settings)
-        self._compiled: OrderedDict[tuple[int, str], CompiledMessage] = OrderedDict()
+        self._compiled: OrderedDict[tuple[int, Variant], CompiledMessage] = OrderedDict()
 
-    def compiled(self, send_id: int, variant: str) -> CompiledMessage:
+    def compiled(self, send_id: int, variant: Variant) -> CompiledMessage:
+        """The send's render; RenderError when it cannot be made (the caller pauses the send)."""
         key = (send_id, variant)
         compiled = self._compiled.get(key)
         if compiled is None:
-            with self.factory() as session:
-                send = get_send(session, send_id)
-                docs = [load_issue(session, issue_id) for issue_id in send.issue_ids or ()]
-                doc = load_issue(session, send.issue_id)
-            if docs:  # a digest of several issues (a recurring rule's window)
-                compiled = compile_digest(docs, self.settings)
-            else:
-                compiled = compile_issue(doc, Variant(variant), self.settings)
+            with self.factory.begin() as session:
+                compiled = load_render(session, send_id, variant, self.settings)
             self._compiled[key] = compiled
             if len(self._compiled) > CACHE_SIZE:
                 self._compiled.popitem(last=False)

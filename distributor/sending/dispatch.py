@@ -11,7 +11,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, text, update
@@ -19,16 +19,26 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.channels.base import Channel, Envelope, Outcome, Receipt
 from distributor.db import utcnow
-from distributor.errors import RenderError
+from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
+from distributor.sending.attempts import LogEntry, log_attempts
 from distributor.sending.claim import ClaimedDelivery, claim_batch, release_claims, renew_claims
 from distributor.sending.lifecycle import (
     cancel_waiting_deliveries,
     finish_if_complete,
+    pause_for_error,
     send_state,
 )
 from distributor.sending.limits import Throttle
-from distributor.sending.models import Delivery, DeliveryAttempt, DeliveryState, Send, SendState
+from distributor.sending.models import (
+    AttemptOutcome,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    Send,
+    SendState,
+)
 from distributor.sending.policy import RetryPolicy, decide
+from distributor.sending.tunables import Tunables
 from subscribers.query import still_sendable
 
 
@@ -36,15 +46,6 @@ class Composer(Protocol):
     """Builds the exact bytes for one delivery (rendered once per send, personalised per row)."""
 
     def compose(self, send_id: int, delivery: ClaimedDelivery) -> Envelope: ...
-
-
-@dataclass(frozen=True)
-class DrainConfig:
-    batch_size: int = 100
-    lease_seconds: float = 30.0
-    budget_seconds: float = 10.0  # then hand over, so ticks and planners get a process
-    recheck_seconds: float = 1.0  # how stale an unsubscribe may be when its message would go
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass
@@ -149,14 +150,14 @@ class ResultRecorder:
             "b_now": now,
             "b_sent_at": now if decision.state is DeliveryState.SENT else None,
         }
-        late = f"late-{receipt.outcome.value}"
+        late = AttemptOutcome.late(decision.state)
         if self.postgres:
             if self._connection is None:
                 self._connection = self.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT"
                 )
             self._connection.execute(
-                _RECORD_POSTGRES, {**params, "b_late": late, "b_late_detail": LATE_DETAIL}
+                _RECORD_POSTGRES, {**params, "b_late": late.value, "b_late_detail": LATE_DETAIL}
             )
         else:
             with self.engine.begin() as connection:
@@ -165,7 +166,7 @@ class ResultRecorder:
                     _INSERT_ATTEMPT,
                     {
                         **params,
-                        "b_outcome": decision.state.value if held else late,
+                        "b_outcome": AttemptOutcome(decision.state.value) if held else late,
                         "b_detail": response if held else LATE_DETAIL,
                     },
                 )
@@ -199,26 +200,21 @@ def suppress_departed(
                 updated_at=now,
             )
         )
-        session.execute(
-            insert(DeliveryAttempt),
-            [
-                {
-                    "delivery_id": delivery_id,
-                    "attempt": 0,
-                    "outcome": "suppressed",
-                    "detail": "no longer subscribed",
-                    "at": now,
-                }
-                for delivery_id in gone
-            ],
+        log_attempts(
+            session,
+            [LogEntry(delivery_id, AttemptOutcome.SUPPRESSED, detail="no longer subscribed")
+             for delivery_id in gone],
+            at=now,
         )
     return keep
 
 
-def running_sends(session: Session) -> list[int]:
-    return list(
-        session.scalars(select(Send.id).where(Send.state == SendState.RUNNING).order_by(Send.id))
-    )
+def running_sends(session: Session, only: int | None = None) -> list[int]:
+    """Running sends, oldest first: ``only`` that one, else every send but staff tests (a test
+    send goes out from the command that made it, while it waits, or not at all)."""
+    query = select(Send.id).where(Send.state == SendState.RUNNING)
+    query = query.where(Send.id == only) if only is not None else query.where(~Send.is_test)
+    return list(session.scalars(query.order_by(Send.id)))
 
 
 def drain(
@@ -226,27 +222,30 @@ def drain(
     channel: Channel,
     composer: Composer,
     *,
-    config: DrainConfig,
+    tunables: Tunables,
     worker: str,
     clock: Callable[[], datetime] = utcnow,
     keep_going: Callable[[], bool] = lambda: True,
     throttle: Throttle | None = None,
+    only_send: int | None = None,
 ) -> DrainStats:
-    """Send every ready delivery of every running send, batch by batch, until none is left.
+    """Send every ready delivery of every running send (or of ``only_send``), batch by batch,
+    until none is left.
 
-    Stops early when ``budget_seconds`` are spent or ``keep_going`` says so (the caller then
-    queues another drain); rows claimed but not attempted are given back.
+    Stops early when the time budget is spent or ``keep_going`` says so (the caller then queues
+    another drain); rows claimed but not attempted are given back.
     """
     run = _Drain(
         factory,
         channel,
         composer,
         ResultRecorder(factory.kw["bind"]),
-        config,
+        tunables,
         worker,
         clock,
         keep_going,
         throttle,
+        only_send,
     )
     try:
         return run.all_batches()
@@ -260,16 +259,17 @@ class _Drain:
     channel: Channel
     composer: Composer
     recorder: ResultRecorder
-    config: DrainConfig
+    tunables: Tunables
     worker: str
     clock: Callable[[], datetime]
     keep_going: Callable[[], bool]
     throttle: Throttle | None
+    only_send: int | None
     stats: DrainStats = field(default_factory=DrainStats)
 
     def __post_init__(self) -> None:
-        self.deadline = time.monotonic() + self.config.budget_seconds
-        self.lease = timedelta(seconds=self.config.lease_seconds)
+        self.deadline = time.monotonic() + self.tunables.budget_seconds
+        self.lease = self.tunables.lease
 
     def all_batches(self) -> DrainStats:
         while self.next_batch() and not self.stats.out_of_time:
@@ -279,7 +279,7 @@ class _Drain:
     def next_batch(self) -> bool:
         """Claim and send one batch of the earliest running send that has work; False if none."""
         with self.factory.begin() as session:
-            send_ids = running_sends(session)
+            send_ids = running_sends(session, self.only_send)
         for send_id in send_ids:
             token, now = uuid.uuid4().hex, self.clock()
             with self.factory.begin() as session:
@@ -287,7 +287,7 @@ class _Drain:
                     session,
                     send_id,
                     token=token,
-                    limit=self.config.batch_size,
+                    limit=self.tunables.batch_size,
                     lease_until=now + self.lease,
                     now=now,
                 )
@@ -310,25 +310,33 @@ class _Drain:
         rest of the batch's subscriptions are read again and the lease renewed, so a pause, an
         unsubscribe or a slow server is noticed within that time."""
         pending = deque(batch)
-        next_check = time.monotonic() + self.config.recheck_seconds
+        next_check = time.monotonic() + self.tunables.recheck_seconds
         while pending:
             if time.monotonic() > self.deadline or not self.keep_going():
                 self.stats.out_of_time = True
                 with self.factory.begin() as session:
-                    release_claims(session, token, [d.id for d in pending])
+                    release_claims(session, token, [d.id for d in pending], self.clock())
                 return
             if time.monotonic() > next_check:
                 if not self.recheck(send_id, pending, token):
                     return
-                next_check = time.monotonic() + self.config.recheck_seconds
+                next_check = time.monotonic() + self.tunables.recheck_seconds
                 continue
+            try:
+                receipt = self.attempt(send_id, pending[0], send_rate)
+            except (RenderError, ConfigurationError) as error:
+                # The send's message cannot be made: nothing of this batch went out; the send
+                # waits for staff with the reason, instead of failing everyone in turn.
+                with self.factory.begin() as session:
+                    pause_for_error(session, send_id, error.message, self.clock())
+                    release_claims(session, token, [d.id for d in pending], self.clock())
+                return
             delivery = pending.popleft()
-            receipt = self.attempt(send_id, delivery, send_rate)
             state = self.recorder.record(
                 delivery,
                 token=token,
                 receipt=receipt,
-                policy=self.config.policy,
+                policy=self.tunables.retry,
                 now=self.clock(),
                 worker=self.worker,
             )
@@ -338,7 +346,7 @@ class _Drain:
         """False when the send is no longer running: the rest is given back (or cancelled)."""
         with self.factory.begin() as session:
             if send_state(session, send_id) is not SendState.RUNNING:
-                release_claims(session, token, [d.id for d in pending])
+                release_claims(session, token, [d.id for d in pending], self.clock())
                 cancel_waiting_deliveries(session, self.clock(), send_id=send_id)
                 return False
             renew_claims(session, token, self.clock() + self.lease)
@@ -351,8 +359,8 @@ class _Drain:
     def attempt(self, send_id: int, delivery: ClaimedDelivery, send_rate: float | None) -> Receipt:
         try:
             envelope = self.composer.compose(send_id, delivery)
-        except RenderError as error:
-            return Receipt(Outcome.FAILED, None, f"could not render: {error}")
+        except InvalidRecipient as error:
+            return Receipt(Outcome.FAILED, None, f"could not build this message: {error}")
         if self.throttle is None:
             return self.channel.send(envelope)
         self.throttle.wait_for_turn(send_id, send_rate)

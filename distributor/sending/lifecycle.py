@@ -114,6 +114,17 @@ def pause_send(session: Session, send_id: int, now: datetime) -> None:
     )
 
 
+def pause_for_error(session: Session, send_id: int, error: str, now: datetime) -> bool:
+    """The send cannot go on by itself (e.g. its issue cannot be rendered): it waits, paused,
+    with the reason for staff to read; resuming clears it. False if it was not running."""
+    result = session.execute(
+        update(Send)
+        .where(Send.id == send_id, Send.state.in_((SendState.SCHEDULED, SendState.RUNNING)))
+        .values(state=SendState.PAUSED, error=error[:2000], updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def resume_send(session: Session, send_id: int, now: datetime) -> None:
     """Continue exactly where it stopped: only deliveries still open go out. A send paused before
     its time goes back to waiting for it; an expired one starts now, as staff asked."""
@@ -128,7 +139,8 @@ def resume_send(session: Session, send_id: int, now: datetime) -> None:
         and send.scheduled_at > now
     )
     if waiting:
-        _move(session, send_id, (SendState.PAUSED,), SendState.SCHEDULED, now, "resumed")
+        paused = (SendState.PAUSED,)
+        _move(session, send_id, paused, SendState.SCHEDULED, now, "resumed", error=None)
         return
     started = {"started_at": now} if send is not None and send.started_at is None else {}
     _move(
@@ -139,6 +151,7 @@ def resume_send(session: Session, send_id: int, now: datetime) -> None:
         now,
         "resumed",
         expires_at=None,
+        error=None,
         **started,
     )
 

@@ -5,9 +5,10 @@ A delivery is a small state machine whose state only moves forward::
     pending ──claim──► claimed ──► sent | deferred | failed | suppressed
     deferred ──(not_before passed)──claim──► claimed
 
-A claimed row whose lease ran out (its worker died) is swept to ``deferred`` with ``not_before``
-now, so it goes out again; the sweep is logged, and the one row per batch that may already have
-reached the server is flagged as a possible duplicate.
+A claimed row whose lease ran out (its worker died) is swept back to wait, so it goes out again;
+the sweep is logged, and the one row per batch that may already have reached the server is flagged
+as a possible duplicate and counts an attempt (a recipient that kills its worker every time ends
+``failed`` once the attempts are spent, instead of looping forever).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from distributor.channels.base import DeliveryChannel
 from distributor.db import Base, BigId, CreatedAt, Id, UpdatedAt
+from distributor.issues.models import Variant
 
 
 class SendState(StrEnum):
@@ -52,6 +55,27 @@ class DeliveryState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class AttemptOutcome(StrEnum):
+    """One line of a delivery's attempt log: what the server said, or what happened to the row."""
+
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"  # left the audience before its message went
+    RECLAIMED = "reclaimed"  # its worker died holding it; it goes out again
+    WORKER_DIED = "worker-died"  # its worker died while this message was in flight, too often
+    REOPENED = "reopened"  # staff asked to retry a failed delivery
+    # The server answered after the claim had expired and the row had been swept: the row is no
+    # longer this worker's, so only the log keeps the answer.
+    LATE_SENT = "late-sent"
+    LATE_DEFERRED = "late-deferred"
+    LATE_FAILED = "late-failed"
+
+    @classmethod
+    def late(cls, state: DeliveryState) -> AttemptOutcome:
+        return cls(f"late-{state.value}")
+
+
 FINAL_DELIVERY_STATES = (
     DeliveryState.SENT,
     DeliveryState.FAILED,
@@ -74,8 +98,10 @@ class Send(Base):
     issue_id: Mapped[int] = mapped_column(BigId, ForeignKey("issues.id"))
     audience: Mapped[dict[str, Any]] = mapped_column(JSON)
     variant: Mapped[SendVariant]
-    channel: Mapped[str] = mapped_column(String(20), default="email")
+    channel: Mapped[DeliveryChannel] = mapped_column(default=DeliveryChannel.EMAIL)
     state: Mapped[SendState]
+    # Why the send stopped by itself (e.g. its issue cannot be rendered); cleared on resume.
+    error: Mapped[str | None] = mapped_column(Text)
     is_test: Mapped[bool] = mapped_column(default=False)
     scheduled_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]  # not started by then: expired, waits for staff
@@ -118,10 +144,10 @@ class Delivery(Base):
     id: Mapped[Id]
     send_id: Mapped[int] = mapped_column(BigId, ForeignKey("sends.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int | None] = mapped_column(BigId)  # None for a test send to staff
-    channel: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[DeliveryChannel]
     address: Mapped[str] = mapped_column(String(320))
     name: Mapped[str | None] = mapped_column(String(200))
-    variant: Mapped[str] = mapped_column(String(20))
+    variant: Mapped[Variant]
     state: Mapped[DeliveryState] = mapped_column(default=DeliveryState.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     not_before: Mapped[datetime | None]
@@ -152,7 +178,7 @@ class DeliveryAttempt(Base):
         BigId, ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
     )
     attempt: Mapped[int]
-    outcome: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[AttemptOutcome]
     smtp_code: Mapped[int | None]
     detail: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(100))
@@ -160,6 +186,24 @@ class DeliveryAttempt(Base):
 
     def __repr__(self) -> str:
         return f"<DeliveryAttempt {self.delivery_id}#{self.attempt} {self.outcome}>"
+
+
+class SendRender(Base):
+    """A send's message in one variant, rendered once when the send starts (before its first
+    message): every worker personalises these same bytes, and a template error pauses the send
+    instead of failing its recipients one by one."""
+
+    __tablename__ = "send_renders"
+
+    send_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True
+    )
+    variant: Mapped[Variant] = mapped_column(primary_key=True)
+    compiled: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[CreatedAt]
+
+    def __repr__(self) -> str:
+        return f"<SendRender {self.send_id} {self.variant}>"
 
 
 class DispatchSlot(Base):

@@ -8,6 +8,7 @@ killed planner resumes from the checkpoint; two planners cannot both advance it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,14 +27,8 @@ class CheckpointMoved(Exception):
 
 
 def audience_filter(send: Send) -> AudienceFilter:
-    stored = send.audience
-    return AudienceFilter(
-        lists=tuple(stored.get("lists", ())),
-        tags=tuple(stored.get("tags", ())),
-        attributes=tuple((k, v) for k, v in stored.get("attributes", ())),
-        channel=send.channel,
-        format=stored.get("format"),
-    )
+    """The send's audience, reachable on the send's channel."""
+    return replace(AudienceFilter.from_json(send.audience), channel=send.channel.value)
 
 
 def variant_for(send_variant: SendVariant, member: AudienceMember) -> str:
@@ -103,11 +98,7 @@ def plan_next_batch(
 
 
 def plan_send(
-    factory: sessionmaker[Session],
-    send_id: int,
-    *,
-    batch_size: int = 1000,
-    lease_seconds: float = 60.0,
+    factory: sessionmaker[Session], send_id: int, *, batch_size: int, lease: timedelta
 ) -> int:
     """Plan the whole audience of ``send_id``; returns how many members were looked at."""
     seen = 0
@@ -119,7 +110,7 @@ def plan_send(
                     send_id,
                     batch_size=batch_size,
                     now=utcnow(),
-                    lease=timedelta(seconds=lease_seconds),
+                    lease=lease,
                 )
         except CheckpointMoved:
             continue  # rolled back: another planner did this batch; carry on after it

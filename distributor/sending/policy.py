@@ -13,9 +13,9 @@ from distributor.sending.models import DeliveryState
 class RetryPolicy:
     """Deferred deliveries wait ``base_delay · 2^(attempt-1)`` seconds (capped), up to a limit."""
 
-    max_attempts: int = 5
-    base_delay: float = 60.0
-    max_delay: float = 3600.0
+    max_attempts: int
+    base_delay: float  # seconds
+    max_delay: float  # seconds
 
     def delay(self, attempt: int) -> timedelta:
         return timedelta(seconds=min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))

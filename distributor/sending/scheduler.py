@@ -24,13 +24,7 @@ from distributor.sending.lifecycle import (
 from distributor.sending.models import Send, SendState
 from distributor.sending.recurring import run_due_rules
 from distributor.sending.slots import reserve_free_slots
-
-
-@dataclass(frozen=True)
-class TickConfig:
-    slots: int = 4
-    slot_grace: timedelta = timedelta(seconds=30)
-    planner_grace: timedelta = timedelta(seconds=60)
+from distributor.sending.tunables import Tunables
 
 
 @dataclass
@@ -59,7 +53,10 @@ def sends_needing_a_planner(session: Session, now: datetime, grace: timedelta) -
 
 
 def has_ready_work(session: Session, now: datetime) -> bool:
-    running = session.scalars(select(Send.id).where(Send.state == SendState.RUNNING)).all()
+    """A running send (not a staff test: its command sends it) has a delivery ready now."""
+    running = session.scalars(
+        select(Send.id).where(Send.state == SendState.RUNNING, ~Send.is_test)
+    ).all()
     return any(
         session.scalar(select(exists().where(claimable(send_id, now))))
         for send_id in running
@@ -70,7 +67,7 @@ def tick(
     factory: sessionmaker[Session],
     *,
     now: datetime,
-    config: TickConfig,
+    tunables: Tunables,
     enqueue_plan: Callable[[int], None],
     enqueue_drain: Callable[[int], None],
 ) -> TickReport:
@@ -80,10 +77,12 @@ def tick(
     with factory.begin() as session:
         report.started = start_due_sends(session, now)
     with factory.begin() as session:
-        report.swept = sweep_expired_claims(session, now)
+        report.swept = sweep_expired_claims(
+            session, now, max_attempts=tunables.retry.max_attempts
+        )
         cancel_waiting_deliveries(session, now)
     with factory.begin() as session:
-        report.planning = sends_needing_a_planner(session, now, config.planner_grace)
+        report.planning = sends_needing_a_planner(session, now, tunables.planner_lease)
     for send_id in report.planning:
         enqueue_plan(send_id)
     with factory.begin() as session:
@@ -91,7 +90,7 @@ def tick(
     with factory.begin() as session:
         if has_ready_work(session, now):
             report.drains = reserve_free_slots(
-                session, count=config.slots, now=now, grace=config.slot_grace
+                session, count=tunables.slots, now=now, grace=tunables.lease
             )
     for slot in report.drains:
         enqueue_drain(slot)

@@ -89,45 +89,6 @@ def schedule_send(
     return send
 
 
-def create_test_send(
-    session: Session,
-    *,
-    issue_id: int,
-    addresses: Sequence[str],
-    variant: SendVariant,
-    now: datetime,
-) -> Send:
-    """A send to staff addresses only, running at once, outside any list."""
-    if session.get(Issue, issue_id) is None:
-        raise NotFound(f"there is no issue with ID {issue_id} (see: distributor issue list)")
-    send = Send(
-        issue_id=issue_id,
-        audience={"test": list(addresses)},
-        variant=variant,
-        channel="email",
-        state=SendState.RUNNING,
-        is_test=True,
-        scheduled_at=now,
-        started_at=now,
-        planned_at=now,
-    )
-    session.add(send)
-    session.flush()
-    session.add_all(
-        Delivery(
-            send_id=send.id,
-            subscriber_id=None,
-            channel="email",
-            address=address,
-            name=None,
-            variant=variant.value if variant is not SendVariant.PREFERENCE else "full",
-        )
-        for address in dict.fromkeys(addresses)
-    )
-    session.flush()
-    return send
-
-
 def get_send(session: Session, send_id: int) -> Send:
     send = session.get(Send, send_id)
     if send is None:
@@ -146,6 +107,7 @@ class SendStatus:
     finished_at: datetime | None
     counts: dict[str, int]
     possible_duplicates: int
+    error: str | None = None  # why the send paused itself (e.g. its issue cannot be rendered)
 
     @property
     def total(self) -> int:
@@ -161,6 +123,7 @@ class SendStatus:
             "state": self.state,
             "counts": self.counts,
             "possible_duplicates": self.possible_duplicates,
+            **({"error": self.error} if self.error else {}),
         }
 
 
@@ -195,6 +158,7 @@ def send_status(session: Session, send_id: int) -> SendStatus:
         finished_at=send.finished_at,
         counts=counts,
         possible_duplicates=int(duplicates or 0),
+        error=send.error,
     )
 
 

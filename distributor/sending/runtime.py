@@ -1,4 +1,4 @@
-"""The engine's entry points, wired to one process's database, channel and composer.
+"""What a worker process holds (database, channel, composer, limits) and its entry points.
 
 Celery tasks, the CLI and tests call these; each is a thin sequence of the pure and SQL steps in
 the sibling modules.
@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import redis
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,8 +20,10 @@ from distributor.channels.base import Channel
 from distributor.channels.smtp import SmtpChannel
 from distributor.config import Settings
 from distributor.db import session_factory, utcnow
+from distributor.errors import ConfigurationError, RenderError
 from distributor.sending.compose import EmailComposer
-from distributor.sending.dispatch import Composer, DrainConfig, DrainStats, drain
+from distributor.sending.dispatch import Composer, DrainStats, drain
+from distributor.sending.lifecycle import pause_for_error
 from distributor.sending.limits import (
     DatabaseLimits,
     Limits,
@@ -31,16 +32,19 @@ from distributor.sending.limits import (
     parse_domain_caps,
 )
 from distributor.sending.planner import plan_send
-from distributor.sending.policy import RetryPolicy
-from distributor.sending.scheduler import TickConfig, TickReport, tick
+from distributor.sending.renders import render_send
+from distributor.sending.scheduler import TickReport, tick
 from distributor.sending.slots import hand_over_slot, release_slot, renew_slot, take_slot
+from distributor.sending.test_sends import finish_test_send
+from distributor.sending.tunables import Tunables
 
 
 @dataclass
-class Engine:
+class WorkerRuntime:
     """What a worker process holds: built once per process (after fork), closed on exit."""
 
     settings: Settings
+    tunables: Tunables
     factory: sessionmaker[Session]
     channel: Channel
     composer: Composer
@@ -48,7 +52,7 @@ class Engine:
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Engine:
+    def from_settings(cls, settings: Settings) -> WorkerRuntime:
         factory = session_factory(settings.database_url)
         redis_url = settings.shared_redis_url
         limits: Limits = (
@@ -56,6 +60,7 @@ class Engine:
         )
         return cls(
             settings=settings,
+            tunables=Tunables.from_settings(settings),
             factory=factory,
             channel=SmtpChannel.from_settings(settings),
             composer=EmailComposer(settings, factory),
@@ -67,33 +72,33 @@ class Engine:
             ),
         )
 
-    @property
-    def drain_config(self) -> DrainConfig:
-        return DrainConfig(
-            batch_size=self.settings.batch_size,
-            lease_seconds=self.settings.claim_lease_seconds,
-            policy=RetryPolicy(
-                max_attempts=self.settings.retry_max_attempts,
-                base_delay=self.settings.retry_base_seconds,
-            ),
-        )
-
     def tick(
         self, *, enqueue_plan: Callable[[int], None], enqueue_drain: Callable[[int], None]
     ) -> TickReport:
         return tick(
             self.factory,
             now=utcnow(),
-            config=TickConfig(
-                slots=self.settings.dispatch_slots,
-                slot_grace=timedelta(seconds=self.settings.claim_lease_seconds),
-            ),
+            tunables=self.tunables,
             enqueue_plan=enqueue_plan,
             enqueue_drain=enqueue_drain,
         )
 
     def plan(self, send_id: int) -> int:
-        return plan_send(self.factory, send_id)
+        """Render the send, then freeze its audience into deliveries. A send whose message
+        cannot be made pauses with the reason before a single delivery exists."""
+        try:
+            with self.factory.begin() as session:
+                render_send(session, send_id, self.settings)
+        except (RenderError, ConfigurationError) as error:
+            with self.factory.begin() as session:
+                pause_for_error(session, send_id, error.message, utcnow())
+            return 0
+        return plan_send(
+            self.factory,
+            send_id,
+            batch_size=self.tunables.plan_batch_size,
+            lease=self.tunables.planner_lease,
+        )
 
     def drain_slot(self, slot: int, *, requeue: Callable[[int], None]) -> DrainStats | None:
         """Hold dispatcher ``slot`` and drain; None if another task already holds it.
@@ -102,11 +107,11 @@ class Engine:
         between; it then hands its slot straight to a new task (``requeue``) instead of waiting
         for the next tick."""
         holder = uuid.uuid4().hex[:16]
-        lease = timedelta(seconds=self.settings.claim_lease_seconds)
+        lease = self.tunables.lease
         with self.factory.begin() as session:
             if not take_slot(session, slot, holder, now=utcnow(), lease=lease):
                 return None
-        renew_every = self.settings.claim_lease_seconds / 3
+        renew_every = lease.total_seconds() / 3
         next_renewal = time.monotonic() + renew_every
 
         def keep_going() -> bool:
@@ -123,7 +128,7 @@ class Engine:
                 self.factory,
                 self.channel,
                 self.composer,
-                config=self.drain_config,
+                tunables=self.tunables,
                 worker=self.name,
                 keep_going=keep_going,
                 throttle=self.throttle,
@@ -142,15 +147,31 @@ class Engine:
                 requeue(slot)
 
     def drain_now(self) -> DrainStats:
-        """Drain in this process without slots (the CLI's test send, tests)."""
+        """Drain every running send in this process, without slots (tests)."""
         return drain(
             self.factory,
             self.channel,
             self.composer,
-            config=self.drain_config,
+            tunables=self.tunables,
             worker=self.name,
             throttle=self.throttle,
         )
+
+    def send_test(self, send_id: int) -> DrainStats:
+        """Send a staff test send from this process, now; what could not go out is failed, not
+        left for a worker: a test goes out while its command waits, or not at all."""
+        try:
+            return drain(
+                self.factory,
+                self.channel,
+                self.composer,
+                tunables=self.tunables,
+                worker=self.name,
+                only_send=send_id,
+            )
+        finally:
+            with self.factory.begin() as session:
+                finish_test_send(session, send_id, utcnow())
 
     def close(self) -> None:
         self.channel.close()

@@ -1,0 +1,39 @@
+"""engine seams: renders stored per send, the reason a send paused itself
+
+Revision ID: 0005_engine_seams
+Revises: 0004_send_control
+Create Date: 2026-11-28 06:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import distributor.db
+
+revision = "0005_engine_seams"
+down_revision = "0004_send_control"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "send_renders",
+        sa.Column("send_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("variant", sa.Enum("full", "digest", "text", "wechat", name="variant",
+                                     native_enum=False, length=20), nullable=False),
+        sa.Column("compiled", sa.JSON(), nullable=False),
+        sa.Column("created_at", distributor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["send_id"], ["sends.id"],
+                                name=op.f("fk_send_renders_send_id_sends"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("send_id", "variant", name=op.f("pk_send_renders")),
+    )
+    # A plain ADD COLUMN on both backends: no table rebuild of sends on SQLite.
+    op.add_column("sends", sa.Column("error", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("sends", "error")
+    op.drop_table("send_renders")

@@ -1,0 +1,95 @@
+"""A send's messages, rendered once when it starts and before its first message goes.
+
+Every variant the audience needs is compiled (and its DKIM alignment checked) up front, as a careful
+peer does (listmonk compiles a campaign's template before the campaign starts): a template or
+content error then pauses the send with its reason instead of failing recipients one by one, and
+personalisation is the only work left per recipient. The renders are stored, so every worker on
+every machine personalises the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from distributor.config import Settings
+from distributor.db import insert_ignoring_duplicates
+from distributor.errors import NotFound
+from distributor.issues.models import EMAIL_VARIANTS, Variant
+from distributor.issues.store import load_issue
+from distributor.render.dkim import DkimSigner
+from distributor.render.email import CompiledMessage, compile_digest, compile_issue
+from distributor.render.personalise import check_alignment
+from distributor.sending.models import Send, SendRender, SendVariant
+from distributor.sending.planner import audience_filter
+from subscribers.query import stream_audience
+
+
+def needed_variants(session: Session, send: Send) -> list[Variant]:
+    """The variant of the send, or for a send by preference those its audience chose."""
+    if send.variant is not SendVariant.PREFERENCE:
+        return [Variant(send.variant.value)]
+    audience = audience_filter(send)
+    return [
+        variant
+        for variant in EMAIL_VARIANTS
+        if next(stream_audience(session, replace(audience, format=variant.value), batch_size=1), [])
+    ]
+
+
+def render_variant(
+    session: Session, send: Send, variant: Variant, settings: Settings
+) -> CompiledMessage:
+    """Compile one variant of ``send``; RenderError (or ConfigurationError) says why not."""
+    if send.issue_ids:  # a digest of several issues (a recurring rule's window)
+        compiled = compile_digest([load_issue(session, i) for i in send.issue_ids], settings)
+    else:
+        doc = load_issue(session, send.issue_id)
+        compiled = compile_issue(doc, variant, settings, test=send.is_test)
+    check_alignment(compiled, DkimSigner.from_settings(settings))
+    return compiled
+
+
+def render_send(session: Session, send_id: int, settings: Settings) -> list[Variant]:
+    """Render and store every variant ``send_id`` needs that is not stored yet; returns the
+    variants now stored. Raises before storing anything of a variant that fails."""
+    send = session.get(Send, send_id)
+    if send is None:
+        return []
+    done = set(session.scalars(select(SendRender.variant).where(SendRender.send_id == send_id)))
+    for variant in needed_variants(session, send):
+        if variant not in done:
+            store_render(session, send_id, render_variant(session, send, variant, settings))
+            done.add(variant)
+    return sorted(done)
+
+
+def store_render(session: Session, send_id: int, compiled: CompiledMessage) -> None:
+    """Keep ``compiled`` for ``send_id``; a render stored meanwhile by another worker wins."""
+    insert_ignoring_duplicates(
+        session,
+        SendRender,
+        [{"send_id": send_id, "variant": compiled.variant, "compiled": compiled.to_json()}],
+    )
+
+
+def load_render(
+    session: Session, send_id: int, variant: Variant, settings: Settings
+) -> CompiledMessage:
+    """The stored render, rendered and stored now if missing (a reader's format changed between
+    the send's start and its planning, or the send began before renders were stored)."""
+    stored = session.scalar(
+        select(SendRender.compiled).where(
+            SendRender.send_id == send_id, SendRender.variant == variant
+        )
+    )
+    if stored is not None:
+        return CompiledMessage.from_json(stored)
+    send = session.get(Send, send_id)
+    if send is None:
+        raise NotFound(f"there is no send with ID {send_id}")
+    compiled = render_variant(session, send, variant, settings)
+    store_render(session, send_id, compiled)
+    return compiled
