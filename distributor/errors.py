@@ -56,3 +56,8 @@ class InvalidRecipient(DistributorError):
 
 class InvalidTransition(DistributorError):
     """A send or delivery was asked to move to a state it cannot reach from where it is."""
+
+
+class CheckpointMoved(Exception):
+    """Another planner advanced a send's planning checkpoint first: this batch is rolled back and
+    planning carries on after it. Internal; never shown to a person."""

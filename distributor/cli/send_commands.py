@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from distributor.cli.context import AppContext, pass_app
-from distributor.cli.terminal import rich_text
+from distributor.cli.terminal import plain, rich_text
 from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.issues.models import Variant
@@ -164,8 +164,14 @@ def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...], var
     with app.session() as session:
         rows = list_deliveries(session, send_id)
     _print_deliveries(app, rows)
-    if any(row.state != "sent" for row in rows):
-        raise DistributorError(f"test send {send_id}: not every address accepted the message")
+    for row in rows:
+        if row.state == "suppressed":
+            click.echo(f"{plain(row.address)} is suppressed: {plain(row.detail)}.")
+    if any(row.state not in ("sent", "suppressed") for row in rows):
+        raise DistributorError(
+            f"test send {send_id}: not every address accepted the message; "
+            "nothing of it is retried later: fix the problem and test again"
+        )
 
 
 def _control(verb: str, action: Callable[[Session, int, datetime], object]) -> Callable[..., None]:

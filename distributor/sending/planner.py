@@ -16,14 +16,11 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import insert_ignoring_duplicates, utcnow
+from distributor.errors import CheckpointMoved
 from distributor.sending.models import Delivery, Send, SendState, SendVariant
 from subscribers.query import AudienceFilter, AudienceMember, stream_audience
 
 EMAIL_CHANNELS = ("email", "both")
-
-
-class CheckpointMoved(Exception):
-    """Another planner advanced the checkpoint first; this batch's transaction is rolled back."""
 
 
 def audience_filter(send: Send) -> AudienceFilter:
