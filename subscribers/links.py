@@ -14,6 +14,8 @@ UNSUBSCRIBE_PATH = "/u/"
 PREFERENCES_PATH = "/p/"
 CONFIRM_PATH = "/c/"
 ARCHIVE_PATH = "/archive/"
+OPEN_PIXEL_PATH = "/t/o/"  # + recipient token + ".gif"
+CLICK_PATH = "/t/c/"  # + recipient token + "?u=<target>&s=<mac of target>"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class PublicLinks:
     def confirm(self, subscriber_id: int) -> str:
         token = self.signer.sign(TokenPurpose.CONFIRM, str(subscriber_id))
         return f"{self.base_url}{CONFIRM_PATH}{token}"
+
+    def tracking_token(self, send_id: int, subscriber_id: int) -> str:
+        """Whose open or click a tracked message reports: the send and the subscriber."""
+        return self.signer.sign(TokenPurpose.TRACK, f"{send_id}-{subscriber_id}")
 
     def archive(self, issue_number: int) -> str:
         """Issues are public; the archive is addressed by the printed issue number."""

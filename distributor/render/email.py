@@ -28,6 +28,7 @@ from distributor.render.mime import (
     encode_text,
     mailbox,
 )
+from distributor.render.tracking import add_tracking
 from distributor.render.views import (
     IssueView,
     check_sizes,
@@ -36,6 +37,7 @@ from distributor.render.views import (
     issue_view,
     render_template,
 )
+from subscribers.tokens import TokenSigner
 
 HTML_BUDGET_BYTES = 90 * 1024  # R16: Gmail clips at 102 KB and would hide the unsubscribe link
 SLOT_ALLOWANCE_BYTES = 256  # room each hole may take when filled (a signed URL, an escaped name)
@@ -62,6 +64,7 @@ class CompiledMessage:
     domain: str
     zone: ZoneInfo
     skeleton: Skeleton
+    tracked: bool = False  # opens and clicks report back (the HTML has a tracking-token slot)
 
     def to_json(self) -> dict[str, Any]:
         """Everything, as JSON values: literal runs are UTF-8 text by construction."""
@@ -71,6 +74,7 @@ class CompiledMessage:
             "from_address": self.from_address,
             "domain": self.domain,
             "zone": self.zone.key,
+            "tracked": self.tracked,
             "headers": [list(header) for header in self.skeleton.headers],
             "boundary": self.skeleton.boundary,
             "parts": [
@@ -102,6 +106,7 @@ class CompiledMessage:
             skeleton=Skeleton(
                 tuple((name, value) for name, value in data["headers"]), parts, data["boundary"]
             ),
+            tracked=bool(data.get("tracked", False)),
         )
 
 
@@ -114,9 +119,10 @@ def compile_issue(
     newsletter_name: str | None = None,
     feedback_sender: str = DEFAULT_FEEDBACK_SENDER,
     test: bool = False,
+    tracking: bool = False,
 ) -> CompiledMessage:
     """The email ``variant`` of one issue, ready to personalise for any number of recipients;
-    ``test`` marks the subject of a staff test send."""
+    ``test`` marks the subject of a staff test send, ``tracking`` reports opens and clicks."""
     if variant is Variant.WECHAT:
         raise RenderError("the wechat variant is not an email: render it as a WeChat article")
     subject = (
@@ -126,8 +132,9 @@ def compile_issue(
     )
     if test:
         subject = TEST_SUBJECT_PREFIX + subject
+    name = newsletter_name or doc.title
     return _compile_email(
-        variant, [doc], settings, subject, list_id, newsletter_name or doc.title, feedback_sender
+        variant, [doc], settings, subject, list_id, name, feedback_sender, tracking
     )
 
 
@@ -138,13 +145,16 @@ def compile_digest(
     list_id: str | None = None,
     newsletter_name: str | None = None,
     feedback_sender: str = DEFAULT_FEEDBACK_SENDER,
+    tracking: bool = False,
 ) -> CompiledMessage:
     """One digest email of several issues (e.g. a month's), in the order given."""
     if not docs:
         raise RenderError("a digest needs at least one issue")
     name = newsletter_name or docs[0].title
     subject = f"{name} 要闻摘要({_numbers_label(docs)})"
-    return _compile_email(Variant.DIGEST, docs, settings, subject, list_id, name, feedback_sender)
+    return _compile_email(
+        Variant.DIGEST, docs, settings, subject, list_id, name, feedback_sender, tracking
+    )
 
 
 def _compile_email(
@@ -155,6 +165,7 @@ def _compile_email(
     list_id: str | None,
     newsletter_name: str,
     feedback_sender: str,
+    tracking: bool,
 ) -> CompiledMessage:
     check_sizes(docs)
     from_name, from_address, domain = _parse_from(settings.mail_from)
@@ -184,6 +195,17 @@ def _compile_email(
     if html_template is not None:
         preheader = _preheader(variant, views)
         html = inline_css(render_template(html_template, preheader=preheader, **context))
+        if tracking:
+            html = add_tracking(
+                html,
+                base_url=settings.public_base_url,
+                token_marker=placeholders.marker(Slot.TRACKING_TOKEN),
+                skip_markers=(
+                    placeholders.marker(Slot.UNSUBSCRIBE_URL),
+                    placeholders.marker(Slot.PREFERENCES_URL),
+                ),
+                signer=TokenSigner(settings.require_secret_key()),
+            )
         parts.append(_html_part(html, placeholders, f"issue {_numbers_label(docs)} {variant}"))
 
     first, last = _first_last(docs)
@@ -203,6 +225,7 @@ def _compile_email(
         domain=domain,
         zone=settings.zone,
         skeleton=Skeleton.build(headers, parts),
+        tracked=tracking and html_template is not None,
     )
 
 

@@ -39,6 +39,7 @@ class Slot(StrEnum):
     NAME = "NAME"
     UNSUBSCRIBE_URL = "UNSUB"
     PREFERENCES_URL = "PREFS"
+    TRACKING_TOKEN = "TRACK"  # only in a tracked send's HTML: whose open or click it is
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ def personalise(
         Slot.UNSUBSCRIBE_URL: unsubscribe_url,
         Slot.PREFERENCES_URL: links.preferences(recipient.subscriber_id),
     }
+    if compiled.tracked:
+        values[Slot.TRACKING_TOKEN] = links.tracking_token(send_id, recipient.subscriber_id)
     mac = hmac.new(
         _message_id_key(links.signer.secret),
         f"{send_id}.{recipient.subscriber_id}".encode(),

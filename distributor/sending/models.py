@@ -106,6 +106,7 @@ class Send(Base):
     scheduled_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]  # not started by then: expired, waits for staff
     rate_limit: Mapped[float | None]  # messages per second for this send, on top of the global one
+    tracking: Mapped[bool] = mapped_column(default=False)  # opens and clicks report back
     # A digest of several issues (a recurring rule's window); None: just ``issue_id``.
     issue_ids: Mapped[list[int] | None] = mapped_column(JSON)
     rule_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("schedule_rules.id"))

@@ -44,10 +44,13 @@ def render_variant(
 ) -> CompiledMessage:
     """Compile one variant of ``send``; RenderError (or ConfigurationError) says why not."""
     if send.issue_ids:  # a digest of several issues (a recurring rule's window)
-        compiled = compile_digest([load_issue(session, i) for i in send.issue_ids], settings)
+        docs = [load_issue(session, i) for i in send.issue_ids]
+        compiled = compile_digest(docs, settings, tracking=send.tracking)
     else:
         doc = load_issue(session, send.issue_id)
-        compiled = compile_issue(doc, variant, settings, test=send.is_test)
+        compiled = compile_issue(
+            doc, variant, settings, test=send.is_test, tracking=send.tracking
+        )
     check_alignment(compiled, DkimSigner.from_settings(settings))
     return compiled
 

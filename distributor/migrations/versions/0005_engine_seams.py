@@ -32,8 +32,12 @@ def upgrade() -> None:
     )
     # A plain ADD COLUMN on both backends: no table rebuild of sends on SQLite.
     op.add_column("sends", sa.Column("error", sa.Text(), nullable=True))
+    op.add_column(
+        "sends", sa.Column("tracking", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("sends", "tracking")
     op.drop_column("sends", "error")
     op.drop_table("send_renders")
