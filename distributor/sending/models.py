@@ -287,3 +287,25 @@ class DomainLease(Base):
 
     def __repr__(self) -> str:
         return f"<DomainLease {self.domain} {self.holder}>"
+
+
+class EngagementKind(StrEnum):
+    OPEN = "open"  # the tracking pixel was fetched (by the reader, or a proxy or scanner)
+    CLICK = "click"  # a link was followed
+
+
+class EngagementEvent(Base):
+    """An open or a click of a tracked send, written in batches by the web server."""
+
+    __tablename__ = "engagement_events"
+    __table_args__ = (Index("ix_engagement_events_send_kind", "send_id", "kind", "subscriber_id"),)
+
+    id: Mapped[Id]
+    send_id: Mapped[int] = mapped_column(BigId, ForeignKey("sends.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(BigId)
+    kind: Mapped[EngagementKind]
+    url: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[CreatedAt]
+
+    def __repr__(self) -> str:
+        return f"<EngagementEvent {self.send_id} {self.subscriber_id} {self.kind}>"

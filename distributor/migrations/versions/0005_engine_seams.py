@@ -37,7 +37,27 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "engagement_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("send_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                  nullable=False),
+        sa.Column("kind", sa.Enum("open", "click", name="engagementkind", native_enum=False,
+                                  length=20), nullable=False),
+        sa.Column("url", sa.Text(), nullable=True),
+        sa.Column("at", distributor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["send_id"], ["sends.id"],
+                                name=op.f("fk_engagement_events_send_id_sends"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_engagement_events")),
+    )
+    op.create_index("ix_engagement_events_send_kind", "engagement_events",
+                    ["send_id", "kind", "subscriber_id"])
+
+
 def downgrade() -> None:
+    op.drop_index("ix_engagement_events_send_kind", table_name="engagement_events")
+    op.drop_table("engagement_events")
     op.drop_column("sends", "tracking")
     op.drop_column("sends", "error")
     op.drop_table("send_renders")
