@@ -1,0 +1,75 @@
+"""Opens and clicks: verified tokens, buffered events written in batches, counts per send."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from distributor.db import session_factory, transaction
+from distributor.errors import InvalidToken
+from distributor.render.tracking import click_url
+from distributor.sending.engagement import (
+    EngagementBuffer,
+    checked_target,
+    engagement_counts,
+    reader_of,
+)
+from distributor.sending.models import EngagementEvent, EngagementKind
+from subscribers.links import PublicLinks
+from subscribers.tokens import TokenPurpose, TokenSigner
+from tests.test_claims import running_send_with
+
+SIGNER = TokenSigner("engagement-test-secret-0123456789abcdef")
+
+
+def test_tokens_and_targets_are_checked() -> None:
+    token = PublicLinks("https://x.example", SIGNER).tracking_token(7, 42)
+    assert reader_of(SIGNER, token) == (7, 42)
+    with pytest.raises(InvalidToken):
+        reader_of(SIGNER, SIGNER.sign(TokenPurpose.UNSUBSCRIBE, "42"))
+    with pytest.raises(InvalidToken):
+        reader_of(TokenSigner("another-secret-0123456789abcdefghij"), token)
+    link = click_url("https://x.example", token, "https://hzgh.org/a?b=1&c=2", SIGNER)
+    mac = link.rpartition("&s=")[2]
+    assert checked_target(SIGNER, "https://hzgh.org/a?b=1&c=2", mac) == "https://hzgh.org/a?b=1&c=2"
+    for forged in ("https://evil.example/", "javascript:alert(1)", "//evil.example"):
+        with pytest.raises(InvalidToken):
+            checked_target(SIGNER, forged, mac)
+
+
+def test_events_are_written_in_batches_and_counted_per_reader(database_url: str) -> None:
+    send_id = running_send_with(database_url, 1)
+    buffer = EngagementBuffer(session_factory(database_url))
+    for subscriber, kind, url in [
+        (1, EngagementKind.OPEN, None),
+        (1, EngagementKind.OPEN, None),  # a second open of the same reader counts once
+        (2, EngagementKind.OPEN, None),
+        (2, EngagementKind.CLICK, "https://hzgh.org/1"),
+        (2, EngagementKind.CLICK, "https://hzgh.org/2"),
+        (3, EngagementKind.CLICK, "https://hzgh.org/1"),
+    ]:
+        buffer.add(send_id, subscriber, kind, url)
+    with transaction(database_url) as session:
+        assert session.scalar(select(func.count()).select_from(EngagementEvent)) == 0
+    assert buffer.flush() == 6 and buffer.flush() == 0
+    with transaction(database_url) as session:
+        counts = engagement_counts(session, send_id)
+    assert (counts.opened, counts.clicked, counts.clicks) == (2, 2, 3)
+
+
+def test_the_writer_thread_flushes_by_itself(sqlite_url: str) -> None:
+    send_id = running_send_with(sqlite_url, 1)
+    buffer = EngagementBuffer(session_factory(sqlite_url))
+    buffer.start()
+    buffer.add(send_id, 5, EngagementKind.OPEN, None)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # written by the thread, not by stop()
+        with transaction(sqlite_url) as session:
+            if engagement_counts(session, send_id).opened == 1:
+                break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the writer thread did not write the event within 10 s")
+    buffer.stop()
