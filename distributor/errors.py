@@ -52,3 +52,7 @@ class RenderError(DistributorError):
 
 class InvalidTransition(DistributorError):
     """A send or delivery was asked to move to a state it cannot reach from where it is."""
+
+
+class DatabaseUnreachable(DistributorError):
+    """The database server could not be reached, or refused the connection."""
