@@ -73,6 +73,26 @@ def test_list_json_is_oldest_first(database_url: str, sample_issue_path: Path) -
     assert "杭州工运" in table and "471" in table
 
 
+def test_a_gb18030_export_imports_and_says_which_encoding_it_read(
+    database_url: str, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    gb = tmp_path / "hzgy-471-gbk.txt"
+    gb.write_bytes(sample_issue_path.read_text(encoding="utf-8").encode("gb18030"))
+    result = run(database_url, "issue", "import", str(gb))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "Imported issue ID: 1",
+        "Read hzgy-471-gbk.txt as GB18030.",
+    ]
+    assert "kicker: 在基层构建和谐稳定的劳动关系" in result.output
+    assert table_counts(database_url) == (1, 4, 24)
+    utf8 = run(database_url, "issue", "import", str(sample_issue_path))
+    assert utf8.output.splitlines()[:2] == [
+        "Imported issue ID: 1 (already imported; nothing changed)",
+        f"Read {sample_issue_path.name} as UTF-8.",
+    ]
+
+
 def test_dry_run_writes_nothing(database_url: str, sample_issue_path: Path) -> None:
     result = run(database_url, "issue", "import", "--dry-run", str(sample_issue_path))
     assert result.exit_code == 0
@@ -83,8 +103,10 @@ def test_dry_run_writes_nothing(database_url: str, sample_issue_path: Path) -> N
 def test_malformed_input_gets_one_line_exit_2_and_nothing_written(
     database_url: str, sample_issue_path: Path, tmp_path: Path
 ) -> None:
-    gb = tmp_path / "gb18030.txt"
-    gb.write_bytes(sample_issue_path.read_text(encoding="utf-8").encode("gb18030"))
+    mixed = tmp_path / "mixed.txt"
+    lines = sample_issue_path.read_bytes().split(b"\n")
+    lines[40] = lines[40].decode().encode("gb18030")
+    mixed.write_bytes(b"\n".join(lines))
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
     binary = tmp_path / "binary.txt"
@@ -96,7 +118,7 @@ def test_malformed_input_gets_one_line_exit_2_and_nothing_written(
         handle.seek(50 * 1024 * 1024)
         handle.write(b"\n")
     expectations = {
-        gb: "line 3: not valid UTF-8",
+        mixed: "line 41: the file mixes encodings",
         empty: "empty",
         binary: "binary",
         masthead_only: "headline",

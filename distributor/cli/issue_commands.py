@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from distributor.cli.context import AppContext, pass_app
+from distributor.cli.terminal import plain
 from distributor.issues.document import ImportReport, IssueDocument
 from distributor.issues.importer import FORMATS, read_issue_file
 from distributor.issues.store import list_issues, load_issue, save_issue
@@ -42,6 +43,7 @@ def import_issue(app: AppContext, path: Path, fmt: str, dry_run: bool) -> None:
             saved = save_issue(session, report.document, source_format=report.format)
         suffix = "" if saved.created else " (already imported; nothing changed)"
         click.echo(f"Imported issue ID: {saved.id}{suffix}")
+    click.echo(f"Read {plain(path.name)} as {report.encoding}.")
     _print_report(report)
 
 

@@ -180,5 +180,6 @@ class ImportReport:
 
     document: IssueDocument
     format: str
+    encoding: str = "UTF-8"
     repairs: list[Repair] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
