@@ -180,6 +180,12 @@ def _read_json(text: str, source: str) -> ImportReport:
         raise IssueFormatError(
             f"not valid JSON: {error.msg} (column {error.colno})", source=source, line=error.lineno
         ) from None
+    except ValueError:  # a number of more than 4,300 digits
+        raise IssueFormatError("not valid JSON: a number is far too long", source=source) from None
+    except RecursionError:
+        raise IssueFormatError(
+            "not valid JSON for an issue: lists or objects are nested too deeply", source=source
+        ) from None
     document = IssueDocument.from_json(data, source=source)
     dates = check_printed_dates(document.date, document.masthead)
     return ImportReport(
