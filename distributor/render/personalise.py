@@ -57,7 +57,7 @@ def personalise(
     The Message-ID is the same for the same (send, recipient), so a retried delivery is
     recognisable as the same message by the receiver.
     """
-    address = check_address(recipient.email, f"the email of subscriber {recipient.subscriber_id}")
+    address = check_address(recipient.email, "the recipient address")
     name = clean_name(recipient.name)
     if signer is not None and not _aligned(compiled.domain, signer.domain):
         raise RenderError(
