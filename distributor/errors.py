@@ -58,6 +58,10 @@ class InvalidTransition(DistributorError):
     """A send or delivery was asked to move to a state it cannot reach from where it is."""
 
 
+class DatabaseUnreachable(DistributorError):
+    """The database server could not be reached, or refused the connection."""
+
+
 class CheckpointMoved(Exception):
     """Another planner advanced a send's planning checkpoint first: this batch is rolled back and
     planning carries on after it. Internal; never shown to a person."""

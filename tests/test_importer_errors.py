@@ -53,10 +53,27 @@ def test_binary_file_of_control_characters() -> None:
     )
 
 
-def test_gb18030_file_names_the_line_and_the_fix(sample_text: str) -> None:
-    message = refused(sample_text.encode("gb18030"), source="hzgy-471.txt")
-    assert message == (
-        "hzgy-471.txt, line 3: not valid UTF-8 (it looks like GB18030/GBK); save the file as UTF-8"
+def test_gb18030_file_is_read_and_says_so(sample_text: str) -> None:
+    """What a Windows office exports: the same issue as the UTF-8 file, named GB18030."""
+    report = read_issue(sample_text.encode("gb18030"), source="hzgy-471.txt")
+    assert report.encoding == "GB18030"
+    assert report.document == read_issue(sample_text.encode(), source="x.txt").document
+    assert read_issue(sample_text.encode(), source="x.txt").encoding == "UTF-8"
+
+
+def test_a_file_mixing_utf8_and_gb18030_is_refused(sample_text: str) -> None:
+    """Read either way some lines would be mojibake: never accepted silently."""
+    lines = sample_text.encode().split(b"\n")
+    lines[40] = lines[40].decode().encode("gb18030")
+    assert refused(b"\n".join(lines)) == (
+        "issue.txt, line 41: the file mixes encodings (line 3 is UTF-8, line 41 is GB18030/GBK); "
+        "save the whole file as UTF-8"
+    )
+    gb_first = sample_text.encode("gb18030").split(b"\n")
+    gb_first[40] = sample_text.split("\n")[40].encode()
+    assert refused(b"\n".join(gb_first)) == (
+        "issue.txt, line 3: the file mixes encodings (line 41 is UTF-8, line 3 is GB18030/GBK); "
+        "save the whole file as UTF-8"
     )
 
 
@@ -64,7 +81,27 @@ def test_a_bad_byte_later_in_the_file(sample_text: str) -> None:
     lines = sample_text.split("\n")
     lines[40] = lines[40][:10] + "\udcff" + lines[40][10:]
     data = "\n".join(lines).encode("utf-8", errors="surrogateescape")
-    assert refused(data) == "issue.txt, line 41: not valid UTF-8; save the file as UTF-8"
+    assert refused(data) == (
+        "issue.txt, line 41: neither UTF-8 nor GB18030/GBK text; save the file as UTF-8"
+    )
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "shift_jis", "big5"])
+def test_other_encodings_are_refused(encoding: str) -> None:
+    text = {
+        "cp1252": "Zeitung\n\nÜber die Straße geht’s zum Café — à bientôt\n",
+        "shift_jis": "新聞\n\nこんにちは、ありがとうございます。よろしくお願いします。\n",
+        "big5": "杭州工運\n\n職工們歡迎這個消息。\n",
+    }[encoding]
+    assert refused(text.encode(encoding)).startswith("issue.txt, line ")
+
+
+def test_utf8_bom_with_gb18030_after_it(sample_text: str) -> None:
+    data = codecs.BOM_UTF8 + sample_text.encode("gb18030")
+    assert refused(data) == (
+        "issue.txt, line 3: not valid UTF-8, though the file starts with a UTF-8 byte order "
+        "mark; save the file as UTF-8"
+    )
 
 
 def test_utf16_file() -> None:

@@ -14,11 +14,16 @@ import pytest
 from click.testing import CliRunner
 
 from distributor.cli.context import AppContext
-from distributor.cli.render_commands import preview, render
+from distributor.cli.render_commands import message_bytes, preview, render
 from distributor.config import Settings
 from distributor.db import transaction
+from distributor.errors import RenderError
 from distributor.issues.plaintext import parse_plaintext
-from distributor.issues.store import save_issue
+from distributor.issues.store import load_issue, save_issue
+from distributor.render import Recipient, Variant
+from subscribers.links import PREFERENCES_PATH, UNSUBSCRIBE_PATH
+from subscribers.store import add_subscriber
+from subscribers.tokens import TokenPurpose, TokenSigner
 
 SETTINGS = Settings(
     secret_key="test-secret-key-for-the-cli-0123456789",
@@ -50,6 +55,14 @@ def invoke(app: AppContext, *args: str) -> bytes:
     return result.stdout_bytes
 
 
+def link_subject(text: str, path: str, purpose: TokenPurpose) -> str:
+    """Whom the signed link at ``path`` in ``text`` is for: the subscriber ID it was signed with."""
+    match = re.search(re.escape(SETTINGS.public_base_url + path) + r"([A-Za-z0-9_.-]+)", text)
+    assert match, f"no {path} link"
+    signer = TokenSigner(SETTINGS.require_secret_key())
+    return signer.verify(match[1], purpose)
+
+
 @pytest.mark.parametrize("variant", ["full", "digest", "text"])
 def test_render_writes_the_message_a_reader_gets(
     app: AppContext, tmp_path: Path, variant: str
@@ -65,6 +78,55 @@ def test_render_writes_the_message_a_reader_gets(
     assert (
         text is not None
         and "市总工会召开深入构建新时代和谐劳动关系工作交流会" in text.get_content()
+    )
+
+
+def test_render_to_a_subscriber_is_what_that_subscriber_gets(
+    app: AppContext, tmp_path: Path
+) -> None:
+    with app.session() as session:
+        added = add_subscriber(session, "li.ming@example.com", name="李明")
+        subscriber_id = added.subscriber.id
+    result = CliRunner().invoke(
+        issue, ["render", "1", "--variant", "text", "--to", "Li.Ming@Example.com"], obj=app
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    message = email.message_from_bytes(result.stdout_bytes, policy=email.policy.default)
+    assert message["To"] == "李明 <li.ming@example.com>"
+    body = message.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "李明，您好！" in text
+    assert link_subject(text, UNSUBSCRIBE_PATH, TokenPurpose.UNSUBSCRIBE) == str(subscriber_id)
+    assert link_subject(text, PREFERENCES_PATH, TokenPurpose.PREFERENCES) == str(subscriber_id)
+
+
+def test_render_to_an_address_that_is_no_subscriber_says_so(app: AppContext) -> None:
+    result = CliRunner().invoke(
+        issue, ["render", "1", "--variant", "text", "--to", "guest@example.com"], obj=app
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "guest@example.com is not a subscriber: rendered for an anonymous preview reader "
+        "(no name, links that unsubscribe nobody).\n"
+    )
+    message = email.message_from_bytes(result.stdout_bytes, policy=email.policy.default)
+    assert message["To"] == "guest@example.com"
+    body = message.get_body(("plain",))
+    assert body is not None and "读者朋友，您好！" in body.get_content()
+    assert link_subject(body.get_content(), UNSUBSCRIBE_PATH, TokenPurpose.UNSUBSCRIBE) == "0"
+
+
+def test_a_bad_address_is_named_without_internal_ids(app: AppContext) -> None:
+    """A person sees this in a delivery's detail: no "subscriber 17" they cannot look up."""
+    with app.session() as session:
+        doc = load_issue(session, 1)
+    with pytest.raises(RenderError) as caught:
+        message_bytes(doc, Variant.TEXT, SETTINGS, Recipient(17, "guest@exa mple.com"))
+    assert str(caught.value) == (
+        "the recipient address 'guest@exa mple.com' is not a plain ASCII email address like "
+        "name@example.org"
     )
 
 

@@ -5,18 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from sqlalchemy.exc import OperationalError
 
-from distributor.cli.context import AppContext
+from distributor.cli.context import AppContext, unreachable
+from distributor.cli.terminal import plain
 from distributor.errors import DistributorError
 
 
 class _UserError(click.ClickException):
-    """A DistributorError shown as ``Error: …``, exit code 2 (like click's usage errors)."""
+    """A DistributorError shown as ``Error: …``, exit code 2 (like click's usage errors).
+
+    Messages quote input (a file's text, a server's answer), so they are made terminal-safe.
+    """
 
     exit_code = DistributorError.exit_code
 
-    def __init__(self, error: DistributorError) -> None:
-        super().__init__(error.format_message())
+    def __init__(self, error: DistributorError, hint: str = "") -> None:
+        super().__init__(plain(error.format_message()) + hint)
 
 
 class DistributorGroup(click.Group):
@@ -27,6 +32,13 @@ class DistributorGroup(click.Group):
             return super().invoke(ctx)
         except DistributorError as error:
             raise _UserError(error) from error
+        except OperationalError as error:
+            app = ctx.find_object(AppContext)
+            lost = unreachable(app.settings.database_url, error) if app else None
+            if lost is None:
+                raise
+            hint = "; is the server running, and is DATABASE_URL right?"
+            raise _UserError(lost, hint) from error
 
 
 @click.group(cls=DistributorGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from distributor.cli.context import AppContext, pass_app
+from distributor.cli.context import AppContext, pass_app, redacted
 from distributor.db import current_revision, upgrade
 
 
@@ -20,7 +20,7 @@ def db_upgrade(app: AppContext, revision: str) -> None:
     """Apply every pending migration to DATABASE_URL."""
     url = app.settings.database_url
     upgrade(url, revision)
-    app.console.print(f"Database is at revision {current_revision(url)} ({_redacted(url)})")
+    app.console.print(f"Database is at revision {current_revision(url)} ({redacted(url)})")
 
 
 @db.command("current")
@@ -31,8 +31,3 @@ def db_current(app: AppContext) -> None:
         current_revision(app.settings.database_url) or "empty (run: distributor db upgrade)"
     )
 
-
-def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

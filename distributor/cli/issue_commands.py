@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from distributor.cli.context import AppContext, pass_app
+from distributor.cli.terminal import plain, rich_text
 from distributor.issues.document import ImportReport, IssueDocument
 from distributor.issues.importer import FORMATS, read_issue_file
 from distributor.issues.store import list_issues, load_issue, save_issue
@@ -42,18 +42,22 @@ def import_issue(app: AppContext, path: Path, fmt: str, dry_run: bool) -> None:
             saved = save_issue(session, report.document, source_format=report.format)
         suffix = "" if saved.created else " (already imported; nothing changed)"
         click.echo(f"Imported issue ID: {saved.id}{suffix}")
+    click.echo(f"Read {plain(path.name)} as {report.encoding}.")
     _print_report(report)
 
 
 def _print_report(report: ImportReport) -> None:
+    """What was read; every value from the file goes through :func:`plain`."""
     doc = report.document
     m = doc.masthead
     paragraphs = sum(len(a.paragraphs) for a in doc.articles)
     headings = sum(len(a.headings) for a in doc.articles)
     click.echo(
-        f"{doc.title} 第{doc.number}期 {doc.date.isoformat()}"
-        + (f" {m.weekday}" if m.weekday else "")
-        + (f" 农历{m.lunar_date}" if m.lunar_date else "")
+        plain(
+            f"{doc.title} 第{doc.number}期 {doc.date.isoformat()}"
+            + (f" {m.weekday}" if m.weekday else "")
+            + (f" 农历{m.lunar_date}" if m.lunar_date else "")
+        )
     )
     filled = sum(1 for value in vars(m).values() if value)
     click.echo(
@@ -68,13 +72,13 @@ def _print_report(report: ImportReport) -> None:
             parts.append(f"subtitle: {article.subtitle}")
         if article.byline:
             parts.append(f"byline: {article.byline}")
-        click.echo(" | ".join(parts))
+        click.echo(plain(" | ".join(parts)))
     if report.repairs:
         click.echo(f"Repaired {len(report.repairs)} page-break splits (please check):")
         for repair in report.repairs:
-            click.echo(f"  {repair.describe()}")
+            click.echo(f"  {plain(repair.describe())}")
     for warning in report.warnings:
-        click.echo(f"Warning: {warning}")
+        click.echo(f"Warning: {plain(warning)}")
 
 
 @issue.command("list")
@@ -92,7 +96,9 @@ def list_command(app: AppContext, as_json: bool) -> None:
         return
     table = Table("ID", "Title", "No.", "Date", "Articles")
     for s in issues:
-        table.add_row(str(s.id), s.title, str(s.number), s.date.isoformat(), str(s.articles))
+        table.add_row(
+            str(s.id), rich_text(s.title), str(s.number), s.date.isoformat(), str(s.articles)
+        )
     app.console.print(table)
 
 
@@ -114,23 +120,22 @@ def _print_document(app: AppContext, doc: IssueDocument) -> None:
     m = doc.masthead
     lunar = f"农历{m.lunar_date}" if m.lunar_date else ""
     app.console.print(
-        f"[bold]{escape(doc.title)}[/bold]  第{doc.number}期  {doc.date.isoformat()} "
-        f"{escape(m.weekday or '')} {escape(lunar)}",
+        f"[bold]{rich_text(doc.title)}[/bold]  第{doc.number}期  {doc.date.isoformat()} "
+        f"{rich_text(m.weekday or '')} {rich_text(lunar)}",
         highlight=False,
     )
     for name, value in vars(m).items():
         if value and name not in ("weekday", "lunar_date"):
-            click.echo(f"  {name}: {value}")
+            click.echo(f"  {name}: {plain(value)}")
     for number, article in enumerate(doc.articles, start=1):
         click.echo("")
         if article.kicker:
-            click.echo(f"  {article.kicker}")
-        click.echo(f"{number}. {article.headline}")
+            click.echo(f"  {plain(article.kicker)}")
+        click.echo(f"{number}. {plain(article.headline)}")
         if article.subtitle:
-            click.echo(f"  — {article.subtitle}")
+            click.echo(f"  — {plain(article.subtitle)}")
         for block in article.blocks:
             prefix = "  ## " if block.type == "heading" else "  "
-            text = block.text if len(block.text) <= 60 else block.text[:60] + "…"
-            click.echo(prefix + text)
+            click.echo(prefix + plain(block.text, 61))
         if article.byline:
-            click.echo(f"  ({article.byline})")
+            click.echo(f"  ({plain(article.byline)})")

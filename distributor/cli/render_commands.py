@@ -1,7 +1,9 @@
 """``distributor issue render`` and ``distributor issue preview``: exactly what a reader gets.
 
-Both go through the same compile → personalise path as a real send (send id 0), signed for
-the preview reader :data:`PREVIEW_SUBSCRIBER_ID`, whose links unsubscribe nobody.
+Both go through the same compile → personalise path as a real send (send id 0). ``render --to``
+a subscriber's address gets that subscriber's message (name, greeting, signed links); any
+other address, and the preview, go to an anonymous preview reader
+(:data:`PREVIEW_SUBSCRIBER_ID`), whose links unsubscribe nobody.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
+from sqlalchemy.orm import Session
 
 from distributor.cli.context import AppContext, pass_app
+from distributor.cli.terminal import plain
 from distributor.config import Settings
-from distributor.errors import RenderError
+from distributor.errors import NotFound, RenderError
 from distributor.issues.document import IssueDocument
 from distributor.issues.store import load_issue
 from distributor.render import (
@@ -30,6 +34,7 @@ from distributor.render import (
 )
 from distributor.render.preview import PREVIEW_WIDTHS, render_preview
 from subscribers.links import PublicLinks
+from subscribers.store import find_subscriber
 from subscribers.tokens import TokenSigner
 
 PREVIEW_SUBSCRIBER_ID = 0
@@ -45,7 +50,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-def message_bytes(doc: IssueDocument, variant: Variant, settings: Settings, to: str) -> bytes:
+def message_bytes(
+    doc: IssueDocument, variant: Variant, settings: Settings, to: Recipient
+) -> bytes:
     """The RFC 5322 message of an email variant, or the WeChat article as JSON."""
     if variant is Variant.WECHAT:
         article = compile_wechat(doc, settings)
@@ -53,7 +60,7 @@ def message_bytes(doc: IssueDocument, variant: Variant, settings: Settings, to: 
     links = PublicLinks(settings.public_base_url, TokenSigner(settings.require_secret_key()))
     message = personalise(
         compile_issue(doc, variant, settings),
-        Recipient(PREVIEW_SUBSCRIBER_ID, to),
+        to,
         send_id=0,
         links=links,
         signer=DkimSigner.from_settings(settings),
@@ -74,20 +81,44 @@ def html_body(message: bytes) -> str:
 @click.argument("issue_id", type=int)
 @click.option("--variant", type=click.Choice([v.value for v in Variant]), default="full",
               show_default=True, help="full, digest and text are emails; wechat is a JSON article.")
-@click.option("--to", default=PREVIEW_ADDRESS, show_default=True, help="The recipient address.")
+@click.option(
+    "--to",
+    help="Render what the subscriber with this address gets [default: an anonymous preview "
+    "reader].",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of standard output.")
 @pass_app
-def render(app: AppContext, issue_id: int, variant: str, to: str, out: Path | None) -> None:
+def render(
+    app: AppContext, issue_id: int, variant: str, to: str | None, out: Path | None
+) -> None:
     """Write the exact message (or WeChat article) of issue ISSUE_ID that a reader gets."""
     with app.session() as session:
         doc = load_issue(session, issue_id)
-    data = message_bytes(doc, Variant(variant), app.settings, to)
+        recipient = _recipient(session, to)
+    if to is not None and recipient.subscriber_id == PREVIEW_SUBSCRIBER_ID:
+        click.echo(
+            f"{plain(to)} is not a subscriber: rendered for an anonymous preview reader "
+            "(no name, links that unsubscribe nobody).",
+            err=True,
+        )
+    data = message_bytes(doc, Variant(variant), app.settings, recipient)
     if out is None:
         click.echo(data, nl=False)
     else:
         out.write_bytes(data)
-        click.echo(f"Wrote {out} ({len(data):,} bytes)", err=True)
+        click.echo(f"Wrote {plain(out)} ({len(data):,} bytes)", err=True)
+
+
+def _recipient(session: Session, to: str | None) -> Recipient:
+    """The subscriber with address ``to``, as a send addresses them, or the preview reader."""
+    if to is None:
+        return Recipient(PREVIEW_SUBSCRIBER_ID, PREVIEW_ADDRESS)
+    try:
+        subscriber = find_subscriber(session, to)
+    except NotFound:
+        return Recipient(PREVIEW_SUBSCRIBER_ID, to)
+    return Recipient(subscriber.id, subscriber.email, subscriber.name or None)
 
 
 @click.command("preview")
@@ -100,12 +131,13 @@ def preview(app: AppContext, issue_id: int, out: Path | None) -> None:
     and a screenshot of each when Chromium is installed."""
     with app.session() as session:
         doc = load_issue(session, issue_id)
-    html = html_body(message_bytes(doc, Variant.FULL, app.settings, PREVIEW_ADDRESS))
+    preview_reader = Recipient(PREVIEW_SUBSCRIBER_ID, PREVIEW_ADDRESS)
+    html = html_body(message_bytes(doc, Variant.FULL, app.settings, preview_reader))
     page = out or Path(f"preview-{doc.number}.html")
     page.write_text(render_preview(html, f"{doc.title} 第{doc.number}期"), encoding="utf-8")
-    click.echo(f"Wrote {page}")
+    click.echo(f"Wrote {plain(page)}")
     for shot in screenshots(html, page):
-        click.echo(f"Wrote {shot}")
+        click.echo(f"Wrote {plain(shot)}")
 
 
 def screenshots(html: str, page: Path) -> list[Path]:

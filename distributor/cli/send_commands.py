@@ -258,13 +258,14 @@ def watch_send(
 
 def print_status(app: AppContext, status: SendStatus) -> None:
     table = Table(
-        title=f"Send {status.id} · issue {status.issue_id} · {status.variant} · {status.state}"
+        title=f"Send {status.id} · issue {status.issue_id} · {rich_text(status.variant)} · "
+        f"{rich_text(status.state)}"
     )
     table.add_column("State")
     table.add_column("Deliveries", justify="right")
     for state in DeliveryState:
         if state.value in status.counts:
-            table.add_row(state.value, f"{status.counts[state.value]:,}")
+            table.add_row(rich_text(state.value), f"{status.counts[state.value]:,}")
     table.add_row("[bold]total[/bold]", f"[bold]{status.total:,}[/bold]")
     app.console.print(table)
     if status.error:
@@ -305,11 +306,11 @@ def _print_deliveries(app: AppContext, rows: list[DeliveryView]) -> None:
     for row in rows:
         table.add_row(
             str(row.id),
-            row.address,
-            row.state,
+            rich_text(row.address),
+            rich_text(row.state),
             str(row.attempts),
             str(row.smtp_code or ""),
-            (row.detail or "")[:80],
+            rich_text(row.detail or "", 80),
         )
     app.console.print(table)
 

@@ -7,6 +7,7 @@ The JSON form (``issue show --json``, the web API, ``--format json`` imports) is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
@@ -16,6 +17,26 @@ from distributor.errors import IssueFormatError
 
 BlockType = Literal["paragraph", "heading"]
 BLOCK_TYPES: tuple[BlockType, ...] = ("paragraph", "heading")
+MAX_ISSUE_NUMBER = 2**31 - 1
+"""The largest issue number: the database keeps it in a 32-bit INTEGER column."""
+MAX_NEWSLETTER_TITLE_CHARS = 200
+"""The longest newsletter title: its column is VARCHAR(200)."""
+
+# A title, headline, kicker, masthead field… ends up in a mail header or a one-line display: no
+# control character and no line break at all. A paragraph may hold tabs and newlines. Unpaired
+# surrogates (only JSON escapes make them) cannot be stored or sent as UTF-8.
+_NOT_IN_A_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NOT_IN_A_PARAGRAPH = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_LINE_BREAKS = {
+    "\n": "a line break",
+    "\v": "a line break",
+    "\f": "a page break",
+    "\r": "a carriage return",
+    "\x85": "a line break",
+    "\u2028": "a line separator",
+    "\u2029": "a paragraph separator",
+}
+_CONTROL_NAMES = {"\x00": "NUL", "\t": "TAB", "\x1b": "ESC", "\x7f": "DEL", "\x9b": "CSI"}
 
 
 @dataclass(frozen=True)
@@ -100,10 +121,11 @@ class IssueDocument:
         for key in ("title", "number", "date", "articles"):
             if key not in data:
                 raise fail(f"field '{key}' is missing")
-        title = _text(data["title"], "title", fail)
+        title = _text(data["title"], "title", fail, limit=MAX_NEWSLETTER_TITLE_CHARS)
         number = data["number"]
         if isinstance(number, bool) or not isinstance(number, int) or number < 0:
             raise fail(f"field 'number' must be a whole number, not {number!r}")
+        issue_number(number, "field 'number'", source=source)
         try:
             issue_date = date.fromisoformat(str(data["date"]))
         except ValueError:
@@ -115,7 +137,8 @@ class IssueDocument:
             raise fail("field 'masthead' must be an object")
         unknown = sorted(set(raw_masthead) - set(MASTHEAD_FIELDS))
         if unknown:
-            raise fail(f"masthead has unknown field(s) {', '.join(unknown)}")
+            shown = ", ".join(ascii(key)[1:-1] for key in unknown)
+            raise fail(f"masthead has unknown field(s) {shown}")
         masthead = Masthead(
             **{k: _optional_text(v, f"masthead.{k}", fail) for k, v in raw_masthead.items()}
         )
@@ -126,13 +149,22 @@ class IssueDocument:
             where = f"articles[{index}]"
             if not isinstance(raw, dict):
                 raise fail(f"{where} must be an object")
+            raw_blocks = raw.get("blocks") or []
+            if not isinstance(raw_blocks, list):
+                raise fail(f"field '{where}.blocks' must be a list")
             blocks = []
-            for block_index, raw_block in enumerate(raw.get("blocks") or [], start=1):
+            for block_index, raw_block in enumerate(raw_blocks, start=1):
                 block_where = f"{where}.blocks[{block_index}]"
                 if not isinstance(raw_block, dict) or raw_block.get("type") not in BLOCK_TYPES:
                     raise fail(f"{block_where} must have a type of 'paragraph' or 'heading'")
-                text = _text(raw_block.get("text"), f"{block_where}.text", fail)
-                blocks.append(Block(raw_block["type"], text))
+                block_type = raw_block["type"]
+                text = _text(
+                    raw_block.get("text"),
+                    f"{block_where}.text",
+                    fail,
+                    one_line=block_type == "heading",
+                )
+                blocks.append(Block(block_type, text))
             articles.append(
                 Article(
                     headline=_text(raw.get("headline"), f"{where}.headline", fail),
@@ -147,19 +179,93 @@ class IssueDocument:
         )
 
 
-def _optional_text(value: Any, where: str, fail: Callable[[str], IssueFormatError]) -> str | None:
+def _optional_text(
+    value: Any,
+    where: str,
+    fail: Callable[[str], IssueFormatError],
+    *,
+    one_line: bool = True,
+    limit: int | None = None,
+) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise fail(f"field '{where}' must be text, not {type(value).__name__}")
+    problem = text_problem(value, one_line=one_line, limit=limit)
+    if problem:
+        raise fail(f"field '{where}' {problem}")
     return value
 
 
-def _text(value: Any, where: str, fail: Callable[[str], IssueFormatError]) -> str:
-    text = _optional_text(value, where, fail)
+def _text(
+    value: Any,
+    where: str,
+    fail: Callable[[str], IssueFormatError],
+    *,
+    one_line: bool = True,
+    limit: int | None = None,
+) -> str:
+    text = _optional_text(value, where, fail, one_line=one_line, limit=limit)
     if text is None:
         raise fail(f"field '{where}' is missing or empty")
     return text
+
+
+def text_problem(text: str, *, one_line: bool = True, limit: int | None = None) -> str | None:
+    """What makes ``text`` unfit for an issue, said after the field's name; None if it is fit.
+
+    Caught at import, such text would otherwise be stored and then fail every delivery, or
+    reach a staff terminal as escape sequences.
+    """
+    unfit = (_NOT_IN_A_LINE if one_line else _NOT_IN_A_PARAGRAPH).search(text)
+    if unfit:
+        return f"contains {_describe(unfit.group())} at character {unfit.start() + 1}; remove it"
+    if limit is not None and len(text) > limit:
+        return f"is {len(text):,} characters long; it may be at most {limit}"
+    return None
+
+
+def checked_text(
+    text: str,
+    what: str,
+    *,
+    source: str,
+    line: int | None = None,
+    one_line: bool = True,
+    limit: int | None = None,
+) -> str:
+    """``text`` unchanged, or IssueFormatError naming ``what`` (e.g. "the headline") and line."""
+    problem = text_problem(text, one_line=one_line, limit=limit)
+    if problem:
+        raise IssueFormatError(f"{what} {problem}", source=source, line=line)
+    return text
+
+
+def issue_number(value: int | str, what: str, *, source: str, line: int | None = None) -> int:
+    """``value`` (a number, or its digits as printed) as an issue number the database can hold.
+
+    Digits are counted before int() reads them: it refuses more than 4,300 of them.
+    """
+    fits = len(value) <= len(str(MAX_ISSUE_NUMBER)) if isinstance(value, str) else True
+    if fits and int(value) <= MAX_ISSUE_NUMBER:
+        return int(value)
+    digits = str(value)
+    shown = digits if len(digits) <= 20 else f"a {len(digits):,}-digit number"
+    raise IssueFormatError(
+        f"{what} is too large ({shown}); an issue number is at most {MAX_ISSUE_NUMBER:,}",
+        source=source,
+        line=line,
+    )
+
+
+def _describe(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    if "\ud800" <= char <= "\udfff":
+        return f"an unpaired surrogate ({code})"
+    if char in _LINE_BREAKS:
+        return f"{_LINE_BREAKS[char]} ({code})"
+    name = _CONTROL_NAMES.get(char)
+    return f"the control character {name} ({code})" if name else f"the control character {code}"
 
 
 @dataclass(frozen=True)
@@ -180,5 +286,6 @@ class ImportReport:
 
     document: IssueDocument
     format: str
+    encoding: str = "UTF-8"
     repairs: list[Repair] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -1,7 +1,8 @@
 """Issue file → :class:`ImportReport`: refuse what cannot be an issue, then hand it to a parser.
 
 The checks run cheapest first (size, then bytes, then encoding) so a wrong file fails fast with a
-message that says what to do. Nothing here touches the database.
+message that says what to do. Text is UTF-8 or GB18030 (GBK), as for the subscriber CSV import.
+Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+from dataclasses import replace
 from pathlib import Path, PurePath
 
 from distributor.errors import ImportFailed, IssueFormatError
@@ -33,15 +35,17 @@ def read_issue(data: bytes, *, source: str, format: str = "auto") -> ImportRepor
     if format not in FORMATS:
         raise ImportFailed(f"unknown issue format '{format}'; use one of {', '.join(FORMATS)}")
     _check_size(len(data), source)
-    text = _decode(data, source)
+    text, encoding = _decode(data, source)
     if not text.strip():
         raise ImportFailed(f"{source}: the file is empty")
     chosen = _detect_format(source, text) if format == "auto" else format
     if chosen == "json":
-        return _read_json(text, source)
-    if chosen == "markdown":
-        return parse_markdown(text, source=source)
-    return parse_plaintext(text, source=source)
+        report = _read_json(text, source)
+    elif chosen == "markdown":
+        report = parse_markdown(text, source=source)
+    else:
+        report = parse_plaintext(text, source=source)
+    return replace(report, encoding=encoding)
 
 
 def read_issue_file(path: str | os.PathLike[str], format: str = "auto") -> ImportReport:
@@ -68,20 +72,70 @@ def _check_size(size: int, source: str) -> None:
         )
 
 
-def _decode(data: bytes, source: str) -> str:
-    """UTF-8 text with the BOM removed and line ends made '\\n'; anything else is refused."""
+def _decode(data: bytes, source: str) -> tuple[str, str]:
+    """The text, line ends made '\\n', and the name of the encoding it was read in.
+
+    UTF-8 (with or without BOM), or GB18030, the superset of GBK that Windows offices export.
+    A file that is partly one and partly the other is refused: read either way, some of its
+    lines would come out as mojibake.
+    """
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ImportFailed(f"{source}: the file is UTF-16; save it as UTF-8")
     _check_not_binary(data, source)
-    data = data.removeprefix(codecs.BOM_UTF8)
+    bom = data.startswith(codecs.BOM_UTF8)
+    body = data.removeprefix(codecs.BOM_UTF8)
     try:
-        text = data.decode("utf-8")
+        text, encoding = body.decode("utf-8"), "UTF-8"
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
+        bad_line = body.count(b"\n", 0, error.start) + 1
+        if bom:
+            raise ImportFailed(
+                f"{source}, line {bad_line}: not valid UTF-8, though the file starts with a UTF-8 "
+                "byte order mark; save the file as UTF-8"
+            ) from None
+        text, encoding = _decode_gb18030(data, source, bad_line), "GB18030"
+    return text.replace("\r\n", "\n").replace("\r", "\n"), encoding
+
+
+def _decode_gb18030(data: bytes, source: str, bad_line: int) -> str:
+    """``data`` read as GB18030; ``bad_line`` is the first line that is not UTF-8."""
+    lines = data.split(b"\n")
+
+    def neither(line: int) -> ImportFailed:
+        return ImportFailed(
+            f"{source}, line {line}: neither UTF-8 nor GB18030/GBK text; save the file as UTF-8"
+        )
+
+    try:
+        text = lines[bad_line - 1].decode("gb18030")
+    except UnicodeDecodeError:
+        raise neither(bad_line) from None
+    if not _reads_as_chinese(text):
+        raise neither(bad_line)
+    utf8_line = next(
+        (n for n, line in enumerate(lines, start=1) if not line.isascii() and _is_utf8(line)),
+        None,
+    )
+    if utf8_line is not None:
         raise ImportFailed(
-            f"{source}, line {line}: not valid UTF-8{_encoding_guess(data)}; save the file as UTF-8"
-        ) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+            f"{source}, line {bad_line}: the file mixes encodings (line {utf8_line} is UTF-8, "
+            f"line {bad_line} is GB18030/GBK); save the whole file as UTF-8"
+        )
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError as error:
+        raise neither(data.count(b"\n", 0, error.start) + 1) from None
+    if not _reads_as_chinese(text):
+        raise neither(bad_line)
+    return text
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _check_not_binary(data: bytes, source: str) -> None:
@@ -99,15 +153,11 @@ def _check_not_binary(data: bytes, source: str) -> None:
         )
 
 
-def _encoding_guess(data: bytes) -> str:
-    """A hint naming GB18030/GBK when the bytes read as Chinese in that encoding."""
-    try:
-        text = data.decode("gb18030")
-    except UnicodeDecodeError:
-        return ""
+def _reads_as_chinese(text: str) -> bool:
+    """Most non-ASCII characters are Han: bytes of another encoding read as GB18030 are not."""
     wide = [char for char in text if not char.isascii()]
     han = [char for char in wide if "\u4e00" <= char <= "\u9fff"]
-    return " (it looks like GB18030/GBK)" if wide and len(han) * 2 > len(wide) else ""
+    return bool(wide) and len(han) * 2 > len(wide)
 
 
 def _detect_format(source: str, text: str) -> str:
@@ -129,6 +179,12 @@ def _read_json(text: str, source: str) -> ImportReport:
     except json.JSONDecodeError as error:
         raise IssueFormatError(
             f"not valid JSON: {error.msg} (column {error.colno})", source=source, line=error.lineno
+        ) from None
+    except ValueError:  # a number of more than 4,300 digits
+        raise IssueFormatError("not valid JSON: a number is far too long", source=source) from None
+    except RecursionError:
+        raise IssueFormatError(
+            "not valid JSON for an issue: lists or objects are nested too deeply", source=source
         ) from None
     document = IssueDocument.from_json(data, source=source)
     dates = check_printed_dates(document.date, document.masthead)

@@ -50,11 +50,14 @@ import yaml
 from distributor.errors import IssueFormatError
 from distributor.issues.document import (
     MASTHEAD_FIELDS,
+    MAX_NEWSLETTER_TITLE_CHARS,
     Article,
     Block,
     ImportReport,
     IssueDocument,
     Masthead,
+    checked_text,
+    issue_number,
 )
 from distributor.issues.lunar import check_printed_dates
 
@@ -63,6 +66,7 @@ _KEYS = (*_REQUIRED, *MASTHEAD_FIELDS)
 _META = re.compile(r"^(?P<key>kicker|subtitle|byline)\s*[:：]\s*(?P<value>.*)$", re.IGNORECASE)
 _HASHES = re.compile(r"^(?P<hashes>#+)\s*(?P<text>.*)$")
 _FENCE = "---"
+_KEY = re.compile(r"^\s*(?P<key>[^:\s]+)\s*:")
 
 
 @dataclass
@@ -134,6 +138,10 @@ def _front_matter_end(lines: list[str], source: str) -> int:
 
 def _front_matter(lines: list[str], source: str) -> dict[str, str]:
     """The front matter's non-empty values, all as text; its first line is line 2 of the file."""
+    for number, raw in enumerate(lines, start=2):  # YAML would refuse these with a traceback
+        named = _KEY.match(raw)
+        what, value = (f"'{named['key']}'", raw[named.end() :].lstrip()) if named else ("", raw)
+        checked_text(value, what or "the front matter", source=source, line=number, one_line=False)
     try:
         node = yaml.compose("\n".join(lines), Loader=yaml.BaseLoader)
     except yaml.MarkedYAMLError as error:
@@ -141,6 +149,14 @@ def _front_matter(lines: list[str], source: str) -> dict[str, str]:
         line = mark.line + 2 if mark else 1
         raise IssueFormatError(
             f"front matter is not valid YAML: {error.problem}", source=source, line=line
+        ) from None
+    except yaml.YAMLError as error:  # the reader's: a character YAML does not allow
+        raise IssueFormatError(
+            f"front matter is not valid YAML: {error}", source=source, line=1
+        ) from None
+    except RecursionError:
+        raise IssueFormatError(
+            "front matter is nested too deeply: use 'key: value' lines", source=source, line=1
         ) from None
     if not isinstance(node, yaml.MappingNode):
         raise IssueFormatError(
@@ -163,8 +179,13 @@ def _front_matter(lines: list[str], source: str) -> dict[str, str]:
         if not isinstance(value_node, yaml.ScalarNode):
             raise IssueFormatError(f"'{key}' must be a single value", source=source, line=line)
         seen.add(key)
-        if value_node.value.strip():
-            values[key] = value_node.value.strip()
+        value = value_node.value.strip()
+        if value:
+            limit = MAX_NEWSLETTER_TITLE_CHARS if key == "title" else None
+            value_line = value_node.start_mark.line + 2
+            values[key] = checked_text(
+                value, f"'{key}'", source=source, line=value_line, limit=limit
+            )
     for key in _REQUIRED:
         if key not in values:
             raise IssueFormatError(f"front matter has no '{key}'", source=source, line=1)
@@ -176,7 +197,7 @@ def _number(value: str, source: str) -> int:
         raise IssueFormatError(
             f"'number' must be a whole number, not '{value}'", source=source, line=1
         )
-    return int(value)
+    return issue_number(value, "'number'", source=source, line=1)
 
 
 def _iso_date(value: str, source: str) -> date:
@@ -216,6 +237,7 @@ def _articles(lines: list[str], start: int, source: str) -> list[Article]:
         if hashes:
             _add_heading(draft, hashes, number, source)
         elif line:
+            checked_text(line, "the paragraph", source=source, line=number, one_line=False)
             draft.paragraph.append(line.removeprefix("\\"))
         else:
             _end_paragraph(draft)
@@ -241,7 +263,7 @@ def _title(match: re.Match[str], what: str, number: int, source: str) -> str:
     text = match["text"].strip()
     if not text:
         raise IssueFormatError(f"the {what} is empty", source=source, line=number)
-    return text
+    return checked_text(text, f"the {what}", source=source, line=number)
 
 
 def _set_meta(article: Article, match: re.Match[str], number: int, source: str) -> None:
@@ -250,7 +272,8 @@ def _set_meta(article: Article, match: re.Match[str], number: int, source: str) 
         raise IssueFormatError(
             f"'{match['key']}' is given twice for one article", source=source, line=number
         )
-    setattr(article, key, match["value"].strip() or None)
+    value = checked_text(match["value"].strip(), f"'{match['key']}'", source=source, line=number)
+    setattr(article, key, value or None)
 
 
 def _end_paragraph(draft: _Draft) -> None:

@@ -30,12 +30,15 @@ from datetime import date
 
 from distributor.errors import IssueFormatError
 from distributor.issues.document import (
+    MAX_NEWSLETTER_TITLE_CHARS,
     Article,
     Block,
     ImportReport,
     IssueDocument,
     Masthead,
     Repair,
+    checked_text,
+    issue_number,
 )
 from distributor.issues.lunar import check_printed_dates
 
@@ -181,7 +184,9 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int]:
             f"the masthead has no date line like '{_DATE_EXAMPLE}'", source=source, line=where
         )
     if index < len(lines) and _is_couplet(lines[index].text):
-        fields["slogan"] = " ".join(lines[index].text.split())
+        fields["slogan"] = _checked(
+            lines[index], " ".join(lines[index].text.split()), "the slogan", source
+        )
         index += 1
     if index == len(lines):
         raise IssueFormatError(
@@ -191,7 +196,13 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int]:
         )
     number, issue_date, date_line = dated
     head = _Head(
-        title=" ".join(title.text.split()),
+        title=_checked(
+            title,
+            " ".join(title.text.split()),
+            "the title",
+            source,
+            limit=MAX_NEWSLETTER_TITLE_CHARS,
+        ),
         number=number,
         date=issue_date,
         date_line=date_line,
@@ -206,7 +217,7 @@ def _is_masthead_line(text: str) -> bool:
 
 def _read_date_line(line: _Line, fields: dict[str, str | None], source: str) -> tuple[int, date]:
     """The issue number and date; the weekday and lunar date go into ``fields``."""
-    match = _DATE_LINE.match(line.text)
+    match = _DATE_LINE.match(_checked(line, line.text, "the date line", source))
     if match is None:
         raise IssueFormatError(
             f"cannot read the date line '{line.text}'; write it like '{_DATE_EXAMPLE}'",
@@ -228,7 +239,8 @@ def _read_date_line(line: _Line, fields: dict[str, str | None], source: str) -> 
         ) from None
     fields["weekday"] = match["weekday"]
     fields["lunar_date"] = match["lunar"]
-    return int(match["number"]), issue_date
+    number = issue_number(match["number"], "the issue number", source=source, line=line.number)
+    return number, issue_date
 
 
 def _read_labels(line: _Line, fields: dict[str, str | None], source: str) -> None:
@@ -241,7 +253,8 @@ def _read_labels(line: _Line, fields: dict[str, str | None], source: str) -> Non
             raise IssueFormatError(
                 f"'{match['label']}' appears twice in the masthead", source=source, line=line.number
             )
-        fields[field] = line.text[match.end() : end].strip() or None
+        value = line.text[match.end() : end].strip()
+        fields[field] = _checked(line, value, f"the masthead's {match['label']}", source) or None
 
 
 def _is_couplet(text: str) -> bool:
@@ -332,17 +345,23 @@ def _read_article(lines: list[_Line], source: str) -> tuple[Article, list[Repair
             line=title.number,
         )
     kicker, headline = _split_title(title.text)
+    if kicker:
+        _checked(title, kicker, "the kicker", source)
+    _checked(title, headline, "the headline", source)
     byline, body = _take_byline(rest)
+    if byline:
+        _checked(rest[-1], byline, "the byline", source)
     subtitle = None
     if len(body) > 1 and _is_heading(body[0].text):
-        subtitle = " ".join(body.pop(0).text.split())
+        line = body.pop(0)
+        subtitle = _checked(line, " ".join(line.text.split()), "the subtitle", source)
     if not body:
         raise IssueFormatError(
             f"the headline '{headline}' is not followed by any text",
             source=source,
             line=title.number,
         )
-    blocks, repairs, warnings = _read_blocks(body)
+    blocks, repairs, warnings = _read_blocks(body, source)
     article = Article(
         headline=headline, kicker=kicker, subtitle=subtitle, byline=byline, blocks=blocks
     )
@@ -378,13 +397,15 @@ def _take_byline(lines: list[_Line]) -> tuple[str | None, list[_Line]]:
     return None, lines
 
 
-def _read_blocks(lines: list[_Line]) -> tuple[list[Block], list[Repair], list[str]]:
+def _read_blocks(lines: list[_Line], source: str) -> tuple[list[Block], list[Repair], list[str]]:
     """Paragraphs and headings; a paragraph cut off mid-sentence continues on the next line."""
     blocks: list[Block] = []
     last_lines: list[int] = []
     repairs: list[Repair] = []
     for index, line in enumerate(lines):
         heading = index + 1 < len(lines) and _is_heading(line.text)
+        what = "the section heading" if heading else "the paragraph"
+        _checked(line, line.text, what, source, one_line=heading)
         if blocks and _is_cut_off(blocks[-1]) and not heading:
             repairs.append(Repair(lines[index - 1].number, lines[index - 1].text, line.text))
             blocks[-1] = Block("paragraph", blocks[-1].text + line.text)
@@ -434,6 +455,19 @@ def _ends_sentence(text: str) -> bool:
 
 def _is_han(char: str) -> bool:
     return "\u3400" <= char <= "\u9fff" or "\uf900" <= char <= "\ufaff" or char >= "\U00020000"
+
+
+def _checked(
+    line: _Line,
+    text: str,
+    what: str,
+    source: str,
+    *,
+    one_line: bool = True,
+    limit: int | None = None,
+) -> str:
+    """``text``, a field read from ``line``, or IssueFormatError naming the field and line."""
+    return checked_text(text, what, source=source, line=line.number, one_line=one_line, limit=limit)
 
 
 def _clip(text: str, limit: int = 20) -> str:

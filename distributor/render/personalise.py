@@ -60,7 +60,7 @@ def personalise(
     recognisable as the same message by the receiver.
     """
     try:
-        address = check_address(recipient.email, "the recipient's address")
+        address = check_address(recipient.email, "the recipient address")
     except RenderError as error:
         raise InvalidRecipient(error.message) from None
     name = clean_name(recipient.name)
