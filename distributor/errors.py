@@ -50,7 +50,7 @@ class RenderError(DistributorError):
     """A template failed, or content cannot be rendered safely."""
 
 
-class InvalidRecipient(DistributorError):
+class InvalidRecipient(RenderError):
     """One recipient's message cannot be built (their address); the rest of the send goes on."""
 
 
