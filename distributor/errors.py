@@ -50,5 +50,9 @@ class RenderError(DistributorError):
     """A template failed, or content cannot be rendered safely."""
 
 
+class EmptyAudience(DistributorError):
+    """A send or schedule would reach nobody: refused unless staff ask for it anyway."""
+
+
 class InvalidTransition(DistributorError):
     """A send or delivery was asked to move to a state it cannot reach from where it is."""
