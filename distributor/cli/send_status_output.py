@@ -47,12 +47,12 @@ def print_status(app: AppContext, status: SendStatus) -> None:
         app.console.print(f"Started:   {when_text(app, status.started_at)}")
     if status.finished_at is not None:
         app.console.print(f"Finished:  {when_text(app, status.finished_at)}")
-    table = Table("State", "Messages", "Meaning")
-    table.columns[1].justify = "right"
+    table = Table("State", "Meaning", "Messages")
+    table.columns[2].justify = "right"
     for state in DeliveryState:
         if state.value in status.counts:
-            table.add_row(state.value, f"{status.counts[state.value]:,}", STATE_MEANINGS[state])
-    table.add_row("[bold]total[/bold]", f"[bold]{status.total:,}[/bold]", "")
+            table.add_row(state.value, STATE_MEANINGS[state], f"{status.counts[state.value]:,}")
+    table.add_row("[bold]total[/bold]", "", f"[bold]{status.total:,}[/bold]")
     app.console.print(table)
     if status.possible_duplicates:
         app.console.print(
