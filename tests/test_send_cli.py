@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from distributor.cli import main
 from distributor.db import session_factory, transaction, utcnow
 from distributor.errors import DistributorError, InvalidTransition
-from distributor.sending.lifecycle import cancel_send, reopen_send
-from distributor.sending.models import Delivery, Send, SendState, SendVariant
+from distributor.sending.lifecycle import cancel_send, reopen_send, start_due_sends
+from distributor.sending.models import Delivery, DeliveryState, Send, SendState, SendVariant
 from distributor.sending.planner import plan_send
 from distributor.sending.recurring import add_rule, remove_rule
 from distributor.sending.service import create_send, create_test_send, schedule_send
@@ -218,11 +218,7 @@ def test_the_count_is_what_the_planner_plans(sqlite_url: str, issue_id: int) -> 
             now=utcnow(),
             zone=ZONE,
         )
-        session.execute(
-            Send.__table__.update()
-            .where(Send.id == created.id)
-            .values(state=SendState.RUNNING, started_at=utcnow())
-        )
+        assert start_due_sends(session, utcnow()) == [created.id]
     plan_send(session_factory(sqlite_url), created.id)
     with transaction(sqlite_url) as session:
         planned = session.scalar(
@@ -404,3 +400,38 @@ def test_reopen_twice_is_refused(sqlite_url: str, issue_id: int) -> None:
         reopen_send(session, send_id, utcnow())
     with pytest.raises(InvalidTransition, match="is draft"), transaction(sqlite_url) as session:
         reopen_send(session, send_id, utcnow())
+
+
+def test_reopen_waits_until_no_worker_holds_a_message_of_the_send(
+    sqlite_url: str, issue_id: int
+) -> None:
+    with transaction(sqlite_url) as session:
+        send_id = create_send(
+            session,
+            issue_id=issue_id,
+            audience=AudienceFilter(lists=("members",)),
+            variant=SendVariant.FULL,
+            at=None,
+            now=utcnow(),
+            zone=ZONE,
+        ).id
+        start_due_sends(session, utcnow())
+    plan_send(session_factory(sqlite_url), send_id)
+    with transaction(sqlite_url) as session:
+        first = session.scalar(select(func.min(Delivery.id)).where(Delivery.send_id == send_id))
+        session.execute(
+            update(Delivery).where(Delivery.id == first).values(state=DeliveryState.CLAIMED)
+        )
+        cancel_send(session, send_id, utcnow())
+    with (
+        pytest.raises(InvalidTransition, match="is still stopping \\(1 messages are with"),
+        transaction(sqlite_url) as session,
+    ):
+        reopen_send(session, send_id, utcnow())
+    assert stored_send(sqlite_url, send_id).state is SendState.CANCELLED
+    with transaction(sqlite_url) as session:
+        session.execute(
+            update(Delivery).where(Delivery.id == first).values(state=DeliveryState.CANCELLED)
+        )
+        assert reopen_send(session, send_id, utcnow()) == 3
+    assert stored_send(sqlite_url, send_id).state is SendState.RUNNING

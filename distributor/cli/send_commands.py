@@ -124,7 +124,10 @@ def create_command(
     rate: float | None,
     allow_empty: bool,
 ) -> None:
-    """Create a send of an issue to one or more lists; prints its ID, readers and time."""
+    """Create a send of an issue to one or more lists.
+
+    Prints its ID, how many readers it reaches today and when it goes out. A time in the past,
+    a date without a time of day and a list with nobody to send to are refused."""
     app.settings.require_secret_key()  # its links are signed: say so now, not in the worker
     zone = app.settings.zone
     when = parse_when(at, zone) if at else None
@@ -180,7 +183,9 @@ def create_command(
 def schedule_command(
     app: AppContext, send_id: int, at: str | None, expires_in: float | None
 ) -> None:
-    """Schedule a draft, or move a scheduled send to another time."""
+    """Schedule a draft, or move a scheduled send.
+
+    Without --at it keeps the time it was given (none: now)."""
     zone = app.settings.zone
     with app.session() as session:
         when = schedule_send(
@@ -241,8 +246,9 @@ def pause_command(app: AppContext, send_id: int) -> None:
 @click.argument("send_id", type=int)
 @pass_app
 def resume_command(app: AppContext, send_id: int) -> None:
-    """Resume a paused or expired send where it stopped (one paused before its time waits for
-    it again)."""
+    """Resume a paused or expired send.
+
+    It goes on where it stopped; one paused before its time waits for that time again."""
     with app.session() as session:
         resume_send(session, send_id, utcnow())
         status = send_status(session, send_id)
@@ -259,7 +265,9 @@ def resume_command(app: AppContext, send_id: int) -> None:
 @click.argument("send_id", type=int)
 @pass_app
 def cancel_command(app: AppContext, send_id: int) -> None:
-    """Cancel a send: no message that has not gone out yet will go out (reopen undoes it)."""
+    """Cancel a send: nothing not yet sent goes out.
+
+    `distributor send reopen` sends the rest after all."""
     with app.session() as session:
         cancel_send(session, send_id, utcnow())
     click.echo(
@@ -272,8 +280,10 @@ def cancel_command(app: AppContext, send_id: int) -> None:
 @click.argument("send_id", type=int)
 @pass_app
 def reopen_command(app: AppContext, send_id: int) -> None:
-    """Finish a cancelled send: it goes to the readers it had not reached, never again to those
-    who got it."""
+    """Finish a cancelled send after all.
+
+    It goes to the readers it had not reached, never again to those who got it. One cancelled
+    before it started comes back as a draft."""
     with app.session() as session:
         waiting = reopen_send(session, send_id, utcnow())
         status = send_status(session, send_id)
@@ -294,7 +304,9 @@ def reopen_command(app: AppContext, send_id: int) -> None:
 @click.option("--code", type=int, help="Only deliveries that failed with this SMTP code.")
 @pass_app
 def retry_failed_command(app: AppContext, send_id: int, code: int | None) -> None:
-    """Send the failed deliveries of a send again (nobody already sent is touched)."""
+    """Send the failed deliveries of a send again.
+
+    Nobody already sent is touched."""
     with app.session() as session:
         reopened = retry_failed(session, send_id, utcnow(), code=code)
     which = f" with code {code}" if code else ""
@@ -307,7 +319,10 @@ def retry_failed_command(app: AppContext, send_id: int, code: int | None) -> Non
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per send, as status --json.")
 @pass_app
 def list_command(app: AppContext, limit: int, before_id: int | None, as_json: bool) -> None:
-    """Sends, newest first: issue, audience, state, time, how many went out, test or not."""
+    """List sends, newest first.
+
+    Each with its issue, audience, state, time, how many messages went out or failed, and
+    whether it was a test."""
     with app.session() as session:
         statuses = list_sends(session, before_id=before_id, limit=limit)
     if as_json:
@@ -327,7 +342,9 @@ def list_command(app: AppContext, limit: int, before_id: int | None, as_json: bo
 @click.option("--watch", is_flag=True, help="Follow the send with a live progress bar first.")
 @pass_app
 def status_command(app: AppContext, send_id: int, as_json: bool, watch: bool) -> None:
-    """A send's audience, time and state, and how many messages are in each state."""
+    """Show a send: audience, time, state and progress.
+
+    How many of its messages are in each state, and what each state means."""
     with app.session() as session:
         status = send_status(session, send_id)
     if watch and status.state not in ("done",):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, insert, literal, select, update
+from sqlalchemy import exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from distributor.db import UTCDateTime
@@ -185,6 +185,7 @@ def reopen_send(session: Session, send_id: int, now: datetime) -> int:
     """Finish a cancelled send after all: its cancelled deliveries wait again, and planning goes
     on where it stopped, so it reaches the readers it had not reached; nobody who got it is
     touched. A send cancelled before it started comes back as a draft, to be scheduled again.
+    Refused while a worker still holds some of its messages (it would cancel them after us).
     Returns how many deliveries wait again; each is logged, as in :func:`retry_failed`."""
     started = session.scalar(select(Send.started_at).where(Send.id == send_id))
     target, values = (
@@ -193,6 +194,16 @@ def reopen_send(session: Session, send_id: int, now: datetime) -> int:
         else (SendState.DRAFT, {"finished_at": None})
     )
     _move(session, send_id, (SendState.CANCELLED,), target, now, "reopened", **values)
+    in_flight = session.scalar(
+        select(func.count()).where(
+            Delivery.send_id == send_id, Delivery.state == DeliveryState.CLAIMED
+        )
+    )
+    if in_flight:  # their worker is about to mark the rest of its batch cancelled
+        raise InvalidTransition(
+            f"send {send_id} is still stopping ({in_flight} messages are with a worker): "
+            "try again in a minute"
+        )
     cancelled = (Delivery.send_id == send_id, Delivery.state == DeliveryState.CANCELLED)
     session.execute(
         insert(DeliveryAttempt).from_select(
