@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
@@ -529,7 +530,9 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
                 issue_id=issue_id,
                 audience=AudienceFilter(lists=(LIST,)),
                 variant=SendVariant.FULL,
-                at=utcnow(),
+                at=None,
+                now=utcnow(),
+                zone=ZoneInfo("UTC"),
             ).id
         created = time.monotonic()
         result.done = wait_until_done(

@@ -54,6 +54,10 @@ class InvalidRecipient(RenderError):
     """One recipient's message cannot be built (their address); the rest of the send goes on."""
 
 
+class EmptyAudience(DistributorError):
+    """A send or schedule would reach nobody: refused unless staff ask for it anyway."""
+
+
 class InvalidTransition(DistributorError):
     """A send or delivery was asked to move to a state it cannot reach from where it is."""
 

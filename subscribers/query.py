@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import BigInteger, Row, Select, String, bindparam, cast, select
+from sqlalchemy import BigInteger, Row, Select, String, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
 from subscribers.models import (
@@ -143,6 +143,11 @@ def stream_audience(
     ).where(*_conditions(audience))
     for rows in keyset_batches(session, members, batch_size=batch_size, after_id=after_id):
         yield [AudienceMember(*row) for row in rows]
+
+
+def count_audience(session: Session, audience: AudienceFilter) -> int:
+    """How many active subscribers match ``audience`` now: :func:`stream_audience`'s filter."""
+    return int(session.scalar(select(func.count(Subscriber.id)).where(*_conditions(audience))) or 0)
 
 
 def keyset_batches(

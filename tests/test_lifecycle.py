@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -25,13 +26,16 @@ from tests.support.sending import import_sample
 def new_send(url: str, sample: Path, *, in_hours: float) -> int:
     make_audience(url, "members", 1)
     issue_id = import_sample(url, sample)
+    at = utcnow() + timedelta(hours=in_hours)
     with transaction(url) as session:
         return create_send(
             session,
             issue_id=issue_id,
             audience=AudienceFilter(lists=("members",)),
             variant=SendVariant.FULL,
-            at=utcnow() + timedelta(hours=in_hours),
+            at=at,
+            now=min(at, utcnow()),  # a send in the past was created back then
+            zone=ZoneInfo("Asia/Shanghai"),
         ).id
 
 

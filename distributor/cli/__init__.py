@@ -59,6 +59,7 @@ def _register() -> None:
         demo_command,
         issue_commands,
         render_commands,
+        schedule_commands,
         send_commands,
         subscriber_commands,
     )
@@ -70,7 +71,7 @@ def _register() -> None:
     main.add_command(send_commands.send)
     main.add_command(send_commands.worker)
     main.add_command(send_commands.beat)
-    main.add_command(send_commands.schedule)
+    main.add_command(schedule_commands.schedule)
     main.add_command(demo_command.demo)
     main.add_command(subscriber_commands.subscribers)
     main.add_command(subscriber_commands.lists)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from distributor.channels.sink import MaildirSink
 from distributor.cli.context import AppContext
-from distributor.cli.send_commands import print_status, watch_send
+from distributor.cli.send_status_output import print_status, watch_send
 from distributor.config import Settings
 from distributor.db import get_engine, transaction, upgrade, utcnow
 from distributor.errors import DistributorError
@@ -147,7 +147,7 @@ def demo(count: int, workdir: Path) -> None:
         click.echo(f"3. SMTP sink on 127.0.0.1:{sink.port}; starting a worker with the scheduler")
         with worker_process(env, workdir) as worker:
             with app.session() as session:
-                send_id = _send(session, issue_id)
+                send_id = _send(session, issue_id, app.settings)
             click.echo(f"4. Created send ID: {send_id} (each reader gets the format they chose)")
 
             def worker_alive() -> None:
@@ -163,11 +163,13 @@ def demo(count: int, workdir: Path) -> None:
     click.echo("Stopped the worker and the SMTP sink.")
 
 
-def _send(session: Session, issue_id: int) -> int:
+def _send(session: Session, issue_id: int, settings: Settings) -> int:
     return create_send(
         session,
         issue_id=issue_id,
         audience=AudienceFilter(lists=("demo",)),
         variant=SendVariant.PREFERENCE,
-        at=utcnow(),
+        at=None,
+        now=utcnow(),
+        zone=settings.zone,
     ).id

@@ -1,31 +1,40 @@
-"""``distributor send``, ``worker`` and ``beat``: create sends, watch them, run the engine."""
+"""``distributor send`` (create, schedule, control, list, watch), ``worker`` and ``beat``."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy.orm import Session
 
 from distributor.cli.context import AppContext, pass_app
-from distributor.cli.terminal import plain, rich_text
+from distributor.cli.hints import hinted
+from distributor.cli.send_status_output import (
+    print_deliveries,
+    print_send_list,
+    print_status,
+    watch_send,
+)
+from distributor.cli.terminal import plain
 from distributor.db import utcnow
-from distributor.errors import DistributorError
+from distributor.errors import DistributorError, EmptyAudience, NotFound
 from distributor.issues.models import Variant
-from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
+from distributor.sending.lifecycle import (
+    cancel_send,
+    pause_send,
+    reopen_send,
+    resume_send,
+    retry_failed,
+)
 from distributor.sending.models import DeliveryState, SendVariant
-from distributor.sending.recurring import EVERY, add_rule, list_rules, remove_rule
 from distributor.sending.service import (
-    DeliveryView,
-    SendStatus,
+    DEFAULT_EXPIRY,
     create_send,
+    describe_audience,
     list_deliveries,
+    list_sends,
+    local_time,
     schedule_send,
     send_status,
 )
@@ -33,23 +42,50 @@ from distributor.sending.test_sends import create_test_send
 from subscribers.query import AudienceFilter
 
 VARIANTS = [v.value for v in SendVariant]
+AT_HELP = (
+    "When to send: a date and time, e.g. 2026-12-01T09:00, in DISTRIBUTOR_TIMEZONE "
+    "unless it ends with an offset such as +08:00"
+)
+WORKER_HINT = "once a worker with the scheduler runs (distributor worker --beat)"
 
 
-def parse_when(value: str, app: AppContext) -> datetime:
-    """ISO 8601; without an offset it is read in DISTRIBUTOR_TIMEZONE (Asia/Shanghai)."""
+def parse_when(value: str, zone: ZoneInfo) -> datetime:
+    """ISO 8601 with a time of day; without an offset it is read in ``zone``. A date alone is
+    refused rather than read as midnight: a newsletter sent at 00:00 by mistake cannot be
+    called back, and typing the time costs a second."""
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        raise DistributorError(
+            f"--at {value!r} is a date without a time of day: add one, e.g. {value}T09:00"
+        )
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
         raise DistributorError(
-            f"--at {value!r} is not an ISO 8601 time, "
-            "e.g. 2026-12-01T09:00 or 2026-12-01T09:00+08:00"
+            f"--at {value!r} is not a date and time like 2026-12-01T09:00 or 2026-12-01T09:00+08:00"
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=app.settings.zone)
+    return when if when.tzinfo else when.replace(tzinfo=zone)
+
+
+def expiry(hours: float | None) -> timedelta | None:
+    return timedelta(hours=hours) if hours is not None else None
+
+
+EXPIRES_IN = click.option(
+    "--expires-in",
+    "expires_in",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Hours after its time past which it no longer starts by itself (workers were down) "
+    "and waits for `send resume` instead. Default 6.",
+)
 
 
 @click.group()
 def send() -> None:
-    """Create, test and watch sends of an issue to an audience."""
+    """Create, schedule, test, control and watch sends of an issue to an audience."""
 
 
 @send.command("create")
@@ -65,20 +101,16 @@ def send() -> None:
     show_default=True,
     help="'preference' sends each subscriber the format they chose.",
 )
-@click.option("--at", "at", help="When to send (ISO 8601); default now.")
-@click.option("--draft", is_flag=True, help="Create it unscheduled; schedule later.")
-@click.option(
-    "--expires-in",
-    "expires_in",
-    type=click.FloatRange(min=0, min_open=True),
-    default=6,
-    show_default=True,
-    help="Hours after --at past which it no longer starts by itself (workers down).",
-)
+@click.option("--at", "at", help=AT_HELP + "; default now (a draft: no time yet).")
+@click.option("--draft", is_flag=True, help="Create it without scheduling it; schedule it later.")
+@EXPIRES_IN
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
     help="At most this many messages per second for this send.",
+)
+@click.option(
+    "--allow-empty", is_flag=True, help="Create it even if nobody on its lists can receive it."
 )
 @pass_app
 def create_command(
@@ -89,47 +121,83 @@ def create_command(
     variant: str,
     at: str | None,
     draft: bool,
-    expires_in: float,
+    expires_in: float | None,
     rate: float | None,
+    allow_empty: bool,
 ) -> None:
-    """Create a send of an issue to one or more lists."""
+    """Create a send of an issue to one or more lists.
+
+    Prints its ID, how many readers it reaches today and when it goes out. A time in the past,
+    a date without a time of day and a list with nobody to send to are refused."""
     app.settings.require_secret_key()  # its links are signed: say so now, not in the worker
-    when = parse_when(at, app) if at else utcnow()
-    with app.session() as session:
+    zone = app.settings.zone
+    when = parse_when(at, zone) if at else None
+    if draft and when is None and expires_in is not None:
+        raise DistributorError(
+            "--expires-in counts from the send's time, and this draft has none: "
+            "give it with --at, or later with send schedule"
+        )
+    with (
+        hinted(EmptyAudience, "{message} (--allow-empty creates it anyway)"),
+        hinted(NotFound, "{message} (see distributor issue list, distributor lists list)"),
+        app.session() as session,
+    ):
         created = create_send(
             session,
             issue_id=issue_id,
             audience=AudienceFilter(lists=lists, tags=tags),
             variant=SendVariant(variant),
             at=when,
+            now=utcnow(),
+            zone=zone,
             draft=draft,
-            expires_after=timedelta(hours=expires_in),
+            allow_empty=allow_empty,
             rate_limit=rate,
+            expires_after=expiry(expires_in) or DEFAULT_EXPIRY,
         )
-        send_id, state = created.id, created.state
-    click.echo(f"Created send ID: {send_id}")
-    if draft:
-        click.echo(f"It is a draft: schedule it with `distributor send schedule {send_id} --at …`.")
-    else:
-        local = when.astimezone(app.settings.zone).strftime("%Y-%m-%d %H:%M %Z")
+    click.echo(f"Created send ID: {created.id}")
+    readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
+    audience = plain(describe_audience({"lists": lists, "tags": tags}))
+    if created.scheduled_at is None:
         click.echo(
-            f"State: {state}, goes out at {local} once a worker and beat run "
-            "(distributor worker --beat)."
+            f"It is a draft to {readers} ({audience}) with no time yet: "
+            f"distributor send schedule {created.id} --at … schedules it."
         )
+    elif draft:
+        click.echo(
+            f"It is a draft to {readers} ({audience}) for "
+            f"{local_time(created.scheduled_at, zone)}: "
+            f"distributor send schedule {created.id} schedules it for that time."
+        )
+    else:
+        moment = f"at {local_time(created.scheduled_at, zone)}" if when else "now"
+        click.echo(f"It goes to {readers} ({audience}) {moment}, {WORKER_HINT}.")
+    if created.readers == 0:
+        click.echo("Nobody can receive it now; readers who join its lists before it starts will.")
 
 
 @send.command("schedule")
 @click.argument("send_id", type=int)
-@click.option("--at", "at", help="When to send (ISO 8601); default now.")
+@click.option("--at", "at", help=AT_HELP + "; default the time it was given (none: now).")
+@EXPIRES_IN
 @pass_app
-def schedule_command(app: AppContext, send_id: int, at: str | None) -> None:
-    """Schedule a draft send (or move a scheduled one)."""
-    when = parse_when(at, app) if at else utcnow()
+def schedule_command(
+    app: AppContext, send_id: int, at: str | None, expires_in: float | None
+) -> None:
+    """Schedule a draft, or move a scheduled send.
+
+    Without --at it keeps the time it was given (none: now)."""
+    zone = app.settings.zone
     with app.session() as session:
-        schedule_send(session, send_id, when)
-    click.echo(
-        f"Send {send_id} scheduled for {when.astimezone(app.settings.zone):%Y-%m-%d %H:%M %Z}"
-    )
+        when = schedule_send(
+            session,
+            send_id,
+            parse_when(at, zone) if at else None,
+            now=utcnow(),
+            zone=zone,
+            expires_after=expiry(expires_in),
+        )
+    click.echo(f"Send {send_id} is scheduled for {local_time(when, zone)}, {WORKER_HINT}.")
 
 
 @send.command("test")
@@ -163,7 +231,7 @@ def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...], var
         runtime.close()
     with app.session() as session:
         rows = list_deliveries(session, send_id)
-    _print_deliveries(app, rows)
+    print_deliveries(app, rows)
     for row in rows:
         if row.state == "suppressed":
             click.echo(f"{plain(row.address)} is suppressed: {plain(row.detail)}.")
@@ -174,25 +242,73 @@ def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...], var
         )
 
 
-def _control(verb: str, action: Callable[[Session, int, datetime], object]) -> Callable[..., None]:
-    @pass_app
-    def command(app: AppContext, send_id: int) -> None:
-        with app.session() as session:
-            action(session, send_id, utcnow())
-            state = send_status(session, send_id).state
-        click.echo(f"Send {send_id} {verb}; it is now {state}.")
-
-    command.__doc__ = {
-        "paused": "Pause a send: no new message goes out within 2 seconds.",
-        "resumed": "Resume a paused or expired send exactly where it stopped.",
-        "cancelled": "Cancel a send: every message not yet sent is cancelled.",
-    }[verb]
-    return click.argument("send_id", type=int)(command)
+@send.command("pause")
+@click.argument("send_id", type=int)
+@pass_app
+def pause_command(app: AppContext, send_id: int) -> None:
+    """Pause a send: no new message goes out within 2 seconds."""
+    with app.session() as session:
+        pause_send(session, send_id, utcnow())
+    click.echo(
+        f"Send {send_id} paused: no new message goes out until distributor send resume {send_id}."
+    )
 
 
-send.command("pause")(_control("paused", pause_send))
-send.command("resume")(_control("resumed", resume_send))
-send.command("cancel")(_control("cancelled", cancel_send))
+@send.command("resume")
+@click.argument("send_id", type=int)
+@pass_app
+def resume_command(app: AppContext, send_id: int) -> None:
+    """Resume a paused or expired send.
+
+    It goes on where it stopped; one paused before its time waits for that time again."""
+    with app.session() as session:
+        resume_send(session, send_id, utcnow())
+        status = send_status(session, send_id)
+    if status.state == "scheduled" and status.scheduled_at is not None:
+        click.echo(
+            f"Send {send_id} resumed: it waits for its time, "
+            f"{local_time(status.scheduled_at, app.settings.zone)}."
+        )
+    else:
+        click.echo(f"Send {send_id} resumed: it goes on where it stopped, {WORKER_HINT}.")
+
+
+@send.command("cancel")
+@click.argument("send_id", type=int)
+@pass_app
+def cancel_command(app: AppContext, send_id: int) -> None:
+    """Cancel a send: nothing not yet sent goes out.
+
+    `distributor send reopen` sends the rest after all."""
+    with app.session() as session:
+        cancel_send(session, send_id, utcnow())
+    click.echo(
+        f"Send {send_id} cancelled: messages not sent yet will not go out. "
+        f"distributor send reopen {send_id} sends them after all."
+    )
+
+
+@send.command("reopen")
+@click.argument("send_id", type=int)
+@pass_app
+def reopen_command(app: AppContext, send_id: int) -> None:
+    """Finish a cancelled send after all.
+
+    It goes to the readers it had not reached, never again to those who got it. One cancelled
+    before it started comes back as a draft."""
+    with app.session() as session:
+        waiting = reopen_send(session, send_id, utcnow())
+        status = send_status(session, send_id)
+    if status.state == "draft":
+        click.echo(
+            f"Send {send_id} reopened as a draft (it was cancelled before it started): "
+            f"distributor send schedule {send_id} schedules it."
+        )
+        return
+    click.echo(
+        f"Send {send_id} reopened: it goes on to the readers it had not reached "
+        f"({waiting:,} cancelled messages wait again), {WORKER_HINT}."
+    )
 
 
 @send.command("retry-failed")
@@ -200,81 +316,55 @@ send.command("cancel")(_control("cancelled", cancel_send))
 @click.option("--code", type=int, help="Only deliveries that failed with this SMTP code.")
 @pass_app
 def retry_failed_command(app: AppContext, send_id: int, code: int | None) -> None:
-    """Send the failed deliveries of a send again (nobody already sent is touched)."""
+    """Send the failed deliveries of a send again.
+
+    Nobody already sent is touched."""
     with app.session() as session:
         reopened = retry_failed(session, send_id, utcnow(), code=code)
     which = f" with code {code}" if code else ""
     click.echo(f"Reopened {reopened} failed deliveries{which} of send {send_id}.")
 
 
+@send.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--before", "before_id", type=int, help="Only sends older than this ID (next page).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per send, as status --json.")
+@pass_app
+def list_command(app: AppContext, limit: int, before_id: int | None, as_json: bool) -> None:
+    """List sends, newest first.
+
+    Each with its issue, audience, state, time, how many messages went out or failed, and
+    whether it was a test."""
+    with app.session() as session:
+        statuses = list_sends(session, before_id=before_id, limit=limit)
+    if as_json:
+        click.echo(json.dumps([s.to_json() for s in statuses], ensure_ascii=False))
+        return
+    if not statuses:
+        click.echo("No sends." if before_id is None else f"No sends before ID {before_id}.")
+        return
+    print_send_list(app, statuses)
+    if len(statuses) == limit:
+        click.echo(f"Older ones: distributor send list --before {statuses[-1].id}")
+
+
 @send.command("status")
 @click.argument("send_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="State and a count per delivery state.")
-@click.option("--watch", is_flag=True, help="Follow the send with a live progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="The same, as one JSON object.")
+@click.option("--watch", is_flag=True, help="Follow the send with a live progress bar first.")
 @pass_app
 def status_command(app: AppContext, send_id: int, as_json: bool, watch: bool) -> None:
-    """Counts of deliveries per state for a send."""
+    """Show a send: audience, time, state and progress.
+
+    How many of its messages are in each state, and what each state means."""
     with app.session() as session:
         status = send_status(session, send_id)
     if watch and status.state not in ("done",):
         status = watch_send(app, send_id)
     if as_json:
-        click.echo(json.dumps(status.to_json()))
+        click.echo(json.dumps(status.to_json(), ensure_ascii=False))
         return
     print_status(app, status)
-
-
-def watch_send(
-    app: AppContext,
-    send_id: int,
-    *,
-    interval: float = 0.5,
-    check: Callable[[], None] = lambda: None,
-) -> SendStatus:
-    """A live bar until the send is done or cancelled (Ctrl-C stops watching, not the send);
-    ``check`` runs each round and may raise to stop watching (e.g. the worker died)."""
-    columns = (
-        TextColumn("send {task.fields[send]} [{task.fields[state]}]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=app.console) as progress:
-        task = progress.add_task("", total=None, send=send_id, state="…")
-        while True:
-            with app.session() as session:
-                status = send_status(session, send_id)
-            progress.update(
-                task,
-                total=status.total or None,
-                completed=status.finished_deliveries,
-                state=status.state,
-            )
-            if status.state in ("done", "cancelled"):
-                return status
-            check()
-            time.sleep(interval)
-
-
-def print_status(app: AppContext, status: SendStatus) -> None:
-    table = Table(
-        title=f"Send {status.id} · issue {status.issue_id} · {rich_text(status.variant)} · "
-        f"{rich_text(status.state)}"
-    )
-    table.add_column("State")
-    table.add_column("Deliveries", justify="right")
-    for state in DeliveryState:
-        if state.value in status.counts:
-            table.add_row(rich_text(state.value), f"{status.counts[state.value]:,}")
-    table.add_row("[bold]total[/bold]", f"[bold]{status.total:,}[/bold]")
-    app.console.print(table)
-    if status.error:
-        app.console.print(f"It stopped by itself: {rich_text(status.error)}", highlight=False)
-    if status.possible_duplicates:
-        app.console.print(
-            f"{status.possible_duplicates} deliveries were re-sent after a worker "
-            "stopped mid-batch: those recipients may have received it twice."
-        )
 
 
 @send.command("deliveries")
@@ -284,7 +374,7 @@ def print_status(app: AppContext, status: SendStatus) -> None:
     type=click.Choice([s.value for s in DeliveryState]),
     help="Only deliveries in this state.",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, one object per delivery.")
 @click.option("--limit", type=int, default=1000, show_default=True)
 @pass_app
 def deliveries_command(
@@ -298,21 +388,7 @@ def deliveries_command(
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], ensure_ascii=False))
         return
-    _print_deliveries(app, rows)
-
-
-def _print_deliveries(app: AppContext, rows: list[DeliveryView]) -> None:
-    table = Table("ID", "Address", "State", "Attempts", "Code", "Detail")
-    for row in rows:
-        table.add_row(
-            str(row.id),
-            rich_text(row.address),
-            rich_text(row.state),
-            str(row.attempts),
-            str(row.smtp_code or ""),
-            rich_text(row.detail or "", 80),
-        )
-    app.console.print(table)
+    print_deliveries(app, rows)
 
 
 @click.command()
@@ -343,75 +419,3 @@ def beat(loglevel: str) -> None:
     from distributor.celery import app
 
     app.start(["beat", f"--loglevel={loglevel}"])
-
-
-@click.group()
-def schedule() -> None:
-    """Recurring digests: send the issues of each period to the readers who chose the digest."""
-
-
-@schedule.command("add")
-@click.argument("name")
-@click.option("--every", type=click.Choice(EVERY), required=True, help="A weekday, or 'day'.")
-@click.option("--at", "at_time", required=True, help="Local time of day, e.g. 09:00.")
-@click.option("--tz", "timezone", help="Time zone; default DISTRIBUTOR_TIMEZONE.")
-@click.option("--list", "lists", multiple=True, required=True, help="Audience list; repeatable.")
-@pass_app
-def schedule_add(
-    app: AppContext,
-    name: str,
-    every: str,
-    at_time: str,
-    timezone: str | None,
-    lists: tuple[str, ...],
-) -> None:
-    """Add a recurring digest NAME (issues imported from now on are in its first one)."""
-    zone = timezone or app.settings.timezone
-    with app.session() as session:
-        rule = add_rule(
-            session,
-            name=name,
-            every=every,
-            at_time=at_time,
-            timezone=zone,
-            lists=list(lists),
-            now=utcnow(),
-        )
-        next_run = rule.next_run_at.astimezone(ZoneInfo(zone))
-    click.echo(
-        f"Schedule {name!r}: every {every} at {at_time} {zone}; next {next_run:%Y-%m-%d %H:%M}"
-    )
-
-
-@schedule.command("list")
-@pass_app
-def schedule_list(app: AppContext) -> None:
-    """The recurring digests and when each runs next."""
-    with app.session() as session:
-        rules = list_rules(session)
-    if not rules:
-        click.echo(
-            "No schedules. Add one: distributor schedule add NAME --every monday --at 09:00 …"
-        )
-        return
-    table = Table("Name", "When", "Lists", "Next run", "Issues imported since")
-    for rule in rules:
-        zone = ZoneInfo(rule.timezone)
-        table.add_row(
-            rule.name,
-            f"every {rule.every} {rule.at_time} {rule.timezone}",
-            ", ".join(rule.lists),
-            f"{rule.next_run_at.astimezone(zone):%Y-%m-%d %H:%M}",
-            f"{rule.window_start.astimezone(zone):%Y-%m-%d %H:%M}",
-        )
-    app.console.print(table)
-
-
-@schedule.command("remove")
-@click.argument("name")
-@pass_app
-def schedule_remove(app: AppContext, name: str) -> None:
-    """Remove a recurring digest (the sends it made stay)."""
-    with app.session() as session:
-        remove_rule(session, name)
-    click.echo(f"Schedule {name!r} removed.")

@@ -4,6 +4,7 @@ task or two staff clicks can never start, finish or cancel a send twice::
     draft → scheduled → running → done
     scheduled | running → paused → running (resume)        scheduled → expired → running (resume)
     anything not done → cancelled (its open deliveries become cancelled)
+    cancelled → running again when staff reopen it (draft, if it never started)
     done → running again when staff retry its failed deliveries
 """
 
@@ -12,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from distributor.db import UTCDateTime
 from distributor.errors import InvalidTransition, NotFound
 from distributor.sending.models import (
     OPEN_DELIVERY_STATES,
@@ -188,6 +190,50 @@ def cancel_waiting_deliveries(
         update(Delivery)
         .where(Delivery.send_id.in_(cancelled_sends), Delivery.state.in_(WAITING_DELIVERY_STATES))
         .values(state=DeliveryState.CANCELLED, last_error="send cancelled by staff", updated_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reopen_send(session: Session, send_id: int, now: datetime) -> int:
+    """Finish a cancelled send after all: its cancelled deliveries wait again, and planning goes
+    on where it stopped, so it reaches the readers it had not reached; nobody who got it is
+    touched. A send cancelled before it started comes back as a draft, to be scheduled again.
+    Refused while a worker still holds some of its messages (it would cancel them after us).
+    Returns how many deliveries wait again; each is logged, as in :func:`retry_failed`."""
+    started = session.scalar(select(Send.started_at).where(Send.id == send_id))
+    target, values = (
+        (SendState.RUNNING, {"expires_at": None, "finished_at": None, "planner_lease_until": None})
+        if started is not None
+        else (SendState.DRAFT, {"finished_at": None})
+    )
+    _move(session, send_id, (SendState.CANCELLED,), target, now, "reopened", **values)
+    in_flight = session.scalar(
+        select(func.count()).where(
+            Delivery.send_id == send_id, Delivery.state == DeliveryState.CLAIMED
+        )
+    )
+    if in_flight:  # their worker is about to mark the rest of its batch cancelled
+        raise InvalidTransition(
+            f"send {send_id} is still stopping ({in_flight} messages are with a worker): "
+            "try again in a minute"
+        )
+    cancelled = (Delivery.send_id == send_id, Delivery.state == DeliveryState.CANCELLED)
+    session.execute(
+        insert(DeliveryAttempt).from_select(
+            ["delivery_id", "attempt", "outcome", "detail", "at"],
+            select(
+                Delivery.id,
+                literal(0),
+                literal("reopened"),
+                literal("send reopened by staff"),
+                literal(now, UTCDateTime()),
+            ).where(*cancelled),
+        )
+    )
+    result = session.execute(
+        update(Delivery)
+        .where(*cancelled)
+        .values(state=DeliveryState.PENDING, not_before=None, last_error=None, updated_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

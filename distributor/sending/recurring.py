@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from distributor.errors import DistributorError, NotFound
 from distributor.issues.models import Issue
 from distributor.sending.models import ScheduleRule, Send, SendState, SendVariant
-from distributor.sending.service import DEFAULT_EXPIRY, check_lists
+from distributor.sending.service import DEFAULT_EXPIRY, check_lists, reachable_readers
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EVERY = ("day", *WEEKDAYS)
@@ -29,7 +29,7 @@ def parse_time_of_day(text: str) -> time:
         hours, minutes = (int(part) for part in text.split(":"))
         return time(hours, minutes)
     except ValueError:
-        raise DistributorError(f"--at {text!r} is not a time of day like 09:00") from None
+        raise DistributorError(f"{text!r} is not a time of day like 09:00") from None
 
 
 def occurrences_after(weekday: int | None, at: time, zone: ZoneInfo, after: datetime) -> datetime:
@@ -74,10 +74,14 @@ def add_rule(
     now: datetime,
 ) -> ScheduleRule:
     if every not in EVERY:
-        raise DistributorError(f"--every {every!r} must be one of {', '.join(EVERY)}")
+        raise DistributorError(f"{every!r} is not one of {', '.join(EVERY)}")
     if not lists:
-        raise DistributorError("a schedule needs at least one list (--list NAME)")
+        raise DistributorError("a schedule needs at least one list")
     check_lists(session, lists)
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DistributorError(f"{timezone!r} is not a time zone like Asia/Shanghai") from None
     if session.scalar(select(ScheduleRule.id).where(ScheduleRule.name == name)) is not None:
         raise DistributorError(f"a schedule named {name!r} exists already")
     weekday = None if every == "day" else WEEKDAYS.index(every)
@@ -89,7 +93,7 @@ def add_rule(
         timezone=timezone,
         lists=lists,
         window_start=now,
-        next_run_at=occurrences_after(weekday, at, ZoneInfo(timezone), now),
+        next_run_at=occurrences_after(weekday, at, zone, now),
     )
     session.add(rule)
     session.flush()
@@ -115,9 +119,19 @@ def remove_rule(session: Session, name: str) -> None:
     """The rule goes; the sends it made stay, with their history."""
     rule_id = session.scalar(select(ScheduleRule.id).where(ScheduleRule.name == name))
     if rule_id is None:
-        raise NotFound(f"there is no schedule named {name!r} (see: distributor schedule list)")
+        raise NotFound(f"there is no schedule named {name!r}")
     session.execute(update(Send).where(Send.rule_id == rule_id).values(rule_id=None))
     session.execute(delete(ScheduleRule).where(ScheduleRule.id == rule_id))
+
+
+def digest_audience(lists: list[str]) -> dict[str, object]:
+    """Who a rule's sends go to: the readers of its lists who chose the digest."""
+    return {"lists": list(lists), "tags": [], "attributes": [], "format": "digest"}
+
+
+def digest_readers(session: Session, lists: list[str]) -> int:
+    """How many readers a rule's next send would reach if it went out now."""
+    return reachable_readers(session, Send(audience=digest_audience(lists), channel="email"))
 
 
 def run_due_rules(session: Session, now: datetime) -> list[int]:
@@ -138,12 +152,7 @@ def run_due_rules(session: Session, now: datetime) -> list[int]:
                 issue_id=issue_ids[-1],
                 issue_ids=issue_ids,
                 variant=SendVariant.DIGEST,
-                audience={
-                    "lists": list(rule.lists),
-                    "tags": [],
-                    "attributes": [],
-                    "format": "digest",
-                },
+                audience=digest_audience(rule.lists),
                 channel="email",
                 state=SendState.SCHEDULED,
                 scheduled_at=window_end,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from distributor.errors import DistributorError, InvalidTransition, NotFound
+from distributor.errors import DistributorError, EmptyAudience, InvalidTransition, NotFound
 from distributor.issues.models import Issue
 from distributor.sending.models import (
     FINAL_DELIVERY_STATES,
@@ -21,10 +22,46 @@ from distributor.sending.models import (
     SendState,
     SendVariant,
 )
+from distributor.sending.planner import audience_filter
 from subscribers.models import List
-from subscribers.query import AudienceFilter
+from subscribers.query import AudienceFilter, count_audience
 
 DEFAULT_EXPIRY = timedelta(hours=6)
+# A time this little in the past is "now" typed slowly; anything earlier is a mistake.
+PAST_GRACE = timedelta(minutes=5)
+
+
+def local_time(moment: datetime, zone: ZoneInfo) -> str:
+    """A time as staff read it: weekday, date and minute in ``zone``, with the zone's name."""
+    return f"{moment.astimezone(zone):%a %Y-%m-%d %H:%M} {zone.key}"
+
+
+def check_send_time(at: datetime, now: datetime, zone: ZoneInfo) -> None:
+    """A time already past (a wrong year, a wrong day) is pointed out, not left to expire."""
+    if at < now - PAST_GRACE:
+        raise DistributorError(
+            f"{local_time(at, zone)} is in the past (it is now {local_time(now, zone)}): "
+            "give a time from now on"
+        )
+
+
+def describe_audience(stored: Mapping[str, Any]) -> str:
+    """A send's audience in words, e.g. "list members, tagged 工会"."""
+    if "test" in stored:
+        return "test to " + ", ".join(stored["test"])
+    lists = list(stored.get("lists", ()))
+    parts = [("list " if len(lists) == 1 else "lists ") + ", ".join(lists)]
+    if tags := stored.get("tags"):
+        parts.append("tagged " + " or ".join(tags))
+    parts.extend(f"{key} = {value}" for key, value in stored.get("attributes", ()))
+    if stored.get("format"):
+        parts.append(f"{stored['format']} readers only")
+    return ", ".join(parts)
+
+
+def reachable_readers(session: Session, send: Send) -> int:
+    """How many readers the planner would give a message now: its own filter, counted."""
+    return count_audience(session, audience_filter(send))
 
 
 def check_lists(session: Session, names: Sequence[str]) -> None:
@@ -32,9 +69,15 @@ def check_lists(session: Session, names: Sequence[str]) -> None:
     known = set(session.scalars(select(List.name).where(List.name.in_(names))))
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise NotFound(
-            f"no list named {', '.join(map(repr, unknown))} (see: distributor lists list)"
-        )
+        raise NotFound(f"there is no list named {', '.join(map(repr, unknown))}")
+
+
+@dataclass(frozen=True)
+class NewSend:
+    id: int
+    state: str
+    scheduled_at: datetime | None  # None: a draft without a time yet
+    readers: int  # reachable when it was created; the audience is frozen when it starts
 
 
 def create_send(
@@ -43,20 +86,27 @@ def create_send(
     issue_id: int,
     audience: AudienceFilter,
     variant: SendVariant,
-    at: datetime,
+    at: datetime | None,
+    now: datetime,
+    zone: ZoneInfo,
     draft: bool = False,
     expires_after: timedelta = DEFAULT_EXPIRY,
     rate_limit: float | None = None,
-) -> Send:
-    """A send scheduled for ``at`` (or a draft): its audience is frozen when it starts. Not
-    started within ``expires_after`` of ``at`` (workers down), it expires instead of going late."""
+    allow_empty: bool = False,
+) -> NewSend:
+    """A send scheduled for ``at`` (None: now), or a draft (None: no time yet). Its audience is
+    frozen when it starts; not started within ``expires_after`` of its time (workers down), it
+    expires instead of going late. ``zone`` is the one staff read times in."""
     if rate_limit is not None and rate_limit <= 0:
         raise DistributorError(f"a rate limit must be positive, not {rate_limit}")
     if session.get(Issue, issue_id) is None:
-        raise NotFound(f"there is no issue with ID {issue_id} (see: distributor issue list)")
+        raise NotFound(f"there is no issue with ID {issue_id}")
     if not audience.lists:
-        raise DistributorError("a send needs at least one list (--list NAME)")
+        raise DistributorError("a send needs at least one list")
     check_lists(session, audience.lists)
+    if at is not None:
+        check_send_time(at, now, zone)
+    when = now if at is None and not draft else at
     send = Send(
         issue_id=issue_id,
         audience={
@@ -68,25 +118,60 @@ def create_send(
         variant=variant,
         channel="email",
         state=SendState.DRAFT if draft else SendState.SCHEDULED,
-        scheduled_at=at,
-        expires_at=at + expires_after,
+        scheduled_at=when,
+        expires_at=when + expires_after if when is not None else None,
         rate_limit=rate_limit,
     )
+    readers = reachable_readers(session, send)
+    if not readers and not allow_empty:
+        raise EmptyAudience(
+            f"nobody to send to: no active subscriber reachable by email in "
+            f"{describe_audience(send.audience)}"
+        )
     session.add(send)
     session.flush()
-    return send
+    return NewSend(send.id, send.state.value, send.scheduled_at, readers)
 
 
 def schedule_send(
-    session: Session, send_id: int, at: datetime, *, expires_after: timedelta = DEFAULT_EXPIRY
-) -> Send:
+    session: Session,
+    send_id: int,
+    at: datetime | None,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    expires_after: timedelta | None = None,
+) -> datetime:
+    """Schedule a draft, or move a scheduled send; returns its time. Without ``at`` it keeps
+    the time it was given (none: now), so it never goes out earlier than staff were told; without
+    ``expires_after`` it keeps its expiry window."""
     send = get_send(session, send_id)
     if send.state not in (SendState.DRAFT, SendState.SCHEDULED):
         raise InvalidTransition(
-            f"send {send_id} is {send.state}; only a draft or scheduled send can be (re)scheduled"
+            f"send {send_id} is {send.state}: only a draft or scheduled send can be scheduled"
         )
-    send.state, send.scheduled_at, send.expires_at = SendState.SCHEDULED, at, at + expires_after
-    return send
+    if at is None and send.scheduled_at is not None:
+        at = send.scheduled_at
+        if at < now - PAST_GRACE:
+            raise DistributorError(
+                f"send {send_id} was to go out {local_time(at, zone)}, which has passed "
+                f"(it is now {local_time(now, zone)}): give it a new time"
+            )
+    elif at is not None:
+        check_send_time(at, now, zone)
+    when = at if at is not None else now
+    if expires_after is None:
+        expires_after = (
+            send.expires_at - send.scheduled_at
+            if send.expires_at is not None and send.scheduled_at is not None
+            else DEFAULT_EXPIRY
+        )
+    send.state, send.scheduled_at, send.expires_at = (
+        SendState.SCHEDULED,
+        when,
+        when + expires_after,
+    )
+    return when
 
 
 def get_send(session: Session, send_id: int) -> Send:
@@ -101,7 +186,10 @@ class SendStatus:
     id: int
     state: str
     issue_id: int
+    issue_number: int
     variant: str
+    audience: dict[str, Any]
+    is_test: bool
     scheduled_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
@@ -117,10 +205,24 @@ class SendStatus:
     def finished_deliveries(self) -> int:
         return sum(n for state, n in self.counts.items() if state in FINAL_DELIVERY_STATES)
 
+    @property
+    def audience_text(self) -> str:
+        return describe_audience(self.audience)
+
     def to_json(self) -> dict[str, Any]:
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
         return {
             "id": self.id,
             "state": self.state,
+            "issue_id": self.issue_id,
+            "variant": self.variant,
+            "audience": self.audience,
+            "is_test": self.is_test,
+            "scheduled_at": iso(self.scheduled_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "counts": self.counts,
             "possible_duplicates": self.possible_duplicates,
             **({"error": self.error} if self.error else {}),
@@ -129,37 +231,81 @@ class SendStatus:
 
 def delivery_counts(session: Session, send_id: int) -> dict[str, int]:
     """Deliveries per state, from the trigger-kept counters: a few rows whatever the audience."""
+    return _counts_of(session, [send_id]).get(send_id, {})
+
+
+def _counts_of(session: Session, send_ids: Sequence[int]) -> dict[int, dict[str, int]]:
     rows = session.execute(
-        select(SendCount.state, func.sum(SendCount.n))
-        .where(SendCount.send_id == send_id)
-        .group_by(SendCount.state)
+        select(SendCount.send_id, SendCount.state, func.sum(SendCount.n))
+        .where(SendCount.send_id.in_(send_ids))
+        .group_by(SendCount.send_id, SendCount.state)
     )
-    counts = {state: int(n) for state, n in rows if n}
-    return {state.value: counts[state.value] for state in DeliveryState if state.value in counts}
+    found: dict[int, dict[str, int]] = {}
+    for send_id, state, n in rows:
+        if n:
+            found.setdefault(send_id, {})[state] = int(n)
+    return {
+        send_id: {s.value: counts[s.value] for s in DeliveryState if s.value in counts}
+        for send_id, counts in found.items()
+    }
 
 
-def send_status(session: Session, send_id: int) -> SendStatus:
-    send = get_send(session, send_id)
-    counts = delivery_counts(session, send_id)
-    duplicates = session.scalar(
-        select(func.count()).where(
-            Delivery.send_id == send_id,
+def _duplicates_of(session: Session, send_ids: Sequence[int]) -> dict[int, int]:
+    rows = session.execute(
+        select(Delivery.send_id, func.count())
+        .where(
+            Delivery.send_id.in_(send_ids),
             Delivery.possible_duplicate,
             Delivery.state == DeliveryState.SENT,
         )
+        .group_by(Delivery.send_id)
     )
-    return SendStatus(
-        id=send.id,
-        state=send.state.value,
-        issue_id=send.issue_id,
-        variant=send.variant.value,
-        scheduled_at=send.scheduled_at,
-        started_at=send.started_at,
-        finished_at=send.finished_at,
-        counts=counts,
-        possible_duplicates=int(duplicates or 0),
-        error=send.error,
-    )
+    return {send_id: int(n) for send_id, n in rows}
+
+
+def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendStatus]:
+    ids = [send.id for send, _ in sends]
+    counts, duplicates = _counts_of(session, ids), _duplicates_of(session, ids)
+    return [
+        SendStatus(
+            id=send.id,
+            state=send.state.value,
+            issue_id=send.issue_id,
+            issue_number=issue_number,
+            variant=send.variant.value,
+            audience=dict(send.audience),
+            is_test=send.is_test,
+            scheduled_at=send.scheduled_at,
+            started_at=send.started_at,
+            finished_at=send.finished_at,
+            counts=counts.get(send.id, {}),
+            possible_duplicates=duplicates.get(send.id, 0),
+            error=send.error,
+        )
+        for send, issue_number in sends
+    ]
+
+
+def _with_issue_number() -> Any:
+    return select(Send, Issue.number).join(Issue, Issue.id == Send.issue_id)
+
+
+def send_status(session: Session, send_id: int) -> SendStatus:
+    row = session.execute(_with_issue_number().where(Send.id == send_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"there is no send with ID {send_id}")
+    return _statuses(session, [(row[0], row[1])])[0]
+
+
+def list_sends(
+    session: Session, *, before_id: int | None = None, limit: int = 20
+) -> list[SendStatus]:
+    """Sends newest first, ``limit`` at a time; the next page starts before the last id shown."""
+    query = _with_issue_number()
+    if before_id is not None:
+        query = query.where(Send.id < before_id)
+    rows = session.execute(query.order_by(Send.id.desc()).limit(limit)).all()
+    return _statuses(session, [(row[0], row[1]) for row in rows])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,128 @@
+"""How sends look on a staff terminal: the status of one, a list of many, a live bar, who got what.
+
+Shared by ``distributor send`` and ``distributor demo``. Audience, list and tag names and server
+answers come from outside, so they go through :func:`rich_text`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from distributor.cli.context import AppContext
+from distributor.cli.terminal import rich_text
+from distributor.sending.models import DeliveryState
+from distributor.sending.service import DeliveryView, SendStatus, local_time, send_status
+
+# What each delivery state means to someone who did not write the engine.
+STATE_MEANINGS = {
+    DeliveryState.PENDING: "waiting to go out",
+    DeliveryState.CLAIMED: "being sent now",
+    DeliveryState.SENT: "accepted by the mail server",
+    DeliveryState.DEFERRED: "server said 'try later': will be retried",
+    DeliveryState.FAILED: "refused by the server, or retried too often",
+    DeliveryState.SUPPRESSED: "not sent: the reader unsubscribed meanwhile",
+    DeliveryState.CANCELLED: "not sent: the send was cancelled",
+}
+
+
+def when_text(app: AppContext, moment: datetime | None, missing: str = "—") -> str:
+    return local_time(moment, app.settings.zone) if moment is not None else missing
+
+
+def print_status(app: AppContext, status: SendStatus) -> None:
+    """The send in a few lines, then how many messages are in each state."""
+    kind = "test send" if status.is_test else "send"
+    app.console.print(
+        f"[bold]{kind.capitalize()} {status.id}[/bold]: issue {status.issue_id} "
+        f"(No. {status.issue_number}), {status.variant}, {status.state}"
+    )
+    app.console.print(f"To:        {rich_text(status.audience_text)}")
+    app.console.print(f"Scheduled: {when_text(app, status.scheduled_at, 'no time yet (draft)')}")
+    if status.started_at is not None:
+        app.console.print(f"Started:   {when_text(app, status.started_at)}")
+    if status.finished_at is not None:
+        app.console.print(f"Finished:  {when_text(app, status.finished_at)}")
+    table = Table("State", "Meaning", "Messages")
+    table.columns[2].justify = "right"
+    for state in DeliveryState:
+        if state.value in status.counts:
+            table.add_row(state.value, STATE_MEANINGS[state], f"{status.counts[state.value]:,}")
+    table.add_row("[bold]total[/bold]", "", f"[bold]{status.total:,}[/bold]")
+    app.console.print(table)
+    if status.error:
+        app.console.print(f"It stopped by itself: {rich_text(status.error)}", highlight=False)
+    if status.possible_duplicates:
+        app.console.print(
+            f"{status.possible_duplicates} messages were sent again after a worker "
+            "stopped mid-batch: those readers may have received it twice."
+        )
+
+
+def print_send_list(app: AppContext, statuses: list[SendStatus]) -> None:
+    table = Table("ID", "Issue", "To", "State", "Time", "Sent", "Failed", "Total", "Test")
+    for column in table.columns[5:8]:
+        column.justify = "right"
+    for status in statuses:
+        table.add_row(
+            str(status.id),
+            f"{status.issue_id} (No. {status.issue_number})",
+            rich_text(status.audience_text, 60),
+            status.state,
+            when_text(app, status.scheduled_at, "no time yet"),
+            f"{status.counts.get('sent', 0):,}",
+            f"{status.counts.get('failed', 0):,}",
+            f"{status.total:,}",
+            "test" if status.is_test else "",
+        )
+    app.console.print(table)
+
+
+def print_deliveries(app: AppContext, rows: list[DeliveryView]) -> None:
+    table = Table("ID", "Address", "State", "Attempts", "Code", "Server answer or reason")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            rich_text(row.address),
+            row.state,
+            str(row.attempts),
+            str(row.smtp_code or ""),
+            rich_text(row.detail or "", 80),
+        )
+    app.console.print(table)
+
+
+def watch_send(
+    app: AppContext,
+    send_id: int,
+    *,
+    interval: float = 0.5,
+    check: Callable[[], None] = lambda: None,
+) -> SendStatus:
+    """A live bar until the send is done or cancelled (Ctrl-C stops watching, not the send);
+    ``check`` runs each round and may raise to stop watching (e.g. the worker died)."""
+    columns = (
+        TextColumn("send {task.fields[send]} [{task.fields[state]}]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=app.console) as progress:
+        task = progress.add_task("", total=None, send=send_id, state="…")
+        while True:
+            with app.session() as session:
+                status = send_status(session, send_id)
+            progress.update(
+                task,
+                total=status.total or None,
+                completed=status.finished_deliveries,
+                state=status.state,
+            )
+            if status.state in ("done", "cancelled"):
+                return status
+            check()
+            time.sleep(interval)

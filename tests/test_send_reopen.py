@@ -1,0 +1,110 @@
+"""A cancelled send finished after all (issue 10), with a real worker and SMTP server: it reaches
+the readers it had not reached, never again those who got it."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner, Result
+
+from distributor.cli import main
+from distributor.db import session_factory, transaction, utcnow
+from distributor.sending.lifecycle import cancel_send, reopen_send, start_due_sends
+from distributor.sending.models import Send, SendVariant
+from distributor.sending.planner import plan_next_batch, plan_send
+from distributor.sending.service import SendStatus, create_send, send_status
+from subscribers.query import AudienceFilter
+from tests.support.audience import make_audience
+from tests.support.sending import engine_env, import_sample, wait_until_done
+from tests.support.servers import RedisServer
+from tests.support.smtp import RecordingHandler, SmtpServer
+from tests.support.workers import running_worker
+
+pytestmark = pytest.mark.slow
+
+
+def cli(env: dict[str, str], *args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def status_of(url: str, send_id: int) -> SendStatus:
+    with transaction(url) as session:
+        return send_status(session, send_id)
+
+
+def wait_until_settled(url: str, send_id: int, timeout: float) -> SendStatus:
+    """Cancelled, and no message of it still in a worker's hands."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = status_of(url, send_id)
+        if status.state == "cancelled" and set(status.counts) <= {"sent", "cancelled"}:
+            return status
+        assert time.monotonic() < deadline, f"send {send_id} never settled: {status}"
+        time.sleep(0.1)
+
+
+def test_a_send_cancelled_midway_reaches_the_rest_once_reopened(
+    database_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    emails = make_audience(database_url, "members", 600)
+    issue_id = import_sample(database_url, sample_issue_path)
+    with SmtpServer(RecordingHandler(delay=0.01)) as smtp:
+        env = engine_env(database_url, redis_server.url, smtp)
+        created = cli(env, "send", "create", "--issue", str(issue_id), "--list", "members")
+        send_id = int(created.output.splitlines()[0].removeprefix("Created send ID: "))
+        with running_worker(env, tmp_path):
+            smtp.handler.wait_for(100, timeout=60)
+            cli(env, "send", "cancel", str(send_id))
+            cancelled = wait_until_settled(database_url, send_id, timeout=30)
+            assert 0 < cancelled.counts["sent"] < 600 and cancelled.counts["cancelled"] > 0
+            reopened = cli(env, "send", "reopen", str(send_id)).output
+            assert reopened.startswith(
+                f"Send {send_id} reopened: it goes on to the readers it had not reached "
+                f"({cancelled.counts['cancelled']:,} cancelled messages wait again)"
+            )
+            status = wait_until_done(database_url, send_id, timeout=90)
+        counts = smtp.handler.counts()
+    assert sorted(counts) == emails and set(counts.values()) == {1}
+    assert status.counts == {"sent": 600}
+
+
+def test_a_send_cancelled_while_planning_plans_the_rest_once_reopened(
+    sqlite_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    emails = make_audience(sqlite_url, "members", 300)
+    issue_id = import_sample(sqlite_url, sample_issue_path)
+    factory = session_factory(sqlite_url)
+    with transaction(sqlite_url) as session:
+        send_id = create_send(
+            session,
+            issue_id=issue_id,
+            audience=AudienceFilter(lists=("members",)),
+            variant=SendVariant.FULL,
+            at=None,
+            now=utcnow(),
+            zone=ZoneInfo("Asia/Shanghai"),
+        ).id
+        assert start_due_sends(session, utcnow()) == [send_id]
+    with factory.begin() as session:
+        lease = timedelta(seconds=60)
+        assert plan_next_batch(session, send_id, batch_size=100, now=utcnow(), lease=lease) == 100
+    with transaction(sqlite_url) as session:
+        assert cancel_send(session, send_id, utcnow()) == 100
+    assert plan_send(factory, send_id) == 0, "a cancelled send is not planned further"
+    with transaction(sqlite_url) as session:
+        assert reopen_send(session, send_id, utcnow()) == 100
+        send = session.get(Send, send_id)
+        assert send is not None and send.planned_at is None and send.planned_through > 0
+    with SmtpServer() as smtp:
+        env = engine_env(sqlite_url, redis_server.url, smtp)
+        with running_worker(env, tmp_path):
+            status = wait_until_done(sqlite_url, send_id, timeout=90)
+        counts = smtp.handler.counts()
+    assert sorted(counts) == emails and set(counts.values()) == {1}
+    assert status.counts == {"sent": 300}
