@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from distributor.db import dispose_engines, get_engine, transaction, upgrade
 from subscribers.csvfile import EXPORT_COLUMNS, Problem
 from subscribers.importer import import_subscribers
-from subscribers.query import AudienceFilter, stream_audience
+from subscribers.query import Audience, stream_audience
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -95,7 +95,7 @@ def child_stream(url: str) -> dict[str, float]:
     started = time.perf_counter()
     count = 0
     with transaction(url) as session:
-        for batch in stream_audience(session, AudienceFilter(lists=(LIST,)), batch_size=1000):
+        for batch in stream_audience(session, Audience(lists=(LIST,)), batch_size=1000):
             count += len(batch)
     return {"rows": count, "seconds": time.perf_counter() - started, "rss": peak_rss_mb()}
 

@@ -53,7 +53,7 @@ from distributor.sending.models import Delivery, DeliveryState, Send, SendVarian
 from distributor.sending.service import create_send, send_status
 from subscribers.links import PublicLinks
 from subscribers.models import List, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
-from subscribers.query import AudienceFilter
+from subscribers.query import Audience
 from subscribers.tokens import TokenSigner
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -528,7 +528,7 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
             send_id = create_send(
                 session,
                 issue_id=issue_id,
-                audience=AudienceFilter(lists=(LIST,)),
+                audience=Audience(lists=(LIST,)),
                 variant=SendVariant.FULL,
                 at=None,
                 now=utcnow(),

@@ -24,6 +24,7 @@ from distributor.issues.document import Article, Block, IssueDocument
 from distributor.issues.store import save_issue
 from distributor.sending.models import Delivery, Send, SendState, SendVariant
 from distributor.sending.service import send_status
+from subscribers.query import Audience
 
 
 def timed(runs: int, work: Callable[[], object]) -> tuple[float, float, object]:
@@ -46,7 +47,10 @@ def fill(url: str, n: int) -> int:
     with transaction(url) as session:
         issue_id = save_issue(session, doc, source_format="json").id
         send = Send(
-            issue_id=issue_id, audience={}, variant=SendVariant.FULL, state=SendState.RUNNING
+            issue_id=issue_id,
+            audience=Audience(),
+            variant=SendVariant.FULL,
+            state=SendState.RUNNING,
         )
         session.add(send)
         session.flush()

@@ -15,14 +15,14 @@ from subscribers.models import Tag as Tag
 from subscribers.public import confirm_by_token as confirm_by_token
 from subscribers.public import unsubscribe_by_token as unsubscribe_by_token
 from subscribers.public import update_preferences_by_token as update_preferences_by_token
-from subscribers.query import AudienceFilter as AudienceFilter
+from subscribers.query import Audience as Audience
 from subscribers.query import AudienceMember as AudienceMember
 from subscribers.query import still_sendable as still_sendable
 from subscribers.query import stream_audience as stream_audience
 from subscribers.store import request_subscription as request_subscription
 
 __all__ = [
-    "AudienceFilter",
+    "Audience",
     "AudienceMember",
     "Channel",
     "Format",

@@ -31,7 +31,7 @@ IN_CHUNK = 5_000  # ids per IN (…): well under every backend's bound-parameter
 
 
 @dataclass(frozen=True)
-class AudienceFilter:
+class Audience:
     """Who to send to. Within a facet any value matches; every facet given must match.
 
     ``lists``: an active subscription to one of them; ``tags``: one of them; ``attributes``:
@@ -60,8 +60,20 @@ class AudienceFilter:
             "format": self.format,
         }
 
+    def describe(self) -> str:
+        """In words, e.g. "list members, tagged 工会"."""
+        if self.addresses:
+            return "test to " + ", ".join(self.addresses)
+        parts = [("list " if len(self.lists) == 1 else "lists ") + ", ".join(self.lists)]
+        if self.tags:
+            parts.append("tagged " + " or ".join(self.tags))
+        parts.extend(f"{key} = {value}" for key, value in self.attributes)
+        if self.format:
+            parts.append(f"{self.format} readers only")
+        return ", ".join(parts)
+
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AudienceFilter:
+    def from_json(cls, data: dict[str, Any]) -> Audience:
         return cls(
             lists=tuple(data.get("lists", ())),
             tags=tuple(data.get("tags", ())),
@@ -93,7 +105,7 @@ def subscriber_has(subscriber_id: Any, *conditions: Any) -> Any:
     return probe.scalar_subquery().is_not(None)
 
 
-def _conditions(audience: AudienceFilter) -> list[Any]:
+def _conditions(audience: Audience) -> list[Any]:
     conditions: list[Any] = [Subscriber.status == SubscriberStatus.ACTIVE]
     if audience.lists:
         conditions.append(
@@ -126,7 +138,7 @@ def _conditions(audience: AudienceFilter) -> list[Any]:
 
 
 def stream_audience(
-    session: Session, audience: AudienceFilter, *, batch_size: int = 1000, after_id: int = 0
+    session: Session, audience: Audience, *, batch_size: int = 1000, after_id: int = 0
 ) -> Iterator[list[AudienceMember]]:
     """Active subscribers matching ``audience``, in id order, ``batch_size`` at a time.
 
@@ -145,7 +157,7 @@ def stream_audience(
         yield [AudienceMember(*row) for row in rows]
 
 
-def count_audience(session: Session, audience: AudienceFilter) -> int:
+def count_audience(session: Session, audience: Audience) -> int:
     """How many active subscribers match ``audience`` now: :func:`stream_audience`'s filter."""
     return int(session.scalar(select(func.count(Subscriber.id)).where(*_conditions(audience))) or 0)
 

@@ -31,6 +31,7 @@ from distributor.sending.slots import (
     reserve_free_slots,
     take_slot,
 )
+from subscribers.query import Audience
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 LEASE = NOW + timedelta(seconds=30)
@@ -48,7 +49,7 @@ def running_send_with(url: str, n: int) -> int:
         issue_id = save_issue(session, doc, source_format="json").id
         send = Send(
             issue_id=issue_id,
-            audience={},
+            audience=Audience(lists=("members",)),
             variant=SendVariant.FULL,
             state=SendState.RUNNING,
             planned_at=NOW,

@@ -18,7 +18,7 @@ from distributor.sending.lifecycle import (
 )
 from distributor.sending.models import Send, SendState, SendVariant
 from distributor.sending.service import create_send
-from subscribers.query import AudienceFilter
+from subscribers.query import Audience
 from tests.support.audience import make_audience
 from tests.support.sending import import_sample
 
@@ -31,7 +31,7 @@ def new_send(url: str, sample: Path, *, in_hours: float) -> int:
         return create_send(
             session,
             issue_id=issue_id,
-            audience=AudienceFilter(lists=("members",)),
+            audience=Audience(lists=("members",)),
             variant=SendVariant.FULL,
             at=at,
             now=min(at, utcnow()),  # a send in the past was created back then

@@ -14,14 +14,17 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select, update
 
 from distributor.cli import main
+from distributor.config import Settings
 from distributor.db import session_factory, transaction, utcnow
 from distributor.errors import DistributorError, InvalidTransition
+from distributor.issues.models import Variant
 from distributor.sending.lifecycle import cancel_send, reopen_send, start_due_sends
 from distributor.sending.models import Delivery, DeliveryState, Send, SendState, SendVariant
 from distributor.sending.planner import plan_send
 from distributor.sending.recurring import add_rule, remove_rule
-from distributor.sending.service import create_send, create_test_send, schedule_send
-from subscribers.query import AudienceFilter
+from distributor.sending.service import create_send, schedule_send
+from distributor.sending.test_sends import create_test_send
+from subscribers.query import Audience
 from tests.support.audience import make_audience
 from tests.support.sending import import_sample
 
@@ -109,7 +112,7 @@ def test_a_draft_whose_time_passed_asks_for_a_new_one(sqlite_url: str, issue_id:
         send_id = create_send(
             session,
             issue_id=issue_id,
-            audience=AudienceFilter(lists=("members",)),
+            audience=Audience(lists=("members",)),
             variant=SendVariant.FULL,
             at=then + timedelta(hours=1),
             now=then,
@@ -212,7 +215,7 @@ def test_the_count_is_what_the_planner_plans(sqlite_url: str, issue_id: int) -> 
         created = create_send(
             session,
             issue_id=issue_id,
-            audience=AudienceFilter(lists=("members",)),
+            audience=Audience(lists=("members",)),
             variant=SendVariant.FULL,
             at=None,
             now=utcnow(),
@@ -257,7 +260,8 @@ def test_send_list_newest_first_with_audience_state_time_counts_and_test(
             session,
             issue_id=issue_id,
             addresses=["editor@example.org"],
-            variant=SendVariant.FULL,
+            variant=Variant.FULL,
+            settings=Settings.from_env(env),
             now=utcnow(),
         ).id
     rows = [
@@ -327,7 +331,7 @@ def test_service_messages_do_not_name_flags_or_commands(
     def send_to(**changes: object) -> object:
         arguments: dict[str, object] = {
             "issue_id": issue_id,
-            "audience": AudienceFilter(lists=("members",)),
+            "audience": Audience(lists=("members",)),
             "variant": SendVariant.FULL,
             "at": None,
             "now": utcnow(),
@@ -348,8 +352,8 @@ def test_service_messages_do_not_name_flags_or_commands(
 
     messages = [
         message_of(send_to(issue_id=999)),
-        message_of(send_to(audience=AudienceFilter())),
-        message_of(send_to(audience=AudienceFilter(lists=("nope",)))),
+        message_of(send_to(audience=Audience())),
+        message_of(send_to(audience=Audience(lists=("nope",)))),
         message_of(send_to(at=utcnow() - timedelta(days=2))),
         message_of(rule(every="someday")),
         message_of(rule(at_time="9h")),
@@ -390,7 +394,7 @@ def test_reopen_twice_is_refused(sqlite_url: str, issue_id: int) -> None:
         send_id = create_send(
             session,
             issue_id=issue_id,
-            audience=AudienceFilter(lists=("members",)),
+            audience=Audience(lists=("members",)),
             variant=SendVariant.FULL,
             at=None,
             now=utcnow(),
@@ -409,7 +413,7 @@ def test_reopen_waits_until_no_worker_holds_a_message_of_the_send(
         send_id = create_send(
             session,
             issue_id=issue_id,
-            audience=AudienceFilter(lists=("members",)),
+            audience=Audience(lists=("members",)),
             variant=SendVariant.FULL,
             at=None,
             now=utcnow(),

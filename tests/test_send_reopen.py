@@ -17,7 +17,7 @@ from distributor.sending.lifecycle import cancel_send, reopen_send, start_due_se
 from distributor.sending.models import Send, SendVariant
 from distributor.sending.planner import plan_next_batch, plan_send
 from distributor.sending.service import SendStatus, create_send, send_status
-from subscribers.query import AudienceFilter
+from subscribers.query import Audience
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample, wait_until_done
 from tests.support.servers import RedisServer
@@ -84,7 +84,7 @@ def test_a_send_cancelled_while_planning_plans_the_rest_once_reopened(
         send_id = create_send(
             session,
             issue_id=issue_id,
-            audience=AudienceFilter(lists=("members",)),
+            audience=Audience(lists=("members",)),
             variant=SendVariant.FULL,
             at=None,
             now=utcnow(),

@@ -19,7 +19,7 @@ from subscribers.public import (
     unsubscribe_by_token,
     update_preferences_by_token,
 )
-from subscribers.query import AudienceFilter, still_sendable, stream_audience
+from subscribers.query import Audience, still_sendable, stream_audience
 from subscribers.store import add_subscriber, create_list, find_subscriber, request_subscription
 from subscribers.tokens import TokenPurpose, TokenSigner
 from tests.test_subscribers_import import import_text, state
@@ -37,7 +37,7 @@ def audience(url: str, **facets: Any) -> list[str]:
     with transaction(url) as session:
         return [
             member.email
-            for batch in stream_audience(session, AudienceFilter(**facets), batch_size=2)
+            for batch in stream_audience(session, Audience(**facets), batch_size=2)
             for member in batch
         ]
 
@@ -214,7 +214,7 @@ def test_the_audience_is_filtered_and_read_in_keyset_batches(
     ]
 
     with transaction(database_url) as session:
-        batches = list(stream_audience(session, AudienceFilter(), batch_size=2))
+        batches = list(stream_audience(session, Audience(), batch_size=2))
         assert [len(batch) for batch in batches] == [2, 2, 1]
         member = batches[0][0]
         assert (member.email, member.channel, member.format) == (
@@ -222,5 +222,5 @@ def test_the_audience_is_filtered_and_read_in_keyset_batches(
             Channel.EMAIL,
             Format.FULL,
         )
-        resumed = list(stream_audience(session, AudienceFilter(), after_id=batches[1][-1].id))
+        resumed = list(stream_audience(session, Audience(), after_id=batches[1][-1].id))
         assert [m.email for batch in resumed for m in batch] == ["e@x.cn"]

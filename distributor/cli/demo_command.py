@@ -32,7 +32,7 @@ from distributor.issues.store import save_issue
 from distributor.sending.models import SendVariant
 from distributor.sending.service import create_send
 from subscribers.importer import import_subscribers
-from subscribers.query import AudienceFilter
+from subscribers.query import Audience
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "hzgy-471.txt"
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -167,7 +167,7 @@ def _send(session: Session, issue_id: int, settings: Settings) -> int:
     return create_send(
         session,
         issue_id=issue_id,
-        audience=AudienceFilter(lists=("demo",)),
+        audience=Audience(lists=("demo",)),
         variant=SendVariant.PREFERENCE,
         at=None,
         now=utcnow(),

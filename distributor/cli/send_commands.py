@@ -31,7 +31,6 @@ from distributor.sending.models import DeliveryState, SendVariant
 from distributor.sending.service import (
     DEFAULT_EXPIRY,
     create_send,
-    describe_audience,
     list_deliveries,
     list_sends,
     local_time,
@@ -39,7 +38,7 @@ from distributor.sending.service import (
     send_status,
 )
 from distributor.sending.test_sends import create_test_send
-from subscribers.query import AudienceFilter
+from subscribers.query import Audience
 
 VARIANTS = [v.value for v in SendVariant]
 AT_HELP = (
@@ -145,7 +144,7 @@ def create_command(
         created = create_send(
             session,
             issue_id=issue_id,
-            audience=AudienceFilter(lists=lists, tags=tags),
+            audience=Audience(lists=lists, tags=tags),
             variant=SendVariant(variant),
             at=when,
             now=utcnow(),
@@ -157,7 +156,7 @@ def create_command(
         )
     click.echo(f"Created send ID: {created.id}")
     readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
-    audience = plain(describe_audience({"lists": lists, "tags": tags}))
+    audience = plain(Audience(lists=lists, tags=tags).describe())
     if created.scheduled_at is None:
         click.echo(
             f"It is a draft to {readers} ({audience}) with no time yet: "

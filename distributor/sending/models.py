@@ -19,10 +19,12 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from distributor.channels.base import DeliveryChannel
 from distributor.db import Base, BigId, CreatedAt, Id, UpdatedAt
 from distributor.issues.models import Variant
+from subscribers.query import Audience
 
 
 class SendState(StrEnum):
@@ -85,6 +87,19 @@ FINAL_DELIVERY_STATES = (
 OPEN_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.CLAIMED, DeliveryState.DEFERRED)
 
 
+class AudienceColumn(TypeDecorator[Audience]):
+    """A send's audience, stored as its JSON form (:meth:`Audience.to_json`), read back typed."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Audience | None, dialect: Any) -> dict[str, Any] | None:
+        return None if value is None else value.to_json()
+
+    def process_result_value(self, value: dict[str, Any] | None, dialect: Any) -> Audience | None:
+        return None if value is None else Audience.from_json(value)
+
+
 class Send(Base):
     """An issue sent to an audience in one variant over one channel, at a scheduled time."""
 
@@ -96,7 +111,7 @@ class Send(Base):
 
     id: Mapped[Id]
     issue_id: Mapped[int] = mapped_column(BigId, ForeignKey("issues.id"))
-    audience: Mapped[dict[str, Any]] = mapped_column(JSON)
+    audience: Mapped[Audience] = mapped_column(AudienceColumn)
     variant: Mapped[SendVariant]
     channel: Mapped[DeliveryChannel] = mapped_column(default=DeliveryChannel.EMAIL)
     state: Mapped[SendState]

@@ -18,14 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from distributor.db import insert_ignoring_duplicates, utcnow
 from distributor.errors import CheckpointMoved
 from distributor.sending.models import Delivery, Send, SendState, SendVariant
-from subscribers.query import AudienceFilter, AudienceMember, stream_audience
+from subscribers.query import Audience, AudienceMember, stream_audience
 
 EMAIL_CHANNELS = ("email", "both")
 
 
-def audience_filter(send: Send) -> AudienceFilter:
+def audience_filter(send: Send) -> Audience:
     """The send's audience, reachable on the send's channel."""
-    return replace(AudienceFilter.from_json(send.audience), channel=send.channel.value)
+    return replace(send.audience, channel=send.channel.value)
 
 
 def variant_for(send_variant: SendVariant, member: AudienceMember) -> str:

@@ -19,6 +19,7 @@ from distributor.errors import DistributorError, NotFound
 from distributor.issues.models import Issue
 from distributor.sending.models import ScheduleRule, Send, SendState, SendVariant
 from distributor.sending.service import DEFAULT_EXPIRY, check_lists, reachable_readers
+from subscribers.query import Audience
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EVERY = ("day", *WEEKDAYS)
@@ -124,9 +125,9 @@ def remove_rule(session: Session, name: str) -> None:
     session.execute(delete(ScheduleRule).where(ScheduleRule.id == rule_id))
 
 
-def digest_audience(lists: list[str]) -> dict[str, object]:
+def digest_audience(lists: list[str]) -> Audience:
     """Who a rule's sends go to: the readers of its lists who chose the digest."""
-    return {"lists": list(lists), "tags": [], "attributes": [], "format": "digest"}
+    return Audience(lists=tuple(lists), format="digest")
 
 
 def digest_readers(session: Session, lists: list[str]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from distributor.sending.models import (
 )
 from distributor.sending.planner import audience_filter
 from subscribers.models import List
-from subscribers.query import AudienceFilter, count_audience
+from subscribers.query import Audience, count_audience
 
 DEFAULT_EXPIRY = timedelta(hours=6)
 # A time this little in the past is "now" typed slowly; anything earlier is a mistake.
@@ -43,20 +43,6 @@ def check_send_time(at: datetime, now: datetime, zone: ZoneInfo) -> None:
             f"{local_time(at, zone)} is in the past (it is now {local_time(now, zone)}): "
             "give a time from now on"
         )
-
-
-def describe_audience(stored: Mapping[str, Any]) -> str:
-    """A send's audience in words, e.g. "list members, tagged 工会"."""
-    if "test" in stored:
-        return "test to " + ", ".join(stored["test"])
-    lists = list(stored.get("lists", ()))
-    parts = [("list " if len(lists) == 1 else "lists ") + ", ".join(lists)]
-    if tags := stored.get("tags"):
-        parts.append("tagged " + " or ".join(tags))
-    parts.extend(f"{key} = {value}" for key, value in stored.get("attributes", ()))
-    if stored.get("format"):
-        parts.append(f"{stored['format']} readers only")
-    return ", ".join(parts)
 
 
 def reachable_readers(session: Session, send: Send) -> int:
@@ -84,7 +70,7 @@ def create_send(
     session: Session,
     *,
     issue_id: int,
-    audience: AudienceFilter,
+    audience: Audience,
     variant: SendVariant,
     at: datetime | None,
     now: datetime,
@@ -109,12 +95,7 @@ def create_send(
     when = now if at is None and not draft else at
     send = Send(
         issue_id=issue_id,
-        audience={
-            "lists": list(audience.lists),
-            "tags": list(audience.tags),
-            "attributes": [list(pair) for pair in audience.attributes],
-            "format": audience.format,
-        },
+        audience=audience,
         variant=variant,
         channel="email",
         state=SendState.DRAFT if draft else SendState.SCHEDULED,
@@ -126,7 +107,7 @@ def create_send(
     if not readers and not allow_empty:
         raise EmptyAudience(
             f"nobody to send to: no active subscriber reachable by email in "
-            f"{describe_audience(send.audience)}"
+            f"{send.audience.describe()}"
         )
     session.add(send)
     session.flush()
@@ -188,7 +169,7 @@ class SendStatus:
     issue_id: int
     issue_number: int
     variant: str
-    audience: dict[str, Any]
+    audience: Audience
     is_test: bool
     scheduled_at: datetime | None
     started_at: datetime | None
@@ -207,7 +188,7 @@ class SendStatus:
 
     @property
     def audience_text(self) -> str:
-        return describe_audience(self.audience)
+        return self.audience.describe()
 
     def to_json(self) -> dict[str, Any]:
         def iso(moment: datetime | None) -> str | None:
@@ -218,7 +199,7 @@ class SendStatus:
             "state": self.state,
             "issue_id": self.issue_id,
             "variant": self.variant,
-            "audience": self.audience,
+            "audience": self.audience.to_json(),
             "is_test": self.is_test,
             "scheduled_at": iso(self.scheduled_at),
             "started_at": iso(self.started_at),
@@ -273,7 +254,7 @@ def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendS
             issue_id=send.issue_id,
             issue_number=issue_number,
             variant=send.variant.value,
-            audience=dict(send.audience),
+            audience=send.audience,
             is_test=send.is_test,
             scheduled_at=send.scheduled_at,
             started_at=send.started_at,

@@ -30,7 +30,7 @@ from distributor.sending.models import (
 from distributor.sending.renders import render_variant, store_render
 from subscribers.address import normalise_address
 from subscribers.models import SUPPRESSED, Subscriber
-from subscribers.query import AudienceFilter
+from subscribers.query import Audience
 
 NOT_SENT = "not sent while the test waited; a test send is never retried later"
 SUPPRESSED_TEST = "this address unsubscribed, bounced or complained: nothing is sent to it"
@@ -52,7 +52,7 @@ def create_test_send(
     emails = list(dict.fromkeys(normalise_address(address).email for address in addresses))
     send = Send(
         issue_id=issue_id,
-        audience=AudienceFilter(addresses=tuple(emails)).to_json(),
+        audience=Audience(addresses=tuple(emails)),
         variant=SendVariant(variant.value),
         channel=DeliveryChannel.EMAIL,
         state=SendState.RUNNING,
