@@ -33,7 +33,11 @@ ZONE = ZoneInfo("Asia/Shanghai")
 
 @pytest.fixture
 def env(sqlite_url: str) -> dict[str, str]:
-    return {"DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": "k"}
+    return {
+        "DATABASE_URL": sqlite_url,
+        "DISTRIBUTOR_SECRET_KEY": "send-cli-test-secret-0123456789abcdef",
+        "MAIL_FROM": "杭州工运 <newsletter@hzgh.example.org>",
+    }
 
 
 @pytest.fixture
@@ -222,7 +226,7 @@ def test_the_count_is_what_the_planner_plans(sqlite_url: str, issue_id: int) -> 
             zone=ZONE,
         )
         assert start_due_sends(session, utcnow()) == [created.id]
-    plan_send(session_factory(sqlite_url), created.id)
+    plan_send(session_factory(sqlite_url), created.id, batch_size=1000, lease=timedelta(minutes=1))
     with transaction(sqlite_url) as session:
         planned = session.scalar(
             select(func.count()).where(Delivery.send_id == created.id)
@@ -420,7 +424,7 @@ def test_reopen_waits_until_no_worker_holds_a_message_of_the_send(
             zone=ZONE,
         ).id
         start_due_sends(session, utcnow())
-    plan_send(session_factory(sqlite_url), send_id)
+    plan_send(session_factory(sqlite_url), send_id, batch_size=1000, lease=timedelta(minutes=1))
     with transaction(sqlite_url) as session:
         first = session.scalar(select(func.min(Delivery.id)).where(Delivery.send_id == send_id))
         session.execute(

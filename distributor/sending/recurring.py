@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from distributor.channels.base import DeliveryChannel
 from distributor.errors import DistributorError, NotFound
 from distributor.issues.models import Issue
 from distributor.sending.models import ScheduleRule, Send, SendState, SendVariant
@@ -132,7 +133,8 @@ def digest_audience(lists: list[str]) -> Audience:
 
 def digest_readers(session: Session, lists: list[str]) -> int:
     """How many readers a rule's next send would reach if it went out now."""
-    return reachable_readers(session, Send(audience=digest_audience(lists), channel="email"))
+    send = Send(audience=digest_audience(lists), channel=DeliveryChannel.EMAIL)
+    return reachable_readers(session, send)
 
 
 def run_due_rules(session: Session, now: datetime) -> list[int]:
@@ -154,7 +156,7 @@ def run_due_rules(session: Session, now: datetime) -> list[int]:
                 issue_ids=issue_ids,
                 variant=SendVariant.DIGEST,
                 audience=digest_audience(rule.lists),
-                channel="email",
+                channel=DeliveryChannel.EMAIL,
                 state=SendState.SCHEDULED,
                 scheduled_at=window_end,
                 expires_at=window_end + DEFAULT_EXPIRY,

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from distributor.channels.base import DeliveryChannel
 from distributor.errors import DistributorError, EmptyAudience, InvalidTransition, NotFound
 from distributor.issues.models import Issue
 from distributor.sending.models import (
@@ -97,7 +98,7 @@ def create_send(
         issue_id=issue_id,
         audience=audience,
         variant=variant,
-        channel="email",
+        channel=DeliveryChannel.EMAIL,
         state=SendState.DRAFT if draft else SendState.SCHEDULED,
         scheduled_at=when,
         expires_at=when + expires_after if when is not None else None,
