@@ -21,7 +21,7 @@ from distributor.db import dispose_engines, upgrade
 from tests.support.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
-# A copy of shared/samples/hzgy-471.txt ships with the package (the demo imports it).
+# The sample issue ships with the package (the demo imports it).
 SAMPLE_ISSUE = ROOT / "distributor" / "samples" / "hzgy-471.txt"
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -140,7 +140,5 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def sample_issue_path() -> Path:
     if not SAMPLE_ISSUE.exists():
-        pytest.fail(
-            f"the sample issue is missing: {SAMPLE_ISSUE} (shared/ sits beside the checkout)"
-        )
+        pytest.fail(f"the sample issue is missing: {SAMPLE_ISSUE} (it ships with the package)")
     return SAMPLE_ISSUE
