@@ -52,3 +52,7 @@ class RenderError(DistributorError):
 
 class InvalidTransition(DistributorError):
     """A send or delivery was asked to move to a state it cannot reach from where it is."""
+
+
+class MissingProgram(DistributorError):
+    """A program a development server runs (redis-server, smtp-sink) is not installed."""

@@ -15,13 +15,13 @@ from click.testing import CliRunner
 
 from distributor.cli import main
 from distributor.db import session_factory
+from distributor.devservers.celery_worker import WorkerProcess
+from distributor.devservers.redis_server import RedisServer
 from distributor.errors import ConfigurationError
 from distributor.sending.limits import DatabaseLimits, Limits, RedisLimits, parse_domain_caps
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample
-from tests.support.servers import RedisServer
 from tests.support.smtp import RecordingHandler, SmtpServer
-from tests.support.workers import WorkerProcess
 
 
 def measure_rate(limits: Limits, rate: float, seconds: float, threads: int = 2) -> float:

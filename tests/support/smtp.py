@@ -9,13 +9,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any
 
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPProtocol
 from aiosmtpd.smtp import Envelope, Session
 
-from tests.support.servers import free_port
+from distributor.devservers.smtp import LoopbackSmtpServer
 
 # (recipient, attempt number at this server for that recipient) -> an SMTP reply, or None = accept
 Fault = Callable[[str, int], str | None]
@@ -88,24 +86,8 @@ class RecordingHandler:
         raise TimeoutError(f"received {len(self.received)} of {n} messages in {timeout}s")
 
 
-class SmtpServer:
+class SmtpServer(LoopbackSmtpServer[RecordingHandler]):
+    """The development SMTP server around a recording handler (a plain one unless given)."""
+
     def __init__(self, handler: RecordingHandler | None = None) -> None:
-        self.handler = handler or RecordingHandler()
-        self.port = free_port()
-        self.controller = Controller(
-            self.handler,
-            hostname="127.0.0.1",
-            port=self.port,
-            decode_data=False,
-            data_size_limit=50_000_000,
-        )
-
-    def __enter__(self) -> SmtpServer:
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.controller.stop()
-
-    def env(self) -> dict[str, str]:
-        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port), "SMTP_SECURITY": "none"}
+        super().__init__(handler or RecordingHandler())
