@@ -14,6 +14,7 @@ from aiosmtpd.smtp import SMTP as SMTPProtocol
 from aiosmtpd.smtp import Envelope, Session
 
 from distributor.devservers.smtp import LoopbackSmtpServer
+from tests.support.polling import wait_until
 
 # (recipient, attempt number at this server for that recipient) -> an SMTP reply, or None = accept
 Fault = Callable[[str, int], str | None]
@@ -78,12 +79,13 @@ class RecordingHandler:
             return Counter(r.recipient for r in self.received)
 
     def wait_for(self, n: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.received) >= n:
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"received {len(self.received)} of {n} messages in {timeout}s")
+        """Return once ``n`` messages have been accepted in all."""
+        wait_until(
+            lambda: len(self.received),
+            lambda count: count >= n,
+            timeout=timeout,
+            what=f"{n} messages received",
+        )
 
 
 class SmtpServer(LoopbackSmtpServer[RecordingHandler]):
