@@ -12,6 +12,7 @@ machine: 1,000,000 rows in under 60 s, peak RSS under 300 MB, and no growth with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -22,19 +23,16 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 from distributor.db import dispose_engines, get_engine, transaction, upgrade
+from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_database
 from subscribers.csvfile import EXPORT_COLUMNS, Problem
 from subscribers.importer import import_subscribers
 from subscribers.query import Audience, stream_audience
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL)
 LIST = "会员快讯"
 DOMAINS = (
     "qq.com",
@@ -109,26 +107,20 @@ def in_child(*args: str) -> dict[str, float]:
     return result
 
 
-def _admin(statement: str) -> None:
-    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(statement))
-    engine.dispose()
-
-
-def fresh_database(backend: str, workdir: Path) -> tuple[str, str | None]:
-    """A migrated empty database: its URL, and the PostgreSQL name to drop afterwards."""
+@contextlib.contextmanager
+def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
+    """A migrated empty database (a temporary SQLite file, or a PostgreSQL database dropped
+    afterwards); yields its URL."""
     if backend == "sqlite":
         url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
         upgrade(url)
         dispose_engines()
-        return url, None
-    name = f"distributor_bench_{uuid.uuid4().hex[:8]}"
-    _admin(f'create database "{name}"')
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    dispose_engines()
-    return url, name
+        yield url
+        return
+    with throwaway_database(POSTGRES_ADMIN_URL, "distributor_bench") as url:
+        upgrade(url)
+        dispose_engines()
+        yield url
 
 
 def main() -> None:
@@ -155,13 +147,9 @@ def main() -> None:
             path = workdir / f"subscribers-{rows}.csv"
             write_csv(path, rows)
             for backend in args.backend:
-                url, pg_name = fresh_database(backend, workdir)
-                try:
+                with fresh_database(backend, workdir) as url:
                     imported = in_child("import", url, str(path))
                     streamed = in_child("stream", url)
-                finally:
-                    if pg_name:
-                        _admin(f'drop database if exists "{pg_name}"')
                 print(
                     f"{backend:<11}{rows:>10,}{imported['seconds']:>10.1f}"
                     f"{imported['rows'] / imported['seconds']:>10,.0f}{imported['rss']:>9.0f}"

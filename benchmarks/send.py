@@ -26,28 +26,28 @@ import contextlib
 import multiprocessing
 import os
 import re
-import shutil
 import signal
 import smtplib
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, insert, select
 
 from distributor.config import Settings
 from distributor.db import dispose_engines, transaction, upgrade, utcnow
+from distributor.devservers.celery_worker import WorkerProcess, running_worker
+from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_database
+from distributor.devservers.processes import ServerProcess
+from distributor.devservers.redis_server import RedisServer
+from distributor.devservers.smtp_sink import SmtpSink
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
-from distributor.ports import free_port, wait_for_port
 from distributor.render import Recipient, Variant, compile_issue, personalise
 from distributor.sending.models import Delivery, DeliveryState, Send, SendVariant
 from distributor.sending.service import create_send, send_status
@@ -56,9 +56,7 @@ from subscribers.models import List, Subscriber, SubscriberStatus, Subscription,
 from subscribers.query import Audience
 from subscribers.tokens import TokenSigner
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL)
 SAMPLE = Path(__file__).resolve().parents[1] / "distributor" / "samples" / "hzgy-471.txt"
 LIST = "会员快讯"
 ENV = {
@@ -77,50 +75,15 @@ def address(i: int) -> str:
     return f"reader{i:06d}@example.org"
 
 
-def stop_process(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
-    """SIGTERM (the whole process group with ``group``), SIGKILL after 30 s."""
-    if process.poll() is not None:
-        return
-    if group:
-        os.killpg(process.pid, signal.SIGTERM)
-    else:
-        process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        if group:
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
-        process.wait()
-
-
 # --- the parts each case starts and stops -------------------------------------------------------
-
-
-def _admin(*statements: str) -> None:
-    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-    engine.dispose()
 
 
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
     """A migrated, empty PostgreSQL database of its own, dropped afterwards."""
-    name = f"distributor_bench_{uuid.uuid4().hex[:8]}"
-    _admin(f'create database "{name}"')
-    try:
-        url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with throwaway_database(POSTGRES_ADMIN_URL, "distributor_bench") as url:
         upgrade(url)
         yield url
-    finally:
-        dispose_engines()
-        _admin(
-            f"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{name}'",
-            f'drop database if exists "{name}"',
-        )
 
 
 @contextlib.contextmanager
@@ -131,119 +94,6 @@ def sqlite_database(workdir: Path) -> Iterator[str]:
         yield url
     finally:
         dispose_engines()
-
-
-@contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A throw-away redis-server on a free port; yields its URL and process."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (scripts/setup installs it)")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield f"redis://127.0.0.1:{port}/0", process
-    finally:
-        stop_process(process)
-
-
-class SmtpSink:
-    """Postfix's smtp-sink on a free port; its ``-c`` counters say how many messages it took."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-        if not Path(binary).exists():
-            raise SystemExit("smtp-sink is missing: apt-get install postfix (scripts/setup)")
-        self.port = free_port()
-        self.log = workdir / "smtp-sink.log"
-        as_nobody = ["-u", "nobody"] if os.geteuid() == 0 else []
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [binary, "-c", *as_nobody, f"127.0.0.1:{self.port}", "1000"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for_port(self.port)
-
-    def accepted(self) -> int:
-        """Messages accepted so far (the last ``mesg=`` counter it printed)."""
-        counters = re.findall(rb"mesg=(\d+)", self.log.read_bytes()[-200:])
-        return int(counters[-1]) if counters else 0
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-
-@contextlib.contextmanager
-def smtp_sink(workdir: Path) -> Iterator[SmtpSink]:
-    sink = SmtpSink(workdir)
-    try:
-        yield sink
-    finally:
-        sink.stop()
-
-
-@contextlib.contextmanager
-def celery_worker(
-    env: dict[str, str], workdir: Path, concurrency: int
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``celery -A distributor worker --beat`` in a session of its own (its pid is the pgid)."""
-    log_path = workdir / "worker.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "distributor",
-        "worker",
-        "--beat",
-        f"--schedule={workdir / 'beat-schedule'}",
-        f"--concurrency={concurrency}",
-        "--loglevel=INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        f"--hostname=bench-{uuid.uuid4().hex[:6]}@%h",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv,
-            env={**os.environ, **env},
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while b" ready." not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the worker did not start:\n{log_tail(log_path)}")
-            time.sleep(0.1)
-        yield process
-    finally:
-        stop_process(process, group=True)
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 # --- worker memory ------------------------------------------------------------------------------
@@ -424,7 +274,11 @@ class Result:
 
 
 def wait_until_done(
-    url: str, send_id: int, parts: dict[str, subprocess.Popen[bytes]], log: Path, timeout: float
+    url: str,
+    send_id: int,
+    parts: dict[str, ServerProcess | WorkerProcess],
+    worker: WorkerProcess,
+    timeout: float,
 ) -> bool:
     """Poll the send's state until 'done', checking that every part still runs; print progress."""
     started = time.monotonic()
@@ -444,11 +298,11 @@ def wait_until_done(
             return True
         if time.monotonic() - started > timeout:
             return False
-        for name, process in parts.items():
-            if process.poll() is not None:
+        for name, part in parts.items():
+            code = part.exit_code()
+            if code is not None:
                 raise RuntimeError(
-                    f"{name} exited with {process.returncode} during the send; worker log:\n"
-                    f"{log_tail(log)}"
+                    f"{name} exited with {code} during the send; worker log:\n{worker.tail()}"
                 )
         time.sleep(0.2)
 
@@ -482,15 +336,15 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
     n = result.n
     with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        parts: dict[str, subprocess.Popen[bytes]] = {}
+        parts: dict[str, ServerProcess | WorkerProcess] = {}
         if embedded:
             url = stack.enter_context(sqlite_database(workdir))
             broker = f"sqla+sqlite:///{workdir / 'distributor-broker.db'}"
         else:
             url = stack.enter_context(postgres_database())
-            broker, parts["redis-server"] = stack.enter_context(redis_server(workdir))
-        sink = stack.enter_context(smtp_sink(workdir))
-        parts["smtp-sink"] = sink.process
+            parts["redis-server"] = redis = stack.enter_context(RedisServer(workdir))
+            broker = redis.url
+        parts["smtp-sink"] = sink = stack.enter_context(SmtpSink(workdir / "smtp-sink.log"))
         env = {
             **ENV,
             "DATABASE_URL": url,
@@ -522,8 +376,11 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
                 f"the baseline sent {n} messages, the sink accepted {baseline_accepted}"
             )
 
-        parts["the worker"] = stack.enter_context(celery_worker(env, workdir, concurrency))
-        peaks = stack.enter_context(sampling_rss(parts["the worker"].pid))
+        worker = stack.enter_context(running_worker(env, workdir, concurrency=concurrency))
+        worker.wait_until_ready()
+        parts["the worker"] = worker
+        assert worker.process is not None  # started: its pid is its process group's id
+        peaks = stack.enter_context(sampling_rss(worker.process.pid))
         with transaction(url) as session:
             send_id = create_send(
                 session,
@@ -535,9 +392,7 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
                 zone=ZoneInfo("UTC"),
             ).id
         created = time.monotonic()
-        result.done = wait_until_done(
-            url, send_id, parts, workdir / "worker.log", timeout=120 + n / 50
-        )
+        result.done = wait_until_done(url, send_id, parts, worker, timeout=120 + n / 50)
         wall = time.monotonic() - created
         with transaction(url) as session:
             status = send_status(session, send_id)
@@ -565,7 +420,7 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
             flush=True,
         )
         if not result.complete:
-            print(f"  worker log tail:\n{log_tail(workdir / 'worker.log')}")
+            print(f"  worker log tail:\n{worker.tail()}")
 
 
 # --- report -------------------------------------------------------------------------------------

@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from datetime import date
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 
-from distributor.db import dispose_engines, transaction, upgrade
+from distributor.db import transaction, upgrade
+from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_database
 from distributor.issues.document import Article, Block, IssueDocument
 from distributor.issues.store import save_issue
 from distributor.sending.models import Delivery, Send, SendState, SendVariant
@@ -87,16 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument(
-        "--admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args()
-    name = f"distributor_status_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(args.admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with throwaway_database(args.admin_url, "distributor_status_bench") as url:
         upgrade(url)
         send_id = fill(url, args.deliveries)
 
@@ -129,10 +121,6 @@ def main() -> None:
             f"ratio: counters are {slow_median / fast_median:,.0f}x faster; "
             f"{'PASS' if fast_median < 50 else 'FAIL'}"
         )
-    finally:
-        dispose_engines()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

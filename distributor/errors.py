@@ -69,3 +69,7 @@ class DatabaseUnreachable(DistributorError):
 class CheckpointMoved(Exception):
     """Another planner advanced a send's planning checkpoint first: this batch is rolled back and
     planning carries on after it. Internal; never shown to a person."""
+
+
+class MissingProgram(DistributorError):
+    """A program a development server runs (redis-server, smtp-sink) is not installed."""

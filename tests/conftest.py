@@ -9,39 +9,27 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from distributor.db import dispose_engines, upgrade
-from tests.support.servers import RedisServer
+from distributor.devservers.postgres import (
+    DEFAULT_ADMIN_URL,
+    throwaway_database,
+    unreachable_reason,
+)
+from distributor.devservers.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
-# A copy of shared/samples/hzgy-471.txt ships with the package (the demo imports it).
+# The sample issue ships with the package (the demo imports it).
 SAMPLE_ISSUE = ROOT / "distributor" / "samples" / "hzgy-471.txt"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _postgres_reachable() -> str | None:
-    """None when reachable, else the reason."""
-    try:
-        engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.execute(text("select 1"))
-        engine.dispose()
-        return None
-    except Exception as error:  # any driver error means: not reachable here
-        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
 
 
 def _require_postgres() -> None:
-    reason = _postgres_reachable()
+    reason = unreachable_reason(POSTGRES_ADMIN_URL)
     if reason is None:
         return
     message = (
@@ -53,34 +41,14 @@ def _require_postgres() -> None:
     pytest.skip(message)
 
 
-def _admin_execute(*statements: str) -> None:
-    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-    engine.dispose()
-
-
-def _drop_postgres(name: str) -> None:
-    _admin_execute(
-        f"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{name}'",
-        f'drop database if exists "{name}"',
-    )
-
-
-def _postgres_url(name: str) -> str:
-    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
+    """The URL of a migrated database that each PostgreSQL test's database is copied from."""
     _require_postgres()
-    name = f"distributor_test_template_{uuid.uuid4().hex[:8]}"
-    _admin_execute(f'create database "{name}"')
-    upgrade(_postgres_url(name))
-    dispose_engines()
-    yield name
-    _drop_postgres(name)
+    with throwaway_database(POSTGRES_ADMIN_URL, "distributor_test_template") as url:
+        upgrade(url)
+        dispose_engines()  # a template must have no connections when it is copied
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -92,14 +60,11 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _fresh_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
-    template = request.getfixturevalue("postgres_template")
-    name = f"distributor_test_{uuid.uuid4().hex[:12]}"
-    _admin_execute(f'create database "{name}" template "{template}"')
-    try:
-        yield _postgres_url(name)
-    finally:
-        dispose_engines()
-        _drop_postgres(name)
+    template_url = request.getfixturevalue("postgres_template")
+    with throwaway_database(
+        POSTGRES_ADMIN_URL, "distributor_test", template_url=template_url
+    ) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -131,16 +96,12 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+    with RedisServer(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture
 def sample_issue_path() -> Path:
     if not SAMPLE_ISSUE.exists():
-        pytest.fail(
-            f"the sample issue is missing: {SAMPLE_ISSUE} (shared/ sits beside the checkout)"
-        )
+        pytest.fail(f"the sample issue is missing: {SAMPLE_ISSUE} (it ships with the package)")
     return SAMPLE_ISSUE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from distributor.ports import free_port
+from distributor.devservers.ports import free_port
 
 COMMANDS = [
     ["issue", "list"],

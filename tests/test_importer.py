@@ -1,6 +1,6 @@
 """The issue importer on the real sample (hzgy-471), hand-written issues and a Windows export.
 
-Pure tests: no database. Fixtures are in tests/fixtures/issues/; the sample is shared/samples/.
+Pure tests: no database. Fixtures are in tests/fixtures/issues/; the sample is distributor/samples/.
 """
 
 from __future__ import annotations

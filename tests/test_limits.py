@@ -15,13 +15,13 @@ from click.testing import CliRunner
 
 from distributor.cli import main
 from distributor.db import session_factory
+from distributor.devservers.celery_worker import WorkerProcess
+from distributor.devservers.redis_server import RedisServer
 from distributor.errors import ConfigurationError
 from distributor.sending.limits import DatabaseLimits, Limits, RedisLimits, parse_domain_caps
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample
-from tests.support.servers import RedisServer
 from tests.support.smtp import RecordingHandler, SmtpServer
-from tests.support.workers import WorkerProcess
 
 
 def measure_rate(limits: Limits, rate: float, seconds: float, threads: int = 2) -> float:
@@ -85,17 +85,35 @@ def test_domain_caps_are_parsed_or_refused_clearly() -> None:
 
 
 @contextmanager
-def workers(env: dict[str, str], tmp_path: Path, count: int) -> Iterator[list[WorkerProcess]]:
+def workers(env: dict[str, str], workdir: Path, count: int) -> Iterator[list[WorkerProcess]]:
     with ExitStack() as stack:
         started = []
         for index in range(count):
-            workdir = tmp_path / f"worker{index}"
-            workdir.mkdir()
-            process = WorkerProcess(env, workdir, concurrency=2, beat=index == 0)
+            directory = workdir / f"worker{index}"
+            directory.mkdir(parents=True)
+            process = WorkerProcess(env, directory, concurrency=2, beat=index == 0)
             process.start()
             stack.callback(process.stop)
             started.append(process)
         yield started
+
+
+def send_rate(
+    env: dict[str, str], workdir: Path, smtp: SmtpServer, issue_id: int, seconds: float
+) -> float:
+    """Messages per second two workers send to ``smtp`` over ``seconds``, past their start-up;
+    then the send is cancelled."""
+    created = CliRunner().invoke(
+        main, ["send", "create", "--issue", str(issue_id), "--list", "members"], env=env
+    )
+    send_id = created.output.splitlines()[0].removeprefix("Created send ID: ")
+    with workers(env, workdir, 2):
+        smtp.handler.wait_for(len(smtp.handler.received) + 1, timeout=60)
+        start = time.monotonic() + 2  # past the start-up
+        time.sleep(2 + seconds + 0.5)  # the measured window itself, and the last arrivals
+        arrivals = [r.at for r in smtp.handler.received]
+        CliRunner().invoke(main, ["send", "cancel", send_id], env=env)
+    return sum(1 for at in arrivals if start <= at < start + seconds) / seconds
 
 
 @pytest.mark.slow
@@ -106,22 +124,19 @@ def test_a_global_limit_holds_across_two_workers(
     make_audience(database_url, "members", 6000)
     issue_id = import_sample(database_url, sample_issue_path)
     with SmtpServer() as smtp:
-        env = engine_env(database_url, redis_server.url, smtp, RATE_LIMIT="200", DISPATCH_SLOTS="4")
-        created = CliRunner().invoke(
-            main, ["send", "create", "--issue", str(issue_id), "--list", "members"], env=env
-        )
-        send_id = created.output.splitlines()[0].removeprefix("Created send ID: ")
-        with workers(env, tmp_path, 2):
-            smtp.handler.wait_for(1, timeout=60)
-            start = time.monotonic() + 2  # past the start-up
-            time.sleep(22.5)
-            arrivals = [r.at for r in smtp.handler.received]
-            CliRunner().invoke(main, ["send", "cancel", send_id], env=env)
-    in_window = sum(1 for at in arrivals if start <= at < start + 20)
-    rate = in_window / 20
-    print(f"\nmeasured {rate:.1f} msg/s over 20 s with a limit of 200/s and two workers")
+        env = engine_env(database_url, redis_server.url, smtp, DISPATCH_SLOTS="4")
+        unlimited = send_rate(env, tmp_path / "unlimited", smtp, issue_id, seconds=5)
+        limited_env = {**env, "RATE_LIMIT": "200"}
+        rate = send_rate(limited_env, tmp_path / "limited", smtp, issue_id, seconds=20)
+    print(
+        f"\nmeasured {rate:.1f} msg/s over 20 s with a limit of 200/s and two workers "
+        f"({unlimited:.1f} msg/s without a limit)"
+    )
     assert rate <= 220  # the guarantee: two workers together stay within the limit (+10 %)
-    assert rate >= 150  # and the limiter, not a stall, set the pace (lower on a loaded machine)
+    # And the limiter, not a stall, set the pace: at least 3/4 of what the same two workers
+    # reach here now, within the limit. Measured against this machine at this moment, not a
+    # constant, as a loaded 2-core machine sends below the limit (120/s seen) even unthrottled.
+    assert rate >= 0.75 * min(200, unlimited)
 
 
 @pytest.mark.slow

@@ -54,11 +54,11 @@ from distributor.render.personalise import check_alignment
 from distributor.render.views import MAX_ARTICLE_CHARS
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenPurpose, TokenSigner
+from tests.conftest import SAMPLE_ISSUE as SAMPLE
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "hzgy-471.txt"
 DOMAIN = "news.example-union.org"
 SELECTOR = "nl2024"
 SETTINGS = Settings(

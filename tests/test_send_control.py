@@ -6,18 +6,28 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
 
 from distributor.cli import main
 from distributor.db import transaction, utcnow
-from distributor.sending.service import send_status
+from distributor.devservers.celery_worker import running_worker
+from distributor.devservers.redis_server import RedisServer
+from distributor.sending.models import SendVariant
+from distributor.sending.service import create_send
+from subscribers.query import Audience
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, wait_until_done
-from tests.support.servers import RedisServer
+from tests.support.polling import wait_until
+from tests.support.sending import (
+    engine_env,
+    import_sample,
+    status_of,
+    wait_for_ticks,
+    wait_until_done,
+)
 from tests.support.smtp import RecordingHandler, SmtpServer
-from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +44,7 @@ def create(env: dict[str, str], issue_id: int, *extra: str) -> int:
 
 
 def state_of(url: str, send_id: int) -> str:
-    with transaction(url) as session:
-        return send_status(session, send_id).state
+    return status_of(url, send_id).state
 
 
 def test_pause_stops_within_2s_and_resume_sends_everyone_exactly_once(
@@ -47,20 +56,28 @@ def test_pause_stops_within_2s_and_resume_sends_everyone_exactly_once(
     with SmtpServer() as smtp:
         env = engine_env(database_url, redis_server.url, smtp)
         send_id = create(env, issue_id)
-        with running_worker(env, tmp_path):
+        with running_worker(env, tmp_path) as worker:
             smtp.handler.wait_for(1000, timeout=90)
             paused_at = time.monotonic()
             cli(env, "send", "pause", str(send_id))
-            time.sleep(4)
+            # Paused once no delivery is claimed: the dispatchers have recorded what was in
+            # flight (the server took it before they did) and given the rest of their batches back.
+            wait_until(
+                lambda: status_of(database_url, send_id),
+                lambda status: "claimed" not in status.counts,
+                timeout=30,
+                what="every claim given back after the pause",
+            )
             during_pause = len(smtp.handler.received)
-            last_arrival = smtp.handler.received[-1].at
-            time.sleep(2)
-            assert len(smtp.handler.received) == during_pause, "nothing goes out while paused"
+            # The window the assertion covers: two more ticks, neither of which may send.
+            wait_for_ticks(worker, 2)
+            arrivals = [r.at for r in smtp.handler.received]
             assert state_of(database_url, send_id) == "paused"
             cli(env, "send", "resume", str(send_id))
             status = wait_until_done(database_url, send_id, timeout=120)
         counts = smtp.handler.counts()
-    assert last_arrival - paused_at < 2.0
+    assert len(arrivals) == during_pause, "nothing goes out while paused"
+    assert arrivals[-1] - paused_at < 2.0
     assert during_pause < 5000
     assert sorted(counts) == emails and set(counts.values()) == {1}
     assert status.counts == {"sent": 5000}
@@ -77,9 +94,14 @@ def test_cancel_leaves_the_rest_cancelled(
         with running_worker(env, tmp_path):
             smtp.handler.wait_for(100, timeout=60)
             cli(env, "send", "cancel", str(send_id))
-            time.sleep(3)
-            with transaction(sqlite_url) as session:
-                status = send_status(session, send_id)
+            # Settled once every delivery is final: the dispatchers have recorded what was in
+            # flight and cancelled the rest of their batches.
+            status = wait_until(
+                lambda: status_of(sqlite_url, send_id),
+                lambda status: status.finished_deliveries == 600,
+                timeout=30,
+                what="every delivery final after the cancel",
+            )
             sent_by_server = len(smtp.handler.received)
     assert status.state == "cancelled"
     assert status.counts["sent"] == sent_by_server < 600
@@ -123,16 +145,28 @@ def test_an_expired_send_does_not_start_until_resumed(
 ) -> None:
     emails = make_audience(sqlite_url, "members", 50)
     issue_id = import_sample(sqlite_url, sample_issue_path)
-    seven_hours_ago = (utcnow() - timedelta(hours=7)).isoformat()
+    seven_hours_ago = utcnow() - timedelta(hours=7)
+    with transaction(sqlite_url) as session:  # the CLI refuses a past time: made while it was due
+        send_id = create_send(
+            session,
+            issue_id=issue_id,
+            audience=Audience(lists=("members",)),
+            variant=SendVariant.FULL,
+            at=seven_hours_ago,
+            now=seven_hours_ago,
+            zone=ZoneInfo("Asia/Shanghai"),
+        ).id
     with SmtpServer() as smtp:
         env = engine_env(sqlite_url, redis_server.url, smtp)
-        send_id = create(env, issue_id, "--at", seven_hours_ago)
-        with running_worker(env, tmp_path):
-            deadline = time.monotonic() + 30
-            while state_of(sqlite_url, send_id) != "expired":
-                assert time.monotonic() < deadline, "the tick never looked at the send"
-                time.sleep(0.2)
-            time.sleep(3)
+        with running_worker(env, tmp_path) as worker:
+            wait_until(
+                lambda: state_of(sqlite_url, send_id),
+                lambda state: state == "expired",
+                timeout=30,
+                what="the send expired by a tick",
+            )
+            # The window the assertion covers: three more ticks, none of which may start it.
+            wait_for_ticks(worker, 3)
             assert smtp.handler.received == []
             assert state_of(sqlite_url, send_id) == "expired"
             status = cli(env, "send", "status", str(send_id)).output

@@ -17,14 +17,14 @@ from sqlalchemy import func, select
 
 from distributor.cli import main
 from distributor.db import transaction
+from distributor.devservers.celery_worker import running_worker
+from distributor.devservers.redis_server import RedisServer
 from distributor.issues.document import Article, Block, IssueDocument
 from distributor.issues.store import save_issue
 from distributor.sending.models import Delivery, DeliveryState
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, wait_until_done
-from tests.support.servers import RedisServer
 from tests.support.smtp import RecordingHandler, SmtpServer
-from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.slow
 

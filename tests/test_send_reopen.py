@@ -13,6 +13,8 @@ from click.testing import CliRunner, Result
 
 from distributor.cli import main
 from distributor.db import session_factory, transaction, utcnow
+from distributor.devservers.celery_worker import running_worker
+from distributor.devservers.redis_server import RedisServer
 from distributor.sending.lifecycle import cancel_send, reopen_send, start_due_sends
 from distributor.sending.models import Send, SendVariant
 from distributor.sending.planner import plan_next_batch, plan_send
@@ -20,9 +22,7 @@ from distributor.sending.service import SendStatus, create_send, send_status
 from subscribers.query import Audience
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample, wait_until_done
-from tests.support.servers import RedisServer
 from tests.support.smtp import RecordingHandler, SmtpServer
-from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.slow
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from distributor.channels.base import Envelope, Outcome
 from distributor.channels.smtp import SmtpChannel
-from tests.support.servers import free_port, wait_for_port
+from distributor.devservers.ports import free_port
+from distributor.devservers.smtp_sink import SmtpSink
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 MESSAGE = b"Subject: hi\r\nMessage-ID: <1@x>\r\n\r\nhello\r\n"
@@ -96,32 +92,19 @@ def test_leading_dots_and_bare_newlines_arrive_intact() -> None:
     assert received.replace(b"\r\n", b"\n").rstrip(b"\n") == body.replace(b"\r\n", b"\n")
 
 
-def smtp_sink(*options: str) -> tuple[subprocess.Popen[bytes], int]:
-    """Postfix's smtp-sink (it speaks PIPELINING, unlike aiosmtpd)."""
-    binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-    if not Path(binary).exists():
-        pytest.fail("smtp-sink is missing: apt-get install postfix (scripts/setup does)")
-    port = free_port()
-    user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    process = subprocess.Popen([binary, *user, *options, f"127.0.0.1:{port}", "10"])
-    wait_for_port(port)
-    return process, port
-
-
-def test_pipelined_transactions_and_refusals_on_a_pipelining_server() -> None:
-    sink, port = smtp_sink()
-    refusing, refusing_port = smtp_sink("-f", "rcpt")  # hard-rejects every RCPT TO
-    try:
-        channel = SmtpChannel(host="127.0.0.1", port=port, timeout=5)
+def test_pipelined_transactions_and_refusals_on_a_pipelining_server(tmp_path: Path) -> None:
+    # Postfix's smtp-sink speaks PIPELINING, unlike aiosmtpd; "-f rcpt" hard-rejects every RCPT TO.
+    with (
+        SmtpSink(tmp_path / "sink.log") as sink,
+        SmtpSink(tmp_path / "refusing.log", "-f", "rcpt") as refusing,
+    ):
+        channel = SmtpChannel(host="127.0.0.1", port=sink.port, timeout=5)
         sent = [channel.send(Envelope("f@x.org", f"r{i}@x.org", MESSAGE)) for i in range(5)]
         assert channel._connection is not None and channel._connection.has_extn("pipelining")
         channel.close()
-        strict = SmtpChannel(host="127.0.0.1", port=refusing_port, timeout=5)
+        strict = SmtpChannel(host="127.0.0.1", port=refusing.port, timeout=5)
         refused = [strict.send(Envelope("f@x.org", f"r{i}@x.org", MESSAGE)) for i in range(2)]
         strict.close()
-    finally:
-        sink.kill()
-        refusing.kill()
     assert {r.outcome for r in sent} == {Outcome.SENT} and channel.connections_opened == 1
     assert [r.outcome for r in refused] == [Outcome.FAILED] * 2
     assert all(r.code is not None and 500 <= r.code < 600 for r in refused)

@@ -14,15 +14,15 @@ from sqlalchemy import func, select
 from distributor.cli import main
 from distributor.config import Settings
 from distributor.db import transaction
-from distributor.ports import free_port
+from distributor.devservers.celery_worker import running_worker
+from distributor.devservers.ports import free_port
+from distributor.devservers.redis_server import RedisServer
 from distributor.sending.models import Delivery, DeliveryState, Send, SendState
 from distributor.sending.runtime import WorkerRuntime
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample, wait_until_done
-from tests.support.servers import RedisServer
 from tests.support.smtp import SmtpServer
-from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.slow
 STAFF = "editor@hzgh.example.org"

@@ -11,21 +11,17 @@ import csv
 import os
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 from sqlalchemy.orm import Session
 
-from distributor.channels.sink import MaildirSink
 from distributor.cli.context import AppContext
 from distributor.cli.send_status_output import print_status, watch_send
 from distributor.config import Settings
 from distributor.db import get_engine, transaction, upgrade, utcnow
+from distributor.devservers.celery_worker import running_worker
+from distributor.devservers.smtp import MaildirSink
 from distributor.errors import DistributorError
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
@@ -64,41 +60,6 @@ def demo_settings(workdir: Path, smtp_port: int) -> dict[str, str]:
         MAIL_FROM=os.environ.get("MAIL_FROM", "杭州工运 <newsletter@demo.example>"),
     )
     return env
-
-
-@contextmanager
-def worker_process(env: dict[str, str], workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    log = (workdir / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "distributor",
-            "worker",
-            "--beat",
-            "--concurrency=2",
-            "--loglevel=INFO",
-            f"--schedule={workdir / 'beat-schedule'}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        cwd=workdir,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
 
 
 @click.command()
@@ -145,14 +106,15 @@ def demo(count: int, workdir: Path) -> None:
             )
         click.echo(f"2. Imported {imported.imported} readers from {readers.name} into list 'demo'")
         click.echo(f"3. SMTP sink on 127.0.0.1:{sink.port}; starting a worker with the scheduler")
-        with worker_process(env, workdir) as worker:
+        # demo_settings took the caller's broker and Redis out: the worker must not inherit them.
+        with running_worker(env, workdir, inherit_environment=False) as worker:
             with app.session() as session:
                 send_id = _send(session, issue_id, app.settings)
             click.echo(f"4. Created send ID: {send_id} (each reader gets the format they chose)")
 
             def worker_alive() -> None:
-                if worker.poll() is not None:
-                    code, log = worker.returncode, workdir / "worker.log"
+                code, log = worker.exit_code(), worker.log_path
+                if code is not None:
                     raise DistributorError(f"the worker stopped (exit {code}); see {log}")
 
             status = watch_send(app, send_id, check=worker_alive)

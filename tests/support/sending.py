@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import time
+import re
 from pathlib import Path
 
 from distributor.db import transaction
+from distributor.devservers.celery_worker import WorkerProcess
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
 from distributor.sending.service import SendStatus, send_status
+from tests.support.polling import wait_until
 from tests.support.smtp import SmtpServer
 
 SECRET = "test-secret-0123456789"
+TICK_DONE = re.compile(r"Task distributor\.tick\[[0-9a-f-]+\] succeeded")
 
 
 def engine_env(
@@ -38,13 +41,31 @@ def import_sample(url: str, sample: Path) -> int:
         return save_issue(session, report.document, source_format=report.format).id
 
 
+def status_of(url: str, send_id: int) -> SendStatus:
+    with transaction(url) as session:
+        return send_status(session, send_id)
+
+
 def wait_until_done(url: str, send_id: int, timeout: float) -> SendStatus:
-    deadline = time.monotonic() + timeout
-    while True:
-        with transaction(url) as session:
-            status = send_status(session, send_id)
-        if status.state == "done":
-            return status
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"send {send_id} not done after {timeout}s: {status}")
-        time.sleep(0.2)
+    return wait_until(
+        lambda: status_of(url, send_id),
+        lambda status: status.state == "done",
+        timeout=timeout,
+        what=f"send {send_id} done",
+    )
+
+
+def ticks_run(worker: WorkerProcess) -> int:
+    """How many scheduler ticks the worker has finished, as its log says."""
+    return len(TICK_DONE.findall(worker.logs()))
+
+
+def wait_for_ticks(worker: WorkerProcess, count: int, timeout: float = 60) -> None:
+    """Return once the worker has finished ``count`` more ticks: each looked at every send."""
+    target = ticks_run(worker) + count
+    wait_until(
+        lambda: ticks_run(worker),
+        lambda done: done >= target,
+        timeout=timeout,
+        what=f"{count} more ticks run",
+    )

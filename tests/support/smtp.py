@@ -9,13 +9,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any
 
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPProtocol
 from aiosmtpd.smtp import Envelope, Session
 
-from tests.support.servers import free_port
+from distributor.devservers.smtp import LoopbackSmtpServer
+from tests.support.polling import wait_until
 
 # (recipient, attempt number at this server for that recipient) -> an SMTP reply, or None = accept
 Fault = Callable[[str, int], str | None]
@@ -80,32 +79,17 @@ class RecordingHandler:
             return Counter(r.recipient for r in self.received)
 
     def wait_for(self, n: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.received) >= n:
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"received {len(self.received)} of {n} messages in {timeout}s")
-
-
-class SmtpServer:
-    def __init__(self, handler: RecordingHandler | None = None) -> None:
-        self.handler = handler or RecordingHandler()
-        self.port = free_port()
-        self.controller = Controller(
-            self.handler,
-            hostname="127.0.0.1",
-            port=self.port,
-            decode_data=False,
-            data_size_limit=50_000_000,
+        """Return once ``n`` messages have been accepted in all."""
+        wait_until(
+            lambda: len(self.received),
+            lambda count: count >= n,
+            timeout=timeout,
+            what=f"{n} messages received",
         )
 
-    def __enter__(self) -> SmtpServer:
-        self.controller.start()
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.controller.stop()
+class SmtpServer(LoopbackSmtpServer[RecordingHandler]):
+    """The development SMTP server around a recording handler (a plain one unless given)."""
 
-    def env(self) -> dict[str, str]:
-        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port), "SMTP_SECURITY": "none"}
+    def __init__(self, handler: RecordingHandler | None = None) -> None:
+        super().__init__(handler or RecordingHandler())
