@@ -52,3 +52,23 @@ class RenderError(DistributorError):
 
 class InvalidTransition(DistributorError):
     """A send or delivery was asked to move to a state it cannot reach from where it is."""
+
+
+class InvalidAddress(DistributorError):
+    """An email address we could not send to; the message says what to fix."""
+
+
+class AddressTaken(DistributorError):
+    """Another subscriber has that address already: one person, one address."""
+
+
+class RowError(DistributorError):
+    """The reason one row of a subscriber file cannot be imported; the import goes on."""
+
+
+class InvalidName(DistributorError):
+    """A list or tag name that could not be written in a CSV cell and read back."""
+
+
+class DuplicateList(DistributorError):
+    """A list of that name exists already."""

@@ -19,8 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO, TypeVar
 
-from distributor.errors import DistributorError, ImportFailed
-from subscribers.address import InvalidAddress, normalise_address
+from distributor.errors import ImportFailed, InvalidAddress, InvalidName, RowError
+from subscribers.address import normalise_address
 from subscribers.models import (
     DEFAULT_LOCALE,
     LIST_NAME_MAX,
@@ -85,14 +85,6 @@ STATUS_ALIASES = {
 
 
 _Choice = TypeVar("_Choice", Channel, Format)
-
-
-class RowError(DistributorError):
-    """The reason one row cannot be imported; the import goes on with the next."""
-
-
-class InvalidName(DistributorError):
-    """A list or tag name that could not be written in a CSV cell and read back."""
 
 
 @dataclass(frozen=True)

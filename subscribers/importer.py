@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, or_, select
 
-from distributor.errors import ImportFailed
+from distributor.errors import ImportFailed, RowError
 from subscribers.bulk import (
     LISTS,
     ROWS,
@@ -33,7 +33,6 @@ from subscribers.bulk import (
 from subscribers.csvfile import (
     ColumnMap,
     Problem,
-    RowError,
     SubscriberRow,
     check_label,
     describe_encoding,

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from distributor.db import utcnow
-from distributor.errors import DistributorError, InvalidToken, NotFound
+from distributor.errors import DistributorError, DuplicateList, InvalidToken, NotFound
 from subscribers.address import normalise_address
 from subscribers.bulk import write_rows
 from subscribers.csvfile import ColumnMap, check_label, parse_row
@@ -32,10 +32,6 @@ from subscribers.models import (
 )
 
 ADD_SOURCE = "distributor subscribers add"
-
-
-class DuplicateList(DistributorError):
-    """A list of that name exists already."""
 
 
 @dataclass(frozen=True)

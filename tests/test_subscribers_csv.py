@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from distributor.errors import ImportFailed
-from subscribers.address import InvalidAddress, normalise_address
+from distributor.errors import ImportFailed, InvalidAddress, RowError
+from subscribers.address import normalise_address
 from subscribers.csvfile import (
     EXPORT_COLUMNS,
-    RowError,
     SubscriberRow,
     detect_encoding,
     escape_cell,
