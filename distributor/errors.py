@@ -70,5 +70,9 @@ class InvalidName(DistributorError):
     """A list or tag name that could not be written in a CSV cell and read back."""
 
 
+class UnknownList(NotFound):
+    """No list has the name given; the CLI adds where to see the lists, or how to create one."""
+
+
 class DuplicateList(DistributorError):
     """A list of that name exists already."""
