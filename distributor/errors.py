@@ -73,3 +73,27 @@ class CheckpointMoved(Exception):
 
 class MissingProgram(DistributorError):
     """A program a development server runs (redis-server, smtp-sink) is not installed."""
+
+
+class InvalidAddress(DistributorError):
+    """An email address we could not send to; the message says what to fix."""
+
+
+class AddressTaken(DistributorError):
+    """Another subscriber has that address already: one person, one address."""
+
+
+class RowError(DistributorError):
+    """The reason one row of a subscriber file cannot be imported; the import goes on."""
+
+
+class InvalidName(DistributorError):
+    """A list or tag name that could not be written in a CSV cell and read back."""
+
+
+class UnknownList(NotFound):
+    """No list has the name given; the CLI adds where to see the lists, or how to create one."""
+
+
+class DuplicateList(DistributorError):
+    """A list of that name exists already."""

@@ -1,5 +1,9 @@
 """Email addresses: one spelling per mailbox, so the same person is never stored (or mailed) twice.
 
+This is the one address rule: :data:`PLAIN_ADDRESS` is what a message may be sent to (the renderer
+checks every recipient with :func:`is_plain_address`), and :func:`normalise_address` stores
+nothing that does not match it, so no stored subscriber is one that every send would fail.
+
 Pure functions, no DNS: whether a mailbox exists is learnt from bounces, not guessed here.
 """
 
@@ -12,15 +16,23 @@ from functools import lru_cache
 
 import idna
 
-from distributor.errors import DistributorError
+from distributor.errors import InvalidAddress
 from subscribers.models import EMAIL_MAX
+from subscribers.text import shorten
 
 # RFC 5322 dot-atom text: what an unquoted local part may contain.
-_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+# An ASCII host name of two labels or more, no trailing dot (RFC 5321 has no root label).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})+"
+_LOCAL_PART = re.compile(_DOT_ATOM)
+PLAIN_ADDRESS = re.compile(rf"{_DOT_ATOM}@{_DOMAIN}")
 
 
-class InvalidAddress(DistributorError):
-    """The message says what is wrong with the address, for a person to fix it."""
+def is_plain_address(address: str) -> bool:
+    """An ASCII addr-spec that is safe in a header and deliverable: what a send requires."""
+    return PLAIN_ADDRESS.fullmatch(address) is not None
 
 
 @dataclass(frozen=True)
@@ -33,37 +45,48 @@ class Address:
 def normalise_domain(domain: str) -> str:
     """Lower-case ASCII by IDNA (UTS #46): ``例子.中国`` → ``xn--fsqu00a.xn--fiqs8s``.
 
+    One trailing dot is dropped: ``qq.com.`` (a sentence's full stop, or the 。 a Chinese input
+    method types) names the same domain as ``qq.com`` in DNS, but no mail server takes it in an
+    address (RFC 5321). Refusing it would lose a reader whose mailbox is plain to see.
+
     Cached: a list of a million people has a few hundred domains (qq.com, 163.com, …).
     """
-    if "." not in domain.strip("."):
-        raise InvalidAddress(f"domain '{domain}' has no dot")
     try:
-        return idna.encode(domain, uts46=True).decode("ascii").lower()
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
     except idna.IDNAError as error:
-        raise InvalidAddress(f"domain '{domain}' is not a valid domain name ({error})") from None
+        raise InvalidAddress(
+            f"domain '{shorten(domain)}' is not a valid domain name ({shorten(str(error))})"
+        ) from None
+    ascii_domain = ascii_domain.removesuffix(".")
+    if "." not in ascii_domain:
+        raise InvalidAddress(f"domain '{shorten(domain)}' has no dot")
+    return ascii_domain
 
 
 def normalise_address(raw: str) -> Address:
-    """The address as we store it, or :class:`InvalidAddress`.
+    """The address as we store it, or :class:`InvalidAddress`; always a :data:`PLAIN_ADDRESS`.
 
     NFKC first: addresses typed with a Chinese input method often carry full-width letters or a
     full-width ＠, which mean the ASCII ones.
     """
+    shown = shorten(raw)
     text = unicodedata.normalize("NFKC", raw).strip()
     if not text:
         raise InvalidAddress("the address is empty")
     local, at, domain = text.rpartition("@")
     if not at:
-        raise InvalidAddress(f"address '{raw}' has no @")
+        raise InvalidAddress(f"address '{shown}' has no @")
     if not local:
-        raise InvalidAddress(f"address '{raw}' has nothing before the @")
+        raise InvalidAddress(f"address '{shown}' has nothing before the @")
     if not domain:
-        raise InvalidAddress(f"address '{raw}' has no domain after the @")
+        raise InvalidAddress(f"address '{shown}' has no domain after the @")
     if len(local) > 64:
-        raise InvalidAddress(f"address '{raw}': the part before the @ is over 64 characters")
+        raise InvalidAddress(f"address '{shown}': the part before the @ is over 64 characters")
     if not _LOCAL_PART.fullmatch(local):
-        raise InvalidAddress(f"address '{raw}' has characters not allowed before the @")
+        raise InvalidAddress(f"address '{shown}' has characters not allowed before the @")
     email = f"{local}@{normalise_domain(domain)}"
     if len(email) > EMAIL_MAX:
-        raise InvalidAddress(f"address '{raw[:40]}…' is longer than {EMAIL_MAX} characters")
+        raise InvalidAddress(f"address '{shown}' is longer than {EMAIL_MAX} characters")
+    if not is_plain_address(email):  # the guarantee, whatever IDNA lets through
+        raise InvalidAddress(f"address '{shown}' is not a plain ASCII address that mail can reach")
     return Address(email=email, key=email.lower())

@@ -9,7 +9,9 @@ write this way, under the same rules, which live in the statements where no race
 - a file (or the staff) may *suppress* a subscriber or a subscription, never lift suppression:
   only the person's own confirmation does (see :mod:`subscribers.public`);
 - a person who said stop is on no list actively, whatever a file says;
-- a file changes only the columns it has; lists and tags in it are added, never taken away.
+- a file changes only the columns it has, and only the attributes it names; lists and tags in it
+  are added, never taken away;
+- a row that changes nothing writes nothing (``updated_at`` stays), and is not counted updated.
 """
 
 from __future__ import annotations
@@ -30,12 +32,17 @@ from sqlalchemy import (
     Table,
     Text,
     case,
+    exists,
+    false,
     func,
     literal,
+    not_,
+    or_,
     select,
     text,
     true,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 
 from distributor.db import UTCDateTime, utcnow
@@ -219,6 +226,105 @@ def _only_toward(current: Any, proposed: Any, values: Iterable[str]) -> Any:
     return case((proposed.in_(list(values)), proposed), else_=current)
 
 
+def _json_value(connection: Connection, value: Any) -> Any:
+    """``value`` in a form SQL compares by content (PostgreSQL's json has no equality)."""
+    if connection.dialect.name == "postgresql":
+        return sql_cast(value, postgresql.JSONB)
+    return func.json(value)
+
+
+def _merged(connection: Connection, current: Any, proposed: Any) -> Any:
+    """The stored attributes with the file's keys set over them; the other keys stay."""
+    if connection.dialect.name == "postgresql":
+        merged = _json_value(connection, current).op("||")(_json_value(connection, proposed))
+        return sql_cast(merged, JSON)
+    return func.json_patch(current, proposed)
+
+
+def _new_values(
+    connection: Connection, current: Any, proposed: Any, columns: frozenset[str]
+) -> dict[str, Any]:
+    """What each column a file speaks for becomes on a stored subscriber, under the rules above.
+
+    ``current`` is the stored row's columns, ``proposed`` the file's (staged or ``excluded``).
+    """
+    values: dict[str, Any] = {
+        name: proposed[name] for name in UPDATABLE if name in columns and name != "attributes"
+    }
+    if "attributes" in columns:
+        values["attributes"] = _merged(connection, current.attributes, proposed.attributes)
+    if "status" in columns:
+        values["status"] = _only_toward(current.status, proposed.status, SUPPRESSED)
+    return values
+
+
+def _changes(connection: Connection, current: Any, values: dict[str, Any]) -> Any:
+    """SQL: true when ``values`` differ from the stored row somewhere."""
+    return or_(
+        false(),
+        *(
+            _json_value(connection, current[name]).is_distinct_from(
+                _json_value(connection, value)
+            )
+            if name == "attributes"
+            else current[name].is_distinct_from(value)
+            for name, value in values.items()
+        ),
+    )
+
+
+def _subscription_status(subscriber_status: Any, link_status: Any) -> Any:
+    """A subscription as the file gives it, except that a person who said stop is on no list."""
+    return case(
+        (subscriber_status.in_(OPTED_OUT), literal(SubscriptionStatus.UNSUBSCRIBED.value)),
+        else_=link_status,
+    )
+
+
+def _subscription_update(current: Any, proposed: Any) -> Any:
+    """A stored subscription may be ended by a file, never started again."""
+    return _only_toward(current, proposed, [SubscriptionStatus.UNSUBSCRIBED.value])
+
+
+def count_changed(connection: Connection, *, columns: frozenset[str]) -> int:
+    """How many staged rows would change a stored subscriber: a column, a list or a tag.
+
+    Asked before :func:`apply` (or instead, in a dry run), with the same rules as it.
+    """
+    stored, rows = SUBSCRIBERS.c, ROWS.c
+    links, subscriptions = MEMBERSHIPS.c, SUBSCRIPTIONS.c
+    new_membership = exists().where(
+        links.email_key == rows.email_key,
+        not_(
+            exists().where(
+                subscriptions.subscriber_id == stored.id,
+                subscriptions.list_id == links.list_id,
+                subscriptions.status
+                == _subscription_update(
+                    subscriptions.status, _subscription_status(stored.status, links.status)
+                ),
+            )
+        ),
+    )
+    new_tag = exists().where(
+        TAGGINGS.c.email_key == rows.email_key,
+        not_(
+            exists().where(
+                subscriber_tags.c.subscriber_id == stored.id,
+                subscriber_tags.c.tag_id == TAGGINGS.c.tag_id,
+            )
+        ),
+    )
+    changed = _changes(connection, stored, _new_values(connection, stored, rows, columns))
+    query = (
+        select(func.count())
+        .select_from(ROWS)
+        .join(SUBSCRIBERS, stored.email_key == rows.email_key)
+        .where(or_(changed, new_membership, new_tag))
+    )
+    return connection.scalar(query) or 0
+
+
 def apply(connection: Connection, *, columns: frozenset[str], source: str) -> None:
     """Move the staged batch into subscribers, subscriptions and tags; no commit."""
     now = literal(utcnow(), UTCDateTime)
@@ -236,11 +342,14 @@ def apply(connection: Connection, *, columns: frozenset[str], source: str) -> No
             now,
         ).where(true()),
     )
-    set_: dict[str, Any] = {name: insert.excluded[name] for name in UPDATABLE if name in columns}
-    if "status" in columns:
-        set_["status"] = _only_toward(SUBSCRIBERS.c.status, insert.excluded.status, SUPPRESSED)
-    set_["updated_at"] = insert.excluded.updated_at
-    connection.execute(insert.on_conflict_do_update(index_elements=["email_key"], set_=set_))
+    values = _new_values(connection, SUBSCRIBERS.c, insert.excluded, columns)
+    connection.execute(
+        insert.on_conflict_do_update(
+            index_elements=["email_key"],
+            set_={**values, "updated_at": insert.excluded.updated_at},
+            where=_changes(connection, SUBSCRIBERS.c, values),
+        )
+    )
 
     subscribers = SUBSCRIBERS.c
     links = MEMBERSHIPS.c
@@ -249,27 +358,19 @@ def apply(connection: Connection, *, columns: frozenset[str], source: str) -> No
         select(
             subscribers.id,
             links.list_id,
-            case(
-                (subscribers.status.in_(OPTED_OUT), literal(SubscriptionStatus.UNSUBSCRIBED.value)),
-                else_=links.status,
-            ),
+            _subscription_status(subscribers.status, links.status),
             now,
             now,
         )
         .join_from(MEMBERSHIPS, SUBSCRIBERS, subscribers.email_key == links.email_key)
         .where(true()),
     )
+    status = _subscription_update(SUBSCRIPTIONS.c.status, insert.excluded.status)
     connection.execute(
         insert.on_conflict_do_update(
             index_elements=["subscriber_id", "list_id"],
-            set_={
-                "status": _only_toward(
-                    SUBSCRIPTIONS.c.status,
-                    insert.excluded.status,
-                    [SubscriptionStatus.UNSUBSCRIBED.value],
-                ),
-                "updated_at": insert.excluded.updated_at,
-            },
+            set_={"status": status, "updated_at": insert.excluded.updated_at},
+            where=SUBSCRIPTIONS.c.status != status,
         )
     )
 
@@ -326,5 +427,7 @@ def ensure_named(
     return created
 
 
-def existing_names(connection: Connection, table: Table, names: Iterable[str]) -> set[str]:
-    return set(connection.scalars(select(table.c.name).where(table.c.name.in_(set(names)))))
+def existing_ids(connection: Connection, table: Table, names: Iterable[str]) -> dict[str, int]:
+    """The id of each of ``names`` that exists in ``table`` (lists or tags)."""
+    query = select(table.c.name, table.c.id).where(table.c.name.in_(set(names)))
+    return {name: id_ for name, id_ in connection.execute(query)}

@@ -2,8 +2,11 @@
 
 We read our own export, listmonk's (``email,name,attributes,status…``) and Mailchimp's
 (``Email Address,First Name,Last Name…``), in UTF-8 with or without BOM or in GB18030 (what Excel
-writes on a Chinese Windows). One record per line: a bad line is reported and never takes the next
-lines with it, which a multi-line quoted cell would.
+writes on a Chinese Windows); a column we do not know (单位, 手机) is kept as an attribute. One
+record per line: a bad line is reported and never takes the next lines with it, which a
+multi-line quoted cell would; so no value we write holds a line break (see
+:func:`subscribers.text.one_line`), and a line in another encoding than the file's is reported,
+never decoded as the file's.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import codecs
 import csv
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,8 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO, TypeVar
 
-from distributor.errors import DistributorError, ImportFailed
-from subscribers.address import InvalidAddress, normalise_address
+from distributor.errors import ImportFailed, InvalidAddress, InvalidName, RowError
+from subscribers.address import normalise_address
 from subscribers.models import (
     DEFAULT_LOCALE,
     LIST_NAME_MAX,
@@ -33,11 +37,13 @@ from subscribers.models import (
     SubscriberStatus,
     SubscriptionStatus,
 )
+from subscribers.text import has_control, one_line, shorten
 
 EXPORT_COLUMNS = (
     "email", "name", "status", "lists", "channel", "format", "openid", "attributes", "created_at",
 )
 ATTRIBUTES_MAX = 10_000  # characters of JSON per subscriber
+ROW_ECHO_MAX = 300  # characters of a rejected line written back in the errors file
 NAME_SEPARATORS = "|,"  # between list or tag names in one cell; ours writes "|"
 STATUS_SEPARATOR = ":"  # "青年:unsubscribed": a list and the person's standing on it
 _SPLIT_NAMES = re.compile(f"[{re.escape(NAME_SEPARATORS)}]")
@@ -87,14 +93,6 @@ STATUS_ALIASES = {
 _Choice = TypeVar("_Choice", Channel, Format)
 
 
-class RowError(DistributorError):
-    """The reason one row cannot be imported; the import goes on with the next."""
-
-
-class InvalidName(DistributorError):
-    """A list or tag name that could not be written in a CSV cell and read back."""
-
-
 @dataclass(frozen=True)
 class Problem:
     """One line of the errors file."""
@@ -106,13 +104,20 @@ class Problem:
 
 @dataclass(frozen=True)
 class ColumnMap:
-    fields: tuple[str | None, ...]  # per cell position: the field it gives, or None (ignored)
-    ignored: tuple[str, ...]  # header names we do not know
+    fields: tuple[str | None, ...]  # per cell position: the field it gives, or None
+    # (cell position, attribute key) of each column we do not know: kept as an attribute.
+    extra: tuple[tuple[int, str], ...] = ()
+    unnamed: tuple[int, ...] = ()  # positions of columns with an empty header: never a value
 
     @property
     def columns(self) -> frozenset[str]:
         """The stored columns this file speaks for."""
-        return frozenset(FIELD_COLUMN[field] for field in self.fields if field is not None)
+        known = {FIELD_COLUMN[field] for field in self.fields if field is not None}
+        return frozenset(known | {"attributes"} if self.extra else known)
+
+    @property
+    def attribute_keys(self) -> tuple[str, ...]:
+        return tuple(key for _, key in self.extra)
 
 
 class SubscriberRow(NamedTuple):
@@ -154,8 +159,36 @@ def _decodes_as(path: Path, encoding: str) -> bool:
     return True
 
 
+def _line_encoding(raw: bytes) -> str | None:
+    """What one line is written in: ``ascii``, ``utf-8``, ``gb18030``, ``either`` or None.
+
+    GB18030 Chinese is valid UTF-8 now and then (钱 is C7 AE, the UTF-8 for Ǯ), but only as
+    two-byte sequences, while Chinese in UTF-8 takes three: a line that decodes both ways with
+    no character from U+0800 up could be either, and is read in the file's encoding.
+    """
+    if raw.isascii():
+        return "ascii"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    try:
+        raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return "utf-8" if text is not None else None
+    if text is None:
+        return "gb18030"
+    return "utf-8" if max(text) >= "\u0800" else "either"
+
+
 def detect_encoding(path: Path) -> str:
-    """``utf-8-sig`` (BOM), ``utf-8`` or ``gb18030``: the first that decodes the whole file."""
+    """``utf-8-sig`` (BOM), ``utf-8`` or ``gb18030``.
+
+    UTF-8 when the whole file decodes as UTF-8 (read in blocks: the common case costs little).
+    Otherwise the encoding most of its lines are plainly in: a file Excel saved in GB18030 and
+    someone then added to in a UTF-8 editor is GB18030, and :func:`read_lines` reports the UTF-8
+    lines in it.
+    """
     with path.open("rb") as file:
         start = file.read(4)
     if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -163,12 +196,15 @@ def detect_encoding(path: Path) -> str:
             f"{path.name} is UTF-16 (Excel's 'Unicode text'): save it as 'CSV UTF-8' instead"
         )
     if start.startswith(codecs.BOM_UTF8):
-        candidates: tuple[str, ...] = ("utf-8-sig",)
-    else:
-        candidates = ("utf-8", "gb18030")
-    for encoding in candidates:
-        if _decodes_as(path, encoding):
-            return encoding
+        return "utf-8-sig"
+    if _decodes_as(path, "utf-8"):
+        return "utf-8"
+    with path.open("rb") as file:
+        found = Counter(_line_encoding(raw) for raw in file)
+    if found["gb18030"] and found["gb18030"] >= found["utf-8"]:
+        return "gb18030"
+    if found["utf-8"]:
+        return "utf-8"
     raise ImportFailed(
         f"{path.name} is neither UTF-8 nor GB18030 text: save it from Excel as 'CSV UTF-8'"
     )
@@ -178,14 +214,45 @@ def describe_encoding(encoding: str) -> str:
     return {"utf-8-sig": "UTF-8 (with BOM)", "utf-8": "UTF-8", "gb18030": "GB18030"}[encoding]
 
 
-def read_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int]]:
-    """``(line number, text, bytes read so far)``, one line at a time (never the whole file)."""
+class Line(NamedTuple):
+    number: int
+    text: str  # decoded; when ``error`` is set, as much as could be read, for the errors file
+    read: int  # bytes of the file read so far
+    error: str | None = None  # why the line cannot be read as the file's encoding
+
+
+def read_lines(path: Path, encoding: str) -> Iterator[Line]:
+    """The file's lines, one at a time (never the whole file).
+
+    A line that does not decode as ``encoding``, or (in a GB18030 file) that is plainly UTF-8,
+    is given with an error, never turned into mojibake: GB18030 decodes almost any bytes, so
+    UTF-8 Chinese read as GB18030 would corrupt a name without a sign.
+    """
+    label = describe_encoding(encoding)
     done = 0
     with path.open("rb") as file:
         # GB18030 and UTF-8 never use the byte 0x0A inside a character: splitting on it is safe.
         for number, raw in enumerate(file, start=1):
             done += len(raw)
-            yield number, raw.decode(encoding), done
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError:
+                found = _line_encoding(raw)
+                yield Line(number, raw.decode(encoding, "replace"), done, _other_encoding(
+                    label, "GB18030" if found == "gb18030" else "neither UTF-8 nor GB18030"
+                ))
+                continue
+            if encoding == "gb18030" and not raw.isascii() and _line_encoding(raw) == "utf-8":
+                yield Line(number, raw.decode("utf-8"), done, _other_encoding(label, "UTF-8"))
+                continue
+            yield Line(number, text, done)
+
+
+def _other_encoding(file_encoding: str, line_encoding: str) -> str:
+    return (
+        f"this line is {line_encoding} but the file is {file_encoding}: "
+        "save the whole file in one encoding ('CSV UTF-8') and import the line again"
+    )
 
 
 def split_line(text: str) -> list[str]:
@@ -206,21 +273,39 @@ def header_key(name: str) -> str:
 
 
 def map_columns(header: Sequence[str]) -> ColumnMap:
-    """Which field each column gives; :class:`ImportFailed` when the file cannot be read at all."""
+    """Which field each column gives, and which attribute each other named column keeps;
+    :class:`ImportFailed` when the file cannot be read at all."""
     fields = tuple(COLUMN_ALIASES.get(header_key(name)) for name in header)
     if "email" not in fields:
         raise ImportFailed(
-            f"no email column among {', '.join(repr(name) for name in header)}: "
+            f"no email column among {', '.join(repr(shorten(name)) for name in header)}: "
             "name one 'email' (or 'Email Address')"
         )
     for field in set(fields) - {None}:
         names = [name for name, given in zip(header, fields, strict=True) if given == field]
         if len(names) > 1:
             raise ImportFailed(f"columns {' and '.join(map(repr, names))} both give {field}")
-    ignored = tuple(
-        name for name, field in zip(header, fields, strict=True) if field is None and name.strip()
+    extra = tuple(
+        (position, _attribute_key(name))
+        for position, (name, field) in enumerate(zip(header, fields, strict=True))
+        if field is None and name.strip()
     )
-    return ColumnMap(fields=fields, ignored=ignored)
+    keys = [key for _, key in extra]
+    for key in {key for key in keys if keys.count(key) > 1}:
+        raise ImportFailed(f"two columns are named '{key}': name each column once")
+    unnamed = tuple(
+        position
+        for position, (name, field) in enumerate(zip(header, fields, strict=True))
+        if field is None and not name.strip()
+    )
+    return ColumnMap(fields=fields, extra=extra, unnamed=unnamed)
+
+
+def _attribute_key(name: str) -> str:
+    key = name.strip()
+    if len(key) > TAG_NAME_MAX or has_control(key):
+        raise ImportFailed(f"column '{shorten(one_line(key))}' cannot name an attribute")
+    return key
 
 
 # --- cells ---------------------------------------------------------------------------------------
@@ -248,10 +333,15 @@ def check_label(kind: str, name: str, limit: int) -> str:
     if not name:
         raise InvalidName(f"a {kind} name cannot be empty")
     if len(name) > limit:
-        raise InvalidName(f"{kind} name '{name[:40]}…' is longer than {limit} characters")
+        raise InvalidName(f"{kind} name '{shorten(name)}' is longer than {limit} characters")
+    if has_control(name):
+        raise InvalidName(
+            f"{kind} name '{shorten(one_line(name))}' cannot contain a line break or a "
+            "control character"
+        )
     bad = set(name) & set(NAME_SEPARATORS + STATUS_SEPARATOR)
     if bad:
-        raise InvalidName(f"{kind} name '{name}' cannot contain {' '.join(sorted(bad))}")
+        raise InvalidName(f"{kind} name '{shorten(name)}' cannot contain {' '.join(sorted(bad))}")
     return name
 
 
@@ -273,7 +363,8 @@ def parse_memberships(cell: str) -> tuple[tuple[str, SubscriptionStatus], ...]:
             parsed = SubscriptionStatus(status.strip().lower() or SubscriptionStatus.ACTIVE)
         except ValueError:
             raise RowError(
-                f"list '{entry}': '{status}' is not one of {_choices(SubscriptionStatus)}"
+                f"list '{shorten(entry)}': '{shorten(status)}' is not one of "
+                f"{_choices(SubscriptionStatus)}"
             ) from None
         memberships.append((_label("list", name, LIST_NAME_MAX), parsed))
     return tuple(memberships)
@@ -309,7 +400,9 @@ def _status(value: str) -> SubscriberStatus:
     try:
         return STATUS_ALIASES[key]
     except KeyError:
-        raise RowError(f"status '{value}' is not one of {_choices(SubscriberStatus)}") from None
+        raise RowError(
+            f"status '{shorten(value)}' is not one of {_choices(SubscriberStatus)}"
+        ) from None
 
 
 @lru_cache(maxsize=256)
@@ -320,7 +413,7 @@ def _choice(enum: type[_Choice], field: str, value: str, default: _Choice) -> _C
     try:
         return enum(key)
     except ValueError:
-        raise RowError(f"{field} '{value}' is not one of {_choices(enum)}") from None
+        raise RowError(f"{field} '{shorten(value)}' is not one of {_choices(enum)}") from None
 
 
 def _attributes(value: str) -> dict[str, Any]:
@@ -342,13 +435,13 @@ def _timestamp(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise RowError(f"created_at '{value}' is not an ISO 8601 date and time") from None
+        raise RowError(f"created_at '{shorten(value)}' is not an ISO 8601 date and time") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def join_name(first: str, last: str) -> str:
     """Mailchimp's two name columns as one: 王 + 钰哲 → 王钰哲, Ada + Lovelace → Ada Lovelace."""
-    first, last = first.strip(), last.strip()
+    first, last = one_line(first), one_line(last)
     if first and last and not (first + last).isascii():
         return last + first
     return " ".join(part for part in (first, last) if part)
@@ -359,8 +452,10 @@ def parse_row(cells: Sequence[str], columns: ColumnMap, line: int) -> Subscriber
     if any(cell.strip() for cell in cells[len(columns.fields):]):
         raise RowError(
             f"{len(cells)} cells but the header names {len(columns.fields)} columns "
-            "(a value in an unknown column)"
+            "(a value beyond the last column)"
         )
+    if any(cells[position].strip() for position in columns.unnamed if position < len(cells)):
+        raise RowError("a value in a column without a header: name the column")
     if "'" in "".join(cells):  # rarely: only then can a cell be escaped
         cells = [unescape_cell(cell) for cell in cells]
     given: dict[str | None, str] = dict(zip(columns.fields, cells, strict=False))
@@ -373,9 +468,15 @@ def parse_row(cells: Sequence[str], columns: ColumnMap, line: int) -> Subscriber
         status = SubscriberStatus.UNSUBSCRIBED
     if given.get("clean_time", "").strip():
         status = SubscriberStatus.BOUNCED
-    name = given.get("name", "").strip() or join_name(
+    name = one_line(given.get("name", "")) or join_name(
         given.get("first_name", ""), given.get("last_name", "")
     )
+    attributes = _attributes(given.get("attributes", ""))
+    if columns.extra:
+        attributes.update(_extra_attributes(cells, columns.extra))
+    openid = given.get("openid", "").strip()
+    if has_control(openid):
+        raise RowError("openid contains a control character")
     return SubscriberRow(
         line=line,
         email=address.email,
@@ -386,11 +487,23 @@ def parse_row(cells: Sequence[str], columns: ColumnMap, line: int) -> Subscriber
         tags=parse_tags(given.get("tags", "")),
         channel=_choice(Channel, "channel", given.get("channel", ""), Channel.EMAIL),
         format=_choice(Format, "format", given.get("format", ""), Format.FULL),
-        openid=_text("openid", given.get("openid", "").strip(), OPENID_MAX) or None,
+        openid=_text("openid", openid, OPENID_MAX) or None,
         locale=_text("locale", given.get("locale", "").strip(), LOCALE_MAX) or DEFAULT_LOCALE,
-        attributes=_attributes(given.get("attributes", "")),
+        attributes=attributes,
         created_at=_timestamp(given.get("created_at", "")),
     )
+
+
+def _extra_attributes(cells: Sequence[str], extra: Sequence[tuple[int, str]]) -> dict[str, str]:
+    """The non-empty cells of the columns we do not know, by header: an empty cell gives none,
+    so a file without a value leaves the stored one alone."""
+    found = {
+        key: cells[position].strip()
+        for position, key in extra
+        if position < len(cells) and cells[position].strip()
+    }
+    _text("attributes", "".join(found.values()), ATTRIBUTES_MAX)
+    return found
 
 
 # --- export --------------------------------------------------------------------------------------
@@ -411,12 +524,12 @@ def export_cells(
     """One subscriber as the cells of :data:`EXPORT_COLUMNS`, safe to open in a spreadsheet."""
     cells = [
         email,
-        name,
+        one_line(name),  # stored before names were kept to one line: still one record per line
         status.value,
-        format_memberships(memberships),
+        one_line(format_memberships(memberships)),
         channel.value,
         format.value,
-        openid or "",
+        one_line(openid or ""),
         json.dumps(attributes, ensure_ascii=False, sort_keys=True) if attributes else "",
         created_at.isoformat(),
     ]
@@ -426,7 +539,8 @@ def export_cells(
 class ProblemLog:
     """Problems into a CSV file (``line,reason,content``), created with the first problem.
 
-    UTF-8 with BOM, so that Excel shows the Chinese in it; cells escaped like an export.
+    UTF-8 with BOM, so that Excel shows the Chinese in it; cells escaped like an export; a
+    line's content cut to :data:`ROW_ECHO_MAX` characters, as a 10 MB line would hide the rest.
     """
 
     SHOWN = 5  # problems kept in memory to print on screen
@@ -442,7 +556,11 @@ class ProblemLog:
             self._file = self.path.open("w", encoding="utf-8-sig", newline="")
             csv.writer(self._file).writerow(("line", "reason", "content"))
         csv.writer(self._file).writerow(
-            (problem.line, escape_cell(problem.reason), escape_cell(problem.text))
+            (
+                problem.line,
+                escape_cell(problem.reason),
+                escape_cell(shorten(problem.text, ROW_ECHO_MAX)),
+            )
         )
         self.count += 1
         if len(self.first) < self.SHOWN:

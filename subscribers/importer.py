@@ -2,7 +2,9 @@
 
 Each chunk of :data:`CHUNK_ROWS` valid rows is one transaction through :mod:`subscribers.bulk`;
 memory stays flat however long the file. Bad rows are reported with their line and never stop
-the good ones. Within the file the first row of an address wins; later ones are reported.
+the good ones. Within the file the first row of an address wins; later ones are reported. A list
+that does not exist is created only when asked: a typo in a list name must not make a new list.
+A dry run stages rows in temporary tables only and never writes to a real one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TypeVar
 
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, or_, select
 
-from distributor.errors import ImportFailed
+from distributor.errors import ImportFailed, RowError, UnknownList
 from subscribers.bulk import (
     LISTS,
     ROWS,
@@ -23,8 +25,9 @@ from subscribers.bulk import (
     TAGS,
     apply,
     clear,
+    count_changed,
     ensure_named,
-    existing_names,
+    existing_ids,
     refresh_statistics,
     stage_links,
     stage_rows,
@@ -32,8 +35,8 @@ from subscribers.bulk import (
 )
 from subscribers.csvfile import (
     ColumnMap,
+    Line,
     Problem,
-    RowError,
     SubscriberRow,
     check_label,
     describe_encoding,
@@ -50,6 +53,7 @@ from subscribers.models import (
     SubscriberStatus,
     SubscriptionStatus,
 )
+from subscribers.text import shorten
 
 CHUNK_ROWS = 5_000  # rows per transaction: amortises round trips, keeps memory flat
 
@@ -71,11 +75,12 @@ class ImportReport:
 
     encoding: str
     imported: int = 0  # new subscribers
-    updated: int = 0  # existing subscribers whose details the file gave
+    updated: int = 0  # known subscribers the file changed: a column, attribute, list or tag
     skipped: int = 0  # rows repeating an address an earlier row gave
-    errors: int = 0  # rows that could not be read
+    errors: int = 0  # rows that could not be read, or that name a list that does not exist
     kept_suppressed: int = 0  # unsubscribed / bounced / complained people the file did not revive
     new_lists: list[str] = field(default_factory=list)
+    attribute_columns: tuple[str, ...] = ()  # columns we do not know, kept as attributes
 
     @property
     def encoding_label(self) -> str:
@@ -96,7 +101,7 @@ class Chunk:
 
 
 def read_chunks(
-    lines: Iterable[tuple[int, str, int]],
+    lines: Iterable[Line],
     columns: ColumnMap,
     extra_lists: tuple[tuple[str, SubscriptionStatus], ...] = (),
     size: int = CHUNK_ROWS,
@@ -105,7 +110,10 @@ def read_chunks(
     rows: list[_Item] = []
     problems: list[Problem] = []
     read = 0
-    for number, text, read in lines:
+    for number, text, read, unreadable in lines:
+        if unreadable is not None:
+            problems.append(Problem(number, unreadable, text.rstrip("\r\n")))
+            continue
         try:
             cells = split_line(text)
             if not any(cell.strip() for cell in cells):
@@ -145,13 +153,19 @@ class _Import:
     columns: frozenset[str]
     source: str
     dry_run: bool
+    create_lists: bool
     report: ImportReport
     list_ids: dict[str, int] = field(default_factory=dict)
     tag_ids: dict[str, int] = field(default_factory=dict)
-    checked_lists: set[str] = field(default_factory=set)  # dry run: names looked up already
 
     def write(self, chunk: Sequence[_Item]) -> list[Problem]:
-        """One chunk, in the transaction the caller commits; returns the repeated addresses."""
+        """One chunk, in the transaction the caller commits; returns the rows not written."""
+        missing = self._ids(LISTS, {name for row, _ in chunk for name, _ in row.lists},
+                            self.list_ids, create=self.create_lists)
+        unknown = [_unknown_list(item, missing) for item in chunk if _names_any(item, missing)]
+        if unknown:
+            chunk = [item for item in chunk if not _names_any(item, missing)]
+            self.report.errors += len(unknown)
         first: dict[str, _Item] = {}
         repeats = [
             _repeat(item, first[item[0].email_key][0].line)
@@ -168,27 +182,42 @@ class _Import:
         )
         rows = [row for row, _ in first.values()]
         self.report.imported += len(rows) - len(stored)
-        self.report.updated += len(stored)
         self.report.kept_suppressed += sum(
             stored.get(row.email_key) in SUPPRESSED and row.status not in SUPPRESSED
             for row in rows
         )
-        list_names = {name for row in rows for name, _ in row.lists}
-        if self.dry_run:
-            unchecked = list_names - self.checked_lists
-            self.checked_lists |= unchecked
-            self.report.new_lists += sorted(
-                unchecked - existing_names(self.connection, LISTS, unchecked)
-            )
-        else:
-            self.report.new_lists += ensure_named(self.connection, LISTS, list_names, self.list_ids)
-            tags = {tag for row in rows for tag in row.tags}
-            ensure_named(self.connection, TAGS, tags, self.tag_ids)
-            stage_links(self.connection, rows, self.list_ids, self.tag_ids)
+        self._ids(TAGS, {tag for row in rows for tag in row.tags}, self.tag_ids, create=True)
+        stage_links(self.connection, rows, self.list_ids, self.tag_ids)
+        if stored:
+            self.report.updated += count_changed(self.connection, columns=self.columns)
+        if not self.dry_run:
             apply(self.connection, columns=self.columns, source=self.source)
         clear(self.connection)
         self.report.skipped += len(repeats)
-        return repeats
+        return unknown + repeats
+
+    def _ids(
+        self, table: Table, names: set[str], known: dict[str, int], *, create: bool
+    ) -> set[str]:
+        """Put the ids of ``names`` in ``known``; returns the names that do not exist.
+
+        Names to create are created, or, in a dry run, given ids below zero that match nothing
+        stored: what the import would do, without a write.
+        """
+        missing = names - known.keys()
+        if missing:
+            known.update(existing_ids(self.connection, table, missing))
+            missing -= known.keys()
+        if not missing or not create:
+            return missing
+        if self.dry_run:
+            known.update((name, -len(known) - 1) for name in sorted(missing))
+            created = sorted(missing)
+        else:
+            created = ensure_named(self.connection, table, missing, known)
+        if table is LISTS:
+            self.report.new_lists += created
+        return set()
 
     def _known(self) -> tuple[dict[str, int], dict[str, SubscriberStatus]]:
         """Staged addresses an earlier chunk gave (→ its line), and others stored (→ status).
@@ -207,6 +236,21 @@ class _Import:
         return seen, stored
 
 
+def _names_any(item: _Item, lists: set[str]) -> bool:
+    return bool(lists) and any(name in lists for name, _ in item[0].lists)
+
+
+def _unknown_list(item: _Item, missing: set[str]) -> Problem:
+    row, text = item
+    names = ", ".join(sorted({name for name, _ in row.lists if name in missing}))
+    return Problem(
+        row.line,
+        f"no list is named '{names}': the row is not imported (create the list first, "
+        "or let the import create the lists it names)",
+        text.rstrip("\r\n"),
+    )
+
+
 def _repeat(item: _Item, first_line: int) -> Problem:
     row, text = item
     return Problem(
@@ -221,41 +265,46 @@ def import_subscribers(
     path: Path,
     *,
     list_name: str | None = None,
+    create_lists: bool = False,
     dry_run: bool = False,
     on_problem: Callable[[Problem], None],
     on_progress: Callable[[int], None] = lambda done: None,
 ) -> ImportReport:
     """Import the CSV file at ``path``, committing every :data:`CHUNK_ROWS` rows.
 
-    ``list_name`` subscribes every row to that list too. A dry run reads, checks and counts
+    ``list_name`` subscribes every row to that list too. Lists that do not exist (that one, or
+    those the file names) are created with ``create_lists``; otherwise ``list_name`` missing is
+    an error and a row naming a missing list is reported. A dry run reads, checks and counts
     everything, writing nothing. ``on_problem`` gets the problems in line order, ``on_progress``
     the bytes read so far, after each chunk.
     """
-    extra_lists = (
-        ((check_label("list", list_name, LIST_NAME_MAX), SubscriptionStatus.ACTIVE),)
-        if list_name
-        else ()
-    )
+    extra_lists: tuple[tuple[str, SubscriptionStatus], ...] = ()
+    if list_name:
+        extra_lists = ((check_label("list", list_name, LIST_NAME_MAX), SubscriptionStatus.ACTIVE),)
+        if not create_lists and not existing_ids(connection, LISTS, [extra_lists[0][0]]):
+            raise UnknownList(f"no list is named '{shorten(list_name)}'")
     encoding = detect_encoding(path)
     lines = read_lines(path, encoding)
     header = next(lines, None)
     if header is None:
         raise ImportFailed(f"{path.name} is empty")
     try:
-        columns = map_columns(split_line(header[1]))
+        if header.error is not None:
+            raise RowError(header.error)
+        columns = map_columns(split_line(header.text))
     except RowError as error:
         raise ImportFailed(f"{path.name}, line 1 (the header): {error.message}") from None
-    report = ImportReport(encoding=encoding)
-    if columns.ignored:
-        on_problem(Problem(1, f"columns ignored (not known): {', '.join(columns.ignored)}"))
-    job = _Import(connection, columns.columns, f"import {path.name}", dry_run, report)
+    report = ImportReport(encoding=encoding, attribute_columns=columns.attribute_keys)
+    job = _Import(
+        connection, columns.columns, f"import {path.name}", dry_run, create_lists, report
+    )
     try:
         with staging(connection, SEEN):
             for chunk in read_ahead(read_chunks(lines, columns, extra_lists)):
-                repeats = job.write(chunk.rows) if chunk.rows else []
+                not_written = job.write(chunk.rows) if chunk.rows else []
                 connection.commit()
                 report.errors += len(chunk.problems)
-                for problem in sorted(chunk.problems + repeats, key=lambda p: p.line):
+                for problem in sorted(chunk.problems + not_written, key=lambda p: p.line):
                     on_problem(problem)
                 on_progress(chunk.read)
         if not dry_run:

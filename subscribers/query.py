@@ -181,15 +181,19 @@ def keyset_batches(
         last = rows[-1][0]
 
 
-def still_sendable(session: Session, subscriber_ids: Sequence[int]) -> set[int]:
-    """Those of ``subscriber_ids`` still active now."""
+def still_sendable(
+    session: Session, subscriber_ids: Sequence[int], *, lists: Sequence[str]
+) -> set[int]:
+    """Those of ``subscriber_ids`` still active now and, when the send targets ``lists``, still
+    actively on one of them: leaving the one list a send is for stops it, leaving another does
+    not. The same list rule as :func:`stream_audience`; the other facets stay as planned."""
+    conditions = _conditions(Audience(lists=tuple(lists)))
     sendable: set[int] = set()
     for start in range(0, len(subscriber_ids), IN_CHUNK):
         sendable.update(
             session.scalars(
                 select(Subscriber.id).where(
-                    Subscriber.id.in_(subscriber_ids[start : start + IN_CHUNK]),
-                    Subscriber.status == SubscriberStatus.ACTIVE,
+                    Subscriber.id.in_(subscriber_ids[start : start + IN_CHUNK]), *conditions
                 )
             )
         )

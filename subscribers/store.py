@@ -6,6 +6,7 @@ What a subscriber does themselves through a link (confirm, unsubscribe, preferen
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from distributor.db import utcnow
-from distributor.errors import DistributorError, InvalidToken, NotFound
+from distributor.errors import (
+    AddressTaken,
+    DistributorError,
+    DuplicateList,
+    InvalidAddress,
+    InvalidToken,
+    NotFound,
+    UnknownList,
+)
 from subscribers.address import normalise_address
 from subscribers.bulk import write_rows
 from subscribers.csvfile import ColumnMap, check_label, parse_row
@@ -30,12 +39,9 @@ from subscribers.models import (
     Subscription,
     SubscriptionStatus,
 )
+from subscribers.text import one_line, shorten
 
 ADD_SOURCE = "distributor subscribers add"
-
-
-class DuplicateList(DistributorError):
-    """A list of that name exists already."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +70,36 @@ class ListSummary:
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber:
-    """The subscriber with this address, however it is capitalised."""
-    key = normalise_address(email).key
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
-    if subscriber is None:
-        raise NotFound(f"no subscriber has the address {email}")
+    """The subscriber with this address, however it is capitalised.
+
+    An address stored under an older, looser rule (``hugang@qq.com.``) is found as typed, so
+    that it can be corrected with :func:`change_address`.
+    """
+    typed = unicodedata.normalize("NFKC", email).strip().lower()
+    try:
+        keys = {normalise_address(email).key, typed}
+    except InvalidAddress:
+        keys = {typed}
+    found = session.scalars(select(Subscriber).where(Subscriber.email_key.in_(keys))).all()
+    if not found:
+        raise NotFound(f"no subscriber has the address {shorten(email)}")
+    return min(found, key=lambda subscriber: subscriber.email_key != typed)
+
+
+def change_address(session: Session, email: str, new_email: str) -> Subscriber:
+    """Correct the address of the subscriber at ``email``: the same person, with the same ID,
+    status, lists, tags and delivery history, now reached at ``new_email``.
+
+    Refused when another subscriber has ``new_email``: two people are not merged by a correction.
+    Messages already planned for a send in progress keep going to the old address.
+    """
+    subscriber = find_subscriber(session, email)
+    address = normalise_address(new_email)
+    holder = session.scalar(select(Subscriber.id).where(Subscriber.email_key == address.key))
+    if holder is not None and holder != subscriber.id:
+        raise AddressTaken(f"another subscriber (ID {holder}) has the address {address.email}")
+    subscriber.email, subscriber.email_key = address.email, address.key
+    session.flush()
     return subscriber
 
 
@@ -89,7 +120,7 @@ def add_subscriber(
     """
     given = {"email": email, "name": name, "openid": openid, "channel": channel, "format": format}
     cells = {field: value for field, value in given.items() if value is not None}
-    columns = ColumnMap(fields=tuple(cells), ignored=())
+    columns = ColumnMap(fields=tuple(cells))
     row = parse_row(list(cells.values()), columns, line=0)
     list_ids = {list_name: get_list(session, list_name).id for list_name in lists}
     row = row._replace(lists=tuple((each, SubscriptionStatus.ACTIVE) for each in list_ids))
@@ -122,7 +153,7 @@ def request_subscription(
         subscriber = Subscriber(email=address.email, email_key=address.key, attributes={})
         session.add(subscriber)
     if name is not None:
-        subscriber.name = name
+        subscriber.name = one_line(name)
     if subscriber.status is not SubscriberStatus.ACTIVE:
         subscriber.status = SubscriberStatus.PENDING
     subscriber.consent_source = source
@@ -221,7 +252,7 @@ def memberships(subscriber: Subscriber) -> list[tuple[str, SubscriptionStatus]]:
 def get_list(session: Session, name: str) -> List:
     found = session.scalar(select(List).where(List.name == name.strip()))
     if found is None:
-        raise NotFound(f"no list is named '{name}' (see: distributor lists list)")
+        raise UnknownList(f"no list is named '{shorten(name)}'")
     return found
 
 

@@ -32,7 +32,9 @@ def test_import_shows_a_summary_and_lists_the_bad_rows_in_a_file(
 ) -> None:
     members = tmp_path / "members.csv"
     members.write_bytes(MEMBERS.encode("gb18030"))  # as Excel saves it on a Chinese Windows
-    result = run(database_url, "subscribers", "import", str(members), "--list", "周刊")
+    result = run(
+        database_url, "subscribers", "import", str(members), "--list", "周刊", "--create-list"
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "Read members.csv as GB18030."
@@ -51,7 +53,7 @@ def test_import_shows_a_summary_and_lists_the_bad_rows_in_a_file(
     assert [row[0] for row in rows[1:]] == ["4", "5", "6", "7", "8"]
     assert rows[3] == [
         "6",
-        "5 cells but the header names 4 columns (a value in an unknown column)",
+        "5 cells but the header names 4 columns (a value beyond the last column)",
         "zhao@126.com,赵,,,多余",
     ]
     assert rows[4][1] == "broken quoting (unexpected end of data)"
@@ -99,7 +101,7 @@ def test_export_writes_csv_that_spreadsheets_cannot_run(database_url: str, tmp_p
     )
     assert added.output.splitlines() == ["Added wang@qq.com (ID 1, active), lists: 会员快讯"]
 
-    result = run(database_url, "subscribers", "export")
+    result = run(database_url, "subscribers", "export", "--no-bom")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "email,name,status,lists,channel,format,openid,attributes,created_at"
@@ -110,8 +112,8 @@ def test_export_writes_csv_that_spreadsheets_cannot_run(database_url: str, tmp_p
     assert result.stderr == "Exported 1 subscribers.\n"
 
     out = tmp_path / "export.csv"
-    run(database_url, "subscribers", "export", "--list", "会员快讯", "--out", str(out), "--bom")
-    assert out.read_bytes().startswith(b"\xef\xbb\xbfemail,name,")
+    run(database_url, "subscribers", "export", "--list", "会员快讯", "--out", str(out))
+    assert out.read_bytes().startswith(b"\xef\xbb\xbfemail,name,")  # Excel reads it as UTF-8
 
 
 def test_add_list_show_and_unsubscribe(database_url: str) -> None:

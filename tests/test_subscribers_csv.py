@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from distributor.errors import ImportFailed
-from subscribers.address import InvalidAddress, normalise_address
+from distributor.errors import ImportFailed, InvalidAddress, RowError
+from subscribers.address import normalise_address
 from subscribers.csvfile import (
     EXPORT_COLUMNS,
-    RowError,
     SubscriberRow,
     detect_encoding,
     escape_cell,
@@ -77,13 +76,13 @@ def test_columns_of_our_listmonk_and_mailchimp_exports_are_recognised() -> None:
     listmonk = map_columns(
         ["uuid", "email", "name", "attributes", "status", "created_at", "updated_at"]
     )
-    assert listmonk.ignored == ("uuid", "updated_at")
+    assert listmonk.attribute_keys == ("uuid", "updated_at")
     mailchimp = map_columns(
         ["Email Address", "First Name", "Last Name", "MEMBER_RATING", "TAGS", "UNSUB_TIME"]
     )
     assert mailchimp.fields[:3] == ("email", "first_name", "last_name")
-    assert mailchimp.ignored == ("MEMBER_RATING",)
-    assert mailchimp.columns == {"email", "name", "tags", "status"}
+    assert mailchimp.attribute_keys == ("MEMBER_RATING",)
+    assert mailchimp.columns == {"email", "name", "tags", "status", "attributes"}
 
 
 def test_a_file_without_an_email_column_or_with_two_cannot_be_read() -> None:
@@ -132,7 +131,7 @@ def test_foreign_statuses_and_mailchimp_columns_are_understood() -> None:
     ("header", "line", "reason"),
     [
         ("email,name", "bad@,x", "no domain after the @"),
-        ("email,name", "a@b.cn,x,surplus", "a value in an unknown column"),
+        ("email,name", "a@b.cn,x,surplus", "a value beyond the last column"),
         ("email,name", "a@b.cn," + "名" * 201, "name is longer than 200 characters"),
         ("email,openid", "a@b.cn," + "o" * 65, "openid is longer than 64"),
         ("email,status", "a@b.cn,sleeping", "status 'sleeping' is not one of"),

@@ -37,6 +37,7 @@ def import_text(
     *,
     encoding: str = "utf-8",
     list_name: str | None = None,
+    create_lists: bool = True,
     dry_run: bool = False,
 ) -> tuple[ImportReport, list[Problem]]:
     """Write ``text`` to a CSV file and import it; the report and the problems, in order."""
@@ -45,7 +46,12 @@ def import_text(
     problems: list[Problem] = []
     with get_engine(url).connect() as connection:
         report = import_subscribers(
-            connection, path, list_name=list_name, dry_run=dry_run, on_problem=problems.append
+            connection,
+            path,
+            list_name=list_name,
+            create_lists=create_lists,
+            dry_run=dry_run,
+            on_problem=problems.append,
         )
     return report, problems
 
@@ -86,7 +92,7 @@ def test_good_rows_import_and_bad_ones_are_reported_with_their_line(
     assert [(p.line, p.reason.split(":")[0]) for p in problems] == [
         (3, "address 'bad@' has no domain after the @"),
         (5, "WANG@qq.com repeats line 2"),
-        (6, "5 cells but the header names 4 columns (a value in an unknown column)"),
+        (6, "5 cells but the header names 4 columns (a value beyond the last column)"),
         (7, "broken quoting (unexpected end of data)"),
         (8, "name is longer than 200 characters (201)"),
         (9, "status 'sleeping' is not one of pending, active, unsubscribed, bounced, complained"),
@@ -200,11 +206,10 @@ def test_excel_files_from_china_and_mailchimp_exports_import(
     )
     report, problems = import_text(database_url, tmp_path, mailchimp)
     assert report.imported == 2
-    assert [(p.line, p.reason) for p in problems] == [
-        (1, "columns ignored (not known): MEMBER_RATING")
-    ]
+    assert (problems, report.attribute_columns) == ([], ("MEMBER_RATING",))
     with transaction(database_url) as session:
         zhao = find_subscriber(session, "zhao@126.com")
+        assert zhao.attributes == {"MEMBER_RATING": "2"}
         assert (zhao.name, zhao.status, [t.name for t in zhao.tags]) == (
             "Lei Zhao",
             SubscriberStatus.UNSUBSCRIBED,

@@ -42,9 +42,9 @@ def audience(url: str, **facets: Any) -> list[str]:
         ]
 
 
-def still_sendable_now(url: str, ids: Iterable[int]) -> set[int]:
+def still_sendable_now(url: str, ids: Iterable[int], lists: tuple[str, ...] = ()) -> set[int]:
     with transaction(url) as session:
-        return still_sendable(session, list(ids))
+        return still_sendable(session, list(ids), lists=lists)
 
 
 def subscriber_id(url: str, email: str) -> int:
@@ -132,6 +132,7 @@ def test_suppression_holds_on_every_list_until_the_person_subscribes_again(
     for lists in (("会员快讯",), ("青年",), ("会员快讯", "青年"), ()):
         assert audience(database_url, lists=lists) == ["qian@sina.com"], lists
     assert still_sendable_now(database_url, ids.values()) == {ids["qian@sina.com"]}
+    assert still_sendable_now(database_url, ids.values(), ("青年",)) == {ids["qian@sina.com"]}
 
     # The original file again, and the staff adding them: nobody comes back.
     import_text(
@@ -151,6 +152,30 @@ def test_suppression_holds_on_every_list_until_the_person_subscribes_again(
         confirm_by_token(session, SIGNER, token_of(LINKS.confirm(ids["wang@qq.com"])))
     assert audience(database_url, lists=("青年",)) == ["wang@qq.com", "qian@sina.com"]
     assert audience(database_url, lists=("会员快讯",)) == ["qian@sina.com"]
+
+
+def test_leaving_the_list_a_send_is_for_stops_it_and_leaving_another_does_not(
+    database_url: str, tmp_path: Path
+) -> None:
+    import_text(
+        database_url,
+        tmp_path,
+        "email,lists\nwang@qq.com,会员快讯|青年\nli@163.com,会员快讯\nzhao@126.com,青年\n",
+    )
+    ids = {email: subscriber_id(database_url, email) for email in ("wang@qq.com", "li@163.com",
+                                                                    "zhao@126.com")}
+    import_text(  # wang leaves 会员快讯 and li leaves 会员快讯, their only list
+        database_url, tmp_path, "email,lists\nwang@qq.com,会员快讯:unsubscribed\n"
+        "li@163.com,会员快讯:unsubscribed\n"
+    )
+    everyone = set(ids.values())
+    assert still_sendable_now(database_url, everyone, ("会员快讯",)) == set()
+    assert still_sendable_now(database_url, everyone, ("青年",)) == {ids["wang@qq.com"],
+                                                                     ids["zhao@126.com"]}
+    assert still_sendable_now(database_url, everyone, ("会员快讯", "青年")) == {
+        ids["wang@qq.com"], ids["zhao@126.com"]
+    }
+    assert still_sendable_now(database_url, everyone) == everyone  # all still active people
 
 
 def test_an_old_confirm_link_cannot_undo_an_unsubscribe(database_url: str) -> None:

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import click
-from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from distributor.cli.context import AppContext, pass_app
+from distributor.cli.terminal import plain, rich_text
 from distributor.db import get_engine
+from distributor.errors import UnknownList
 from subscribers.csvfile import ProblemLog
 from subscribers.export import export_subscribers
 from subscribers.importer import ImportReport, import_subscribers
 from subscribers.models import Channel, Format, Subscriber, SubscriberStatus, SubscriptionStatus
 from subscribers.store import (
     add_subscriber,
+    change_address,
     create_list,
     delete_list,
     find_subscriber,
@@ -31,6 +35,18 @@ from subscribers.store import (
 STATUSES = [status.value for status in SubscriberStatus]
 CHANNELS = [channel.value for channel in Channel]
 FORMATS = [fmt.value for fmt in Format]
+SEE_LISTS = "see: distributor lists list"
+CREATE_LIST = "create it with: distributor lists create NAME, or import with --create-list"
+ROW_SHOWN = 70  # characters of a rejected line shown on screen
+
+
+@contextmanager
+def list_hint(hint: str = SEE_LISTS) -> Iterator[None]:
+    """Add to a missing list's error where to look: the service's message names no command."""
+    try:
+        yield
+    except UnknownList as error:
+        raise UnknownList(f"{error.message} ({hint})") from error
 
 
 def _when(app: AppContext, moment: datetime | None) -> str:
@@ -57,7 +73,10 @@ def subscribers() -> None:
 @click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False,
                                                             path_type=Path))
 @click.option("--list", "list_name", metavar="NAME",
-              help="Also subscribe every row to this list (created if missing).")
+              help="Also subscribe every row to this list.")
+@click.option("--create-list", "create_lists", is_flag=True,
+              help="Create the lists that do not exist yet (--list, or the lists column); "
+                   "without it a missing list is an error, so a typo makes no new list.")
 @click.option("--dry-run", is_flag=True, help="Read and check every row, but write nothing.")
 @click.option("--errors", "errors_path", metavar="FILE", type=click.Path(dir_okay=False,
                                                                           path_type=Path),
@@ -65,13 +84,19 @@ def subscribers() -> None:
                    "input, written only when there are any].")
 @pass_app
 def import_command(
-    app: AppContext, path: Path, list_name: str | None, dry_run: bool, errors_path: Path | None
+    app: AppContext,
+    path: Path,
+    list_name: str | None,
+    create_lists: bool,
+    dry_run: bool,
+    errors_path: Path | None,
 ) -> None:
     """Import subscribers from FILE.csv, adding new addresses and updating known ones.
 
     Reads our own export, listmonk and Mailchimp exports, in UTF-8 or GB18030 (Excel). A known
-    address keeps its status: nobody unsubscribed is signed up again by an import. Rows with
-    problems are listed with their line numbers; the other rows are imported all the same.
+    address keeps its status: nobody unsubscribed is signed up again by an import. Columns we
+    do not know (单位, 手机) are kept as attributes. Rows with problems are listed with their line
+    numbers; the other rows are imported all the same.
     """
     url = app.ready_database()
     progress = Progress(
@@ -82,12 +107,14 @@ def import_command(
         ProblemLog(errors_path or path.with_name(f"{path.stem}.errors.csv")) as problems,
         progress,
         get_engine(url).connect() as connection,
+        list_hint(CREATE_LIST),
     ):
         task = progress.add_task("import", total=path.stat().st_size)
         report = import_subscribers(
             connection,
             path,
             list_name=list_name,
+            create_lists=create_lists,
             dry_run=dry_run,
             on_problem=problems.add,
             on_progress=lambda done: progress.update(task, completed=done),
@@ -100,25 +127,32 @@ def _print_import(
 ) -> None:
     if dry_run:
         click.echo("Dry run: nothing was written; the numbers say what an import would do.")
-    click.echo(f"Read {path.name} as {report.encoding_label}.")
-    table = Table("Rows", "Count", title=f"Import of {escape(path.name)}")
+    click.echo(f"Read {plain(path.name)} as {report.encoding_label}.")
+    if report.attribute_columns:
+        keys = ", ".join(map(plain, report.attribute_columns))
+        click.echo(f"Columns kept as attributes: {keys}")
+    table = Table("Rows", "Count", title=f"Import of {rich_text(path.name)}")
     table.add_row("imported (new)", str(report.imported))
-    table.add_row("updated", str(report.updated))
+    table.add_row("updated (changed)", str(report.updated))
     table.add_row("skipped (repeated address)", str(report.skipped))
     table.add_row("errors", str(report.errors))
     app.console.print(table)
     if report.new_lists:
         verb = "Would create" if dry_run else "Created"
-        click.echo(f"{verb} lists: {', '.join(report.new_lists)}")
+        click.echo(f"{verb} lists: {', '.join(map(plain, report.new_lists))}")
     if report.kept_suppressed:
         click.echo(
             f"{report.kept_suppressed} known addresses are unsubscribed, bounced or complained "
             "and stay so: only the person can subscribe again."
         )
     if problems.count:
-        click.echo(f"{problems.count} problems are listed in {problems.path} (line, reason):")
+        click.echo(
+            f"{problems.count} problems are listed in {plain(problems.path)} (line, reason):"
+        )
         for problem in problems.first:
-            click.echo(f"  line {problem.line}: {problem.reason}")
+            click.echo(f"  line {problem.line}: {plain(problem.reason)}")
+            if problem.text:
+                click.echo(f"    {plain(problem.text, ROW_SHOWN)}")
         if problems.count > len(problems.first):
             click.echo(f"  … and {problems.count - len(problems.first)} more in the file")
 
@@ -127,8 +161,9 @@ def _print_import(
 @click.option("--list", "list_name", metavar="NAME", help="Only the people on this list.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write to FILE instead of standard output.")
-@click.option("--bom", is_flag=True,
-              help="Start with a byte-order mark, so that Excel shows Chinese text correctly.")
+@click.option("--bom/--no-bom", default=True, show_default=True,
+              help="Start with a byte-order mark, so that Excel shows Chinese text correctly; "
+                   "--no-bom writes plain UTF-8.")
 @pass_app
 def export_command(app: AppContext, list_name: str | None, out: Path | None, bom: bool) -> None:
     """Export subscribers as UTF-8 CSV (email,name,status,lists,channel,format,openid,…).
@@ -138,12 +173,13 @@ def export_command(app: AppContext, list_name: str | None, out: Path | None, bom
     """
     encoding = "utf-8-sig" if bom else "utf-8"
     with (
+        list_hint(),
         app.session() as session,
         click.open_file(str(out) if out else "-", "w", encoding=encoding) as file,
     ):
         count = export_subscribers(session, file, list_name=list_name)
         file.flush()  # standard output stays open, so nothing else would flush it
-    click.echo(f"Exported {count} subscribers{f' to {out}' if out else ''}.", err=True)
+    click.echo(f"Exported {count} subscribers{f' to {plain(out)}' if out else ''}.", err=True)
 
 
 @subscribers.command("add")
@@ -168,7 +204,7 @@ def add_command(
 
     A known address keeps its status: someone who unsubscribed is not signed up again.
     """
-    with app.session() as session:
+    with list_hint(), app.session() as session:
         added = add_subscriber(
             session,
             email,
@@ -181,8 +217,8 @@ def add_command(
         subscriber = added.subscriber
         lists_cell = _lists_cell(subscriber)
     verb = "Added" if added.created else "Updated"
-    click.echo(f"{verb} {subscriber.email} (ID {subscriber.id}, {subscriber.status})"
-               + (f", lists: {lists_cell}" if lists_cell else ""))
+    click.echo(f"{verb} {plain(subscriber.email)} (ID {subscriber.id}, {subscriber.status})"
+               + (f", lists: {plain(lists_cell)}" if lists_cell else ""))
     if not added.created and subscriber.status is not SubscriberStatus.ACTIVE:
         click.echo(f"Status {subscriber.status} is kept: only the person can change it, "
                    "by subscribing again and confirming.")
@@ -200,7 +236,7 @@ def list_command(
     app: AppContext, list_name: str | None, status: str | None, limit: int, after_id: int
 ) -> None:
     """List subscribers in ID order, a page at a time."""
-    with app.session() as session:
+    with list_hint(), app.session() as session:
         page = list_subscribers(
             session,
             list_name=list_name,
@@ -210,8 +246,8 @@ def list_command(
         )
         table = Table("ID", "Email", "Name", "Status", "Channel", "Format", "Lists", "Added")
         for s in page.subscribers:
-            table.add_row(str(s.id), escape(s.email), escape(s.name), s.status, s.channel,
-                          s.format, escape(_lists_cell(s)), _when(app, s.created_at))
+            table.add_row(str(s.id), rich_text(s.email), rich_text(s.name), s.status, s.channel,
+                          s.format, rich_text(_lists_cell(s)), _when(app, s.created_at))
     if not page.subscribers:
         filtered = list_name or status or after_id
         click.echo("No subscribers match." if filtered else
@@ -249,7 +285,7 @@ def show_command(app: AppContext, email: str) -> None:
         }
     width = max(map(len, fields))
     for label, value in fields.items():
-        click.echo(f"{label + ':':<{width + 1}} {value}")
+        click.echo(f"{label + ':':<{width + 1}} {plain(value)}")
 
 
 @subscribers.command("unsubscribe")
@@ -260,8 +296,27 @@ def unsubscribe_command(app: AppContext, email: str) -> None:
     with app.session() as session:
         subscriber = find_subscriber(session, email)
         unsubscribe(session, subscriber)
-    click.echo(f"Unsubscribed {subscriber.email}: nothing more is sent to them, on any list, "
-               "until they subscribe again themselves.")
+    click.echo(f"Unsubscribed {plain(subscriber.email)}: nothing more is sent to them, on any "
+               "list, until they subscribe again themselves.")
+
+
+@subscribers.command("set-email")
+@click.argument("email")
+@click.argument("new_email", metavar="NEW_EMAIL")
+@pass_app
+def set_email_command(app: AppContext, email: str, new_email: str) -> None:
+    """Correct the address of the subscriber at EMAIL to NEW_EMAIL.
+
+    The same person: their ID, status, lists, tags and history stay. Refused when another
+    subscriber has NEW_EMAIL already.
+    """
+    with app.session() as session:
+        subscriber = find_subscriber(session, email)
+        old = subscriber.email
+        change_address(session, email, new_email)
+        status = subscriber.status
+    click.echo(f"Changed the address of subscriber ID {subscriber.id} from {plain(old)} to "
+               f"{plain(subscriber.email)}; status {status}, lists and history kept.")
 
 
 # --- distributor lists ---------------------------------------------------------------------------
@@ -280,7 +335,7 @@ def create_list_command(app: AppContext, name: str, description: str) -> None:
     """Create the list NAME."""
     with app.session() as session:
         created = create_list(session, name, description)
-    click.echo(f"Created list {created.name} (ID {created.id}).")
+    click.echo(f"Created list {plain(created.name)} (ID {created.id}).")
 
 
 @lists.command("list")
@@ -294,7 +349,7 @@ def list_lists_command(app: AppContext) -> None:
         return
     table = Table("Name", "Description", "Active", "Pending", "Unsubscribed", "Created")
     for summary in summaries:
-        table.add_row(escape(summary.name), escape(summary.description), str(summary.active),
+        table.add_row(rich_text(summary.name), rich_text(summary.description), str(summary.active),
                       str(summary.pending), str(summary.unsubscribed),
                       _when(app, summary.created_at))
     app.console.print(table)
@@ -305,10 +360,10 @@ def list_lists_command(app: AppContext) -> None:
 @pass_app
 def show_list_command(app: AppContext, name: str) -> None:
     """Show the list NAME and how many people are on it."""
-    with app.session() as session:
+    with list_hint(), app.session() as session:
         (summary,) = list_summaries(session, name)
-    click.echo(f"List:         {summary.name}")
-    click.echo(f"Description:  {summary.description or '—'}")
+    click.echo(f"List:         {plain(summary.name)}")
+    click.echo(f"Description:  {plain(summary.description) or '—'}")
     click.echo(f"Created:      {_when(app, summary.created_at)}")
     click.echo(f"Active:       {summary.active}")
     click.echo(f"Pending:      {summary.pending}")
@@ -322,7 +377,7 @@ def show_list_command(app: AppContext, name: str) -> None:
 def delete_list_command(app: AppContext, name: str, yes: bool) -> None:
     """Delete the list NAME and its subscriptions; the subscribers themselves stay."""
     if not yes:
-        click.confirm(f"Delete list {name} and everyone's subscription to it?", abort=True)
-    with app.session() as session:
+        click.confirm(f"Delete list {plain(name)} and everyone's subscription to it?", abort=True)
+    with list_hint(), app.session() as session:
         removed = delete_list(session, name)
-    click.echo(f"Deleted list {name} and {removed} subscriptions.")
+    click.echo(f"Deleted list {plain(name)} and {removed} subscriptions.")

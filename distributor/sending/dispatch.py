@@ -183,7 +183,11 @@ def suppress_departed(
 ) -> list[ClaimedDelivery]:
     """Honour unsubscribes that came after the audience was frozen; return who may still receive."""
     subscriber_ids = [c.subscriber_id for c in claimed if c.subscriber_id is not None]
-    sendable = still_sendable(session, subscriber_ids) if subscriber_ids else set()
+    sendable: set[int] = set()
+    if subscriber_ids:
+        audience = session.scalar(select(Send.audience).where(Send.id == claimed[0].send_id))
+        lists = audience.lists if audience is not None else ()
+        sendable = still_sendable(session, subscriber_ids, lists=lists)
     keep = [c for c in claimed if c.subscriber_id is None or c.subscriber_id in sendable]
     gone = [
         c.id for c in claimed if c.subscriber_id is not None and c.subscriber_id not in sendable
