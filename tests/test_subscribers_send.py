@@ -12,12 +12,12 @@ from sqlalchemy import insert, select, update
 
 from distributor.cli import main
 from distributor.db import transaction
+from distributor.devservers.celery_worker import running_worker
+from distributor.devservers.redis_server import RedisServer
 from subscribers.models import List, Subscriber, Subscription, SubscriptionStatus
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample, wait_until_done
-from tests.support.servers import RedisServer
 from tests.support.smtp import RecordingHandler, SmtpServer
-from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.slow
 
