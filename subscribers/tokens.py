@@ -24,6 +24,7 @@ class TokenPurpose(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
     CONFIRM = "confirm"
+    BOUNCE = "bounce"  # VERP return paths (distributor.bounces.verp), in a format of their own
 
 
 def _b64encode(raw: bytes) -> str:
@@ -53,8 +54,12 @@ class TokenSigner:
             raise ValueError(f"token subject {subject!r} must not contain ':'")
         issued = int(time.time()) if issued_at is None else issued_at
         payload = f"{purpose.value}:{subject}:{issued:x}".encode()
-        mac = hmac.new(self._key(purpose.value), payload, hashlib.sha256).digest()[:MAC_BYTES]
-        return f"{_b64encode(payload)}.{_b64encode(mac)}"
+        return f"{_b64encode(payload)}.{_b64encode(self.mac(purpose, payload))}"
+
+    def mac(self, purpose: TokenPurpose, payload: bytes) -> bytes:
+        """The tag of ``payload`` under ``purpose``'s key: for tokens that need a format of their
+        own (a VERP address must survive lower-casing), with the same keys as every link."""
+        return hmac.new(self._key(purpose.value), payload, hashlib.sha256).digest()[:MAC_BYTES]
 
     def verify(
         self,
@@ -71,8 +76,7 @@ class TokenSigner:
             mac = _b64decode(mac_part)
         except (ValueError, binascii.Error):
             raise InvalidToken("this link is damaged: copy the whole link from the email") from None
-        expected = hmac.new(self._key(purpose.value), payload, hashlib.sha256).digest()[:MAC_BYTES]
-        if not hmac.compare_digest(mac, expected):
+        if not hmac.compare_digest(mac, self.mac(purpose, payload)):
             raise InvalidToken(
                 "this link is not valid for this page (it was altered or is for another purpose)"
             )
