@@ -7,6 +7,7 @@ data and for the Celery broker, no server needed.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,19 @@ def _sqlite_broker_for(database_url: str) -> str:
     return "sqla+sqlite:///distributor-broker.db"
 
 
+_DOMAIN_NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}")
+
+
+def _bounce_domain(env: Mapping[str, str]) -> str | None:
+    """Lower-cased: VERP addresses are compared without case (receivers may change it)."""
+    raw = env.get("BOUNCE_DOMAIN", "").strip().lower().rstrip(".")
+    if raw and not _DOMAIN_NAME.fullmatch(raw):
+        raise ConfigurationError(
+            f"BOUNCE_DOMAIN={raw!r} is not a domain name like bounces.example.org"
+        )
+    return raw or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the environment says. Built by :meth:`from_env`; nothing else reads ``os.environ``."""
@@ -80,6 +94,8 @@ class Settings:
     rate_limit: float | None = None  # messages per second, all workers together
     domain_concurrency: str = ""  # "qq.com=5,163.com=3"
     default_domain_concurrency: int | None = None
+    # Bounces: the domain of VERP return paths (bounces+<token>@…); unset = no VERP.
+    bounce_domain: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +150,7 @@ class Settings:
             rate_limit=_float(env, "RATE_LIMIT", 0.0) or None,
             domain_concurrency=env.get("DOMAIN_CONCURRENCY", "").strip(),
             default_domain_concurrency=_int(env, "DEFAULT_DOMAIN_CONCURRENCY", 0) or None,
+            bounce_domain=_bounce_domain(env),
         )
 
     def require_secret_key(self) -> str:

@@ -26,6 +26,7 @@ class TokenPurpose(StrEnum):
     CONFIRM = "confirm"
     TRACK = "track"  # a recipient of a tracked send, in its open pixel and click links
     LINK = "link"  # a link target of a tracked send, signed so the redirect goes nowhere else
+    BOUNCE = "bounce"  # VERP return paths (distributor.bounces.verp), in a format of their own
 
 
 def _b64encode(raw: bytes) -> str:
@@ -55,17 +56,20 @@ class TokenSigner:
             raise ValueError(f"token subject {subject!r} must not contain ':'")
         issued = int(time.time()) if issued_at is None else issued_at
         payload = f"{purpose.value}:{subject}:{issued:x}".encode()
-        mac = hmac.new(self._key(purpose.value), payload, hashlib.sha256).digest()[:MAC_BYTES]
-        return f"{_b64encode(payload)}.{_b64encode(mac)}"
+        return f"{_b64encode(payload)}.{_b64encode(self.mac(purpose, payload))}"
 
-    def mac(self, purpose: TokenPurpose, data: str) -> str:
-        """A MAC of ``data`` alone (no subject, no time): for values that travel beside it,
-        such as a click redirect's target."""
-        digest = hmac.new(self._key(purpose.value), data.encode(), hashlib.sha256).digest()
-        return _b64encode(digest[:MAC_BYTES])
+    def mac(self, purpose: TokenPurpose, payload: bytes) -> bytes:
+        """The tag of ``payload`` under ``purpose``'s key: for tokens that need a format of their
+        own (a VERP address must survive lower-casing), with the same keys as every link."""
+        return hmac.new(self._key(purpose.value), payload, hashlib.sha256).digest()[:MAC_BYTES]
 
-    def check_mac(self, purpose: TokenPurpose, data: str, mac: str) -> bool:
-        return hmac.compare_digest(self.mac(purpose, data), mac)
+    def text_mac(self, purpose: TokenPurpose, text: str) -> str:
+        """:meth:`mac` of ``text`` alone (no subject, no time), base64url: for a value that
+        travels beside its tag, such as a click redirect's target."""
+        return _b64encode(self.mac(purpose, text.encode()))
+
+    def check_text_mac(self, purpose: TokenPurpose, text: str, tag: str) -> bool:
+        return hmac.compare_digest(self.text_mac(purpose, text), tag)
 
     def verify(
         self,
@@ -82,8 +86,7 @@ class TokenSigner:
             mac = _b64decode(mac_part)
         except (ValueError, binascii.Error):
             raise InvalidToken("this link is damaged: copy the whole link from the email") from None
-        expected = hmac.new(self._key(purpose.value), payload, hashlib.sha256).digest()[:MAC_BYTES]
-        if not hmac.compare_digest(mac, expected):
+        if not hmac.compare_digest(mac, self.mac(purpose, payload)):
             raise InvalidToken(
                 "this link is not valid for this page (it was altered or is for another purpose)"
             )

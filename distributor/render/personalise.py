@@ -9,8 +9,6 @@ of its arguments.
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +18,7 @@ from zoneinfo import ZoneInfo
 from distributor.errors import InvalidRecipient, RenderError
 from distributor.render.dkim import DkimSigner
 from distributor.render.email import CompiledMessage
+from distributor.render.message_ids import make_message_id
 from distributor.render.mime import Slot, check_address, clean_name, header_block, mailbox
 from subscribers.links import UNSUBSCRIBE_PATH, PublicLinks
 
@@ -73,12 +72,9 @@ def personalise(
     }
     if compiled.tracked:
         values[Slot.TRACKING_TOKEN] = links.tracking_token(send_id, recipient.subscriber_id)
-    mac = hmac.new(
-        _message_id_key(links.signer.secret),
-        f"{send_id}.{recipient.subscriber_id}".encode(),
-        hashlib.sha256,
-    ).hexdigest()[:16]
-    message_id = f"<s{send_id}.r{recipient.subscriber_id}.{mac}@{compiled.domain}>"
+    message_id = make_message_id(
+        links.signer.secret, send_id, recipient.subscriber_id, compiled.domain
+    )
     seconds = int(time.time() if now is None else now)
     headers = [
         ("To", mailbox(name, address)),
@@ -109,12 +105,6 @@ def check_alignment(compiled: CompiledMessage, signer: DkimSigner | None) -> Non
         f"DKIM_DOMAIN {signer.domain!r} does not align with the From domain "
         f"{compiled.domain!r}: DMARC would fail; use the From domain or its parent"
     )
-
-
-@functools.lru_cache(maxsize=4)
-def _message_id_key(secret: str) -> bytes:
-    """A key of its own for Message-IDs, so they reveal nothing about the link-signing key."""
-    return hmac.new(secret.encode(), b"distributor-message-id", hashlib.sha256).digest()
 
 
 @functools.lru_cache(maxsize=4)

@@ -22,7 +22,7 @@ _BODY_END = re.compile(r"</body>", re.IGNORECASE)
 
 def click_url(base_url: str, token: str, target: str, signer: TokenSigner) -> str:
     """Where a tracked link points: our redirect to ``target`` for the recipient ``token``."""
-    mac = signer.mac(TokenPurpose.LINK, target)
+    mac = signer.text_mac(TokenPurpose.LINK, target)
     return f"{base_url}{CLICK_PATH}{token}?u={quote(target, safe='')}&s={mac}"
 
 

@@ -48,7 +48,7 @@ def reader_of(signer: TokenSigner, token: str) -> tuple[int, int]:
 
 def checked_target(signer: TokenSigner, target: str, mac: str) -> str:
     """``target`` if the newsletter linked to it (its MAC holds) and it is a web address."""
-    if not target.startswith(("https://", "http://")) or not signer.check_mac(
+    if not target.startswith(("https://", "http://")) or not signer.check_text_mac(
         TokenPurpose.LINK, target, mac
     ):
         raise InvalidToken("this link was altered: it leads nowhere")

@@ -1,0 +1,66 @@
+"""``match(feedback, verp) -> MatchedFeedback | Unmatched``: which delivery a report is about,
+decided only by what we signed. By the VERP return path, else by our Message-ID, else not at
+all: an unmatched report is kept for a person, never matched by its recipient address (anyone
+can write any address into a message).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distributor.bounces.feedback import Feedback
+from distributor.bounces.verp import Verp
+from distributor.errors import InvalidToken
+from distributor.render.message_ids import MessageRef, parse_message_id
+
+
+@dataclass(frozen=True)
+class MatchedFeedback:
+    """A report traced to one delivery: by its id (VERP) or by send and subscriber (Message-ID).
+
+    Exactly one of ``delivery_id`` and ``message`` is set.
+    """
+
+    feedback: Feedback
+    delivery_id: int | None = None
+    message: MessageRef | None = None
+
+    @property
+    def matched_by(self) -> str:
+        return "verp" if self.delivery_id is not None else "message-id"
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """A report that names no delivery of ours we can trust, and why: for a person to look at."""
+
+    feedback: Feedback
+    reason: str
+
+
+def match(
+    feedback: Feedback, verp: Verp, *, now: float | None = None
+) -> MatchedFeedback | Unmatched:
+    """Trace an actionable report (hard or soft bounce, complaint) to its delivery.
+
+    A return path that is present but not genuine (forged, altered, too old, another domain)
+    refuses the report outright rather than falling back to the Message-ID: our own bounces
+    always come back to a genuine one, so a bad one means someone is trying something.
+    """
+    if not feedback.actionable:
+        return Unmatched(feedback, f"{feedback.kind.value}: nothing to act on ({feedback.reason})")
+    if feedback.verp_address is not None:
+        try:
+            return MatchedFeedback(
+                feedback, delivery_id=verp.parse_verp(feedback.verp_address, now=now)
+            )
+        except InvalidToken as error:
+            return Unmatched(feedback, error.message)
+    if feedback.original_message_id is not None:
+        message = parse_message_id(verp.signer.secret, feedback.original_message_id)
+        if message is None:
+            return Unmatched(
+                feedback, "the Message-ID it quotes is not one of ours (or was altered)"
+            )
+        return MatchedFeedback(feedback, message=message)
+    return Unmatched(feedback, "it names no return path or Message-ID of ours")
