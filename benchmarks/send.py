@@ -49,7 +49,7 @@ from distributor.devservers.smtp_sink import SmtpSink
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
 from distributor.render import Recipient, Variant, compile_issue, personalise
-from distributor.sending.models import Delivery, DeliveryState, Send, SendVariant
+from distributor.sending.models import Delivery, DeliveryState, Send
 from distributor.sending.service import create_send, send_status
 from subscribers.links import PublicLinks
 from subscribers.models import List, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
@@ -386,7 +386,7 @@ def measure(result: Result, *, embedded: bool, concurrency: int, baseline_proces
                 session,
                 issue_id=issue_id,
                 audience=Audience(lists=(LIST,)),
-                variant=SendVariant.FULL,
+                variant=Variant.FULL,
                 at=None,
                 now=utcnow(),
                 zone=ZoneInfo("UTC"),

@@ -20,8 +20,9 @@ from sqlalchemy import func, select, text
 from distributor.db import transaction, upgrade
 from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_database
 from distributor.issues.document import Article, Block, IssueDocument
+from distributor.issues.models import Variant
 from distributor.issues.store import save_issue
-from distributor.sending.models import Delivery, Send, SendState, SendVariant
+from distributor.sending.models import Delivery, Send, SendState
 from distributor.sending.service import send_status
 from subscribers.query import Audience
 
@@ -48,7 +49,7 @@ def fill(url: str, n: int) -> int:
         send = Send(
             issue_id=issue_id,
             audience=Audience(),
-            variant=SendVariant.FULL,
+            variant=Variant.FULL,
             state=SendState.RUNNING,
         )
         session.add(send)

@@ -4,8 +4,7 @@ The sending engine needs only :mod:`subscribers.query`; the CLI, :mod:`subscribe
 :mod:`subscribers.importer` and :mod:`subscribers.export`; the web pages, :mod:`subscribers.public`.
 """
 
-from subscribers.models import Channel as Channel
-from subscribers.models import Format as Format
+from subscribers.models import ChannelPreference as ChannelPreference
 from subscribers.models import List as List
 from subscribers.models import Subscriber as Subscriber
 from subscribers.models import SubscriberStatus as SubscriberStatus
@@ -24,8 +23,7 @@ from subscribers.store import request_subscription as request_subscription
 __all__ = [
     "Audience",
     "AudienceMember",
-    "Channel",
-    "Format",
+    "ChannelPreference",
     "List",
     "Subscriber",
     "SubscriberStatus",

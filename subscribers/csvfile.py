@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TextIO, TypeVar
 
 from distributor.errors import ImportFailed, InvalidAddress, InvalidName, RowError
+from distributor.issues.models import EMAIL_VARIANTS, Variant
 from subscribers.address import normalise_address
 from subscribers.models import (
     DEFAULT_LOCALE,
@@ -32,8 +33,7 @@ from subscribers.models import (
     NAME_MAX,
     OPENID_MAX,
     TAG_NAME_MAX,
-    Channel,
-    Format,
+    ChannelPreference,
     SubscriberStatus,
     SubscriptionStatus,
 )
@@ -90,7 +90,7 @@ STATUS_ALIASES = {
 }
 
 
-_Choice = TypeVar("_Choice", Channel, Format)
+_Choice = TypeVar("_Choice", ChannelPreference, Variant)
 
 
 @dataclass(frozen=True)
@@ -134,8 +134,8 @@ class SubscriberRow(NamedTuple):
     status: SubscriberStatus
     lists: tuple[tuple[str, SubscriptionStatus], ...]
     tags: tuple[str, ...]
-    channel: Channel
-    format: Format
+    channel: ChannelPreference
+    format: Variant
     openid: str | None
     locale: str
     attributes: dict[str, Any]
@@ -406,14 +406,14 @@ def _status(value: str) -> SubscriberStatus:
 
 
 @lru_cache(maxsize=256)
-def _choice(enum: type[_Choice], field: str, value: str, default: _Choice) -> _Choice:
+def _choice(choices: tuple[_Choice, ...], field: str, value: str, default: _Choice) -> _Choice:
     key = value.strip().lower()
     if not key:
         return default
-    try:
-        return enum(key)
-    except ValueError:
-        raise RowError(f"{field} '{shorten(value)}' is not one of {_choices(enum)}") from None
+    for choice in choices:
+        if choice.value == key:
+            return choice
+    raise RowError(f"{field} '{shorten(value)}' is not one of {_choices(choices)}")
 
 
 def _attributes(value: str) -> dict[str, Any]:
@@ -485,8 +485,10 @@ def parse_row(cells: Sequence[str], columns: ColumnMap, line: int) -> Subscriber
         status=status,
         lists=parse_memberships(given.get("lists", "")),
         tags=parse_tags(given.get("tags", "")),
-        channel=_choice(Channel, "channel", given.get("channel", ""), Channel.EMAIL),
-        format=_choice(Format, "format", given.get("format", ""), Format.FULL),
+        channel=_choice(
+            tuple(ChannelPreference), "channel", given.get("channel", ""), ChannelPreference.EMAIL
+        ),
+        format=_choice(EMAIL_VARIANTS, "format", given.get("format", ""), Variant.FULL),
         openid=_text("openid", openid, OPENID_MAX) or None,
         locale=_text("locale", given.get("locale", "").strip(), LOCALE_MAX) or DEFAULT_LOCALE,
         attributes=attributes,
@@ -515,8 +517,8 @@ def export_cells(
     name: str,
     status: SubscriberStatus,
     memberships: Sequence[tuple[str, SubscriptionStatus]],
-    channel: Channel,
-    format: Format,
+    channel: ChannelPreference,
+    format: Variant,
     openid: str | None,
     attributes: dict[str, Any],
     created_at: datetime,

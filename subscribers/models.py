@@ -14,6 +14,7 @@ from sqlalchemy import JSON, Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from distributor.db import Base, BigId, CreatedAt, Id, Timestamp, UpdatedAt
+from distributor.issues.models import Variant
 
 # Column widths, in characters; the importer reports longer values instead of truncating them.
 EMAIL_MAX = 254  # RFC 5321 path limit
@@ -52,20 +53,12 @@ class SubscriptionStatus(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
 
 
-class Channel(StrEnum):
+class ChannelPreference(StrEnum):
     """How a subscriber wants to receive issues."""
 
     EMAIL = "email"
     WECHAT = "wechat"
     BOTH = "both"
-
-
-class Format(StrEnum):
-    """What a subscriber wants to receive: the whole issue, a digest of headlines, or plain text."""
-
-    FULL = "full"
-    DIGEST = "digest"
-    TEXT = "text"
 
 
 subscriber_tags = Table(
@@ -97,8 +90,9 @@ class Subscriber(Base):
     locale: Mapped[str] = mapped_column(String(LOCALE_MAX), default=DEFAULT_LOCALE)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[SubscriberStatus] = mapped_column(default=SubscriberStatus.PENDING)
-    channel: Mapped[Channel] = mapped_column(default=Channel.EMAIL)
-    format: Mapped[Format] = mapped_column(default=Format.FULL)
+    channel: Mapped[ChannelPreference] = mapped_column(default=ChannelPreference.EMAIL)
+    # One of the email variants (full, digest, text): what they receive by email.
+    format: Mapped[Variant] = mapped_column(default=Variant.FULL)
     # Where and when the person agreed to receive the newsletter (an import, a form, the CLI).
     consent_source: Mapped[str | None] = mapped_column(String(SOURCE_MAX))
     consent_at: Mapped[Timestamp | None]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from distributor.errors import InvalidToken, NotFound
-from subscribers.models import Channel, Format, Subscriber
+from distributor.issues.models import Variant
+from subscribers.models import ChannelPreference, Subscriber
 from subscribers.store import confirm, set_preferences, unsubscribe
 from subscribers.tokens import TokenPurpose, TokenSigner
 
@@ -53,8 +54,8 @@ def update_preferences_by_token(
     signer: TokenSigner,
     token: str,
     *,
-    channel: Channel | None = None,
-    format: Format | None = None,
+    channel: ChannelPreference | None = None,
+    format: Variant | None = None,
 ) -> Subscriber:
     """Change how (email, WeChat, both) and what (full, digest, text) the person receives."""
     subscriber = _subscriber(session, signer, token, TokenPurpose.PREFERENCES)

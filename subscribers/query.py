@@ -13,9 +13,9 @@ from typing import Any, TypeVarTuple
 from sqlalchemy import BigInteger, Row, Select, String, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
+from distributor.issues.models import Variant
 from subscribers.models import (
-    Channel,
-    Format,
+    ChannelPreference,
     List,
     Subscriber,
     SubscriberStatus,
@@ -90,8 +90,8 @@ class AudienceMember:
     email: str
     name: str
     openid: str | None
-    channel: Channel
-    format: Format
+    channel: ChannelPreference
+    format: Variant
 
 
 def subscriber_has(subscriber_id: Any, *conditions: Any) -> Any:
@@ -125,15 +125,15 @@ def _conditions(audience: Audience) -> list[Any]:
     for key, value in audience.attributes:
         conditions.append(cast(Subscriber.attributes[key].as_string(), String) == value)
     if audience.channel is not None:
-        channel = Channel(audience.channel)
-        if channel is Channel.BOTH:
-            conditions.append(Subscriber.channel == Channel.BOTH)
+        channel = ChannelPreference(audience.channel)
+        if channel is ChannelPreference.BOTH:
+            conditions.append(Subscriber.channel == ChannelPreference.BOTH)
         else:
-            conditions.append(Subscriber.channel.in_([channel, Channel.BOTH]))
-        if channel is Channel.WECHAT:
+            conditions.append(Subscriber.channel.in_([channel, ChannelPreference.BOTH]))
+        if channel is ChannelPreference.WECHAT:
             conditions.append(Subscriber.openid.is_not(None))
     if audience.format is not None:
-        conditions.append(Subscriber.format == Format(audience.format))
+        conditions.append(Subscriber.format == Variant(audience.format))
     return conditions
 
 

@@ -24,6 +24,7 @@ from distributor.errors import (
     NotFound,
     UnknownList,
 )
+from distributor.issues.models import Variant
 from subscribers.address import normalise_address
 from subscribers.bulk import write_rows
 from subscribers.csvfile import ColumnMap, check_label, parse_row
@@ -31,8 +32,7 @@ from subscribers.models import (
     DESCRIPTION_MAX,
     LIST_NAME_MAX,
     SUPPRESSED,
-    Channel,
-    Format,
+    ChannelPreference,
     List,
     Subscriber,
     SubscriberStatus,
@@ -110,8 +110,8 @@ def add_subscriber(
     name: str | None = None,
     lists: Sequence[str] = (),
     openid: str | None = None,
-    channel: Channel | None = None,
-    format: Format | None = None,
+    channel: ChannelPreference | None = None,
+    format: Variant | None = None,
 ) -> Added:
     """Add a confirmed subscriber, or update a known one: a one-row import, with its rules.
 
@@ -207,7 +207,10 @@ def _set_subscriptions(
 
 
 def set_preferences(
-    subscriber: Subscriber, *, channel: Channel | None = None, format: Format | None = None
+    subscriber: Subscriber,
+    *,
+    channel: ChannelPreference | None = None,
+    format: Variant | None = None,
 ) -> None:
     if channel is not None:
         subscriber.channel = channel

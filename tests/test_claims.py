@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select
 from distributor.channels.base import Outcome, Receipt
 from distributor.db import get_engine, session_factory, transaction
 from distributor.issues.document import Article, Block, IssueDocument
+from distributor.issues.models import Variant
 from distributor.issues.store import save_issue
 from distributor.sending.claim import claim_batch, release_claims, sweep_expired_claims
 from distributor.sending.dispatch import ResultRecorder
@@ -21,7 +22,6 @@ from distributor.sending.models import (
     DeliveryState,
     Send,
     SendState,
-    SendVariant,
 )
 from distributor.sending.policy import RetryPolicy
 from distributor.sending.service import send_status
@@ -50,7 +50,7 @@ def running_send_with(url: str, n: int) -> int:
         send = Send(
             issue_id=issue_id,
             audience=Audience(lists=("members",)),
-            variant=SendVariant.FULL,
+            variant=Variant.FULL,
             state=SendState.RUNNING,
             planned_at=NOW,
         )

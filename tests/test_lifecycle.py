@@ -10,13 +10,14 @@ import pytest
 
 from distributor.db import transaction, utcnow
 from distributor.errors import InvalidTransition
+from distributor.issues.models import Variant
 from distributor.sending.lifecycle import (
     cancel_send,
     pause_send,
     resume_send,
     start_due_sends,
 )
-from distributor.sending.models import Send, SendState, SendVariant
+from distributor.sending.models import Send, SendState
 from distributor.sending.service import create_send
 from subscribers.query import Audience
 from tests.support.audience import make_audience
@@ -32,7 +33,7 @@ def new_send(url: str, sample: Path, *, in_hours: float) -> int:
             session,
             issue_id=issue_id,
             audience=Audience(lists=("members",)),
-            variant=SendVariant.FULL,
+            variant=Variant.FULL,
             at=at,
             now=min(at, utcnow()),  # a send in the past was created back then
             zone=ZoneInfo("Asia/Shanghai"),

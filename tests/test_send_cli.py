@@ -19,7 +19,7 @@ from distributor.db import session_factory, transaction, utcnow
 from distributor.errors import DistributorError, InvalidTransition
 from distributor.issues.models import Variant
 from distributor.sending.lifecycle import cancel_send, reopen_send, start_due_sends
-from distributor.sending.models import Delivery, DeliveryState, Send, SendState, SendVariant
+from distributor.sending.models import Delivery, DeliveryState, Send, SendState
 from distributor.sending.planner import plan_send
 from distributor.sending.recurring import add_rule, remove_rule
 from distributor.sending.service import create_send, schedule_send
@@ -117,7 +117,7 @@ def test_a_draft_whose_time_passed_asks_for_a_new_one(sqlite_url: str, issue_id:
             session,
             issue_id=issue_id,
             audience=Audience(lists=("members",)),
-            variant=SendVariant.FULL,
+            variant=Variant.FULL,
             at=then + timedelta(hours=1),
             now=then,
             zone=ZONE,
@@ -220,7 +220,7 @@ def test_the_count_is_what_the_planner_plans(sqlite_url: str, issue_id: int) -> 
             session,
             issue_id=issue_id,
             audience=Audience(lists=("members",)),
-            variant=SendVariant.FULL,
+            variant=Variant.FULL,
             at=None,
             now=utcnow(),
             zone=ZONE,
@@ -336,7 +336,7 @@ def test_service_messages_do_not_name_flags_or_commands(
         arguments: dict[str, object] = {
             "issue_id": issue_id,
             "audience": Audience(lists=("members",)),
-            "variant": SendVariant.FULL,
+            "variant": Variant.FULL,
             "at": None,
             "now": utcnow(),
             "zone": ZONE,
@@ -399,7 +399,7 @@ def test_reopen_twice_is_refused(sqlite_url: str, issue_id: int) -> None:
             session,
             issue_id=issue_id,
             audience=Audience(lists=("members",)),
-            variant=SendVariant.FULL,
+            variant=Variant.FULL,
             at=None,
             now=utcnow(),
             zone=ZONE,
@@ -418,7 +418,7 @@ def test_reopen_waits_until_no_worker_holds_a_message_of_the_send(
             session,
             issue_id=issue_id,
             audience=Audience(lists=("members",)),
-            variant=SendVariant.FULL,
+            variant=Variant.FULL,
             at=None,
             now=utcnow(),
             zone=ZONE,

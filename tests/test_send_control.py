@@ -15,7 +15,7 @@ from distributor.cli import main
 from distributor.db import transaction, utcnow
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.redis_server import RedisServer
-from distributor.sending.models import SendVariant
+from distributor.issues.models import Variant
 from distributor.sending.service import create_send
 from subscribers.query import Audience
 from tests.support.audience import make_audience
@@ -151,7 +151,7 @@ def test_an_expired_send_does_not_start_until_resumed(
             session,
             issue_id=issue_id,
             audience=Audience(lists=("members",)),
-            variant=SendVariant.FULL,
+            variant=Variant.FULL,
             at=seven_hours_ago,
             now=seven_hours_ago,
             zone=ZoneInfo("Asia/Shanghai"),

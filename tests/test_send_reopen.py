@@ -15,8 +15,9 @@ from distributor.cli import main
 from distributor.db import session_factory, transaction, utcnow
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.redis_server import RedisServer
+from distributor.issues.models import Variant
 from distributor.sending.lifecycle import cancel_send, reopen_send, start_due_sends
-from distributor.sending.models import Send, SendVariant
+from distributor.sending.models import Send
 from distributor.sending.planner import plan_next_batch, plan_send
 from distributor.sending.service import SendStatus, create_send, send_status
 from subscribers.query import Audience
@@ -85,7 +86,7 @@ def test_a_send_cancelled_while_planning_plans_the_rest_once_reopened(
             session,
             issue_id=issue_id,
             audience=Audience(lists=("members",)),
-            variant=SendVariant.FULL,
+            variant=Variant.FULL,
             at=None,
             now=utcnow(),
             zone=ZoneInfo("Asia/Shanghai"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from distributor.channels.base import Outcome, Receipt
-from distributor.sending.models import DeliveryState, SendVariant
+from distributor.issues.models import Variant
+from distributor.sending.models import DeliveryState
 from distributor.sending.planner import delivery_rows
 from distributor.sending.policy import RetryPolicy, decide
 from subscribers.query import AudienceMember
@@ -55,12 +56,12 @@ def test_email_rows_skip_wechat_only_and_addressless_members() -> None:
         member(3, email=None),
         member(4, channel="both"),
     ]
-    rows = delivery_rows(7, "email", SendVariant.FULL, members)
+    rows = delivery_rows(7, "email", Variant.FULL, members)
     assert [row["subscriber_id"] for row in rows] == [1, 4]
     assert {row["variant"] for row in rows} == {"full"}
 
 
 def test_preference_variant_follows_each_subscribers_format() -> None:
     members = [member(1, fmt="digest"), member(2, fmt="text"), member(3, fmt="full")]
-    rows = delivery_rows(7, "email", SendVariant.PREFERENCE, members)
+    rows = delivery_rows(7, "email", None, members)
     assert [row["variant"] for row in rows] == ["digest", "text", "full"]

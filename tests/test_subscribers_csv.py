@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from distributor.errors import ImportFailed, InvalidAddress, RowError
+from distributor.issues.models import Variant
 from subscribers.address import normalise_address
 from subscribers.csvfile import (
     EXPORT_COLUMNS,
@@ -21,7 +22,7 @@ from subscribers.csvfile import (
     split_line,
     unescape_cell,
 )
-from subscribers.models import Channel, Format, SubscriberStatus, SubscriptionStatus
+from subscribers.models import ChannelPreference, SubscriberStatus, SubscriptionStatus
 
 
 @pytest.mark.parametrize(
@@ -111,7 +112,11 @@ def test_a_row_becomes_a_subscriber() -> None:
         ("会员快讯", SubscriptionStatus.ACTIVE),
         ("青年", SubscriptionStatus.UNSUBSCRIBED),
     )
-    assert (parsed.channel, parsed.format, parsed.openid) == (Channel.BOTH, Format.DIGEST, "o123")
+    assert (parsed.channel, parsed.format, parsed.openid) == (
+        ChannelPreference.BOTH,
+        Variant.DIGEST,
+        "o123",
+    )
     assert parsed.attributes == {"城市": "杭州"}
     assert parsed.created_at is not None and parsed.created_at.utcoffset() is not None
 

@@ -11,8 +11,9 @@ import pytest
 
 from distributor.db import transaction
 from distributor.errors import InvalidToken
+from distributor.issues.models import Variant
 from subscribers.links import PublicLinks
-from subscribers.models import Channel, Format, SubscriberStatus, SubscriptionStatus
+from subscribers.models import ChannelPreference, SubscriberStatus, SubscriptionStatus
 from subscribers.public import (
     CONFIRM_MAX_AGE,
     confirm_by_token,
@@ -196,12 +197,12 @@ def test_preferences_by_token(database_url: str) -> None:
             session,
             SIGNER,
             token_of(LINKS.preferences(wang)),
-            channel=Channel.BOTH,
-            format=Format.TEXT,
+            channel=ChannelPreference.BOTH,
+            format=Variant.TEXT,
         )
     with transaction(database_url) as session:
         subscriber = find_subscriber(session, "wang@qq.com")
-        assert (subscriber.channel, subscriber.format) == (Channel.BOTH, Format.TEXT)
+        assert (subscriber.channel, subscriber.format) == (ChannelPreference.BOTH, Variant.TEXT)
 
 
 def test_the_audience_is_filtered_and_read_in_keyset_batches(
@@ -244,8 +245,8 @@ def test_the_audience_is_filtered_and_read_in_keyset_batches(
         member = batches[0][0]
         assert (member.email, member.channel, member.format) == (
             "a@x.cn",
-            Channel.EMAIL,
-            Format.FULL,
+            ChannelPreference.EMAIL,
+            Variant.FULL,
         )
         resumed = list(stream_audience(session, Audience(), after_id=batches[1][-1].id))
         assert [m.email for batch in resumed for m in batch] == ["e@x.cn"]

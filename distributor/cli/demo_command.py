@@ -25,7 +25,6 @@ from distributor.devservers.smtp import MaildirSink
 from distributor.errors import DistributorError
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
-from distributor.sending.models import SendVariant
 from distributor.sending.service import create_send
 from subscribers.importer import import_subscribers
 from subscribers.query import Audience
@@ -130,7 +129,7 @@ def _send(session: Session, issue_id: int, settings: Settings) -> int:
         session,
         issue_id=issue_id,
         audience=Audience(lists=("demo",)),
-        variant=SendVariant.PREFERENCE,
+        variant=None,
         at=None,
         now=utcnow(),
         zone=settings.zone,

@@ -19,7 +19,7 @@ from distributor.cli.send_status_output import (
 from distributor.cli.terminal import plain
 from distributor.db import utcnow
 from distributor.errors import DistributorError, EmptyAudience, NotFound
-from distributor.issues.models import Variant
+from distributor.issues.models import EMAIL_VARIANTS, Variant
 from distributor.sending.lifecycle import (
     cancel_send,
     pause_send,
@@ -27,7 +27,7 @@ from distributor.sending.lifecycle import (
     resume_send,
     retry_failed,
 )
-from distributor.sending.models import DeliveryState, SendVariant
+from distributor.sending.models import BY_PREFERENCE, DeliveryState
 from distributor.sending.service import (
     DEFAULT_EXPIRY,
     create_send,
@@ -40,7 +40,8 @@ from distributor.sending.service import (
 from distributor.sending.test_sends import create_test_send
 from subscribers.query import Audience
 
-VARIANTS = [v.value for v in SendVariant]
+EMAIL_VARIANT_NAMES = [variant.value for variant in EMAIL_VARIANTS]
+VARIANTS = [*EMAIL_VARIANT_NAMES, BY_PREFERENCE]
 AT_HELP = (
     "When to send: a date and time, e.g. 2026-12-01T09:00, in DISTRIBUTOR_TIMEZONE "
     "unless it ends with an offset such as +08:00"
@@ -145,7 +146,7 @@ def create_command(
             session,
             issue_id=issue_id,
             audience=Audience(lists=lists, tags=tags),
-            variant=SendVariant(variant),
+            variant=None if variant == BY_PREFERENCE else Variant(variant),
             at=when,
             now=utcnow(),
             zone=zone,
@@ -203,7 +204,7 @@ def schedule_command(
 @click.option("--issue", "issue_id", type=int, required=True, help="Issue ID.")
 @click.option("--to", "addresses", multiple=True, required=True, help="Staff address; repeatable.")
 @click.option(
-    "--variant", type=click.Choice(["full", "digest", "text"]), default="full", show_default=True
+    "--variant", type=click.Choice(EMAIL_VARIANT_NAMES), default="full", show_default=True
 )
 @pass_app
 def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...], variant: str) -> None:

@@ -16,10 +16,11 @@ from distributor.cli.context import AppContext, pass_app
 from distributor.cli.terminal import plain, rich_text
 from distributor.db import get_engine
 from distributor.errors import UnknownList
+from distributor.issues.models import Variant
 from subscribers.csvfile import ProblemLog
 from subscribers.export import export_subscribers
 from subscribers.importer import ImportReport, import_subscribers
-from subscribers.models import Channel, Format, Subscriber, SubscriberStatus, SubscriptionStatus
+from subscribers.models import ChannelPreference, Subscriber, SubscriberStatus, SubscriptionStatus
 from subscribers.store import (
     add_subscriber,
     change_address,
@@ -33,8 +34,8 @@ from subscribers.store import (
 )
 
 STATUSES = [status.value for status in SubscriberStatus]
-CHANNELS = [channel.value for channel in Channel]
-FORMATS = [fmt.value for fmt in Format]
+CHANNELS = [channel.value for channel in ChannelPreference]
+FORMATS = [fmt.value for fmt in Variant]
 SEE_LISTS = "see: distributor lists list"
 CREATE_LIST = "create it with: distributor lists create NAME, or import with --create-list"
 ROW_SHOWN = 70  # characters of a rejected line shown on screen
@@ -211,8 +212,8 @@ def add_command(
             name=name,
             lists=lists,
             openid=openid,
-            channel=Channel(channel) if channel else None,
-            format=Format(fmt) if fmt else None,
+            channel=ChannelPreference(channel) if channel else None,
+            format=Variant(fmt) if fmt else None,
         )
         subscriber = added.subscriber
         lists_cell = _lists_cell(subscriber)
@@ -272,8 +273,8 @@ def show_command(app: AppContext, email: str) -> None:
             "Email": s.email,
             "Name": s.name,
             "Status": s.status,
-            "Channel": s.channel,
-            "Format": s.format,
+            "ChannelPreference": s.channel,
+            "Variant": s.format,
             "Locale": s.locale,
             "WeChat openid": s.openid or "—",
             "Lists": _lists_cell(s) or "—",

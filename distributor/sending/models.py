@@ -40,13 +40,6 @@ class SendState(StrEnum):
     DONE = "done"
 
 
-class SendVariant(StrEnum):
-    FULL = "full"
-    DIGEST = "digest"
-    TEXT = "text"
-    PREFERENCE = "preference"  # each subscriber gets the format they chose
-
-
 class DeliveryState(StrEnum):
     PENDING = "pending"
     CLAIMED = "claimed"
@@ -87,6 +80,9 @@ FINAL_DELIVERY_STATES = (
 OPEN_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.CLAIMED, DeliveryState.DEFERRED)
 
 
+BY_PREFERENCE = "preference"  # a send in which each reader gets the format they chose
+
+
 class AudienceColumn(TypeDecorator[Audience]):
     """A send's audience, stored as its JSON form (:meth:`Audience.to_json`), read back typed."""
 
@@ -112,7 +108,7 @@ class Send(Base):
     id: Mapped[Id]
     issue_id: Mapped[int] = mapped_column(BigId, ForeignKey("issues.id"))
     audience: Mapped[Audience] = mapped_column(AudienceColumn)
-    variant: Mapped[SendVariant]
+    variant: Mapped[Variant | None]  # None: each reader gets the format they chose
     channel: Mapped[DeliveryChannel] = mapped_column(default=DeliveryChannel.EMAIL)
     state: Mapped[SendState]
     # Why the send stopped by itself (e.g. its issue cannot be rendered); cleared on resume.
@@ -135,6 +131,11 @@ class Send(Base):
     planner_lease_until: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
+
+    @property
+    def variant_label(self) -> str:
+        """The variant as staff choose it: ``preference`` when each reader gets their own."""
+        return BY_PREFERENCE if self.variant is None else self.variant.value
 
     def __repr__(self) -> str:
         return f"<Send {self.id} issue={self.issue_id} {self.state}>"

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import insert_ignoring_duplicates, utcnow
 from distributor.errors import CheckpointMoved
-from distributor.sending.models import Delivery, Send, SendState, SendVariant
+from distributor.issues.models import Variant
+from distributor.sending.models import Delivery, Send, SendState
 from subscribers.query import Audience, AudienceMember, stream_audience
 
 EMAIL_CHANNELS = ("email", "both")
@@ -28,15 +29,16 @@ def audience_filter(send: Send) -> Audience:
     return replace(send.audience, channel=send.channel.value)
 
 
-def variant_for(send_variant: SendVariant, member: AudienceMember) -> str:
-    """'preference' gives each subscriber the format they chose; otherwise the send's variant."""
-    if send_variant is SendVariant.PREFERENCE:
-        return str(member.format or "full")
-    return send_variant.value
+def variant_for(send_variant: Variant | None, member: AudienceMember) -> Variant:
+    """A send by preference (no variant) gives each subscriber the format they chose."""
+    return send_variant if send_variant is not None else member.format
 
 
 def delivery_rows(
-    send_id: int, channel: str, send_variant: SendVariant, members: Iterable[AudienceMember]
+    send_id: int,
+    channel: str,
+    send_variant: Variant | None,
+    members: Iterable[AudienceMember],
 ) -> list[dict[str, Any]]:
     """One row per member reachable on ``channel``; pure, so it is tested on its own."""
     rows = []

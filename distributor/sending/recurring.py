@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from distributor.channels.base import DeliveryChannel
 from distributor.errors import DistributorError, NotFound
-from distributor.issues.models import Issue
-from distributor.sending.models import ScheduleRule, Send, SendState, SendVariant
+from distributor.issues.models import Issue, Variant
+from distributor.sending.models import ScheduleRule, Send, SendState
 from distributor.sending.service import DEFAULT_EXPIRY, check_lists, reachable_readers
 from subscribers.query import Audience
 
@@ -154,7 +154,7 @@ def run_due_rules(session: Session, now: datetime) -> list[int]:
             send = Send(
                 issue_id=issue_ids[-1],
                 issue_ids=issue_ids,
-                variant=SendVariant.DIGEST,
+                variant=Variant.DIGEST,
                 audience=digest_audience(rule.lists),
                 channel=DeliveryChannel.EMAIL,
                 state=SendState.SCHEDULED,

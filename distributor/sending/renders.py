@@ -22,15 +22,15 @@ from distributor.issues.store import load_issue
 from distributor.render.dkim import DkimSigner
 from distributor.render.email import CompiledMessage, compile_digest, compile_issue
 from distributor.render.personalise import check_alignment
-from distributor.sending.models import Send, SendRender, SendVariant
+from distributor.sending.models import Send, SendRender
 from distributor.sending.planner import audience_filter
 from subscribers.query import stream_audience
 
 
 def needed_variants(session: Session, send: Send) -> list[Variant]:
     """The variant of the send, or for a send by preference those its audience chose."""
-    if send.variant is not SendVariant.PREFERENCE:
-        return [Variant(send.variant.value)]
+    if send.variant is not None:
+        return [send.variant]
     audience = audience_filter(send)
     return [
         variant

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from distributor.channels.base import DeliveryChannel
 from distributor.errors import DistributorError, EmptyAudience, InvalidTransition, NotFound
-from distributor.issues.models import Issue
+from distributor.issues.models import Issue, Variant
 from distributor.sending.models import (
     FINAL_DELIVERY_STATES,
     Delivery,
@@ -21,7 +21,6 @@ from distributor.sending.models import (
     Send,
     SendCount,
     SendState,
-    SendVariant,
 )
 from distributor.sending.planner import audience_filter
 from subscribers.models import List
@@ -72,7 +71,7 @@ def create_send(
     *,
     issue_id: int,
     audience: Audience,
-    variant: SendVariant,
+    variant: Variant | None,
     at: datetime | None,
     now: datetime,
     zone: ZoneInfo,
@@ -254,7 +253,7 @@ def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendS
             state=send.state.value,
             issue_id=send.issue_id,
             issue_number=issue_number,
-            variant=send.variant.value,
+            variant=send.variant_label,
             audience=send.audience,
             is_test=send.is_test,
             scheduled_at=send.scheduled_at,

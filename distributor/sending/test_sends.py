@@ -25,8 +25,7 @@ from distributor.sending.models import (
     DeliveryState,
     Send,
     SendState,
-    SendVariant,
-)
+    )
 from distributor.sending.renders import render_variant, store_render
 from subscribers.address import normalise_address
 from subscribers.models import SUPPRESSED, Subscriber
@@ -53,7 +52,7 @@ def create_test_send(
     send = Send(
         issue_id=issue_id,
         audience=Audience(addresses=tuple(emails)),
-        variant=SendVariant(variant.value),
+        variant=variant,
         channel=DeliveryChannel.EMAIL,
         state=SendState.RUNNING,
         is_test=True,

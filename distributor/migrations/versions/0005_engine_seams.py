@@ -37,6 +37,17 @@ def upgrade() -> None:
     )
 
 
+    # One Variant for rendering, sending and subscribers: a send by preference has no variant of
+    # its own (NULL) instead of the pseudo-variant 'preference'. SQLite cannot drop NOT NULL in
+    # place, and rebuilding sends would cascade into deliveries: swap the column instead.
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column("sends", "variant", existing_type=sa.String(20), nullable=True)
+        op.execute("UPDATE sends SET variant = NULL WHERE variant = 'preference'")
+    else:
+        op.execute("ALTER TABLE sends ADD COLUMN variant_new VARCHAR(20)")
+        op.execute("UPDATE sends SET variant_new = NULLIF(variant, 'preference')")
+        op.execute("ALTER TABLE sends DROP COLUMN variant")
+        op.execute("ALTER TABLE sends RENAME COLUMN variant_new TO variant")
     op.create_table(
         "engagement_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -56,6 +67,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("UPDATE sends SET variant = 'preference' WHERE variant IS NULL")
     op.drop_index("ix_engagement_events_send_kind", table_name="engagement_events")
     op.drop_table("engagement_events")
     op.drop_column("sends", "tracking")
