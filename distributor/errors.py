@@ -56,3 +56,15 @@ class InvalidRecipient(DistributorError):
 
 class InvalidTransition(DistributorError):
     """A send or delivery was asked to move to a state it cannot reach from where it is."""
+
+
+class ConfirmationDeferred(DistributorError):
+    """The mail server did not take a sign-up's confirmation message this time; try later."""
+
+
+class RequestRefused(DistributorError):
+    """A web request that is refused as a whole: a stale form, too many attempts."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
