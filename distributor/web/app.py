@@ -4,6 +4,7 @@ uvicorn. One app for the public pages now and the staff dashboard and JSON API l
 from __future__ import annotations
 
 from collections.abc import Callable
+from email.utils import parseaddr
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -17,7 +18,6 @@ from distributor.config import Settings
 from distributor.db import session_factory
 from distributor.errors import DistributorError, NotFound, RequestRefused
 from distributor.models import load_all_models
-from distributor.render.email import parse_from
 from distributor.web import archive, preferences, signup, unsubscribe
 from distributor.web.i18n import service_message, translator
 from distributor.web.pages import Web, page_language, render
@@ -38,7 +38,7 @@ def create_app(
     ``limiter`` counts requests per client (default: Redis when shared, else this process)."""
     signer = TokenSigner(settings.require_secret_key())
     load_all_models()
-    from_name, _, domain = parse_from(settings.mail_from)
+    from_name, from_address = parseaddr(settings.mail_from)
     app = FastAPI(
         title="distributor",
         docs_url=None,
@@ -53,7 +53,7 @@ def create_app(
         csrf=Csrf(signer.secret),
         limiter=limiter or rate_limiter(settings.shared_redis_url),
         enqueue_confirmation=enqueue_confirmation or _confirmation_task,
-        site_name=from_name or domain,
+        site_name=from_name or from_address.rpartition("@")[2] or "distributor",
     )
     for module in (unsubscribe, preferences, signup, archive):
         app.include_router(module.router)
