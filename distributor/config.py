@@ -96,6 +96,10 @@ class Settings:
     default_domain_concurrency: int | None = None
     # Bounces: the domain of VERP return paths (bounces+<token>@…); unset = no VERP.
     bounce_domain: str | None = None
+    # The web server (distributor web).
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For/-Proto are believed
+    web_form_rate_limit: int = 30  # form posts per minute from one IP address
+    signup_rate_limit: int = 5  # sign-ups per hour from one IP address
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -151,6 +155,10 @@ class Settings:
             domain_concurrency=env.get("DOMAIN_CONCURRENCY", "").strip(),
             default_domain_concurrency=_int(env, "DEFAULT_DOMAIN_CONCURRENCY", 0) or None,
             bounce_domain=_bounce_domain(env),
+            forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip()
+            or cls.forwarded_allow_ips,
+            web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit),
+            signup_rate_limit=_int(env, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
         )
 
     def require_secret_key(self) -> str:

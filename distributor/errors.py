@@ -97,3 +97,15 @@ class UnknownList(NotFound):
 
 class DuplicateList(DistributorError):
     """A list of that name exists already."""
+
+
+class ConfirmationDeferred(DistributorError):
+    """The mail server did not take a sign-up's confirmation message this time; try later."""
+
+
+class RequestRefused(DistributorError):
+    """A web request that is refused as a whole: a stale form, too many attempts."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status

@@ -12,6 +12,8 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from distributor.celery import app
 from distributor.config import Settings
 from distributor.db import dispose_engines
+from distributor.errors import ConfirmationDeferred
+from distributor.sending import confirmation
 from distributor.sending.runtime import WorkerRuntime
 
 _runtime: WorkerRuntime | None = None
@@ -53,3 +55,15 @@ def plan(send_id: int) -> int:
 def drain(slot: int) -> dict[str, int] | None:
     stats = runtime().drain_slot(slot, requeue=drain.delay)
     return None if stats is None else stats.counts
+
+
+@app.task(
+    name="distributor.send_confirmation",
+    autoretry_for=(ConfirmationDeferred,),
+    retry_backoff=60,
+    max_retries=8,
+)
+def send_confirmation(subscriber_id: int) -> str | None:
+    """A sign-up's double opt-in message; retried while the mail server defers it."""
+    receipt = confirmation.send_confirmation(runtime().settings, subscriber_id, runtime().channel)
+    return None if receipt is None else receipt.outcome.value

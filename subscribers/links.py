@@ -18,13 +18,21 @@ OPEN_PIXEL_PATH = "/t/o/"  # + recipient token + ".gif"
 CLICK_PATH = "/t/c/"  # + recipient token + "?u=<target>&s=<mac of target>"
 
 
+def unsubscribe_subject(subscriber_id: int, send_id: int | None) -> str:
+    """``<subscriber>`` or ``<subscriber>.<send>``: links made before sends were named still
+    verify."""
+    return str(subscriber_id) if send_id is None else f"{subscriber_id}.{send_id}"
+
+
 @dataclass(frozen=True)
 class PublicLinks:
     base_url: str
     signer: TokenSigner
 
-    def unsubscribe(self, subscriber_id: int) -> str:
-        token = self.signer.sign(TokenPurpose.UNSUBSCRIBE, str(subscriber_id))
+    def unsubscribe(self, subscriber_id: int, send_id: int | None = None) -> str:
+        """Signed with the send the message came from, so an unsubscribe is counted against it."""
+        subject = unsubscribe_subject(subscriber_id, send_id)
+        token = self.signer.sign(TokenPurpose.UNSUBSCRIBE, subject)
         return f"{self.base_url}{UNSUBSCRIBE_PATH}{token}"
 
     def preferences(self, subscriber_id: int) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, String, Table
+from sqlalchemy import JSON, Column, ForeignKey, String, Table, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from distributor.db import Base, BigId, CreatedAt, Id, Timestamp, UpdatedAt
@@ -116,6 +116,9 @@ class List(Base):
     id: Mapped[Id]
     name: Mapped[str] = mapped_column(String(LIST_NAME_MAX), unique=True)
     description: Mapped[str] = mapped_column(String(DESCRIPTION_MAX), default="")
+    # Anyone may sign up for a public list on its web page (double opt-in), and leave or rejoin
+    # it from their preferences page; the others are the staff's to fill.
+    public: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[CreatedAt]
 
     subscriptions: Mapped[list[Subscription]] = relationship(

@@ -25,8 +25,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-SERVICES = {"postgres", "redis", "migrate", "worker", "beat", "mailpit"}
-APP_SERVICES = ("migrate", "worker", "beat")
+SERVICES = {"postgres", "redis", "migrate", "worker", "beat", "mailpit", "web"}
+APP_SERVICES = ("migrate", "worker", "beat", "web")
 # migrate runs to completion (worker and beat wait for that); every other service stays up and
 # says whether it is healthy, with a check of its own kind.
 HEALTHCHECKS = {
@@ -35,6 +35,7 @@ HEALTHCHECKS = {
     "mailpit": ("/mailpit", "readyz"),
     "worker": ("celery", "inspect ping", "HOSTNAME"),
     "beat": ("database_url", "select 1", "ensure_connection"),
+    "web": ("urlopen", "http://127.0.0.1:8000/"),
 }
 # Secrets the file must demand from the environment; `docker compose` refuses to run without.
 REQUIRED = ("DISTRIBUTOR_SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD")
@@ -91,7 +92,21 @@ def check_structure(config: dict[str, Any]) -> None:
     assert migrate["command"] == ["db", "upgrade"]
     assert migrate.get("restart", "no") == "no", "a one-shot service must not restart"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("worker", "beat"):
+    # The web server: on every interface inside its container, published only on the bind
+    # address, started once the schema is migrated.
+    web = services["web"]
+    assert web["command"] == ["web", "--host", "0.0.0.0"]
+    [published] = web["ports"]
+    spec = (
+        published
+        if isinstance(published, str)
+        else f"{published.get('host_ip', '')}:{published.get('published')}:{published['target']}"
+    )
+    host, _, target = spec.removesuffix("/tcp").rpartition(":")
+    assert target == "8000", spec
+    assert host.startswith(("${DISTRIBUTOR_BIND_ADDRESS:-127.0.0.1}:", "127.0.0.1:")), spec
+
+    for name in ("worker", "beat", "web"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["redis"]["condition"] == "service_healthy", name

@@ -62,6 +62,7 @@ def _register() -> None:
         schedule_commands,
         send_commands,
         subscriber_commands,
+        web_commands,
     )
 
     main.add_command(db_commands.db)
@@ -75,6 +76,7 @@ def _register() -> None:
     main.add_command(demo_command.demo)
     main.add_command(subscriber_commands.subscribers)
     main.add_command(subscriber_commands.lists)
+    main.add_command(web_commands.web)
 
 
 _register()

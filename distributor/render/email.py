@@ -168,7 +168,7 @@ def _compile_email(
     tracking: bool,
 ) -> CompiledMessage:
     check_sizes(docs)
-    from_name, from_address, domain = _parse_from(settings.mail_from)
+    from_name, from_address, domain = parse_from(settings.mail_from)
     list_label = list_id or f"newsletter.{domain}"
     if not _LIST_LABEL.fullmatch(list_label):
         raise RenderError(f"list id {list_label!r} must look like label.example.org (RFC 2919)")
@@ -241,7 +241,7 @@ def _html_part(html: str, placeholders: Placeholders, what: str) -> BodyPart:
     return part
 
 
-def _parse_from(mail_from: str) -> tuple[str | None, str, str]:
+def parse_from(mail_from: str) -> tuple[str | None, str, str]:
     check_header_text(mail_from, "MAIL_FROM")
     name, address = parseaddr(mail_from)
     check_address(address, "the address in MAIL_FROM")

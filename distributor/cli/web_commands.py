@@ -1,0 +1,36 @@
+"""``distributor web``: serve the public pages (and later the staff dashboard) with uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from distributor.cli.context import AppContext, pass_app
+
+
+@click.command("web")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The port to listen on.",
+)
+@pass_app
+def web(app: AppContext, host: str, port: int) -> None:
+    """Serve the pages behind every link in a message: unsubscribe, preferences, sign-up and
+    confirmation, the archive. Put it behind an https proxy named in FORWARDED_ALLOW_IPS."""
+    import uvicorn
+
+    from distributor.web.app import create_app
+
+    app.ready_database()
+    uvicorn.run(
+        create_app(app.settings),
+        host=host,
+        port=port,
+        proxy_headers=False,  # the app applies them, from FORWARDED_ALLOW_IPS only
+        server_header=False,
+        # Page URLs carry signed tokens, which are credentials: keep them out of the logs.
+        access_log=False,
+    )

@@ -1,0 +1,115 @@
+"""Unsubscribes through a message's link, counted against the send the message came from.
+
+The link names the subscriber and, since sends were named in it, the send (see
+:meth:`subscribers.links.PublicLinks.unsubscribe`). Each unsubscribe that changed something is an
+event, so a send's status can say how many people it made leave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ForeignKey, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from distributor.db import Base, BigId, CreatedAt, Id
+from distributor.errors import NotFound
+from distributor.sending.models import Send
+from subscribers.models import List, SubscriberStatus, Subscription, SubscriptionStatus
+from subscribers.public import leave, read_unsubscribe_link
+from subscribers.tokens import TokenSigner
+
+
+class UnsubscribeEvent(Base):
+    """Someone left a list (``list_id``) or everything (``None``) through a link of ``send_id``."""
+
+    __tablename__ = "unsubscribe_events"
+
+    id: Mapped[Id]
+    subscriber_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    send_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("sends.id", ondelete="SET NULL"), index=True
+    )
+    list_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("lists.id", ondelete="SET NULL"))
+    at: Mapped[CreatedAt]
+
+
+@dataclass(frozen=True)
+class ListOption:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class UnsubscribePage:
+    """What the unsubscribe page offers: everything, or one of the lists the send went to that
+    the person is still on."""
+
+    subscriber_id: int
+    name: str
+    locale: str
+    already: bool  # unsubscribed from everything already
+    lists: tuple[ListOption, ...]
+
+
+def unsubscribe_page(session: Session, signer: TokenSigner, token: str) -> UnsubscribePage:
+    """Read-only: mail scanners fetch every link, so looking never unsubscribes."""
+    link = read_unsubscribe_link(session, signer, token)
+    subscriber = link.subscriber
+    send = session.get(Send, link.send_id) if link.send_id is not None else None
+    names = list(send.audience.lists) if send is not None else []
+    options = session.execute(
+        select(List.id, List.name)
+        .join(Subscription, Subscription.list_id == List.id)
+        .where(
+            Subscription.subscriber_id == subscriber.id,
+            Subscription.status != SubscriptionStatus.UNSUBSCRIBED,
+            List.name.in_(names),
+        )
+        .order_by(List.name)
+    )
+    return UnsubscribePage(
+        subscriber_id=subscriber.id,
+        name=subscriber.name,
+        locale=subscriber.locale,
+        already=subscriber.status is SubscriberStatus.UNSUBSCRIBED,
+        lists=tuple(ListOption(list_id, name) for list_id, name in options),
+    )
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    locale: str
+    list_name: str | None  # None: from everything
+
+
+def unsubscribe_from_link(
+    session: Session, signer: TokenSigner, token: str, *, list_id: int | None = None
+) -> Unsubscribed:
+    """Leave ``list_id`` or everything, and count it against the link's send. Doing it twice
+    changes nothing and records nothing the second time."""
+    link = read_unsubscribe_link(session, signer, token)
+    list_name = None
+    if list_id is not None:
+        found = session.get(List, list_id)
+        if found is None:
+            raise NotFound("that list no longer exists")
+        list_name = found.name
+    if leave(session, link.subscriber, list_id):
+        send_id = link.send_id if link.send_id and session.get(Send, link.send_id) else None
+        session.add(
+            UnsubscribeEvent(subscriber_id=link.subscriber.id, send_id=send_id, list_id=list_id)
+        )
+    return Unsubscribed(link.subscriber.locale, list_name)
+
+
+def unsubscribes_by_send(session: Session, send_id: int) -> int:
+    """How many people left (a list or everything) through the links of this send's messages."""
+    count = session.scalar(
+        select(func.count(func.distinct(UnsubscribeEvent.subscriber_id))).where(
+            UnsubscribeEvent.send_id == send_id
+        )
+    )
+    return int(count or 0)

@@ -1,0 +1,119 @@
+"""The web application: ``create_app(settings)`` builds it; ``distributor web`` serves it with
+uvicorn. One app for the public pages now and the staff dashboard and JSON API later."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.utils import parseaddr
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from distributor.config import Settings
+from distributor.db import session_factory
+from distributor.errors import DistributorError, NotFound, RequestRefused
+from distributor.models import load_all_models
+from distributor.web import archive, preferences, signup, unsubscribe
+from distributor.web.i18n import service_message, translator
+from distributor.web.pages import Web, page_language, render
+from distributor.web.security import HEADERS, Csrf, RateLimiter, SecurityHeaders, rate_limiter
+from subscribers.links import PublicLinks
+from subscribers.tokens import TokenSigner
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    enqueue_confirmation: Callable[[int], None] | None = None,
+    limiter: RateLimiter | None = None,
+) -> FastAPI:
+    """``enqueue_confirmation`` sends a sign-up its confirmation (default: a Celery task);
+    ``limiter`` counts requests per client (default: Redis when shared, else this process)."""
+    signer = TokenSigner(settings.require_secret_key())
+    load_all_models()
+    from_name, from_address = parseaddr(settings.mail_from)
+    app = FastAPI(
+        title="distributor",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.web = Web(
+        settings=settings,
+        factory=session_factory(settings.database_url),
+        signer=signer,
+        links=PublicLinks("", signer),
+        csrf=Csrf(signer.secret),
+        limiter=limiter or rate_limiter(settings.shared_redis_url),
+        enqueue_confirmation=enqueue_confirmation or _confirmation_task,
+        site_name=from_name or from_address.rpartition("@")[2] or "distributor",
+    )
+    for module in (unsubscribe, preferences, signup, archive):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(DistributorError, _refused)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _server_error)
+    app.add_middleware(SecurityHeaders)
+    # Outermost, so that everything inside sees the client and scheme the proxy reported.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
+    return app
+
+
+def _confirmation_task(subscriber_id: int) -> None:
+    from distributor.tasks import send_confirmation
+
+    send_confirmation.delay(subscriber_id)
+
+
+def _error_page(request: Request, status: int, message: str | None = None) -> HTMLResponse:
+    lang = page_language(request)
+    t = translator(lang)
+    text = {
+        403: "error.403.text",
+        404: "error.404.text",
+        429: "error.429.text",
+        500: "error.500.text",
+    }.get(status)
+    shown = (message and service_message(message, lang)) or t(text or "error.generic")
+    return render(
+        request, "error.html", lang=lang, status=status, title=t(f"error.{status}"), message=shown
+    )
+
+
+def _refused(request: Request, error: DistributorError) -> HTMLResponse:
+    """A bad, altered, expired or other-purpose link, a missing page, a stale form: a page in
+    the reader's language, never a traceback."""
+    if isinstance(error, RequestRefused):
+        return _error_page(request, error.status)
+    return _error_page(request, 404 if isinstance(error, NotFound) else 400, error.message)
+
+
+def _http_error(request: Request, error: HTTPException) -> HTMLResponse:
+    status = error.status_code if error.status_code in (403, 404, 429) else 400
+    response = _error_page(request, status)
+    response.status_code = error.status_code
+    response.headers.update(error.headers or {})
+    return response
+
+
+def _invalid_request(request: Request, error: RequestValidationError) -> HTMLResponse:
+    """A path that is not a page (``/archive/abc``) is not found; a bad form is a bad request."""
+    in_path = any(detail.get("loc", ("",))[0] == "path" for detail in error.errors())
+    return _error_page(request, 404 if in_path else 400)
+
+
+def _server_error(request: Request, error: Exception) -> HTMLResponse:
+    """Outside the other middleware, so the security headers are added here; the traceback
+    goes to the server's log, never to the page."""
+    response = _error_page(request, 500)
+    response.headers.update(HEADERS)
+    return response

@@ -1,0 +1,108 @@
+"""What every view shares: the app's parts (:class:`Web`), the page language, rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, cast
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from distributor.config import Settings
+from distributor.render.views import render_template
+from distributor.web.i18n import LANGUAGES, choose, supported, translator
+from distributor.web.security import Csrf, RateLimiter
+from subscribers.links import PublicLinks
+from subscribers.tokens import TokenSigner
+
+LANG_COOKIE = "lang"
+LANG_COOKIE_SECONDS = 365 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Web:
+    """The app's parts, built once by ``create_app``."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    signer: TokenSigner
+    links: PublicLinks  # with an empty base: links between the site's own pages are relative
+    csrf: Csrf
+    limiter: RateLimiter
+    enqueue_confirmation: Callable[[int], None]  # send a sign-up its confirmation message
+    site_name: str
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Short: a view reads or writes what it needs and renders after the commit."""
+        with self.factory.begin() as session:
+            yield session
+
+
+def get_web(request: Request) -> Web:
+    return cast(Web, request.app.state.web)
+
+
+WebDep = Annotated[Web, Depends(get_web)]
+
+
+def page_language(request: Request, own: str | None = None) -> str:
+    """``own``: the subscriber's language, on their own pages."""
+    return choose(
+        asked=request.query_params.get("lang"),
+        remembered=request.cookies.get(LANG_COOKIE),
+        own=own,
+        accept=request.headers.get("accept-language"),
+    )
+
+
+def here(request: Request) -> str:
+    """This page's path and query: where its forms post to."""
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    lang: str,
+    status: int = 200,
+    cache: str | None = None,
+    **context: object,
+) -> HTMLResponse:
+    """A page of ``templates/web/`` in ``lang``, with the language switch; a ``?lang=`` choice
+    is remembered in a cookie."""
+    web = get_web(request)
+    query = dict(request.query_params)
+    switch = [
+        (code, label, request.url.path + "?" + urlencode({**query, "lang": code}))
+        for code, label in LANGUAGES.items()
+    ]
+    html = render_template(
+        f"web/{template}",
+        lang=lang,
+        t=translator(lang),
+        site_name=web.site_name,
+        languages=switch,
+        **context,
+    )
+    response = HTMLResponse(html, status_code=status)
+    asked = supported(request.query_params.get("lang"))
+    if asked is not None and request.cookies.get(LANG_COOKIE) != asked:
+        response.set_cookie(
+            LANG_COOKIE,
+            asked,
+            max_age=LANG_COOKIE_SECONDS,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+    if cache is not None:
+        response.headers["Cache-Control"] = cache
+        response.headers["Vary"] = "Accept-Language, Cookie"  # the page's language
+    return response

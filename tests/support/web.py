@@ -1,0 +1,100 @@
+"""The web app for tests: settings, a started send, and a real uvicorn server on a free port."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import uvicorn
+from fastapi import FastAPI
+
+from distributor.config import Settings
+from distributor.db import session_factory, transaction, utcnow
+from distributor.issues.models import Variant
+from distributor.sending.lifecycle import start_due_sends
+from distributor.sending.runtime import WorkerRuntime
+from distributor.sending.scheduler import tick
+from distributor.sending.service import create_send
+from distributor.sending.tunables import Tunables
+from subscribers.query import AudienceFilter
+from tests.support.sending import SECRET
+from tests.support.servers import free_port
+
+BASE_URL = "https://news.example.org"
+CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
+
+
+def web_settings(database_url: str, **env: str) -> Settings:
+    return Settings.from_env(
+        {
+            "DATABASE_URL": database_url,
+            "DISTRIBUTOR_SECRET_KEY": SECRET,
+            "PUBLIC_BASE_URL": BASE_URL,
+            "MAIL_FROM": "杭州工运 <newsletter@hzgh.example.org>",
+            **env,
+        }
+    )
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+def started_send(url: str, issue_id: int, *lists: str) -> int:
+    """A send of ``issue_id`` to ``lists`` that has started (as beat starts it), unsent."""
+    with transaction(url) as session:
+        send = create_send(
+            session,
+            issue_id=issue_id,
+            audience=AudienceFilter(lists=lists),
+            variant=Variant.FULL,
+            at=utcnow(),
+        )
+        send_id = send.id
+    with transaction(url) as session:
+        start_due_sends(session, utcnow())
+    return send_id
+
+
+def send_through_engine(settings: Settings, issue_id: int, *lists: str) -> int:
+    """Create a send, plan it and deliver every message in this process (no worker)."""
+    send_id = started_send(settings.database_url, issue_id, *lists)
+    engine = WorkerRuntime.from_settings(settings)
+    try:
+        tick(
+            session_factory(settings.database_url),
+            now=utcnow(),
+            tunables=replace(Tunables.from_settings(settings), slots=1),
+            enqueue_plan=engine.plan,
+            enqueue_drain=lambda slot: None,
+        )
+        engine.drain_now()
+    finally:
+        engine.close()
+    return send_id
+
+
+@contextmanager
+def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread on ``port`` (default: a free one); yields its URL."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise TimeoutError(f"uvicorn did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
