@@ -24,7 +24,7 @@ from distributor.errors import (
     NotFound,
     UnknownList,
 )
-from distributor.issues.models import Variant
+from distributor.issues.models import EMAIL_VARIANTS, Variant
 from subscribers.address import normalise_address
 from subscribers.bulk import write_rows
 from subscribers.csvfile import ColumnMap, check_label, parse_row
@@ -212,9 +212,13 @@ def set_preferences(
     channel: ChannelPreference | None = None,
     format: Variant | None = None,
 ) -> None:
+    """How (channel) and what (an email variant) the person receives."""
     if channel is not None:
         subscriber.channel = channel
     if format is not None:
+        if format not in EMAIL_VARIANTS:
+            choices = ", ".join(variant.value for variant in EMAIL_VARIANTS)
+            raise DistributorError(f"a reader's format is one of {choices}, not {format.value}")
         subscriber.format = format
 
 

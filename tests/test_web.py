@@ -19,6 +19,8 @@ from sqlalchemy import select, update
 
 from distributor.config import Settings
 from distributor.db import transaction
+from distributor.devservers.ports import free_port
+from distributor.devservers.redis_server import RedisServer
 from distributor.issues.models import Article
 from distributor.sending.archive import archive_page
 from distributor.sending.unsubscribes import UnsubscribeEvent, unsubscribes_by_send
@@ -31,7 +33,6 @@ from subscribers.store import add_subscriber, create_list, find_subscriber
 from subscribers.tokens import TokenSigner
 from tests.support.audience import make_audience
 from tests.support.sending import SECRET, import_sample
-from tests.support.servers import RedisServer, free_port
 from tests.support.web import csrf_of, started_send, web_settings
 
 LINKS = PublicLinks("", TokenSigner(SECRET))

@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page
 from distributor.cli.render_commands import CHROMIUM, CHROMIUM_ARGS
 from distributor.config import Settings
 from distributor.db import transaction
+from distributor.devservers.ports import free_port
 from distributor.issues.models import Variant
 from distributor.sending.confirmation import send_confirmation
 from distributor.sending.unsubscribes import unsubscribes_by_send
@@ -26,7 +27,6 @@ from subscribers.signup import set_list_public
 from subscribers.store import create_list, find_subscriber
 from tests.support.audience import make_audience
 from tests.support.sending import import_sample
-from tests.support.servers import free_port
 from tests.support.smtp import SmtpServer
 from tests.support.web import send_through_engine, serving, web_settings
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from distributor.issues.models import Variant
+from distributor.issues.models import EMAIL_VARIANTS, Variant
 from distributor.web.i18n import LANGUAGES, supported
 from distributor.web.pages import WebDep, here, page_language, render
 from distributor.web.security import limit
@@ -32,7 +32,7 @@ def preferences_form(
         prefs=prefs,
         prefs_language=supported(prefs.locale) or "",
         active=prefs.status is SubscriberStatus.ACTIVE,
-        formats=[value.value for value in Variant],
+        formats=[value.value for value in EMAIL_VARIANTS],
         channels=[value.value for value in ChannelPreference],
         saved=saved,
         action=here(request),

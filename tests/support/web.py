@@ -8,21 +8,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from zoneinfo import ZoneInfo
 
 import uvicorn
 from fastapi import FastAPI
 
 from distributor.config import Settings
 from distributor.db import session_factory, transaction, utcnow
+from distributor.devservers.ports import free_port
 from distributor.issues.models import Variant
 from distributor.sending.lifecycle import start_due_sends
 from distributor.sending.runtime import WorkerRuntime
 from distributor.sending.scheduler import tick
 from distributor.sending.service import create_send
 from distributor.sending.tunables import Tunables
-from subscribers.query import AudienceFilter
+from subscribers.query import Audience
 from tests.support.sending import SECRET
-from tests.support.servers import free_port
 
 BASE_URL = "https://news.example.org"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
@@ -52,9 +53,11 @@ def started_send(url: str, issue_id: int, *lists: str) -> int:
         send = create_send(
             session,
             issue_id=issue_id,
-            audience=AudienceFilter(lists=lists),
+            audience=Audience(lists=lists),
             variant=Variant.FULL,
-            at=utcnow(),
+            at=None,
+            now=utcnow(),
+            zone=ZoneInfo("Asia/Shanghai"),
         )
         send_id = send.id
     with transaction(url) as session:
