@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES = ("distributor.issues.models", "subscribers.models", "distributor.sending.models")
+MODEL_MODULES = (
+    "distributor.issues.models",
+    "subscribers.models",
+    "distributor.sending.models",
+    "distributor.channels.wechat.models",
+)
 
 
 def load_all_models() -> None:

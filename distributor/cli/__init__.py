@@ -49,6 +49,7 @@ def _register() -> None:
         render_commands,
         send_commands,
         subscriber_commands,
+        wechat_commands,
     )
 
     main.add_command(db_commands.db)
@@ -62,6 +63,7 @@ def _register() -> None:
     main.add_command(demo_command.demo)
     main.add_command(subscriber_commands.subscribers)
     main.add_command(subscriber_commands.lists)
+    main.add_command(wechat_commands.wechat)
 
 
 _register()

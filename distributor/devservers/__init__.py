@@ -1,0 +1,1 @@
+"""Servers the demo, the tests and the benchmarks start for themselves, on loopback."""
