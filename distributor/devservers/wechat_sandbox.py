@@ -170,6 +170,7 @@ class Sandbox:
         self.force_refreshes: list[float] = []
         self.faults: dict[str, deque[Fault]] = {}
         self.calls: dict[str, int] = {}
+        self.token_uses: dict[str, int] = {}  # access token → calls it was accepted on
         self.images: set[str] = set()
         self.materials: dict[str, str] = {}  # media_id → type
         self.drafts: dict[str, Draft] = {}
@@ -386,6 +387,7 @@ class Sandbox:
             raise Refusal(40001, "invalid credential, access_token is invalid or not latest")
         if self.config.clock() >= token.expires_at:
             raise Refusal(42001, "access_token expired")
+        self.token_uses[value] = self.token_uses.get(value, 0) + 1
 
     def _count_mass_call(self) -> None:
         now = self.config.clock()
