@@ -25,7 +25,7 @@ from distributor.channels.wechat.errcodes import (
 from distributor.channels.wechat.protocol import DraftArticle, MassStatus, ToAll, ToOpenids, ToTag
 from distributor.devservers.wechat_sandbox import Fault, SandboxConfig, SandboxServer
 from distributor.errors import WechatError, WechatRateLimited, WechatUnavailable
-from tests.support.wechat import JPEG, PNG, FakeClock, client_for, run_sandbox, settings_for
+from tests.support.wechat import JPEG, PNG, FakeClock, client_for, settings_for
 from tests.support.wechat import sandbox as sandbox  # the fixture
 
 PLAIN_ERRCODES = sorted(
@@ -109,15 +109,15 @@ def test_send_to_a_tag_and_to_an_openid_list(client: WechatClient, sandbox: Sand
 
 
 def test_an_openid_list_needs_a_service_account(sqlite_url: str) -> None:
-    for server in run_sandbox(SandboxConfig(account_type="subscription")):
-        with client_for(server, sqlite_url) as client:
-            with pytest.raises(WechatError, match="needs a certified service account"):
-                client.mass_send("D", ToOpenids(("o1", "o2")), "c")
-            assert "message/mass/send" not in server.sandbox.calls
+    config = SandboxConfig(account_type="subscription")
+    with SandboxServer(config) as server, client_for(server, sqlite_url) as client:
+        with pytest.raises(WechatError, match="needs a certified service account"):
+            client.mass_send("D", ToOpenids(("o1", "o2")), "c")
+        assert "message/mass/send" not in server.sandbox.calls
 
 
 def test_a_subscription_account_sends_once_a_day(sqlite_url: str) -> None:
-    for server in run_sandbox(SandboxConfig(account_type="subscription")):
+    with SandboxServer(SandboxConfig(account_type="subscription")) as server:
         server.sandbox.add_followers(2)
         with client_for(server, sqlite_url) as client:
             client.mass_send(make_draft(client), ToAll(), "monday")
@@ -148,7 +148,7 @@ def test_the_sandbox_keeps_the_touser_bounds(client: WechatClient, sandbox: Sand
 
 def test_a_repeated_mass_send_returns_the_job_already_made(sqlite_url: str) -> None:
     clock = FakeClock()
-    for server in run_sandbox(SandboxConfig(clock=clock, job_finish_delay=0.1)):
+    with SandboxServer(SandboxConfig(clock=clock, job_finish_delay=0.1)) as server:
         server.sandbox.add_followers(2)
         with client_for(server, sqlite_url) as client:
             job = client.mass_send(make_draft(client), ToAll(), "issue-471-all")
@@ -163,7 +163,7 @@ def test_a_repeated_mass_send_returns_the_job_already_made(sqlite_url: str) -> N
 
 def test_a_send_whose_answer_never_came_is_not_made_twice(sqlite_url: str) -> None:
     config = SandboxConfig(clientmsgid_retry_window=1.0, job_finish_delay=0.1)
-    for server in run_sandbox(config):
+    with SandboxServer(config) as server:
         server.sandbox.add_followers(2)
         backoff = Backoff(max_wait=2.0, minute_seconds=1.0)
         with client_for(server, sqlite_url, timeout=0.3, backoff=backoff) as client:
@@ -200,7 +200,7 @@ def test_workers_of_one_process_share_one_token(sandbox: SandboxServer, sqlite_u
 
 def test_the_token_is_refreshed_before_it_expires(sqlite_url: str) -> None:
     clock = FakeClock()
-    for server in run_sandbox(SandboxConfig(clock=clock)):
+    with SandboxServer(SandboxConfig(clock=clock)) as server:
         with client_for(server, sqlite_url, clock=clock) as client:
             client.tags()
             clock.advance(7200 - 200)  # 200 s left: within the 300 s margin
@@ -214,7 +214,7 @@ def test_a_stable_token_handed_back_with_little_life_is_used_without_asking_agai
     sqlite_url: str,
 ) -> None:
     clock = FakeClock()
-    for server in run_sandbox(SandboxConfig(clock=clock, stable_rotate_window=100)):
+    with SandboxServer(SandboxConfig(clock=clock, stable_rotate_window=100)) as server:
         with client_for(server, sqlite_url, clock=clock) as client:
             client.tags()
             clock.advance(7000)  # 200 s left: WeChat gives the same token back
@@ -277,7 +277,7 @@ def test_a_refused_token_is_replaced_once(
 def test_the_classic_token_stands_in_where_stable_token_is_missing(
     sqlite_url: str, stable: Fault | None
 ) -> None:
-    for server in run_sandbox(SandboxConfig(stable_token_enabled=stable is not None)):
+    with SandboxServer(SandboxConfig(stable_token_enabled=stable is not None)) as server:
         if stable is not None:
             server.sandbox.inject("stable_token", stable)
         with client_for(server, sqlite_url) as client:
@@ -315,7 +315,7 @@ def test_a_minute_quota_is_waited_out(sandbox: SandboxServer, sqlite_url: str) -
 
 
 def test_the_sandbox_allows_60_mass_calls_a_minute(sqlite_url: str) -> None:
-    for server in run_sandbox(SandboxConfig(mass_per_minute=3)):
+    with SandboxServer(SandboxConfig(mass_per_minute=3)) as server:
         with client_for(server, sqlite_url) as client:
             for _ in range(3):
                 client.mass_speed()

@@ -47,11 +47,7 @@ def client_for(server: SandboxServer, database_url: str, **options: Any) -> Wech
     return WechatClient.from_settings(settings_for(server, database_url), **options)
 
 
-def run_sandbox(config: SandboxConfig | None = None) -> Iterator[SandboxServer]:
-    with SandboxServer(config or SandboxConfig(job_finish_delay=0.2)) as server:
-        yield server
-
-
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
-    yield from run_sandbox()
+    with SandboxServer(SandboxConfig(job_finish_delay=0.2)) as server:
+        yield server
