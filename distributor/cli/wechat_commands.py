@@ -26,7 +26,9 @@ def check(app: AppContext) -> None:
         findings = check_account(client)
     for finding in findings:
         mark = "[green]✓[/]" if finding.ok else "[red]✗[/]"
-        app.console.print(f"{mark} {finding.topic}: ", plain(finding.detail), sep="")
+        app.console.print(
+            f"{mark} {finding.topic}: ", plain(finding.detail), sep="", soft_wrap=True
+        )
     if not all(finding.ok for finding in findings):
         raise SystemExit(1)
 

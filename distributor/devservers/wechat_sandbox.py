@@ -276,6 +276,8 @@ class Sandbox:
         self._check_token(params.get("access_token", ""))
         if api in MASS_APIS:
             self._count_mass_call()
+            if not self.config.mass_permission:
+                raise Refusal(48001, "api unauthorized")
         return handler(params, body, form)
 
     def _handlers(
@@ -486,8 +488,6 @@ class Sandbox:
     # Mass sends.
 
     def _mass(self, body: dict[str, Any], *, by_list: bool) -> dict[str, Any]:
-        if not self.config.mass_permission:
-            raise Refusal(48001, "api unauthorized")
         if by_list and self.config.account_type != "service":
             raise Refusal(48001, "api unauthorized")
         clientmsgid = str(body.get("clientmsgid") or "")
@@ -587,8 +587,6 @@ class Sandbox:
         return self._next_msg_id
 
     def _preview(self, body: dict[str, Any]) -> dict[str, Any]:
-        if not self.config.mass_permission:
-            raise Refusal(48001, "api unauthorized")
         if not body.get("towxname") and str(body.get("touser") or "") not in self.follower_index:
             raise Refusal(40003, "invalid openid")
         draft = self.drafts.get(str((body.get("mpnews") or {}).get("media_id") or ""))

@@ -29,12 +29,8 @@ def check_account(client: WechatClient) -> list[Finding]:
     except WechatUnavailable as error:
         return [Finding("connection", False, error.message)]
     except WechatError as error:
-        if error.errcode in WHITELIST_ERRCODES:
-            return [
-                Finding("credentials", True, f"WeChat knows AppID {account.app_id}"),
-                Finding("IP whitelist", False, error.message),
-            ]
-        return [Finding("credentials", False, error.message)]
+        topic = "IP whitelist" if error.errcode in WHITELIST_ERRCODES else "credentials"
+        return [Finding(topic, False, error.message)]
     findings = [
         Finding("credentials", True, f"WeChat accepted AppID {account.app_id} and its secret"),
         Finding("IP whitelist", True, "this server's IP address is on the account's whitelist"),
