@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from distributor.errors import ConfigurationError
 
 SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
+WECHAT_ACCOUNT_TYPES = ("subscription", "service")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -100,6 +101,12 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For/-Proto are believed
     web_form_rate_limit: int = 30  # form posts per minute from one IP address
     signup_rate_limit: int = 5  # sign-ups per hour from one IP address
+    # The WeChat Official Account (公众号) channel; see the README section "WeChat channel".
+    wechat_app_id: str | None = None
+    wechat_app_secret: str | None = field(default=None, repr=False)
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_account_type: str = "subscription"
+    wechat_callback_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +124,12 @@ class Settings:
             raise ConfigurationError(
                 f"DISTRIBUTOR_TIMEZONE={timezone!r} is not a known time zone"
             ) from None
+        wechat_account_type = env.get("WECHAT_ACCOUNT_TYPE", "").strip().lower() or "subscription"
+        if wechat_account_type not in WECHAT_ACCOUNT_TYPES:
+            raise ConfigurationError(
+                f"WECHAT_ACCOUNT_TYPE={wechat_account_type!r} is not one of "
+                f"{', '.join(WECHAT_ACCOUNT_TYPES)}"
+            )
         return cls(
             database_url=database_url,
             broker_url=env.get("CELERY_BROKER_URL", "").strip() or _sqlite_broker_for(database_url),
@@ -159,6 +172,13 @@ class Settings:
             or cls.forwarded_allow_ips,
             web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit),
             signup_rate_limit=_int(env, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
+            wechat_app_id=env.get("WECHAT_APP_ID", "").strip() or None,
+            wechat_app_secret=env.get("WECHAT_APP_SECRET", "").strip() or None,
+            wechat_api_base=(env.get("WECHAT_API_BASE", "").strip() or cls.wechat_api_base).rstrip(
+                "/"
+            ),
+            wechat_account_type=wechat_account_type,
+            wechat_callback_token=env.get("WECHAT_CALLBACK_TOKEN", "").strip() or None,
         )
 
     def require_secret_key(self) -> str:

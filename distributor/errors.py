@@ -109,3 +109,30 @@ class RequestRefused(DistributorError):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class WechatError(DistributorError):
+    """WeChat refused a call, or did not answer. The message names the errcode, says what it
+    means and what the staff can do; ``errcode`` is None when WeChat could not be reached."""
+
+    def __init__(self, message: str, *, errcode: int | None = None, api: str = "") -> None:
+        super().__init__(message)
+        self.errcode = errcode
+        self.api = api
+
+
+class WechatRateLimited(WechatError):
+    """WeChat asked us to slow down (45009, 45011, 45066): try again after ``retry_after`` s."""
+
+    def __init__(self, message: str, *, errcode: int, api: str, retry_after: float) -> None:
+        super().__init__(message, errcode=errcode, api=api)
+        self.retry_after = retry_after
+
+
+class WechatUnavailable(WechatError):
+    """WeChat could not be reached, did not answer in time, or was busy (errcode -1): try again.
+    A call that timed out may have been carried out: only mass sends are safe to repeat."""
+
+
+class InvalidWechatCallback(DistributorError):
+    """A request claiming to come from WeChat has a wrong signature or an unsafe or bad body."""

@@ -9,6 +9,7 @@ MODEL_MODULES = (
     "subscribers.models",
     "distributor.sending.models",
     "distributor.sending.unsubscribes",
+    "distributor.channels.wechat.models",
 )
 
 

@@ -63,6 +63,7 @@ def _register() -> None:
         send_commands,
         subscriber_commands,
         web_commands,
+        wechat_commands,
     )
 
     main.add_command(db_commands.db)
@@ -77,6 +78,7 @@ def _register() -> None:
     main.add_command(subscriber_commands.subscribers)
     main.add_command(subscriber_commands.lists)
     main.add_command(web_commands.web)
+    main.add_command(wechat_commands.wechat)
 
 
 _register()
