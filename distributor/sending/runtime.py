@@ -124,15 +124,7 @@ class WorkerRuntime:
 
         stats = None
         try:
-            stats = drain(
-                self.factory,
-                self.channel,
-                self.composer,
-                tunables=self.tunables,
-                worker=self.name,
-                keep_going=keep_going,
-                throttle=self.throttle,
-            )
+            stats = self._drain(keep_going=keep_going, throttle=self.throttle)
             return stats
         finally:
             with self.factory.begin() as session:
@@ -148,30 +140,34 @@ class WorkerRuntime:
 
     def drain_now(self) -> DrainStats:
         """Drain every running send in this process, without slots (tests)."""
+        return self._drain(throttle=self.throttle)
+
+    def send_test(self, send_id: int) -> DrainStats:
+        """Send a staff test send from this process, now; what could not go out is failed, not
+        left for a worker: a test goes out while its command waits, or not at all."""
+        try:
+            return self._drain(only_send=send_id)
+        finally:
+            with self.factory.begin() as session:
+                finish_test_send(session, send_id, utcnow())
+
+    def _drain(
+        self,
+        *,
+        keep_going: Callable[[], bool] = lambda: True,
+        throttle: Throttle | None = None,
+        only_send: int | None = None,
+    ) -> DrainStats:
         return drain(
             self.factory,
             self.channel,
             self.composer,
             tunables=self.tunables,
             worker=self.name,
-            throttle=self.throttle,
+            keep_going=keep_going,
+            throttle=throttle,
+            only_send=only_send,
         )
-
-    def send_test(self, send_id: int) -> DrainStats:
-        """Send a staff test send from this process, now; what could not go out is failed, not
-        left for a worker: a test goes out while its command waits, or not at all."""
-        try:
-            return drain(
-                self.factory,
-                self.channel,
-                self.composer,
-                tunables=self.tunables,
-                worker=self.name,
-                only_send=send_id,
-            )
-        finally:
-            with self.factory.begin() as session:
-                finish_test_send(session, send_id, utcnow())
 
     def close(self) -> None:
         self.channel.close()
