@@ -27,6 +27,10 @@ class ImportFailed(DistributorError):
     """An input file (issue, CSV) cannot be read at all; nothing was written."""
 
 
+class DuplicateIssue(DistributorError):
+    """Another version of this issue number is already stored."""
+
+
 class IssueFormatError(ImportFailed):
     """An issue file is readable but does not have the shape of an issue."""
 

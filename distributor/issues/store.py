@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from distributor.errors import DistributorError, NotFound
+from distributor.errors import DuplicateIssue, NotFound
 from distributor.issues.document import Article, Block, BlockType, IssueDocument, Masthead
 from distributor.issues.models import Article as ArticleRow
 from distributor.issues.models import ArticleBlock, Issue, Newsletter
@@ -36,10 +36,6 @@ class IssueSummary:
             "number": self.number,
             "date": self.date.isoformat(),
         }
-
-
-class DuplicateIssue(DistributorError):
-    """Another version of this issue number is already stored."""
 
 
 def save_issue(session: Session, doc: IssueDocument, *, source_format: str) -> SavedIssue:
