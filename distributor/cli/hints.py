@@ -11,6 +11,8 @@ from contextlib import contextmanager
 
 from distributor.errors import DistributorError
 
+ISSUE_HINT = "{message} (see: distributor issue list)"
+
 
 @contextmanager
 def hinted(error_type: type[DistributorError], template: str) -> Iterator[None]:

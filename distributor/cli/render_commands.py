@@ -19,6 +19,7 @@ import click
 from sqlalchemy.orm import Session
 
 from distributor.cli.context import AppContext, pass_app
+from distributor.cli.hints import ISSUE_HINT, hinted
 from distributor.cli.terminal import plain
 from distributor.config import Settings
 from distributor.errors import NotFound, RenderError
@@ -93,7 +94,7 @@ def render(
     app: AppContext, issue_id: int, variant: str, to: str | None, out: Path | None
 ) -> None:
     """Write the exact message (or WeChat article) of issue ISSUE_ID that a reader gets."""
-    with app.session() as session:
+    with hinted(NotFound, ISSUE_HINT), app.session() as session:
         doc = load_issue(session, issue_id)
         recipient = _recipient(session, to)
     if to is not None and recipient.subscriber_id == PREVIEW_SUBSCRIBER_ID:
@@ -129,7 +130,7 @@ def _recipient(session: Session, to: str | None) -> Recipient:
 def preview(app: AppContext, issue_id: int, out: Path | None) -> None:
     """Write an HTML page showing the full email of ISSUE_ID at phone and desktop widths,
     and a screenshot of each when Chromium is installed."""
-    with app.session() as session:
+    with hinted(NotFound, ISSUE_HINT), app.session() as session:
         doc = load_issue(session, issue_id)
     preview_reader = Recipient(PREVIEW_SUBSCRIBER_ID, PREVIEW_ADDRESS)
     html = html_body(message_bytes(doc, Variant.FULL, app.settings, preview_reader))
