@@ -14,7 +14,7 @@ from distributor.cli import main
 from distributor.db import transaction, utcnow
 from distributor.sending.service import send_status
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, wait_until_done
+from tests.support.sending import SECRET, engine_env, import_sample, wait_until_done
 from tests.support.servers import RedisServer
 from tests.support.smtp import RecordingHandler, SmtpServer
 from tests.support.workers import running_worker
@@ -145,7 +145,7 @@ def test_an_expired_send_does_not_start_until_resumed(
 def test_refused_transitions_say_why(sqlite_url: str, sample_issue_path: Path) -> None:
     make_audience(sqlite_url, "members", 1)
     issue_id = import_sample(sqlite_url, sample_issue_path)
-    env = {"DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": "k"}
+    env = {"DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": SECRET}
     send_id = create(env, issue_id, "--draft")
     result = CliRunner().invoke(main, ["send", "resume", str(send_id)], env=env)
     assert result.exit_code == 2

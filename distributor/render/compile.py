@@ -221,7 +221,7 @@ def _compile_email(
     feedback_sender: str,
 ) -> CompiledMessage:
     _check_sizes(docs)
-    from_name, from_address, domain = _parse_from(settings.mail_from)
+    from_name, from_address, domain = parse_from(settings.mail_from)
     list_label = list_id or f"newsletter.{domain}"
     if not _LIST_LABEL.fullmatch(list_label):
         raise RenderError(f"list id {list_label!r} must look like label.example.org (RFC 2919)")
@@ -259,6 +259,8 @@ def _compile_email(
         ("Feedback-ID", f"i{campaign}:{variant}:{list_label.split('.')[0]}:{feedback_sender}"),
         ("Precedence", "bulk"),
     ]
+    if not settings.one_click_unsubscribe:  # RFC 8058 one-click needs an https link
+        headers.remove(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     return CompiledMessage(
         variant=variant,
         subject=subject,
@@ -281,7 +283,7 @@ def _html_part(html: str, placeholders: Placeholders, what: str) -> BodyPart:
     return part
 
 
-def _parse_from(mail_from: str) -> tuple[str | None, str, str]:
+def parse_from(mail_from: str) -> tuple[str | None, str, str]:
     check_header_text(mail_from, "MAIL_FROM")
     name, address = parseaddr(mail_from)
     check_address(address, "the address in MAIL_FROM")

@@ -26,9 +26,12 @@ Subtype = Literal["plain", "html"]
 # the line stays within RFC 5322's 78 characters.
 _ENCODED_WORD_BYTES = 42
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A dotted domain, or localhost: the one single-label name that always means this machine
+# (RFC 6761), so the default sender works with a local mail server out of the box.
 _ADDRESS = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+    r"|localhost)"
 )
 _ATOM_SAFE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 
@@ -187,10 +190,15 @@ def encode_text(text: str) -> str:
 
 
 def mailbox(name: str | None, address: str) -> str:
-    """``name <address>`` with the name quoted or encoded; the address must already be checked."""
+    """``name <address>`` with the name quoted or encoded; the address must already be checked.
+
+    A name that contains ``=?`` is encoded even when it is plain ASCII: written raw, a reader's
+    mail program would decode it as an encoded word and show whatever it hides."""
     if not name:
         return address
-    if _ATOM_SAFE.fullmatch(name) and len(name) <= 60:
+    if "=?" in name:
+        phrase = _encoded_words(name)
+    elif _ATOM_SAFE.fullmatch(name) and len(name) <= 60:
         phrase = name
     elif name.isascii() and name.isprintable() and len(name) <= 60:
         phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'

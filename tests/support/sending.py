@@ -11,7 +11,7 @@ from distributor.issues.store import save_issue
 from distributor.sending.service import SendStatus, send_status
 from tests.support.smtp import SmtpServer
 
-SECRET = "test-secret-0123456789"
+SECRET = "test-secret-0123456789-0123456789"
 
 
 def engine_env(
