@@ -21,6 +21,7 @@ from kombu.transport import sqlalchemy as sqla_transport
 
 from distributor.config import Settings
 from distributor.errors import ConfigurationError
+from distributor.startup import check_settings
 
 TICK_SECONDS = 1.0
 TICK_TASK = "distributor.tick"
@@ -62,7 +63,7 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-def refuse_to_start(error: ConfigurationError) -> NoReturn:
+def _refuse_to_start(error: ConfigurationError) -> NoReturn:
     """One line on the real stderr (Celery may have redirected ``sys.stderr`` to its log)."""
     stream = sys.__stderr__ or sys.stderr
     stream.write(f"Error: {error.format_message()}\n")
@@ -74,16 +75,14 @@ def _settings() -> Settings:
     try:
         return Settings.from_env()
     except ConfigurationError as error:
-        refuse_to_start(error)
+        _refuse_to_start(error)
 
 
 def _check_settings(**_: Any) -> None:
-    from distributor.startup import check_settings
-
     try:
         warnings = check_settings(_settings())
     except ConfigurationError as error:
-        refuse_to_start(error)
+        _refuse_to_start(error)
     for warning in warnings:
         logger.warning("%s", warning)
 
