@@ -3,20 +3,34 @@
 The broker only carries signals ("there is work", "tick"); losing or duplicating a message is
 harmless because the database decides who sends what. With no CELERY_BROKER_URL the broker is
 kombu's SQLAlchemy transport on a SQLite file beside the database.
+
+Only worker and beat processes import this module, so it is where they check their settings
+(once, at start) and keep their logs to what happens.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
+from typing import Any, NoReturn
+
 from celery import Celery
+from celery.signals import beat_init, worker_init
+from celery.utils.log import get_logger
 from kombu.transport import sqlalchemy as sqla_transport
 
 from distributor.config import Settings
+from distributor.errors import ConfigurationError
+from distributor.startup import check_settings
 
 TICK_SECONDS = 1.0
+TICK_TASK = "distributor.tick"
 
 # The SQL transport polls once a second by default; passing polling_interval in
 # broker_transport_options would reach create_engine and crash, so set it on the class.
 sqla_transport.Transport.polling_interval = 0.2
+
+logger = get_logger(__name__)
 
 
 def make_app(settings: Settings) -> Celery:
@@ -33,10 +47,13 @@ def make_app(settings: Settings) -> Celery:
             {"visibility_timeout": 3600} if settings.broker_url.startswith("redis") else {}
         ),
         worker_hijack_root_logger=False,
+        # Our one periodic entry is the tick, whose state lives in the database: a scheduler
+        # that persists nothing leaves no celerybeat-schedule files in the current folder.
+        beat_scheduler="celery.beat:Scheduler",
         beat_schedule={
             # A tick that waited in the queue behind busy workers is stale: drop it.
             "tick": {
-                "task": "distributor.tick",
+                "task": TICK_TASK,
                 "schedule": TICK_SECONDS,
                 "options": {"expires": 10 * TICK_SECONDS},
             },
@@ -46,4 +63,41 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-app = make_app(Settings.from_env())
+def _refuse_to_start(error: ConfigurationError) -> NoReturn:
+    """One line on the real stderr (Celery may have redirected ``sys.stderr`` to its log)."""
+    stream = sys.__stderr__ or sys.stderr
+    stream.write(f"Error: {error.format_message()}\n")
+    stream.flush()
+    raise SystemExit(error.exit_code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigurationError as error:
+        _refuse_to_start(error)
+
+
+def _check_settings(**_: Any) -> None:
+    try:
+        warnings = check_settings(_settings())
+    except ConfigurationError as error:
+        _refuse_to_start(error)
+    for warning in warnings:
+        logger.warning("%s", warning)
+
+
+class _WithoutTicks(logging.Filter):
+    """Celery logs every task it sends, receives and finishes: for the once-a-second tick that is
+    three lines a second of an idle worker. The tick logs its own line when it did something."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return TICK_TASK not in record.getMessage()
+
+
+worker_init.connect(_check_settings)
+beat_init.connect(_check_settings)
+for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
+    logging.getLogger(_name).addFilter(_WithoutTicks())
+
+app = make_app(_settings())

@@ -11,12 +11,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from distributor.errors import ConfigurationError
 
 SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
 WECHAT_ACCOUNT_TYPES = ("subscription", "service")
+# 32 characters of token_urlsafe are 192 random bits: out of reach of guessing a link's signature.
+MIN_SECRET_KEY_LENGTH = 32
+MAKE_A_SECRET_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -37,6 +43,28 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in _TRUE + _FALSE:
+        raise ConfigurationError(f"{name}={raw!r} is not 1 or 0")
+    return raw in _TRUE
+
+
+def _base_url(raw: str) -> str:
+    """An http(s) URL with a host and nothing a header or link could be split at."""
+    example = "e.g. https://news.example.org"
+    if _CONTROL_OR_SPACE.search(raw):
+        raise ConfigurationError(
+            f"PUBLIC_BASE_URL={raw!r} contains a space or control character; {example}"
+        )
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigurationError(
+            f"PUBLIC_BASE_URL={raw!r} is not an http(s) URL of the public pages; {example}"
+        )
+    return raw.rstrip("/")
 
 
 def _sqlite_broker_for(database_url: str) -> str:
@@ -76,6 +104,7 @@ class Settings:
     smtp_username: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_security: str = "none"
+    smtp_allow_plaintext_auth: bool = False  # a password over plain TCP: for a loopback relay
     smtp_timeout: float = 30.0
     dkim_domain: str | None = None
     dkim_selector: str | None = None
@@ -137,14 +166,15 @@ class Settings:
             secret_key=env.get("DISTRIBUTOR_SECRET_KEY") or None,
             timezone=timezone,
             mail_from=env.get("MAIL_FROM", "").strip() or cls.mail_from,
-            public_base_url=(env.get("PUBLIC_BASE_URL", "").strip() or cls.public_base_url).rstrip(
-                "/"
+            public_base_url=_base_url(
+                env.get("PUBLIC_BASE_URL", "").strip() or cls.public_base_url
             ),
             smtp_host=env.get("SMTP_HOST", "").strip() or cls.smtp_host,
             smtp_port=_int(env, "SMTP_PORT", 465 if security == "ssl" else cls.smtp_port),
             smtp_username=env.get("SMTP_USERNAME") or None,
             smtp_password=env.get("SMTP_PASSWORD") or None,
             smtp_security=security,
+            smtp_allow_plaintext_auth=_flag(env, "SMTP_ALLOW_PLAINTEXT_AUTH"),
             smtp_timeout=_float(env, "SMTP_TIMEOUT", cls.smtp_timeout),
             dkim_domain=env.get("DKIM_DOMAIN") or None,
             dkim_selector=env.get("DKIM_SELECTOR") or None,
@@ -182,13 +212,23 @@ class Settings:
         )
 
     def require_secret_key(self) -> str:
-        """The key that signs public links; refusing to sign with a default is the point."""
+        """The key that signs public links; refusing to sign with a default or a guessable key
+        is the point."""
         if not self.secret_key:
-            raise ConfigurationError(
-                "DISTRIBUTOR_SECRET_KEY is not set: it signs every public link. "
-                "Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-            )
-        return self.secret_key
+            problem = "is not set"
+        elif len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            problem = f"has {len(self.secret_key)} characters, fewer than {MIN_SECRET_KEY_LENGTH}"
+        else:
+            return self.secret_key
+        raise ConfigurationError(
+            f"DISTRIBUTOR_SECRET_KEY {problem}: it signs every public link. "
+            f"Generate one with: {MAKE_A_SECRET_KEY}"
+        )
+
+    @property
+    def one_click_unsubscribe(self) -> bool:
+        """RFC 8058 one-click unsubscribe may only be advertised for an https link."""
+        return self.public_base_url.startswith("https://")
 
     @property
     def shared_redis_url(self) -> str | None:

@@ -1,13 +1,25 @@
 """Celery tasks: thin shells around :class:`distributor.sending.runtime.WorkerRuntime`.
 
 Every task is safe to run twice or not at all: the database decides what is done.
+
+A worker asked to stop (SIGTERM: ``docker stop`` sends it to the main process, systemd to every
+process of the unit) waits for its running tasks. A drain would otherwise send on for the rest of
+its time budget, and a pool child killed by the signal could lose the answer to the message it was
+sending; so both ways of asking end in one flag that the drain reads before each message, and it
+gives back what it has not sent.
 """
 
 from __future__ import annotations
 
+import mmap
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_shutting_down
+from celery.utils.log import get_task_logger
 
 from distributor.celery import app
 from distributor.config import Settings
@@ -16,7 +28,12 @@ from distributor.errors import ConfirmationDeferred
 from distributor.sending import confirmation
 from distributor.sending.runtime import WorkerRuntime
 
+logger = get_task_logger(__name__)
 _runtime: WorkerRuntime | None = None
+# One byte of anonymous shared memory, mapped before the pool forks: set by the main process or a
+# child, read by every child (no lock: signal handlers write it).
+_stopping = mmap.mmap(-1, 1)
+_pool_child = False
 
 
 def runtime() -> WorkerRuntime:
@@ -26,12 +43,43 @@ def runtime() -> WorkerRuntime:
     return _runtime
 
 
+def stopping() -> bool:
+    return _stopping[0] == 1
+
+
+@worker_shutting_down.connect
+def _main_process_stops(**_: Any) -> None:
+    _stopping[0] = 1
+
+
 @worker_process_init.connect
 def _fresh_process(**_: Any) -> None:
     """A forked child must not share its parent's database or SMTP connections."""
-    global _runtime
+    global _runtime, _pool_child
     _runtime = None
+    _pool_child = True
     dispose_engines(close=False)
+
+
+@contextmanager
+def _sigterm_finishes_the_message_in_hand() -> Iterator[None]:
+    """In a pool child, while a drain runs: the first SIGTERM sets the flag (billiard's own
+    handler would raise SystemExit mid-message and lose its answer); a second one, or one when
+    no drain runs, does what it did before."""
+    if not _pool_child:
+        yield
+        return
+    before = signal.getsignal(signal.SIGTERM)
+
+    def asked_to_stop(signum: int, _frame: FrameType | None) -> None:
+        _stopping[0] = 1
+        signal.signal(signum, before)
+
+    signal.signal(signal.SIGTERM, asked_to_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 @worker_process_shutdown.connect
@@ -42,8 +90,11 @@ def _close(**_: Any) -> None:
 
 @app.task(name="distributor.tick")
 def tick() -> dict[str, Any]:
-    report = runtime().tick(enqueue_plan=plan.delay, enqueue_drain=drain.delay)
-    return vars(report)
+    report = vars(runtime().tick(enqueue_plan=plan.delay, enqueue_drain=drain.delay))
+    done = {what: value for what, value in report.items() if value}
+    if done:
+        logger.info("tick: %s", done)
+    return report
 
 
 @app.task(name="distributor.plan")
@@ -53,7 +104,8 @@ def plan(send_id: int) -> int:
 
 @app.task(name="distributor.drain")
 def drain(slot: int) -> dict[str, int] | None:
-    stats = runtime().drain_slot(slot, requeue=drain.delay)
+    with _sigterm_finishes_the_message_in_hand():
+        stats = runtime().drain_slot(slot, requeue=drain.delay, stopping=stopping)
     return None if stats is None else stats.counts
 
 

@@ -30,9 +30,19 @@ _LOCAL_PART = re.compile(_DOT_ATOM)
 PLAIN_ADDRESS = re.compile(rf"{_DOT_ATOM}@{_DOMAIN}")
 
 
+# A sender may also be at localhost, the one single-label name that always means this machine
+# (RFC 6761): the default MAIL_FROM then works with a local mail server out of the box.
+LOCAL_SENDER = re.compile(rf"{_DOT_ATOM}@localhost")
+
+
 def is_plain_address(address: str) -> bool:
     """An ASCII addr-spec that is safe in a header and deliverable: what a send requires."""
     return PLAIN_ADDRESS.fullmatch(address) is not None
+
+
+def is_sender_address(address: str) -> bool:
+    """What MAIL_FROM may be: a plain address, or one at localhost."""
+    return is_plain_address(address) or LOCAL_SENDER.fullmatch(address) is not None
 
 
 @dataclass(frozen=True)

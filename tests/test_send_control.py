@@ -21,6 +21,7 @@ from subscribers.query import Audience
 from tests.support.audience import make_audience
 from tests.support.polling import wait_until
 from tests.support.sending import (
+    SECRET,
     engine_env,
     import_sample,
     status_of,
@@ -70,7 +71,7 @@ def test_pause_stops_within_2s_and_resume_sends_everyone_exactly_once(
             )
             during_pause = len(smtp.handler.received)
             # The window the assertion covers: two more ticks, neither of which may send.
-            wait_for_ticks(worker, 2)
+            wait_for_ticks(database_url, 2)
             arrivals = [r.at for r in smtp.handler.received]
             assert state_of(database_url, send_id) == "paused"
             cli(env, "send", "resume", str(send_id))
@@ -166,7 +167,7 @@ def test_an_expired_send_does_not_start_until_resumed(
                 what="the send expired by a tick",
             )
             # The window the assertion covers: three more ticks, none of which may start it.
-            wait_for_ticks(worker, 3)
+            wait_for_ticks(sqlite_url, 3)
             assert smtp.handler.received == []
             assert state_of(sqlite_url, send_id) == "expired"
             status = cli(env, "send", "status", str(send_id)).output
@@ -179,7 +180,7 @@ def test_an_expired_send_does_not_start_until_resumed(
 def test_refused_transitions_say_why(sqlite_url: str, sample_issue_path: Path) -> None:
     make_audience(sqlite_url, "members", 1)
     issue_id = import_sample(sqlite_url, sample_issue_path)
-    env = {"DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": "k"}
+    env = {"DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": SECRET}
     send_id = create(env, issue_id, "--draft")
     result = CliRunner().invoke(main, ["send", "resume", str(send_id)], env=env)
     assert result.exit_code == 2

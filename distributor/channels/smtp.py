@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from distributor.channels.base import Envelope, Outcome, Receipt
 from distributor.config import Settings
+from distributor.errors import ConfigurationError
 
 
 def classify(code: int, response: bytes | str) -> Receipt:
@@ -46,9 +47,19 @@ class SmtpChannel:
     username: str | None = None
     password: str | None = None
     timeout: float = 30.0
+    allow_plaintext_auth: bool = False
     name: str = "email"
     _connection: smtplib.SMTP | None = None
     connections_opened: int = 0
+
+    def __post_init__(self) -> None:
+        """A password never crosses the network in clear unless the operator said it may."""
+        if self.username and self.security == "none" and not self.allow_plaintext_auth:
+            raise ConfigurationError(
+                "SMTP_USERNAME is set but SMTP_SECURITY is none: the password would cross the "
+                "network in clear. Use SMTP_SECURITY=starttls or ssl; for a relay on this "
+                "machine (loopback) only, set SMTP_ALLOW_PLAINTEXT_AUTH=1"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpChannel:
@@ -59,6 +70,7 @@ class SmtpChannel:
             username=settings.smtp_username,
             password=settings.smtp_password,
             timeout=settings.smtp_timeout,
+            allow_plaintext_auth=settings.smtp_allow_plaintext_auth,
         )
 
     def _connect(self) -> smtplib.SMTP:

@@ -64,6 +64,7 @@ def _register() -> None:
         subscriber_commands,
         web_commands,
         wechat_commands,
+        worker_commands,
     )
 
     main.add_command(db_commands.db)
@@ -71,8 +72,8 @@ def _register() -> None:
     issue_commands.issue.add_command(render_commands.preview)
     main.add_command(issue_commands.issue)
     main.add_command(send_commands.send)
-    main.add_command(send_commands.worker)
-    main.add_command(send_commands.beat)
+    main.add_command(worker_commands.worker)
+    main.add_command(worker_commands.beat)
     main.add_command(schedule_commands.schedule)
     main.add_command(demo_command.demo)
     main.add_command(subscriber_commands.subscribers)

@@ -35,6 +35,8 @@ SIGNED_HEADERS = (
     "mime-version",
     "content-type",
 )
+MIN_KEY_BITS = 1024  # RFC 8301: verifiers must not accept less
+RECOMMENDED_KEY_BITS = 2048
 _FOLD = re.compile(r"\r\n(?=[ \t])")
 _WSP_RUN = re.compile(r"[ \t]+")
 _WSP_RUN_BYTES = re.compile(rb"[ \t]+")
@@ -66,9 +68,10 @@ class DkimSigner:
     @classmethod
     def from_pem(cls, domain: str, selector: str, pem: bytes) -> DkimSigner:
         key = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 1024:
+        if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < MIN_KEY_BITS:
             raise ConfigurationError(
-                "the DKIM key must be an RSA private key of at least 1024 bits (2048 recommended)"
+                f"the DKIM key must be an RSA private key of at least {MIN_KEY_BITS} bits "
+                f"({RECOMMENDED_KEY_BITS} recommended)"
             )
         return cls(domain.lower().rstrip("."), selector, key)
 
@@ -96,6 +99,30 @@ class DkimSigner:
             raise ConfigurationError(
                 f"DKIM_PRIVATE_KEY_FILE={key_file!r} is not an unencrypted PEM private key: {error}"
             ) from None
+
+    @classmethod
+    def check(cls, settings: Settings) -> list[str]:
+        """What a process checks at start: errors raise (as when signing); a key that others on
+        the machine can read, or that receivers may soon refuse, is a warning."""
+        signer = cls.from_settings(settings)
+        if signer is None:
+            return []
+        key_file = str(settings.dkim_private_key_file)
+        warnings = []
+        mode = Path(key_file).stat().st_mode & 0o777
+        if mode & 0o077:
+            warnings.append(
+                f"DKIM_PRIVATE_KEY_FILE={key_file!r} can be read by other users (mode "
+                f"{mode:03o}): anyone who reads it can sign mail as {signer.domain}; "
+                "make it readable by its owner only (mode 600)"
+            )
+        bits = signer.private_key.key_size
+        if bits < RECOMMENDED_KEY_BITS:
+            warnings.append(
+                f"DKIM_PRIVATE_KEY_FILE={key_file!r} holds a {bits}-bit key: receivers are "
+                f"moving to {RECOMMENDED_KEY_BITS} bits or more; make a new key of that size"
+            )
+        return warnings
 
     def sign(
         self, headers: Sequence[tuple[str, str]], body: bytes, *, timestamp: int | None = None

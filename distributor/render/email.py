@@ -214,7 +214,9 @@ def _compile_email(
         ("From", mailbox(from_name, from_address)),
         ("Subject", encode_text(subject)),
         ("List-Id", f"{encode_text(newsletter_name)} <{list_label}>"),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        # RFC 8058 one-click needs an https link: over http, the header would promise it falsely.
+        *([("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
+          if settings.one_click_unsubscribe else []),
         ("Feedback-ID", f"i{campaign}:{variant}:{list_label.split('.')[0]}:{feedback_sender}"),
         ("Precedence", "bulk"),
     ]
@@ -244,7 +246,7 @@ def _html_part(html: str, placeholders: Placeholders, what: str) -> BodyPart:
 def parse_from(mail_from: str) -> tuple[str | None, str, str]:
     check_header_text(mail_from, "MAIL_FROM")
     name, address = parseaddr(mail_from)
-    check_address(address, "the address in MAIL_FROM")
+    check_address(address, "the address in MAIL_FROM", sender=True)
     return name or None, address, address.rpartition("@")[2].lower()
 
 

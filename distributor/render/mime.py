@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Literal
 
 from distributor.errors import RenderError
-from subscribers.address import is_plain_address
+from subscribers.address import is_plain_address, is_sender_address
 
 Subtype = Literal["plain", "html"]
 
@@ -168,12 +168,13 @@ def clean_name(name: str | None, *, limit: int = 64) -> str | None:
     return cleaned or None
 
 
-def check_address(address: str, what: str) -> str:
+def check_address(address: str, what: str, *, sender: bool = False) -> str:
     """An ASCII addr-spec, or RenderError: anything else in a header could inject or bounce.
 
-    The subscriber store's rule, so that every address it accepts passes here.
+    The subscriber store's rule, so that every address it accepts passes here; a ``sender`` may
+    also be at localhost.
     """
-    if not is_plain_address(address):
+    if not (is_sender_address(address) if sender else is_plain_address(address)):
         raise RenderError(
             f"{what} {address[:80]!r} is not a plain ASCII email address like name@example.org"
         )
@@ -188,10 +189,15 @@ def encode_text(text: str) -> str:
 
 
 def mailbox(name: str | None, address: str) -> str:
-    """``name <address>`` with the name quoted or encoded; the address must already be checked."""
+    """``name <address>`` with the name quoted or encoded; the address must already be checked.
+
+    A name that contains ``=?`` is encoded even when it is plain ASCII: written raw, a reader's
+    mail program would decode it as an encoded word and show whatever it hides."""
     if not name:
         return address
-    if _ATOM_SAFE.fullmatch(name) and len(name) <= 60:
+    if "=?" in name:
+        phrase = _encoded_words(name)
+    elif _ATOM_SAFE.fullmatch(name) and len(name) <= 60:
         phrase = name
     elif name.isascii() and name.isprintable() and len(name) <= 60:
         phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'

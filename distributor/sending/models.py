@@ -240,6 +240,20 @@ class DispatchSlot(Base):
         return f"<DispatchSlot {self.slot} {self.holder}>"
 
 
+class SchedulerState(Base):
+    """One row: how many ticks beat has run and when the last one ended, so that health checks
+    (is beat alive?) and tests (has a tick looked at everything since?) need no log to read."""
+
+    __tablename__ = "scheduler_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    ticks: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_tick_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<SchedulerState ticks={self.ticks} last={self.last_tick_at}>"
+
+
 class SendCount(Base):
     """Delivery counts per send and state, kept by database triggers as rows change state, so the
     status of a million-recipient send is a read of a few rows. ``shard`` is the writing

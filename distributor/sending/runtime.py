@@ -100,12 +100,18 @@ class WorkerRuntime:
             lease=self.tunables.planner_lease,
         )
 
-    def drain_slot(self, slot: int, *, requeue: Callable[[int], None]) -> DrainStats | None:
+    def drain_slot(
+        self,
+        slot: int,
+        *,
+        requeue: Callable[[int], None],
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> DrainStats | None:
         """Hold dispatcher ``slot`` and drain; None if another task already holds it.
 
         A drain stops after its time budget so that ticks and planning get a worker process in
-        between; it then hands its slot straight to a new task (``requeue``) instead of waiting
-        for the next tick."""
+        between, or as soon as ``stopping`` says the process is shutting down; it then hands its
+        slot straight to a new task (``requeue``) instead of waiting for the next tick."""
         holder = uuid.uuid4().hex[:16]
         lease = self.tunables.lease
         with self.factory.begin() as session:
@@ -116,6 +122,8 @@ class WorkerRuntime:
 
         def keep_going() -> bool:
             nonlocal next_renewal
+            if stopping():
+                return False
             if time.monotonic() < next_renewal:
                 return True
             next_renewal = time.monotonic() + renew_every

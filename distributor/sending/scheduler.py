@@ -21,7 +21,7 @@ from distributor.sending.lifecycle import (
     finish_complete_sends,
     start_due_sends,
 )
-from distributor.sending.models import Send, SendState
+from distributor.sending.models import SchedulerState, Send, SendState
 from distributor.sending.recurring import run_due_rules
 from distributor.sending.slots import reserve_free_slots
 from distributor.sending.tunables import Tunables
@@ -94,4 +94,10 @@ def tick(
             )
     for slot in report.drains:
         enqueue_drain(slot)
+    with factory.begin() as session:
+        session.execute(
+            update(SchedulerState)
+            .where(SchedulerState.id == 1)
+            .values(ticks=SchedulerState.ticks + 1, last_tick_at=now)
+        )
     return report

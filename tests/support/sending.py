@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from distributor.db import transaction
-from distributor.devservers.celery_worker import WorkerProcess
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
 from distributor.sending.service import SendStatus, send_status
 from tests.support.polling import wait_until
 from tests.support.smtp import SmtpServer
 
-SECRET = "test-secret-0123456789"
-TICK_DONE = re.compile(r"Task distributor\.tick\[[0-9a-f-]+\] succeeded")
+SECRET = "test-secret-0123456789-0123456789"
 
 
 def engine_env(
@@ -55,16 +52,17 @@ def wait_until_done(url: str, send_id: int, timeout: float) -> SendStatus:
     )
 
 
-def ticks_run(worker: WorkerProcess) -> int:
-    """How many scheduler ticks the worker has finished, as its log says."""
-    return len(TICK_DONE.findall(worker.logs()))
+def ticks_run(url: str) -> int:
+    """How many scheduler ticks have finished, as the database records them."""
+    with transaction(url) as session:
+        return int(session.scalar(select(SchedulerState.ticks)) or 0)
 
 
-def wait_for_ticks(worker: WorkerProcess, count: int, timeout: float = 60) -> None:
-    """Return once the worker has finished ``count`` more ticks: each looked at every send."""
-    target = ticks_run(worker) + count
+def wait_for_ticks(url: str, count: int, timeout: float = 60) -> None:
+    """Return once ``count`` more ticks have finished: each looked at every send."""
+    target = ticks_run(url) + count
     wait_until(
-        lambda: ticks_run(worker),
+        lambda: ticks_run(url),
         lambda done: done >= target,
         timeout=timeout,
         what=f"{count} more ticks run",

@@ -49,6 +49,14 @@ def upgrade() -> None:
         op.execute("ALTER TABLE sends DROP COLUMN variant")
         op.execute("ALTER TABLE sends RENAME COLUMN variant_new TO variant")
     op.create_table(
+        "scheduler_state",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("ticks", sa.BigInteger(), nullable=False),
+        sa.Column("last_tick_at", distributor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_scheduler_state")),
+    )
+    op.execute("INSERT INTO scheduler_state (id, ticks) VALUES (1, 0)")
+    op.create_table(
         "engagement_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("send_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -68,6 +76,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("UPDATE sends SET variant = 'preference' WHERE variant IS NULL")
+    op.drop_table("scheduler_state")
     op.drop_index("ix_engagement_events_send_kind", table_name="engagement_events")
     op.drop_table("engagement_events")
     op.drop_column("sends", "tracking")
