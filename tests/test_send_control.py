@@ -57,7 +57,7 @@ def test_pause_stops_within_2s_and_resume_sends_everyone_exactly_once(
     with SmtpServer() as smtp:
         env = engine_env(database_url, redis_server.url, smtp)
         send_id = create(env, issue_id)
-        with running_worker(env, tmp_path) as worker:
+        with running_worker(env, tmp_path):
             smtp.handler.wait_for(1000, timeout=90)
             paused_at = time.monotonic()
             cli(env, "send", "pause", str(send_id))
@@ -159,7 +159,7 @@ def test_an_expired_send_does_not_start_until_resumed(
         ).id
     with SmtpServer() as smtp:
         env = engine_env(sqlite_url, redis_server.url, smtp)
-        with running_worker(env, tmp_path) as worker:
+        with running_worker(env, tmp_path):
             wait_until(
                 lambda: state_of(sqlite_url, send_id),
                 lambda state: state == "expired",

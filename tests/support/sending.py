@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
+
 from distributor.db import transaction
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
+from distributor.sending.models import SchedulerState
 from distributor.sending.service import SendStatus, send_status
 from tests.support.polling import wait_until
 from tests.support.smtp import SmtpServer
