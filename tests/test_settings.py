@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from distributor.cli import main
 from distributor.config import Settings
+from distributor.devservers.ports import free_port
 from distributor.errors import ConfigurationError
 from distributor.render.mime import mailbox
 from distributor.startup import check_settings
 from tests.support.sending import SECRET, import_sample
-from tests.support.servers import free_port
 from tests.support.smtp import RecordingHandler
 
 GOOD = Settings(secret_key=SECRET, mail_from="杭州工运 <newsletter@hzgh.org.cn>")

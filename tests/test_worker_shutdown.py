@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from distributor.cli import main
+from distributor.devservers.celery_worker import WorkerProcess
+from distributor.devservers.redis_server import RedisServer
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample, wait_until_done
-from tests.support.servers import RedisServer
 from tests.support.smtp import RecordingHandler, SmtpServer
-from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.slow
 
