@@ -1,7 +1,8 @@
 """The attempt log: one row per attempt of a delivery, or per thing that happened to it.
 
 Every writer but the result recorder's hot path (which logs in the same statement as it updates
-the row, see :mod:`distributor.sending.dispatch`) goes through :func:`log_attempts`.
+the row, see :mod:`distributor.sending.dispatch`) goes through :func:`log_attempts` or, for one
+line over many rows, :func:`log_attempts_of`.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import Select, insert, literal, select
 from sqlalchemy.orm import Session
 
+from distributor.db import UTCDateTime
 from distributor.sending.models import AttemptOutcome, DeliveryAttempt
 
 
@@ -23,6 +25,30 @@ class LogEntry:
     attempt: int = 0  # 0: not an attempt at the server (a sweep, a suppression, a reopening)
     detail: str | None = None
     smtp_code: int | None = None
+
+
+def log_attempts_of(
+    session: Session,
+    delivery_ids: Select[int],
+    outcome: AttemptOutcome,
+    detail: str,
+    *,
+    at: datetime,
+) -> None:
+    """The same line for every delivery ``delivery_ids`` selects, in one INSERT … SELECT (a
+    cancelled send of a million readers reopened is one statement, not a million rows here)."""
+    session.execute(
+        insert(DeliveryAttempt).from_select(
+            ["delivery_id", "attempt", "outcome", "detail", "at"],
+            select(
+                delivery_ids.subquery().c[0],
+                literal(0),
+                literal(outcome.value),
+                literal(detail),
+                literal(at, UTCDateTime()),
+            ),
+        )
+    )
 
 
 def log_attempts(session: Session, entries: Sequence[LogEntry], *, at: datetime) -> None:

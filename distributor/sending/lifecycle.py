@@ -13,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, func, insert, literal, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from distributor.db import UTCDateTime
 from distributor.errors import InvalidTransition, NotFound
+from distributor.sending.attempts import LogEntry, log_attempts, log_attempts_of
 from distributor.sending.models import (
     OPEN_DELIVERY_STATES,
+    AttemptOutcome,
     Delivery,
-    DeliveryAttempt,
     DeliveryState,
     Send,
     SendState,
@@ -218,17 +218,12 @@ def reopen_send(session: Session, send_id: int, now: datetime) -> int:
             "try again in a minute"
         )
     cancelled = (Delivery.send_id == send_id, Delivery.state == DeliveryState.CANCELLED)
-    session.execute(
-        insert(DeliveryAttempt).from_select(
-            ["delivery_id", "attempt", "outcome", "detail", "at"],
-            select(
-                Delivery.id,
-                literal(0),
-                literal("reopened"),
-                literal("send reopened by staff"),
-                literal(now, UTCDateTime()),
-            ).where(*cancelled),
-        )
+    log_attempts_of(
+        session,
+        select(Delivery.id).where(*cancelled),
+        AttemptOutcome.REOPENED,
+        "send reopened by staff",
+        at=now,
     )
     result = session.execute(
         update(Delivery)
@@ -261,20 +256,14 @@ def retry_failed(session: Session, send_id: int, now: datetime, *, code: int | N
         ).returning(Delivery.id, Delivery.smtp_code)
     ).all()
     if reopened:
-        detail = "reopened by staff (retry-failed" + (f" --code {code})" if code else ")")
-        session.execute(
-            insert(DeliveryAttempt),
+        detail = "failed one retried by staff" + (f" (those with code {code})" if code else "")
+        log_attempts(
+            session,
             [
-                {
-                    "delivery_id": row.id,
-                    "attempt": 0,
-                    "outcome": "reopened",
-                    "smtp_code": row.smtp_code,
-                    "detail": detail,
-                    "at": now,
-                }
+                LogEntry(row.id, AttemptOutcome.REOPENED, detail=detail, smtp_code=row.smtp_code)
                 for row in reopened
             ],
+            at=now,
         )
         session.execute(
             update(Send)
