@@ -25,6 +25,21 @@ class Variant(StrEnum):
 EMAIL_VARIANTS = (Variant.FULL, Variant.DIGEST, Variant.TEXT)
 
 
+class SourceFormat(StrEnum):
+    """What an issue was imported from."""
+
+    TEXT = "text"  # the plain-text export of the print layout
+    MARKDOWN = "markdown"  # Markdown with YAML front matter
+    JSON = "json"  # the JSON form of ``issue show --json``
+
+
+class BlockKind(StrEnum):
+    """What a block of an article's body is."""
+
+    PARAGRAPH = "paragraph"
+    HEADING = "heading"
+
+
 class Newsletter(Base):
     """A publication (杭州工运); its issues are numbered within it."""
 
@@ -49,7 +64,7 @@ class Issue(Base):
     number: Mapped[int]
     issue_date: Mapped[date]
     masthead: Mapped[dict[str, Any]] = mapped_column(JSON)
-    source_format: Mapped[str] = mapped_column(String(20))
+    source_format: Mapped[SourceFormat]
     imported_at: Mapped[CreatedAt]
 
     newsletter: Mapped[Newsletter] = relationship(back_populates="issues")
@@ -91,7 +106,7 @@ class ArticleBlock(Base):
     id: Mapped[Id]
     article_id: Mapped[int] = mapped_column(BigId, ForeignKey("articles.id", ondelete="CASCADE"))
     position: Mapped[int]
-    type: Mapped[str] = mapped_column(String(20))
+    type: Mapped[BlockKind]
     text: Mapped[str] = mapped_column(Text)
 
     article: Mapped[Article] = relationship(back_populates="blocks")

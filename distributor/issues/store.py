@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from distributor.errors import DuplicateIssue, NotFound
 from distributor.issues.document import Article, Block, BlockType, IssueDocument, Masthead
 from distributor.issues.models import Article as ArticleRow
-from distributor.issues.models import ArticleBlock, Issue, Newsletter
+from distributor.issues.models import ArticleBlock, BlockKind, Issue, Newsletter, SourceFormat
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def save_issue(session: Session, doc: IssueDocument, *, source_format: str) -> S
         number=doc.number,
         issue_date=doc.date,
         masthead=asdict(doc.masthead),
-        source_format=source_format,
+        source_format=SourceFormat(source_format),
         articles=[
             ArticleRow(
                 position=position,
@@ -69,7 +69,7 @@ def save_issue(session: Session, doc: IssueDocument, *, source_format: str) -> S
                 subtitle=article.subtitle,
                 byline=article.byline,
                 blocks=[
-                    ArticleBlock(position=index, type=block.type, text=block.text)
+                    ArticleBlock(position=index, type=BlockKind(block.type), text=block.text)
                     for index, block in enumerate(article.blocks)
                 ],
             )
