@@ -16,7 +16,7 @@ from distributor.cli.context import AppContext, pass_app
 from distributor.cli.terminal import plain, rich_text
 from distributor.db import get_engine
 from distributor.errors import UnknownList
-from distributor.issues.models import Variant
+from distributor.issues.models import EMAIL_VARIANTS, Variant
 from subscribers.csvfile import ProblemLog
 from subscribers.export import export_subscribers
 from subscribers.importer import ImportReport, import_subscribers
@@ -35,7 +35,7 @@ from subscribers.store import (
 
 STATUSES = [status.value for status in SubscriberStatus]
 CHANNELS = [channel.value for channel in ChannelPreference]
-FORMATS = [fmt.value for fmt in Variant]
+FORMATS = [fmt.value for fmt in EMAIL_VARIANTS]
 SEE_LISTS = "see: distributor lists list"
 CREATE_LIST = "create it with: distributor lists create NAME, or import with --create-list"
 ROW_SHOWN = 70  # characters of a rejected line shown on screen
@@ -273,8 +273,8 @@ def show_command(app: AppContext, email: str) -> None:
             "Email": s.email,
             "Name": s.name,
             "Status": s.status,
-            "ChannelPreference": s.channel,
-            "Variant": s.format,
+            "Channel": s.channel,
+            "Format": s.format,
             "Locale": s.locale,
             "WeChat openid": s.openid or "—",
             "Lists": _lists_cell(s) or "—",
