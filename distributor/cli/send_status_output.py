@@ -69,7 +69,7 @@ def print_readers(app: AppContext, status: SendStatus) -> None:
     sent = status.counts.get(DeliveryState.SENT.value, 0)
 
     def readers(n: int) -> str:
-        share = f" ({n / sent:.1%} of {sent:,} sent)" if sent else ""
+        share = f" ({n / sent:.1%} of {sent:,} sent)" if sent and n else ""
         return f"{n:,} reader{'' if n == 1 else 's'}{share}"
 
     if status.engagement is not None:
