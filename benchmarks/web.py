@@ -8,8 +8,9 @@ throw-away PostgreSQL database (server at BENCH_POSTGRES_URL) holding the sample
 ``--readers`` subscribers with tracking on. The load comes from another process over loopback:
 Debian's ``wrk`` when installed (``scripts/setup`` installs it), else a Python asyncio + httpx
 client (slower itself: its figures are a floor). Each case runs ``--seconds`` at
-``--connections`` connections after a short warm-up, and prints requests/s, p50 and p99 latency
-and errors (refused connections, timeouts and any answer but the expected status):
+``--connections`` connections after a short warm-up, and prints requests/s, p50 and p99 latency,
+errors (refused connections, timeouts and any answer but the expected status) and the web
+server's CPU time per request (a figure that holds whatever else the machine runs):
 
 * archive: ``GET /archive/471``, the issue page every message's "view in browser" link opens;
 * one-click: ``POST /u/<token>`` with ``List-Unsubscribe=One-Click`` (RFC 8058), a distinct
@@ -388,6 +389,13 @@ def settled(url: str, send_id: int, name: str, timeout: float = 15) -> int:
     return last
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used: what a request costs, whatever else runs
+    on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--client-process":
         client_process(*sys.argv[2:6])
@@ -423,13 +431,15 @@ def main() -> None:
         names = args.only or ["archive", "pixel", "click", "one-click"]
         with web_server(url, workdir) as (base, server):
             header = f"{'case':<10} {'requests':>9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-            print(header + f"{'errors':>6}  target")
+            print(header + f"{'errors':>6} {'CPU ms':>7}  target")
             for name in names:
                 case = chosen[name]
                 warm = Case(**{**case.__dict__, "paths": case.paths[-200:]})
                 run(base, warm, min(10, args.connections), WARM_UP_SECONDS, workdir)
                 before = settled(url, send_id, name)  # the warm-up's, once written
+                cpu = cpu_seconds(server.pid)
                 result = run(base, case, args.connections, args.seconds, workdir)
+                cpu_ms = (cpu_seconds(server.pid) - cpu) * 1000 / max(1, result.requests)
                 if server.poll() is not None:
                     raise SystemExit(f"the web server died: see {workdir / 'web.log'}")
                 recorded = settled(url, send_id, name) - before
@@ -445,11 +455,16 @@ def main() -> None:
                     failed.append(name)
                 print(
                     f"{name:<10} {result.requests:>9,} {result.rate:>8,.0f} "
-                    f"{result.p50_ms:>7.1f} {result.p99_ms:>7.1f} {result.errors:>6}  "
+                    f"{result.p50_ms:>7.1f} {result.p99_ms:>7.1f} {result.errors:>6} "
+                    f"{cpu_ms:>7.2f}  "
                     f"{target}: {'met' if met else 'MISSED'}"
                     + (f"; {recorded:,} recorded" if name != "archive" else "")
                 )
         dispose_engines()
+    print(
+        "CPU ms: the web server's CPU time per request (one process uses at most one core, so "
+        "1000 / CPU ms is what it serves with a core to itself)"
+    )
     if failed:
         print(f"Missed: {', '.join(failed)}")
 
