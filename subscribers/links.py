@@ -14,8 +14,14 @@ UNSUBSCRIBE_PATH = "/u/"
 PREFERENCES_PATH = "/p/"
 CONFIRM_PATH = "/c/"
 ARCHIVE_PATH = "/archive/"
+SIGNUP_PATH = "/subscribe/"  # + list id: the sign-up page of a public list
 OPEN_PIXEL_PATH = "/t/o/"  # + recipient token + ".gif"
 CLICK_PATH = "/t/c/"  # + recipient token + "?u=<target>&s=<mac of target>"
+
+
+def signup_url(base_url: str, list_id: int) -> str:
+    """A public list's sign-up page: not signed, anyone may ask (and must then confirm)."""
+    return f"{base_url}{SIGNUP_PATH}{list_id}"
 
 
 def unsubscribe_subject(subscriber_id: int, send_id: int | None) -> str:

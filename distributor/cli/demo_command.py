@@ -1,16 +1,21 @@
 """``distributor demo``: the whole job on the embedded default, on a machine with no server.
 
-It imports the sample issue, imports a CSV of demo readers, starts a local SMTP sink, a Celery
-worker with the scheduler, sends, follows the send with a progress bar, shows the status table
-and where the received messages are, and stops everything it started.
+It imports the sample issue, imports a CSV of demo readers, starts a local SMTP sink, the web
+server (``PUBLIC_BASE_URL`` points at it, so the messages' links work while the demo runs) and a
+Celery worker with the scheduler, sends, follows the send with a progress bar, shows the status
+table, where the received messages are and links to try, waits for Enter, and stops everything it
+started.
 """
 
 from __future__ import annotations
 
 import csv
+import mailbox
 import os
+import re
 import secrets
 import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -21,12 +26,16 @@ from distributor.cli.send_status_output import print_status, watch_send
 from distributor.config import Settings
 from distributor.db import get_engine, transaction, upgrade, utcnow
 from distributor.devservers.celery_worker import running_worker
+from distributor.devservers.ports import free_port
 from distributor.devservers.smtp import MaildirSink
+from distributor.devservers.web_server import serving
 from distributor.errors import DistributorError
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
 from distributor.sending.service import create_send
+from distributor.web.app import create_app
 from subscribers.importer import import_subscribers
+from subscribers.links import ARCHIVE_PATH, UNSUBSCRIBE_PATH
 from subscribers.query import Audience
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "hzgy-471.txt"
@@ -45,8 +54,9 @@ def write_readers(path: Path, count: int) -> None:
             writer.writerow([f"reader{i + 1:05d}@demo.example", name, FORMATS[i % len(FORMATS)]])
 
 
-def demo_settings(workdir: Path, smtp_port: int) -> dict[str, str]:
-    """Embedded everything, in ``workdir``; the caller's secret key if it has one."""
+def demo_settings(workdir: Path, smtp_port: int, web_port: int) -> dict[str, str]:
+    """Embedded everything, in ``workdir``; the caller's secret key if it has one; links to the
+    demo's own web server."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
     env.update(
         DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
@@ -57,8 +67,19 @@ def demo_settings(workdir: Path, smtp_port: int) -> dict[str, str]:
         SMTP_PORT=str(smtp_port),
         SMTP_SECURITY="none",
         MAIL_FROM=os.environ.get("MAIL_FROM", "杭州工运 <newsletter@demo.example>"),
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
     )
     return env
+
+
+def first_unsubscribe_link(maildir: Path, base_url: str) -> str | None:
+    """The one-click unsubscribe link of a message the sink received, as a reader would find it."""
+    pattern = re.compile(rf"<({re.escape(base_url + UNSUBSCRIBE_PATH)}[^>]+)>")
+    for message in mailbox.Maildir(maildir, create=False):
+        match = pattern.search(str(message.get("List-Unsubscribe", "")))
+        if match:
+            return match.group(1)
+    return None
 
 
 @click.command()
@@ -78,14 +99,21 @@ def demo_settings(workdir: Path, smtp_port: int) -> dict[str, str]:
     show_default=True,
     help="Where the demo keeps its database, broker and received mail (emptied first).",
 )
-def demo(count: int, workdir: Path) -> None:
-    """Run the whole job on the embedded default: import, subscribe, send, show."""
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Stop at once when the send is done, instead of serving its links until Enter.",
+)
+def demo(count: int, workdir: Path, no_wait: bool) -> None:
+    """Run the whole job on the embedded default: import, subscribe, send, show, and serve the
+    messages' links until Enter is pressed."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     workdir = workdir.resolve()
+    web_port = free_port()
     with MaildirSink(workdir / "mail") as sink:
-        env = demo_settings(workdir, sink.port)
+        env = demo_settings(workdir, sink.port, web_port)
         app = AppContext(Settings.from_env(env))
         url = app.settings.database_url
         upgrade(url)
@@ -101,12 +129,23 @@ def demo(count: int, workdir: Path) -> None:
         write_readers(readers, count)
         with get_engine(url).connect() as connection:
             imported = import_subscribers(
-                connection, readers, list_name="demo", on_problem=lambda problem: None
+                connection,
+                readers,
+                list_name="demo",
+                create_lists=True,
+                on_problem=lambda problem: None,
             )
         click.echo(f"2. Imported {imported.imported} readers from {readers.name} into list 'demo'")
-        click.echo(f"3. SMTP sink on 127.0.0.1:{sink.port}; starting a worker with the scheduler")
+        site = app.settings.public_base_url
+        click.echo(
+            f"3. SMTP sink on 127.0.0.1:{sink.port}, web server on {site}; "
+            "starting a worker with the scheduler"
+        )
         # demo_settings took the caller's broker and Redis out: the worker must not inherit them.
-        with running_worker(env, workdir, inherit_environment=False) as worker:
+        with (
+            serving(create_app(app.settings), web_port),
+            running_worker(env, workdir, inherit_environment=False) as worker,
+        ):
             with app.session() as session:
                 send_id = _send(session, issue_id, app.settings)
             click.echo(f"4. Created send ID: {send_id} (each reader gets the format they chose)")
@@ -117,11 +156,26 @@ def demo(count: int, workdir: Path) -> None:
                     raise DistributorError(f"the worker stopped (exit {code}); see {log}")
 
             status = watch_send(app, send_id, check=worker_alive)
-        print_status(app, status)
-        click.echo(f"The SMTP sink received {sink.received} messages: {workdir / 'mail' / 'new'}")
-        click.echo(f"Open one in a mail program, or: distributor issue preview {issue_id}")
-        click.echo(f"Look around: DATABASE_URL={url} distributor send deliveries {send_id}")
-    click.echo("Stopped the worker and the SMTP sink.")
+            print_status(app, status)
+            click.echo(
+                f"The SMTP sink received {sink.received} messages: {workdir / 'mail' / 'new'}"
+            )
+            click.echo(f"Open one in a mail program, or: distributor issue preview {issue_id}")
+            click.echo(f"Look around: DATABASE_URL={url} distributor send deliveries {send_id}")
+            _serve_links(site, workdir / "mail", report.document.number, wait=not no_wait)
+    click.echo("Stopped the web server, the worker and the SMTP sink.")
+
+
+def _serve_links(site: str, maildir: Path, issue_number: int, *, wait: bool) -> None:
+    """Links to try while the web server runs, then wait for Enter (end of input counts)."""
+    unsubscribe = first_unsubscribe_link(maildir, site)
+    click.echo(f"The messages' links are served by the web server on {site}. Try:")
+    if unsubscribe is not None:
+        click.echo(f"  unsubscribe (a reader's link): {unsubscribe}")
+    click.echo(f"  the issue in the archive:      {site}{ARCHIVE_PATH}{issue_number}")
+    if wait:
+        click.echo("Press Enter to stop the web server, the worker and the SMTP sink.")
+        sys.stdin.readline()
 
 
 def _send(session: Session, issue_id: int, settings: Settings) -> int:

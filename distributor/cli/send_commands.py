@@ -112,6 +112,12 @@ def send() -> None:
 @click.option(
     "--allow-empty", is_flag=True, help="Create it even if nobody on its lists can receive it."
 )
+@click.option(
+    "--track",
+    is_flag=True,
+    help="Count opens (an image) and clicks (links through the web server) of its HTML "
+    "messages; off by default. See README, Tracking, for what the counts can mean.",
+)
 @pass_app
 def create_command(
     app: AppContext,
@@ -124,6 +130,7 @@ def create_command(
     expires_in: float | None,
     rate: float | None,
     allow_empty: bool,
+    track: bool,
 ) -> None:
     """Create a send of an issue to one or more lists.
 
@@ -154,6 +161,7 @@ def create_command(
             allow_empty=allow_empty,
             rate_limit=rate,
             expires_after=expiry(expires_in) or DEFAULT_EXPIRY,
+            tracking=track,
         )
     click.echo(f"Created send ID: {created.id}")
     readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
@@ -174,6 +182,11 @@ def create_command(
         click.echo(f"It goes to {readers} ({audience}) {moment}, {WORKER_HINT}.")
     if created.readers == 0:
         click.echo("Nobody can receive it now; readers who join its lists before it starts will.")
+    if track:
+        click.echo(
+            f"Opens and clicks are tracked through {app.settings.public_base_url}: "
+            "distributor web must answer there while readers read it."
+        )
 
 
 @send.command("schedule")

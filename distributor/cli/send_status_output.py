@@ -61,6 +61,27 @@ def print_status(app: AppContext, status: SendStatus) -> None:
             f"{status.possible_duplicates} messages were sent again after a worker "
             "stopped mid-batch: those readers may have received it twice."
         )
+    print_readers(app, status)
+
+
+def print_readers(app: AppContext, status: SendStatus) -> None:
+    """Opens and clicks (a tracked send) and unsubscribes: what readers did with it."""
+    sent = status.counts.get(DeliveryState.SENT.value, 0)
+
+    def readers(n: int) -> str:
+        share = f" ({n / sent:.1%} of {sent:,} sent)" if sent and n else ""
+        return f"{n:,} reader{'' if n == 1 else 's'}{share}"
+
+    if status.engagement is not None:
+        seen = status.engagement
+        clicks = f"{seen.clicks:,} click{'' if seen.clicks == 1 else 's'}"
+        app.console.print(f"Opened:    {readers(seen.opened)}, as far as an image can tell")
+        app.console.print(f"Clicked:   {readers(seen.clicked)}, {clicks}")
+    elif not status.tracking:
+        app.console.print("Tracking:  off (opens and clicks are not counted)")
+    if status.unsubscribes is not None:
+        left = readers(status.unsubscribes)
+        app.console.print(f"Left:      {left} unsubscribed through its links")
 
 
 def print_send_list(app: AppContext, statuses: list[SendStatus]) -> None:

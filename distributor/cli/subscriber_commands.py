@@ -20,13 +20,16 @@ from distributor.issues.models import EMAIL_VARIANTS, Variant
 from subscribers.csvfile import ProblemLog
 from subscribers.export import export_subscribers
 from subscribers.importer import ImportReport, import_subscribers
+from subscribers.links import signup_url
 from subscribers.models import ChannelPreference, Subscriber, SubscriberStatus, SubscriptionStatus
+from subscribers.signup import set_list_public
 from subscribers.store import (
     add_subscriber,
     change_address,
     create_list,
     delete_list,
     find_subscriber,
+    get_list,
     list_subscribers,
     list_summaries,
     memberships,
@@ -325,18 +328,48 @@ def set_email_command(app: AppContext, email: str, new_email: str) -> None:
 
 @click.group()
 def lists() -> None:
-    """Create, list, show and delete mailing lists."""
+    """Create, list, show, make public and delete mailing lists."""
 
 
 @lists.command("create")
 @click.argument("name")
 @click.option("--description", default="", help="What the list is for, for the staff.")
+@click.option("--public", is_flag=True, help="Anyone may sign up for it on its web page.")
 @pass_app
-def create_list_command(app: AppContext, name: str, description: str) -> None:
+def create_list_command(app: AppContext, name: str, description: str, public: bool) -> None:
     """Create the list NAME."""
     with app.session() as session:
         created = create_list(session, name, description)
+        if public:
+            set_list_public(session, created.name)
     click.echo(f"Created list {plain(created.name)} (ID {created.id}).")
+    if public:
+        _echo_signup(app, created.id)
+
+
+@lists.command("set-public")
+@click.argument("name")
+@click.option("--no", "closed", is_flag=True, help="Close its sign-up page instead.")
+@pass_app
+def set_public_command(app: AppContext, name: str, closed: bool) -> None:
+    """Open the list NAME to sign-ups on its web page (double opt-in), or close it with --no.
+
+    A public list is also offered on every subscriber's preferences page."""
+    with list_hint(), app.session() as session:
+        set_list_public(session, name, public=not closed)
+        found = get_list(session, name)
+        list_id, shown = found.id, plain(found.name)
+    if closed:
+        click.echo(f"List {shown} is not public: its sign-up page is gone; its members stay.")
+    else:
+        click.echo(f"List {shown} is public.")
+        _echo_signup(app, list_id)
+
+
+def _echo_signup(app: AppContext, list_id: int) -> None:
+    click.echo(f"Sign-up page: {signup_url(app.settings.public_base_url, list_id)}")
+    click.echo("Whoever signs up there gets a confirmation message, and is on the list once they")
+    click.echo("follow it. The page is served by: distributor web (at PUBLIC_BASE_URL).")
 
 
 @lists.command("list")
@@ -363,8 +396,12 @@ def show_list_command(app: AppContext, name: str) -> None:
     """Show the list NAME and how many people are on it."""
     with list_hint(), app.session() as session:
         (summary,) = list_summaries(session, name)
+        found = get_list(session, name)
+        public, list_id = found.public, found.id
     click.echo(f"List:         {plain(summary.name)}")
     click.echo(f"Description:  {plain(summary.description) or '—'}")
+    signup = signup_url(app.settings.public_base_url, list_id)
+    click.echo(f"Public:       {f'yes, sign-up page {signup}' if public else 'no'}")
     click.echo(f"Created:      {_when(app, summary.created_at)}")
     click.echo(f"Active:       {summary.active}")
     click.echo(f"Pending:      {summary.pending}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from distributor.channels.base import DeliveryChannel
 from distributor.errors import DistributorError, EmptyAudience, InvalidTransition, NotFound
 from distributor.issues.models import Issue, Variant
+from distributor.sending.engagement import EngagementCounts, engagement_counts
 from distributor.sending.models import (
     FINAL_DELIVERY_STATES,
     Delivery,
@@ -23,6 +24,7 @@ from distributor.sending.models import (
     SendState,
 )
 from distributor.sending.planner import audience_filter
+from distributor.sending.unsubscribes import unsubscribes_by_send
 from subscribers.models import List
 from subscribers.query import Audience, count_audience
 
@@ -79,12 +81,19 @@ def create_send(
     expires_after: timedelta = DEFAULT_EXPIRY,
     rate_limit: float | None = None,
     allow_empty: bool = False,
+    tracking: bool = False,
 ) -> NewSend:
     """A send scheduled for ``at`` (None: now), or a draft (None: no time yet). Its audience is
     frozen when it starts; not started within ``expires_after`` of its time (workers down), it
-    expires instead of going late. ``zone`` is the one staff read times in."""
+    expires instead of going late. ``zone`` is the one staff read times in; ``tracking``: its
+    HTML reports opens and clicks (off unless asked for: readers are not followed by default)."""
     if rate_limit is not None and rate_limit <= 0:
         raise DistributorError(f"a rate limit must be positive, not {rate_limit}")
+    if tracking and variant is Variant.TEXT:
+        raise DistributorError(
+            "plain text has no images or wrapped links: opens and clicks can be tracked only "
+            "in HTML (full, digest, or each reader's own format)"
+        )
     if session.get(Issue, issue_id) is None:
         raise NotFound(f"there is no issue with ID {issue_id}")
     if not audience.lists:
@@ -102,6 +111,7 @@ def create_send(
         scheduled_at=when,
         expires_at=when + expires_after if when is not None else None,
         rate_limit=rate_limit,
+        tracking=tracking,
     )
     readers = reachable_readers(session, send)
     if not readers and not allow_empty:
@@ -177,6 +187,10 @@ class SendStatus:
     counts: dict[str, int]
     possible_duplicates: int
     error: str | None = None  # why the send paused itself (e.g. its issue cannot be rendered)
+    # What readers did, counted for one send's status (None in a list of sends: not counted).
+    tracking: bool = False  # its HTML reports opens and clicks
+    engagement: EngagementCounts | None = None  # opens and clicks, when tracked
+    unsubscribes: int | None = None  # people who left through its messages' links
 
     @property
     def total(self) -> int:
@@ -207,6 +221,9 @@ class SendStatus:
             "counts": self.counts,
             "possible_duplicates": self.possible_duplicates,
             **({"error": self.error} if self.error else {}),
+            "tracking": self.tracking,
+            **({"unsubscribes": self.unsubscribes} if self.unsubscribes is not None else {}),
+            **({"engagement": asdict(self.engagement)} if self.engagement else {}),
         }
 
 
@@ -262,6 +279,7 @@ def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendS
             counts=counts.get(send.id, {}),
             possible_duplicates=duplicates.get(send.id, 0),
             error=send.error,
+            tracking=send.tracking,
         )
         for send, issue_number in sends
     ]
@@ -275,7 +293,12 @@ def send_status(session: Session, send_id: int) -> SendStatus:
     row = session.execute(_with_issue_number().where(Send.id == send_id)).one_or_none()
     if row is None:
         raise NotFound(f"there is no send with ID {send_id}")
-    return _statuses(session, [(row[0], row[1])])[0]
+    status = _statuses(session, [(row[0], row[1])])[0]
+    return replace(
+        status,
+        engagement=engagement_counts(session, send_id) if status.tracking else None,
+        unsubscribes=unsubscribes_by_send(session, send_id),
+    )
 
 
 def list_sends(

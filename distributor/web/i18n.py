@@ -81,6 +81,9 @@ SERVICE_MESSAGES_ZH = {
     "this confirmation link is no longer valid: please subscribe again": (
         "这个确认链接已失效：请重新订阅。"
     ),
+    "this link was altered: it leads nowhere": (
+        "这个链接被改动过，无法打开：请点击邮件中的原始链接。"
+    ),
 }
 
 TEXTS: dict[str, dict[str, str]] = {

@@ -16,11 +16,10 @@ from distributor.errors import InvalidAddress
 from distributor.web.i18n import translator
 from distributor.web.pages import WebDep, here, page_language, render
 from distributor.web.security import limit, set_csrf_cookie
-from subscribers.links import CONFIRM_PATH
+from subscribers.links import CONFIRM_PATH, SIGNUP_PATH
 from subscribers.public import confirm_by_token, read_confirm_link
 from subscribers.signup import PublicList, public_list, sign_up
 
-SIGNUP_PATH = "/subscribe/"
 HOUR = 3600
 
 router = APIRouter(include_in_schema=False)

@@ -1,21 +1,15 @@
-"""The web app for tests: settings, a started send, and a real uvicorn server on a free port."""
+"""The web app for tests: settings, a started send, and a real uvicorn server on a free port
+(:func:`~distributor.devservers.web_server.serving`)."""
 
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
-import uvicorn
-from fastapi import FastAPI
-
 from distributor.config import Settings
 from distributor.db import session_factory, transaction, utcnow
-from distributor.devservers.ports import free_port
+from distributor.devservers.web_server import serving as serving
 from distributor.issues.models import Variant
 from distributor.sending.lifecycle import start_due_sends
 from distributor.sending.runtime import WorkerRuntime
@@ -47,7 +41,7 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def started_send(url: str, issue_id: int, *lists: str) -> int:
+def started_send(url: str, issue_id: int, *lists: str, tracking: bool = False) -> int:
     """A send of ``issue_id`` to ``lists`` that has started (as beat starts it), unsent."""
     with transaction(url) as session:
         send = create_send(
@@ -58,6 +52,7 @@ def started_send(url: str, issue_id: int, *lists: str) -> int:
             at=None,
             now=utcnow(),
             zone=ZoneInfo("Asia/Shanghai"),
+            tracking=tracking,
         )
         send_id = send.id
     with transaction(url) as session:
@@ -65,9 +60,11 @@ def started_send(url: str, issue_id: int, *lists: str) -> int:
     return send_id
 
 
-def send_through_engine(settings: Settings, issue_id: int, *lists: str) -> int:
+def send_through_engine(
+    settings: Settings, issue_id: int, *lists: str, tracking: bool = False
+) -> int:
     """Create a send, plan it and deliver every message in this process (no worker)."""
-    send_id = started_send(settings.database_url, issue_id, *lists)
+    send_id = started_send(settings.database_url, issue_id, *lists, tracking=tracking)
     engine = WorkerRuntime.from_settings(settings)
     try:
         tick(
@@ -81,23 +78,3 @@ def send_through_engine(settings: Settings, issue_id: int, *lists: str) -> int:
     finally:
         engine.close()
     return send_id
-
-
-@contextmanager
-def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
-    """``app`` served by uvicorn in a thread on ``port`` (default: a free one); yields its URL."""
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise TimeoutError(f"uvicorn did not start on port {port}")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
