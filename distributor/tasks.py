@@ -42,7 +42,11 @@ def _close(**_: Any) -> None:
 
 @app.task(name="distributor.tick")
 def tick() -> dict[str, Any]:
-    report = runtime().tick(enqueue_plan=plan.delay, enqueue_drain=drain.delay)
+    report = runtime().tick(
+        enqueue_plan=plan.delay,
+        enqueue_drain=drain.delay,
+        enqueue_wechat=send_wechat.delay if runtime().settings.wechat_app_id else None,
+    )
     return vars(report)
 
 
@@ -67,3 +71,9 @@ def send_confirmation(subscriber_id: int) -> str | None:
     """A sign-up's double opt-in message; retried while the mail server defers it."""
     receipt = confirmation.send_confirmation(runtime().settings, subscriber_id, runtime().channel)
     return None if receipt is None else receipt.outcome.value
+
+
+@app.task(name="distributor.send_wechat")
+def send_wechat(send_id: int) -> dict[str, Any]:
+    """The WeChat jobs of a send; what is left (an answer that never came) waits for a tick."""
+    return vars(runtime().send_wechat(send_id))

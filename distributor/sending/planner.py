@@ -22,11 +22,21 @@ from distributor.sending.models import Delivery, Send, SendState
 from subscribers.query import Audience, AudienceMember, stream_audience
 
 EMAIL_CHANNELS = ("email", "both")
+WECHAT_CHANNELS = ("wechat", "both")
+
+
+def planned_channels(send: Send) -> tuple[str, ...]:
+    """The channels a send plans deliveries on. A send by preference (no variant) reaches each
+    reader where they chose, so it plans both: email rows beside WeChat rows, one send."""
+    if send.variant is None and not send.is_test:
+        return ("email", "wechat")
+    return (send.channel.value,)
 
 
 def audience_filter(send: Send) -> Audience:
-    """The send's audience, reachable on the send's channel."""
-    return replace(send.audience, channel=send.channel.value)
+    """The send's audience, reachable on the send's channel (on any, for a send by preference)."""
+    channels = planned_channels(send)
+    return replace(send.audience, channel=channels[0] if len(channels) == 1 else None)
 
 
 def variant_for(send_variant: Variant | None, member: AudienceMember) -> Variant:
@@ -48,7 +58,7 @@ def delivery_rows(
                 continue
             address = member.email
         else:
-            if not member.openid:
+            if not member.openid or str(member.channel) not in WECHAT_CHANNELS:
                 continue
             address = member.openid
         rows.append(
@@ -83,9 +93,10 @@ def plan_next_batch(
             .values(planned_at=now, planner_lease_until=None, updated_at=now)
         )
         return None
-    insert_ignoring_duplicates(
-        session, Delivery, delivery_rows(send.id, send.channel, send.variant, batch)
-    )
+    for channel in planned_channels(send):
+        insert_ignoring_duplicates(
+            session, Delivery, delivery_rows(send.id, channel, send.variant, batch)
+        )
     moved = session.execute(
         update(Send)
         .where(Send.id == send_id, Send.planned_through == checkpoint)

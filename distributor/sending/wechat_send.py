@@ -1,0 +1,342 @@
+"""A send's WeChat readers: its WeChat deliveries sent as mass-send jobs, and their results.
+
+WeChat takes a mass send by OpenID list for 2 to 10,000 followers at a time and reports only
+per job, so a send's WeChat deliveries (planned beside its email ones) are cut into balanced
+batches, one :class:`WechatJob` each. Every job row, with its ``clientmsgid``, exists before
+WeChat is called and every call is counted before it is made: a retry after a lost answer or a
+dead worker repeats the ``clientmsgid`` and WeChat answers with the job it already made (45065).
+
+A WeChat delivery ends ``sent`` with the detail "accepted by WeChat in job N": that is all
+anyone can know about one reader (WeChat's counts per job are on the job).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from distributor.channels.base import DeliveryChannel
+from distributor.channels.wechat.callbacks import MassJobFinished
+from distributor.channels.wechat.client import WechatClient
+from distributor.channels.wechat.protocol import (
+    OPENIDS_PER_SEND,
+    MassJob,
+    MassStatus,
+    ToOpenids,
+)
+from distributor.config import Settings
+from distributor.db import insert_ignoring_duplicates, utcnow
+from distributor.errors import NotFound, RenderError, WechatError, WechatUnavailable
+from distributor.issues.store import load_issue
+from distributor.render.wechat import compile_wechat_message
+from distributor.sending.models import Delivery, DeliveryState, Send, SendState
+from distributor.sending.wechat_models import (
+    OPEN_JOB_STATES,
+    WechatJob,
+    WechatJobState,
+    WechatMessage,
+)
+from distributor.sending.wechat_publish import (
+    articles_from_json,
+    articles_to_json,
+    prepare_articles,
+)
+
+POLL_AFTER = timedelta(minutes=2)  # an accepted job with no callback by then is asked about
+
+
+def clientmsgid_for(send_id: int, batch: int) -> str:
+    """Stable across retries, distinct per job (WeChat dedupes on it for 24 hours)."""
+    return f"distributor-send-{send_id}-job-{batch}"
+
+
+def batch_ranges(ids: Sequence[int], most: int = OPENIDS_PER_SEND[1]) -> list[list[int]]:
+    """``ids`` (in order) cut into as few batches of at most ``most`` as possible, of balanced
+    sizes, so that no batch is left with the single reader WeChat refuses (it wants two)."""
+    if not ids:
+        return []
+    count = math.ceil(len(ids) / most)
+    size, extra = divmod(len(ids), count)
+    batches, start = [], 0
+    for number in range(count):
+        end = start + size + (1 if number < extra else 0)
+        batches.append(list(ids[start:end]))
+        start = end
+    return batches
+
+
+def _wechat_deliveries(send_id: Any) -> list[ColumnElement[bool]]:
+    return [Delivery.send_id == send_id, Delivery.channel == DeliveryChannel.WECHAT]
+
+
+def plan_jobs(session: Session, send_id: int) -> int:
+    """The send's jobs, once it is fully planned: one per batch of its WeChat deliveries."""
+    known = session.scalar(select(exists().where(WechatJob.send_id == send_id)))
+    if known:
+        return 0
+    ids = session.scalars(
+        select(Delivery.id).where(*_wechat_deliveries(send_id)).order_by(Delivery.id)
+    ).all()
+    batches = batch_ranges(ids)
+    insert_ignoring_duplicates(
+        session,
+        WechatJob,
+        [
+            {
+                "send_id": send_id,
+                "batch": number,
+                "clientmsgid": clientmsgid_for(send_id, number),
+                "first_delivery_id": batch[0],
+                "last_delivery_id": batch[-1],
+                "openids": len(batch),
+                "state": WechatJobState.WAITING,
+            }
+            for number, batch in enumerate(batches, start=1)
+        ],
+    )
+    return len(batches)
+
+
+def sends_with_wechat_work(session: Session, now: datetime) -> list[int]:
+    """Running, fully planned sends with a WeChat delivery still waiting, or a job whose result
+    is overdue (no callback within :data:`POLL_AFTER`): the tick queues one task for each."""
+    waiting = exists().where(
+        *_wechat_deliveries(Send.id), Delivery.state == DeliveryState.PENDING
+    )
+    overdue = exists().where(
+        WechatJob.send_id == Send.id,
+        or_(
+            WechatJob.state == WechatJobState.WAITING,
+            (WechatJob.state == WechatJobState.ACCEPTED)
+            & (WechatJob.updated_at < now - POLL_AFTER),
+        ),
+    )
+    return sorted(
+        session.scalars(
+            select(Send.id).where(
+                Send.state == SendState.RUNNING,
+                Send.planned_at.is_not(None),
+                ~Send.is_test,
+                or_(waiting, overdue),
+            )
+        )
+    )
+
+
+def prepare_message(
+    factory: sessionmaker[Session], client: WechatClient, send_id: int, settings: Settings
+) -> list[dict[str, Any]]:
+    """The send's draft articles, made (images and cover uploaded) the first time. Uploads are
+    not idempotent: two workers racing here upload twice, harmlessly; the first row stays."""
+    with factory.begin() as session:
+        stored = session.get(WechatMessage, send_id)
+        if stored is not None:
+            return stored.articles
+        send = session.get(Send, send_id)
+        if send is None:
+            raise NotFound(f"there is no send with ID {send_id}")
+        articles = compile_wechat_message(load_issue(session, send.issue_id), settings)
+    prepared = articles_to_json(prepare_articles(client, articles))
+    with factory.begin() as session:
+        insert_ignoring_duplicates(
+            session, WechatMessage, [{"send_id": send_id, "articles": prepared}]
+        )
+        stored = session.get(WechatMessage, send_id)
+        return stored.articles if stored is not None else prepared
+
+
+@dataclass
+class WechatReport:
+    jobs: int = 0
+    accepted: list[int] = field(default_factory=list)  # batches accepted by this run
+    failed: list[int] = field(default_factory=list)
+    postponed: str | None = None  # why a job was left for the next tick
+
+
+def _settle_deliveries(
+    session: Session, job: WechatJob, state: DeliveryState, detail: str, now: datetime
+) -> None:
+    column = Delivery.smtp_response if state is DeliveryState.SENT else Delivery.last_error
+    session.execute(
+        update(Delivery)
+        .where(
+            *_wechat_deliveries(job.send_id),
+            Delivery.id.between(job.first_delivery_id, job.last_delivery_id),
+            Delivery.state == DeliveryState.PENDING,
+        )
+        .values(
+            {
+                Delivery.state: state,
+                column: detail,
+                Delivery.sent_at: now if state is DeliveryState.SENT else None,
+                Delivery.updated_at: now,
+            }
+        )
+    )
+
+
+def record_accepted(session: Session, job_id: int, made: MassJob, now: datetime) -> None:
+    job = session.get(WechatJob, job_id, with_for_update=True)
+    if job is None or job.state is not WechatJobState.WAITING:
+        return
+    job.state, job.msg_id, job.accepted_at = WechatJobState.ACCEPTED, str(made.msg_id), now
+    job.msg_data_id = None if made.msg_data_id is None else str(made.msg_data_id)
+    _settle_deliveries(
+        session, job, DeliveryState.SENT, f"accepted by WeChat in job {made.msg_id}", now
+    )
+
+
+def record_refused(session: Session, job_id: int, error: str, now: datetime) -> None:
+    job = session.get(WechatJob, job_id, with_for_update=True)
+    if job is None or job.state is not WechatJobState.WAITING:
+        return
+    job.state, job.error, job.finished_at = WechatJobState.FAILED, error, now
+    _settle_deliveries(session, job, DeliveryState.FAILED, f"WeChat refused the job: {error}", now)
+
+
+def record_finished(session: Session, event: MassJobFinished, now: datetime) -> bool:
+    """A ``MASSSENDJOBFINISH`` event on its job; False if no job of ours has that msg_id.
+    Idempotent: WeChat repeats an event whose answer it did not get."""
+    job = session.scalars(
+        select(WechatJob).where(WechatJob.msg_id == str(event.msg_id)).with_for_update()
+    ).first()
+    if job is None:
+        return False
+    job.state = WechatJobState.SUCCEEDED if event.succeeded else WechatJobState.FAILED
+    job.wechat_status = event.status[:40]
+    job.total, job.filtered, job.sent, job.errors = (
+        event.total,
+        event.filtered,
+        event.sent,
+        event.errors,
+    )
+    job.error = event.reason or None
+    job.finished_at = job.finished_at or now
+    return True
+
+
+def _openids(session: Session, job: WechatJob) -> tuple[str, ...]:
+    return tuple(
+        session.scalars(
+            select(Delivery.address)
+            .where(
+                *_wechat_deliveries(job.send_id),
+                Delivery.id.between(job.first_delivery_id, job.last_delivery_id),
+            )
+            .order_by(Delivery.id)
+        )
+    )
+
+
+def run_job(
+    factory: sessionmaker[Session],
+    client: WechatClient,
+    job_id: int,
+    articles: list[dict[str, Any]],
+) -> MassJob:
+    """Make the job's draft (once), count the call, then ask WeChat to send it."""
+    with factory.begin() as session:
+        job = session.get(WechatJob, job_id)
+        assert job is not None
+        media_id, clientmsgid = job.media_id, job.clientmsgid
+    if media_id is None:
+        made = client.add_draft(articles_from_json(articles))
+        with factory.begin() as session:
+            session.execute(
+                update(WechatJob)
+                .where(WechatJob.id == job_id, WechatJob.media_id.is_(None))
+                .values(media_id=made)
+            )
+            media_id = session.get(WechatJob, job_id).media_id  # type: ignore[union-attr]
+    with factory.begin() as session:  # recorded before the call: never one more job than this
+        session.execute(
+            update(WechatJob).where(WechatJob.id == job_id).values(calls=WechatJob.calls + 1)
+        )
+        job = session.get(WechatJob, job_id)
+        assert job is not None
+        openids = _openids(session, job)
+    return client.mass_send(str(media_id), ToOpenids(openids), clientmsgid)
+
+
+def send_wechat(
+    factory: sessionmaker[Session], client: WechatClient, send_id: int, settings: Settings
+) -> WechatReport:
+    """Send the WeChat jobs of ``send_id`` still waiting; poll those whose result is overdue."""
+    report = WechatReport()
+    with factory.begin() as session:
+        send = session.get(Send, send_id)
+        if send is None or send.state is not SendState.RUNNING or send.planned_at is None:
+            return report
+        plan_jobs(session, send_id)
+        jobs = session.scalars(
+            select(WechatJob)
+            .where(WechatJob.send_id == send_id, WechatJob.state.in_(OPEN_JOB_STATES))
+            .order_by(WechatJob.batch)
+        ).all()
+    report.jobs = len(jobs)
+    waiting = [job for job in jobs if job.state is WechatJobState.WAITING]
+    if waiting:
+        try:
+            articles = prepare_message(factory, client, send_id, settings)
+        except (RenderError, WechatError) as error:
+            report.postponed = error.message
+            return report
+    for job in waiting:
+        try:
+            made = run_job(factory, client, job.id, articles)
+        except (WechatUnavailable, RenderError) as error:
+            report.postponed = error.message  # the answer may be lost: the next try repeats it
+            return report
+        except WechatError as error:
+            if error.errcode is None or error.errcode in (45009, 45011, 45066):
+                report.postponed = error.message
+                return report
+            with factory.begin() as session:
+                record_refused(session, job.id, error.message, utcnow())
+            report.failed.append(job.batch)
+            continue
+        with factory.begin() as session:
+            record_accepted(session, job.id, made, utcnow())
+        report.accepted.append(job.batch)
+    poll_overdue(factory, client, send_id, utcnow())
+    return report
+
+
+def poll_overdue(
+    factory: sessionmaker[Session], client: WechatClient, send_id: int, now: datetime
+) -> int:
+    """Ask WeChat (``mass/get``) about accepted jobs whose callback has not come: the fallback
+    when the callback URL is not set up or its posts were lost. Counts come only by callback."""
+    with factory.begin() as session:
+        overdue = session.execute(
+            select(WechatJob.id, WechatJob.msg_id).where(
+                WechatJob.send_id == send_id,
+                WechatJob.state == WechatJobState.ACCEPTED,
+                WechatJob.updated_at < now - POLL_AFTER,
+                WechatJob.msg_id.is_not(None),
+            )
+        ).tuples().all()
+    settled = 0
+    for job_id, msg_id in overdue:
+        wire = str(msg_id)
+        status = client.mass_status(int(wire) if wire.isdigit() else wire)
+        with factory.begin() as session:
+            job = session.get(WechatJob, job_id, with_for_update=True)
+            if job is None or job.state is not WechatJobState.ACCEPTED:
+                continue
+            job.wechat_status = status.value
+            job.updated_at = now  # asked now: the next question waits POLL_AFTER again
+            if status is MassStatus.SEND_SUCCESS:
+                job.state, job.finished_at = WechatJobState.SUCCEEDED, now
+                settled += 1
+            elif status in (MassStatus.SEND_FAIL, MassStatus.DELETE):
+                job.state, job.finished_at = WechatJobState.FAILED, now
+                job.error = f"WeChat reports the job {status.value}"
+                settled += 1
+    return settled
