@@ -23,6 +23,7 @@ from distributor.sending.models import (
     SendState,
 )
 from distributor.sending.planner import audience_filter
+from distributor.sending.wechat_status import WechatJobView, wechat_jobs_of
 from subscribers.models import List
 from subscribers.query import Audience, count_audience
 
@@ -177,6 +178,8 @@ class SendStatus:
     counts: dict[str, int]
     possible_duplicates: int
     error: str | None = None  # why the send paused itself (e.g. its issue cannot be rendered)
+    # WeChat readers: the send's mass-send jobs, with WeChat's own counts (none per reader).
+    wechat_jobs: tuple[WechatJobView, ...] = ()
 
     @property
     def total(self) -> int:
@@ -207,6 +210,8 @@ class SendStatus:
             "counts": self.counts,
             "possible_duplicates": self.possible_duplicates,
             **({"error": self.error} if self.error else {}),
+            **({"wechat_jobs": [job.to_json() for job in self.wechat_jobs]}
+               if self.wechat_jobs else {}),
         }
 
 
@@ -247,6 +252,7 @@ def _duplicates_of(session: Session, send_ids: Sequence[int]) -> dict[int, int]:
 def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendStatus]:
     ids = [send.id for send, _ in sends]
     counts, duplicates = _counts_of(session, ids), _duplicates_of(session, ids)
+    wechat = wechat_jobs_of(session, ids)
     return [
         SendStatus(
             id=send.id,
@@ -262,6 +268,7 @@ def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendS
             counts=counts.get(send.id, {}),
             possible_duplicates=duplicates.get(send.id, 0),
             error=send.error,
+            wechat_jobs=wechat.get(send.id, ()),
         )
         for send, issue_number in sends
     ]
