@@ -154,6 +154,7 @@ def create_command(
             allow_empty=allow_empty,
             rate_limit=rate,
             expires_after=expiry(expires_in) or DEFAULT_EXPIRY,
+            wechat_account=wechat_account(app),
         )
     click.echo(f"Created send ID: {created.id}")
     readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
@@ -176,6 +177,11 @@ def create_command(
         click.echo("Nobody can receive it now; readers who join its lists before it starts will.")
 
 
+def wechat_account(app: AppContext) -> str | None:
+    """The WeChat account type whose quota sends are checked against; None without WeChat."""
+    return app.settings.wechat_account_type if app.settings.wechat_app_id else None
+
+
 @send.command("schedule")
 @click.argument("send_id", type=int)
 @click.option("--at", "at", help=AT_HELP + "; default the time it was given (none: now).")
@@ -196,6 +202,7 @@ def schedule_command(
             now=utcnow(),
             zone=zone,
             expires_after=expiry(expires_in),
+            wechat_account=wechat_account(app),
         )
     click.echo(f"Send {send_id} is scheduled for {local_time(when, zone)}, {WORKER_HINT}.")
 

@@ -23,6 +23,7 @@ from distributor.sending.models import (
     SendState,
 )
 from distributor.sending.planner import audience_filter
+from distributor.sending.wechat_quota import check_wechat_quota
 from distributor.sending.wechat_status import WechatJobView, wechat_jobs_of
 from subscribers.models import List
 from subscribers.query import Audience, count_audience
@@ -80,10 +81,13 @@ def create_send(
     expires_after: timedelta = DEFAULT_EXPIRY,
     rate_limit: float | None = None,
     allow_empty: bool = False,
+    wechat_account: str | None = None,
 ) -> NewSend:
     """A send scheduled for ``at`` (None: now), or a draft (None: no time yet). Its audience is
     frozen when it starts; not started within ``expires_after`` of its time (workers down), it
-    expires instead of going late. ``zone`` is the one staff read times in."""
+    expires instead of going late. ``zone`` is the one staff read times in. ``wechat_account``
+    (the account type, when WeChat is set up): a send to WeChat readers that would break its
+    mass-send quota is refused here rather than at WeChat."""
     if rate_limit is not None and rate_limit <= 0:
         raise DistributorError(f"a rate limit must be positive, not {rate_limit}")
     if session.get(Issue, issue_id) is None:
@@ -110,6 +114,8 @@ def create_send(
             f"nobody to send to: no active subscriber reachable by email in "
             f"{send.audience.describe()}"
         )
+    if wechat_account is not None and when is not None and not draft:
+        check_wechat_quota(session, send, when, wechat_account, zone)
     session.add(send)
     session.flush()
     return NewSend(send.id, send.state.value, send.scheduled_at, readers)
@@ -123,6 +129,7 @@ def schedule_send(
     now: datetime,
     zone: ZoneInfo,
     expires_after: timedelta | None = None,
+    wechat_account: str | None = None,
 ) -> datetime:
     """Schedule a draft, or move a scheduled send; returns its time. Without ``at`` it keeps
     the time it was given (none: now), so it never goes out earlier than staff were told; without
@@ -142,6 +149,8 @@ def schedule_send(
     elif at is not None:
         check_send_time(at, now, zone)
     when = at if at is not None else now
+    if wechat_account is not None:
+        check_wechat_quota(session, send, when, wechat_account, zone)
     if expires_after is None:
         expires_after = (
             send.expires_at - send.scheduled_at
