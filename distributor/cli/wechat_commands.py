@@ -51,8 +51,8 @@ def followers_sync(app: AppContext, list_name: str, tags: bool) -> None:
     """Page through every follower (10,000 at a time) into subscribers on the WeChat channel;
     followers who left are marked so. Safe to run again."""
     url = app.ready_database()
-    with WechatClient.from_settings(app.settings) as client, get_engine(url).begin() as connection:
-        result = sync_followers(connection, client, list_name, with_tags=tags)
+    with WechatClient.from_settings(app.settings) as client:
+        result = sync_followers(get_engine(url), client, list_name, with_tags=tags)
     app.console.print(
         f"{result.followers:,} followers on list ", plain(list_name), f"; {result.left:,} left "
         f"since the last sync; {result.tags:,} tags mirrored", sep="", soft_wrap=True

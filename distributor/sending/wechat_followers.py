@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Connection, MetaData, String, Table, select, update
+from sqlalchemy import Column, Engine, MetaData, String, Table, select, update
 
 from distributor.channels.wechat.client import WechatClient
 from distributor.db import utcnow
@@ -78,9 +78,14 @@ def _rows(
 
 
 def sync_followers(
-    connection: Connection, client: WechatClient, list_name: str, *, with_tags: bool = False
+    engine: Engine, client: WechatClient, list_name: str, *, with_tags: bool = False
 ) -> FollowersSync:
-    """Every follower a subscriber on ``list_name`` (created if missing); no commit."""
+    """Every follower a subscriber on ``list_name`` (created if missing).
+
+    One transaction per page, none while WeChat is asked (the access token may be kept in the
+    same database): a sync cut short leaves whole pages written, and the next run completes it.
+    Departures are marked only after every page was read.
+    """
     followers_tags: dict[str, list[str]] = defaultdict(list)
     tag_names: list[str] = []
     if with_tags:
@@ -90,46 +95,55 @@ def sync_followers(
                 followers_tags[openid].append(tag.name)
     list_ids: dict[str, int] = {}
     tag_ids: dict[str, int] = {}
-    ensure_named(connection, LISTS, [list_name], list_ids)
-    ensure_named(connection, TAGS, tag_names, tag_ids)
     subscribers = SUBSCRIBERS.c
     seen = 0
-    SEEN.create(connection)
-    after = ""
-    while True:
-        page = client.followers_page(after)
-        if not page.openids:
-            break
-        load(connection, SEEN, [(openid,) for openid in page.openids])
-        known = dict(
-            connection.execute(
-                select(subscribers.openid, subscribers.email_key).where(
-                    subscribers.openid.in_(page.openids)
+    with engine.connect() as connection:
+        with connection.begin():
+            ensure_named(connection, LISTS, [list_name], list_ids)
+            ensure_named(connection, TAGS, tag_names, tag_ids)
+            SEEN.create(connection)
+        after = ""
+        while True:
+            page = client.followers_page(after)
+            if not page.openids:
+                break
+            with connection.begin():
+                load(connection, SEEN, [(openid,) for openid in page.openids])
+                known = {
+                    openid: key
+                    for openid, key in connection.execute(
+                        select(subscribers.openid, subscribers.email_key).where(
+                            subscribers.openid.in_(page.openids)
+                        )
+                    )
+                    if openid
+                }
+                write_rows(
+                    connection,
+                    _rows(page.openids, known, list_name, followers_tags),
+                    columns=frozenset({"openid"}),
+                    source=SOURCE,
+                    list_ids=list_ids,
+                    tag_ids=tag_ids,
                 )
-            ).tuples()
-        )
-        write_rows(
-            connection,
-            _rows(page.openids, {k: v for k, v in known.items() if k}, list_name,
-                  followers_tags),
-            columns=frozenset({"openid"}),
-            source=SOURCE,
-            list_ids=list_ids,
-            tag_ids=tag_ids,
-        )
-        seen += len(page.openids)
-        if not page.next_openid or page.next_openid == after:
-            break
-        after = page.next_openid
-    gone = subscribers.openid.is_not(None) & subscribers.openid.not_in(select(SEEN.c.openid))
-    wechat_only = subscribers.email_key.like(f"%@{KEY_DOMAIN}")
-    left = connection.execute(
-        update(SUBSCRIBERS)
-        .where(gone, wechat_only, subscribers.status == SubscriberStatus.ACTIVE)
-        .values(status=SubscriberStatus.UNSUBSCRIBED, updated_at=utcnow())
-    ).rowcount
-    left += connection.execute(
-        update(SUBSCRIBERS).where(gone, ~wechat_only).values(openid=None, updated_at=utcnow())
-    ).rowcount
-    SEEN.drop(connection)
+            seen += len(page.openids)
+            if not page.next_openid or page.next_openid == after:
+                break
+            after = page.next_openid
+        with connection.begin():
+            gone = subscribers.openid.is_not(None) & subscribers.openid.not_in(
+                select(SEEN.c.openid)
+            )
+            wechat_only = subscribers.email_key.like(f"%@{KEY_DOMAIN}")
+            left = connection.execute(
+                update(SUBSCRIBERS)
+                .where(gone, wechat_only, subscribers.status == SubscriberStatus.ACTIVE)
+                .values(status=SubscriberStatus.UNSUBSCRIBED, updated_at=utcnow())
+            ).rowcount
+            left += connection.execute(
+                update(SUBSCRIBERS)
+                .where(gone, ~wechat_only)
+                .values(openid=None, updated_at=utcnow())
+            ).rowcount
+            SEEN.drop(connection)
     return FollowersSync(followers=seen, left=left, tags=len(tag_names))

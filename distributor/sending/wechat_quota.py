@@ -54,11 +54,8 @@ def wechat_send_times(session: Session, *, other_than: int | None) -> list[tuple
     ).all()
     times = []
     for send in sends:
-        went = send.state is SendState.DONE or send.started_at is not None
-        if went:
-            if not session.scalar(select(_made_jobs(send.id))):
-                continue
-        elif not reaches_wechat(session, send):
+        made = session.scalar(select(_made_jobs(send.id)))
+        if not made and (send.state is SendState.DONE or not reaches_wechat(session, send)):
             continue
         moment = send.started_at or send.scheduled_at
         if moment is not None:

@@ -321,7 +321,7 @@ def poll_overdue(
                 WechatJob.updated_at < now - POLL_AFTER,
                 WechatJob.msg_id.is_not(None),
             )
-        ).tuples().all()
+        ).all()
     settled = 0
     for job_id, msg_id in overdue:
         wire = str(msg_id)

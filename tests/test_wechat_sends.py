@@ -1,0 +1,255 @@
+"""A send's WeChat readers: followers synced, jobs of at most 10,000 with their own clientmsgid,
+retries that never make a second job, WeChat's result by callback or by asking, the quotas."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from distributor.channels.wechat.client import WechatClient
+from distributor.db import get_engine, session_factory, transaction, utcnow
+from distributor.devservers.wechat_sandbox import Fault, SandboxConfig, SandboxServer
+from distributor.errors import WechatQuotaExceeded
+from distributor.sending.lifecycle import start_due_sends
+from distributor.sending.models import Delivery, DeliveryState
+from distributor.sending.planner import plan_send
+from distributor.sending.service import create_send, send_status
+from distributor.sending.wechat_followers import follower_key, sync_followers
+from distributor.sending.wechat_models import WechatJob, WechatJobState
+from distributor.sending.wechat_send import POLL_AFTER, poll_overdue, send_wechat
+from distributor.web.app import create_app
+from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.query import Audience
+from tests.support.polling import wait_until
+from tests.support.sending import import_sample
+from tests.support.web import serving, web_settings
+from tests.support.wechat import settings_for
+
+ZONE = ZoneInfo("Asia/Shanghai")
+LIST = "微信读者"
+CALLBACK_TOKEN = "callback-token-0123"
+
+
+@pytest.fixture
+def wechat() -> Iterator[SandboxServer]:
+    # Retries in these tests come within seconds: WeChat's "too fast" (45066) window is off.
+    config = SandboxConfig(job_finish_delay=0.2, clientmsgid_retry_window=0.0)
+    with SandboxServer(config) as server:
+        yield server
+
+
+def synced(server: SandboxServer, url: str, followers: int) -> WechatClient:
+    server.sandbox.add_followers(followers)
+    client = WechatClient.from_settings(settings_for(server, url))
+    result = sync_followers(get_engine(url), client, LIST)
+    assert result.followers == followers
+    return client
+
+
+def started_wechat_send(url: str, issue_id: int, account: str | None = None) -> int:
+    """A send by preference (email and WeChat readers) to the list, started and planned."""
+    with transaction(url) as session:
+        send_id = create_send(
+            session,
+            issue_id=issue_id,
+            audience=Audience(lists=(LIST,)),
+            variant=None,
+            at=None,
+            now=utcnow(),
+            zone=ZONE,
+            wechat_account=account,
+        ).id
+    with transaction(url) as session:
+        start_due_sends(session, utcnow())
+    plan_send(session_factory(url), send_id, batch_size=5_000, lease=timedelta(minutes=1))
+    return send_id
+
+
+def jobs_of(url: str, send_id: int) -> list[WechatJob]:
+    with transaction(url) as session:
+        return list(
+            session.scalars(
+                select(WechatJob).where(WechatJob.send_id == send_id).order_by(WechatJob.batch)
+            )
+        )
+
+
+def wechat_deliveries(url: str, send_id: int) -> dict[str, int]:
+    with transaction(url) as session:
+        rows = session.execute(
+            select(Delivery.state, func.count())
+            .where(Delivery.send_id == send_id, Delivery.channel == "wechat")
+            .group_by(Delivery.state)
+        )
+        return {str(state): int(n) for state, n in rows}
+
+
+def test_25000_followers_synced_and_sent_in_3_jobs_with_3_clientmsgids(
+    wechat: SandboxServer, database_url: str, sample_issue_path: Path
+) -> None:
+    client = synced(wechat, database_url, 25_000)
+    issue_id = import_sample(database_url, sample_issue_path)
+    send_id = started_wechat_send(database_url, issue_id, account="service")
+
+    report = send_wechat(
+        session_factory(database_url), client, send_id, settings_for(wechat, database_url)
+    )
+
+    assert report.accepted == [1, 2, 3] and report.postponed is None
+    jobs = jobs_of(database_url, send_id)
+    assert [job.openids for job in jobs] == [8_334, 8_333, 8_333]
+    assert len({job.clientmsgid for job in jobs}) == 3
+    assert all(job.state is WechatJobState.ACCEPTED and job.calls == 1 for job in jobs)
+    made = wechat.sandbox.jobs.values()
+    assert sorted(len(job.audience) for job in made) == [8_333, 8_333, 8_334]
+    assert {str(job.msg_id) for job in made} == {job.msg_id for job in jobs}
+    assert len(set().union(*(job.audience for job in made))) == 25_000  # each follower once
+    assert wechat_deliveries(database_url, send_id) == {"sent": 25_000}
+    with transaction(database_url) as session:
+        detail = session.scalars(
+            select(Delivery.smtp_response).where(Delivery.channel == "wechat").limit(1)
+        ).one()
+    assert detail is not None and detail.startswith("accepted by WeChat in job ")
+
+    # No callback URL here: the fallback asks WeChat (mass/get) once the result is overdue.
+    wait_until(
+        lambda: [job.status for job in wechat.sandbox.jobs.values()],
+        lambda states: set(states) == {"SEND_SUCCESS"},
+        timeout=10,
+        what="the sandbox's jobs finished",
+    )
+    later = utcnow() + POLL_AFTER + timedelta(seconds=1)
+    assert poll_overdue(session_factory(database_url), client, send_id, later) == 3
+    with transaction(database_url) as session:
+        jobs_seen = send_status(session, send_id).wechat_jobs
+    assert [job.state for job in jobs_seen] == ["succeeded"] * 3
+
+
+def test_followers_sync_is_idempotent_and_marks_those_who_left(
+    wechat: SandboxServer, database_url: str
+) -> None:
+    client = synced(wechat, database_url, 5)
+    gone = wechat.sandbox.followers.pop()
+    del wechat.sandbox.follower_index[gone]
+    again = sync_followers(get_engine(database_url), client, LIST)
+    assert (again.followers, again.left) == (4, 1)
+    with transaction(database_url) as session:
+        rows = dict(session.execute(select(Subscriber.openid, Subscriber.status)).all())
+        keys = set(session.scalars(select(Subscriber.email_key)))
+    assert len(rows) == 5  # nobody twice
+    assert rows[gone] is SubscriberStatus.UNSUBSCRIBED
+    assert sum(status is SubscriberStatus.ACTIVE for status in rows.values()) == 4
+    assert follower_key(gone) in keys and follower_key(gone).endswith("@wechat.invalid")
+    # Coming back does not lift suppression: only the person's own confirmation does.
+    wechat.sandbox.followers.append(gone)
+    wechat.sandbox.follower_index[gone] = len(wechat.sandbox.followers) - 1
+    sync_followers(get_engine(database_url), client, LIST)
+    with transaction(database_url) as session:
+        status = session.scalar(select(Subscriber.status).where(Subscriber.openid == gone))
+    assert status is SubscriberStatus.UNSUBSCRIBED
+
+
+def test_an_answer_that_never_comes_then_a_retry_makes_no_second_job(
+    wechat: SandboxServer, database_url: str, sample_issue_path: Path
+) -> None:
+    synced(wechat, database_url, 6)
+    issue_id = import_sample(database_url, sample_issue_path)
+    send_id = started_wechat_send(database_url, issue_id)
+    settings = settings_for(wechat, database_url)
+    factory = session_factory(database_url)
+    # WeChat makes the job, then its answer is later than the client waits.
+    wechat.sandbox.inject("message/mass/send", Fault(delay=3.0))
+    with WechatClient.from_settings(settings, timeout=1.0) as impatient:
+        first = send_wechat(factory, impatient, send_id, settings)
+    assert first.accepted == [] and first.postponed and "did not answer" in first.postponed
+    assert len(wechat.sandbox.jobs) == 1
+    [job] = jobs_of(database_url, send_id)
+    assert (job.state, job.calls, job.msg_id) == (WechatJobState.WAITING, 1, None)
+    assert wechat_deliveries(database_url, send_id) == {"pending": 6}
+
+    with WechatClient.from_settings(settings) as client:
+        second = send_wechat(factory, client, send_id, settings)
+
+    assert second.accepted == [1]
+    assert len(wechat.sandbox.jobs) == 1  # WeChat answered 45065 with the job it had made
+    [job] = jobs_of(database_url, send_id)
+    [made] = wechat.sandbox.jobs.values()
+    assert (job.state, job.calls, job.msg_id) == (WechatJobState.ACCEPTED, 2, str(made.msg_id))
+    assert wechat_deliveries(database_url, send_id) == {"sent": 6}
+
+
+def test_the_callback_records_wechat_counts_and_refuses_bad_signatures_and_entities(
+    wechat: SandboxServer, database_url: str, sample_issue_path: Path
+) -> None:
+    client = synced(wechat, database_url, 4)
+    issue_id = import_sample(database_url, sample_issue_path)
+    send_id = started_wechat_send(database_url, issue_id)
+    app = create_app(web_settings(database_url, WECHAT_CALLBACK_TOKEN=CALLBACK_TOKEN))
+    with serving(app) as base:
+        endpoint = f"{base}/wechat/callback"
+        wechat.sandbox.config.callback_url = endpoint
+        wechat.sandbox.config.callback_token = CALLBACK_TOKEN
+
+        timestamp, nonce = str(int(time.time())), "n0nce"
+        good = hashlib.sha1("".join(sorted([CALLBACK_TOKEN, timestamp, nonce])).encode())
+        signed = {"signature": good.hexdigest(), "timestamp": timestamp, "nonce": nonce}
+        echo = httpx.get(endpoint, params={**signed, "echostr": "hello-wechat"})
+        assert (echo.status_code, echo.text) == (200, "hello-wechat")
+        forged = httpx.get(endpoint, params={**signed, "signature": "0" * 40, "echostr": "x"})
+        assert forged.status_code == 403 and "x" not in forged.text
+
+        send_wechat(session_factory(database_url), client, send_id, settings_for(wechat, database_url))
+        [job] = jobs_of(database_url, send_id)
+        bomb = (
+            b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa">'
+            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+            b"<xml><Event>MASSSENDJOBFINISH</Event><MsgID>" + str(job.msg_id).encode()
+            + b"</MsgID><Status>&b;</Status></xml>"
+        )
+        refused = httpx.post(endpoint, params=signed, content=bomb)
+        assert refused.status_code == 400
+        unsigned = httpx.post(endpoint, params={**signed, "signature": "f" * 40}, content=b"<xml/>")
+        assert unsigned.status_code == 403
+
+        finished = wait_until(
+            lambda: jobs_of(database_url, send_id)[0],
+            lambda job: job.state is not WechatJobState.ACCEPTED,
+            timeout=15,
+            what="the sandbox's MASSSENDJOBFINISH recorded",
+        )
+    assert finished.state is WechatJobState.SUCCEEDED
+    assert finished.wechat_status == "send success"
+    assert (finished.total, finished.filtered, finished.sent, finished.errors) == (4, 4, 4, 0)
+    assert [attempt.status_code for attempt in wechat.sandbox.callback_attempts] == [200]
+
+
+def test_a_second_send_the_same_day_is_refused_at_scheduling_with_the_next_time(
+    wechat: SandboxServer, database_url: str, sample_issue_path: Path
+) -> None:
+    synced(wechat, database_url, 3)
+    issue_id = import_sample(database_url, sample_issue_path)
+    started_wechat_send(database_url, issue_id, account="subscription")
+    with pytest.raises(WechatQuotaExceeded) as refused, transaction(database_url) as session:
+        create_send(
+            session,
+            issue_id=issue_id,
+            audience=Audience(lists=(LIST,)),
+            variant=None,
+            at=utcnow() + timedelta(minutes=10),
+            now=utcnow(),
+            zone=ZONE,
+            wechat_account="subscription",
+        )
+    message = refused.value.message
+    assert "once a day" in message and "next is possible from" in message
+    tomorrow = (utcnow().astimezone(ZONE) + timedelta(days=1)).strftime("%Y-%m-%d")
+    if (utcnow() + timedelta(minutes=10)).astimezone(ZONE).date() == utcnow().astimezone(ZONE).date():
+        assert f"{tomorrow} 00:00 Beijing time" in message
