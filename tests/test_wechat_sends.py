@@ -19,7 +19,7 @@ from distributor.db import get_engine, session_factory, transaction, utcnow
 from distributor.devservers.wechat_sandbox import Fault, SandboxConfig, SandboxServer
 from distributor.errors import WechatQuotaExceeded
 from distributor.sending.lifecycle import start_due_sends
-from distributor.sending.models import Delivery, DeliveryState
+from distributor.sending.models import Delivery
 from distributor.sending.planner import plan_send
 from distributor.sending.service import create_send, send_status
 from distributor.sending.wechat_followers import follower_key, sync_followers
@@ -206,7 +206,8 @@ def test_the_callback_records_wechat_counts_and_refuses_bad_signatures_and_entit
         forged = httpx.get(endpoint, params={**signed, "signature": "0" * 40, "echostr": "x"})
         assert forged.status_code == 403 and "x" not in forged.text
 
-        send_wechat(session_factory(database_url), client, send_id, settings_for(wechat, database_url))
+        settings = settings_for(wechat, database_url)
+        send_wechat(session_factory(database_url), client, send_id, settings)
         [job] = jobs_of(database_url, send_id)
         bomb = (
             b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa">'
@@ -237,19 +238,31 @@ def test_a_second_send_the_same_day_is_refused_at_scheduling_with_the_next_time(
     synced(wechat, database_url, 3)
     issue_id = import_sample(database_url, sample_issue_path)
     started_wechat_send(database_url, issue_id, account="subscription")
+    now = utcnow()
     with pytest.raises(WechatQuotaExceeded) as refused, transaction(database_url) as session:
         create_send(
             session,
             issue_id=issue_id,
             audience=Audience(lists=(LIST,)),
             variant=None,
-            at=utcnow() + timedelta(minutes=10),
-            now=utcnow(),
+            at=None,  # now: the same Beijing day as the first
+            now=now,
             zone=ZONE,
             wechat_account="subscription",
         )
     message = refused.value.message
-    assert "once a day" in message and "next is possible from" in message
-    tomorrow = (utcnow().astimezone(ZONE) + timedelta(days=1)).strftime("%Y-%m-%d")
-    if (utcnow() + timedelta(minutes=10)).astimezone(ZONE).date() == utcnow().astimezone(ZONE).date():
-        assert f"{tomorrow} 00:00 Beijing time" in message
+    assert "once a day" in message
+    tomorrow = (now.astimezone(ZONE) + timedelta(days=1)).strftime("%Y-%m-%d")
+    assert f"the next is possible from {tomorrow} 00:00 Beijing time" in message
+    # Another day is fine; and a send with no WeChat readers is never counted.
+    with transaction(database_url) as session:
+        create_send(
+            session,
+            issue_id=issue_id,
+            audience=Audience(lists=(LIST,)),
+            variant=None,
+            at=now + timedelta(days=1, hours=1),
+            now=now,
+            zone=ZONE,
+            wechat_account="subscription",
+        )
