@@ -184,7 +184,9 @@ class WorkerRuntime:
     def send_wechat(self, send_id: int) -> WechatReport:
         """The WeChat jobs of a send (its WeChat readers), beside the email dispatch."""
         if self._wechat is None:
-            self._wechat = WechatClient.from_settings(self.settings)
+            self._wechat = WechatClient.from_settings(
+                self.settings, timeout=self.settings.wechat_timeout_seconds
+            )
         return send_wechat(self.factory, self._wechat, send_id, self.settings)
 
     def close(self) -> None:

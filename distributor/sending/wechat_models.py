@@ -68,6 +68,9 @@ class WechatJob(Base):
     openids: Mapped[int]  # how many followers the job names
     state: Mapped[WechatJobState] = mapped_column(default=WechatJobState.WAITING)
     calls: Mapped[int] = mapped_column(default=0)  # mass-send calls made (each recorded first)
+    # The worker calling WeChat for this job holds it until then (its call's timeout and more);
+    # a worker that died holding it leaves it to the next after that.
+    lease_until: Mapped[datetime | None]
     media_id: Mapped[str | None] = mapped_column(String(128))  # this job's draft
     # As WeChat gave them (numbers today, strings in newer docs): kept as text.
     msg_id: Mapped[str | None] = mapped_column(String(32), index=True)

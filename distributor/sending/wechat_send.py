@@ -49,6 +49,7 @@ from distributor.sending.wechat_publish import (
 )
 
 POLL_AFTER = timedelta(minutes=2)  # an accepted job with no callback by then is asked about
+LEASE_MARGIN = timedelta(seconds=15)  # beyond the call's timeout, before another may retry it
 
 
 def clientmsgid_for(send_id: int, batch: int) -> str:
@@ -234,14 +235,38 @@ def _openids(session: Session, job: WechatJob) -> tuple[str, ...]:
     )
 
 
+def take_job(session: Session, job_id: int, now: datetime, lease: timedelta) -> bool:
+    """Hold a waiting job for one worker's call; False if another worker holds it now."""
+    taken = session.execute(
+        update(WechatJob)
+        .where(
+            WechatJob.id == job_id,
+            WechatJob.state == WechatJobState.WAITING,
+            or_(WechatJob.lease_until.is_(None), WechatJob.lease_until < now),
+        )
+        .values(lease_until=now + lease)
+    )
+    return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+
+def release_job(factory: sessionmaker[Session], job_id: int) -> None:
+    """This worker's call ended without a job being known: the next try need not wait."""
+    with factory.begin() as session:
+        session.execute(update(WechatJob).where(WechatJob.id == job_id).values(lease_until=None))
+
+
 def run_job(
     factory: sessionmaker[Session],
     client: WechatClient,
     job_id: int,
     articles: list[dict[str, Any]],
-) -> MassJob:
-    """Make the job's draft (once), count the call, then ask WeChat to send it."""
+) -> MassJob | None:
+    """Make the job's draft (once), count the call, then ask WeChat to send it. None when
+    another worker is calling for the job now."""
+    lease = timedelta(seconds=client.timeout) + LEASE_MARGIN
     with factory.begin() as session:
+        if not take_job(session, job_id, utcnow(), lease):
+            return None
         job = session.get(WechatJob, job_id)
         assert job is not None
         media_id, clientmsgid = job.media_id, job.clientmsgid
@@ -256,7 +281,9 @@ def run_job(
             media_id = session.get(WechatJob, job_id).media_id  # type: ignore[union-attr]
     with factory.begin() as session:  # recorded before the call: never one more job than this
         session.execute(
-            update(WechatJob).where(WechatJob.id == job_id).values(calls=WechatJob.calls + 1)
+            update(WechatJob)
+            .where(WechatJob.id == job_id)
+            .values(calls=WechatJob.calls + 1, lease_until=utcnow() + lease)
         )
         job = session.get(WechatJob, job_id)
         assert job is not None
@@ -291,16 +318,20 @@ def send_wechat(
         try:
             made = run_job(factory, client, job.id, articles)
         except (WechatUnavailable, RenderError) as error:
-            report.postponed = error.message  # the answer may be lost: the next try repeats it
+            release_job(factory, job.id)  # the answer may be lost: the next try repeats it
+            report.postponed = error.message
             return report
         except WechatError as error:
             if error.errcode is None or error.errcode in (45009, 45011, 45066):
+                release_job(factory, job.id)
                 report.postponed = error.message
                 return report
             with factory.begin() as session:
                 record_refused(session, job.id, error.message, utcnow())
             report.failed.append(job.batch)
             continue
+        if made is None:
+            continue  # another worker is calling for it
         with factory.begin() as session:
             record_accepted(session, job.id, made, utcnow())
         report.accepted.append(job.batch)

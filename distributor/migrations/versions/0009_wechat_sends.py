@@ -44,6 +44,7 @@ def upgrade() -> None:
                                    name="wechatjobstate", native_enum=False, length=20),
                   nullable=False),
         sa.Column("calls", sa.Integer(), nullable=False),
+        sa.Column("lease_until", distributor.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("media_id", sa.String(length=128), nullable=True),
         sa.Column("msg_id", sa.String(length=32), nullable=True),
         sa.Column("msg_data_id", sa.String(length=32), nullable=True),
