@@ -4,6 +4,8 @@ retries that never make a second job, WeChat's result by callback or by asking, 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,9 +14,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from distributor.channels.wechat.client import WechatClient
+from distributor.cli.context import AppContext
+from distributor.cli.send_commands import send
 from distributor.db import get_engine, session_factory, transaction, utcnow
 from distributor.devservers.wechat_sandbox import Fault, SandboxConfig, SandboxServer
 from distributor.errors import WechatQuotaExceeded
@@ -230,6 +235,16 @@ def test_the_callback_records_wechat_counts_and_refuses_bad_signatures_and_entit
     assert finished.wechat_status == "send success"
     assert (finished.total, finished.filtered, finished.sent, finished.errors) == (4, 4, 4, 0)
     assert [attempt.status_code for attempt in wechat.sandbox.callback_attempts] == [200]
+
+    app_context = AppContext(settings_for(wechat, database_url))
+    shown = CliRunner().invoke(send, ["status", str(send_id)], obj=app_context)
+    assert shown.exit_code == 0, shown.output
+    assert "WeChat (counts as WeChat reports them)" in shown.output
+    [row] = [line for line in shown.output.splitlines() if f"msg_id {finished.msg_id}" in line]
+    assert re.search(r"succeeded\W+4\W+send success\W+4\W+4\W+4\W+0", row), row
+    as_json = CliRunner().invoke(send, ["status", str(send_id), "--json"], obj=app_context)
+    [job_json] = json.loads(as_json.output)["wechat_jobs"]
+    assert (job_json["state"], job_json["sent"], job_json["errors"]) == ("succeeded", 4, 0)
 
 
 def test_a_second_send_the_same_day_is_refused_at_scheduling_with_the_next_time(
