@@ -33,6 +33,7 @@ from distributor.sending.wechat_send import POLL_AFTER, poll_overdue, send_wecha
 from distributor.web.app import create_app
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.query import Audience
+from tests.support.audience import make_audience
 from tests.support.polling import wait_until
 from tests.support.sending import import_sample
 from tests.support.web import serving, web_settings
@@ -59,7 +60,7 @@ def synced(server: SandboxServer, url: str, followers: int) -> WechatClient:
     return client
 
 
-def started_wechat_send(url: str, issue_id: int, account: str | None = None) -> int:
+def started_wechat_send(url: str, issue_id: int, account: str = "service") -> int:
     """A send by preference (email and WeChat readers) to the list, started and planned."""
     with transaction(url) as session:
         send_id = create_send(
@@ -74,7 +75,9 @@ def started_wechat_send(url: str, issue_id: int, account: str | None = None) -> 
         ).id
     with transaction(url) as session:
         start_due_sends(session, utcnow())
-    plan_send(session_factory(url), send_id, batch_size=5_000, lease=timedelta(minutes=1))
+    plan_send(
+        session_factory(url), send_id, batch_size=5_000, lease=timedelta(minutes=1), wechat=True
+    )
     return send_id
 
 
@@ -281,3 +284,29 @@ def test_a_second_send_the_same_day_is_refused_at_scheduling_with_the_next_time(
             zone=ZONE,
             wechat_account="subscription",
         )
+
+
+def test_without_wechat_set_up_a_send_by_preference_plans_email_only(
+    wechat: SandboxServer, database_url: str, sample_issue_path: Path
+) -> None:
+    synced(wechat, database_url, 3)
+    emails = make_audience(database_url, LIST, 2)
+    issue_id = import_sample(database_url, sample_issue_path)
+    with transaction(database_url) as session:
+        send_id = create_send(
+            session,
+            issue_id=issue_id,
+            audience=Audience(lists=(LIST,)),
+            variant=None,
+            at=None,
+            now=utcnow(),
+            zone=ZONE,
+        ).id
+        assert send_status(session, send_id).state == "scheduled"
+    with transaction(database_url) as session:
+        start_due_sends(session, utcnow())
+    plan_send(session_factory(database_url), send_id, batch_size=100, lease=timedelta(minutes=1))
+    with transaction(database_url) as session:
+        planned = session.execute(select(Delivery.channel, Delivery.address)).all()
+    assert sorted(address for _, address in planned) == emails
+    assert {str(channel) for channel, _ in planned} == {"email"}

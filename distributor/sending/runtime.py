@@ -106,6 +106,7 @@ class WorkerRuntime:
             send_id,
             batch_size=self.tunables.plan_batch_size,
             lease=self.tunables.planner_lease,
+            wechat=self.settings.wechat_app_id is not None,
         )
 
     def drain_slot(self, slot: int, *, requeue: Callable[[int], None]) -> DrainStats | None:

@@ -47,9 +47,10 @@ def check_send_time(at: datetime, now: datetime, zone: ZoneInfo) -> None:
         )
 
 
-def reachable_readers(session: Session, send: Send) -> int:
-    """How many readers the planner would give a message now: its own filter, counted."""
-    return count_audience(session, audience_filter(send))
+def reachable_readers(session: Session, send: Send, *, wechat: bool = False) -> int:
+    """How many readers the planner would give a message now: its own filter, counted
+    (``wechat``: the WeChat channel is set up, so WeChat readers count too)."""
+    return count_audience(session, audience_filter(send, wechat=wechat))
 
 
 def check_lists(session: Session, names: Sequence[str]) -> None:
@@ -108,10 +109,11 @@ def create_send(
         expires_at=when + expires_after if when is not None else None,
         rate_limit=rate_limit,
     )
-    readers = reachable_readers(session, send)
+    readers = reachable_readers(session, send, wechat=wechat_account is not None)
     if not readers and not allow_empty:
+        channels = "by email" if wechat_account is None else "by email or WeChat"
         raise EmptyAudience(
-            f"nobody to send to: no active subscriber reachable by email in "
+            f"nobody to send to: no active subscriber reachable {channels} in "
             f"{send.audience.describe()}"
         )
     if wechat_account is not None and when is not None and not draft:

@@ -29,7 +29,7 @@ COUNTED_STATES = (SendState.SCHEDULED, SendState.RUNNING, SendState.PAUSED, Send
 
 def reaches_wechat(session: Session, send: Send) -> bool:
     """The send plans WeChat deliveries, and someone in its audience reads on WeChat now."""
-    if "wechat" not in planned_channels(send):
+    if "wechat" not in planned_channels(send, wechat=True):
         return False
     return count_audience(session, replace(send.audience, channel="wechat")) > 0
 
