@@ -23,13 +23,18 @@ from distributor.cli.send_commands import send
 from distributor.db import get_engine, session_factory, transaction, utcnow
 from distributor.devservers.wechat_sandbox import Fault, SandboxConfig, SandboxServer
 from distributor.errors import WechatQuotaExceeded
-from distributor.sending.lifecycle import start_due_sends
+from distributor.sending.lifecycle import finish_complete_sends, start_due_sends
 from distributor.sending.models import Delivery
 from distributor.sending.planner import plan_send
 from distributor.sending.service import create_send, send_status
 from distributor.sending.wechat_followers import follower_key, sync_followers
 from distributor.sending.wechat_models import WechatJob, WechatJobState
-from distributor.sending.wechat_send import POLL_AFTER, poll_overdue, send_wechat
+from distributor.sending.wechat_send import (
+    POLL_AFTER,
+    poll_overdue,
+    send_wechat,
+    sends_with_wechat_work,
+)
 from distributor.web.app import create_app
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.query import Audience
@@ -135,6 +140,11 @@ def test_25000_followers_synced_and_sent_in_3_jobs_with_3_clientmsgids(
         what="the sandbox's jobs finished",
     )
     later = utcnow() + POLL_AFTER + timedelta(seconds=1)
+    with transaction(database_url) as session:
+        assert finish_complete_sends(session, utcnow()) == [send_id]  # every reader accounted
+    with transaction(database_url) as session:
+        assert sends_with_wechat_work(session, utcnow()) == []  # the callback may still come
+        assert sends_with_wechat_work(session, later) == [send_id]  # done, but asked about
     assert poll_overdue(session_factory(database_url), client, send_id, later) == 3
     with transaction(database_url) as session:
         jobs_seen = send_status(session, send_id).wechat_jobs

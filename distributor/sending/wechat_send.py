@@ -105,29 +105,20 @@ def plan_jobs(session: Session, send_id: int) -> int:
 
 
 def sends_with_wechat_work(session: Session, now: datetime) -> list[int]:
-    """Running, fully planned sends with a WeChat delivery still waiting, or a job whose result
-    is overdue (no callback within :data:`POLL_AFTER`): the tick queues one task for each."""
-    waiting = exists().where(
-        *_wechat_deliveries(Send.id), Delivery.state == DeliveryState.PENDING
+    """Running, fully planned sends with a WeChat delivery or job still waiting, and sends
+    (running or done) with a job whose result is overdue (no callback within
+    :data:`POLL_AFTER`): the tick queues one task for each."""
+    waiting = or_(
+        exists().where(*_wechat_deliveries(Send.id), Delivery.state == DeliveryState.PENDING),
+        exists().where(WechatJob.send_id == Send.id, WechatJob.state == WechatJobState.WAITING),
     )
-    overdue = exists().where(
-        WechatJob.send_id == Send.id,
-        or_(
-            WechatJob.state == WechatJobState.WAITING,
-            (WechatJob.state == WechatJobState.ACCEPTED)
-            & (WechatJob.updated_at < now - POLL_AFTER),
-        ),
+    to_send = select(Send.id).where(
+        Send.state == SendState.RUNNING, Send.planned_at.is_not(None), ~Send.is_test, waiting
     )
-    return sorted(
-        session.scalars(
-            select(Send.id).where(
-                Send.state == SendState.RUNNING,
-                Send.planned_at.is_not(None),
-                ~Send.is_test,
-                or_(waiting, overdue),
-            )
-        )
+    overdue = select(WechatJob.send_id).where(
+        WechatJob.state == WechatJobState.ACCEPTED, WechatJob.updated_at < now - POLL_AFTER
     )
+    return sorted(set(session.scalars(to_send)) | set(session.scalars(overdue)))
 
 
 def prepare_message(
@@ -158,6 +149,7 @@ class WechatReport:
     accepted: list[int] = field(default_factory=list)  # batches accepted by this run
     failed: list[int] = field(default_factory=list)
     postponed: str | None = None  # why a job was left for the next tick
+    polled: int = 0  # jobs whose result mass/get gave
 
 
 def _settle_deliveries(
@@ -298,14 +290,19 @@ def send_wechat(
     report = WechatReport()
     with factory.begin() as session:
         send = session.get(Send, send_id)
-        if send is None or send.state is not SendState.RUNNING or send.planned_at is None:
-            return report
-        plan_jobs(session, send_id)
+        sending = (
+            send is not None and send.state is SendState.RUNNING and send.planned_at is not None
+        )
+        if sending:
+            plan_jobs(session, send_id)
         jobs = session.scalars(
             select(WechatJob)
             .where(WechatJob.send_id == send_id, WechatJob.state.in_(OPEN_JOB_STATES))
             .order_by(WechatJob.batch)
         ).all()
+    if not sending:  # done (or stopped): only the results of its jobs are still to learn
+        report.polled = poll_overdue(factory, client, send_id, utcnow())
+        return report
     report.jobs = len(jobs)
     waiting = [job for job in jobs if job.state is WechatJobState.WAITING]
     if waiting:
@@ -335,7 +332,7 @@ def send_wechat(
         with factory.begin() as session:
             record_accepted(session, job.id, made, utcnow())
         report.accepted.append(job.batch)
-    poll_overdue(factory, client, send_id, utcnow())
+    report.polled = poll_overdue(factory, client, send_id, utcnow())
     return report
 
 
