@@ -57,11 +57,16 @@ def wechat() -> Iterator[SandboxServer]:
         yield server
 
 
-def synced(server: SandboxServer, url: str, followers: int) -> WechatClient:
+def synced(
+    server: SandboxServer, url: str, followers: int, *, newcomers: int = 1
+) -> WechatClient:
+    """``followers`` synced onto the list, and ``newcomers`` who followed after the sync (so a
+    send to the list names OpenIDs, not all followers)."""
     server.sandbox.add_followers(followers)
     client = WechatClient.from_settings(settings_for(server, url))
     result = sync_followers(get_engine(url), client, LIST)
     assert result.followers == followers
+    server.sandbox.add_followers(newcomers)
     return client
 
 
@@ -154,7 +159,7 @@ def test_25000_followers_synced_and_sent_in_3_jobs_with_3_clientmsgids(
 def test_followers_sync_is_idempotent_and_marks_those_who_left(
     wechat: SandboxServer, database_url: str
 ) -> None:
-    client = synced(wechat, database_url, 5)
+    client = synced(wechat, database_url, 5, newcomers=0)
     gone = wechat.sandbox.followers.pop()
     del wechat.sandbox.follower_index[gone]
     again = sync_followers(get_engine(database_url), client, LIST)
@@ -320,3 +325,59 @@ def test_without_wechat_set_up_a_send_by_preference_plans_email_only(
         planned = session.execute(select(Delivery.channel, Delivery.address)).all()
     assert sorted(address for _, address in planned) == emails
     assert {str(channel) for channel, _ in planned} == {"email"}
+
+
+def test_a_send_to_every_follower_is_one_send_to_all(
+    database_url: str, sample_issue_path: Path
+) -> None:
+    config = SandboxConfig(job_finish_delay=0.2, account_type="subscription")
+    with SandboxServer(config) as server:
+        client = synced(server, database_url, 12, newcomers=0)
+        issue_id = import_sample(database_url, sample_issue_path)
+        send_id = started_wechat_send(database_url, issue_id, account="subscription")
+        report = send_wechat(
+            session_factory(database_url), client, send_id, settings_for(server, database_url)
+        )
+        assert report.accepted == [1]
+        [made] = server.sandbox.jobs.values()
+        assert made.to_all and len(made.audience) == 12  # is_to_all: into the history list
+        [job] = jobs_of(database_url, send_id)
+        assert (job.target, job.openids) == ("all", 12)
+        assert wechat_deliveries(database_url, send_id) == {"sent": 12}
+
+
+def test_a_send_to_the_members_of_a_wechat_tag_is_one_send_to_the_tag(
+    database_url: str, sample_issue_path: Path
+) -> None:
+    config = SandboxConfig(job_finish_delay=0.2, account_type="subscription")
+    with SandboxServer(config) as server:
+        client = synced(server, database_url, 4)
+        readers = server.sandbox.followers[:4]
+        tag_id = server.sandbox.add_tag("会员", readers)
+        issue_id = import_sample(database_url, sample_issue_path)
+        send_id = started_wechat_send(database_url, issue_id, account="subscription")
+        send_wechat(
+            session_factory(database_url), client, send_id, settings_for(server, database_url)
+        )
+        [made] = server.sandbox.jobs.values()
+        assert not made.to_all and sorted(made.audience) == sorted(readers)
+        [job] = jobs_of(database_url, send_id)
+        assert (job.target, job.tag_id, job.state) == ("tag", tag_id, WechatJobState.ACCEPTED)
+
+
+def test_a_subscription_account_cannot_name_openids_and_says_so(
+    database_url: str, sample_issue_path: Path
+) -> None:
+    config = SandboxConfig(job_finish_delay=0.2, account_type="subscription")
+    with SandboxServer(config) as server:
+        client = synced(server, database_url, 3)  # and a newcomer: neither all nor a tag
+        issue_id = import_sample(database_url, sample_issue_path)
+        send_id = started_wechat_send(database_url, issue_id, account="subscription")
+        report = send_wechat(
+            session_factory(database_url), client, send_id, settings_for(server, database_url)
+        )
+        assert report.failed == [1] and not server.sandbox.jobs
+        [job] = jobs_of(database_url, send_id)
+        assert job.state is WechatJobState.FAILED and job.error is not None
+        assert "service account" in job.error
+        assert wechat_deliveries(database_url, send_id) == {"failed": 3}

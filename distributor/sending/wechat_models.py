@@ -53,8 +53,9 @@ class WechatMessage(Base):
 
 
 class WechatJob(Base):
-    """One mass send of a send: to 2–10,000 followers by OpenID (deliveries ``first_delivery_id``
-    to ``last_delivery_id`` of the send's WeChat deliveries)."""
+    """One mass send of a send: its WeChat deliveries ``first_delivery_id`` to
+    ``last_delivery_id``, named as 2–10,000 OpenIDs, or (when they are exactly those) as all
+    followers or one WeChat tag."""
 
     __tablename__ = "wechat_jobs"
     __table_args__ = (UniqueConstraint("send_id", "batch"),)
@@ -63,6 +64,9 @@ class WechatJob(Base):
     send_id: Mapped[int] = mapped_column(BigId, ForeignKey("sends.id", ondelete="CASCADE"))
     batch: Mapped[int]  # 1, 2, … within the send
     clientmsgid: Mapped[str] = mapped_column(String(64), unique=True)
+    # Whom the call names: "all" followers, one WeChat "tag", or the deliveries' "openids".
+    target: Mapped[str] = mapped_column(String(10), default="openids")
+    tag_id: Mapped[int | None]
     first_delivery_id: Mapped[int] = mapped_column(BigId)
     last_delivery_id: Mapped[int] = mapped_column(BigId)
     openids: Mapped[int]  # how many followers the job names

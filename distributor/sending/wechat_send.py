@@ -13,7 +13,7 @@ anyone can know about one reader (WeChat's counts per job are on the job).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,11 +28,20 @@ from distributor.channels.wechat.protocol import (
     OPENIDS_PER_SEND,
     MassJob,
     MassStatus,
+    ToAll,
     ToOpenids,
+    ToTag,
 )
+from distributor.channels.wechat.protocol import Audience as WechatAudience
 from distributor.config import Settings
 from distributor.db import insert_ignoring_duplicates, utcnow
-from distributor.errors import NotFound, RenderError, WechatError, WechatUnavailable
+from distributor.errors import (
+    NotFound,
+    RenderError,
+    WechatError,
+    WechatRateLimited,
+    WechatUnavailable,
+)
 from distributor.issues.store import load_issue
 from distributor.render.wechat import compile_wechat_message
 from distributor.sending.models import Delivery, DeliveryState, Send, SendState
@@ -76,15 +85,51 @@ def _wechat_deliveries(send_id: Any) -> list[ColumnElement[bool]]:
     return [Delivery.send_id == send_id, Delivery.channel == DeliveryChannel.WECHAT]
 
 
-def plan_jobs(session: Session, send_id: int) -> int:
-    """The send's jobs, once it is fully planned: one per batch of its WeChat deliveries."""
+@dataclass(frozen=True)
+class Target:
+    """Whom a send's WeChat job(s) name: every follower, one WeChat tag, or OpenID lists."""
+
+    kind: str  # "all" | "tag" | "openids"
+    tag_id: int | None = None
+
+
+ALL_FOLLOWERS, BY_OPENIDS = Target("all"), Target("openids")
+
+
+def choose_target(
+    readers: set[str], followers: Iterable[str], tags: Iterable[tuple[int, set[str]]]
+) -> Target:
+    """The one mass send that names exactly ``readers``: all followers when they are all of
+    them (one job, and the message enters the account's history), a tag whose members they are,
+    else lists of OpenIDs (a certified service account's). Never a wider audience."""
+    if readers and readers == set(followers):
+        return ALL_FOLLOWERS
+    for tag_id, members in tags:
+        if readers and members == readers:
+            return Target("tag", tag_id)
+    return BY_OPENIDS
+
+
+def target_for(client: WechatClient, readers: set[str]) -> Target:
+    """:func:`choose_target`, asking WeChat for its followers (and the tags of that size)."""
+    tags = (
+        (tag.id, set(client.tag_followers(tag.id)))
+        for tag in client.tags()
+        if tag.count == len(readers)
+    )
+    return choose_target(readers, client.followers(), tags)
+
+
+def plan_jobs(session: Session, send_id: int, target: Target) -> int:
+    """The send's jobs, once it is fully planned: one to all followers or a tag, or one per
+    batch of its WeChat deliveries."""
     known = session.scalar(select(exists().where(WechatJob.send_id == send_id)))
     if known:
         return 0
     ids = session.scalars(
         select(Delivery.id).where(*_wechat_deliveries(send_id)).order_by(Delivery.id)
     ).all()
-    batches = batch_ranges(ids)
+    batches = batch_ranges(ids) if target == BY_OPENIDS else [list(ids)] if ids else []
     insert_ignoring_duplicates(
         session,
         WechatJob,
@@ -93,6 +138,8 @@ def plan_jobs(session: Session, send_id: int) -> int:
                 "send_id": send_id,
                 "batch": number,
                 "clientmsgid": clientmsgid_for(send_id, number),
+                "target": target.kind,
+                "tag_id": target.tag_id,
                 "first_delivery_id": batch[0],
                 "last_delivery_id": batch[-1],
                 "openids": len(batch),
@@ -102,6 +149,10 @@ def plan_jobs(session: Session, send_id: int) -> int:
         ],
     )
     return len(batches)
+
+
+def _readers(session: Session, send_id: int) -> set[str]:
+    return set(session.scalars(select(Delivery.address).where(*_wechat_deliveries(send_id))))
 
 
 def sends_with_wechat_work(session: Session, now: datetime) -> list[int]:
@@ -262,6 +313,7 @@ def run_job(
         job = session.get(WechatJob, job_id)
         assert job is not None
         media_id, clientmsgid = job.media_id, job.clientmsgid
+        target = Target(job.target, job.tag_id)
     if media_id is None:
         made = client.add_draft(articles_from_json(articles))
         with factory.begin() as session:
@@ -279,8 +331,14 @@ def run_job(
         )
         job = session.get(WechatJob, job_id)
         assert job is not None
-        openids = _openids(session, job)
-    return client.mass_send(str(media_id), ToOpenids(openids), clientmsgid)
+        audience: WechatAudience = (
+            ToAll()
+            if target == ALL_FOLLOWERS
+            else ToTag(target.tag_id)
+            if target.tag_id is not None
+            else ToOpenids(_openids(session, job))
+        )
+    return client.mass_send(str(media_id), audience, clientmsgid)
 
 
 def send_wechat(
@@ -293,8 +351,19 @@ def send_wechat(
         sending = (
             send is not None and send.state is SendState.RUNNING and send.planned_at is not None
         )
-        if sending:
-            plan_jobs(session, send_id)
+        unplanned = sending and not session.scalar(
+            select(exists().where(WechatJob.send_id == send_id))
+        )
+        readers = _readers(session, send_id) if unplanned else set()
+    if unplanned:
+        try:
+            target = target_for(client, readers)
+        except WechatError as error:
+            report.postponed = error.message
+            return report
+        with factory.begin() as session:
+            plan_jobs(session, send_id, target)
+    with factory.begin() as session:
         jobs = session.scalars(
             select(WechatJob)
             .where(WechatJob.send_id == send_id, WechatJob.state.in_(OPEN_JOB_STATES))
@@ -319,7 +388,7 @@ def send_wechat(
             report.postponed = error.message
             return report
         except WechatError as error:
-            if error.errcode is None or error.errcode in (45009, 45011, 45066):
+            if isinstance(error, WechatRateLimited):  # a wait WeChat asked for
                 release_job(factory, job.id)
                 report.postponed = error.message
                 return report

@@ -37,6 +37,8 @@ def upgrade() -> None:
         sa.Column("send_id", BIG_ID, nullable=False),
         sa.Column("batch", sa.Integer(), nullable=False),
         sa.Column("clientmsgid", sa.String(length=64), nullable=False),
+        sa.Column("target", sa.String(length=10), nullable=False),
+        sa.Column("tag_id", sa.Integer(), nullable=True),
         sa.Column("first_delivery_id", BIG_ID, nullable=False),
         sa.Column("last_delivery_id", BIG_ID, nullable=False),
         sa.Column("openids", sa.Integer(), nullable=False),
