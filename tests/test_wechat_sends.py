@@ -23,6 +23,7 @@ from distributor.cli.send_commands import send
 from distributor.db import get_engine, session_factory, transaction, utcnow
 from distributor.devservers.wechat_sandbox import Fault, SandboxConfig, SandboxServer
 from distributor.errors import WechatQuotaExceeded
+from distributor.issues.store import save_issue
 from distributor.sending.lifecycle import finish_complete_sends, start_due_sends
 from distributor.sending.models import Delivery
 from distributor.sending.planner import plan_send
@@ -43,6 +44,7 @@ from tests.support.polling import wait_until
 from tests.support.sending import import_sample
 from tests.support.web import serving, web_settings
 from tests.support.wechat import settings_for
+from tests.test_wechat_publish import long_issue
 
 ZONE = ZoneInfo("Asia/Shanghai")
 LIST = "微信读者"
@@ -381,3 +383,21 @@ def test_a_subscription_account_cannot_name_openids_and_says_so(
         assert job.state is WechatJobState.FAILED and job.error is not None
         assert "service account" in job.error
         assert wechat_deliveries(database_url, send_id) == {"failed": 3}
+
+
+def test_an_issue_wechat_cannot_take_pauses_the_send_with_the_reason(
+    wechat: SandboxServer, database_url: str
+) -> None:
+    client = synced(wechat, database_url, 3)
+    with transaction(database_url) as session:
+        issue_id = save_issue(session, long_issue(1, 80), source_format="json").id
+    send_id = started_wechat_send(database_url, issue_id)
+    report = send_wechat(
+        session_factory(database_url), client, send_id, settings_for(wechat, database_url)
+    )
+    assert report.postponed is not None and "20,000" in report.postponed
+    with transaction(database_url) as session:
+        status = send_status(session, send_id)
+    assert status.state == "paused"
+    assert status.error is not None and status.error.startswith("WeChat: issue 500, article 1")
+    assert not wechat.sandbox.jobs and not wechat.sandbox.images

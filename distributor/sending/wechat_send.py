@@ -44,6 +44,7 @@ from distributor.errors import (
 )
 from distributor.issues.store import load_issue
 from distributor.render.wechat import compile_wechat_message
+from distributor.sending.lifecycle import pause_for_error
 from distributor.sending.models import Delivery, DeliveryState, Send, SendState
 from distributor.sending.wechat_models import (
     OPEN_JOB_STATES,
@@ -377,7 +378,14 @@ def send_wechat(
     if waiting:
         try:
             articles = prepare_message(factory, client, send_id, settings)
+        except (WechatUnavailable, WechatRateLimited) as error:
+            report.postponed = error.message
+            return report
         except (RenderError, WechatError) as error:
+            # The message cannot be made (too long, an image WeChat refuses): the send pauses
+            # with the reason, as for an email it cannot render; staff resume it once fixed.
+            with factory.begin() as session:
+                pause_for_error(session, send_id, f"WeChat: {error.message}", utcnow())
             report.postponed = error.message
             return report
     for job in waiting:
