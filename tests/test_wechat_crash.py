@@ -18,7 +18,13 @@ from tests.support.audience import make_audience
 from tests.support.polling import wait_until
 from tests.support.sending import engine_env, import_sample, wait_until_done
 from tests.support.smtp import SmtpServer
-from tests.test_wechat_sends import LIST, jobs_of, started_wechat_send, synced, wechat_deliveries
+from tests.support.wechat_sends import (
+    LIST,
+    jobs_of,
+    started_wechat_send,
+    synced,
+    wechat_deliveries,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from distributor.channels.wechat.protocol import DraftArticle, draft_body
 from distributor.config import Settings
 from distributor.devservers.wechat_sandbox import SandboxServer
 from distributor.errors import RenderError
-from distributor.issues.document import Article, Block, IssueDocument
 from distributor.issues.importer import read_issue_file
 from distributor.render.wechat import WECHAT_MAX_CHARS, compile_wechat, compile_wechat_message
 from distributor.sending.wechat_publish import (
@@ -26,6 +24,7 @@ from distributor.sending.wechat_publish import (
     upload_images,
 )
 from tests.support.wechat import JPEG, PNG, client_for, sandbox  # noqa: F401 (fixture)
+from tests.support.wechat_sends import long_issue
 
 SETTINGS = Settings(public_base_url="https://news.example.org")
 MMBIZ = re.compile(r'src="http://mmbiz\.qpic\.cn/mmbiz_(jpg|png)/[^"]+/0"')
@@ -33,22 +32,6 @@ MMBIZ = re.compile(r'src="http://mmbiz\.qpic\.cn/mmbiz_(jpg|png)/[^"]+/0"')
 
 def data_uri(kind: str, data: bytes) -> str:
     return f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
-
-
-def long_issue(articles: int, paragraphs: int) -> IssueDocument:
-    """An issue of ``articles`` articles of ``paragraphs`` paragraphs of 300 characters each."""
-    return IssueDocument(
-        title="杭州工运",
-        number=500,
-        date=date(2026, 11, 28),
-        articles=[
-            Article(
-                headline=f"第{n}篇 长文",
-                blocks=[Block("paragraph", f"{n}段{p}" + "劳" * 300) for p in range(paragraphs)],
-            )
-            for n in range(1, articles + 1)
-        ],
-    )
 
 
 def test_default_cover_is_a_jpeg_that_wechat_takes_as_a_thumb() -> None:

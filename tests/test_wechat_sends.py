@@ -10,12 +10,11 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from distributor.channels.wechat.client import WechatClient
 from distributor.cli.context import AppContext
@@ -29,7 +28,7 @@ from distributor.sending.models import Delivery
 from distributor.sending.planner import plan_send
 from distributor.sending.service import create_send, send_status
 from distributor.sending.wechat_followers import follower_key, sync_followers
-from distributor.sending.wechat_models import WechatJob, WechatJobState
+from distributor.sending.wechat_models import WechatJobState
 from distributor.sending.wechat_send import (
     POLL_AFTER,
     poll_overdue,
@@ -44,10 +43,16 @@ from tests.support.polling import wait_until
 from tests.support.sending import import_sample
 from tests.support.web import serving, web_settings
 from tests.support.wechat import settings_for
-from tests.test_wechat_publish import long_issue
+from tests.support.wechat_sends import (
+    LIST,
+    ZONE,
+    jobs_of,
+    long_issue,
+    started_wechat_send,
+    synced,
+    wechat_deliveries,
+)
 
-ZONE = ZoneInfo("Asia/Shanghai")
-LIST = "微信读者"
 CALLBACK_TOKEN = "callback-token-0123"
 
 
@@ -57,59 +62,6 @@ def wechat() -> Iterator[SandboxServer]:
     config = SandboxConfig(job_finish_delay=0.2, clientmsgid_retry_window=0.0)
     with SandboxServer(config) as server:
         yield server
-
-
-def synced(
-    server: SandboxServer, url: str, followers: int, *, newcomers: int = 1
-) -> WechatClient:
-    """``followers`` synced onto the list, and ``newcomers`` who followed after the sync (so a
-    send to the list names OpenIDs, not all followers)."""
-    server.sandbox.add_followers(followers)
-    client = WechatClient.from_settings(settings_for(server, url))
-    result = sync_followers(get_engine(url), client, LIST)
-    assert result.followers == followers
-    server.sandbox.add_followers(newcomers)
-    return client
-
-
-def started_wechat_send(url: str, issue_id: int, account: str = "service") -> int:
-    """A send by preference (email and WeChat readers) to the list, started and planned."""
-    with transaction(url) as session:
-        send_id = create_send(
-            session,
-            issue_id=issue_id,
-            audience=Audience(lists=(LIST,)),
-            variant=None,
-            at=None,
-            now=utcnow(),
-            zone=ZONE,
-            wechat_account=account,
-        ).id
-    with transaction(url) as session:
-        start_due_sends(session, utcnow())
-    plan_send(
-        session_factory(url), send_id, batch_size=5_000, lease=timedelta(minutes=1), wechat=True
-    )
-    return send_id
-
-
-def jobs_of(url: str, send_id: int) -> list[WechatJob]:
-    with transaction(url) as session:
-        return list(
-            session.scalars(
-                select(WechatJob).where(WechatJob.send_id == send_id).order_by(WechatJob.batch)
-            )
-        )
-
-
-def wechat_deliveries(url: str, send_id: int) -> dict[str, int]:
-    with transaction(url) as session:
-        rows = session.execute(
-            select(Delivery.state, func.count())
-            .where(Delivery.send_id == send_id, Delivery.channel == "wechat")
-            .group_by(Delivery.state)
-        )
-        return {str(state): int(n) for state, n in rows}
 
 
 def test_25000_followers_synced_and_sent_in_3_jobs_with_3_clientmsgids(
