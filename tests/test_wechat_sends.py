@@ -26,7 +26,7 @@ from distributor.issues.store import save_issue
 from distributor.sending.lifecycle import finish_complete_sends, start_due_sends
 from distributor.sending.models import Delivery
 from distributor.sending.planner import plan_send
-from distributor.sending.service import create_send, send_status
+from distributor.sending.service import create_send, schedule_send, send_status
 from distributor.sending.wechat_followers import follower_key, sync_followers
 from distributor.sending.wechat_models import WechatJobState
 from distributor.sending.wechat_send import (
@@ -353,3 +353,36 @@ def test_an_issue_wechat_cannot_take_pauses_the_send_with_the_reason(
     assert status.state == "paused"
     assert status.error is not None and status.error.startswith("WeChat: issue 500, article 1")
     assert not wechat.sandbox.jobs and not wechat.sandbox.images
+
+
+def test_a_fifth_send_in_a_month_of_a_service_account_is_refused_when_scheduled(
+    wechat: SandboxServer, database_url: str, sample_issue_path: Path
+) -> None:
+    synced(wechat, database_url, 3)
+    issue_id = import_sample(database_url, sample_issue_path)
+    now = utcnow()
+
+    def new_send(*, draft: bool = False) -> int:
+        with transaction(database_url) as session:
+            return create_send(
+                session,
+                issue_id=issue_id,
+                audience=Audience(lists=(LIST,)),
+                variant=None,
+                at=now,
+                now=now,
+                zone=ZONE,
+                draft=draft,
+                wechat_account="service",
+            ).id
+
+    firsts = [new_send() for _ in range(4)]
+    fifth = new_send(draft=True)  # a draft is not counted until it is scheduled
+    with pytest.raises(WechatQuotaExceeded) as refused, transaction(database_url) as session:
+        schedule_send(session, fifth, None, now=now, zone=ZONE, wechat_account="service")
+    message = refused.value.message
+    assert "at most 4 mass messages a month" in message
+    assert ", ".join(map(str, firsts)) in message
+    beijing = now.astimezone(ZONE)
+    next_month = (beijing.replace(day=1) + timedelta(days=32)).replace(day=1)
+    assert f"the next is possible from {next_month:%Y-%m-%d} 00:00 Beijing time" in message
