@@ -136,6 +136,7 @@ class Settings:
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_account_type: str = "subscription"
     wechat_callback_token: str | None = field(default=None, repr=False)
+    wechat_timeout_seconds: float = 30.0  # how long a call to WeChat may take to answer
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -209,6 +210,9 @@ class Settings:
             ),
             wechat_account_type=wechat_account_type,
             wechat_callback_token=env.get("WECHAT_CALLBACK_TOKEN", "").strip() or None,
+            wechat_timeout_seconds=_float(
+                env, "WECHAT_TIMEOUT_SECONDS", cls.wechat_timeout_seconds
+            ),
         )
 
     def require_secret_key(self) -> str:

@@ -133,6 +133,10 @@ class WechatRateLimited(WechatError):
         self.retry_after = retry_after
 
 
+class WechatQuotaExceeded(DistributorError):
+    """A send would break the WeChat account's mass-send quota (once a day, or 4 a month)."""
+
+
 class WechatUnavailable(WechatError):
     """WeChat could not be reached, did not answer in time, or was busy (errcode -1): try again.
     A call that timed out may have been carried out: only mass sends are safe to repeat."""

@@ -90,7 +90,13 @@ def _close(**_: Any) -> None:
 
 @app.task(name="distributor.tick")
 def tick() -> dict[str, Any]:
-    report = vars(runtime().tick(enqueue_plan=plan.delay, enqueue_drain=drain.delay))
+    report = vars(
+        runtime().tick(
+            enqueue_plan=plan.delay,
+            enqueue_drain=drain.delay,
+            enqueue_wechat=send_wechat.delay if runtime().settings.wechat_app_id else None,
+        )
+    )
     done = {what: value for what, value in report.items() if value}
     if done:
         logger.info("tick: %s", done)
@@ -119,3 +125,9 @@ def send_confirmation(subscriber_id: int) -> str | None:
     """A sign-up's double opt-in message; retried while the mail server defers it."""
     receipt = confirmation.send_confirmation(runtime().settings, subscriber_id, runtime().channel)
     return None if receipt is None else receipt.outcome.value
+
+
+@app.task(name="distributor.send_wechat")
+def send_wechat(send_id: int) -> dict[str, Any]:
+    """The WeChat jobs of a send; what is left (an answer that never came) waits for a tick."""
+    return vars(runtime().send_wechat(send_id))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import func, select
 
 from distributor.cli.context import AppContext
 from distributor.cli.wechat_commands import wechat
+from distributor.db import transaction
 from distributor.devservers.wechat_sandbox import SandboxConfig, SandboxServer
+from subscribers.models import Subscriber, Tag
+from tests.support.sending import import_sample
 from tests.support.wechat import settings_for
 
 
@@ -61,3 +67,37 @@ def test_credentials_are_required(sqlite_url: str) -> None:
     result = CliRunner().invoke(wechat, ["check"], obj=app)
     assert result.exit_code != 0
     assert "WECHAT_APP_ID and WECHAT_APP_SECRET must be set" in str(result.exception)
+
+
+def test_followers_sync_then_preview_of_an_issue(sqlite_url: str, sample_issue_path: Path) -> None:
+    with SandboxServer(SandboxConfig()) as server:
+        openids = server.sandbox.add_followers(3)
+        server.sandbox.add_tag("青年", openids[:2])
+        app = AppContext(settings_for(server, sqlite_url))
+        runner = CliRunner()
+        synced = runner.invoke(
+            wechat, ["followers", "sync", "--list", "微信", "--tags"], obj=app,
+            catch_exceptions=False,
+        )
+        assert synced.exit_code == 0, synced.output
+        assert synced.output.strip() == (
+            "3 followers on list 微信; 0 left since the last sync; 3 tags mirrored"
+        )
+        again = runner.invoke(wechat, ["followers", "sync", "--list", "微信"], obj=app)
+        assert again.output.startswith("3 followers on list 微信; 0 left")
+        with transaction(sqlite_url) as session:
+            tagged = session.scalars(
+                select(Subscriber.openid).join(Subscriber.tags).where(Tag.name == "青年")
+            ).all()
+            assert session.scalar(select(func.count(Subscriber.id))) == 3
+        assert sorted(tagged) == sorted(openids[:2])
+
+        issue_id = import_sample(sqlite_url, sample_issue_path)
+        shown = runner.invoke(
+            wechat, ["preview", "--issue", str(issue_id), "--to", openids[0]], obj=app,
+            catch_exceptions=False,
+        )
+        assert shown.exit_code == 0, shown.output
+        assert shown.output.startswith(f"Preview of issue {issue_id} (")
+        assert server.sandbox.calls.get("message/mass/preview") == 1
+        assert not server.sandbox.jobs  # a preview is no mass send

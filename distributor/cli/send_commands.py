@@ -162,6 +162,7 @@ def create_command(
             rate_limit=rate,
             expires_after=expiry(expires_in) or DEFAULT_EXPIRY,
             tracking=track,
+            wechat_account=wechat_account(app),
         )
     click.echo(f"Created send ID: {created.id}")
     readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
@@ -189,6 +190,11 @@ def create_command(
         )
 
 
+def wechat_account(app: AppContext) -> str | None:
+    """The WeChat account type whose quota sends are checked against; None without WeChat."""
+    return app.settings.wechat_account_type if app.settings.wechat_app_id else None
+
+
 @send.command("schedule")
 @click.argument("send_id", type=int)
 @click.option("--at", "at", help=AT_HELP + "; default the time it was given (none: now).")
@@ -209,6 +215,7 @@ def schedule_command(
             now=utcnow(),
             zone=zone,
             expires_after=expiry(expires_in),
+            wechat_account=wechat_account(app),
         )
     click.echo(f"Send {send_id} is scheduled for {local_time(when, zone)}, {WORKER_HINT}.")
 

@@ -62,6 +62,8 @@ def print_status(app: AppContext, status: SendStatus) -> None:
             "stopped mid-batch: those readers may have received it twice."
         )
     print_readers(app, status)
+    if status.wechat_jobs:
+        print_wechat_jobs(app, status)
 
 
 def print_readers(app: AppContext, status: SendStatus) -> None:
@@ -82,6 +84,36 @@ def print_readers(app: AppContext, status: SendStatus) -> None:
     if status.unsubscribes is not None:
         left = readers(status.unsubscribes)
         app.console.print(f"Left:      {left} unsubscribed through its links")
+
+
+def print_wechat_jobs(app: AppContext, status: SendStatus) -> None:
+    """The WeChat readers apart from the messages above: WeChat reports per job, not per reader
+    (its counts come with the job's end; "filtered" is who it was sent to after its own caps)."""
+    table = Table(
+        "WeChat job", "State", "Followers", "WeChat status", "Total", "Filtered", "Sent", "Errors",
+        title="WeChat (counts as WeChat reports them)",
+    )
+    for column in (*table.columns[2:3], *table.columns[4:]):
+        column.justify = "right"
+
+    def number(n: int | None) -> str:
+        return "—" if n is None else f"{n:,}"
+
+    for job in status.wechat_jobs:
+        table.add_row(
+            f"{job.batch}" + (f" (msg_id {job.msg_id})" if job.msg_id else ""),
+            job.state,
+            f"{job.openids:,}",
+            rich_text(job.wechat_status or "—"),
+            number(job.total),
+            number(job.filtered),
+            number(job.sent),
+            number(job.errors),
+        )
+    app.console.print(table)
+    for job in status.wechat_jobs:
+        if job.error:
+            app.console.print(f"WeChat job {job.batch}: {rich_text(job.error)}", highlight=False)
 
 
 def print_send_list(app: AppContext, statuses: list[SendStatus]) -> None:

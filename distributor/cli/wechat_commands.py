@@ -8,6 +8,11 @@ from distributor.channels.wechat.check import check_account
 from distributor.channels.wechat.client import WechatClient
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.terminal import plain
+from distributor.db import get_engine
+from distributor.issues.store import load_issue
+from distributor.render.wechat import compile_wechat_message
+from distributor.sending.wechat_followers import sync_followers
+from distributor.sending.wechat_publish import prepare_articles
 
 
 @click.group()
@@ -31,6 +36,46 @@ def check(app: AppContext) -> None:
         )
     if not all(finding.ok for finding in findings):
         raise SystemExit(1)
+
+
+@wechat.group()
+def followers() -> None:
+    """The Official Account's followers as subscribers."""
+
+
+@followers.command("sync")
+@click.option("--list", "list_name", required=True, help="the list followers are put on")
+@click.option("--tags", is_flag=True, help="mirror WeChat's tags as subscriber tags")
+@pass_app
+def followers_sync(app: AppContext, list_name: str, tags: bool) -> None:
+    """Page through every follower (10,000 at a time) into subscribers on the WeChat channel;
+    followers who left are marked so. Safe to run again."""
+    url = app.ready_database()
+    with WechatClient.from_settings(app.settings) as client:
+        result = sync_followers(get_engine(url), client, list_name, with_tags=tags)
+    app.console.print(
+        f"{result.followers:,} followers on list ", plain(list_name), f"; {result.left:,} left "
+        f"since the last sync; {result.tags:,} tags mirrored", sep="", soft_wrap=True
+    )
+
+
+@wechat.command()
+@click.option("--issue", "issue_id", type=int, required=True, help="the issue to preview")
+@click.option("--to", "openid", required=True, help="the OpenID of a staff follower")
+@pass_app
+def preview(app: AppContext, issue_id: int, openid: str) -> None:
+    """The WeChat form of a test send: the issue's message to one follower's phone, before the
+    mass send (no quota used)."""
+    with app.session() as session:
+        doc = load_issue(session, issue_id)
+    articles = compile_wechat_message(doc, app.settings)
+    with WechatClient.from_settings(app.settings) as client:
+        media_id = client.add_draft(prepare_articles(client, articles))
+        client.preview(media_id, openid=openid)
+    app.console.print(
+        f"Preview of issue {issue_id} ({len(articles)} articles) sent to ", plain(openid),
+        sep="", soft_wrap=True,
+    )
 
 
 @wechat.command()

@@ -4,17 +4,25 @@ or style sheets, within the platform's limits."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from distributor.config import Settings
 from distributor.errors import RenderError
 from distributor.issues.document import IssueDocument
-from distributor.render.views import check_sizes, fit, inline_css, issue_view, render_template
+from distributor.render.views import (
+    IssueView,
+    check_sizes,
+    fit,
+    inline_css,
+    issue_view,
+    render_template,
+)
 
 WECHAT_MAX_CHARS = 20_000  # WeChat: content "必须少于2万字符"
 WECHAT_TITLE_CHARS = 32
 WECHAT_DIGEST_CHARS = 120
 WECHAT_AUTHOR_CHARS = 16
+WECHAT_ARTICLES_PER_MESSAGE = 8  # a draft (one mass message) holds 1 to 8 articles
 
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL)
 
@@ -30,15 +38,19 @@ class WechatArticle:
     content_source_url: str
 
 
-def compile_wechat(doc: IssueDocument, settings: Settings) -> WechatArticle:
-    """The issue as a WeChat article: inline styles only, no classes, scripts or style sheets."""
-    check_sizes([doc])
-    view = issue_view(doc, settings)
+def _content(view: IssueView) -> str:
     page = inline_css(render_template("wechat.html", issue=view), remove_classes=True)
     body = _BODY.search(page)
     if body is None:
         raise RenderError("template wechat.html must produce a <body>")
-    content = body.group(1).strip()
+    return body.group(1).strip()
+
+
+def compile_wechat(doc: IssueDocument, settings: Settings) -> WechatArticle:
+    """The issue as a WeChat article: inline styles only, no classes, scripts or style sheets."""
+    check_sizes([doc])
+    view = issue_view(doc, settings)
+    content = _content(view)
     if len(content) >= WECHAT_MAX_CHARS:
         raise RenderError(
             f"issue {doc.number} as a WeChat article is {len(content):,} characters; WeChat takes "
@@ -54,3 +66,40 @@ def compile_wechat(doc: IssueDocument, settings: Settings) -> WechatArticle:
     )
 
 
+
+
+def compile_wechat_message(doc: IssueDocument, settings: Settings) -> list[WechatArticle]:
+    """The issue as one WeChat mass message: one article per issue article, the lead first.
+
+    WeChat shows a multi-article message as the lead's card with the others under it, and each
+    article gets its own 20,000 characters, so a long issue fits where one page would not. An
+    issue of more than 8 articles (WeChat's most per message) goes as one page when it fits.
+    Only a single-article message has a summary: WeChat takes none for the others.
+    """
+    check_sizes([doc])
+    view = issue_view(doc, settings)
+    if len(doc.articles) > WECHAT_ARTICLES_PER_MESSAGE:
+        return [compile_wechat(doc, settings)]
+    author = fit(doc.masthead.publisher or doc.title, WECHAT_AUTHOR_CHARS)
+    articles = []
+    for item in view.articles:
+        content = _content(replace(view, articles=(item,)))
+        headline = item.article.headline
+        if len(content) >= WECHAT_MAX_CHARS:
+            raise RenderError(
+                f"issue {doc.number}, article {item.number} “{headline[:30]}” as a WeChat article "
+                f"is {len(content):,} characters; WeChat takes fewer than {WECHAT_MAX_CHARS:,}: "
+                "split it into several articles"
+            )
+        lead = item.number == 1
+        articles.append(
+            WechatArticle(
+                title=fit(f"{doc.title}第{doc.number}期|{headline}" if lead else headline,
+                          WECHAT_TITLE_CHARS),
+                digest=fit(item.summary, WECHAT_DIGEST_CHARS) if len(view.articles) == 1 else "",
+                content_html=content,
+                author=author,
+                content_source_url=item.url,
+            )
+        )
+    return articles

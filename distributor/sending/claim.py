@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from distributor.channels.base import DeliveryChannel
 from distributor.issues.models import Variant
 from distributor.sending.attempts import LogEntry, log_attempts
 from distributor.sending.models import (
@@ -38,7 +39,12 @@ class ClaimedDelivery:
 
 
 def _ready(send_id: int, state: DeliveryState, now: datetime) -> ColumnElement[bool]:
-    condition = and_(Delivery.send_id == send_id, Delivery.state == state)
+    # WeChat deliveries go out as mass-send jobs (sending.wechat_send), never one by one.
+    condition = and_(
+        Delivery.send_id == send_id,
+        Delivery.state == state,
+        Delivery.channel == DeliveryChannel.EMAIL,
+    )
     if state is DeliveryState.DEFERRED:
         condition = and_(condition, or_(Delivery.not_before.is_(None), Delivery.not_before <= now))
     return condition

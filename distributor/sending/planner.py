@@ -22,11 +22,24 @@ from distributor.sending.models import Delivery, Send, SendState
 from subscribers.query import Audience, AudienceMember, stream_audience
 
 EMAIL_CHANNELS = ("email", "both")
+WECHAT_CHANNELS = ("wechat", "both")
 
 
-def audience_filter(send: Send) -> Audience:
-    """The send's audience, reachable on the send's channel."""
-    return replace(send.audience, channel=send.channel.value)
+def planned_channels(send: Send, *, wechat: bool = False) -> tuple[str, ...]:
+    """The channels a send plans deliveries on. With the WeChat channel set up (``wechat``), a
+    send by preference (no variant) reaches each reader where they chose, so it plans both:
+    email rows beside WeChat rows, one send. Without it, WeChat readers are not planned (their
+    rows would wait for a channel that never comes)."""
+    if wechat and send.variant is None and not send.is_test:
+        return ("email", "wechat")
+    return (send.channel.value,)
+
+
+def audience_filter(send: Send, *, wechat: bool = False) -> Audience:
+    """The send's audience, reachable on the send's channel (on any, for a send by preference
+    when WeChat is set up)."""
+    channels = planned_channels(send, wechat=wechat)
+    return replace(send.audience, channel=channels[0] if len(channels) == 1 else None)
 
 
 def variant_for(send_variant: Variant | None, member: AudienceMember) -> Variant:
@@ -48,7 +61,7 @@ def delivery_rows(
                 continue
             address = member.email
         else:
-            if not member.openid:
+            if not member.openid or str(member.channel) not in WECHAT_CHANNELS:
                 continue
             address = member.openid
         rows.append(
@@ -65,7 +78,13 @@ def delivery_rows(
 
 
 def plan_next_batch(
-    session: Session, send_id: int, *, batch_size: int, now: datetime, lease: timedelta
+    session: Session,
+    send_id: int,
+    *,
+    batch_size: int,
+    now: datetime,
+    lease: timedelta,
+    wechat: bool = False,
 ) -> int | None:
     """Plan one batch; the number of members seen, or None when planning is complete."""
     send = session.get(Send, send_id)
@@ -73,7 +92,12 @@ def plan_next_batch(
         return None
     checkpoint = send.planned_through
     batch: list[AudienceMember] = next(
-        stream_audience(session, audience_filter(send), batch_size=batch_size, after_id=checkpoint),
+        stream_audience(
+            session,
+            audience_filter(send, wechat=wechat),
+            batch_size=batch_size,
+            after_id=checkpoint,
+        ),
         [],
     )
     if not batch:
@@ -83,9 +107,10 @@ def plan_next_batch(
             .values(planned_at=now, planner_lease_until=None, updated_at=now)
         )
         return None
-    insert_ignoring_duplicates(
-        session, Delivery, delivery_rows(send.id, send.channel, send.variant, batch)
-    )
+    for channel in planned_channels(send, wechat=wechat):
+        insert_ignoring_duplicates(
+            session, Delivery, delivery_rows(send.id, channel, send.variant, batch)
+        )
     moved = session.execute(
         update(Send)
         .where(Send.id == send_id, Send.planned_through == checkpoint)
@@ -97,7 +122,12 @@ def plan_next_batch(
 
 
 def plan_send(
-    factory: sessionmaker[Session], send_id: int, *, batch_size: int, lease: timedelta
+    factory: sessionmaker[Session],
+    send_id: int,
+    *,
+    batch_size: int,
+    lease: timedelta,
+    wechat: bool = False,
 ) -> int:
     """Plan the whole audience of ``send_id``; returns how many members were looked at."""
     seen = 0
@@ -110,6 +140,7 @@ def plan_send(
                     batch_size=batch_size,
                     now=utcnow(),
                     lease=lease,
+                    wechat=wechat,
                 )
         except CheckpointMoved:
             continue  # rolled back: another planner did this batch; carry on after it

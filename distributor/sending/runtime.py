@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.channels.base import Channel
 from distributor.channels.smtp import SmtpChannel
+from distributor.channels.wechat.client import WechatClient
 from distributor.config import Settings
 from distributor.db import session_factory, utcnow
 from distributor.errors import ConfigurationError, RenderError
@@ -37,6 +38,7 @@ from distributor.sending.scheduler import TickReport, tick
 from distributor.sending.slots import hand_over_slot, release_slot, renew_slot, take_slot
 from distributor.sending.test_sends import finish_test_send
 from distributor.sending.tunables import Tunables
+from distributor.sending.wechat_send import WechatReport, send_wechat
 
 
 @dataclass
@@ -50,6 +52,7 @@ class WorkerRuntime:
     composer: Composer
     throttle: Throttle
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    _wechat: WechatClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerRuntime:
@@ -73,7 +76,11 @@ class WorkerRuntime:
         )
 
     def tick(
-        self, *, enqueue_plan: Callable[[int], None], enqueue_drain: Callable[[int], None]
+        self,
+        *,
+        enqueue_plan: Callable[[int], None],
+        enqueue_drain: Callable[[int], None],
+        enqueue_wechat: Callable[[int], None] | None = None,
     ) -> TickReport:
         return tick(
             self.factory,
@@ -81,6 +88,7 @@ class WorkerRuntime:
             tunables=self.tunables,
             enqueue_plan=enqueue_plan,
             enqueue_drain=enqueue_drain,
+            enqueue_wechat=enqueue_wechat,
         )
 
     def plan(self, send_id: int) -> int:
@@ -98,6 +106,7 @@ class WorkerRuntime:
             send_id,
             batch_size=self.tunables.plan_batch_size,
             lease=self.tunables.planner_lease,
+            wechat=self.settings.wechat_app_id is not None,
         )
 
     def drain_slot(
@@ -177,5 +186,15 @@ class WorkerRuntime:
             only_send=only_send,
         )
 
+    def send_wechat(self, send_id: int) -> WechatReport:
+        """The WeChat jobs of a send (its WeChat readers), beside the email dispatch."""
+        if self._wechat is None:
+            self._wechat = WechatClient.from_settings(
+                self.settings, timeout=self.settings.wechat_timeout_seconds
+            )
+        return send_wechat(self.factory, self._wechat, send_id, self.settings)
+
     def close(self) -> None:
         self.channel.close()
+        if self._wechat is not None:
+            self._wechat.close()

@@ -25,6 +25,7 @@ from distributor.sending.models import SchedulerState, Send, SendState
 from distributor.sending.recurring import run_due_rules
 from distributor.sending.slots import reserve_free_slots
 from distributor.sending.tunables import Tunables
+from distributor.sending.wechat_send import sends_with_wechat_work
 
 
 @dataclass
@@ -35,6 +36,7 @@ class TickReport:
     planning: list[int] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
     drains: list[int] = field(default_factory=list)
+    wechat: list[int] = field(default_factory=list)  # sends whose WeChat jobs were queued
 
 
 def sends_needing_a_planner(session: Session, now: datetime, grace: timedelta) -> list[int]:
@@ -70,6 +72,7 @@ def tick(
     tunables: Tunables,
     enqueue_plan: Callable[[int], None],
     enqueue_drain: Callable[[int], None],
+    enqueue_wechat: Callable[[int], None] | None = None,
 ) -> TickReport:
     report = TickReport()
     with factory.begin() as session:
@@ -94,6 +97,11 @@ def tick(
             )
     for slot in report.drains:
         enqueue_drain(slot)
+    if enqueue_wechat is not None:  # WeChat readers: mass-send jobs beside the email dispatch
+        with factory.begin() as session:
+            report.wechat = sends_with_wechat_work(session, now)
+        for send_id in report.wechat:
+            enqueue_wechat(send_id)
     with factory.begin() as session:
         session.execute(
             update(SchedulerState)

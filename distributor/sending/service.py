@@ -25,6 +25,8 @@ from distributor.sending.models import (
 )
 from distributor.sending.planner import audience_filter
 from distributor.sending.unsubscribes import unsubscribes_by_send
+from distributor.sending.wechat_quota import check_wechat_quota
+from distributor.sending.wechat_status import WechatJobView, wechat_jobs_of
 from subscribers.models import List
 from subscribers.query import Audience, count_audience
 
@@ -47,9 +49,10 @@ def check_send_time(at: datetime, now: datetime, zone: ZoneInfo) -> None:
         )
 
 
-def reachable_readers(session: Session, send: Send) -> int:
-    """How many readers the planner would give a message now: its own filter, counted."""
-    return count_audience(session, audience_filter(send))
+def reachable_readers(session: Session, send: Send, *, wechat: bool = False) -> int:
+    """How many readers the planner would give a message now: its own filter, counted
+    (``wechat``: the WeChat channel is set up, so WeChat readers count too)."""
+    return count_audience(session, audience_filter(send, wechat=wechat))
 
 
 def check_lists(session: Session, names: Sequence[str]) -> None:
@@ -82,11 +85,14 @@ def create_send(
     rate_limit: float | None = None,
     allow_empty: bool = False,
     tracking: bool = False,
+    wechat_account: str | None = None,
 ) -> NewSend:
     """A send scheduled for ``at`` (None: now), or a draft (None: no time yet). Its audience is
     frozen when it starts; not started within ``expires_after`` of its time (workers down), it
     expires instead of going late. ``zone`` is the one staff read times in; ``tracking``: its
-    HTML reports opens and clicks (off unless asked for: readers are not followed by default)."""
+    HTML reports opens and clicks (off unless asked for: readers are not followed by default).
+    ``wechat_account`` (the account type, when WeChat is set up): a send to WeChat readers that
+    would break its mass-send quota is refused here rather than at WeChat."""
     if rate_limit is not None and rate_limit <= 0:
         raise DistributorError(f"a rate limit must be positive, not {rate_limit}")
     if tracking and variant is Variant.TEXT:
@@ -113,12 +119,15 @@ def create_send(
         rate_limit=rate_limit,
         tracking=tracking,
     )
-    readers = reachable_readers(session, send)
+    readers = reachable_readers(session, send, wechat=wechat_account is not None)
     if not readers and not allow_empty:
+        channels = "by email" if wechat_account is None else "by email or WeChat"
         raise EmptyAudience(
-            f"nobody to send to: no active subscriber reachable by email in "
+            f"nobody to send to: no active subscriber reachable {channels} in "
             f"{send.audience.describe()}"
         )
+    if wechat_account is not None and when is not None and not draft:
+        check_wechat_quota(session, send, when, wechat_account, zone)
     session.add(send)
     session.flush()
     return NewSend(send.id, send.state.value, send.scheduled_at, readers)
@@ -132,6 +141,7 @@ def schedule_send(
     now: datetime,
     zone: ZoneInfo,
     expires_after: timedelta | None = None,
+    wechat_account: str | None = None,
 ) -> datetime:
     """Schedule a draft, or move a scheduled send; returns its time. Without ``at`` it keeps
     the time it was given (none: now), so it never goes out earlier than staff were told; without
@@ -151,6 +161,8 @@ def schedule_send(
     elif at is not None:
         check_send_time(at, now, zone)
     when = at if at is not None else now
+    if wechat_account is not None:
+        check_wechat_quota(session, send, when, wechat_account, zone)
     if expires_after is None:
         expires_after = (
             send.expires_at - send.scheduled_at
@@ -191,6 +203,8 @@ class SendStatus:
     tracking: bool = False  # its HTML reports opens and clicks
     engagement: EngagementCounts | None = None  # opens and clicks, when tracked
     unsubscribes: int | None = None  # people who left through its messages' links
+    # WeChat readers: the send's mass-send jobs, with WeChat's own counts (none per reader).
+    wechat_jobs: tuple[WechatJobView, ...] = ()
 
     @property
     def total(self) -> int:
@@ -224,6 +238,8 @@ class SendStatus:
             "tracking": self.tracking,
             **({"unsubscribes": self.unsubscribes} if self.unsubscribes is not None else {}),
             **({"engagement": asdict(self.engagement)} if self.engagement else {}),
+            **({"wechat_jobs": [job.to_json() for job in self.wechat_jobs]}
+               if self.wechat_jobs else {}),
         }
 
 
@@ -264,6 +280,7 @@ def _duplicates_of(session: Session, send_ids: Sequence[int]) -> dict[int, int]:
 def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendStatus]:
     ids = [send.id for send, _ in sends]
     counts, duplicates = _counts_of(session, ids), _duplicates_of(session, ids)
+    wechat = wechat_jobs_of(session, ids)
     return [
         SendStatus(
             id=send.id,
@@ -280,6 +297,7 @@ def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendS
             possible_duplicates=duplicates.get(send.id, 0),
             error=send.error,
             tracking=send.tracking,
+            wechat_jobs=wechat.get(send.id, ()),
         )
         for send, issue_number in sends
     ]

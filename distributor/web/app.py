@@ -18,7 +18,7 @@ from distributor.config import Settings
 from distributor.db import session_factory
 from distributor.errors import DistributorError, NotFound, RequestRefused
 from distributor.models import load_all_models
-from distributor.web import archive, preferences, signup, tracking, unsubscribe
+from distributor.web import archive, preferences, signup, tracking, unsubscribe, wechat_callback
 from distributor.web.i18n import service_message, translator
 from distributor.web.pages import Web, page_language, render
 from distributor.web.security import HEADERS, Csrf, RateLimiter, SecurityHeaders, rate_limiter
@@ -56,7 +56,7 @@ def create_app(
         enqueue_confirmation=enqueue_confirmation or _confirmation_task,
         site_name=from_name or from_address.rpartition("@")[2] or "distributor",
     )
-    for module in (unsubscribe, preferences, signup, archive, tracking):
+    for module in (unsubscribe, preferences, signup, archive, tracking, wechat_callback):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(DistributorError, _refused)  # type: ignore[arg-type]
