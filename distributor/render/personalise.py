@@ -63,7 +63,8 @@ def personalise(
     except RenderError as error:
         raise InvalidRecipient(error.message) from None
     name = clean_name(recipient.name)
-    unsubscribe_url = links.unsubscribe(recipient.subscriber_id, send_id=send_id)
+    # A preview (send 0) is no send: its unsubscribe link is attributed to none.
+    unsubscribe_url = links.unsubscribe(recipient.subscriber_id, send_id=send_id or None)
     token = unsubscribe_url.rpartition(UNSUBSCRIBE_PATH)[2]
     values = {
         Slot.NAME: name or DEFAULT_SALUTATION,
