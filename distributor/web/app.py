@@ -22,6 +22,7 @@ from distributor.web import archive, preferences, signup, unsubscribe
 from distributor.web.i18n import service_message, translator
 from distributor.web.pages import Web, page_language, render
 from distributor.web.security import HEADERS, Csrf, RateLimiter, SecurityHeaders, rate_limiter
+from distributor.web.staff import staff_routers
 from distributor.web.staff_auth import LoginRequired, login_redirect
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
@@ -58,6 +59,8 @@ def create_app(
     )
     for module in (unsubscribe, preferences, signup, archive):
         app.include_router(module.router)
+    for router in staff_routers():
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(DistributorError, _refused)  # type: ignore[arg-type]
