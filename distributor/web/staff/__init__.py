@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def staff_routers() -> list[APIRouter]:
-    from distributor.web.staff import login, sends
+    from distributor.web.staff import issues, login, sends
 
-    return [login.router, sends.router]
+    return [login.router, sends.router, issues.router]
