@@ -30,6 +30,13 @@ STAFF_PAGES = [
     "/staff/sends/1/deliveries.csv",
     "/staff/sends/1/status.json",
     "/staff/audience-count",
+    "/staff/issues",
+    "/staff/issues/1",
+    "/staff/subscribers",
+    "/staff/subscribers/1",
+    "/staff/subscribers/export.csv",
+    "/staff/lists",
+    "/staff/schedules",
 ]
 
 
@@ -188,3 +195,141 @@ def test_a_viewer_sees_no_write_buttons_and_may_not_post(
     assert answer.status_code == 403
     with transaction(sqlite_url) as session:
         assert session.scalars(select(Send)).all() == []
+
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def test_text_from_issues_subscribers_and_lists_is_escaped_on_every_page(
+    sqlite_url: str, client: TestClient, sample_issue_path: Path
+) -> None:
+    add_staff(sqlite_url, "editor", Role.EDITOR)
+    sign_in(client, "editor")
+    sample = sample_issue_path.read_text(encoding="utf-8")
+    hostile = sample.replace("12月21日,市总工会召开", f"12月21日,{XSS}市总工会召开", 1)
+    assert hostile != sample
+    csrf = csrf_of(client.get("/staff/issues").text)
+    uploaded = client.post(
+        "/staff/issues",
+        data={"csrf": csrf},
+        files={"file": ("hzgy-471.txt", hostile.encode(), "text/plain")},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    assert client.post("/staff/lists", data={"name": f"会员{XSS}", "csrf": csrf}).status_code in (
+        303,
+        400,
+    )
+    added = client.post(
+        "/staff/subscribers",
+        data={"email": "xss@example.org", "name": f"王{XSS}", "csrf": csrf},
+    )
+    assert added.status_code == 303
+    pages = [
+        "/staff/issues",
+        "/staff/issues/1",
+        "/staff/subscribers",
+        "/staff/subscribers/1",
+        "/staff/subscribers?q=xss",
+        "/staff/lists",
+        "/staff/sends/new",
+    ]
+    for path in pages:
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "<script>alert" not in page.text and "<img src=x" not in page.text, path
+    assert "&lt;script&gt;" in client.get("/staff/subscribers/1").text
+
+
+def test_an_issue_upload_reports_what_was_recognised_or_the_line_at_fault(
+    sqlite_url: str, client: TestClient, sample_issue_path: Path
+) -> None:
+    add_staff(sqlite_url, "editor", Role.EDITOR)
+    sign_in(client, "editor")
+    csrf = csrf_of(client.get("/staff/issues?lang=en").text)
+    uploaded = client.post(
+        "/staff/issues?lang=en",
+        data={"csrf": csrf},
+        files={"file": ("hzgy-471.txt", sample_issue_path.read_bytes(), "text/plain")},
+    )
+    assert uploaded.status_code == 200
+    assert "Imported" in uploaded.text and "Recognised" in uploaded.text
+    bad = client.post(
+        "/staff/issues?lang=en",
+        data={"csrf": csrf},
+        files={"file": ("bad.txt", b"\x00\x01\x02" * 100, "text/plain")},
+    )
+    assert bad.status_code == 400 and 'class="error"' in bad.text
+    issue = client.get("/staff/issues/1")
+    assert issue.status_code == 200
+    assert issue.text.count('sandbox=""') == 6  # three variants, at two widths each
+    assert "style-src 'self' 'unsafe-inline'" in issue.headers["content-security-policy"]
+    with transaction(sqlite_url) as session:
+        assert [e.action for e in audit_of(session, "issue", 1)] == ["issue.import"]
+
+
+def test_subscribers_are_added_edited_imported_and_audited(
+    sqlite_url: str, client: TestClient, tmp_path: Path
+) -> None:
+    add_staff(sqlite_url, "editor", Role.EDITOR)
+    sign_in(client, "editor")
+    csrf = csrf_of(client.get("/staff/lists").text)
+    assert client.post("/staff/lists", data={"name": "周刊", "csrf": csrf}).status_code == 303
+    added = client.post(
+        "/staff/subscribers",
+        data={"email": "Li.Ming@Example.com", "name": "李明", "lists": "周刊", "csrf": csrf},
+    )
+    assert added.status_code == 303
+    page_path = added.headers["location"]
+    edited = client.post(
+        page_path,
+        data={
+            "email": "li.ming@example.org",
+            "name": "李明明",
+            "channel": "email",
+            "format": "digest",
+            "csrf": csrf,
+        },
+    )
+    assert edited.status_code == 303, edited.text
+    page = client.get(page_path + "?lang=en")
+    assert "li.ming@example.org" in page.text and "subscriber.edit" in page.text
+    assert "周刊" in client.get("/staff/lists").text
+    members = "email,name\nwang@qq.com,王\nbad@,坏\n".encode("gb18030")
+    imported = client.post(
+        "/staff/subscribers/import?lang=en",
+        data={"csrf": csrf, "list_name": "周刊"},
+        files={"file": ("members.csv", members, "text/csv")},
+    )
+    assert imported.status_code == 200, imported.text
+    assert "1 new" in imported.text and "data:text/csv;charset=utf-8;base64," in imported.text
+    found = client.get("/staff/subscribers?q=wang")
+    assert "wang@qq.com" in found.text and "li.ming" not in found.text
+    export = client.get("/staff/subscribers/export.csv")
+    assert "wang@qq.com" in export.text and "li.ming@example.org" in export.text
+
+
+def test_a_viewer_may_look_at_everything_but_change_nothing(
+    sqlite_url: str, client: TestClient, issue_id: int
+) -> None:
+    add_staff(sqlite_url, "viewer", Role.VIEWER)
+    sign_in(client, "viewer")
+    for path in [
+        "/staff/issues",
+        f"/staff/issues/{issue_id}",
+        "/staff/subscribers",
+        "/staff/lists",
+        "/staff/schedules",
+    ]:
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert 'method="post"' not in page.text.replace(
+            'method="post" action="/staff/logout"', ""
+        ), path
+    csrf = csrf_of(client.get("/staff/lists").text)
+    for path, data in [
+        ("/staff/lists", {"name": "新"}),
+        ("/staff/subscribers", {"email": "a@example.org"}),
+        ("/staff/schedules", {"name": "d", "every": "day", "at_time": "09:00"}),
+        (f"/staff/issues/{issue_id}/test", {"addresses": "a@example.org"}),
+    ]:
+        assert client.post(path, data={**data, "csrf": csrf}).status_code == 403, path

@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def staff_routers() -> list[APIRouter]:
-    from distributor.web.staff import issues, login, sends
+    from distributor.web.staff import issues, login, sends, subscribers
 
-    return [login.router, sends.router, issues.router]
+    return [login.router, sends.router, issues.router, subscribers.router]
