@@ -14,10 +14,12 @@ from distributor.staff.models import StaffUser
 from distributor.staff.secrets import secret_hash
 from distributor.web.i18n import service_message
 from distributor.web.pages import WebDep, get_web, page_language, render
-from distributor.web.security import set_csrf_cookie
+from distributor.web.security import CSP, set_csrf_cookie
 from distributor.web.staff_auth import SESSION_COOKIE, EditorDep, StaffDep
 
 PAGE_SIZE = 50
+# The public policy, and the live parts' requests to this site's JSON endpoints.
+STAFF_CSP = CSP + "; connect-src 'self'"
 
 
 def csrf_scope(request: Request) -> str:
@@ -52,6 +54,7 @@ def staff_page(
     )
     if fresh_cookie is not None:
         set_csrf_cookie(response, request, fresh_cookie)
+    response.headers["Content-Security-Policy"] = STAFF_CSP
     return response
 
 

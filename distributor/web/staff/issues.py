@@ -22,8 +22,7 @@ from distributor.sending.test_sends import create_test_send
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.web.pages import WebDep
-from distributor.web.security import CSP
-from distributor.web.staff.common import WriterDep, see_other, shown_error, staff_page
+from distributor.web.staff.common import STAFF_CSP, WriterDep, see_other, shown_error, staff_page
 from distributor.web.staff_auth import StaffDep
 
 router = APIRouter(include_in_schema=False)
@@ -32,7 +31,7 @@ ISSUES = "/staff/issues"
 TEST_ADDRESSES_MAX = 20
 # The preview page's iframes hold emails, whose styles are inline: their srcdoc documents
 # inherit this page's policy, so it allows inline styles (sandbox="" still forbids scripts).
-PREVIEW_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+PREVIEW_CSP = STAFF_CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
     "img-src 'self' data:", "img-src 'self' data: https:"
 )
 
