@@ -113,9 +113,10 @@ def test_an_editor_imports_previews_tests_sends_and_retries(
             # The preview: each variant at phone and desktop widths, in sandboxed frames.
             frames = page.locator("iframe[sandbox='']")
             expect(frames).to_have_count(6)
-            expect(page.frame_locator("iframe.phone").first.locator("body")).to_contain_text(
-                "市总工会"
-            )
+            for kind in ("phone", "desktop"):
+                frame = page.frame_locator(f"iframe.{kind}")
+                expect(frame.first.locator("body")).to_contain_text("市总工会")
+                expect(frame.last.locator("pre")).to_contain_text("杭州工运")
             shoot(page, "issue")
 
             # A test send arrives, and the page shows the server's answer.
@@ -153,6 +154,12 @@ def test_an_editor_imports_previews_tests_sends_and_retries(
             expect(rows.first).to_contain_text(BOUNCING)
             expect(rows.first).to_contain_text("550")
             shoot(page, "recipients")
+            with page.expect_download() as download:
+                page.click("#export-csv")
+            lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+            assert lines[0] == "address,state,attempts,smtp_code,detail,sent_at"
+            assert len(lines) == READERS + 1
+            assert any(line.startswith(f"{BOUNCING},failed,") for line in lines)
 
             # Retry the failed ones: the address takes mail now.
             bounce.on.clear()

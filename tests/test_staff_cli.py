@@ -5,6 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner, Result
 
 from distributor.db import transaction
+from distributor.staff.accounts import authenticate_password
 from distributor.staff.audit import recent_audit
 from distributor.staff.tokens import authenticate_token
 
@@ -47,6 +48,12 @@ def test_add_list_token_revoke_and_disable(sqlite_url: str) -> None:
 
     revoked = run(sqlite_url, "users", "revoke-token", "1")
     assert revoked.exit_code == 0 and "Revoked API token 1." in revoked.output
+    changed = run(
+        sqlite_url, "users", "password", "编辑", "--password-stdin", input="another long one\n"
+    )
+    assert changed.exit_code == 0 and "Password of 编辑 changed." in changed.output
+    with transaction(sqlite_url) as session:
+        assert authenticate_password(session, "编辑", "another long one").name == "编辑"
     disabled = run(sqlite_url, "users", "disable", "编辑")
     assert disabled.exit_code == 0 and "Disabled 编辑." in disabled.output
     assert "disabled" in run(sqlite_url, "users", "list").output
@@ -54,6 +61,7 @@ def test_add_list_token_revoke_and_disable(sqlite_url: str) -> None:
         actions = [(e.actor, e.action) for e in recent_audit(session)]
     assert actions == [
         ("cli", "user.disable"),
+        ("cli", "user.password"),
         ("cli", "token.revoke"),
         ("cli", "token.issue"),
         ("cli", "user.add"),
