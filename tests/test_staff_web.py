@@ -333,3 +333,42 @@ def test_a_viewer_may_look_at_everything_but_change_nothing(
         (f"/staff/issues/{issue_id}/test", {"addresses": "a@example.org"}),
     ]:
         assert client.post(path, data={**data, "csrf": csrf}).status_code == 403, path
+
+
+def test_recipients_are_searched_filtered_paged_and_exported(
+    database_url: str, sample_issue_path: Path
+) -> None:
+    """Through the engine in this process: 60 readers, one refused with a 550."""
+    from tests.support.smtp import RecordingHandler, SmtpServer
+    from tests.support.web import send_through_engine
+
+    def refuse(recipient: str, attempt: int) -> str | None:
+        return "550 5.1.1 no such user" if recipient == "reader00042@example.org" else None
+
+    make_audience(database_url, "会员快讯", 60)
+    issue = import_sample(database_url, sample_issue_path)
+    add_staff(database_url, "viewer", Role.VIEWER)
+    with SmtpServer(RecordingHandler(fault=refuse)) as smtp:
+        settings = web_settings(database_url, **smtp.env())
+        send_id = send_through_engine(settings, issue, "会员快讯")
+    client = TestClient(
+        create_app(settings, limiter=MemoryRateLimiter()),
+        base_url=BASE_URL,
+        follow_redirects=False,
+    )
+    sign_in(client, "viewer")
+    base = f"/staff/sends/{send_id}/recipients"
+    failed = client.get(base, params={"state": "failed"})
+    assert failed.text.count("<tr><td>reader") == 1 and "reader00042@example.org" in failed.text
+    found = client.get(base, params={"q": "READER0004"})
+    assert found.text.count("<tr><td>reader") == 10
+    first = client.get(base)
+    assert first.text.count("<tr><td>reader") == 50 and "reader00050@" in first.text
+    after = first.text.split("after=")[1].split('"')[0]
+    second = client.get(base, params={"after": after})
+    assert second.text.count("<tr><td>reader") == 10 and "reader00051@" in second.text
+    assert client.get(base, params={"q": "%"}).text.count("<tr><td>reader") == 0
+    export = client.get(f"/staff/sends/{send_id}/deliveries.csv").text.splitlines()
+    assert len(export) == 61 and "reader00042@example.org,failed,1,550," in export[42]
+    home = client.get("/staff/?lang=en").text
+    assert f"/staff/sends/{send_id}" in home and "1.7%" in home  # 1 of 60 failed
