@@ -22,7 +22,7 @@ from distributor.sending.test_sends import create_test_send
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.web.pages import WebDep
-from distributor.web.staff.common import STAFF_CSP, WriterDep, see_other, shown_error, staff_page
+from distributor.web.staff.common import STAFF_CSP, WriterDep, shown_error, staff_page
 from distributor.web.staff_auth import StaffDep
 
 router = APIRouter(include_in_schema=False)
@@ -161,8 +161,3 @@ def test_send(
             request, issue_id, web, user, status=400, error=shown_error(request, message)
         )
     return _issue_page(request, issue_id, web, user, results=results)
-
-
-@router.get(ISSUES + "/{issue_id}/send")
-def send_this_issue(issue_id: int, user: StaffDep) -> Response:
-    return see_other(f"/staff/sends/new?issue={issue_id}")
