@@ -11,6 +11,7 @@ MODEL_MODULES = (
     "distributor.sending.unsubscribes",
     "distributor.channels.wechat.models",
     "distributor.sending.wechat_models",
+    "distributor.staff.models",
 )
 
 

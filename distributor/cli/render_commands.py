@@ -8,11 +8,7 @@ other address, and the preview, go to an anonymous preview reader
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -21,25 +17,22 @@ from sqlalchemy.orm import Session
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.hints import ISSUE_HINT, hinted
 from distributor.cli.terminal import plain
-from distributor.config import Settings
-from distributor.errors import NotFound, RenderError
-from distributor.issues.document import IssueDocument
+from distributor.errors import NotFound
 from distributor.issues.store import load_issue
 from distributor.render import (
-    DkimSigner,
     Recipient,
     Variant,
-    compile_issue,
-    compile_wechat,
-    personalise,
 )
-from distributor.render.preview import PREVIEW_WIDTHS, render_preview
-from subscribers.links import PublicLinks
+from distributor.render.preview import (
+    PREVIEW_ADDRESS,
+    PREVIEW_SUBSCRIBER_ID,
+    PREVIEW_WIDTHS,
+    html_body,
+    message_bytes,
+    render_preview,
+)
 from subscribers.store import find_subscriber
-from subscribers.tokens import TokenSigner
 
-PREVIEW_SUBSCRIBER_ID = 0
-PREVIEW_ADDRESS = "preview@example.org"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -49,33 +42,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def message_bytes(
-    doc: IssueDocument, variant: Variant, settings: Settings, to: Recipient
-) -> bytes:
-    """The RFC 5322 message of an email variant, or the WeChat article as JSON."""
-    if variant is Variant.WECHAT:
-        article = compile_wechat(doc, settings)
-        return json.dumps(asdict(article), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-    links = PublicLinks(settings.public_base_url, TokenSigner(settings.require_secret_key()))
-    message = personalise(
-        compile_issue(doc, variant, settings),
-        to,
-        send_id=0,
-        links=links,
-        signer=DkimSigner.from_settings(settings),
-    )
-    return message.data
-
-
-def html_body(message: bytes) -> str:
-    """The decoded text/html part of a message."""
-    parsed = email.message_from_bytes(message, policy=email.policy.default)
-    part = parsed.get_body(("html",))
-    if part is None:
-        raise RenderError("the message has no HTML part")
-    return str(part.get_content())
 
 
 @click.command("render")

@@ -1,8 +1,29 @@
-"""The staff preview page: an email's HTML at phone and desktop widths, side by side."""
+"""The staff preview: exactly the message a reader gets (the real compile → personalise path,
+send id 0), and a page showing an email's HTML at phone and desktop widths, side by side."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import html
+import json
+from dataclasses import asdict
+
+from distributor.config import Settings
+from distributor.errors import RenderError
+from distributor.issues.document import IssueDocument
+from distributor.issues.models import Variant
+from distributor.render.dkim import DkimSigner
+from distributor.render.email import compile_issue
+from distributor.render.personalise import Recipient, personalise
 from distributor.render.views import render_template
+from distributor.render.wechat import compile_wechat
+from subscribers.links import PublicLinks
+from subscribers.tokens import TokenSigner
+
+# An anonymous reader whose links unsubscribe nobody.
+PREVIEW_SUBSCRIBER_ID = 0
+PREVIEW_ADDRESS = "preview@example.org"
 
 PREVIEW_WIDTHS = ((375, "手机"), (1024, "电脑"))  # px: a phone, a desktop mail client
 
@@ -12,3 +33,49 @@ def render_preview(html: str, subject: str) -> str:
     return render_template("preview.html", html=html, subject=subject, widths=PREVIEW_WIDTHS)
 
 
+
+
+def message_bytes(
+    doc: IssueDocument, variant: Variant, settings: Settings, to: Recipient
+) -> bytes:
+    """The RFC 5322 message of an email variant, or the WeChat article as JSON."""
+    if variant is Variant.WECHAT:
+        article = compile_wechat(doc, settings)
+        return json.dumps(asdict(article), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+    links = PublicLinks(settings.public_base_url, TokenSigner(settings.require_secret_key()))
+    message = personalise(
+        compile_issue(doc, variant, settings),
+        to,
+        send_id=0,
+        links=links,
+        signer=DkimSigner.from_settings(settings),
+    )
+    return message.data
+
+
+def html_body(message: bytes) -> str:
+    """The decoded text/html part of a message."""
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    part = parsed.get_body(("html",))
+    if part is None:
+        raise RenderError("the message has no HTML part")
+    return str(part.get_content())
+
+
+def variant_html(doc: IssueDocument, variant: Variant, settings: Settings) -> str:
+    """What the anonymous preview reader sees of an email variant, as one HTML document: the
+    HTML part, or the plain text (the text variant) in a ``<pre>``."""
+    reader = Recipient(PREVIEW_SUBSCRIBER_ID, PREVIEW_ADDRESS)
+    message = email.message_from_bytes(
+        message_bytes(doc, variant, settings, reader), policy=email.policy.default
+    )
+    part = message.get_body(("html", "plain"))
+    if part is None:
+        raise RenderError("the message has no body")
+    content = str(part.get_content())
+    if part.get_content_type() == "text/html":
+        return content
+    return (
+        '<!DOCTYPE html><meta charset="utf-8"><pre style="white-space:pre-wrap;'
+        f'font:15px/1.6 monospace;margin:12px">{html.escape(content)}</pre>'
+    )

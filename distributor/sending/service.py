@@ -359,12 +359,16 @@ def list_deliveries(
     state: DeliveryState | None = None,
     after_id: int = 0,
     limit: int = 1000,
+    address: str | None = None,
 ) -> list[DeliveryView]:
-    """Who got what and why not, in id order; page with ``after_id``."""
+    """Who got what and why not, in id order; page with ``after_id``; ``address``: only the
+    addresses containing it (case-insensitively)."""
     get_send(session, send_id)
     query = select(Delivery).where(Delivery.send_id == send_id, Delivery.id > after_id)
     if state is not None:
         query = query.where(Delivery.state == state)
+    if address:
+        query = query.where(func.lower(Delivery.address).contains(address.lower(), autoescape=True))
     rows = session.scalars(query.order_by(Delivery.id).limit(limit))
     return [
         DeliveryView(

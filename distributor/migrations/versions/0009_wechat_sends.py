@@ -1,7 +1,7 @@
 """wechat sends: a send's prepared WeChat message and its mass-send jobs
 
 Revision ID: 0009_wechat_sends
-Revises: 0007_wechat_tokens
+Revises: 0008_staff
 Create Date: 2026-11-28 07:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import distributor.db
 
 revision = "0009_wechat_sends"
-down_revision = "0007_wechat_tokens"
+down_revision = "0008_staff"
 branch_labels = None
 depends_on = None
 

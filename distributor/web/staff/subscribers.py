@@ -1,0 +1,394 @@
+"""``/staff/subscribers``, ``/staff/lists`` and ``/staff/schedules``: find, add and edit
+subscribers, see what was sent to them, import a CSV (with its per-row error report to
+download) and export one; lists with their counts; recurring digests."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from distributor.db import get_engine, utcnow
+from distributor.errors import DistributorError, NotFound
+from distributor.issues.models import EMAIL_VARIANTS, Variant
+from distributor.sending.history import subscriber_history
+from distributor.sending.recurring import EVERY, add_rule, list_rules, remove_rule
+from distributor.staff.audit import audit_of, record_audit
+from distributor.staff.models import StaffUser
+from distributor.web.pages import WebDep
+from distributor.web.staff.common import PAGE_SIZE, WriterDep, see_other, shown_error, staff_page
+from distributor.web.staff_auth import StaffDep
+from subscribers.csvfile import Problem
+from subscribers.export import export_subscribers
+from subscribers.importer import ImportReport, import_subscribers
+from subscribers.models import ChannelPreference, Subscriber
+from subscribers.search import search_subscribers
+from subscribers.store import (
+    add_subscriber,
+    change_address,
+    create_list,
+    list_summaries,
+    memberships,
+    set_preferences,
+)
+
+router = APIRouter(include_in_schema=False)
+
+SUBSCRIBERS = "/staff/subscribers"
+IMPORT_MAX_BYTES = 50 * 1024 * 1024
+PROBLEMS_SHOWN = 50
+
+
+def _error_text(error: Exception) -> str:
+    return error.message if isinstance(error, DistributorError) else str(error)
+
+
+def _subscribers_page(
+    request: Request,
+    web: WebDep,
+    user: StaffUser,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    imported: ImportReport | None = None,
+    problems: list[Problem] | None = None,
+) -> HTMLResponse:
+    q = request.query_params.get("q", "")
+    after = int(request.query_params.get("after", "0") or 0)
+    with web.transaction() as session:
+        found = search_subscribers(session, q, after_id=after, limit=PAGE_SIZE)
+        rows = [(s, memberships(s)) for s in found]
+        lists = list_summaries(session)
+    return staff_page(
+        request,
+        "subscribers.html",
+        user,
+        status=status,
+        rows=rows,
+        q=q,
+        lists=lists,
+        next_after=found[-1].id if len(found) == PAGE_SIZE else None,
+        error=error,
+        imported=imported,
+        problems=(problems or [])[:PROBLEMS_SHOWN],
+        problem_count=len(problems or []),
+        problems_csv=_problems_data_url(problems or []),
+    )
+
+
+@router.get(SUBSCRIBERS)
+def subscribers_page(request: Request, web: WebDep, user: StaffDep) -> HTMLResponse:
+    return _subscribers_page(request, web, user)
+
+
+@router.post(SUBSCRIBERS)
+def add(
+    request: Request,
+    web: WebDep,
+    user: WriterDep,
+    email: Annotated[str, Form(max_length=400)],
+    name: Annotated[str, Form(max_length=400)] = "",
+    lists: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies it
+) -> Response:
+    try:
+        with web.transaction() as session:
+            added = add_subscriber(session, email, name=name or None, lists=lists)
+            subscriber_id = added.subscriber.id
+            record_audit(
+                session,
+                user,
+                "subscriber.add" if added.created else "subscriber.update",
+                "subscriber",
+                subscriber_id,
+                {"lists": lists},
+            )
+    except DistributorError as error:
+        return _subscribers_page(
+            request, web, user, status=400, error=shown_error(request, error.message)
+        )
+    return see_other(f"{SUBSCRIBERS}/{subscriber_id}")
+
+
+@router.post(SUBSCRIBERS + "/import")
+async def import_csv(
+    request: Request,
+    web: WebDep,
+    user: WriterDep,
+    file: UploadFile,
+    list_name: Annotated[str, Form(max_length=200)] = "",
+    create_lists: Annotated[str, Form()] = "",
+) -> Response:
+    problems: list[Problem] = []
+    data = await file.read(IMPORT_MAX_BYTES + 1)
+    try:
+        if len(data) > IMPORT_MAX_BYTES:
+            raise DistributorError(f"the file is larger than {IMPORT_MAX_BYTES // 2**20} MB")
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(file.filename or "upload.csv").name
+            path.write_bytes(data)
+            with get_engine(web.settings.database_url).connect() as connection:
+                report = import_subscribers(
+                    connection,
+                    path,
+                    list_name=list_name.strip() or None,
+                    create_lists=bool(create_lists),
+                    on_problem=problems.append,
+                )
+        with web.transaction() as session:
+            record_audit(
+                session,
+                user,
+                "subscriber.import",
+                "import",
+                None,
+                {
+                    "file": file.filename,
+                    "imported": report.imported,
+                    "updated": report.updated,
+                    "errors": report.errors,
+                    "list": list_name,
+                },
+            )
+    except DistributorError as error:
+        return _subscribers_page(
+            request, web, user, status=400, error=shown_error(request, error.message)
+        )
+    return _subscribers_page(
+        request,
+        web,
+        user,
+        imported=report,
+        problems=problems,
+    )
+
+
+def _problems_data_url(problems: list[Problem]) -> str | None:
+    """The error report as a ``data:`` link to download: nothing is kept on the server."""
+    if not problems:
+        return None
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(("line", "reason", "content"))
+    for problem in problems:
+        writer.writerow((problem.line, problem.reason, problem.text))
+    encoded = base64.b64encode(("\ufeff" + out.getvalue()).encode()).decode()
+    return f"data:text/csv;charset=utf-8;base64,{encoded}"
+
+
+@router.get(SUBSCRIBERS + "/export.csv")
+def export_csv(web: WebDep, user: StaffDep) -> Response:
+    out = io.StringIO()
+    with web.transaction() as session:
+        export_subscribers(session, out)
+    return Response(
+        "\ufeff" + out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="subscribers.csv"'},
+    )
+
+
+def _subscriber(session: Session, subscriber_id: int) -> Subscriber:
+    found = session.get(Subscriber, subscriber_id)
+    if found is None:
+        raise NotFound(f"there is no subscriber with ID {subscriber_id}")
+    return found
+
+
+def _subscriber_page(
+    request: Request,
+    subscriber_id: int,
+    web: WebDep,
+    user: StaffUser,
+    *,
+    status: int = 200,
+    error: str | None = None,
+) -> HTMLResponse:
+    with web.transaction() as session:
+        subscriber = _subscriber(session, subscriber_id)
+        lists = memberships(subscriber)
+        tags = [tag.name for tag in subscriber.tags]
+        history = subscriber_history(session, subscriber_id)
+        audit = audit_of(session, "subscriber", subscriber_id)
+    return staff_page(
+        request,
+        "subscriber.html",
+        user,
+        status=status,
+        s=subscriber,
+        lists=lists,
+        tags=tags,
+        history=history,
+        audit=audit,
+        error=error,
+        channels=[c.value for c in ChannelPreference],
+        formats=[v.value for v in EMAIL_VARIANTS],
+    )
+
+
+@router.get(SUBSCRIBERS + "/{subscriber_id}")
+def subscriber_page(
+    request: Request, subscriber_id: int, web: WebDep, user: StaffDep
+) -> HTMLResponse:
+    return _subscriber_page(request, subscriber_id, web, user)
+
+
+@router.post(SUBSCRIBERS + "/{subscriber_id}")
+def edit_subscriber(
+    request: Request,
+    subscriber_id: int,
+    web: WebDep,
+    user: WriterDep,
+    email: Annotated[str, Form(max_length=400)],
+    name: Annotated[str, Form(max_length=400)] = "",
+    channel: Annotated[str, Form()] = ChannelPreference.EMAIL.value,
+    format: Annotated[str, Form()] = Variant.FULL.value,
+) -> Response:
+    try:
+        with web.transaction() as session:
+            subscriber = _subscriber(session, subscriber_id)
+            before = {
+                "email": subscriber.email,
+                "name": subscriber.name,
+                "channel": subscriber.channel.value,
+                "format": subscriber.format.value,
+            }
+            if email.strip() != subscriber.email:
+                change_address(session, subscriber.email, email)
+            subscriber.name = name.strip()
+            set_preferences(subscriber, channel=ChannelPreference(channel), format=Variant(format))
+            after = {
+                "email": subscriber.email,
+                "name": subscriber.name,
+                "channel": subscriber.channel.value,
+                "format": subscriber.format.value,
+            }
+            changed = {key: after[key] for key in after if after[key] != before[key]}
+            record_audit(session, user, "subscriber.edit", "subscriber", subscriber_id, changed)
+    except (DistributorError, ValueError) as error:
+        return _subscriber_page(
+            request,
+            subscriber_id,
+            web,
+            user,
+            status=400,
+            error=shown_error(request, _error_text(error)),
+        )
+    return see_other(f"{SUBSCRIBERS}/{subscriber_id}")
+
+
+# --- lists ----------------------------------------------------------------------------------
+
+
+def _lists_page(
+    request: Request, web: WebDep, user: StaffUser, *, status: int = 200, error: str | None = None
+) -> HTMLResponse:
+    with web.transaction() as session:
+        lists = list_summaries(session)
+    return staff_page(request, "lists.html", user, status=status, lists=lists, error=error)
+
+
+@router.get("/staff/lists")
+def lists_page(request: Request, web: WebDep, user: StaffDep) -> HTMLResponse:
+    return _lists_page(request, web, user)
+
+
+@router.post("/staff/lists")
+def new_list(
+    request: Request,
+    web: WebDep,
+    user: WriterDep,
+    name: Annotated[str, Form(max_length=400)],
+    description: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    try:
+        with web.transaction() as session:
+            created = create_list(session, name, description)
+            record_audit(session, user, "list.create", "list", created.id, {"name": name})
+    except DistributorError as error:
+        return _lists_page(
+            request, web, user, status=400, error=shown_error(request, error.message)
+        )
+    return see_other("/staff/lists")
+
+
+# --- recurring digests ----------------------------------------------------------------------
+
+
+def _schedules_page(
+    request: Request, web: WebDep, user: StaffUser, *, status: int = 200, error: str | None = None
+) -> HTMLResponse:
+    with web.transaction() as session:
+        rules = list_rules(session)
+        lists = list_summaries(session)
+    return staff_page(
+        request,
+        "schedules.html",
+        user,
+        status=status,
+        rules=rules,
+        lists=lists,
+        every=EVERY,
+        error=error,
+    )
+
+
+@router.get("/staff/schedules")
+def schedules_page(request: Request, web: WebDep, user: StaffDep) -> HTMLResponse:
+    return _schedules_page(request, web, user)
+
+
+@router.post("/staff/schedules")
+def new_schedule(
+    request: Request,
+    web: WebDep,
+    user: WriterDep,
+    name: Annotated[str, Form(max_length=200)],
+    every: Annotated[str, Form()],
+    at_time: Annotated[str, Form(max_length=10)],
+    lists: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies it
+) -> Response:
+    try:
+        with web.transaction() as session:
+            add_rule(
+                session,
+                name=name,
+                every=every,
+                at_time=at_time,
+                timezone=web.settings.timezone,
+                lists=lists,
+                now=utcnow(),
+            )
+            record_audit(
+                session,
+                user,
+                "schedule.add",
+                "schedule",
+                name,
+                {"every": every, "at": at_time, "lists": lists},
+            )
+    except DistributorError as error:
+        return _schedules_page(
+            request, web, user, status=400, error=shown_error(request, error.message)
+        )
+    return see_other("/staff/schedules")
+
+
+@router.post("/staff/schedules/{name}/remove")
+def drop_schedule(request: Request, name: str, web: WebDep, user: WriterDep) -> Response:
+    try:
+        with web.transaction() as session:
+            remove_rule(session, name)
+            record_audit(session, user, "schedule.remove", "schedule", name)
+    except DistributorError as error:
+        return _schedules_page(
+            request, web, user, status=400, error=shown_error(request, error.message)
+        )
+    return see_other("/staff/schedules")
