@@ -189,6 +189,8 @@ class DeliveryAttempt(Base):
     """The log: one row per attempt (or sweep) of a delivery, kept for staff to read."""
 
     __tablename__ = "delivery_attempts"
+    # The last hour's answers (metrics) are read by time.
+    __table_args__ = (Index("ix_delivery_attempts_at", "at"),)
 
     id: Mapped[Id]
     delivery_id: Mapped[int] = mapped_column(
