@@ -9,10 +9,14 @@ import click
 from rich.table import Table
 
 from distributor.cli.context import AppContext, pass_app
+from distributor.cli.hints import hinted
 from distributor.cli.terminal import plain, rich_text
+from distributor.errors import NotFound
 from distributor.issues.document import ImportReport, IssueDocument
 from distributor.issues.importer import FORMATS, read_issue_file
 from distributor.issues.store import list_issues, load_issue, save_issue
+
+ISSUE_HINT = "{message} (see: distributor issue list)"
 
 
 @click.group()
@@ -108,7 +112,7 @@ def list_command(app: AppContext, as_json: bool) -> None:
 @pass_app
 def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
     """Show issue ISSUE_ID (its database ID, see `distributor issue list`)."""
-    with app.session() as session:
+    with hinted(NotFound, ISSUE_HINT), app.session() as session:
         doc = load_issue(session, issue_id)
     if as_json:
         click.echo(json.dumps(doc.to_json(), ensure_ascii=False, indent=2))

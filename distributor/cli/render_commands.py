@@ -8,37 +8,32 @@ other address, and the preview, go to an anonymous preview reader
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 from sqlalchemy.orm import Session
 
 from distributor.cli.context import AppContext, pass_app
+from distributor.cli.hints import hinted
+from distributor.cli.issue_commands import ISSUE_HINT
 from distributor.cli.terminal import plain
-from distributor.config import Settings
-from distributor.errors import NotFound, RenderError
-from distributor.issues.document import IssueDocument
+from distributor.errors import NotFound
 from distributor.issues.store import load_issue
 from distributor.render import (
-    DkimSigner,
     Recipient,
     Variant,
-    compile_issue,
-    compile_wechat,
-    personalise,
 )
-from distributor.render.preview import PREVIEW_WIDTHS, render_preview
-from subscribers.links import PublicLinks
+from distributor.render.preview import (
+    PREVIEW_ADDRESS,
+    PREVIEW_SUBSCRIBER_ID,
+    PREVIEW_WIDTHS,
+    html_body,
+    message_bytes,
+    render_preview,
+)
 from subscribers.store import find_subscriber
-from subscribers.tokens import TokenSigner
 
-PREVIEW_SUBSCRIBER_ID = 0
-PREVIEW_ADDRESS = "preview@example.org"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -48,33 +43,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def message_bytes(
-    doc: IssueDocument, variant: Variant, settings: Settings, to: Recipient
-) -> bytes:
-    """The RFC 5322 message of an email variant, or the WeChat article as JSON."""
-    if variant is Variant.WECHAT:
-        article = compile_wechat(doc, settings)
-        return json.dumps(asdict(article), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-    links = PublicLinks(settings.public_base_url, TokenSigner(settings.require_secret_key()))
-    message = personalise(
-        compile_issue(doc, variant, settings),
-        to,
-        send_id=0,
-        links=links,
-        signer=DkimSigner.from_settings(settings),
-    )
-    return message.data
-
-
-def html_body(message: bytes) -> str:
-    """The decoded text/html part of a message."""
-    parsed = email.message_from_bytes(message, policy=email.policy.default)
-    part = parsed.get_body(("html",))
-    if part is None:
-        raise RenderError("the message has no HTML part")
-    return str(part.get_content())
 
 
 @click.command("render")
@@ -93,7 +61,7 @@ def render(
     app: AppContext, issue_id: int, variant: str, to: str | None, out: Path | None
 ) -> None:
     """Write the exact message (or WeChat article) of issue ISSUE_ID that a reader gets."""
-    with app.session() as session:
+    with hinted(NotFound, ISSUE_HINT), app.session() as session:
         doc = load_issue(session, issue_id)
         recipient = _recipient(session, to)
     if to is not None and recipient.subscriber_id == PREVIEW_SUBSCRIBER_ID:
@@ -129,7 +97,7 @@ def _recipient(session: Session, to: str | None) -> Recipient:
 def preview(app: AppContext, issue_id: int, out: Path | None) -> None:
     """Write an HTML page showing the full email of ISSUE_ID at phone and desktop widths,
     and a screenshot of each when Chromium is installed."""
-    with app.session() as session:
+    with hinted(NotFound, ISSUE_HINT), app.session() as session:
         doc = load_issue(session, issue_id)
     preview_reader = Recipient(PREVIEW_SUBSCRIBER_ID, PREVIEW_ADDRESS)
     html = html_body(message_bytes(doc, Variant.FULL, app.settings, preview_reader))

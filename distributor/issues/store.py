@@ -95,7 +95,7 @@ def load_issue(session: Session, issue_id: int) -> IssueDocument:
         )
     )
     if issue is None:
-        raise NotFound(f"there is no issue with ID {issue_id} (see: distributor issue list)")
+        raise NotFound(f"there is no issue with ID {issue_id}")
     return IssueDocument(
         title=issue.newsletter.title,
         number=issue.number,

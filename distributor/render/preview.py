@@ -1,8 +1,32 @@
-"""The staff preview page: an email's HTML at phone and desktop widths, side by side."""
+"""Exactly what a reader gets, for staff to look at: the message of a variant, its HTML, and the
+preview page showing an email's HTML at phone and desktop widths, side by side.
+
+A preview goes through the same compile → personalise path as a real send (send id 0), for the
+anonymous preview reader (:data:`PREVIEW_SUBSCRIBER_ID`) unless a subscriber is named, whose
+links unsubscribe nobody.
+"""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
+from dataclasses import asdict
+
+from distributor.config import Settings
+from distributor.errors import RenderError
+from distributor.issues.document import IssueDocument
+from distributor.issues.models import Variant
+from distributor.render.dkim import DkimSigner
+from distributor.render.email import compile_issue
+from distributor.render.personalise import Recipient, personalise
 from distributor.render.views import render_template
+from distributor.render.wechat import compile_wechat
+from subscribers.links import PublicLinks
+from subscribers.tokens import TokenSigner
+
+PREVIEW_SUBSCRIBER_ID = 0
+PREVIEW_ADDRESS = "preview@example.org"
 
 PREVIEW_WIDTHS = ((375, "手机"), (1024, "电脑"))  # px: a phone, a desktop mail client
 
@@ -12,3 +36,30 @@ def render_preview(html: str, subject: str) -> str:
     return render_template("preview.html", html=html, subject=subject, widths=PREVIEW_WIDTHS)
 
 
+
+
+def message_bytes(
+    doc: IssueDocument, variant: Variant, settings: Settings, to: Recipient
+) -> bytes:
+    """The RFC 5322 message of an email variant, or the WeChat article as JSON."""
+    if variant is Variant.WECHAT:
+        article = compile_wechat(doc, settings)
+        return json.dumps(asdict(article), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+    links = PublicLinks(settings.public_base_url, TokenSigner(settings.require_secret_key()))
+    message = personalise(
+        compile_issue(doc, variant, settings),
+        to,
+        send_id=0,
+        links=links,
+        signer=DkimSigner.from_settings(settings),
+    )
+    return message.data
+
+
+def html_body(message: bytes) -> str:
+    """The decoded text/html part of a message."""
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    part = parsed.get_body(("html",))
+    if part is None:
+        raise RenderError("the message has no HTML part")
+    return str(part.get_content())
