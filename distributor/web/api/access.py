@@ -1,30 +1,27 @@
 """Who may call the API: a bearer token from ``distributor users token NAME``; viewers read,
-editors also write. Every write records an audit entry in its own transaction."""
+editors also write (admins too). Every write records an audit entry in the transaction that
+made it, so the entry exists exactly when the change does."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
 
-from fastapi import Depends
 from sqlalchemy.orm import Session
 
-from distributor.errors import NotFound
+from distributor.staff.audit import record_audit
+from distributor.staff.models import StaffUser
+from distributor.web.staff_auth import ApiEditorDep, ApiUserDep
 
-
-def _provisional() -> object:  # replaced by the staff accounts' dependencies on merge
-    raise NotFound("no accounts yet")
-
-
-Viewer = Annotated[object, Depends(_provisional)]
-Editor = Annotated[object, Depends(_provisional)]
+Viewer = ApiUserDep  # any role reads
+Editor = ApiEditorDep
 
 
 def audit(
     session: Session,
-    user: object,
+    user: StaffUser,
     action: str,
     kind: str,
     target: int | str,
-    detail: dict[str, object] | None = None,
+    detail: Mapping[str, object] | None = None,
 ) -> None:
-    """Who did what to which thing, in the transaction that did it."""
+    record_audit(session, user, action, kind, target, {"via": "api", **(detail or {})})

@@ -6,7 +6,7 @@ import email
 import email.policy
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from distributor.issues.document import ImportReport
 from distributor.issues.importer import FORMATS, MAX_ISSUE_BYTES, read_issue
@@ -48,16 +48,23 @@ def import_out(report: ImportReport, issue_id: int | None, created: bool) -> Imp
     )
 
 
-@router.post("", status_code=201, response_model=ImportOut, responses=CONFLICT, summary="Import")
+@router.post(
+    "",
+    response_model=ImportOut,
+    responses={**CONFLICT, 201: {"model": ImportOut, "description": "Imported."}},
+    summary="Import",
+)
 async def import_issue(
     web: WebDep,
     user: Editor,
+    response: Response,
     file: Annotated[UploadFile, File(description="Plain-text export, Markdown or JSON.")],
     format: ImportFormat = "auto",
     dry_run: Annotated[bool, Form()] = False,
 ) -> ImportOut:
-    """What the importer recognised, repaired and warns about; or its error, with the line
-    (`error.line`) it is about. Importing the very same issue again changes nothing."""
+    """What the importer recognised, repaired and warns about (201 when stored; 200 for a dry
+    run, or the very same issue imported again, which changes nothing); or its error, with the
+    line (`error.line`) it is about."""
     data = await file.read(MAX_ISSUE_BYTES + 1)
     report = read_issue(data, source=file.filename or "upload", format=format)
     if dry_run:
@@ -73,6 +80,7 @@ async def import_issue(
                 saved.id,
                 {"file": file.filename, "number": report.document.number},
             )
+            response.status_code = 201
     return import_out(report, saved.id, saved.created)
 
 
