@@ -140,3 +140,21 @@ class WechatUnavailable(WechatError):
 
 class InvalidWechatCallback(DistributorError):
     """A request claiming to come from WeChat has a wrong signature or an unsafe or bad body."""
+
+
+class StaffAccountError(DistributorError):
+    """A staff account cannot be created or changed as asked (a taken name, a short password)."""
+
+
+class NotAuthenticated(RequestRefused):
+    """No valid staff session or API token came with the request (or the login was wrong)."""
+
+    def __init__(self, message: str = "sign in first: no valid session or API token") -> None:
+        super().__init__(message, status=401)
+
+
+class NotPermitted(RequestRefused):
+    """The staff member's role does not allow this (a viewer writing, an editor administering)."""
+
+    def __init__(self, message: str = "your role does not allow this") -> None:
+        super().__init__(message, status=403)

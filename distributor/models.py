@@ -10,6 +10,7 @@ MODEL_MODULES = (
     "distributor.sending.models",
     "distributor.sending.unsubscribes",
     "distributor.channels.wechat.models",
+    "distributor.staff.models",
 )
 
 

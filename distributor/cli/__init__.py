@@ -62,6 +62,7 @@ def _register() -> None:
         schedule_commands,
         send_commands,
         subscriber_commands,
+        user_commands,
         web_commands,
         wechat_commands,
     )
@@ -79,6 +80,7 @@ def _register() -> None:
     main.add_command(subscriber_commands.lists)
     main.add_command(web_commands.web)
     main.add_command(wechat_commands.wechat)
+    main.add_command(user_commands.users)
 
 
 _register()

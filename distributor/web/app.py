@@ -23,6 +23,7 @@ from distributor.web.api import install as install_api
 from distributor.web.i18n import service_message, translator
 from distributor.web.pages import Web, page_language, render
 from distributor.web.security import HEADERS, Csrf, RateLimiter, SecurityHeaders, rate_limiter
+from distributor.web.staff_auth import LoginRequired, login_redirect
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 
@@ -59,6 +60,7 @@ def create_app(
     for module in (unsubscribe, preferences, signup, archive):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(DistributorError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
@@ -80,6 +82,7 @@ def _error_page(request: Request, status: int, message: str | None = None) -> HT
     lang = page_language(request)
     t = translator(lang)
     text = {
+        401: "error.401.text",
         403: "error.403.text",
         404: "error.404.text",
         429: "error.429.text",

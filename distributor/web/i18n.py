@@ -232,3 +232,13 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
     },
 }
+
+
+def _add_staff_texts() -> None:
+    from distributor.web.staff_texts import STAFF_TEXTS
+
+    for lang, texts in STAFF_TEXTS.items():
+        TEXTS[lang].update(texts)
+
+
+_add_staff_texts()

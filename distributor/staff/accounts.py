@@ -1,0 +1,85 @@
+"""Staff accounts: add, list, disable, set a password, sign in with a password."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from distributor.errors import NotAuthenticated, NotFound, StaffAccountError
+from distributor.staff.models import STAFF_NAME_MAX, Role, StaffUser
+from distributor.staff.passwords import hash_password, needs_rehash, verify_password
+
+WRONG_LOGIN = "wrong name or password, or the account is disabled"
+
+
+def clean_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise StaffAccountError("a staff name cannot be empty")
+    if len(name) > STAFF_NAME_MAX:
+        raise StaffAccountError(f"a staff name has at most {STAFF_NAME_MAX} characters")
+    if any(not char.isprintable() or char.isspace() for char in name):
+        raise StaffAccountError(f"a staff name has no spaces or control characters: {name!r}")
+    return name
+
+
+def add_user(session: Session, name: str, role: Role, password: str | None) -> StaffUser:
+    """``password`` None: the account cannot sign in with a password (an API-only account)."""
+    name = clean_name(name)
+    if session.scalar(select(StaffUser.id).where(StaffUser.name == name)) is not None:
+        raise StaffAccountError(f"a staff account named {name!r} exists already")
+    user = StaffUser(
+        name=name,
+        role=role,
+        password_hash=hash_password(password) if password is not None else None,
+        disabled=False,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def list_users(session: Session) -> Sequence[StaffUser]:
+    return session.scalars(select(StaffUser).order_by(StaffUser.name)).all()
+
+
+def find_user(session: Session, name: str) -> StaffUser:
+    user = session.scalar(select(StaffUser).where(StaffUser.name == name.strip()))
+    if user is None:
+        raise NotFound(f"no staff account named {name!r}")
+    return user
+
+
+def disable_user(session: Session, name: str) -> StaffUser:
+    """The account can no longer sign in; its sessions end and its API tokens stop working."""
+    from distributor.staff.sessions import end_sessions_of
+
+    user = find_user(session, name)
+    user.disabled = True
+    end_sessions_of(session, user.id)
+    return user
+
+
+def set_password(session: Session, name: str, password: str) -> StaffUser:
+    """A new password ends the account's sessions: whoever knew the old one is signed out."""
+    from distributor.staff.sessions import end_sessions_of
+
+    user = find_user(session, name)
+    user.password_hash = hash_password(password)
+    end_sessions_of(session, user.id)
+    return user
+
+
+def authenticate_password(session: Session, name: str, password: str) -> StaffUser:
+    """The enabled account ``name`` with ``password``; the same error, after the same work,
+    whether the name is unknown, the password wrong or the account disabled."""
+    user = session.scalar(select(StaffUser).where(StaffUser.name == name.strip()))
+    matched = verify_password(user.password_hash if user else None, password)
+    if user is None or not matched or user.disabled:
+        raise NotAuthenticated(WRONG_LOGIN)
+    assert user.password_hash is not None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user

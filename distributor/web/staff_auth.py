@@ -1,0 +1,106 @@
+"""Who is asking: the staff member behind a session cookie (pages) or a bearer token (API),
+and whether their role allows what they ask.
+
+Pages without a session redirect to the login page (:class:`LoginRequired`); the API answers
+401 (:class:`~distributor.errors.NotAuthenticated`) and a role too small 403
+(:class:`~distributor.errors.NotPermitted`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Annotated
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse
+
+from distributor.errors import NotAuthenticated, NotPermitted
+from distributor.staff.models import Role, StaffUser
+from distributor.staff.sessions import session_user
+from distributor.staff.tokens import authenticate_token
+from distributor.web.pages import WebDep
+
+SESSION_COOKIE = "distributor_staff"
+STAFF_HOME = "/staff/"
+LOGIN_PATH = "/staff/login"
+
+
+class LoginRequired(Exception):
+    """A staff page was asked for without a live session: answered by a redirect to login."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after login: a staff page of this site only, never another host."""
+    if not value or "\\" in value or any(ord(char) < 0x20 for char in value):
+        return STAFF_HOME
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not parts.path.startswith(STAFF_HOME):
+        return STAFF_HOME
+    return value
+
+
+def login_redirect(request: Request, error: LoginRequired) -> RedirectResponse:
+    query = urlencode({"next": safe_next(error.next_path)})
+    return RedirectResponse(f"{LOGIN_PATH}?{query}", status_code=303)
+
+
+def current_staff_user(request: Request, web: WebDep) -> StaffUser:
+    """The signed-in staff member; a page asked for without one redirects to the login."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    query = request.url.query
+    wanted = request.url.path + (f"?{query}" if query else "")
+    if not session_id:
+        raise LoginRequired(wanted if request.method == "GET" else STAFF_HOME)
+    try:
+        with web.transaction() as session:
+            return session_user(session, session_id)
+    except NotAuthenticated:
+        raise LoginRequired(wanted if request.method == "GET" else STAFF_HOME) from None
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def api_user(request: Request, web: WebDep) -> StaffUser:
+    """The staff member whose API token came as ``Authorization: Bearer …``; else 401."""
+    token = bearer_token(request)
+    if token is None:
+        raise NotAuthenticated("send an API token: Authorization: Bearer <token>")
+    with web.transaction() as session:
+        return authenticate_token(session, token)
+
+
+def require(
+    role: Role, via: Callable[..., StaffUser] = current_staff_user
+) -> Callable[..., StaffUser]:
+    """A dependency: the staff member from ``via``, if their role allows ``role``'s work."""
+
+    def allowed(user: StaffUser) -> StaffUser:
+        if not user.role.allows(role):
+            raise NotPermitted(f"a {user.role} cannot do this: it needs the {role} role")
+        return user
+
+    # Set, not annotated: a string annotation (this module's) could not name the local ``via``.
+    parameter = inspect.Parameter(
+        "user",
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        annotation=Annotated[StaffUser, Depends(via)],
+    )
+    allowed.__signature__ = inspect.Signature([parameter], return_annotation=StaffUser)  # type: ignore[attr-defined]
+    return allowed
+
+
+StaffDep = Annotated[StaffUser, Depends(current_staff_user)]
+EditorDep = Annotated[StaffUser, Depends(require(Role.EDITOR))]
+AdminDep = Annotated[StaffUser, Depends(require(Role.ADMIN))]
+ApiUserDep = Annotated[StaffUser, Depends(api_user)]
+ApiEditorDep = Annotated[StaffUser, Depends(require(Role.EDITOR, api_user))]
+ApiAdminDep = Annotated[StaffUser, Depends(require(Role.ADMIN, api_user))]

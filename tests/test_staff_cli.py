@@ -1,0 +1,74 @@
+"""`distributor users …` as an administrator uses it."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner, Result
+
+from distributor.db import transaction
+from distributor.staff.audit import recent_audit
+from distributor.staff.tokens import authenticate_token
+
+PASSWORD = "correct horse battery"
+
+
+def run(url: str, *args: str, input: str | None = None) -> Result:
+    from distributor.cli import main
+
+    return CliRunner().invoke(main, list(args), env={"DATABASE_URL": url}, input=input)
+
+
+def test_add_list_token_revoke_and_disable(sqlite_url: str) -> None:
+    added = run(sqlite_url, "users", "add", "admin", "--role", "admin", input=f"{PASSWORD}\n" * 2)
+    assert added.exit_code == 0, added.output
+    assert "Added admin admin." in added.output
+    assert PASSWORD not in added.output.replace("Password", "")
+    piped = run(
+        sqlite_url,
+        "users",
+        "add",
+        "编辑",
+        "--role",
+        "editor",
+        "--password-stdin",
+        input=PASSWORD + "\n",
+    )
+    assert piped.exit_code == 0, piped.output
+
+    issued = run(sqlite_url, "users", "token", "编辑")
+    assert issued.exit_code == 0, issued.output
+    token = issued.stdout.strip().splitlines()[-1]
+    with transaction(sqlite_url) as session:
+        assert authenticate_token(session, token).name == "编辑"
+
+    listed = run(sqlite_url, "users", "list")
+    assert listed.exit_code == 0, listed.output
+    rows = [line for line in listed.output.splitlines() if "编辑" in line or "admin" in line]
+    assert any("editor" in row and "active" in row and "│ 1 " in row for row in rows), rows
+
+    revoked = run(sqlite_url, "users", "revoke-token", "1")
+    assert revoked.exit_code == 0 and "Revoked API token 1." in revoked.output
+    disabled = run(sqlite_url, "users", "disable", "编辑")
+    assert disabled.exit_code == 0 and "Disabled 编辑." in disabled.output
+    assert "disabled" in run(sqlite_url, "users", "list").output
+    with transaction(sqlite_url) as session:
+        actions = [(e.actor, e.action) for e in recent_audit(session)]
+    assert actions == [
+        ("cli", "user.disable"),
+        ("cli", "token.revoke"),
+        ("cli", "token.issue"),
+        ("cli", "user.add"),
+        ("cli", "user.add"),
+    ]
+
+
+def test_bad_input_is_one_line_with_exit_2(sqlite_url: str) -> None:
+    short = run(
+        sqlite_url, "users", "add", "li", "--role", "viewer", "--password-stdin", input="x\n"
+    )
+    assert short.exit_code == 2
+    assert short.output == "Error: the password is too short: use at least 10 characters\n"
+    missing = run(sqlite_url, "users", "token", "ghost")
+    assert (missing.exit_code, missing.output) == (2, "Error: no staff account named 'ghost'\n")
+    assert run(sqlite_url, "users", "revoke-token", "5").output == "Error: no API token with id 5\n"
+    bad_role = run(sqlite_url, "users", "add", "li", "--role", "owner", "--password-stdin")
+    assert bad_role.exit_code == 2 and "'owner' is not one of" in bad_role.output
