@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from distributor.config import Settings
@@ -30,6 +32,7 @@ def bearer(token: str) -> dict[str, str]:
 
 @dataclass
 class Api:
+    app: FastAPI
     client: TestClient
     settings: Settings
     viewer: dict[str, str]  # headers
@@ -40,9 +43,9 @@ class Api:
 def api_client(settings: Settings) -> Iterator[Api]:
     url = settings.database_url
     viewer, editor = (
-        bearer(api_token(url, "viewer-1", Role.VIEWER)),
-        bearer(api_token(url, "editor-1", Role.EDITOR)),
+        bearer(api_token(url, f"viewer-{secrets.token_hex(3)}", Role.VIEWER)),
+        bearer(api_token(url, f"editor-{secrets.token_hex(3)}", Role.EDITOR)),
     )
     app = create_app(settings, enqueue_confirmation=lambda _id: None, limiter=MemoryRateLimiter())
     with TestClient(app, base_url="http://testserver") as client:
-        yield Api(client, settings, viewer, editor)
+        yield Api(app, client, settings, viewer, editor)
