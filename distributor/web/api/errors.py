@@ -23,6 +23,7 @@ from distributor.errors import (
     NotFound,
     RequestRefused,
 )
+from distributor.issues.store import DuplicateIssue
 
 API_PREFIX = "/api/"
 
@@ -70,7 +71,7 @@ def status_of(error: DistributorError) -> tuple[int, str]:
         return 404, "not_found"
     if isinstance(error, InvalidTransition):
         return 409, "invalid_transition"
-    if isinstance(error, AddressTaken | DuplicateList):
+    if isinstance(error, AddressTaken | DuplicateList | DuplicateIssue):
         return 409, "conflict"
     if isinstance(error, ImportFailed):
         return 422, "import_failed"

@@ -23,6 +23,7 @@ from distributor.web.api.models import (
     IssueList,
     IssueOut,
     IssueSummaryOut,
+    ItemId,
     RenderOut,
     RenderVariant,
 )
@@ -100,7 +101,7 @@ def list_all(web: WebDep, user: Viewer) -> IssueList:
 
 
 @router.get("/{issue_id}", response_model=IssueOut, responses=NOT_FOUND, summary="Show")
-def show(issue_id: int, web: WebDep, user: Viewer) -> IssueOut:
+def show(issue_id: ItemId, web: WebDep, user: Viewer) -> IssueOut:
     with web.transaction() as session:
         doc = load_issue(session, issue_id)
     return IssueOut(
@@ -124,7 +125,7 @@ def show(issue_id: int, web: WebDep, user: Viewer) -> IssueOut:
 
 @router.get("/{issue_id}/render", response_model=RenderOut, responses=NOT_FOUND, summary="Render")
 def render(
-    issue_id: int,
+    issue_id: ItemId,
     web: WebDep,
     user: Viewer,
     variant: Annotated[RenderVariant, Query()] = RenderVariant.FULL,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from distributor.issues.document import BlockType
@@ -18,6 +19,11 @@ from subscribers.models import (
     ChannelPreference,
     SubscriberStatus,
 )
+
+# Database ids are 64-bit: a larger number is refused as invalid, never sent to the database.
+MAX_ID = 2**63 - 1
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
+IssueId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 # Longer than any address (254): a longer one is refused by the service, with its own words.
 TYPED_ADDRESS_MAX = 320
@@ -61,7 +67,7 @@ class AudienceIn(Body):
 
 
 class SendCreate(AudienceIn):
-    issue_id: int
+    issue_id: IssueId
     variant: SendVariant = SendVariant.FULL
     at: datetime | None = Field(
         default=None,
@@ -96,7 +102,7 @@ class RetryIn(Body):
 
 
 class TestSendIn(Body):
-    issue_id: int
+    issue_id: IssueId
     to: list[str] = Field(min_length=1, max_length=10, description="Staff addresses.")
     variant: EmailVariant = EmailVariant.FULL
 
@@ -111,7 +117,7 @@ class AudienceOut(BaseModel):
 class SendOut(BaseModel):
     id: int
     state: SendState
-    issue_id: int
+    issue_id: IssueId
     issue_number: int
     variant: str
     audience: AudienceOut

@@ -32,7 +32,13 @@ def list_all(web: WebDep, user: Viewer) -> RulesOut:
         return RulesOut(items=[rule_out(rule) for rule in list_rules(session)])
 
 
-@router.post("", status_code=201, response_model=RuleOut, responses=CONFLICT, summary="Add")
+@router.post(
+    "",
+    status_code=201,
+    response_model=RuleOut,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Add",
+)
 def add(body: RuleIn, web: WebDep, user: Editor) -> RuleOut:
     """Send the issues imported since the previous run, at `at_time` every `every`, to the
     digest readers of `lists`."""

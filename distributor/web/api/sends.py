@@ -39,6 +39,7 @@ from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from distributor.web.api.models import (
     AudienceOut,
     DeliveryOut,
+    ItemId,
     ReadersOut,
     RetryIn,
     ScheduleIn,
@@ -126,7 +127,12 @@ def list_all(web: WebDep, user: Viewer, limit: Limit = 20, cursor: Cursor = None
     )
 
 
-@router.get("/audience", response_model=ReadersOut, summary="How many readers an audience has")
+@router.get(
+    "/audience",
+    response_model=ReadersOut,
+    responses=NOT_FOUND,
+    summary="How many readers an audience has",
+)
 def readers(
     web: WebDep,
     user: Viewer,
@@ -177,7 +183,7 @@ def _hours(hours: float | None) -> timedelta | None:
 
 
 @router.get("/sends/{send_id}", response_model=SendOut, responses=NOT_FOUND, summary="Status")
-def status(send_id: int, web: WebDep, user: Viewer) -> SendOut:
+def status(send_id: ItemId, web: WebDep, user: Viewer) -> SendOut:
     """The send, and how many of its deliveries are in each state (kept counters: as fast for
     a million recipients as for ten)."""
     with web.transaction() as session:
@@ -185,7 +191,7 @@ def status(send_id: int, web: WebDep, user: Viewer) -> SendOut:
 
 
 @router.post("/sends/{send_id}/schedule", response_model=SendAction, responses=ONE)
-def schedule(send_id: int, body: ScheduleIn, web: WebDep, user: Editor) -> SendAction:
+def schedule(send_id: ItemId, body: ScheduleIn, web: WebDep, user: Editor) -> SendAction:
     """Schedule a draft, or move a scheduled send."""
     zone = zone_named(body.timezone, web.settings.zone)
     with web.transaction() as session:
@@ -202,7 +208,7 @@ def schedule(send_id: int, body: ScheduleIn, web: WebDep, user: Editor) -> SendA
 
 
 @router.post("/sends/{send_id}/pause", response_model=SendAction, responses=ONE)
-def pause(send_id: int, web: WebDep, user: Editor) -> SendAction:
+def pause(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
     """No new message goes out (workers notice within seconds); messages in flight finish."""
     with web.transaction() as session:
         pause_send(session, send_id, utcnow())
@@ -211,7 +217,7 @@ def pause(send_id: int, web: WebDep, user: Editor) -> SendAction:
 
 
 @router.post("/sends/{send_id}/resume", response_model=SendAction, responses=ONE)
-def resume(send_id: int, web: WebDep, user: Editor) -> SendAction:
+def resume(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
     """It goes on where it stopped; one paused before its time waits for that time again."""
     with web.transaction() as session:
         resume_send(session, send_id, utcnow())
@@ -220,7 +226,7 @@ def resume(send_id: int, web: WebDep, user: Editor) -> SendAction:
 
 
 @router.post("/sends/{send_id}/cancel", response_model=SendAction, responses=ONE)
-def cancel(send_id: int, web: WebDep, user: Editor) -> SendAction:
+def cancel(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
     """Nothing not yet sent goes out; `deliveries` is how many were cancelled."""
     with web.transaction() as session:
         cancelled = cancel_send(session, send_id, utcnow())
@@ -229,7 +235,7 @@ def cancel(send_id: int, web: WebDep, user: Editor) -> SendAction:
 
 
 @router.post("/sends/{send_id}/reopen", response_model=SendAction, responses=ONE)
-def reopen(send_id: int, web: WebDep, user: Editor) -> SendAction:
+def reopen(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
     """Finish a cancelled send after all: `deliveries` wait again. One cancelled before it
     started comes back as a draft."""
     with web.transaction() as session:
@@ -239,7 +245,7 @@ def reopen(send_id: int, web: WebDep, user: Editor) -> SendAction:
 
 
 @router.post("/sends/{send_id}/retry-failed", response_model=SendAction, responses=ONE)
-def retry(send_id: int, body: RetryIn, web: WebDep, user: Editor) -> SendAction:
+def retry(send_id: ItemId, body: RetryIn, web: WebDep, user: Editor) -> SendAction:
     """Send the failed deliveries again (all, or those that failed with `code`)."""
     with web.transaction() as session:
         reopened = retry_failed(session, send_id, utcnow(), code=body.code)
@@ -256,7 +262,7 @@ def retry(send_id: int, body: RetryIn, web: WebDep, user: Editor) -> SendAction:
 
 @router.get("/sends/{send_id}/deliveries", response_model=Page[DeliveryOut], responses=NOT_FOUND)
 def deliveries(
-    send_id: int,
+    send_id: ItemId,
     web: WebDep,
     user: Viewer,
     state: DeliveryState | None = None,

@@ -12,6 +12,7 @@ from distributor.web.api.access import Editor, Viewer, audit
 from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from distributor.web.api.models import (
     EmailIn,
+    ItemId,
     MembershipOut,
     SubscriberAdded,
     SubscriberEdit,
@@ -113,7 +114,7 @@ def add(body: SubscriberIn, web: WebDep, user: Editor, response: Response) -> Su
 
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut, responses=NOT_FOUND, summary="Show")
-def show(subscriber_id: int, web: WebDep, user: Viewer) -> SubscriberOut:
+def show(subscriber_id: ItemId, web: WebDep, user: Viewer) -> SubscriberOut:
     with web.transaction() as session:
         return subscriber_out(get_subscriber(session, subscriber_id))
 
@@ -124,7 +125,7 @@ def _reloaded(session: Session, subscriber_id: int) -> SubscriberOut:
 
 
 @router.patch("/{subscriber_id}", response_model=SubscriberOut, responses=NOT_FOUND, summary="Edit")
-def edit(subscriber_id: int, body: SubscriberEdit, web: WebDep, user: Editor) -> SubscriberOut:
+def edit(subscriber_id: ItemId, body: SubscriberEdit, web: WebDep, user: Editor) -> SubscriberOut:
     """Change the name, channel, format or openid, or add lists; the status stays."""
     with web.transaction() as session:
         subscriber = get_subscriber(session, subscriber_id)
@@ -154,7 +155,7 @@ def edit(subscriber_id: int, body: SubscriberEdit, web: WebDep, user: Editor) ->
     responses={**NOT_FOUND, **CONFLICT},
     summary="Correct the address",
 )
-def set_email(subscriber_id: int, body: EmailIn, web: WebDep, user: Editor) -> SubscriberOut:
+def set_email(subscriber_id: ItemId, body: EmailIn, web: WebDep, user: Editor) -> SubscriberOut:
     """The same person (ID, status, lists, history) at a new address; refused when another
     subscriber has it."""
     with web.transaction() as session:
@@ -178,7 +179,7 @@ def set_email(subscriber_id: int, body: EmailIn, web: WebDep, user: Editor) -> S
     responses=NOT_FOUND,
     summary="Unsubscribe",
 )
-def unsubscribe_one(subscriber_id: int, web: WebDep, user: Editor) -> SubscriberOut:
+def unsubscribe_one(subscriber_id: ItemId, web: WebDep, user: Editor) -> SubscriberOut:
     """From every list, as if they had used the link themselves."""
     with web.transaction() as session:
         unsubscribe(session, get_subscriber(session, subscriber_id))
