@@ -175,7 +175,7 @@ class Settings:
             or cls.forwarded_allow_ips,
             web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit),
             signup_rate_limit=_int(env, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
-            metrics_allow_ips=env.get("METRICS_ALLOW_IPS", cls.metrics_allow_ips).strip(),
+            metrics_allow_ips=env.get("METRICS_ALLOW_IPS", "").strip() or cls.metrics_allow_ips,
             metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
             wechat_app_id=env.get("WECHAT_APP_ID", "").strip() or None,
             wechat_app_secret=env.get("WECHAT_APP_SECRET", "").strip() or None,

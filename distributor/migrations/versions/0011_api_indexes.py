@@ -32,10 +32,14 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for name, definition in POSTGRES_INDEXES.items():
             op.execute(f"CREATE INDEX {name} ON {definition}")
+    else:  # the same name, so that both schemas match the models (where it repeats the unique)
+        op.create_index("ix_subscribers_email_key_c", "subscribers", ["email_key"])
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for name in POSTGRES_INDEXES:
             op.execute(f"DROP INDEX {name}")
+    else:
+        op.drop_index("ix_subscribers_email_key_c", table_name="subscribers")
     op.drop_index("ix_delivery_attempts_at", table_name="delivery_attempts")
