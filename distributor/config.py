@@ -130,6 +130,9 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For/-Proto are believed
     web_form_rate_limit: int = 30  # form posts per minute from one IP address
     signup_rate_limit: int = 5  # sign-ups per hour from one IP address
+    # /metrics: clients at these addresses or networks, or with this bearer token.
+    metrics_allow_ips: str = "127.0.0.1,::1"
+    metrics_token: str | None = field(default=None, repr=False)
     # The WeChat Official Account (公众号) channel; see the README section "WeChat channel".
     wechat_app_id: str | None = None
     wechat_app_secret: str | None = field(default=None, repr=False)
@@ -203,6 +206,8 @@ class Settings:
             or cls.forwarded_allow_ips,
             web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit),
             signup_rate_limit=_int(env, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
+            metrics_allow_ips=env.get("METRICS_ALLOW_IPS", "").strip() or cls.metrics_allow_ips,
+            metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
             wechat_app_id=env.get("WECHAT_APP_ID", "").strip() or None,
             wechat_app_secret=env.get("WECHAT_APP_SECRET", "").strip() or None,
             wechat_api_base=(env.get("WECHAT_API_BASE", "").strip() or cls.wechat_api_base).rstrip(

@@ -199,3 +199,19 @@ def schema_is_current(url: str) -> bool:
 
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     return current_revision(url) == head
+
+
+# --- prefix search ------------------------------------------------------------------------------
+
+
+def prefix_key(expression: Any, dialect_name: str) -> Any:
+    """``expression`` compared byte by byte on PostgreSQL (``COLLATE "C"``), so that one btree
+    index serves both ``LIKE 'prefix%'`` and keyset order whatever the database's collation
+    (an index in a linguistic collation serves neither). SQLite compares bytes already."""
+    return expression.collate("C") if dialect_name == "postgresql" else expression
+
+
+def like_prefix(text: str) -> str:
+    """A LIKE pattern matching what starts with ``text`` (its wildcards taken literally; use
+    ``escape="\\\\"``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -107,6 +107,10 @@ class ConfirmationDeferred(DistributorError):
     """The mail server did not take a sign-up's confirmation message this time; try later."""
 
 
+class InvalidCursor(DistributorError):
+    """A page cursor the API did not give out, or gave out for another listing."""
+
+
 class RequestRefused(DistributorError):
     """A web request that is refused as a whole: a stale form, too many attempts."""
 

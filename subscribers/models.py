@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, String, Table, false
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from distributor.db import Base, BigId, CreatedAt, Id, Timestamp, UpdatedAt
@@ -80,6 +80,14 @@ class Subscriber(Base):
     """One person, known by their address; ``email_key`` makes it unique case-insensitively."""
 
     __tablename__ = "subscribers"
+    # The staff API's searches by address and name prefix, on PostgreSQL in the "C" collation
+    # (migration 0011; PostgreSQL does not report an index's collation, so none is written here).
+    __table_args__ = (
+        Index("ix_subscribers_email_key_c", "email_key"),
+        Index("ix_subscribers_name_key", text("lower(name::text)"), "id").ddl_if(
+            dialect="postgresql"
+        ),
+    )
 
     id: Mapped[Id]
     # As given, with the domain normalised (lower case, IDNA); the key is all lower case.

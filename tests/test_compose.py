@@ -35,7 +35,7 @@ HEALTHCHECKS = {
     "mailpit": ("/mailpit", "readyz"),
     "worker": ("celery", "inspect ping", "HOSTNAME"),
     "beat": ("database_url", "select 1", "ensure_connection"),
-    "web": ("urlopen", "http://127.0.0.1:8000/"),
+    "web": ("urlopen", "http://127.0.0.1:8000/healthz"),
 }
 # Secrets the file must demand from the environment; `docker compose` refuses to run without.
 REQUIRED = ("DISTRIBUTOR_SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD")

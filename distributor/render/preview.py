@@ -1,5 +1,10 @@
-"""The staff preview: exactly the message a reader gets (the real compile → personalise path,
-send id 0), and a page showing an email's HTML at phone and desktop widths, side by side."""
+"""Exactly what a reader gets, for staff to look at: the message of a variant, its HTML, and the
+preview page showing an email's HTML at phone and desktop widths, side by side.
+
+A preview goes through the same compile → personalise path as a real send (send id 0), for the
+anonymous preview reader (:data:`PREVIEW_SUBSCRIBER_ID`) unless a subscriber is named, whose
+links unsubscribe nobody.
+"""
 
 from __future__ import annotations
 

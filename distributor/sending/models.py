@@ -149,6 +149,14 @@ class Delivery(Base):
         UniqueConstraint("send_id", "channel", "address"),
         Index("ix_deliveries_send_state_id", "send_id", "state", "id"),
         Index("ix_deliveries_state_lease", "state", "lease_until"),
+        # The staff API's address search, on PostgreSQL in the "C" collation (migration 0011;
+        # PostgreSQL does not report an index's collation, so none is written here).
+        Index(
+            "ix_deliveries_send_address_key",
+            "send_id",
+            text("lower(address::text)"),
+            "id",
+        ).ddl_if(dialect="postgresql"),
         # Few rows are ever flagged: a partial index keeps their count instant at any size.
         Index(
             "ix_deliveries_possible_duplicate",
@@ -189,6 +197,8 @@ class DeliveryAttempt(Base):
     """The log: one row per attempt (or sweep) of a delivery, kept for staff to read."""
 
     __tablename__ = "delivery_attempts"
+    # The last hour's answers (metrics) are read by time.
+    __table_args__ = (Index("ix_delivery_attempts_at", "at"),)
 
     id: Mapped[Id]
     delivery_id: Mapped[int] = mapped_column(

@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from distributor.channels.base import DeliveryChannel
+from distributor.db import like_prefix, prefix_key
 from distributor.errors import DistributorError, EmptyAudience, InvalidTransition, NotFound
 from distributor.issues.models import Issue, Variant
 from distributor.sending.engagement import EngagementCounts, engagement_counts
@@ -370,15 +371,52 @@ def list_deliveries(
     if address:
         query = query.where(func.lower(Delivery.address).contains(address.lower(), autoescape=True))
     rows = session.scalars(query.order_by(Delivery.id).limit(limit))
-    return [
-        DeliveryView(
-            d.id,
-            d.address,
-            d.state.value,
-            d.attempts,
-            d.smtp_code,
-            d.last_error or d.smtp_response,
-            d.sent_at,
-        )
-        for d in rows
-    ]
+    return [_delivery_view(d) for d in rows]
+
+
+# --- keyset pages for the staff API: each page one index range, at any depth ---------------------
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    rows: list[DeliveryView]
+    # Where the next page starts: (id,) in id order, (address key, id) in address order; None at
+    # the end.
+    after: tuple[Any, ...] | None
+
+
+def delivery_page(
+    session: Session,
+    send_id: int,
+    *,
+    state: DeliveryState | None = None,
+    address_prefix: str | None = None,
+    after: Sequence[Any] | None = None,
+    limit: int = 50,
+) -> DeliveryPage:
+    """A send's deliveries in id order, or, searched by the start of the address (any case), in
+    address order: ``ix_deliveries_send_address_key`` holds that order, so a page costs the
+    same for a prefix that matches ten or a million rows."""
+    get_send(session, send_id)
+    conditions: list[Any] = [Delivery.send_id == send_id]
+    if state is not None:
+        conditions.append(Delivery.state == state)
+    order: tuple[Any, ...] = (Delivery.id,)
+    if address_prefix:
+        key = prefix_key(func.lower(Delivery.address), session.get_bind().dialect.name)
+        conditions.append(key.like(like_prefix(address_prefix.lower()), escape="\\"))
+        order = (key, Delivery.id)
+    if after is not None:
+        conditions.append(tuple_(*order) > tuple_(*after))
+    rows = session.execute(
+        select(Delivery, *order).where(*conditions).order_by(*order).limit(limit + 1)
+    ).all()
+    views = [_delivery_view(row[0]) for row in rows[:limit]]
+    return DeliveryPage(views, tuple(rows[limit - 1][1:]) if len(rows) > limit else None)
+
+
+def _delivery_view(d: Delivery) -> DeliveryView:
+    return DeliveryView(
+        d.id, d.address, d.state.value, d.attempts, d.smtp_code, d.last_error or d.smtp_response,
+        d.sent_at,
+    )

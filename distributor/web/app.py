@@ -19,6 +19,7 @@ from distributor.db import session_factory
 from distributor.errors import DistributorError, NotFound, RequestRefused
 from distributor.models import load_all_models
 from distributor.web import archive, preferences, signup, tracking, unsubscribe, wechat_callback
+from distributor.web.api import install as install_api
 from distributor.web.i18n import service_message, translator
 from distributor.web.pages import Web, page_language, render
 from distributor.web.security import HEADERS, Csrf, RateLimiter, SecurityHeaders, rate_limiter
@@ -68,6 +69,7 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _server_error)
+    install_api(app, settings)  # the JSON API, /healthz, /metrics; JSON errors under /api/
     app.add_middleware(SecurityHeaders)
     # Outermost, so that everything inside sees the client and scheme the proxy reported.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)

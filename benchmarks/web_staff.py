@@ -1,0 +1,240 @@
+"""The staff API at a million rows on PostgreSQL: a send's status, a page of its recipients by
+state, a subscriber search by address prefix, each through HTTP (target p95 < 100 ms).
+
+    python benchmarks/web_staff.py [--rows 1000000] [--requests 200]
+        [--admin-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+
+A throw-away database gets 1,000,000 subscribers and a send with 1,000,000 deliveries
+(INSERT … SELECT generate_series). `distributor web` serves it in its own process; each request
+is timed at the client, over a kept-alive connection. Pages are asked for at random depths
+(a cursor for a random position) and searches for random prefixes. The baseline, timed in the
+same run directly on the database, is the same question asked the usual way: COUNT(*) for the
+status and for a page's total, OFFSET for a page's depth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import httpx
+from sqlalchemy import text
+
+from distributor.db import dispose_engines, transaction, upgrade
+from distributor.devservers.ports import free_port
+from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_database
+from distributor.staff.accounts import add_user
+from distributor.staff.models import Role
+from distributor.staff.tokens import issue_token
+from distributor.web.api.pagination import Cursors
+
+SECRET = "benchmark-secret-key-not-for-production-0123456789"
+PAGE = 50
+
+
+def fill(url: str, n: int) -> int:
+    """``n`` subscribers on one list and a running send with a delivery to each of them."""
+    start = time.perf_counter()
+    with transaction(url) as session:
+        for statement in (
+            "INSERT INTO newsletters (id, title, created_at) VALUES (1, '杭州工运', now())",
+            "INSERT INTO issues (id, newsletter_id, number, issue_date, masthead, source_format,"
+            " imported_at) VALUES (1, 1, 1, '2022-12-27', '{}', 'json', now())",
+            "INSERT INTO lists (id, name, description, public, created_at)"
+            " VALUES (1, '会员', '', false, now())",
+            "INSERT INTO subscribers (id, email, email_key, name, locale, attributes, status,"
+            " channel, format, created_at, updated_at)"
+            " SELECT g, 'Reader' || g || '@example.org', 'reader' || g || '@example.org',"
+            " '读者' || g, 'zh-CN', '{}', 'active', 'email', 'full', now(), now()"
+            " FROM generate_series(1, :n) AS g",
+            "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at)"
+            " SELECT g, 1, 'active', now(), now() FROM generate_series(1, :n) AS g",
+            "INSERT INTO sends (id, issue_id, audience, variant, channel, state, is_test,"
+            " planned_through, created_at, updated_at, started_at, scheduled_at)"
+            " VALUES (1, 1, '{\"lists\": [\"会员\"]}', 'full', 'email', 'running', false, 0,"
+            " now(), now(), now(), now())",
+        ):
+            session.execute(text(statement), {"n": n})
+    with transaction(url) as session:  # one statement: the insert trigger counts it in one go
+        session.execute(
+            text(
+                "INSERT INTO deliveries (send_id, subscriber_id, channel, address, variant, state,"
+                " attempts, reclaims, possible_duplicate, created_at, updated_at)"
+                " SELECT 1, g, 'email', 'Reader' || g || '@example.org', 'full', 'pending',"
+                " 0, 0, false, now(), now() FROM generate_series(1, :n) AS g"
+            ),
+            {"n": n},
+        )
+    with transaction(url) as session:  # under way: most sent, 1 % failed, some deferred
+        session.execute(
+            text(
+                "UPDATE deliveries SET state = CASE WHEN id % 100 = 0 THEN 'failed'"
+                " WHEN id % 50 = 1 THEN 'deferred' ELSE 'sent' END,"
+                " smtp_code = CASE WHEN id % 100 = 0 THEN 550 ELSE 250 END"
+                " WHERE send_id = 1 AND id % 10 <> 9"
+            )
+        )
+    with transaction(url) as session:
+        for table in ("subscribers", "subscriptions", "deliveries"):
+            session.execute(text(f"ANALYZE {table}"))
+    print(f"filled {n:,} subscribers and {n:,} deliveries in {time.perf_counter() - start:.0f} s")
+    return 1
+
+
+def editor_token(url: str) -> str:
+    with transaction(url) as session:
+        add_user(session, "bench", Role.EDITOR, None)
+        _, token = issue_token(session, "bench")
+        return token
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[-1]
+
+
+def measure(requests: int, ask: Callable[[int], object]) -> list[float]:
+    samples = []
+    for i in range(requests):
+        start = time.perf_counter()
+        ask(i)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def report(name: str, samples: list[float], naive: list[float]) -> bool:
+    ok = p95(samples) < 100
+    print(
+        f"{name:<42} API p50 {statistics.median(samples):6.1f} ms  p95 {p95(samples):6.1f} ms"
+        f"  {'PASS' if ok else 'FAIL'}   naive (COUNT/OFFSET, SQL only) p50 "
+        f"{statistics.median(naive):7.1f} ms  p95 {p95(naive):7.1f} ms"
+    )
+    return ok
+
+
+def serve(url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": url, "DISTRIBUTOR_SECRET_KEY": SECRET}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "distributor", "web", "--port", str(port)], env=env
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code < 500:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.kill()
+    raise TimeoutError("distributor web did not start")
+
+
+def naive(
+    url: str, requests: int, sql: str, params: Callable[[int], dict[str, object]]
+) -> list[float]:
+    with transaction(url) as session:
+        samples = []
+        for i in range(requests):
+            start = time.perf_counter()
+            for statement in sql.split(";"):
+                session.execute(text(statement), params(i)).all()
+            samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
+    args = parser.parse_args()
+    n, requests = args.rows, args.requests
+    rng = random.Random(471)
+    with throwaway_database(args.admin_url, "distributor_web_staff_bench") as url:
+        upgrade(url)
+        send_id = fill(url, n)
+        token = editor_token(url)
+        dispose_engines()
+        port = free_port()
+        server = serve(url, port)
+        cursors = Cursors(SECRET)
+        depths = [rng.randrange(0, n) for _ in range(requests)]
+        prefixes = [f"reader{rng.randrange(1, 10_000)}" for _ in range(requests)]
+        ok = True
+        try:
+            client = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}/api/v1",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            for _ in range(10):  # warm up the connection and the server's pool
+                client.get(f"/sends/{send_id}").raise_for_status()
+
+            def status(_: int) -> None:
+                client.get(f"/sends/{send_id}").raise_for_status()
+
+            kind = f"deliveries:{send_id}:failed:"
+
+            def failed_page(i: int) -> None:
+                cursor = cursors.encode(kind, [depths[i]]) if depths[i] else None
+                params = {
+                    "state": "failed",
+                    "limit": PAGE,
+                    **({"cursor": cursor} if cursor else {}),
+                }
+                page = client.get(f"/sends/{send_id}/deliveries", params=params)
+                page.raise_for_status()
+                assert page.json()["items"] or depths[i] > n - 200
+
+            def search(i: int) -> None:
+                found = client.get("/subscribers", params={"email": prefixes[i], "limit": PAGE})
+                found.raise_for_status()
+                assert found.json()["items"], prefixes[i]
+
+            ok &= report(
+                "send status (1,000,000 deliveries)",
+                measure(requests, status),
+                naive(
+                    url,
+                    max(5, requests // 20),
+                    "SELECT state, count(*) FROM deliveries WHERE send_id = :s GROUP BY state",
+                    lambda i: {"s": send_id},
+                ),
+            )
+            ok &= report(
+                "failed deliveries, a page at a random depth",
+                measure(requests, failed_page),
+                naive(
+                    url,
+                    max(5, requests // 20),
+                    "SELECT count(*) FROM deliveries WHERE send_id = :s AND state = 'failed';"
+                    " SELECT * FROM deliveries WHERE send_id = :s AND state = 'failed'"
+                    " ORDER BY id OFFSET :o LIMIT 50",
+                    lambda i: {"s": send_id, "o": depths[i] // 100},
+                ),
+            )
+            ok &= report(
+                "subscribers by address prefix",
+                measure(requests, search),
+                naive(
+                    url,
+                    max(5, requests // 20),
+                    "SELECT count(*) FROM subscribers WHERE lower(email) LIKE :p;"
+                    " SELECT * FROM subscribers WHERE lower(email) LIKE :p ORDER BY id LIMIT 50",
+                    lambda i: {"p": prefixes[i] + "%"},
+                ),
+            )
+            client.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        print("PASS" if ok else "FAIL", "(a shared 2-core machine: figures vary run to run)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The staff's JSON API under ``/api/v1``, ``/healthz`` and ``/metrics``: :func:`install` adds
+them to the app that ``create_app`` builds.
+
+Under ``/api/`` every error is ``{"error": {"code", "message"}}`` (:mod:`.errors`); elsewhere the
+app's own error pages stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from distributor.config import Settings
+from distributor.errors import DistributorError
+from distributor.web import health
+from distributor.web.api import errors, issues, lists, schedules, sends, subscribers
+from distributor.web.metrics import Histogram, MetricsAccess, RequestTimer
+from distributor.web.security import HEADERS
+
+ROUTERS = (issues, sends, subscribers, lists, schedules)
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Call after the app's own exception handlers are added and before its middleware."""
+    for module in ROUTERS:
+        app.include_router(module.router)
+    app.include_router(health.router)
+    app.state.metrics_access = MetricsAccess.from_settings(settings)
+    app.state.request_histogram = Histogram()
+    app.add_middleware(RequestTimer, histogram=app.state.request_histogram)
+    json_handlers: dict[Any, Callable[[Any], Response]] = {
+        DistributorError: errors.refused,
+        HTTPException: errors.http_error,
+        RequestValidationError: errors.invalid_request,
+        Exception: _server_error,
+    }
+    for kind, for_api in json_handlers.items():
+        app.exception_handlers[kind] = _by_path(for_api, app.exception_handlers[kind])
+
+
+def _server_error(_error: Exception) -> Response:
+    """Outside the other middleware, like the page's: the security headers are added here."""
+    response = errors.server_error()
+    response.headers.update(HEADERS)
+    return response
+
+
+def _by_path(for_api: Callable[[Any], Response], for_pages: Handler) -> Handler:
+    def handle(request: Request, error: Any) -> Response | Awaitable[Response]:
+        if request.url.path.startswith(errors.API_PREFIX):
+            return for_api(error)
+        return for_pages(request, error)
+
+    return handle

@@ -1,0 +1,323 @@
+"""``/api/v1/sends``: create, schedule, control and watch sends; who got what; test sends."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+
+from distributor.db import utcnow
+from distributor.errors import DistributorError
+from distributor.issues.models import Variant
+from distributor.sending.lifecycle import (
+    cancel_send,
+    pause_send,
+    reopen_send,
+    resume_send,
+    retry_failed,
+)
+from distributor.sending.models import BY_PREFERENCE, DeliveryState
+from distributor.sending.service import (
+    DEFAULT_EXPIRY,
+    DeliveryView,
+    SendStatus,
+    check_lists,
+    create_send,
+    delivery_page,
+    list_deliveries,
+    list_sends,
+    schedule_send,
+    send_status,
+)
+from distributor.sending.test_sends import create_test_send
+from distributor.web.api.access import Editor, Viewer, audit
+from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
+from distributor.web.api.models import (
+    AudienceOut,
+    DeliveryOut,
+    ItemId,
+    ReadersOut,
+    RetryIn,
+    ScheduleIn,
+    SendAction,
+    SendCreate,
+    SendCreated,
+    SendOut,
+    TestSendIn,
+    TestSendOut,
+)
+from distributor.web.api.pagination import Cursor, Limit, Page, cursors
+from distributor.web.pages import WebDep
+from subscribers.query import Audience, count_audience
+
+router = APIRouter(prefix="/api/v1", tags=["sends"], responses=COMMON_ERRORS)
+ONE = {**NOT_FOUND, **CONFLICT}
+
+
+def send_out(status: SendStatus) -> SendOut:
+    audience = status.audience
+    return SendOut(
+        id=status.id,
+        state=status.state,  # type: ignore[arg-type]
+        issue_id=status.issue_id,
+        issue_number=status.issue_number,
+        variant=status.variant,
+        audience=AudienceOut(
+            lists=list(audience.lists),
+            tags=list(audience.tags),
+            addresses=list(audience.addresses),
+            text=audience.describe(),
+        ),
+        is_test=status.is_test,
+        scheduled_at=status.scheduled_at,
+        started_at=status.started_at,
+        finished_at=status.finished_at,
+        counts=status.counts,
+        total=status.total,
+        possible_duplicates=status.possible_duplicates,
+        error=status.error,
+    )
+
+
+def delivery_out(view: DeliveryView) -> DeliveryOut:
+    return DeliveryOut(
+        id=view.id,
+        address=view.address,
+        state=DeliveryState(view.state),
+        attempts=view.attempts,
+        smtp_code=view.smtp_code,
+        detail=view.detail,
+        sent_at=view.sent_at,
+    )
+
+
+def zone_named(name: str | None, default: ZoneInfo) -> ZoneInfo:
+    if name is None:
+        return default
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DistributorError(f"{name!r} is not a time zone like Asia/Shanghai") from None
+
+
+def in_zone(at: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """A time without an offset is read in ``zone``, as the CLI reads ``--at``."""
+    if at is None or at.tzinfo is not None:
+        return at
+    return at.replace(tzinfo=zone)
+
+
+def _status(session: Session, send_id: int) -> SendOut:
+    return send_out(send_status(session, send_id))
+
+
+@router.get("/sends", response_model=Page[SendOut], summary="Sends, newest first")
+def list_all(web: WebDep, user: Viewer, limit: Limit = 20, cursor: Cursor = None) -> Page[SendOut]:
+    before = cursors(web).decode("sends", cursor)
+    with web.transaction() as session:
+        statuses = list_sends(session, before_id=before[0] if before else None, limit=limit + 1)
+    more = len(statuses) > limit
+    items = [send_out(status) for status in statuses[:limit]]
+    return Page(
+        items=items, next_cursor=cursors(web).encode("sends", [items[-1].id]) if more else None
+    )
+
+
+@router.get(
+    "/audience",
+    response_model=ReadersOut,
+    responses=NOT_FOUND,
+    summary="How many readers an audience has",
+)
+def readers(
+    web: WebDep,
+    user: Viewer,
+    lists: Annotated[list[str], Query(alias="list", min_length=1, max_length=50)],
+    tags: Annotated[list[str], Query(alias="tag", max_length=50)] = [],  # noqa: B006
+) -> ReadersOut:
+    """Active subscribers reachable by email on any of the lists (and with one of the tags) now:
+    what a send created now would reach."""
+    with web.transaction() as session:
+        check_lists(session, lists)
+        audience = Audience(lists=tuple(lists), tags=tuple(tags))
+        return ReadersOut(readers=count_audience(session, audience))
+
+
+@router.post(
+    "/sends", status_code=201, response_model=SendCreated, responses=NOT_FOUND, summary="Create"
+)
+def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
+    """A send scheduled for `at` (absent: now), or a draft. A time in the past and an audience
+    with nobody to send to are refused (`allow_empty` creates it anyway)."""
+    web.settings.require_secret_key()
+    zone = zone_named(body.timezone, web.settings.zone)
+    at = in_zone(body.at, zone)
+    if body.draft and at is None and body.expires_in_hours is not None:
+        raise DistributorError(
+            "the expiry counts from the send's time, and this draft has none: give it a time"
+        )
+    with web.transaction() as session:
+        created = create_send(
+            session,
+            issue_id=body.issue_id,
+            audience=Audience(lists=tuple(body.lists), tags=tuple(body.tags)),
+            variant=None if body.variant == BY_PREFERENCE else Variant(body.variant),
+            at=at,
+            now=utcnow(),
+            zone=zone,
+            draft=body.draft,
+            expires_after=_hours(body.expires_in_hours) or DEFAULT_EXPIRY,
+            rate_limit=body.rate,
+            allow_empty=body.allow_empty,
+        )
+        audit(session, user, "send.create", "send", created.id, body.model_dump(mode="json"))
+        return SendCreated(send=_status(session, created.id), readers=created.readers)
+
+
+def _hours(hours: float | None) -> timedelta | None:
+    return timedelta(hours=hours) if hours is not None else None
+
+
+@router.get("/sends/{send_id}", response_model=SendOut, responses=NOT_FOUND, summary="Status")
+def status(send_id: ItemId, web: WebDep, user: Viewer) -> SendOut:
+    """The send, and how many of its deliveries are in each state (kept counters: as fast for
+    a million recipients as for ten)."""
+    with web.transaction() as session:
+        return _status(session, send_id)
+
+
+@router.post("/sends/{send_id}/schedule", response_model=SendAction, responses=ONE)
+def schedule(send_id: ItemId, body: ScheduleIn, web: WebDep, user: Editor) -> SendAction:
+    """Schedule a draft, or move a scheduled send."""
+    zone = zone_named(body.timezone, web.settings.zone)
+    with web.transaction() as session:
+        schedule_send(
+            session,
+            send_id,
+            in_zone(body.at, zone),
+            now=utcnow(),
+            zone=zone,
+            expires_after=_hours(body.expires_in_hours),
+        )
+        audit(session, user, "send.schedule", "send", send_id, body.model_dump(mode="json"))
+        return SendAction(send=_status(session, send_id), deliveries=0)
+
+
+@router.post("/sends/{send_id}/pause", response_model=SendAction, responses=ONE)
+def pause(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
+    """No new message goes out (workers notice within seconds); messages in flight finish."""
+    with web.transaction() as session:
+        pause_send(session, send_id, utcnow())
+        audit(session, user, "send.pause", "send", send_id)
+        return SendAction(send=_status(session, send_id), deliveries=0)
+
+
+@router.post("/sends/{send_id}/resume", response_model=SendAction, responses=ONE)
+def resume(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
+    """It goes on where it stopped; one paused before its time waits for that time again."""
+    with web.transaction() as session:
+        resume_send(session, send_id, utcnow())
+        audit(session, user, "send.resume", "send", send_id)
+        return SendAction(send=_status(session, send_id), deliveries=0)
+
+
+@router.post("/sends/{send_id}/cancel", response_model=SendAction, responses=ONE)
+def cancel(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
+    """Nothing not yet sent goes out; `deliveries` is how many were cancelled."""
+    with web.transaction() as session:
+        cancelled = cancel_send(session, send_id, utcnow())
+        audit(session, user, "send.cancel", "send", send_id, {"cancelled": cancelled})
+        return SendAction(send=_status(session, send_id), deliveries=cancelled)
+
+
+@router.post("/sends/{send_id}/reopen", response_model=SendAction, responses=ONE)
+def reopen(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
+    """Finish a cancelled send after all: `deliveries` wait again. One cancelled before it
+    started comes back as a draft."""
+    with web.transaction() as session:
+        waiting = reopen_send(session, send_id, utcnow())
+        audit(session, user, "send.reopen", "send", send_id, {"waiting": waiting})
+        return SendAction(send=_status(session, send_id), deliveries=waiting)
+
+
+@router.post("/sends/{send_id}/retry-failed", response_model=SendAction, responses=ONE)
+def retry(send_id: ItemId, body: RetryIn, web: WebDep, user: Editor) -> SendAction:
+    """Send the failed deliveries again (all, or those that failed with `code`)."""
+    with web.transaction() as session:
+        reopened = retry_failed(session, send_id, utcnow(), code=body.code)
+        audit(
+            session,
+            user,
+            "send.retry-failed",
+            "send",
+            send_id,
+            {"code": body.code, "reopened": reopened},
+        )
+        return SendAction(send=_status(session, send_id), deliveries=reopened)
+
+
+@router.get("/sends/{send_id}/deliveries", response_model=Page[DeliveryOut], responses=NOT_FOUND)
+def deliveries(
+    send_id: ItemId,
+    web: WebDep,
+    user: Viewer,
+    state: DeliveryState | None = None,
+    q: Annotated[
+        str | None, Query(max_length=320, description="The start of the address, any case.")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[DeliveryOut]:
+    """Who got what and why not: in id order, or in address order when searched."""
+    kind = f"deliveries:{send_id}:{state}:{q or ''}"
+    with web.transaction() as session:
+        page = delivery_page(
+            session,
+            send_id,
+            state=state,
+            address_prefix=q or None,
+            after=cursors(web).decode(kind, cursor),
+            limit=limit,
+        )
+    return Page(
+        items=[delivery_out(row) for row in page.rows],
+        next_cursor=cursors(web).encode(kind, list(page.after)) if page.after else None,
+    )
+
+
+@router.post("/sends/test", response_model=TestSendOut, responses=NOT_FOUND, summary="Test send")
+async def test_send(body: TestSendIn, web: WebDep, user: Editor) -> TestSendOut:
+    """Send the issue now to a few staff addresses from this server, and answer with each mail
+    server's answer. The subject starts with [测试]; nothing of it is retried later."""
+    return await run_in_threadpool(_test_send, body, web, user)
+
+
+def _test_send(body: TestSendIn, web: WebDep, user: Editor) -> TestSendOut:
+    from distributor.sending.runtime import WorkerRuntime
+
+    runtime = WorkerRuntime.from_settings(web.settings)
+    try:
+        with web.transaction() as session:
+            send_id = create_test_send(
+                session,
+                issue_id=body.issue_id,
+                addresses=body.to,
+                variant=Variant(body.variant),
+                settings=web.settings,
+                now=utcnow(),
+            ).id
+            audit(session, user, "send.test", "send", send_id, body.model_dump(mode="json"))
+        runtime.send_test(send_id)
+    finally:
+        runtime.close()
+    with web.transaction() as session:
+        rows = list_deliveries(session, send_id)
+    return TestSendOut(
+        send_id=send_id,
+        deliveries=[delivery_out(row) for row in rows],
+        all_accepted=all(row.state in ("sent", "suppressed") for row in rows),
+    )

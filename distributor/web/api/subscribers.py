@@ -1,0 +1,187 @@
+"""``/api/v1/subscribers``: search, add, edit, correct the address of, unsubscribe."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
+
+from distributor.issues.models import Variant
+from distributor.web.api.access import Editor, Viewer, audit
+from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
+from distributor.web.api.models import (
+    EmailIn,
+    ItemId,
+    MembershipOut,
+    SubscriberAdded,
+    SubscriberEdit,
+    SubscriberIn,
+    SubscriberOut,
+)
+from distributor.web.api.pagination import Cursor, Limit, Page, cursors
+from distributor.web.pages import WebDep
+from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.store import (
+    add_subscriber,
+    change_address,
+    get_subscriber,
+    memberships,
+    search_subscribers,
+    unsubscribe,
+)
+
+router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"], responses=COMMON_ERRORS)
+Prefix = Annotated[str | None, Query(max_length=320)]
+
+
+def subscriber_out(s: Subscriber) -> SubscriberOut:
+    return SubscriberOut(
+        id=s.id,
+        email=s.email,
+        name=s.name,
+        status=s.status,
+        channel=s.channel,
+        format=s.format.value,
+        locale=s.locale,
+        openid=s.openid,
+        lists=[MembershipOut(list=name, status=status) for name, status in memberships(s)],
+        created_at=s.created_at,
+    )
+
+
+@router.get("", response_model=Page[SubscriberOut], responses=NOT_FOUND, summary="Search")
+def search(
+    web: WebDep,
+    user: Viewer,
+    email: Annotated[Prefix, Query(description="The start of the address, any case.")] = None,
+    name: Annotated[Prefix, Query(description="The start of the name.")] = None,
+    list_name: Annotated[str | None, Query(alias="list", max_length=100)] = None,
+    status: SubscriberStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[SubscriberOut]:
+    """In address order when searched by address, in name order by name, else in ID order."""
+    kind = f"subscribers:{email or ''}:{name or ''}:{list_name or ''}:{status or ''}"
+    with web.transaction() as session:
+        found = search_subscribers(
+            session,
+            email_prefix=email or None,
+            name_prefix=name or None,
+            list_name=list_name,
+            status=status,
+            after=cursors(web).decode(kind, cursor),
+            limit=limit,
+        )
+        items = [subscriber_out(s) for s in found.subscribers]
+    return Page(
+        items=items,
+        next_cursor=cursors(web).encode(kind, list(found.after)) if found.after else None,
+    )
+
+
+@router.post(
+    "",
+    response_model=SubscriberAdded,
+    responses={**NOT_FOUND, 201: {"model": SubscriberAdded, "description": "Added."}},
+    summary="Add",
+)
+def add(body: SubscriberIn, web: WebDep, user: Editor, response: Response) -> SubscriberAdded:
+    """An active subscriber (201), or a known address's details updated (200): a known
+    address keeps its status, so nobody who unsubscribed is signed up again."""
+    with web.transaction() as session:
+        added = add_subscriber(
+            session,
+            body.email,
+            name=body.name,
+            lists=body.lists,
+            openid=body.openid,
+            channel=body.channel,
+            format=Variant(body.format) if body.format else None,
+        )
+        subscriber = added.subscriber
+        audit(
+            session,
+            user,
+            "subscriber.add" if added.created else "subscriber.update",
+            "subscriber",
+            subscriber.id,
+            body.model_dump(mode="json"),
+        )
+        out = SubscriberAdded(subscriber=subscriber_out(subscriber), created=added.created)
+    response.status_code = 201 if added.created else 200
+    return out
+
+
+@router.get("/{subscriber_id}", response_model=SubscriberOut, responses=NOT_FOUND, summary="Show")
+def show(subscriber_id: ItemId, web: WebDep, user: Viewer) -> SubscriberOut:
+    with web.transaction() as session:
+        return subscriber_out(get_subscriber(session, subscriber_id))
+
+
+def _reloaded(session: Session, subscriber_id: int) -> SubscriberOut:
+    session.expire_all()
+    return subscriber_out(get_subscriber(session, subscriber_id))
+
+
+@router.patch("/{subscriber_id}", response_model=SubscriberOut, responses=NOT_FOUND, summary="Edit")
+def edit(subscriber_id: ItemId, body: SubscriberEdit, web: WebDep, user: Editor) -> SubscriberOut:
+    """Change the name, channel, format or openid, or add lists; the status stays."""
+    with web.transaction() as session:
+        subscriber = get_subscriber(session, subscriber_id)
+        add_subscriber(
+            session,
+            subscriber.email,
+            name=body.name,
+            lists=body.lists,
+            openid=body.openid,
+            channel=body.channel,
+            format=Variant(body.format) if body.format else None,
+        )
+        audit(
+            session,
+            user,
+            "subscriber.update",
+            "subscriber",
+            subscriber_id,
+            body.model_dump(mode="json", exclude_none=True),
+        )
+        return _reloaded(session, subscriber_id)
+
+
+@router.post(
+    "/{subscriber_id}/email",
+    response_model=SubscriberOut,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Correct the address",
+)
+def set_email(subscriber_id: ItemId, body: EmailIn, web: WebDep, user: Editor) -> SubscriberOut:
+    """The same person (ID, status, lists, history) at a new address; refused when another
+    subscriber has it."""
+    with web.transaction() as session:
+        subscriber = get_subscriber(session, subscriber_id)
+        old = subscriber.email
+        change_address(session, old, body.email)
+        audit(
+            session,
+            user,
+            "subscriber.set-email",
+            "subscriber",
+            subscriber_id,
+            {"from": old, "to": subscriber.email},
+        )
+        return _reloaded(session, subscriber_id)
+
+
+@router.post(
+    "/{subscriber_id}/unsubscribe",
+    response_model=SubscriberOut,
+    responses=NOT_FOUND,
+    summary="Unsubscribe",
+)
+def unsubscribe_one(subscriber_id: ItemId, web: WebDep, user: Editor) -> SubscriberOut:
+    """From every list, as if they had used the link themselves."""
+    with web.transaction() as session:
+        unsubscribe(session, get_subscriber(session, subscriber_id))
+        audit(session, user, "subscriber.unsubscribe", "subscriber", subscriber_id)
+        return _reloaded(session, subscriber_id)
