@@ -31,10 +31,12 @@ from subscribers.csvfile import ColumnMap, check_label, parse_row
 from subscribers.models import (
     DESCRIPTION_MAX,
     LIST_NAME_MAX,
+    SOURCE_MAX,
     SUPPRESSED,
     ChannelPreference,
     List,
     Subscriber,
+    SubscriberEvent,
     SubscriberStatus,
     Subscription,
     SubscriptionStatus,
@@ -186,6 +188,68 @@ def unsubscribe(session: Session, subscriber: Subscriber) -> None:
     """Stop everything for this person, on every list, until they subscribe again themselves."""
     subscriber.status = SubscriberStatus.UNSUBSCRIBED
     _set_subscriptions(session, subscriber, SubscriptionStatus.UNSUBSCRIBED)
+
+
+def suppress(
+    session: Session, subscriber_id: int, status: SubscriberStatus, *, reason: str, source: str
+) -> bool:
+    """Stop sending to this person because their address bounces or they complained, with the
+    reason logged. Their lists are kept (the status alone is the switch), so that lifting the
+    suppression restores them. False when they were already suppressed: nothing changes."""
+    if status not in SUPPRESSED:
+        raise DistributorError(f"{status.value} is not a suppressed status")
+    subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
+    if subscriber is None or subscriber.status in SUPPRESSED:
+        return False
+    _log_status(session, subscriber, status, reason=reason, source=source)
+    return True
+
+
+def unsuppress(session: Session, email: str, *, reason: str, source: str) -> Subscriber:
+    """Staff knowingly lift a bounce or complaint suppression (the address was fixed, the
+    complaint was a mistake): active again, with the reason logged. An unsubscribe is not
+    lifted here: only the person can undo it, by subscribing again."""
+    if not reason.strip():
+        raise DistributorError("a reason is required to lift a suppression")
+    subscriber = find_subscriber(session, email)
+    if subscriber.status not in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
+        raise DistributorError(
+            f"{shorten(subscriber.email)} is {subscriber.status.value}, not suppressed by a "
+            "bounce or a complaint"
+        )
+    _log_status(session, subscriber, SubscriberStatus.ACTIVE, reason=reason, source=source)
+    return subscriber
+
+
+def status_history(session: Session, subscriber_id: int) -> list[SubscriberEvent]:
+    return list(
+        session.scalars(
+            select(SubscriberEvent)
+            .where(SubscriberEvent.subscriber_id == subscriber_id)
+            .order_by(SubscriberEvent.id)
+        )
+    )
+
+
+def _log_status(
+    session: Session,
+    subscriber: Subscriber,
+    status: SubscriberStatus,
+    *,
+    reason: str,
+    source: str,
+) -> None:
+    session.add(
+        SubscriberEvent(
+            subscriber_id=subscriber.id,
+            old_status=subscriber.status,
+            new_status=status,
+            reason=one_line(reason)[:2000],
+            source=source[:SOURCE_MAX],
+        )
+    )
+    subscriber.status = status
+    session.flush()
 
 
 def _set_subscriptions(
