@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from distributor.bounces import FeedbackKind
 from distributor.channels.base import DeliveryChannel
 from distributor.errors import DistributorError, EmptyAudience, InvalidTransition, NotFound
 from distributor.issues.models import Issue, Variant
@@ -18,6 +19,8 @@ from distributor.sending.models import (
     FINAL_DELIVERY_STATES,
     Delivery,
     DeliveryState,
+    FeedbackMessage,
+    FeedbackOutcome,
     Send,
     SendCount,
     SendState,
@@ -177,6 +180,26 @@ class SendStatus:
     counts: dict[str, int]
     possible_duplicates: int
     error: str | None = None  # why the send paused itself (e.g. its issue cannot be rendered)
+    # Feedback loop: soft bounces (temporary failures reported after a 250) leave the delivery
+    # sent, so they are counted from the feedback messages; hard bounces and complaints are
+    # delivery states and are in ``counts``.
+    soft_bounces: int = 0
+
+    @property
+    def bounced(self) -> int:
+        return self.counts.get(DeliveryState.BOUNCED.value, 0)
+
+    @property
+    def complained(self) -> int:
+        return self.counts.get(DeliveryState.COMPLAINED.value, 0)
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return feedback_rate(self.counts, DeliveryState.BOUNCED)
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return feedback_rate(self.counts, DeliveryState.COMPLAINED)
 
     @property
     def total(self) -> int:
@@ -207,7 +230,37 @@ class SendStatus:
             "counts": self.counts,
             "possible_duplicates": self.possible_duplicates,
             **({"error": self.error} if self.error else {}),
+            "feedback": {
+                "bounced": self.bounced,
+                "complained": self.complained,
+                "soft_bounces": self.soft_bounces,
+                "bounce_rate": self.bounce_rate,
+                "complaint_rate": self.complaint_rate,
+            },
         }
+
+
+# States of a message the mail server accepted: what bounce and complaint rates are out of.
+ACCEPTED_STATES = (DeliveryState.SENT, DeliveryState.BOUNCED, DeliveryState.COMPLAINED)
+
+
+def feedback_rate(counts: dict[str, int], state: DeliveryState) -> float | None:
+    """The share of accepted messages now in ``state`` (bounced, complained); None before any."""
+    accepted = sum(counts.get(each.value, 0) for each in ACCEPTED_STATES)
+    return counts.get(state.value, 0) / accepted if accepted else None
+
+
+def _soft_bounces_of(session: Session, send_ids: Sequence[int]) -> dict[int, int]:
+    rows = session.execute(
+        select(FeedbackMessage.send_id, func.count(func.distinct(FeedbackMessage.delivery_id)))
+        .where(
+            FeedbackMessage.send_id.in_(send_ids),
+            FeedbackMessage.kind == FeedbackKind.SOFT_BOUNCE,
+            FeedbackMessage.outcome == FeedbackOutcome.APPLIED,
+        )
+        .group_by(FeedbackMessage.send_id)
+    )
+    return {send_id: int(n) for send_id, n in rows if send_id is not None}
 
 
 def delivery_counts(session: Session, send_id: int) -> dict[str, int]:
@@ -247,6 +300,7 @@ def _duplicates_of(session: Session, send_ids: Sequence[int]) -> dict[int, int]:
 def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendStatus]:
     ids = [send.id for send, _ in sends]
     counts, duplicates = _counts_of(session, ids), _duplicates_of(session, ids)
+    soft_bounces = _soft_bounces_of(session, ids)
     return [
         SendStatus(
             id=send.id,
@@ -262,6 +316,7 @@ def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendS
             counts=counts.get(send.id, {}),
             possible_duplicates=duplicates.get(send.id, 0),
             error=send.error,
+            soft_bounces=soft_bounces.get(send.id, 0),
         )
         for send, issue_number in sends
     ]
