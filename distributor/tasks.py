@@ -14,6 +14,7 @@ from distributor.config import Settings
 from distributor.db import dispose_engines
 from distributor.errors import ConfirmationDeferred
 from distributor.sending import confirmation
+from distributor.sending.bounce_mailbox import poll_bounce_mailbox
 from distributor.sending.runtime import WorkerRuntime
 
 _runtime: WorkerRuntime | None = None
@@ -67,3 +68,10 @@ def send_confirmation(subscriber_id: int) -> str | None:
     """A sign-up's double opt-in message; retried while the mail server defers it."""
     receipt = confirmation.send_confirmation(runtime().settings, subscriber_id, runtime().channel)
     return None if receipt is None else receipt.outcome.value
+
+
+@app.task(name="distributor.poll_bounces")
+def poll_bounces() -> dict[str, int] | None:
+    """One poll of the bounce mailbox (scheduled only when ``BOUNCE_IMAP_HOST`` is set)."""
+    report = poll_bounce_mailbox(runtime().settings)
+    return None if report is None else report.to_json()

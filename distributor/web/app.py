@@ -18,7 +18,7 @@ from distributor.config import Settings
 from distributor.db import session_factory
 from distributor.errors import DistributorError, NotFound, RequestRefused
 from distributor.models import load_all_models
-from distributor.web import archive, preferences, signup, unsubscribe
+from distributor.web import archive, bounce_intake, preferences, signup, unsubscribe
 from distributor.web.i18n import service_message, translator
 from distributor.web.pages import Web, page_language, render
 from distributor.web.security import HEADERS, Csrf, RateLimiter, SecurityHeaders, rate_limiter
@@ -57,6 +57,7 @@ def create_app(
     )
     for module in (unsubscribe, preferences, signup, archive):
         app.include_router(module.router)
+    app.include_router(bounce_intake.router)  # the mail server's, not a page
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(DistributorError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
