@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from distributor.bounces import Feedback, FeedbackKind
-from distributor.bounces.verp import VERP_CANDIDATE
 from distributor.channels.base import DeliveryChannel
 from distributor.db import transaction
 from distributor.errors import DistributorError
@@ -34,12 +33,13 @@ from distributor.sending.models import (
 from distributor.sending.service import send_status
 from subscribers.models import SubscriberStatus
 from subscribers.store import change_address, status_history, unsuppress
-from tests.support.bounces import ISSUED, VERP, fixture
+from tests.support.bounces import VERP, fixture
 from tests.support.feedback import (
     NOW_AT,
     SEND_ID,
     Seeded,
     delivery_state,
+    readdressed,
     seed_fixture_deliveries,
     subscriber_status,
 )
@@ -54,11 +54,6 @@ def process(
 ) -> Processed:
     with transaction(url) as session:
         return process_feedback(session, raw, verp=VERP, policy=policy, now=NOW_AT + at)
-
-
-def readdressed(raw: bytes, delivery_id: int) -> bytes:
-    """``raw`` with its VERP address replaced by a genuine one for ``delivery_id``."""
-    return VERP_CANDIDATE.sub(VERP.make_verp(delivery_id, now=ISSUED), raw.decode()).encode()
 
 
 # --- the rules, pure -----------------------------------------------------------------------------

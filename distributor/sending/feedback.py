@@ -48,6 +48,7 @@ from subscribers.store import suppress
 SOFT_BOUNCE_LIMIT = 3
 SOFT_BOUNCE_WINDOW = timedelta(days=30)
 MESSAGE_ID_MAX = 300
+GONE = "the delivery it names does not exist (any more)"
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,7 @@ class Processed:
         return self.outcome is not FeedbackOutcome.UNMATCHED
 
 
-def decide(
-    feedback: Feedback, *, delivery_state: DeliveryState, soft_bounces: int
-) -> Effects:
+def decide(feedback: Feedback, *, delivery_state: DeliveryState, soft_bounces: int) -> Effects:
     """The rules. ``soft_bounces`` counts this subscriber's soft bounces within the window,
     this one included. Only a ``sent`` delivery changes state (a complaint about a bounced
     message, say, leaves it bounced); suppression does not depend on it."""
@@ -162,7 +161,7 @@ def process_feedback(
     )
     delivery = _delivery_of(session, result) if isinstance(result, MatchedFeedback) else None
     if isinstance(result, Unmatched) or delivery is None:
-        reason = result.reason if isinstance(result, Unmatched) else "its delivery is gone"
+        reason = result.reason if isinstance(result, Unmatched) else GONE
         if feedback.kind is FeedbackKind.AUTO_REPLY:
             row.outcome, row.reason = FeedbackOutcome.IGNORED, reason
         else:

@@ -4,12 +4,14 @@ the ids its VERP address or Message-ID carries."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select
 
 from distributor.bounces import FeedbackKind
+from distributor.bounces.verp import VERP_CANDIDATE
 from distributor.channels.base import DeliveryChannel
 from distributor.config import Settings
 from distributor.db import transaction
@@ -19,7 +21,7 @@ from distributor.sending.models import Delivery, DeliveryState, Send, SendState
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.query import Audience
 from tests.conftest import SAMPLE_ISSUE
-from tests.support.bounces import BOUNCE_DOMAIN, NOW, SECRET
+from tests.support.bounces import BOUNCE_DOMAIN, ISSUED, NOW, SECRET, VERP
 from tests.support.sending import import_sample
 from tests.test_bounces_classify import EXPECTED
 
@@ -120,3 +122,14 @@ def delivery_state(database_url: str, delivery_id: int) -> DeliveryState:
         state = session.scalar(select(Delivery.state).where(Delivery.id == delivery_id))
         assert state is not None
         return state
+
+
+def readdressed(raw: bytes, delivery_id: int | None = None, *, now: float | None = ISSUED) -> bytes:
+    """``raw`` with each VERP address replaced by a genuine one issued at ``now`` (None: the
+    present) for ``delivery_id`` (None: the delivery it named)."""
+
+    def fresh(found: re.Match[str]) -> str:
+        named = int(found[0].split("+", 1)[1].split("-", 1)[0])
+        return VERP.make_verp(named if delivery_id is None else delivery_id, now=now)
+
+    return VERP_CANDIDATE.sub(fresh, raw.decode("latin-1")).encode("latin-1")
