@@ -265,3 +265,54 @@ def _processed(row: FeedbackMessage, *, repeat: bool = False) -> Processed:
     return Processed(
         row.id, row.kind, row.outcome, row.reason, row.delivery_id, row.send_id, repeat=repeat
     )
+
+
+@dataclass(frozen=True)
+class FeedbackView:
+    """One processed message as staff read it (no raw bytes)."""
+
+    id: int
+    received_at: datetime
+    kind: str
+    outcome: str
+    reason: str
+    status: str | None
+    delivery_id: int | None
+    send_id: int | None
+    address: str | None  # the matched delivery's, not what the report claims
+
+    def to_json(self) -> dict[str, object]:
+        return {**vars(self), "received_at": self.received_at.isoformat()}
+
+
+def list_feedback(
+    session: Session,
+    *,
+    send_id: int | None = None,
+    outcome: FeedbackOutcome | None = None,
+    limit: int = 50,
+) -> list[FeedbackView]:
+    """Processed messages, newest first: of one send, or of one outcome (the unmatched ones,
+    for a person to look at)."""
+    query = select(FeedbackMessage, Delivery.address).outerjoin(
+        Delivery, Delivery.id == FeedbackMessage.delivery_id
+    )
+    if send_id is not None:
+        query = query.where(FeedbackMessage.send_id == send_id)
+    if outcome is not None:
+        query = query.where(FeedbackMessage.outcome == outcome)
+    rows = session.execute(query.order_by(FeedbackMessage.id.desc()).limit(limit))
+    return [
+        FeedbackView(
+            row.id,
+            row.received_at,
+            row.kind.value,
+            row.outcome.value,
+            row.reason,
+            row.status,
+            row.delivery_id,
+            row.send_id,
+            address,
+        )
+        for row, address in rows
+    ]
