@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, select
 
-from distributor.bounces import FeedbackKind
+from distributor.bounces import FeedbackKind, Verp
 from distributor.bounces.verp import VERP_CANDIDATE
 from distributor.channels.base import DeliveryChannel
 from distributor.config import Settings
@@ -124,12 +124,14 @@ def delivery_state(database_url: str, delivery_id: int) -> DeliveryState:
         return state
 
 
-def readdressed(raw: bytes, delivery_id: int | None = None, *, now: float | None = ISSUED) -> bytes:
+def readdressed(
+    raw: bytes, delivery_id: int | None = None, *, now: float | None = ISSUED, verp: Verp = VERP
+) -> bytes:
     """``raw`` with each VERP address replaced by a genuine one issued at ``now`` (None: the
     present) for ``delivery_id`` (None: the delivery it named)."""
 
     def fresh(found: re.Match[str]) -> str:
         named = int(found[0].split("+", 1)[1].split("-", 1)[0])
-        return VERP.make_verp(named if delivery_id is None else delivery_id, now=now)
+        return verp.make_verp(named if delivery_id is None else delivery_id, now=now)
 
     return VERP_CANDIDATE.sub(fresh, raw.decode("latin-1")).encode("latin-1")
