@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from distributor.bounces import FeedbackKind
+from distributor.celery import make_app
 from distributor.config import Settings
 from distributor.db import transaction
 from distributor.devservers.dovecot import DovecotServer
@@ -209,3 +210,12 @@ def test_hostile_messages_are_logged_and_set_aside_and_suppress_nobody(
     )
     assert big is not None and big <= 256 * 1024  # the 20 MB message was read only in part
     assert poll_bounce_mailbox(settings) == PollReport()
+
+
+def test_beat_polls_the_mailbox_only_when_one_is_configured(dovecot: DovecotServer) -> None:
+    configured = Settings.from_env({**dovecot.env(), "BOUNCE_IMAP_POLL_SECONDS": "30"})
+    schedule = make_app(configured).conf.beat_schedule
+    assert schedule["poll-bounces"]["task"] == "distributor.poll_bounces"
+    assert schedule["poll-bounces"]["schedule"] == 30.0
+    assert "poll-bounces" not in make_app(Settings.from_env({})).conf.beat_schedule
+    assert poll_bounce_mailbox(Settings.from_env({})) is None
