@@ -10,8 +10,9 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from distributor.db import utcnow
@@ -190,18 +191,39 @@ def unsubscribe(session: Session, subscriber: Subscriber) -> None:
     _set_subscriptions(session, subscriber, SubscriptionStatus.UNSUBSCRIBED)
 
 
+_SUBSCRIBERS = cast(Table, Subscriber.__table__)
+_STATUS_AND_KEY = (
+    select(_SUBSCRIBERS.c.status, _SUBSCRIBERS.c.email_key)
+    .where(_SUBSCRIBERS.c.id == bindparam("b_id"))
+    .with_for_update()
+)
+_SET_STATUS = (
+    update(_SUBSCRIBERS)
+    .where(_SUBSCRIBERS.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_at"))
+)
+_LOG_STATUS = insert(cast(Table, SubscriberEvent.__table__))
+
+
 def suppress(
-    session: Session, subscriber_id: int, status: SubscriberStatus, *, reason: str, source: str
+    session: Session,
+    subscriber_id: int,
+    status: SubscriberStatus,
+    *,
+    address: str,
+    reason: str,
+    source: str,
 ) -> bool:
     """Stop sending to this person because their address bounces or they complained, with the
-    reason logged. Their lists are kept (the status alone is the switch), so that lifting the
-    suppression restores them. False when they were already suppressed: nothing changes."""
+    reason logged; only while they still have ``address`` (the one that bounced: a corrected
+    address is not suppressed for the old one's bounces). Their lists are kept (the status alone
+    is the switch), so lifting the suppression restores them. False when nothing changed."""
     if status not in SUPPRESSED:
         raise DistributorError(f"{status.value} is not a suppressed status")
-    subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
-    if subscriber is None or subscriber.status in SUPPRESSED:
+    current = session.connection().execute(_STATUS_AND_KEY, {"b_id": subscriber_id}).first()
+    if current is None or current.status in SUPPRESSED or current.email_key != address.lower():
         return False
-    _log_status(session, subscriber, status, reason=reason, source=source)
+    _log_status(session, subscriber_id, current.status, status, reason=reason, source=source)
     return True
 
 
@@ -217,7 +239,15 @@ def unsuppress(session: Session, email: str, *, reason: str, source: str) -> Sub
             f"{shorten(subscriber.email)} is {subscriber.status.value}, not suppressed by a "
             "bounce or a complaint"
         )
-    _log_status(session, subscriber, SubscriberStatus.ACTIVE, reason=reason, source=source)
+    _log_status(
+        session,
+        subscriber.id,
+        subscriber.status,
+        SubscriberStatus.ACTIVE,
+        reason=reason,
+        source=source,
+    )
+    session.refresh(subscriber)
     return subscriber
 
 
@@ -233,23 +263,29 @@ def status_history(session: Session, subscriber_id: int) -> list[SubscriberEvent
 
 def _log_status(
     session: Session,
-    subscriber: Subscriber,
-    status: SubscriberStatus,
+    subscriber_id: int,
+    old: SubscriberStatus,
+    new: SubscriberStatus,
     *,
     reason: str,
     source: str,
 ) -> None:
-    session.add(
-        SubscriberEvent(
-            subscriber_id=subscriber.id,
-            old_status=subscriber.status,
-            new_status=status,
-            reason=one_line(reason)[:2000],
-            source=source[:SOURCE_MAX],
-        )
+    """Two prepared statements on the connection, no unit of work: this runs once per bounce
+    in the feedback loop. (A loaded :class:`Subscriber` must be refreshed after it.)"""
+    now = utcnow()
+    connection = session.connection()
+    connection.execute(_SET_STATUS, {"b_id": subscriber_id, "b_status": new, "b_at": now})
+    connection.execute(
+        _LOG_STATUS,
+        {
+            "subscriber_id": subscriber_id,
+            "old_status": old,
+            "new_status": new,
+            "reason": one_line(reason)[:2000],
+            "source": source[:SOURCE_MAX],
+            "at": now,
+        },
     )
-    subscriber.status = status
-    session.flush()
 
 
 def _set_subscriptions(

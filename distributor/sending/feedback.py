@@ -16,10 +16,12 @@ have that delivery's address: never whoever the report names.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from distributor.bounces import (
@@ -31,7 +33,7 @@ from distributor.bounces import (
     classify,
     match,
 )
-from distributor.bounces.message import MAX_TEXT_CHARS, header_text, one_line, parse_headers
+from distributor.bounces.message import MAX_TEXT_CHARS, one_line
 from distributor.channels.base import DeliveryChannel
 from distributor.config import Settings
 from distributor.sending.lifecycle import pause_for_error
@@ -42,13 +44,15 @@ from distributor.sending.models import (
     FeedbackOutcome,
 )
 from distributor.sending.service import delivery_counts, feedback_rate
-from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.models import SubscriberStatus
 from subscribers.store import suppress
 
 SOFT_BOUNCE_LIMIT = 3
 SOFT_BOUNCE_WINDOW = timedelta(days=30)
 MESSAGE_ID_MAX = 300
 GONE = "the delivery it names does not exist (any more)"
+SENT, BOUNCED = DeliveryState.SENT.value, DeliveryState.BOUNCED.value
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^<>\r\n]{1,298}>)", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -144,127 +148,177 @@ def process_feedback(
     session: Session, raw: bytes, *, verp: Verp, policy: PausePolicy, now: datetime
 ) -> Processed:
     """Classify, match and apply one message (its first ``MAX_MESSAGE_BYTES`` are enough), once:
-    the same bytes a second time change nothing and return the first outcome."""
+    the same bytes a second time change nothing and return the first outcome.
+
+    Plain statements rather than the unit of work: this runs once per message of a mailbox that
+    may hold thousands after a large send."""
     digest = digest_of(raw)
-    stored = session.scalar(select(FeedbackMessage).where(FeedbackMessage.digest == digest))
+    stored = session.connection().execute(_BY_DIGEST, {"b_digest": digest}).first()
     if stored is not None:
-        return _processed(stored, repeat=True)
+        return replace(Processed(*stored), repeat=True)
     feedback = classify(raw)
     result = match(feedback, verp, now=now.timestamp())
-    row = FeedbackMessage(
-        digest=digest,
-        message_id=_own_message_id(raw),
-        kind=feedback.kind,
-        status=feedback.status,
-        diagnostic=feedback.diagnostic,
-        received_at=now,
-    )
-    delivery = _delivery_of(session, result) if isinstance(result, MatchedFeedback) else None
-    if isinstance(result, Unmatched) or delivery is None:
+    target = _target_of(session, result) if isinstance(result, MatchedFeedback) else None
+    row: dict[str, object] = {}
+    if isinstance(result, Unmatched) or target is None:
         reason = result.reason if isinstance(result, Unmatched) else GONE
         if feedback.kind is FeedbackKind.AUTO_REPLY:
-            row.outcome, row.reason = FeedbackOutcome.IGNORED, reason
+            outcome = FeedbackOutcome.IGNORED
         else:
-            row.outcome, row.reason, row.raw = FeedbackOutcome.UNMATCHED, reason, raw
+            outcome, row["raw"] = FeedbackOutcome.UNMATCHED, raw
     else:
-        assert isinstance(result, MatchedFeedback)
-        row.outcome = FeedbackOutcome.APPLIED
-        row.matched_by = result.matched_by
-        row.delivery_id, row.send_id = delivery.id, delivery.send_id
-        row.subscriber_id = delivery.subscriber_id
-        row.reason = _apply(session, feedback, delivery, policy=policy, now=now)
-    session.add(row)
-    session.flush()
-    return _processed(row)
+        outcome = FeedbackOutcome.APPLIED
+        row |= {
+            "matched_by": result.matched_by,
+            "delivery_id": target.id,
+            "send_id": target.send_id,
+            "subscriber_id": target.subscriber_id,
+        }
+        reason = _apply(session, feedback, target, policy=policy, now=now)
+    values = dict.fromkeys(("matched_by", "delivery_id", "send_id", "subscriber_id", "raw"))
+    new_id = (
+        session.connection()
+        .execute(
+            _INSERT,
+            values
+            | row
+            | {
+                "digest": digest,
+                "message_id": _own_message_id(raw),
+                "kind": feedback.kind,
+                "outcome": outcome,
+                "reason": reason,
+                "status": feedback.status,
+                "diagnostic": feedback.diagnostic,
+                "received_at": now,
+            },
+        )
+        .scalar_one()
+    )
+    return Processed(
+        new_id,
+        feedback.kind,
+        outcome,
+        reason,
+        target.id if target and outcome is FeedbackOutcome.APPLIED else None,
+        target.send_id if target and outcome is FeedbackOutcome.APPLIED else None,
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """The matched delivery, as far as its effects need it."""
+
+    id: int
+    send_id: int
+    subscriber_id: int | None
+    address: str
+    state: DeliveryState
+
+
+# The statements of the hot path, built once: building one costs more than running it.
+_FEEDBACK = cast(Table, FeedbackMessage.__table__)
+_DELIVERIES = cast(Table, Delivery.__table__)
+_BY_DIGEST = select(
+    *(_FEEDBACK.c[name] for name in ("id", "kind", "outcome", "reason", "delivery_id", "send_id"))
+).where(_FEEDBACK.c.digest == bindparam("b_digest"))
+_INSERT = insert(_FEEDBACK).returning(_FEEDBACK.c.id)
+_TARGET = select(
+    *(_DELIVERIES.c[name] for name in ("id", "send_id", "subscriber_id", "address", "state"))
+)
+_TARGET_BY_ID = _TARGET.where(_DELIVERIES.c.id == bindparam("b_id"))
+_TARGET_BY_MESSAGE = _TARGET.where(
+    _DELIVERIES.c.send_id == bindparam("b_send_id"),
+    _DELIVERIES.c.subscriber_id == bindparam("b_subscriber_id"),
+    _DELIVERIES.c.channel == DeliveryChannel.EMAIL,
+)
+_SOFT_BOUNCES = select(func.count(func.distinct(_FEEDBACK.c.delivery_id))).where(
+    _FEEDBACK.c.subscriber_id == bindparam("b_subscriber_id"),
+    _FEEDBACK.c.kind == FeedbackKind.SOFT_BOUNCE,
+    _FEEDBACK.c.outcome == FeedbackOutcome.APPLIED,
+    _FEEDBACK.c.received_at >= bindparam("b_since"),
+    _FEEDBACK.c.delivery_id != bindparam("b_id"),
+)
+_MARK = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("b_id"), _DELIVERIES.c.state == DeliveryState.SENT)
+    .values(
+        state=bindparam("b_state"), last_error=bindparam("b_error"), updated_at=bindparam("b_at")
+    )
+)
 
 
 def _apply(
-    session: Session, feedback: Feedback, delivery: Delivery, *, policy: PausePolicy, now: datetime
+    session: Session, feedback: Feedback, target: Target, *, policy: PausePolicy, now: datetime
 ) -> str:
     soft = 0
-    if feedback.kind is FeedbackKind.SOFT_BOUNCE and delivery.subscriber_id is not None:
-        soft = _soft_bounces(session, delivery.subscriber_id, delivery.id, now) + 1
-    effects = decide(feedback, delivery_state=delivery.state, soft_bounces=soft)
+    if feedback.kind is FeedbackKind.SOFT_BOUNCE and target.subscriber_id is not None:
+        soft = _soft_bounces(session, target.subscriber_id, target.id, now) + 1
+    effects = decide(feedback, delivery_state=target.state, soft_bounces=soft)
     done = [effects.reason]
     if effects.delivery_state is not None:
-        before = delivery_counts(session, delivery.send_id)
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery.id, Delivery.state == DeliveryState.SENT)
-            .values(state=effects.delivery_state, last_error=effects.reason[:2000], updated_at=now)
+        before = (
+            delivery_counts(session, target.send_id)
+            if effects.delivery_state is (DeliveryState.BOUNCED)
+            else {}
         )
-        done.append(f"delivery {delivery.id} is {effects.delivery_state.value}")
-        if effects.delivery_state is DeliveryState.BOUNCED:
-            reason = pause_reason(before, delivery_counts(session, delivery.send_id), policy)
-            if reason is not None and pause_for_error(session, delivery.send_id, reason, now):
-                done.append(f"send {delivery.send_id} paused")
-    if effects.suppress is not None and _still_at(session, delivery):
-        assert delivery.subscriber_id is not None
-        source = "complaint" if effects.suppress is SubscriberStatus.COMPLAINED else "bounce"
-        if suppress(
+        marking = {
+            "b_id": target.id,
+            "b_state": effects.delivery_state,
+            "b_error": effects.reason[:2000],
+            "b_at": now,
+        }
+        changed = session.connection().execute(_MARK, marking).rowcount
+        if changed:
+            done.append(f"delivery {target.id} is {effects.delivery_state.value}")
+        if changed and effects.delivery_state is DeliveryState.BOUNCED:
+            after = {**before, SENT: before.get(SENT, 0) - 1, BOUNCED: before.get(BOUNCED, 0) + 1}
+            reason = pause_reason(before, after, policy)
+            if reason is not None and pause_for_error(session, target.send_id, reason, now):
+                done.append(f"send {target.send_id} paused")
+    if effects.suppress is not None and target.subscriber_id is not None:
+        suppressed = suppress(
             session,
-            delivery.subscriber_id,
+            target.subscriber_id,
             effects.suppress,
-            reason=f"{effects.reason} (delivery {delivery.id}, send {delivery.send_id})",
-            source=source,
-        ):
-            done.append(f"subscriber {delivery.subscriber_id} suppressed")
+            address=target.address,
+            reason=f"{effects.reason} (delivery {target.id}, send {target.send_id})",
+            source="complaint" if effects.suppress is SubscriberStatus.COMPLAINED else "bounce",
+        )
+        if suppressed:
+            done.append(f"subscriber {target.subscriber_id} suppressed")
     return "; ".join(done)
 
 
-def _delivery_of(session: Session, result: MatchedFeedback) -> Delivery | None:
+def _target_of(session: Session, result: MatchedFeedback) -> Target | None:
     if result.delivery_id is not None:
-        return session.get(Delivery, result.delivery_id)
-    assert result.message is not None
-    return session.scalar(
-        select(Delivery).where(
-            Delivery.send_id == result.message.send_id,
-            Delivery.subscriber_id == result.message.subscriber_id,
-            Delivery.channel == DeliveryChannel.EMAIL,
-        )
-    )
-
-
-def _still_at(session: Session, delivery: Delivery) -> bool:
-    """Whether the delivery's subscriber still has the address it went to: a bounce for an
-    address since corrected must not suppress the new one."""
-    if delivery.subscriber_id is None:
-        return False
-    key = session.scalar(
-        select(Subscriber.email_key).where(Subscriber.id == delivery.subscriber_id)
-    )
-    return key is not None and key == delivery.address.lower()
+        row = session.connection().execute(_TARGET_BY_ID, {"b_id": result.delivery_id}).first()
+    else:
+        assert result.message is not None
+        message = {
+            "b_send_id": result.message.send_id,
+            "b_subscriber_id": result.message.subscriber_id,
+        }
+        row = session.connection().execute(_TARGET_BY_MESSAGE, message).first()
+    return None if row is None else Target(*row)
 
 
 def _soft_bounces(session: Session, subscriber_id: int, delivery_id: int, now: datetime) -> int:
     """Soft bounces of other messages to this subscriber within the window (a relay's repeated
     delay warnings for one message count once)."""
-    return int(
-        session.scalar(
-            select(func.count(func.distinct(FeedbackMessage.delivery_id))).where(
-                FeedbackMessage.subscriber_id == subscriber_id,
-                FeedbackMessage.kind == FeedbackKind.SOFT_BOUNCE,
-                FeedbackMessage.outcome == FeedbackOutcome.APPLIED,
-                FeedbackMessage.received_at >= now - SOFT_BOUNCE_WINDOW,
-                FeedbackMessage.delivery_id != delivery_id,
-            )
-        )
-        or 0
+    since = now - SOFT_BOUNCE_WINDOW
+    found = session.connection().execute(
+        _SOFT_BOUNCES, {"b_subscriber_id": subscriber_id, "b_since": since, "b_id": delivery_id}
     )
+    return int(found.scalar() or 0)
 
 
 def _own_message_id(raw: bytes) -> str | None:
-    """The message's own Message-ID, for a person to find it in the mailbox (the header parser
-    stops at the blank line, and reads no more than ``MAX_TEXT_CHARS``)."""
-    headers = parse_headers(raw[:MAX_TEXT_CHARS].decode("latin-1"))
-    value = one_line(header_text(headers, "Message-ID"))
-    return value[:MESSAGE_ID_MAX] or None
-
-
-def _processed(row: FeedbackMessage, *, repeat: bool = False) -> Processed:
-    return Processed(
-        row.id, row.kind, row.outcome, row.reason, row.delivery_id, row.send_id, repeat=repeat
-    )
+    """The message's own Message-ID, for a person to find it in the mailbox: a cheap look at
+    its header block (it is only shown, never trusted)."""
+    head = raw[:MAX_TEXT_CHARS].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = _MESSAGE_ID.search(head)
+    return None if found is None else one_line(found[1].decode("latin-1"))[:MESSAGE_ID_MAX]
 
 
 @dataclass(frozen=True)

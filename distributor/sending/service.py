@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from distributor.bounces import FeedbackKind
@@ -268,12 +268,16 @@ def delivery_counts(session: Session, send_id: int) -> dict[str, int]:
     return _counts_of(session, [send_id]).get(send_id, {})
 
 
+# Built once: the feedback loop reads one send's counts for every hard bounce it applies.
+_COUNTS = (
+    select(SendCount.send_id, SendCount.state, func.sum(SendCount.n))
+    .where(SendCount.send_id.in_(bindparam("b_send_ids", expanding=True)))
+    .group_by(SendCount.send_id, SendCount.state)
+)
+
+
 def _counts_of(session: Session, send_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    rows = session.execute(
-        select(SendCount.send_id, SendCount.state, func.sum(SendCount.n))
-        .where(SendCount.send_id.in_(send_ids))
-        .group_by(SendCount.send_id, SendCount.state)
-    )
+    rows = session.connection().execute(_COUNTS, {"b_send_ids": list(send_ids)})
     found: dict[int, dict[str, int]] = {}
     for send_id, state, n in rows:
         if n:
