@@ -60,6 +60,13 @@ def make_app(settings: Settings) -> Celery:
         },
         timezone="UTC",
     )
+    if settings.bounce_imap_host is not None:
+        # A poll that waited past the next one is stale: drop it.
+        app.conf.beat_schedule["poll-bounces"] = {
+            "task": "distributor.poll_bounces",
+            "schedule": settings.bounce_imap_poll_seconds,
+            "options": {"expires": settings.bounce_imap_poll_seconds},
+        }
     return app
 
 

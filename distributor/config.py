@@ -126,6 +126,18 @@ class Settings:
     default_domain_concurrency: int | None = None
     # Bounces: the domain of VERP return paths (bounces+<token>@…); unset = no VERP.
     bounce_domain: str | None = None
+    bounce_pause_rate: float = 0.05  # a send pauses when more of its accepted mail bounces hard
+    bounce_pause_min_sent: int = 200  # … once at least this many messages were accepted
+    bounce_intake_secret: str | None = field(default=None, repr=False)  # HTTP intake's secret
+    bounce_imap_host: str | None = None  # the bounce mailbox; unset = not polled
+    bounce_imap_port: int = 993
+    bounce_imap_security: str = "ssl"  # ssl, starttls or none (none only for loopback tests)
+    bounce_imap_user: str | None = None
+    bounce_imap_password: str | None = field(default=None, repr=False)
+    bounce_imap_folder: str = "INBOX"
+    bounce_imap_done_folder: str = "Processed"
+    bounce_imap_failed_folder: str = "Failed"
+    bounce_imap_poll_seconds: float = 60.0
     # The web server (distributor web).
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For/-Proto are believed
     web_form_rate_limit: int = 30  # form posts per minute from one IP address
@@ -162,6 +174,12 @@ class Settings:
             raise ConfigurationError(
                 f"WECHAT_ACCOUNT_TYPE={wechat_account_type!r} is not one of "
                 f"{', '.join(WECHAT_ACCOUNT_TYPES)}"
+            )
+        imap_security = env.get("BOUNCE_IMAP_SECURITY", "").strip().lower() or "ssl"
+        if imap_security not in SMTP_SECURITY_MODES:
+            raise ConfigurationError(
+                f"BOUNCE_IMAP_SECURITY={imap_security!r} is not one of "
+                f"{', '.join(SMTP_SECURITY_MODES)}"
             )
         return cls(
             database_url=database_url,
@@ -202,6 +220,24 @@ class Settings:
             domain_concurrency=env.get("DOMAIN_CONCURRENCY", "").strip(),
             default_domain_concurrency=_int(env, "DEFAULT_DOMAIN_CONCURRENCY", 0) or None,
             bounce_domain=_bounce_domain(env),
+            bounce_pause_rate=_float(env, "BOUNCE_PAUSE_RATE", cls.bounce_pause_rate),
+            bounce_pause_min_sent=_int(env, "BOUNCE_PAUSE_MIN_SENT", cls.bounce_pause_min_sent),
+            bounce_intake_secret=env.get("BOUNCE_INTAKE_SECRET", "").strip() or None,
+            bounce_imap_host=env.get("BOUNCE_IMAP_HOST", "").strip() or None,
+            bounce_imap_port=_int(
+                env, "BOUNCE_IMAP_PORT", 143 if imap_security != "ssl" else cls.bounce_imap_port
+            ),
+            bounce_imap_security=imap_security,
+            bounce_imap_user=env.get("BOUNCE_IMAP_USER", "").strip() or None,
+            bounce_imap_password=env.get("BOUNCE_IMAP_PASSWORD") or None,
+            bounce_imap_folder=env.get("BOUNCE_IMAP_FOLDER", "").strip() or cls.bounce_imap_folder,
+            bounce_imap_done_folder=env.get("BOUNCE_IMAP_DONE_FOLDER", "").strip()
+            or cls.bounce_imap_done_folder,
+            bounce_imap_failed_folder=env.get("BOUNCE_IMAP_FAILED_FOLDER", "").strip()
+            or cls.bounce_imap_failed_folder,
+            bounce_imap_poll_seconds=_float(
+                env, "BOUNCE_IMAP_POLL_SECONDS", cls.bounce_imap_poll_seconds
+            ),
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip()
             or cls.forwarded_allow_ips,
             web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit),

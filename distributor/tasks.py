@@ -26,6 +26,7 @@ from distributor.config import Settings
 from distributor.db import dispose_engines
 from distributor.errors import ConfirmationDeferred
 from distributor.sending import confirmation
+from distributor.sending.bounce_mailbox import poll_bounce_mailbox
 from distributor.sending.runtime import WorkerRuntime
 
 logger = get_task_logger(__name__)
@@ -131,3 +132,10 @@ def send_confirmation(subscriber_id: int) -> str | None:
 def send_wechat(send_id: int) -> dict[str, Any]:
     """The WeChat jobs of a send; what is left (an answer that never came) waits for a tick."""
     return vars(runtime().send_wechat(send_id))
+
+
+@app.task(name="distributor.poll_bounces")
+def poll_bounces() -> dict[str, int] | None:
+    """One poll of the bounce mailbox (scheduled only when ``BOUNCE_IMAP_HOST`` is set)."""
+    report = poll_bounce_mailbox(runtime().settings)
+    return None if report is None else report.to_json()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, false, text
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from distributor.db import Base, BigId, CreatedAt, Id, Timestamp, UpdatedAt
@@ -169,3 +169,23 @@ class Tag(Base):
 
     def __repr__(self) -> str:
         return f"<Tag {self.id} {self.name!r}>"
+
+
+class SubscriberEvent(Base):
+    """Why a person's status changed when nobody asked through a link: a bounce or a complaint
+    that suppressed them, or staff lifting such a suppression. Kept, never edited."""
+
+    __tablename__ = "subscriber_events"
+
+    id: Mapped[Id]
+    subscriber_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    old_status: Mapped[SubscriberStatus]
+    new_status: Mapped[SubscriberStatus]
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(SOURCE_MAX))  # "bounce", "complaint", "staff", …
+    at: Mapped[CreatedAt]
+
+    def __repr__(self) -> str:
+        return f"<SubscriberEvent {self.subscriber_id} {self.old_status}→{self.new_status}>"

@@ -10,9 +10,9 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
 from distributor.db import like_prefix, prefix_key, utcnow
@@ -32,10 +32,12 @@ from subscribers.csvfile import ColumnMap, check_label, parse_row
 from subscribers.models import (
     DESCRIPTION_MAX,
     LIST_NAME_MAX,
+    SOURCE_MAX,
     SUPPRESSED,
     ChannelPreference,
     List,
     Subscriber,
+    SubscriberEvent,
     SubscriberStatus,
     Subscription,
     SubscriptionStatus,
@@ -188,6 +190,103 @@ def unsubscribe(session: Session, subscriber: Subscriber) -> None:
     """Stop everything for this person, on every list, until they subscribe again themselves."""
     subscriber.status = SubscriberStatus.UNSUBSCRIBED
     _set_subscriptions(session, subscriber, SubscriptionStatus.UNSUBSCRIBED)
+
+
+_SUBSCRIBERS = cast(Table, Subscriber.__table__)
+_STATUS_AND_KEY = (
+    select(_SUBSCRIBERS.c.status, _SUBSCRIBERS.c.email_key)
+    .where(_SUBSCRIBERS.c.id == bindparam("b_id"))
+    .with_for_update()
+)
+_SET_STATUS = (
+    update(_SUBSCRIBERS)
+    .where(_SUBSCRIBERS.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_at"))
+)
+_LOG_STATUS = insert(cast(Table, SubscriberEvent.__table__))
+
+
+def suppress(
+    session: Session,
+    subscriber_id: int,
+    status: SubscriberStatus,
+    *,
+    address: str,
+    reason: str,
+    source: str,
+) -> bool:
+    """Stop sending to this person because their address bounces or they complained, with the
+    reason logged; only while they still have ``address`` (the one that bounced: a corrected
+    address is not suppressed for the old one's bounces). Their lists are kept (the status alone
+    is the switch), so lifting the suppression restores them. False when nothing changed."""
+    if status not in SUPPRESSED:
+        raise DistributorError(f"{status.value} is not a suppressed status")
+    current = session.connection().execute(_STATUS_AND_KEY, {"b_id": subscriber_id}).first()
+    if current is None or current.status in SUPPRESSED or current.email_key != address.lower():
+        return False
+    _log_status(session, subscriber_id, current.status, status, reason=reason, source=source)
+    return True
+
+
+def unsuppress(session: Session, email: str, *, reason: str, source: str) -> Subscriber:
+    """Staff knowingly lift a bounce or complaint suppression (the address was fixed, the
+    complaint was a mistake): active again, with the reason logged. An unsubscribe is not
+    lifted here: only the person can undo it, by subscribing again."""
+    if not reason.strip():
+        raise DistributorError("a reason is required to lift a suppression")
+    subscriber = find_subscriber(session, email)
+    if subscriber.status not in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
+        raise DistributorError(
+            f"{shorten(subscriber.email)} is {subscriber.status.value}, not suppressed by a "
+            "bounce or a complaint"
+        )
+    _log_status(
+        session,
+        subscriber.id,
+        subscriber.status,
+        SubscriberStatus.ACTIVE,
+        reason=reason,
+        source=source,
+    )
+    session.refresh(subscriber)
+    return subscriber
+
+
+def status_history(session: Session, subscriber_id: int) -> list[SubscriberEvent]:
+    return list(
+        session.scalars(
+            select(SubscriberEvent)
+            .where(SubscriberEvent.subscriber_id == subscriber_id)
+            .order_by(SubscriberEvent.id)
+        )
+    )
+
+
+def _log_status(
+    session: Session,
+    subscriber_id: int,
+    old: SubscriberStatus,
+    new: SubscriberStatus,
+    *,
+    reason: str,
+    source: str,
+) -> None:
+    """Two prepared statements on the connection, no unit of work: this runs once per bounce
+    in the feedback loop. (A loaded :class:`Subscriber` must be refreshed after it.)"""
+    now = utcnow()
+    connection = session.connection()
+    connection.execute(_SET_STATUS, {"b_id": subscriber_id, "b_status": new, "b_at": now})
+    connection.execute(
+        _LOG_STATUS,
+        {
+            "subscriber_id": subscriber_id,
+            "old_status": old,
+            "new_status": new,
+            "reason": one_line(reason)[:2000],
+            "source": source[:SOURCE_MAX],
+            "at": now,
+        },
+    )
 
 
 def _set_subscriptions(

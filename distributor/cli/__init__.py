@@ -55,6 +55,7 @@ def main(ctx: click.Context) -> None:
 
 def _register() -> None:
     from distributor.cli import (
+        bounce_commands,
         db_commands,
         demo_command,
         issue_commands,
@@ -82,6 +83,8 @@ def _register() -> None:
     main.add_command(web_commands.web)
     main.add_command(wechat_commands.wechat)
     main.add_command(user_commands.users)
+    main.add_command(bounce_commands.bounces)
+    subscriber_commands.subscribers.add_command(bounce_commands.unsuppress_command)
 
 
 _register()

@@ -27,6 +27,8 @@ STATE_MEANINGS = {
     DeliveryState.FAILED: "refused by the server, or retried too often",
     DeliveryState.SUPPRESSED: "not sent: the reader unsubscribed meanwhile",
     DeliveryState.CANCELLED: "not sent: the send was cancelled",
+    DeliveryState.BOUNCED: "accepted, then bounced: the address does not take mail",
+    DeliveryState.COMPLAINED: "accepted, then reported as spam by the reader",
 }
 
 
@@ -54,6 +56,7 @@ def print_status(app: AppContext, status: SendStatus) -> None:
             table.add_row(state.value, STATE_MEANINGS[state], f"{status.counts[state.value]:,}")
     table.add_row("[bold]total[/bold]", "", f"[bold]{status.total:,}[/bold]")
     app.console.print(table)
+    print_feedback(app, status)
     if status.error:
         app.console.print(f"It stopped by itself: {rich_text(status.error)}", highlight=False)
     if status.possible_duplicates:
@@ -114,6 +117,24 @@ def print_wechat_jobs(app: AppContext, status: SendStatus) -> None:
     for job in status.wechat_jobs:
         if job.error:
             app.console.print(f"WeChat job {job.batch}: {rich_text(job.error)}", highlight=False)
+
+
+def print_feedback(app: AppContext, status: SendStatus) -> None:
+    """Bounces and complaints so far, as counts and shares of the messages the server accepted."""
+    if not (status.bounced or status.complained or status.soft_bounces):
+        return
+
+    def share(rate: float | None) -> str:
+        return f" ({rate:.1%} of accepted)" if rate is not None else ""
+
+    app.console.print(
+        f"Bounces:   {status.bounced:,} hard{share(status.bounce_rate)}, "
+        f"{status.soft_bounces:,} soft (temporary)",
+        highlight=False,
+    )
+    app.console.print(
+        f"Complaints: {status.complained:,}{share(status.complaint_rate)}", highlight=False
+    )
 
 
 def print_send_list(app: AppContext, statuses: list[SendStatus]) -> None:

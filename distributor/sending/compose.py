@@ -1,5 +1,6 @@
 """Turning a claimed delivery into the bytes on the wire: the send's stored render (loaded once
-per process), personalised for the recipient."""
+per process), personalised for the recipient. With ``BOUNCE_DOMAIN`` set, each message's envelope
+sender is its delivery's own VERP return path, so a bounce names its delivery (one HMAC)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections import OrderedDict
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from distributor.bounces import Verp
 from distributor.channels.base import Envelope
 from distributor.config import Settings
 from distributor.issues.models import Variant
@@ -28,6 +30,7 @@ class EmailComposer:
         signer = TokenSigner(settings.require_secret_key())
         self.links = PublicLinks(settings.public_base_url, signer)
         self.signer = DkimSigner.from_settings(settings)
+        self.verp = Verp.from_settings(settings)
         self._compiled: OrderedDict[tuple[int, Variant], CompiledMessage] = OrderedDict()
 
     def compiled(self, send_id: int, variant: Variant) -> CompiledMessage:
@@ -50,4 +53,5 @@ class EmailComposer:
             links=self.links,
             signer=self.signer,
         )
-        return Envelope(message.envelope_from, message.recipient, message.data)
+        sender = message.envelope_from if self.verp is None else self.verp.make_verp(delivery.id)
+        return Envelope(sender, message.recipient, message.data)

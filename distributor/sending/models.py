@@ -5,6 +5,10 @@ A delivery is a small state machine whose state only moves forward::
     pending ──claim──► claimed ──► sent | deferred | failed | suppressed
     deferred ──(not_before passed)──claim──► claimed
 
+The one exception to "only forward, and final is final": a ``sent`` delivery may later become
+``bounced`` or ``complained``, when the feedback loop (:mod:`distributor.sending.feedback`)
+learns that the message the server accepted bounced, or that the reader reported it as spam.
+
 A claimed row whose lease ran out (its worker died) is swept back to wait, so it goes out again;
 the sweep is logged, and the one row per batch that may already have reached the server is flagged
 as a possible duplicate and counts an attempt (a recipient that kills its worker every time ends
@@ -17,10 +21,21 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from distributor.bounces.feedback import FeedbackKind
 from distributor.channels.base import DeliveryChannel
 from distributor.db import Base, BigId, CreatedAt, Id, UpdatedAt
 from distributor.issues.models import Variant
@@ -48,6 +63,9 @@ class DeliveryState(StrEnum):
     FAILED = "failed"
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
+    # Feedback loop: a sent message came back (hard bounce) or was reported as spam.
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
 
 
 class AttemptOutcome(StrEnum):
@@ -76,6 +94,8 @@ FINAL_DELIVERY_STATES = (
     DeliveryState.FAILED,
     DeliveryState.SUPPRESSED,
     DeliveryState.CANCELLED,
+    DeliveryState.BOUNCED,
+    DeliveryState.COMPLAINED,
 )
 OPEN_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.CLAIMED, DeliveryState.DEFERRED)
 
@@ -349,3 +369,47 @@ class EngagementEvent(Base):
 
     def __repr__(self) -> str:
         return f"<EngagementEvent {self.send_id} {self.subscriber_id} {self.kind}>"
+
+
+# --- the feedback loop (bounces and complaints) ---------------------------------------------------
+
+
+class FeedbackOutcome(StrEnum):
+    """What processing one message of the bounce mailbox did."""
+
+    APPLIED = "applied"  # matched to a delivery; its effects (if any were due) are written
+    IGNORED = "ignored"  # read and understood, nothing to do (an automatic reply)
+    UNMATCHED = "unmatched"  # unknown, or names no delivery of ours: kept for a person to read
+
+
+class FeedbackMessage(Base):
+    """Every processed message of the bounce mailbox, once (``digest`` makes a second intake of
+    the same bytes a no-op), with what it was and what it did; the raw bytes are kept only when
+    nobody could act on it, for a person to look at."""
+
+    __tablename__ = "feedback_messages"
+    __table_args__ = (
+        Index("ix_feedback_messages_subscriber_kind_at", "subscriber_id", "kind", "received_at"),
+    )
+
+    id: Mapped[Id]
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the bytes read
+    message_id: Mapped[str | None] = mapped_column(String(300))  # its own Message-ID, if any
+    kind: Mapped[FeedbackKind]
+    outcome: Mapped[FeedbackOutcome]
+    reason: Mapped[str] = mapped_column(Text)  # how it was read, or why it matched nothing
+    status: Mapped[str | None] = mapped_column(String(20))
+    diagnostic: Mapped[str | None] = mapped_column(Text)
+    matched_by: Mapped[str | None] = mapped_column(String(20))  # "verp" or "message-id"
+    delivery_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
+    )
+    send_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("sends.id", ondelete="SET NULL"), index=True
+    )
+    subscriber_id: Mapped[int | None] = mapped_column(BigId)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[CreatedAt]
+
+    def __repr__(self) -> str:
+        return f"<FeedbackMessage {self.id} {self.kind} {self.outcome}>"

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from distributor.bounces import FeedbackKind
 from distributor.channels.base import DeliveryChannel
 from distributor.db import like_prefix, prefix_key
 from distributor.errors import DistributorError, EmptyAudience, InvalidTransition, NotFound
@@ -20,6 +21,8 @@ from distributor.sending.models import (
     FINAL_DELIVERY_STATES,
     Delivery,
     DeliveryState,
+    FeedbackMessage,
+    FeedbackOutcome,
     Send,
     SendCount,
     SendState,
@@ -206,6 +209,26 @@ class SendStatus:
     unsubscribes: int | None = None  # people who left through its messages' links
     # WeChat readers: the send's mass-send jobs, with WeChat's own counts (none per reader).
     wechat_jobs: tuple[WechatJobView, ...] = ()
+    # Feedback loop: soft bounces (temporary failures reported after a 250) leave the delivery
+    # sent, so they are counted from the feedback messages; hard bounces and complaints are
+    # delivery states and are in ``counts``.
+    soft_bounces: int = 0
+
+    @property
+    def bounced(self) -> int:
+        return self.counts.get(DeliveryState.BOUNCED.value, 0)
+
+    @property
+    def complained(self) -> int:
+        return self.counts.get(DeliveryState.COMPLAINED.value, 0)
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return feedback_rate(self.counts, DeliveryState.BOUNCED)
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return feedback_rate(self.counts, DeliveryState.COMPLAINED)
 
     @property
     def total(self) -> int:
@@ -241,7 +264,37 @@ class SendStatus:
             **({"engagement": asdict(self.engagement)} if self.engagement else {}),
             **({"wechat_jobs": [job.to_json() for job in self.wechat_jobs]}
                if self.wechat_jobs else {}),
+            "feedback": {
+                "bounced": self.bounced,
+                "complained": self.complained,
+                "soft_bounces": self.soft_bounces,
+                "bounce_rate": self.bounce_rate,
+                "complaint_rate": self.complaint_rate,
+            },
         }
+
+
+# States of a message the mail server accepted: what bounce and complaint rates are out of.
+ACCEPTED_STATES = (DeliveryState.SENT, DeliveryState.BOUNCED, DeliveryState.COMPLAINED)
+
+
+def feedback_rate(counts: dict[str, int], state: DeliveryState) -> float | None:
+    """The share of accepted messages now in ``state`` (bounced, complained); None before any."""
+    accepted = sum(counts.get(each.value, 0) for each in ACCEPTED_STATES)
+    return counts.get(state.value, 0) / accepted if accepted else None
+
+
+def _soft_bounces_of(session: Session, send_ids: Sequence[int]) -> dict[int, int]:
+    rows = session.execute(
+        select(FeedbackMessage.send_id, func.count(func.distinct(FeedbackMessage.delivery_id)))
+        .where(
+            FeedbackMessage.send_id.in_(send_ids),
+            FeedbackMessage.kind == FeedbackKind.SOFT_BOUNCE,
+            FeedbackMessage.outcome == FeedbackOutcome.APPLIED,
+        )
+        .group_by(FeedbackMessage.send_id)
+    )
+    return {send_id: int(n) for send_id, n in rows if send_id is not None}
 
 
 def delivery_counts(session: Session, send_id: int) -> dict[str, int]:
@@ -249,12 +302,16 @@ def delivery_counts(session: Session, send_id: int) -> dict[str, int]:
     return _counts_of(session, [send_id]).get(send_id, {})
 
 
+# Built once: the feedback loop reads one send's counts for every hard bounce it applies.
+_COUNTS = (
+    select(SendCount.send_id, SendCount.state, func.sum(SendCount.n))
+    .where(SendCount.send_id.in_(bindparam("b_send_ids", expanding=True)))
+    .group_by(SendCount.send_id, SendCount.state)
+)
+
+
 def _counts_of(session: Session, send_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    rows = session.execute(
-        select(SendCount.send_id, SendCount.state, func.sum(SendCount.n))
-        .where(SendCount.send_id.in_(send_ids))
-        .group_by(SendCount.send_id, SendCount.state)
-    )
+    rows = session.connection().execute(_COUNTS, {"b_send_ids": list(send_ids)})
     found: dict[int, dict[str, int]] = {}
     for send_id, state, n in rows:
         if n:
@@ -282,6 +339,7 @@ def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendS
     ids = [send.id for send, _ in sends]
     counts, duplicates = _counts_of(session, ids), _duplicates_of(session, ids)
     wechat = wechat_jobs_of(session, ids)
+    soft_bounces = _soft_bounces_of(session, ids)
     return [
         SendStatus(
             id=send.id,
@@ -299,6 +357,7 @@ def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendS
             error=send.error,
             tracking=send.tracking,
             wechat_jobs=wechat.get(send.id, ()),
+            soft_bounces=soft_bounces.get(send.id, 0),
         )
         for send, issue_number in sends
     ]

@@ -18,7 +18,15 @@ from distributor.config import Settings
 from distributor.db import session_factory
 from distributor.errors import DistributorError, NotFound, RequestRefused
 from distributor.models import load_all_models
-from distributor.web import archive, preferences, signup, tracking, unsubscribe, wechat_callback
+from distributor.web import (
+    archive,
+    bounce_intake,
+    preferences,
+    signup,
+    tracking,
+    unsubscribe,
+    wechat_callback,
+)
 from distributor.web.api import install as install_api
 from distributor.web.i18n import service_message, translator
 from distributor.web.pages import Web, page_language, render
@@ -63,6 +71,7 @@ def create_app(
         app.include_router(module.router)
     for router in staff_routers():
         app.include_router(router)
+    app.include_router(bounce_intake.router)  # the mail server's, not a page
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(DistributorError, _refused)  # type: ignore[arg-type]

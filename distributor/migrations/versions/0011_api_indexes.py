@@ -1,7 +1,7 @@
 """api indexes: the staff API's searches and the metrics stay one index range at a million rows
 
 Revision ID: 0011_api_indexes
-Revises: 0008_staff
+Revises: 0010_bounces
 Create Date: 2026-11-28 07:00:00
 
 On PostgreSQL the search keys are indexed in the "C" collation: a btree in the database's
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0011_api_indexes"
-down_revision = "0008_staff"
+down_revision = "0010_bounces"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,123 @@
+"""``distributor bounces``: feed bounce messages in by hand and see what came back; and
+``distributor subscribers unsuppress``, to lift a bounce or complaint suppression knowingly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from distributor.bounces import MAX_MESSAGE_BYTES, Verp
+from distributor.cli.context import AppContext, pass_app
+from distributor.cli.send_status_output import when_text
+from distributor.cli.terminal import plain, rich_text
+from distributor.db import utcnow
+from distributor.errors import ConfigurationError, DistributorError
+from distributor.sending.feedback import PausePolicy, list_feedback, process_feedback
+from distributor.sending.models import FeedbackOutcome
+from subscribers.store import unsuppress
+
+STAFF_SOURCE = "staff: distributor subscribers unsuppress"
+
+
+@click.group()
+def bounces() -> None:
+    """Process bounce and complaint messages by hand, and list what was processed."""
+
+
+def _message_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".eml")
+        if not files:
+            raise DistributorError(f"{path} holds no .eml files")
+        return files
+    return [path]
+
+
+def _read_bounded(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(MAX_MESSAGE_BYTES)
+
+
+@bounces.command("process")
+@click.argument("path", metavar="FILE.eml|DIR", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
+@pass_app
+def process_command(app: AppContext, path: Path, as_json: bool) -> None:
+    """Process one saved message, or every .eml file in DIR, as if it came to the bounce
+    mailbox: classified, matched to its delivery, its effects applied once."""
+    verp = Verp.from_settings(app.settings)
+    if verp is None:
+        raise ConfigurationError(
+            "BOUNCE_DOMAIN is not set: messages carry no return path of ours to match"
+        )
+    policy = PausePolicy.from_settings(app.settings)
+    table = Table("File", "Kind", "Outcome", "What it did or why not")
+    for file in _message_files(path):
+        with app.session() as session:
+            result = process_feedback(
+                session, _read_bounded(file), verp=verp, policy=policy, now=utcnow()
+            )
+        outcome = "already processed" if result.repeat else result.outcome.value
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "file": str(file),
+                        "id": result.id,
+                        "kind": result.kind.value,
+                        "outcome": result.outcome.value,
+                        "repeat": result.repeat,
+                        "reason": result.reason,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        table.add_row(rich_text(file.name), result.kind.value, outcome, rich_text(result.reason))
+    if not as_json:
+        app.console.print(table)
+
+
+@bounces.command("list")
+@click.option("--send", "send_id", type=int, metavar="ID", help="Only those about this send.")
+@click.option("--unmatched", is_flag=True, help="Only those nobody could act on.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_app
+def list_command(
+    app: AppContext, send_id: int | None, unmatched: bool, limit: int, as_json: bool
+) -> None:
+    """The processed bounce and complaint messages, newest first."""
+    outcome = FeedbackOutcome.UNMATCHED if unmatched else None
+    with app.session() as session:
+        rows = list_feedback(session, send_id=send_id, outcome=outcome, limit=limit)
+    if as_json:
+        click.echo(json.dumps([row.to_json() for row in rows], ensure_ascii=False, indent=2))
+        return
+    table = Table("ID", "Received", "Kind", "Outcome", "Send", "Delivery", "Address", "Reason")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            when_text(app, row.received_at),
+            row.kind,
+            row.outcome,
+            str(row.send_id or ""),
+            str(row.delivery_id or ""),
+            rich_text(row.address or ""),
+            rich_text(row.reason, 100),
+        )
+    app.console.print(table)
+
+
+@click.command("unsuppress")
+@click.argument("email")
+@click.option("--reason", required=True, help="Why (kept in the subscriber's history).")
+@pass_app
+def unsuppress_command(app: AppContext, email: str, reason: str) -> None:
+    """Make EMAIL active again after a bounce or a complaint suppressed it, knowingly: the
+    address was fixed, the complaint was a mistake. The reason is logged."""
+    with app.session() as session:
+        subscriber = unsuppress(session, email, reason=reason, source=STAFF_SOURCE)
+    click.echo(f"{plain(subscriber.email)} is active again; the reason is in their history.")

@@ -1,0 +1,267 @@
+"""The feedback loop's effects in a real database: what each report does to its delivery, its
+subscriber and its send, once, and never to anyone the report merely names."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from distributor.bounces import Feedback, FeedbackKind
+from distributor.channels.base import DeliveryChannel
+from distributor.db import transaction
+from distributor.errors import DistributorError
+from distributor.issues.models import Variant
+from distributor.sending.feedback import (
+    PausePolicy,
+    Processed,
+    decide,
+    pause_reason,
+    process_feedback,
+)
+from distributor.sending.lifecycle import resume_send
+from distributor.sending.models import (
+    Delivery,
+    DeliveryState,
+    FeedbackMessage,
+    FeedbackOutcome,
+    Send,
+    SendState,
+)
+from distributor.sending.service import send_status
+from subscribers.models import SubscriberStatus
+from subscribers.store import change_address, status_history, unsuppress
+from tests.support.bounces import VERP, fixture
+from tests.support.feedback import (
+    NOW_AT,
+    SEND_ID,
+    Seeded,
+    delivery_state,
+    readdressed,
+    seed_fixture_deliveries,
+    subscriber_status,
+)
+from tests.test_bounces_classify import EXPECTED
+
+LENIENT = PausePolicy(rate=1.0, min_accepted=1)
+HARD, SOFT = FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE
+
+
+def process(
+    url: str, raw: bytes, policy: PausePolicy = LENIENT, at: timedelta = timedelta()
+) -> Processed:
+    with transaction(url) as session:
+        return process_feedback(session, raw, verp=VERP, policy=policy, now=NOW_AT + at)
+
+
+# --- the rules, pure -----------------------------------------------------------------------------
+
+
+def test_the_rules() -> None:
+    hard = Feedback(HARD, "r", status="5.1.1", diagnostic="user unknown")
+    effects = decide(hard, delivery_state=DeliveryState.SENT, soft_bounces=0)
+    assert effects.delivery_state is DeliveryState.BOUNCED
+    assert effects.suppress is SubscriberStatus.BOUNCED
+    assert effects.reason == "hard bounce: 5.1.1 user unknown"
+    assert decide(hard, delivery_state=DeliveryState.FAILED, soft_bounces=0).delivery_state is None
+    complaint = decide(
+        Feedback(FeedbackKind.COMPLAINT, "abuse report"),
+        delivery_state=DeliveryState.SENT,
+        soft_bounces=0,
+    )
+    assert (complaint.delivery_state, complaint.suppress) == (
+        DeliveryState.COMPLAINED,
+        SubscriberStatus.COMPLAINED,
+    )
+    soft = Feedback(SOFT, "r", status="4.2.2")
+    assert decide(soft, delivery_state=DeliveryState.SENT, soft_bounces=2).suppress is None
+    third = decide(soft, delivery_state=DeliveryState.SENT, soft_bounces=3)
+    assert (third.delivery_state, third.suppress) == (None, SubscriberStatus.BOUNCED)
+    assert third.reason.startswith("3 soft bounces within 30 days")
+
+
+def test_a_send_pauses_when_a_bounce_crosses_the_limit_and_only_then() -> None:
+    policy = PausePolicy(rate=0.05, min_accepted=100)
+    assert pause_reason({"sent": 95, "bounced": 4}, {"sent": 94, "bounced": 5}, policy) is None
+    reason = pause_reason({"sent": 96, "bounced": 5}, {"sent": 95, "bounced": 6}, policy)
+    assert reason is not None and "6 messages bounced hard (5.9%" in reason
+    # Already over before (staff resumed knowingly): the next bounce does not pause it again.
+    assert pause_reason({"sent": 94, "bounced": 7}, {"sent": 93, "bounced": 8}, policy) is None
+    # Too few accepted to judge.
+    assert pause_reason({"sent": 5}, {"sent": 4, "bounced": 1}, policy) is None
+
+
+# --- in a database -------------------------------------------------------------------------------
+
+
+def test_every_fixture_has_its_effect_once(database_url: str) -> None:
+    seeded = seed_fixture_deliveries(database_url)
+    first = {name: process(database_url, fixture(name)) for name in sorted(EXPECTED)}
+    for name, result in first.items():
+        kind = EXPECTED[name][0]
+        assert result.kind is kind, name
+        assert not result.repeat
+        if name not in seeded:
+            assert result.outcome is FeedbackOutcome.IGNORED, name  # the automatic replies
+            continue
+        each = seeded[name]
+        assert result.outcome is FeedbackOutcome.APPLIED, (name, result.reason)
+        assert result.delivery_id == each.delivery_id
+        state = delivery_state(database_url, each.delivery_id)
+        status = subscriber_status(database_url, each.subscriber_id)
+        if kind is HARD:
+            assert (state, status) == (DeliveryState.BOUNCED, SubscriberStatus.BOUNCED), name
+        elif kind is SOFT:
+            assert (state, status) == (DeliveryState.SENT, SubscriberStatus.ACTIVE), name
+        else:
+            assert (state, status) == (DeliveryState.COMPLAINED, SubscriberStatus.COMPLAINED)
+    with transaction(database_url) as session:
+        stored = session.scalars(select(FeedbackMessage).order_by(FeedbackMessage.id)).all()
+        before = [(row.id, row.outcome, row.reason) for row in stored]
+        status = send_status(session, SEND_ID)
+        history = status_history(session, seeded["postfix-dsn-user-unknown.eml"].subscriber_id)
+    hard = sum(1 for each in seeded.values() if each.kind is HARD)
+    soft = sum(1 for each in seeded.values() if each.kind is SOFT)
+    assert (status.bounced, status.complained, status.soft_bounces) == (hard, 2, soft)
+    assert status.bounce_rate == pytest.approx(hard / len(seeded))
+    assert [(e.old_status, e.new_status, e.source) for e in history] == [
+        (SubscriberStatus.ACTIVE, SubscriberStatus.BOUNCED, "bounce")
+    ]
+    assert "5.1.1" in history[0].reason
+    again = {name: process(database_url, fixture(name)) for name in sorted(EXPECTED)}
+    assert all(result.repeat for result in again.values())
+    assert {name: result.id for name, result in again.items()} == {
+        name: result.id for name, result in first.items()
+    }
+    with transaction(database_url) as session:
+        stored = session.scalars(select(FeedbackMessage).order_by(FeedbackMessage.id)).all()
+        assert [(row.id, row.outcome, row.reason) for row in stored] == before
+
+
+def test_three_soft_bounces_of_different_messages_within_30_days_suppress(
+    database_url: str,
+) -> None:
+    seeded = seed_fixture_deliveries(database_url)
+    reader = seeded["postfix-dsn-delayed.eml"]
+    later_sends = add_sends_to(database_url, reader, [1102, 1202])
+    delayed = fixture("postfix-dsn-delayed.eml")
+
+    def soft(delivery_id: int, days: int, salt: bytes = b"") -> Processed:
+        raw = readdressed(delayed, delivery_id) + salt
+        result = process(database_url, raw, at=timedelta(days=days))
+        assert result.outcome is FeedbackOutcome.APPLIED, result.reason
+        return result
+
+    soft(reader.delivery_id, 0)
+    soft(reader.delivery_id, 1, b"\n")  # the relay warned again about the same message
+    soft(later_sends[0], 40)  # the first two are now older than 30 days
+    soft(later_sends[1], 41)
+    assert subscriber_status(database_url, reader.subscriber_id) is SubscriberStatus.ACTIVE
+    third = soft(reader.delivery_id, 42, b"\n\n")
+    assert subscriber_status(database_url, reader.subscriber_id) is SubscriberStatus.BOUNCED
+    assert "3 soft bounces within 30 days" in third.reason
+    assert delivery_state(database_url, reader.delivery_id) is DeliveryState.SENT
+
+
+def add_sends_to(url: str, reader: Seeded, delivery_ids: list[int]) -> list[int]:
+    """One more send per id, each with a sent delivery to ``reader``."""
+    with transaction(url) as session:
+        template = session.get_one(Send, SEND_ID)
+        for offset, delivery_id in enumerate(delivery_ids, start=1):
+            session.add(
+                Send(
+                    id=SEND_ID + offset,
+                    issue_id=template.issue_id,
+                    audience=template.audience,
+                    variant=template.variant,
+                    state=SendState.DONE,
+                )
+            )
+            session.flush()
+            session.add(
+                Delivery(
+                    id=delivery_id,
+                    send_id=SEND_ID + offset,
+                    subscriber_id=reader.subscriber_id,
+                    channel=DeliveryChannel.EMAIL,
+                    address=reader.address,
+                    variant=Variant.FULL,
+                    state=DeliveryState.SENT,
+                )
+            )
+    return delivery_ids
+
+
+def test_suppression_follows_the_delivery_not_the_address_the_report_names(
+    database_url: str,
+) -> None:
+    seeded = seed_fixture_deliveries(database_url)
+    bounced = seeded["postfix-dsn-user-unknown.eml"]
+    victim = seeded["gmail-dsn-no-such-account.eml"]
+    raw = fixture("postfix-dsn-user-unknown.eml").replace(
+        bounced.address.encode(), victim.address.encode()
+    )
+    result = process(database_url, raw)
+    assert result.delivery_id == bounced.delivery_id
+    assert subscriber_status(database_url, bounced.subscriber_id) is SubscriberStatus.BOUNCED
+    assert subscriber_status(database_url, victim.subscriber_id) is SubscriberStatus.ACTIVE
+
+
+def test_a_bounce_for_an_address_since_corrected_suppresses_nobody(database_url: str) -> None:
+    seeded = seed_fixture_deliveries(database_url)
+    bounced = seeded["postfix-dsn-user-unknown.eml"]
+    with transaction(database_url) as session:
+        change_address(session, bounced.address, "wang.fang@new.example.net")
+    result = process(database_url, fixture("postfix-dsn-user-unknown.eml"))
+    assert result.outcome is FeedbackOutcome.APPLIED
+    assert delivery_state(database_url, bounced.delivery_id) is DeliveryState.BOUNCED
+    assert subscriber_status(database_url, bounced.subscriber_id) is SubscriberStatus.ACTIVE
+
+
+def test_a_send_with_too_many_hard_bounces_pauses_itself_once(database_url: str) -> None:
+    seeded = seed_fixture_deliveries(database_url, state=SendState.RUNNING)
+    hard = sorted(name for name, each in seeded.items() if each.kind is HARD)
+    policy = PausePolicy(rate=0.1, min_accepted=len(seeded))
+    first, second, third = (process(database_url, fixture(name), policy) for name in hard[:3])
+    assert "paused" not in first.reason + second.reason  # 1/21, 2/21
+    assert f"send {SEND_ID} paused;" in third.reason  # 3/21 > 10 %
+    with transaction(database_url) as session:
+        status = send_status(session, SEND_ID)
+        assert status.state == "paused"
+        assert status.error is not None and "3 messages bounced hard (14.3%" in status.error
+        resume_send(session, SEND_ID, NOW_AT)
+    assert "paused" not in process(database_url, fixture(hard[3]), policy).reason
+    with transaction(database_url) as session:
+        assert session.get_one(Send, SEND_ID).state is SendState.RUNNING
+
+
+def test_unmatched_reports_are_kept_whole_for_a_person(database_url: str) -> None:
+    seed_fixture_deliveries(database_url)
+    forged = re.sub(rb"-[a-z2-7]{26}@", b"-" + b"a" * 26 + b"@", fixture("exim-failed.eml"))
+    result = process(database_url, forged)
+    assert result.outcome is FeedbackOutcome.UNMATCHED and not result.handled
+    assert "forged" in result.reason
+    assert subscriber_status(database_url, 5001) is SubscriberStatus.ACTIVE
+    with transaction(database_url) as session:
+        row = session.get_one(FeedbackMessage, result.id)
+        assert row.raw == forged and row.delivery_id is None
+
+
+def test_lifting_a_suppression_needs_a_reason_and_is_logged(database_url: str) -> None:
+    seeded = seed_fixture_deliveries(database_url)
+    complained = seeded["arf-abuse-yahoo.eml"]
+    process(database_url, fixture("arf-abuse-yahoo.eml"))
+    with transaction(database_url) as session:
+        with pytest.raises(DistributorError, match="a reason is required"):
+            unsuppress(session, complained.address, reason="  ", source="staff")
+        unsuppress(session, complained.address, reason="asked us by phone", source="staff")
+        history = status_history(session, complained.subscriber_id)
+        with pytest.raises(DistributorError, match="is active, not suppressed"):
+            unsuppress(session, complained.address, reason="again", source="staff")
+    assert [(e.new_status, e.source) for e in history] == [
+        (SubscriberStatus.COMPLAINED, "complaint"),
+        (SubscriberStatus.ACTIVE, "staff"),
+    ]
+    assert history[1].reason == "asked us by phone"
