@@ -70,6 +70,11 @@ class DatabaseUnreachable(DistributorError):
     """The database server could not be reached, or refused the connection."""
 
 
+class ConnectionLostBeforeData(Exception):
+    """The SMTP connection broke before the message body was sent: nothing reached the server,
+    so it is safe to try once more on a new connection. Internal to the SMTP channel."""
+
+
 class CheckpointMoved(Exception):
     """Another planner advanced a send's planning checkpoint first: this batch is rolled back and
     planning carries on after it. Internal; never shown to a person."""

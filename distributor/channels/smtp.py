@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from distributor.channels.base import Envelope, Outcome, Receipt
 from distributor.config import Settings
-from distributor.errors import ConfigurationError
+from distributor.errors import ConfigurationError, ConnectionLostBeforeData
 
 
 def classify(code: int, response: bytes | str) -> Receipt:
@@ -33,10 +33,6 @@ def _dot_stuffed(data: bytes) -> bytes:
     if data.startswith(b".") or b"\n." in data:
         data = re.sub(rb"(?m)^\.", b"..", data)
     return data if data.endswith(b"\r\n") else data + b"\r\n"
-
-
-class _BeforeData(Exception):
-    """The connection broke before the message body was sent: safe to retry on a new one."""
 
 
 @dataclass
@@ -95,7 +91,7 @@ class SmtpChannel:
         for fresh in (False, True):
             try:
                 return self._transaction(envelope, fresh=fresh)
-            except _BeforeData as error:
+            except ConnectionLostBeforeData as error:
                 if fresh:
                     return Receipt(Outcome.DEFERRED, None, f"connection failed: {error}")
         raise AssertionError("unreachable")
@@ -113,7 +109,7 @@ class SmtpChannel:
             return classify(error.smtp_code, error.smtp_error)
         except (smtplib.SMTPException, OSError) as error:
             self.close()
-            raise _BeforeData(f"{type(error).__name__}: {error}") from error
+            raise ConnectionLostBeforeData(f"{type(error).__name__}: {error}") from error
         if refused is not None:
             return refused
         try:
