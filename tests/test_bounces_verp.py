@@ -95,9 +95,9 @@ def test_an_old_address_is_a_replay() -> None:
 
 def test_bounce_domain_is_off_unless_set() -> None:
     assert Settings.from_env({}).bounce_domain is None
-    assert Verp.from_settings(Settings.from_env({"DISTRIBUTOR_SECRET_KEY": "k"})) is None
+    assert Verp.from_settings(Settings.from_env({"DISTRIBUTOR_SECRET_KEY": SECRET})) is None
     settings = Settings.from_env(
-        {"BOUNCE_DOMAIN": " Bounces.News.Example-Union.ORG. ", "DISTRIBUTOR_SECRET_KEY": "k"}
+        {"BOUNCE_DOMAIN": " Bounces.News.Example-Union.ORG. ", "DISTRIBUTOR_SECRET_KEY": SECRET}
     )
     assert settings.bounce_domain == BOUNCE_DOMAIN
     verp = Verp.from_settings(settings)

@@ -19,6 +19,8 @@ DELIVERIES_ZH = {
     "failed": "失败",
     "suppressed": "已屏蔽",
     "cancelled": "已取消",
+    "bounced": "被退回",
+    "complained": "被投诉",
 }
 
 STAFF_TEXTS: dict[str, dict[str, str]] = {

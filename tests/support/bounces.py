@@ -12,7 +12,7 @@ from distributor.bounces import Verp
 from subscribers.tokens import TokenSigner
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bounces"
-SECRET = "bounce-fixtures-secret-key"
+SECRET = "bounce-fixtures-secret-key-0123456789"
 BOUNCE_DOMAIN = "bounces.news.example-union.org"
 FROM_DOMAIN = "news.example-union.org"
 ISSUED = 1735689600  # 2025-01-01T00:00:00Z
