@@ -1,7 +1,8 @@
-"""The feedback loop's effects: one message of the bounce mailbox in, its consequences written.
+"""The feedback loop's effects: messages of the bounce mailbox in, their consequences written.
 
-:func:`decide` and :func:`pause_reason` are the rules, pure; :func:`process_feedback` reads what
-they need and writes what they say, in the caller's transaction:
+:func:`decide` and :func:`pause_reason` are the rules, pure; :func:`read` classifies and matches
+a message, pure; :func:`apply_readings` reads what the rules need for a whole batch at once and
+writes what they say, in the caller's transaction (:func:`process_feedback` for one message):
 
 - a hard bounce makes the delivery ``bounced`` and suppresses the subscriber (``bounced``);
 - a soft bounce leaves the delivery ``sent`` (the message may still arrive), but the third one
