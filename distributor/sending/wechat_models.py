@@ -20,7 +20,8 @@ from distributor.db import Base, BigId, CreatedAt, Id, UpdatedAt
 
 
 class WechatJobState(StrEnum):
-    """waiting → accepted → succeeded | failed; a refused call goes straight to failed.
+    """waiting → accepted → succeeded | failed; a refused call goes straight to failed, a job
+    left with fewer than two readers before its first call to skipped.
 
     ``waiting`` also covers a call whose answer never came (``calls`` > 0): the next try repeats
     its ``clientmsgid``, so WeChat makes the job at most once.
@@ -30,6 +31,7 @@ class WechatJobState(StrEnum):
     ACCEPTED = "accepted"  # WeChat made the job (msg_id); its result is not known yet
     SUCCEEDED = "succeeded"  # WeChat reports the job done ("send success", SEND_SUCCESS)
     FAILED = "failed"  # refused, or WeChat reports the job failed
+    SKIPPED = "skipped"  # its readers left before it went, too many for a mass send: no call
 
 
 OPEN_JOB_STATES = (WechatJobState.WAITING, WechatJobState.ACCEPTED)
