@@ -30,6 +30,8 @@ STATE_MEANINGS = {
     DeliveryState.BOUNCED: "accepted, then bounced: the address does not take mail",
     DeliveryState.COMPLAINED: "accepted, then reported as spam by the reader",
 }
+CHANNEL_TITLES = {"email": "Email", "wechat": "WeChat"}
+WECHAT_SENT = ", or by WeChat in a mass-send job"
 
 
 def when_text(app: AppContext, moment: datetime | None, missing: str = "—") -> str:
@@ -49,13 +51,7 @@ def print_status(app: AppContext, status: SendStatus) -> None:
         app.console.print(f"Started:   {when_text(app, status.started_at)}")
     if status.finished_at is not None:
         app.console.print(f"Finished:  {when_text(app, status.finished_at)}")
-    table = Table("State", "Meaning", "Messages")
-    table.columns[2].justify = "right"
-    for state in DeliveryState:
-        if state.value in status.counts:
-            table.add_row(state.value, STATE_MEANINGS[state], f"{status.counts[state.value]:,}")
-    table.add_row("[bold]total[/bold]", "", f"[bold]{status.total:,}[/bold]")
-    app.console.print(table)
+    print_counts(app, status)
     print_feedback(app, status)
     if status.error:
         app.console.print(f"It stopped by itself: {rich_text(status.error)}", highlight=False)
@@ -67,6 +63,26 @@ def print_status(app: AppContext, status: SendStatus) -> None:
     print_readers(app, status)
     if status.wechat_jobs:
         print_wechat_jobs(app, status)
+
+
+def print_counts(app: AppContext, status: SendStatus) -> None:
+    """How many messages are in each state; with WeChat readers in the send, the email and the
+    WeChat ones side by side (a WeChat message is "sent" once WeChat accepted its job)."""
+    channels = status.by_channel or {}
+    shown = ("email", "wechat") if "wechat" in channels else ()
+    table = Table("State", "Meaning", *(CHANNEL_TITLES[name] for name in shown), "Messages")
+    for column in table.columns[2:]:
+        column.justify = "right"
+    for state in DeliveryState:
+        if state.value in status.counts:
+            meaning = STATE_MEANINGS[state]
+            if shown and state is DeliveryState.SENT:
+                meaning += WECHAT_SENT
+            per_channel = (f"{channels.get(name, {}).get(state.value, 0):,}" for name in shown)
+            table.add_row(state.value, meaning, *per_channel, f"{status.counts[state.value]:,}")
+    totals = (f"[bold]{sum(channels.get(name, {}).values()):,}[/bold]" for name in shown)
+    table.add_row("[bold]total[/bold]", "", *totals, f"[bold]{status.total:,}[/bold]")
+    app.console.print(table)
 
 
 def print_readers(app: AppContext, status: SendStatus) -> None:
