@@ -1,5 +1,9 @@
 """A WeChat reader who leaves after the send was planned, before their job goes to WeChat, is not
-in that job and ends suppressed; one whose job is already in WeChat's hands stays in it."""
+in that job and ends suppressed; one whose job is already in WeChat's hands stays in it.
+
+Leaving is each way a reader can: the unsubscribe page, email only on the preferences page, leaving
+the send's list, and unfollowing the account (WeChat's ``unsubscribe`` event, posted by the
+sandbox to the web server's callback URL)."""
 
 from __future__ import annotations
 
@@ -10,22 +14,29 @@ from sqlalchemy import select, update
 
 from distributor.db import session_factory, transaction, utcnow
 from distributor.devservers.celery_worker import WorkerProcess
+from distributor.devservers.ports import free_port
 from distributor.devservers.redis_server import RedisServer
+from distributor.devservers.web_server import serving
 from distributor.devservers.wechat_sandbox import Fault, SandboxConfig, SandboxServer
 from distributor.sending.models import Delivery, DeliveryState
 from distributor.sending.service import send_status
 from distributor.sending.wechat_models import WechatJob, WechatJobState
 from distributor.sending.wechat_send import BY_OPENIDS, plan_jobs, send_wechat
+from distributor.web.app import create_app
+from distributor.web.wechat_callback import CALLBACK_PATH
 from subscribers.models import ChannelPreference, Subscriber
 from subscribers.public import leave
 from subscribers.store import set_preferences
 from tests.support.polling import wait_until
 from tests.support.sending import engine_env, import_sample, wait_until_done
 from tests.support.smtp import SmtpServer
+from tests.support.web import web_settings
 from tests.support.wechat import settings_for
 from tests.support.wechat_sends import jobs_of, started_wechat_send, synced, wechat_deliveries
 
 pytestmark = pytest.mark.slow
+
+CALLBACK_TOKEN = "callback-token-departures"
 
 
 def readers_of(url: str, job: WechatJob) -> list[tuple[int, str]]:
@@ -46,8 +57,15 @@ def readers_of(url: str, job: WechatJob) -> list[tuple[int, str]]:
 def test_readers_who_leave_before_their_job_goes_are_not_in_it(
     database_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
 ) -> None:
-    config = SandboxConfig(job_finish_delay=0.2, clientmsgid_retry_window=0.0)
-    with SandboxServer(config) as wechat, SmtpServer() as smtp:
+    port = free_port()  # the web server's: WeChat posts its events there
+    config = SandboxConfig(
+        job_finish_delay=0.2,
+        clientmsgid_retry_window=0.0,
+        callback_url=f"http://127.0.0.1:{port}{CALLBACK_PATH}",
+        callback_token=CALLBACK_TOKEN,
+    )
+    web = create_app(web_settings(database_url, WECHAT_CALLBACK_TOKEN=CALLBACK_TOKEN))
+    with SandboxServer(config) as wechat, SmtpServer() as smtp, serving(web, port):
         synced(wechat, database_url, 10_004)  # two jobs of 5,002
         issue_id = import_sample(database_url, sample_issue_path)
         # The first job is made at once and answered 8 s later: the second waits meanwhile.
@@ -73,12 +91,17 @@ def test_readers_who_leave_before_their_job_goes_are_not_in_it(
             )
             assert (second.state, second.calls) == (WechatJobState.WAITING, 0)
             in_first, in_second = readers_of(database_url, first), readers_of(database_url, second)
-            too_late, unsubscribed, emailed, off_list = (
+            too_late, unsubscribed, emailed, unfollowed, off_list = (
                 in_first[10],
                 in_second[0],
                 in_second[1],
+                in_second[2],
                 in_second[-1],
             )
+            wechat.sandbox.unfollow(unfollowed[1])  # its event, posted to the web server
+            assert [(a.msg_id, a.status_code) for a in wechat.sandbox.callback_attempts] == [
+                (0, 200)
+            ]
             with transaction(database_url) as session:
                 for subscriber_id, _ in (too_late, unsubscribed):
                     subscriber = session.get(Subscriber, subscriber_id)
@@ -97,12 +120,12 @@ def test_readers_who_leave_before_their_job_goes_are_not_in_it(
     made = sorted(wechat.sandbox.jobs.values(), key=lambda job: job.created_at)
     assert len(made) == 2, "one WeChat job per planned job, no more"
     assert made[0].audience == [openid for _, openid in in_first]  # already in WeChat's hands
-    left = {openid for _, openid in (unsubscribed, emailed, off_list)}
+    left = {openid for _, openid in (unsubscribed, emailed, unfollowed, off_list)}
     assert made[1].audience == [openid for _, openid in in_second if openid not in left]
     jobs = jobs_of(database_url, send_id)
-    assert [(job.openids, job.calls) for job in jobs] == [(5_002, 1), (4_999, 1)]
-    assert wechat_deliveries(database_url, send_id) == {"sent": 10_001, "suppressed": 3}
-    assert status.counts == {"sent": 10_001, "suppressed": 3}
+    assert [(job.openids, job.calls) for job in jobs] == [(5_002, 1), (4_998, 1)]
+    assert wechat_deliveries(database_url, send_id) == {"sent": 10_000, "suppressed": 4}
+    assert status.counts == {"sent": 10_000, "suppressed": 4}
     with transaction(database_url) as session:
         details = dict(
             session.execute(
