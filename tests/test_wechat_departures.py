@@ -21,7 +21,7 @@ from distributor.devservers.wechat_sandbox import Fault, SandboxConfig, SandboxS
 from distributor.sending.models import Delivery, DeliveryState
 from distributor.sending.service import send_status
 from distributor.sending.wechat_models import WechatJob, WechatJobState
-from distributor.sending.wechat_send import BY_OPENIDS, plan_jobs, send_wechat
+from distributor.sending.wechat_send import ALL_FOLLOWERS, BY_OPENIDS, plan_jobs, send_wechat
 from distributor.web.app import create_app
 from distributor.web.wechat_callback import CALLBACK_PATH
 from subscribers.models import ChannelPreference, Subscriber
@@ -31,7 +31,7 @@ from tests.support.polling import wait_until
 from tests.support.sending import engine_env, import_sample, wait_until_done
 from tests.support.smtp import SmtpServer
 from tests.support.web import web_settings
-from tests.support.wechat import settings_for
+from tests.support.wechat import settings_for, wechat_env
 from tests.support.wechat_sends import jobs_of, started_wechat_send, synced, wechat_deliveries
 
 pytestmark = pytest.mark.slow
@@ -75,10 +75,7 @@ def test_readers_who_leave_before_their_job_goes_are_not_in_it(
             database_url,
             redis_server.url,
             smtp,
-            WECHAT_APP_ID=config.app_id,
-            WECHAT_APP_SECRET=config.app_secret,
-            WECHAT_API_BASE=wechat.url,
-            WECHAT_ACCOUNT_TYPE="service",
+            **wechat_env(wechat),
         )
         worker = WorkerProcess(env, tmp_path, concurrency=1)
         worker.start()
@@ -99,9 +96,8 @@ def test_readers_who_leave_before_their_job_goes_are_not_in_it(
                 in_second[-1],
             )
             wechat.sandbox.unfollow(unfollowed[1])  # its event, posted to the web server
-            assert [(a.msg_id, a.status_code) for a in wechat.sandbox.callback_attempts] == [
-                (0, 200)
-            ]
+            attempts = wechat.sandbox.callback_attempts  # and the first job's end, by now
+            assert [a.status_code for a in attempts if a.msg_id == 0] == [200]
             with transaction(database_url) as session:
                 for subscriber_id, _ in (too_late, unsubscribed):
                     subscriber = session.get(Subscriber, subscriber_id)
@@ -163,3 +159,44 @@ def test_a_job_left_with_one_reader_is_skipped_and_that_reader_told_why(
             select(Delivery.last_error).where(Delivery.state == DeliveryState.FAILED)
         ).one()
     assert error is not None and "mass-sends to two followers or more" in error
+
+
+def test_a_job_to_all_followers_is_replaced_by_one_naming_those_still_there(
+    database_url: str, sample_issue_path: Path
+) -> None:
+    """Sent to all, it would reach a reader who unsubscribed here but still follows the account."""
+    config = SandboxConfig(job_finish_delay=0.2, clientmsgid_retry_window=0.0)
+    with SandboxServer(config) as wechat:
+        client = synced(wechat, database_url, 5, newcomers=0)
+        issue_id = import_sample(database_url, sample_issue_path)
+        send_id = started_wechat_send(database_url, issue_id)
+        factory = session_factory(database_url)
+        with factory.begin() as session:
+            assert plan_jobs(session, send_id, ALL_FOLLOWERS) == 1
+            gone, openid = session.execute(
+                select(Delivery.subscriber_id, Delivery.address)
+                .where(Delivery.send_id == send_id)
+                .order_by(Delivery.id)
+                .limit(1)
+            ).one()
+            subscriber = session.get(Subscriber, gone)
+            assert subscriber is not None and leave(session, subscriber)
+        settings = settings_for(wechat, database_url)
+        first = send_wechat(factory, client, send_id, settings)
+        second = send_wechat(factory, client, send_id, settings)
+    assert (first.accepted, second.accepted) == ([], [2])
+    jobs = jobs_of(database_url, send_id)
+    assert [(job.batch, job.state, job.target, job.calls) for job in jobs] == [
+        (1, WechatJobState.SKIPPED, "all", 0),
+        (2, WechatJobState.ACCEPTED, "openids", 1),
+    ]
+    assert jobs[0].error == (
+        "1 of its readers left before it went: replaced by job 2, naming the others"
+    )
+    [made] = wechat.sandbox.jobs.values()
+    assert not made.to_all and sorted(made.audience) == sorted(
+        each for each in wechat.sandbox.followers if each != openid
+    )
+    assert "message/mass/sendall" not in wechat.sandbox.calls
+    assert len(wechat.sandbox.drafts) == 1  # the skipped job's draft went with its replacement
+    assert wechat_deliveries(database_url, send_id) == {"sent": 4, "suppressed": 1}

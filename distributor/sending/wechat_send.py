@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.channels.base import DeliveryChannel
@@ -136,6 +136,14 @@ def plan_jobs(session: Session, send_id: int, target: Target) -> int:
         select(Delivery.id).where(*_wechat_deliveries(send_id)).order_by(Delivery.id)
     ).all()
     batches = batch_ranges(ids) if target == BY_OPENIDS else [list(ids)] if ids else []
+    _add_jobs(session, send_id, target, batches, after=0)
+    return len(batches)
+
+
+def _add_jobs(
+    session: Session, send_id: int, target: Target, batches: list[list[int]], *, after: int
+) -> None:
+    """One waiting job per batch of delivery IDs, numbered from ``after`` + 1."""
     insert_ignoring_duplicates(
         session,
         WechatJob,
@@ -151,10 +159,9 @@ def plan_jobs(session: Session, send_id: int, target: Target) -> int:
                 "openids": len(batch),
                 "state": WechatJobState.WAITING,
             }
-            for number, batch in enumerate(batches, start=1)
+            for number, batch in enumerate(batches, start=after + 1)
         ],
     )
-    return len(batches)
 
 
 def _readers(session: Session, send_id: int) -> set[str]:
@@ -356,6 +363,37 @@ def release_job(factory: sessionmaker[Session], job_id: int) -> None:
         session.execute(update(WechatJob).where(WechatJob.id == job_id).values(lease_until=None))
 
 
+def replan_by_openids(session: Session, job: WechatJob, now: datetime) -> bool:
+    """Before the first call of a job to all followers or a tag: if some of its readers left
+    (and may still follow), the job would reach them, so it is skipped (WeChat never saw it)
+    and replaced by jobs naming the readers still there. False when nobody left."""
+    departed = departed_readers(session, job)
+    if not departed:
+        return False
+    mark_suppressed(session, departed, Delivery.state == DeliveryState.PENDING, now=now)
+    ids = list(session.scalars(select(Delivery.id).where(*_waiting_in(job)).order_by(Delivery.id)))
+    last = session.scalar(select(func.max(WechatJob.batch)).where(WechatJob.send_id == job.send_id))
+    batches = batch_ranges(ids)
+    _add_jobs(session, job.send_id, BY_OPENIDS, batches, after=last or 0)
+    first = (last or 0) + 1
+    session.execute(  # its draft, made already, serves the first of them
+        update(WechatJob)
+        .where(WechatJob.send_id == job.send_id, WechatJob.batch == first)
+        .values(media_id=job.media_id)
+    )
+    job.state, job.finished_at, job.lease_until = WechatJobState.SKIPPED, now, None
+    job.media_id = None
+    named = (
+        "nobody is left to send to"
+        if not batches
+        else f"replaced by job {first}, naming the others"
+        if len(batches) == 1
+        else f"replaced by jobs {first}–{first + len(batches) - 1}, naming the others"
+    )
+    job.error = f"{len(departed)} of its readers left before it went: {named}"
+    return True
+
+
 def run_job(
     factory: sessionmaker[Session],
     client: WechatClient,
@@ -363,7 +401,8 @@ def run_job(
     articles: list[dict[str, Any]],
 ) -> MassJob | None:
     """Make the job's draft (once), count the call, then ask WeChat to send it. None when
-    another worker is calling for the job now, or when its readers left (it is skipped)."""
+    another worker is calling for the job now, or when readers left and it is skipped (replaced
+    by jobs naming the others, if any)."""
     lease = timedelta(seconds=client.timeout) + LEASE_MARGIN
     with factory.begin() as session:
         if not take_job(session, job_id, utcnow(), lease):
@@ -385,6 +424,11 @@ def run_job(
         job = session.get(WechatJob, job_id, with_for_update=True)
         assert job is not None
         audience: WechatAudience
+        # Only a service account may name OpenIDs; a subscription account's job to all
+        # followers or a tag goes as planned (a reader who left but still follows gets it).
+        replannable = target != BY_OPENIDS and client.account.account_type == "service"
+        if replannable and job.calls == 0 and replan_by_openids(session, job, utcnow()):
+            return None
         if target == ALL_FOLLOWERS:
             audience = ToAll()
         elif target.tag_id is not None:
