@@ -153,6 +153,7 @@ def test_a_job_left_with_one_reader_is_skipped_and_that_reader_told_why(
     assert report.accepted == [] and wechat.sandbox.jobs == {}
     [job] = jobs_of(database_url, send_id)
     assert (job.state, job.calls, job.openids) == (WechatJobState.SKIPPED, 0, 1)
+    assert job.error is not None and job.error.startswith("only 1 of its readers did not leave")
     assert wechat_deliveries(database_url, send_id) == {"suppressed": 2, "failed": 1}
     with transaction(database_url) as session:
         error = session.scalars(

@@ -328,7 +328,10 @@ def leave_out_departed(session: Session, job: WechatJob, now: datetime) -> tuple
     if len(openids) >= OPENIDS_PER_SEND[0]:
         return openids
     job.state, job.finished_at, job.lease_until = WechatJobState.SKIPPED, now, None
-    job.error = f"{len(openids)} of its readers left; WeChat mass-sends to two or more"
+    job.error = (
+        f"only {len(openids)} of its readers did not leave before it went, and WeChat "
+        "mass-sends to two followers or more"
+    )
     lone = session.scalars(select(Delivery.id).where(*_waiting_in(job))).all()
     _settle_deliveries(
         session,
