@@ -17,6 +17,7 @@ from distributor.cli.context import AppContext
 from distributor.cli.terminal import rich_text
 from distributor.sending.models import DeliveryState
 from distributor.sending.service import DeliveryView, SendStatus, local_time, send_status
+from distributor.sending.wechat_status import wechat_delivery_counts
 
 # What each delivery state means to someone who did not write the engine.
 STATE_MEANINGS = {
@@ -30,7 +31,6 @@ STATE_MEANINGS = {
     DeliveryState.BOUNCED: "accepted, then bounced: the address does not take mail",
     DeliveryState.COMPLAINED: "accepted, then reported as spam by the reader",
 }
-CHANNEL_TITLES = {"email": "Email", "wechat": "WeChat"}
 WECHAT_SENT = ", or by WeChat in a mass-send job"
 
 
@@ -68,20 +68,27 @@ def print_status(app: AppContext, status: SendStatus) -> None:
 def print_counts(app: AppContext, status: SendStatus) -> None:
     """How many messages are in each state; with WeChat readers in the send, the email and the
     WeChat ones side by side (a WeChat message is "sent" once WeChat accepted its job)."""
-    channels = status.by_channel or {}
-    shown = ("email", "wechat") if "wechat" in channels else ()
-    table = Table("State", "Meaning", *(CHANNEL_TITLES[name] for name in shown), "Messages")
+    with app.session() as session:
+        wechat = wechat_delivery_counts(session, status.id)
+    split = bool(wechat)
+    table = Table("State", "Meaning", *(("Email", "WeChat") if split else ()), "Messages")
     for column in table.columns[2:]:
         column.justify = "right"
+
+    def cells(total: int, on_wechat: int) -> list[str]:
+        by_channel = [f"{total - on_wechat:,}", f"{on_wechat:,}"] if split else []
+        return [*by_channel, f"{total:,}"]
+
     for state in DeliveryState:
         if state.value in status.counts:
             meaning = STATE_MEANINGS[state]
-            if shown and state is DeliveryState.SENT:
+            if split and state is DeliveryState.SENT:
                 meaning += WECHAT_SENT
-            per_channel = (f"{channels.get(name, {}).get(state.value, 0):,}" for name in shown)
-            table.add_row(state.value, meaning, *per_channel, f"{status.counts[state.value]:,}")
-    totals = (f"[bold]{sum(channels.get(name, {}).values()):,}[/bold]" for name in shown)
-    table.add_row("[bold]total[/bold]", "", *totals, f"[bold]{status.total:,}[/bold]")
+            table.add_row(
+                state.value, meaning, *cells(status.counts[state.value], wechat.get(state.value, 0))
+            )
+    totals = cells(status.total, sum(wechat.values()))
+    table.add_row("[bold]total[/bold]", "", *(f"[bold]{cell}[/bold]" for cell in totals))
     app.console.print(table)
 
 

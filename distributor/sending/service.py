@@ -209,9 +209,6 @@ class SendStatus:
     unsubscribes: int | None = None  # people who left through its messages' links
     # WeChat readers: the send's mass-send jobs, with WeChat's own counts (none per reader).
     wechat_jobs: tuple[WechatJobView, ...] = ()
-    # Deliveries per channel ("email", "wechat") and state, for one send's status (None in a
-    # list of sends): a send by preference reaches readers on both.
-    by_channel: dict[str, dict[str, int]] | None = None
     # Feedback loop: soft bounces (temporary failures reported after a 250) leave the delivery
     # sent, so they are counted from the feedback messages; hard bounces and complaints are
     # delivery states and are in ``counts``.
@@ -325,19 +322,6 @@ def _counts_of(session: Session, send_ids: Sequence[int]) -> dict[int, dict[str,
     }
 
 
-def channel_counts(session: Session, send_id: int) -> dict[str, dict[str, int]]:
-    """Deliveries per channel and state, counted from the send's rows (one send's status)."""
-    rows = session.execute(
-        select(Delivery.channel, Delivery.state, func.count())
-        .where(Delivery.send_id == send_id)
-        .group_by(Delivery.channel, Delivery.state)
-    )
-    found: dict[str, dict[str, int]] = {}
-    for channel, state, n in rows:
-        found.setdefault(str(channel), {})[str(state)] = int(n)
-    return found
-
-
 def _duplicates_of(session: Session, send_ids: Sequence[int]) -> dict[int, int]:
     rows = session.execute(
         select(Delivery.send_id, func.count())
@@ -392,7 +376,6 @@ def send_status(session: Session, send_id: int) -> SendStatus:
         status,
         engagement=engagement_counts(session, send_id) if status.tracking else None,
         unsubscribes=unsubscribes_by_send(session, send_id),
-        by_channel=channel_counts(session, send_id),
     )
 
 
