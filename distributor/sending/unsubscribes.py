@@ -98,7 +98,7 @@ def unsubscribe_from_link(
             raise NotFound("that list no longer exists")
         list_name = found.name
     if leave(session, link.subscriber, list_id):
-        send_id = link.send_id if link.send_id and session.get(Send, link.send_id) else None
+        send_id = link.send_id and session.scalar(select(Send.id).where(Send.id == link.send_id))
         session.add(
             UnsubscribeEvent(subscriber_id=link.subscriber.id, send_id=send_id, list_id=list_id)
         )

@@ -29,6 +29,7 @@ from distributor.web import (
 )
 from distributor.web.api import install as install_api
 from distributor.web.i18n import service_message, translator
+from distributor.web.page_cache import PageCache
 from distributor.web.pages import Web, page_language, render
 from distributor.web.security import HEADERS, Csrf, RateLimiter, SecurityHeaders, rate_limiter
 from distributor.web.staff import staff_routers
@@ -44,9 +45,11 @@ def create_app(
     *,
     enqueue_confirmation: Callable[[int], None] | None = None,
     limiter: RateLimiter | None = None,
+    pages: PageCache | None = None,
 ) -> FastAPI:
     """``enqueue_confirmation`` sends a sign-up its confirmation (default: a Celery task);
-    ``limiter`` counts requests per client (default: Redis when shared, else this process)."""
+    ``limiter`` counts requests per client (default: Redis when shared, else this process);
+    ``pages`` keeps the archive's pages (default: a minute each)."""
     signer = TokenSigner(settings.require_secret_key())
     load_all_models()
     from_name, from_address = parseaddr(settings.mail_from)
@@ -66,6 +69,7 @@ def create_app(
         limiter=limiter or rate_limiter(settings.shared_redis_url),
         enqueue_confirmation=enqueue_confirmation or _confirmation_task,
         site_name=from_name or from_address.rpartition("@")[2] or "distributor",
+        pages=pages or PageCache(),
     )
     for module in (unsubscribe, preferences, signup, archive, tracking, wechat_callback):
         app.include_router(module.router)
@@ -83,6 +87,11 @@ def create_app(
     # Outermost, so that everything inside sees the client and scheme the proxy reported.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app as ``distributor web`` serves it, in each of its worker processes."""
+    return create_app(Settings.from_env())
 
 
 def _confirmation_task(subscriber_id: int) -> None:
