@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from distributor.db import transaction
@@ -16,6 +18,7 @@ from distributor.devservers.ports import free_port
 from distributor.devservers.redis_server import RedisServer
 from distributor.render.tracking import open_pixel_url
 from distributor.sending.models import EngagementEvent, EngagementKind
+from distributor.web.app import app_from_environment
 from subscribers.links import PublicLinks
 from subscribers.models import Subscriber
 from subscribers.tokens import TokenSigner
@@ -86,3 +89,18 @@ def test_workers_share_the_rate_limits_and_each_writes_its_opens(
             )
         )
     assert opened == len(readers) == READERS
+
+
+def test_the_served_app_is_kept_out_of_the_collectors_full_passes(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full garbage collection over the app's objects would stall every request in flight."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("DISTRIBUTOR_SECRET_KEY", SECRET)
+    before = gc.get_freeze_count()
+    try:
+        app = app_from_environment()
+        assert app.state.web.settings.database_url == sqlite_url
+        assert gc.get_freeze_count() > before + 10_000
+    finally:
+        gc.unfreeze()

@@ -3,6 +3,7 @@ uvicorn. One app for the public pages now and the staff dashboard and JSON API l
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from email.utils import parseaddr
 from pathlib import Path
@@ -90,8 +91,15 @@ def create_app(
 
 
 def app_from_environment() -> FastAPI:
-    """The app as ``distributor web`` serves it, in each of its worker processes."""
-    return create_app(Settings.from_env())
+    """The app as ``distributor web`` serves it, in each of its worker processes.
+
+    What is built by now lives as long as the process, so it is frozen out of the garbage
+    collector: a full pass over it (some 160,000 objects) stalls every request in flight for
+    tens of milliseconds, which is most of the pixel's p99 under a burst."""
+    app = create_app(Settings.from_env())
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def _confirmation_task(subscriber_id: int) -> None:
