@@ -4,10 +4,12 @@ uvicorn. One app for the public pages now and the staff dashboard and JSON API l
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from email.utils import parseaddr
 from pathlib import Path
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
@@ -16,7 +18,7 @@ from starlette.exceptions import HTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from distributor.config import Settings
-from distributor.db import session_factory
+from distributor.db import CONNECTIONS, session_factory
 from distributor.errors import DistributorError, NotFound, RequestRefused
 from distributor.models import load_all_models
 from distributor.web import (
@@ -59,7 +61,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
-        lifespan=tracking.recording,  # the writer of opens and clicks
+        lifespan=_lifespan,
     )
     app.state.web = Web(
         settings=settings,
@@ -88,6 +90,17 @@ def create_app(
     # Outermost, so that everything inside sees the client and scheme the proxy reported.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """No more threads for the views than database connections for them (one is the writer's
+    of opens and clicks): a burst of one-click unsubscribes then waits its turn on the event
+    loop, not on the pool, whose timeout would fail it, and fewer threads contend for the
+    interpreter. Then that writer."""
+    to_thread.current_default_thread_limiter().total_tokens = CONNECTIONS - 1
+    async with tracking.recording(app):
+        yield
 
 
 def app_from_environment() -> FastAPI:
