@@ -142,6 +142,7 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For/-Proto are believed
     web_form_rate_limit: int = 30  # form posts per minute from one IP address
     signup_rate_limit: int = 5  # sign-ups per hour from one IP address
+    web_workers: int = 0  # processes of `distributor web`; 0: see web_worker_count
     # /metrics: clients at these addresses or networks, or with this bearer token.
     metrics_allow_ips: str = "127.0.0.1,::1"
     metrics_token: str | None = field(default=None, repr=False)
@@ -242,6 +243,7 @@ class Settings:
             or cls.forwarded_allow_ips,
             web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit),
             signup_rate_limit=_int(env, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
+            web_workers=_int(env, "WEB_WORKERS", cls.web_workers),
             metrics_allow_ips=env.get("METRICS_ALLOW_IPS", "").strip() or cls.metrics_allow_ips,
             metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
             wechat_app_id=env.get("WECHAT_APP_ID", "").strip() or None,
@@ -281,6 +283,14 @@ class Settings:
         if self.redis_url:
             return self.redis_url
         return self.broker_url if self.broker_url.startswith(("redis://", "rediss://")) else None
+
+    @property
+    def web_worker_count(self) -> int:
+        """WEB_WORKERS when set; else one per CPU core when the rate limits are shared in Redis,
+        and one without it (each process would count, and allow, the limits on its own)."""
+        if self.web_workers > 0:
+            return self.web_workers
+        return max(1, os.cpu_count() or 1) if self.shared_redis_url else 1
 
     @property
     def zone(self) -> ZoneInfo:

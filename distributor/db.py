@@ -100,6 +100,9 @@ def _json(value: Any) -> str:
 
 
 _engines: dict[str, Engine] = {}
+# A process's connections to PostgreSQL: kept open, and at most (SQLite's pool allows more).
+POOL_SIZE = 5
+CONNECTIONS = 10
 
 
 def get_engine(url: str) -> Engine:
@@ -112,7 +115,11 @@ def get_engine(url: str) -> Engine:
             event.listen(engine, "begin", _sqlite_begin)
         else:
             engine = create_engine(
-                url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=_json
+                url,
+                pool_pre_ping=True,
+                pool_size=POOL_SIZE,
+                max_overflow=CONNECTIONS - POOL_SIZE,
+                json_serializer=_json,
             )
         _engines[url] = engine
     return engine

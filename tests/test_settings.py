@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -237,3 +238,16 @@ def test_a_password_never_goes_over_plain_smtp_unless_the_operator_allows_it(
     assert {r.recipient for r in handler.received} == {"editor@hzgh.org.cn"}
     code, output = run({**env, "SMTP_ALLOW_PLAINTEXT_AUTH": "maybe"}, *send_test)
     assert (code, output) == (2, "Error: SMTP_ALLOW_PLAINTEXT_AUTH='maybe' is not 1 or 0\n")
+
+
+def test_the_web_runs_a_worker_per_core_only_where_its_rate_limits_are_shared() -> None:
+    """Without Redis each process would count, and allow, the limits on its own."""
+    embedded = Settings.from_env({"DISTRIBUTOR_SECRET_KEY": SECRET})
+    assert embedded.shared_redis_url is None and embedded.web_worker_count == 1
+    shared = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert shared.web_worker_count == max(1, os.cpu_count() or 1)
+    broker = Settings.from_env({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"})
+    assert broker.web_worker_count == shared.web_worker_count
+    assert Settings.from_env({"WEB_WORKERS": "3"}).web_worker_count == 3
+    with pytest.raises(ConfigurationError, match="WEB_WORKERS"):
+        Settings.from_env({"WEB_WORKERS": "many"})

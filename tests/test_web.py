@@ -26,6 +26,7 @@ from distributor.issues.models import Article
 from distributor.sending.archive import archive_page
 from distributor.sending.unsubscribes import UnsubscribeEvent, unsubscribes_by_send
 from distributor.web.app import create_app
+from distributor.web.page_cache import PageCache
 from distributor.web.security import MemoryRateLimiter
 from subscribers.links import PublicLinks
 from subscribers.models import List, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
@@ -106,6 +107,9 @@ def test_one_click_post_as_a_mail_provider_sends_it_unsubscribes(
             response = site.client.post(path, files={"List-Unsubscribe": (None, "One-Click")})
         assert 200 <= response.status_code < 300, response.text
         assert "set-cookie" not in response.headers
+        # A line of text in the reader's language, not a page: nobody sees it.
+        assert response.headers["content-type"].startswith("text/plain")
+        assert response.text == "您已退订，我们不会再给您发送邮件。\n"
     assert reader(site.url).status is SubscriberStatus.UNSUBSCRIBED
     with transaction(site.url) as session:
         assert unsubscribes_by_send(session, send_id) == 1
@@ -417,6 +421,43 @@ def test_the_archive_shows_sent_issues_newest_first_and_hides_the_rest(
     assert issue.status_code == 200
     assert 'id="article-1"' in issue.text and 'href="#article-2"' in issue.text
     assert issue.headers["cache-control"].startswith("public")
+
+
+def test_archive_pages_are_kept_a_while_and_a_new_send_shows_once_they_expire(
+    database_url: str, sample_issue_path: Path
+) -> None:
+    """Every reader gets the same page, kept in the process; a send shows within the time it is
+    kept, and a client holding the page's version gets a 304."""
+    now = [1000.0]
+    pages = PageCache(clock=lambda: now[0])
+    app = create_app(
+        web_settings(database_url),
+        enqueue_confirmation=lambda _: None,
+        limiter=MemoryRateLimiter(),
+        pages=pages,
+    )
+    make_audience(database_url, "members", 1)
+    with TestClient(app) as client:
+        empty = client.get("/archive")
+        assert "第471期" not in empty.text
+        started_send(database_url, import_sample(database_url, sample_issue_path), "members")
+        kept = client.get("/archive")
+        assert kept.text == empty.text and kept.headers["etag"] == empty.headers["etag"]
+        now[0] += pages.seconds
+        fresh = client.get("/archive")
+        assert "第471期" in fresh.text and fresh.headers["etag"] != empty.headers["etag"]
+        assert fresh.headers["cache-control"] == f"public, max-age={pages.seconds:g}"
+
+        issue = client.get("/archive/471")
+        again = client.get("/archive/471", headers={"If-None-Match": issue.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["etag"] == issue.headers["etag"]
+        assert "frame-ancestors 'none'" in again.headers["content-security-policy"]
+        # Each language is a page of its own; the choice is still remembered per reader.
+        english = client.get("/archive/471?lang=en")
+        assert '<html lang="en">' in english.text and english.cookies.get("lang") == "en"
+        assert '<html lang="zh-CN">' in client.get("/archive/471", cookies={"lang": "zh-CN"}).text
+        assert client.get("/archive/472").status_code == 404
 
 
 # --- languages, headers, escaping -----------------------------------------------------------

@@ -16,17 +16,25 @@ from distributor.cli.context import AppContext, pass_app
     type=click.IntRange(1, 65535),
     help="The port to listen on.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes serving the app. Default: WEB_WORKERS, else one per CPU core when the rate "
+    "limits are shared in Redis (REDIS_URL or a Redis broker), else 1.",
+)
 @pass_app
-def web(app: AppContext, host: str, port: int) -> None:
+def web(app: AppContext, host: str, port: int, workers: int | None) -> None:
     """Serve the pages behind every link in a message: unsubscribe, preferences, sign-up and
     confirmation, the archive. Put it behind an https proxy named in FORWARDED_ALLOW_IPS."""
     import uvicorn
 
-    from distributor.web.app import create_app
-
     app.ready_database()
     uvicorn.run(
-        create_app(app.settings),
+        # Each worker process builds the app from the same environment as this one.
+        "distributor.web.app:app_from_environment",
+        factory=True,
+        workers=workers or app.settings.web_worker_count,
         host=host,
         port=port,
         proxy_headers=False,  # the app applies them, from FORWARDED_ALLOW_IPS only

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import distinct, func, insert, select
+from sqlalchemy import Table, distinct, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import utcnow
@@ -25,6 +26,7 @@ from distributor.sending.models import EngagementEvent, EngagementKind
 from subscribers.tokens import TokenPurpose, TokenSigner
 
 log = logging.getLogger(__name__)
+_EVENTS = cast(Table, EngagementEvent.__table__)
 FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 2000
 
@@ -86,7 +88,8 @@ class EngagementBuffer:
             rows, self._pending = self._pending, []
         if rows:
             with self.factory.begin() as session:
-                session.execute(insert(EngagementEvent), rows)
+                # The table, not the class: the ORM's bulk path would look at every row again.
+                session.execute(insert(_EVENTS), rows)
         return len(rows)
 
     def start(self) -> None:

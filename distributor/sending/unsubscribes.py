@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ForeignKey, func, select
+from sqlalchemy import ForeignKey, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from distributor.db import Base, BigId, CreatedAt, Id
@@ -98,9 +98,15 @@ def unsubscribe_from_link(
             raise NotFound("that list no longer exists")
         list_name = found.name
     if leave(session, link.subscriber, list_id):
-        send_id = link.send_id if link.send_id and session.get(Send, link.send_id) else None
-        session.add(
-            UnsubscribeEvent(subscriber_id=link.subscriber.id, send_id=send_id, list_id=list_id)
+        # One statement, no object (providers send these by the thousand); the send is named
+        # if it still exists.
+        sent = select(Send.id).where(Send.id == link.send_id).scalar_subquery()
+        session.execute(
+            insert(UnsubscribeEvent).values(
+                subscriber_id=link.subscriber.id,
+                send_id=sent if link.send_id is not None else None,
+                list_id=list_id,
+            )
         )
     return Unsubscribed(link.subscriber.locale, list_name)
 

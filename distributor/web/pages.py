@@ -5,22 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import Annotated, TypeVar, cast
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.config import Settings
 from distributor.render.views import render_template
 from distributor.web.i18n import LANGUAGES, choose, supported, translator
+from distributor.web.page_cache import PageCache
 from distributor.web.security import Csrf, RateLimiter
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_SECONDS = 365 * 24 * 3600
+R = TypeVar("R", bound=Response)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Web:
     limiter: RateLimiter
     enqueue_confirmation: Callable[[int], None]  # send a sign-up its confirmation message
     site_name: str
+    pages: PageCache  # pages that are the same for every reader (the archive)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -77,21 +80,33 @@ def render(
 ) -> HTMLResponse:
     """A page of ``templates/web/`` in ``lang``, with the language switch; a ``?lang=`` choice
     is remembered in a cookie."""
-    web = get_web(request)
+    response = HTMLResponse(page_html(request, template, lang=lang, **context), status_code=status)
+    return finish(request, response, cache=cache)
+
+
+def page_html(request: Request, template: str, *, lang: str, **context: object) -> str:
+    """The text of a page: it depends on the request's path and query (the language switch
+    links back to them), ``lang`` and ``context``, nothing else."""
     query = dict(request.query_params)
     switch = [
         (code, label, request.url.path + "?" + urlencode({**query, "lang": code}))
         for code, label in LANGUAGES.items()
     ]
-    html = render_template(
+    return render_template(
         f"web/{template}",
         lang=lang,
         t=translator(lang),
-        site_name=web.site_name,
+        site_name=get_web(request).site_name,
         languages=switch,
         **context,
     )
-    response = HTMLResponse(html, status_code=status)
+
+
+def finish(
+    request: Request, response: R, *, cache: str | None = None, etag: str | None = None
+) -> R:
+    """The language cookie when ``?lang=`` chose one; ``cache``: the Cache-Control of a page
+    that is the same for every reader, whose ``etag`` lets a browser or proxy revalidate it."""
     asked = supported(request.query_params.get("lang"))
     if asked is not None and request.cookies.get(LANG_COOKIE) != asked:
         response.set_cookie(
@@ -105,4 +120,6 @@ def render(
     if cache is not None:
         response.headers["Cache-Control"] = cache
         response.headers["Vary"] = "Accept-Language, Cookie"  # the page's language
+    if etag is not None:
+        response.headers["ETag"] = etag
     return response

@@ -54,6 +54,18 @@ ASGIApp = Callable[
 ]
 
 
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
+
+
+# Encoded once: every response gets them, the pixel and redirects thousands of times a second.
+_HEADERS = _encoded(HEADERS)
+_HSTS = _encoded({"Strict-Transport-Security": HSTS})
+_NO_STORE = _encoded({"Cache-Control": "no-store"})
+
+
 class SecurityHeaders:
     """ASGI middleware adding :data:`HEADERS` (and HSTS over https) to every HTTP response;
     a page may set its own Cache-Control, anything else is ``no-store``."""
@@ -70,22 +82,15 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        https = scope.get("scheme") == "https"
+        extra = _HEADERS + _HSTS if scope.get("scheme") == "https" else _HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                extra = dict(HEADERS)
-                if https:
-                    extra["Strict-Transport-Security"] = HSTS
+                headers += [header for header in extra if header[0] not in present]
                 if b"cache-control" not in present:
-                    extra["Cache-Control"] = "no-store"
-                headers += [
-                    (name.lower().encode("latin-1"), value.encode("latin-1"))
-                    for name, value in extra.items()
-                    if name.lower().encode("latin-1") not in present
-                ]
+                    headers += _NO_STORE
                 message["headers"] = headers
             await send(message)
 
