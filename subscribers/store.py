@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session, selectinload
@@ -193,9 +193,10 @@ def unsubscribe(session: Session, subscriber: Subscriber) -> None:
 
 
 _SUBSCRIBERS = cast(Table, Subscriber.__table__)
-_STATUS_AND_KEY = (
-    select(_SUBSCRIBERS.c.status, _SUBSCRIBERS.c.email_key)
-    .where(_SUBSCRIBERS.c.id == bindparam("b_id"))
+_STATUSES_AND_KEYS = (
+    select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.status, _SUBSCRIBERS.c.email_key)
+    .where(_SUBSCRIBERS.c.id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(_SUBSCRIBERS.c.id)
     .with_for_update()
 )
 _SET_STATUS = (
@@ -206,26 +207,48 @@ _SET_STATUS = (
 _LOG_STATUS = insert(cast(Table, SubscriberEvent.__table__))
 
 
-def suppress(
-    session: Session,
-    subscriber_id: int,
-    status: SubscriberStatus,
-    *,
-    address: str,
-    reason: str,
-    source: str,
-) -> bool:
-    """Stop sending to this person because their address bounces or they complained, with the
-    reason logged; only while they still have ``address`` (the one that bounced: a corrected
-    address is not suppressed for the old one's bounces). Their lists are kept (the status alone
-    is the switch), so lifting the suppression restores them. False when nothing changed."""
-    if status not in SUPPRESSED:
-        raise DistributorError(f"{status.value} is not a suppressed status")
-    current = session.connection().execute(_STATUS_AND_KEY, {"b_id": subscriber_id}).first()
-    if current is None or current.status in SUPPRESSED or current.email_key != address.lower():
-        return False
-    _log_status(session, subscriber_id, current.status, status, reason=reason, source=source)
-    return True
+@dataclass(frozen=True)
+class Suppression:
+    """A reason to stop mailing a person: their address bounced, or they complained."""
+
+    subscriber_id: int
+    status: SubscriberStatus  # one of SUPPRESSED
+    address: str  # the address that bounced: a person since readdressed is not suppressed
+    reason: str
+    source: str
+
+
+def suppress_all(session: Session, suppressions: Sequence[Suppression]) -> list[bool]:
+    """Stop sending to these people because their address bounces or they complained, with the
+    reason logged; each only while they still have its ``address`` (the one that bounced: a
+    corrected address is not suppressed for the old one's bounces). Their lists are kept (the
+    status alone is the switch), so lifting the suppression restores them.
+
+    Taken in order, set-based (one locked read, one update, one insert of the log, whatever the
+    number: the feedback loop applies a mailbox's worth at once). For each, False when nothing
+    changed: the person was suppressed already, by an earlier one of the list too."""
+    if not suppressions:
+        return []
+    for each in suppressions:
+        if each.status not in SUPPRESSED:
+            raise DistributorError(f"{each.status.value} is not a suppressed status")
+    ids = sorted({each.subscriber_id for each in suppressions})  # one lock order for everyone
+    current = {
+        row.id: (row.status, row.email_key)
+        for row in session.connection().execute(_STATUSES_AND_KEYS, {"b_ids": ids})
+    }
+    changes: list[_StatusChange | None] = []
+    for each in suppressions:
+        status, key = current.get(each.subscriber_id, (None, None))
+        if status is None or status in SUPPRESSED or key != each.address.lower():
+            changes.append(None)
+            continue
+        changes.append(
+            _StatusChange(each.subscriber_id, status, each.status, each.reason, each.source)
+        )
+        current[each.subscriber_id] = (each.status, key)
+    _log_statuses(session, [change for change in changes if change is not None])
+    return [change is not None for change in changes]
 
 
 def unsuppress(session: Session, email: str, *, reason: str, source: str) -> Subscriber:
@@ -262,6 +285,14 @@ def status_history(session: Session, subscriber_id: int) -> list[SubscriberEvent
     )
 
 
+class _StatusChange(NamedTuple):
+    subscriber_id: int
+    old: SubscriberStatus
+    new: SubscriberStatus
+    reason: str
+    source: str
+
+
 def _log_status(
     session: Session,
     subscriber_id: int,
@@ -271,21 +302,34 @@ def _log_status(
     reason: str,
     source: str,
 ) -> None:
-    """Two prepared statements on the connection, no unit of work: this runs once per bounce
-    in the feedback loop. (A loaded :class:`Subscriber` must be refreshed after it.)"""
+    _log_statuses(session, [_StatusChange(subscriber_id, old, new, reason, source)])
+
+
+def _log_statuses(session: Session, changes: Sequence[_StatusChange]) -> None:
+    """Two prepared statements on the connection, each run once for all the changes, no unit of
+    work: the feedback loop suppresses many people at once. (A loaded :class:`Subscriber` must
+    be refreshed after it.)"""
+    if not changes:
+        return
     now = utcnow()
     connection = session.connection()
-    connection.execute(_SET_STATUS, {"b_id": subscriber_id, "b_status": new, "b_at": now})
+    connection.execute(
+        _SET_STATUS,
+        [{"b_id": each.subscriber_id, "b_status": each.new, "b_at": now} for each in changes],
+    )
     connection.execute(
         _LOG_STATUS,
-        {
-            "subscriber_id": subscriber_id,
-            "old_status": old,
-            "new_status": new,
-            "reason": one_line(reason)[:2000],
-            "source": source[:SOURCE_MAX],
-            "at": now,
-        },
+        [
+            {
+                "subscriber_id": each.subscriber_id,
+                "old_status": each.old,
+                "new_status": each.new,
+                "reason": one_line(each.reason)[:2000],
+                "source": each.source[:SOURCE_MAX],
+                "at": now,
+            }
+            for each in changes
+        ],
     )
 
 

@@ -8,18 +8,22 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from distributor.bounces import Feedback, FeedbackKind
 from distributor.channels.base import DeliveryChannel
-from distributor.db import transaction
+from distributor.db import session_factory, transaction
 from distributor.errors import DistributorError
 from distributor.issues.models import Variant
+from distributor.sending.bounce_mailbox import process_batch
 from distributor.sending.feedback import (
     PausePolicy,
     Processed,
+    apply_readings,
     decide,
     pause_reason,
     process_feedback,
+    read,
 )
 from distributor.sending.lifecycle import resume_send
 from distributor.sending.models import (
@@ -40,6 +44,7 @@ from tests.support.feedback import (
     Seeded,
     delivery_state,
     readdressed,
+    refusing_changes_to,
     seed_fixture_deliveries,
     subscriber_status,
 )
@@ -265,3 +270,84 @@ def test_lifting_a_suppression_needs_a_reason_and_is_logged(database_url: str) -
         (SubscriberStatus.ACTIVE, "staff"),
     ]
     assert history[1].reason == "asked us by phone"
+
+
+# --- in batches ----------------------------------------------------------------------------------
+
+
+def test_a_batch_has_the_effects_of_its_messages_one_after_another(database_url: str) -> None:
+    """Within one transaction: soft bounces counting up to a suppression, a pause crossing its
+    limit, a second report on a bounced delivery, and the same bytes twice."""
+    seeded = seed_fixture_deliveries(database_url, state=SendState.RUNNING)
+    reader = seeded["postfix-dsn-delayed.eml"]
+    later = add_sends_to(database_url, reader, [1102, 1202])
+    delayed = fixture("postfix-dsn-delayed.eml")
+    hard = sorted(name for name, each in seeded.items() if each.kind is HARD)
+    raws = [
+        readdressed(delayed, reader.delivery_id),
+        readdressed(delayed, later[0]),
+        *(fixture(name) for name in hard[:3]),
+        fixture(hard[0]),  # the same bytes again
+        fixture(hard[1]) + b"\n",  # another report on a delivery bounced just before
+        readdressed(delayed, later[1]),
+    ]
+    policy = PausePolicy(rate=0.1, min_accepted=len(seeded))
+    with transaction(database_url) as session:
+        readings = [read(raw, verp=VERP, now=NOW_AT) for raw in raws]
+        results = apply_readings(session, readings, policy=policy, now=NOW_AT)
+
+    assert [result.outcome for result in results] == [FeedbackOutcome.APPLIED] * len(raws)
+    assert [result.repeat for result in results] == [False] * 5 + [True] + [False] * 2
+    assert results[5].id == results[2].id and results[5].reason == results[2].reason
+    assert len({result.id for result in results}) == len(raws) - 1
+    first, second, third = (seeded[name] for name in hard[:3])
+    for result, each in zip(results[2:5], (first, second, third), strict=True):
+        assert f"delivery {each.delivery_id} is bounced" in result.reason
+        assert f"subscriber {each.subscriber_id} suppressed" in result.reason
+    assert "paused" not in results[2].reason + results[3].reason  # 1/21, 2/21
+    assert f"send {SEND_ID} paused;" in results[4].reason  # 3/21 > 10 %
+    assert "delivery" not in results[6].reason and "suppressed" not in results[6].reason
+    assert "soft bounces" not in results[0].reason + results[1].reason
+    assert "3 soft bounces within 30 days" in results[7].reason
+    assert f"subscriber {reader.subscriber_id} suppressed" in results[7].reason
+    assert subscriber_status(database_url, reader.subscriber_id) is SubscriberStatus.BOUNCED
+    with transaction(database_url) as session:
+        assert session.get_one(Send, SEND_ID).state is SendState.PAUSED
+        status = send_status(session, SEND_ID)
+        assert (status.bounced, status.soft_bounces) == (3, 1)
+        assert len(status_history(session, first.subscriber_id)) == 1
+        assert len(status_history(session, reader.subscriber_id)) == 1
+        stored = session.scalars(select(FeedbackMessage.id).order_by(FeedbackMessage.id)).all()
+    assert stored == sorted({result.id for result in results})
+    # The whole batch again: nothing new.
+    with transaction(database_url) as session:
+        again = apply_readings(session, readings, policy=policy, now=NOW_AT)
+    assert [(r.id, r.reason, r.repeat) for r in again] == [(r.id, r.reason, True) for r in results]
+
+
+def test_a_message_that_fails_in_a_batch_costs_only_itself(database_url: str) -> None:
+    seeded = seed_fixture_deliveries(database_url)
+    names = sorted(name for name, each in seeded.items() if each.kind is HARD)[:4]
+    raws = [readdressed(fixture(name), now=None) for name in names]
+    victim = seeded[names[1]]
+    factory = session_factory(database_url)
+    with refusing_changes_to(database_url, victim.delivery_id):
+        results = process_batch(factory, raws, verp=VERP, policy=LENIENT)
+    assert isinstance(results[1], SQLAlchemyError)
+    for name, result in zip(names, results, strict=True):
+        if name == names[1]:
+            continue
+        assert isinstance(result, Processed) and result.outcome is FeedbackOutcome.APPLIED, name
+        assert delivery_state(database_url, seeded[name].delivery_id) is DeliveryState.BOUNCED
+    assert delivery_state(database_url, victim.delivery_id) is DeliveryState.SENT
+    assert subscriber_status(database_url, victim.subscriber_id) is SubscriberStatus.ACTIVE
+    with transaction(database_url) as session:
+        assert (
+            session.scalar(select(FeedbackMessage.id).filter_by(delivery_id=victim.delivery_id))
+            is None
+        )
+
+    again = process_batch(factory, raws, verp=VERP, policy=LENIENT)
+    assert [isinstance(r, Processed) and r.repeat for r in again] == [True, False, True, True]
+    assert delivery_state(database_url, victim.delivery_id) is DeliveryState.BOUNCED
+    assert subscriber_status(database_url, victim.subscriber_id) is SubscriberStatus.BOUNCED

@@ -27,6 +27,7 @@ from tests.support.feedback import (
     delivery_state,
     fixture_settings,
     readdressed,
+    refusing_changes_to,
     seed_fixture_deliveries,
     subscriber_status,
 )
@@ -126,6 +127,30 @@ def test_every_kind_is_classified_matched_and_moved_and_a_second_poll_changes_no
     append(dovecot, messages[:3])
     assert poll_bounce_mailbox(settings) == PollReport(done=3)
     assert feedback_rows(database_url) == stored
+
+
+def test_a_message_the_database_refuses_waits_for_the_next_poll_and_holds_back_no_other(
+    database_url: str, dovecot: DovecotServer
+) -> None:
+    seeded = seed_fixture_deliveries(database_url)
+    append(dovecot, [readdressed(fixture(name), now=None) for name in sorted(EXPECTED)])
+    settings = mailbox_settings(database_url, dovecot)
+    victim = seeded["postfix-dsn-user-unknown.eml"]
+    hard = FeedbackKind.HARD_BOUNCE
+    others = [each for each in seeded.values() if each is not victim and each.kind is hard]
+
+    with refusing_changes_to(database_url, victim.delivery_id):
+        assert poll_bounce_mailbox(settings) == PollReport(done=len(EXPECTED) - 1, left=1)
+
+    assert folder_sizes(dovecot) == {"INBOX": 1, "Processed": len(EXPECTED) - 1, "Failed": 0}
+    assert delivery_state(database_url, victim.delivery_id) is DeliveryState.SENT
+    assert all(
+        delivery_state(database_url, each.delivery_id) is DeliveryState.BOUNCED for each in others
+    )
+    assert poll_bounce_mailbox(settings) == PollReport(done=1)
+    assert folder_sizes(dovecot) == {"INBOX": 0, "Processed": len(EXPECTED), "Failed": 0}
+    assert delivery_state(database_url, victim.delivery_id) is DeliveryState.BOUNCED
+    assert subscriber_status(database_url, victim.subscriber_id) is SubscriberStatus.BOUNCED
 
 
 def with_attachment(raw: bytes, size: int) -> bytes:

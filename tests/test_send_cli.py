@@ -26,7 +26,7 @@ from distributor.sending.service import create_send, schedule_send
 from distributor.sending.test_sends import create_test_send
 from subscribers.query import Audience
 from tests.support.audience import make_audience
-from tests.support.sending import import_sample
+from tests.support.sending import import_sample, started_send
 
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -413,17 +413,7 @@ def test_reopen_twice_is_refused(sqlite_url: str, issue_id: int) -> None:
 def test_reopen_waits_until_no_worker_holds_a_message_of_the_send(
     sqlite_url: str, issue_id: int
 ) -> None:
-    with transaction(sqlite_url) as session:
-        send_id = create_send(
-            session,
-            issue_id=issue_id,
-            audience=Audience(lists=("members",)),
-            variant=Variant.FULL,
-            at=None,
-            now=utcnow(),
-            zone=ZONE,
-        ).id
-        start_due_sends(session, utcnow())
+    send_id = started_send(sqlite_url, issue_id, "members")
     plan_send(session_factory(sqlite_url), send_id, batch_size=1000, lease=timedelta(minutes=1))
     with transaction(sqlite_url) as session:
         first = session.scalar(select(func.min(Delivery.id)).where(Delivery.send_id == send_id))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
@@ -15,14 +14,18 @@ from distributor.cli import main
 from distributor.db import session_factory, transaction, utcnow
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.redis_server import RedisServer
-from distributor.issues.models import Variant
-from distributor.sending.lifecycle import cancel_send, reopen_send, start_due_sends
+from distributor.sending.lifecycle import cancel_send, reopen_send
 from distributor.sending.models import Send
 from distributor.sending.planner import plan_next_batch, plan_send
-from distributor.sending.service import SendStatus, create_send, send_status
-from subscribers.query import Audience
+from distributor.sending.service import SendStatus
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, wait_until_done
+from tests.support.sending import (
+    engine_env,
+    import_sample,
+    started_send,
+    status_of,
+    wait_until_done,
+)
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -32,11 +35,6 @@ def cli(env: dict[str, str], *args: str) -> Result:
     result = CliRunner().invoke(main, list(args), env=env)
     assert result.exit_code == 0, result.output
     return result
-
-
-def status_of(url: str, send_id: int) -> SendStatus:
-    with transaction(url) as session:
-        return send_status(session, send_id)
 
 
 def wait_until_settled(url: str, send_id: int, timeout: float) -> SendStatus:
@@ -81,17 +79,7 @@ def test_a_send_cancelled_while_planning_plans_the_rest_once_reopened(
     emails = make_audience(sqlite_url, "members", 300)
     issue_id = import_sample(sqlite_url, sample_issue_path)
     factory = session_factory(sqlite_url)
-    with transaction(sqlite_url) as session:
-        send_id = create_send(
-            session,
-            issue_id=issue_id,
-            audience=Audience(lists=("members",)),
-            variant=Variant.FULL,
-            at=None,
-            now=utcnow(),
-            zone=ZoneInfo("Asia/Shanghai"),
-        ).id
-        assert start_due_sends(session, utcnow()) == [send_id]
+    send_id = started_send(sqlite_url, issue_id, "members")
     with factory.begin() as session:
         lease = timedelta(seconds=60)
         assert plan_next_batch(session, send_id, batch_size=100, now=utcnow(), lease=lease) == 100

@@ -15,8 +15,10 @@ from fastapi.responses import PlainTextResponse
 
 from distributor.channels.wechat.callbacks import (
     MassJobFinished,
+    Unfollowed,
     callback_signature,
     parse_mass_job_finished,
+    parse_unfollowed,
     verify_signature,
 )
 from distributor.channels.wechat.protocol import ToAll
@@ -46,6 +48,20 @@ EVENT = b"""<xml>
     </ResultList>
   </ArticleUrlResult>
 </xml>"""
+
+
+UNFOLLOWED = b"""<xml><ToUserName><![CDATA[gh_4d00ed8d6399]]></ToUserName>
+<FromUserName><![CDATA[oV5CrjpxgaGXNHIQigzNlgLTnwic]]></FromUserName>
+<CreateTime>1481013459</CreateTime><MsgType><![CDATA[event]]></MsgType>
+<Event><![CDATA[unsubscribe]]></Event></xml>"""
+
+
+def test_an_unfollow_event_names_the_follower_and_no_other_event_passes_for_one() -> None:
+    assert parse_unfollowed(UNFOLLOWED) == Unfollowed("oV5CrjpxgaGXNHIQigzNlgLTnwic", 1481013459)
+    with pytest.raises(InvalidWechatCallback, match="'MASSSENDJOBFINISH', not unsubscribe"):
+        parse_unfollowed(EVENT)
+    with pytest.raises(InvalidWechatCallback, match="names no <FromUserName>"):
+        parse_unfollowed(UNFOLLOWED.replace(b"oV5CrjpxgaGXNHIQigzNlgLTnwic", b" "))
 
 
 def test_the_documented_event_is_read() -> None:

@@ -18,6 +18,7 @@ from tests.support.audience import make_audience
 from tests.support.polling import wait_until
 from tests.support.sending import engine_env, import_sample, wait_until_done
 from tests.support.smtp import SmtpServer
+from tests.support.wechat import wechat_env
 from tests.support.wechat_sends import (
     LIST,
     jobs_of,
@@ -44,10 +45,7 @@ def test_a_worker_killed_between_the_call_and_the_commit_makes_no_second_job(
             database_url,
             redis_server.url,
             smtp,
-            WECHAT_APP_ID=config.app_id,
-            WECHAT_APP_SECRET=config.app_secret,
-            WECHAT_API_BASE=wechat.url,
-            WECHAT_ACCOUNT_TYPE="service",
+            **wechat_env(wechat),
             WECHAT_TIMEOUT_SECONDS="5",  # its lease: 5 s + the margin, then a retry may call
         )
         worker = WorkerProcess(env, tmp_path, concurrency=2)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
 from distributor.channels.wechat.protocol import DraftArticle, draft_body
 from distributor.config import Settings
@@ -23,6 +25,7 @@ from distributor.sending.wechat_publish import (
     rewrite_images,
     upload_images,
 )
+from tests.support.browser import launched_chromium
 from tests.support.wechat import JPEG, PNG, client_for, sandbox  # noqa: F401 (fixture)
 from tests.support.wechat_sends import long_issue
 
@@ -34,10 +37,53 @@ def data_uri(kind: str, data: bytes) -> str:
     return f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
 
 
-def test_default_cover_is_a_jpeg_that_wechat_takes_as_a_thumb() -> None:
+# Spec section 2: a ``thumb`` is a JPG of at most 64 KB (an ``image`` material may be larger).
+THUMB_MAX_BYTES = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from launched_chromium()
+
+
+def decoded_size(browser: Browser, data: bytes) -> tuple[int, int] | None:
+    """The pixel size Chromium's JPEG decoder gives ``data`` in an <img>, None if it cannot
+    decode it, and (0, 0) if it decodes to nothing but a blank canvas."""
+    page = browser.new_page()
+    try:
+        page.set_content(f'<img src="{data_uri("jpeg", data)}">')
+        size = page.evaluate(
+            """async () => {
+                const img = document.querySelector("img");
+                try { await img.decode(); } catch (error) { return null; }
+                const canvas = document.createElement("canvas");
+                [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
+                const context = canvas.getContext("2d");
+                context.drawImage(img, 0, 0);
+                const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+                const painted = pixels.some((value, i) => i % 4 === 3 && value > 0);
+                return painted ? [img.naturalWidth, img.naturalHeight] : [0, 0];
+            }"""
+        )
+    finally:
+        page.close()
+    return None if size is None else (size[0], size[1])
+
+
+def test_default_cover_decodes_as_a_jpeg_within_the_thumb_limits(browser: Browser) -> None:
     cover = default_cover()
     assert cover.startswith(b"\xff\xd8\xff") and cover.endswith(b"\xff\xd9")
-    assert len(cover) <= 64 * 1024
+    assert len(cover) <= THUMB_MAX_BYTES
+    assert decoded_size(browser, cover) == (900, 383)  # a 2.35:1 article cover
+    assert decoded_size(browser, JPEG) is None  # the decoder does refuse a file that only looks so
+
+
+def test_default_cover_is_taken_by_wechat_as_a_thumb_and_as_an_image(
+    sandbox: SandboxServer, sqlite_url: str  # noqa: F811
+) -> None:
+    client = client_for(sandbox, sqlite_url)
+    for kind in ("thumb", "image"):
+        assert client.add_material(default_cover(), "cover.jpg", "image/jpeg", kind).media_id
 
 
 def test_img_src_rewritten_each_source_once() -> None:

@@ -69,3 +69,23 @@ def test_the_steering_routes(sandbox: SandboxServer) -> None:
     assert sandbox.sandbox.config.callback_url == "http://127.0.0.1:9/cb"
     state = httpx.get(f"{base}/state").json()
     assert (state["followers"], state["tokens_issued"], state["calls"]["tags/get"]) == (4, 1, 2)
+
+
+def test_an_unfollow_leaves_the_followers_and_tags_and_posts_its_event(
+    sandbox: SandboxServer,
+) -> None:
+    base = f"{sandbox.url}/sandbox"
+    httpx.post(f"{base}/followers", json={"count": 3, "tag": "会员"})
+    gone, *kept = sandbox.sandbox.followers
+    httpx.post(f"{base}/callback", json={"url": "http://127.0.0.1:9/cb", "token": "t"})
+    answer = httpx.post(f"{base}/followers/unfollow", json={"openid": gone})
+    assert answer.json() == {"unfollowed": gone}
+    assert sandbox.sandbox.followers == kept and sandbox.sandbox.tags[100][1] == kept
+    access = token(sandbox)
+    listed = httpx.get(f"{sandbox.url}/cgi-bin/user/get?access_token={access}").json()
+    assert listed["data"]["openid"] == kept
+    # Its event was posted to the callback URL (nobody listens there: three tries, no answer).
+    attempts = sandbox.sandbox.callback_attempts
+    assert [(a.msg_id, a.status_code) for a in attempts] == [(0, None)] * 3
+    again = httpx.post(f"{base}/followers/unfollow", json={"openid": gone})
+    assert again.status_code == 404

@@ -212,6 +212,8 @@ def test_the_callback_records_wechat_counts_and_refuses_bad_signatures_and_entit
     shown = CliRunner().invoke(send, ["status", str(send_id)], obj=app_context)
     assert shown.exit_code == 0, shown.output
     assert "WeChat (counts as WeChat reports them)" in shown.output
+    # Email and WeChat messages side by side, then in all: these readers are all on WeChat.
+    assert re.search(r"│ sent +│ [^│]+│ +0 │ +4 │ +4 │", shown.output), shown.output
     [row] = [line for line in shown.output.splitlines() if f"msg_id {finished.msg_id}" in line]
     assert re.search(r"succeeded\W+4\W+send success\W+4\W+4\W+4\W+0", row), row
     as_json = CliRunner().invoke(send, ["status", str(send_id), "--json"], obj=app_context)

@@ -1,10 +1,12 @@
 """``distributor demo``: the whole job on the embedded default, on a machine with no server.
 
-It imports the sample issue, imports a CSV of demo readers, starts a local SMTP sink, the web
-server (``PUBLIC_BASE_URL`` points at it, so the messages' links work while the demo runs) and a
-Celery worker with the scheduler, sends, follows the send with a progress bar, shows the status
-table, where the received messages are and links to try, waits for Enter, and stops everything it
-started.
+It imports the sample issue, imports a CSV of demo readers, starts a local SMTP sink and the
+WeChat sandbox (whose followers it syncs onto the same list), the web server (``PUBLIC_BASE_URL``
+points at it, so the messages' links work while the demo runs; the sandbox posts its
+``MASSSENDJOBFINISH`` events to it) and a Celery worker with the scheduler, sends by preference
+(email readers by email, WeChat followers as one article mass-sent), follows the send with a
+progress bar, shows the status table with both channels side by side, where the messages went and
+links to try, waits for Enter, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import re
 import secrets
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from sqlalchemy.orm import Session
 
+from distributor.channels.wechat.client import WechatClient
 from distributor.cli.context import AppContext
 from distributor.cli.send_status_output import print_status, watch_send
 from distributor.config import Settings
@@ -29,11 +34,16 @@ from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.ports import free_port
 from distributor.devservers.smtp import MaildirSink
 from distributor.devservers.web_server import serving
+from distributor.devservers.wechat_sandbox import SandboxConfig, SandboxServer
 from distributor.errors import DistributorError
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
-from distributor.sending.service import create_send
+from distributor.sending.models import SendState
+from distributor.sending.service import SendStatus, create_send, send_status
+from distributor.sending.wechat_followers import sync_followers
+from distributor.sending.wechat_models import OPEN_JOB_STATES
 from distributor.web.app import create_app
+from distributor.web.wechat_callback import CALLBACK_PATH
 from subscribers.importer import import_subscribers
 from subscribers.links import ARCHIVE_PATH, UNSUBSCRIBE_PATH
 from subscribers.query import Audience
@@ -54,10 +64,13 @@ def write_readers(path: Path, count: int) -> None:
             writer.writerow([f"reader{i + 1:05d}@demo.example", name, FORMATS[i % len(FORMATS)]])
 
 
-def demo_settings(workdir: Path, smtp_port: int, web_port: int) -> dict[str, str]:
+def demo_settings(
+    workdir: Path, smtp_port: int, web_port: int, wechat: SandboxServer
+) -> dict[str, str]:
     """Embedded everything, in ``workdir``; the caller's secret key if it has one; links to the
-    demo's own web server."""
+    demo's own web server; the WeChat channel on the sandbox (never the real WeChat)."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    sandbox = wechat.sandbox.config
     env.update(
         DATABASE_URL=f"sqlite:///{workdir / 'demo.db'}",
         CELERY_BROKER_URL=f"sqla+sqlite:///{workdir / 'broker.db'}",
@@ -68,8 +81,44 @@ def demo_settings(workdir: Path, smtp_port: int, web_port: int) -> dict[str, str
         SMTP_SECURITY="none",
         MAIL_FROM=os.environ.get("MAIL_FROM", "杭州工运 <newsletter@demo.example>"),
         PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
+        WECHAT_APP_ID=sandbox.app_id,
+        WECHAT_APP_SECRET=sandbox.app_secret,
+        WECHAT_API_BASE=wechat.url,
+        WECHAT_ACCOUNT_TYPE=sandbox.account_type,
+        WECHAT_CALLBACK_TOKEN=sandbox.callback_token,
     )
     return env
+
+
+def wechat_sandbox(web_port: int) -> SandboxServer:
+    """The sandbox as a certified service account, posting its signed job results to the demo's
+    web server (WeChat posts them a little after the job, as here)."""
+    return SandboxServer(
+        SandboxConfig(
+            account_type="service",
+            callback_url=f"http://127.0.0.1:{web_port}{CALLBACK_PATH}",
+            callback_token=secrets.token_urlsafe(16),
+            job_finish_delay=1.0,
+        )
+    )
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def wechat_summary(server: SandboxServer) -> str:
+    """What the sandbox, standing in for WeChat, was given: drafts, jobs, and where to look."""
+    with server.sandbox.lock:
+        drafts = list(server.sandbox.drafts.values())
+        jobs = list(server.sandbox.jobs.values())
+    articles = sum(len(draft.articles) for draft in drafts)
+    followers = sum(len(job.audience) for job in jobs)
+    return (
+        f"The WeChat sandbox received {plural(len(drafts), 'draft')} "
+        f"({plural(articles, 'article')}) and made {plural(len(jobs), 'mass-send job')} "
+        f"to {plural(followers, 'follower')}: {server.url}/sandbox/state"
+    )
 
 
 def first_unsubscribe_link(maildir: Path, base_url: str) -> str | None:
@@ -92,6 +141,13 @@ def first_unsubscribe_link(maildir: Path, base_url: str) -> str | None:
     help="How many demo readers to create.",
 )
 @click.option(
+    "--followers",
+    type=click.IntRange(2, 100_000),
+    default=200,
+    show_default=True,
+    help="How many followers the WeChat sandbox's account has (all on the demo list).",
+)
+@click.option(
     "--dir",
     "workdir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -104,16 +160,16 @@ def first_unsubscribe_link(maildir: Path, base_url: str) -> str | None:
     is_flag=True,
     help="Stop at once when the send is done, instead of serving its links until Enter.",
 )
-def demo(count: int, workdir: Path, no_wait: bool) -> None:
-    """Run the whole job on the embedded default: import, subscribe, send, show, and serve the
-    messages' links until Enter is pressed."""
+def demo(count: int, followers: int, workdir: Path, no_wait: bool) -> None:
+    """Run the whole job on the embedded default: import, subscribe, send by email and WeChat
+    (on the local sandbox), show, and serve the messages' links until Enter is pressed."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     workdir = workdir.resolve()
     web_port = free_port()
-    with MaildirSink(workdir / "mail") as sink:
-        env = demo_settings(workdir, sink.port, web_port)
+    with MaildirSink(workdir / "mail") as sink, wechat_sandbox(web_port) as wechat:
+        env = demo_settings(workdir, sink.port, web_port, wechat)
         app = AppContext(Settings.from_env(env))
         url = app.settings.database_url
         upgrade(url)
@@ -136,10 +192,17 @@ def demo(count: int, workdir: Path, no_wait: bool) -> None:
                 on_problem=lambda problem: None,
             )
         click.echo(f"2. Imported {imported.imported} readers from {readers.name} into list 'demo'")
+        wechat.sandbox.add_followers(followers)
+        with WechatClient.from_settings(app.settings) as client:
+            synced = sync_followers(get_engine(url), client, "demo")
+        click.echo(
+            f"   Synced {synced.followers} WeChat followers from the sandbox ({wechat.url}) "
+            "into list 'demo'"
+        )
         site = app.settings.public_base_url
         click.echo(
-            f"3. SMTP sink on 127.0.0.1:{sink.port}, web server on {site}; "
-            "starting a worker with the scheduler"
+            f"3. SMTP sink on 127.0.0.1:{sink.port}, WeChat sandbox on {wechat.url}, "
+            f"web server on {site}; starting a worker with the scheduler"
         )
         # demo_settings took the caller's broker and Redis out: the worker must not inherit them.
         with (
@@ -148,22 +211,27 @@ def demo(count: int, workdir: Path, no_wait: bool) -> None:
         ):
             with app.session() as session:
                 send_id = _send(session, issue_id, app.settings)
-            click.echo(f"4. Created send ID: {send_id} (each reader gets the format they chose)")
+            click.echo(
+                f"4. Created send ID: {send_id} (each reader gets the format they chose, by "
+                "email or as a WeChat article)"
+            )
 
             def worker_alive() -> None:
                 code, log = worker.exit_code(), worker.log_path
                 if code is not None:
                     raise DistributorError(f"the worker stopped (exit {code}); see {log}")
 
-            status = watch_send(app, send_id, check=worker_alive)
+            watch_send(app, send_id, check=worker_alive)
+            status = _wechat_results(app, send_id, check=worker_alive)
             print_status(app, status)
             click.echo(
                 f"The SMTP sink received {sink.received} messages: {workdir / 'mail' / 'new'}"
             )
+            click.echo(wechat_summary(wechat))
             click.echo(f"Open one in a mail program, or: distributor issue preview {issue_id}")
             click.echo(f"Look around: DATABASE_URL={url} distributor send deliveries {send_id}")
             _serve_links(site, workdir / "mail", report.document.number, wait=not no_wait)
-    click.echo("Stopped the web server, the worker and the SMTP sink.")
+    click.echo("Stopped the web server, the worker, the WeChat sandbox and the SMTP sink.")
 
 
 def _serve_links(site: str, maildir: Path, issue_number: int, *, wait: bool) -> None:
@@ -174,7 +242,9 @@ def _serve_links(site: str, maildir: Path, issue_number: int, *, wait: bool) -> 
         click.echo(f"  unsubscribe (a reader's link): {unsubscribe}")
     click.echo(f"  the issue in the archive:      {site}{ARCHIVE_PATH}{issue_number}")
     if wait:
-        click.echo("Press Enter to stop the web server, the worker and the SMTP sink.")
+        click.echo(
+            "Press Enter to stop the web server, the worker, the WeChat sandbox and the SMTP sink."
+        )
         sys.stdin.readline()
 
 
@@ -187,4 +257,24 @@ def _send(session: Session, issue_id: int, settings: Settings) -> int:
         at=None,
         now=utcnow(),
         zone=settings.zone,
+        wechat_account=settings.wechat_account_type,
     ).id
+
+
+WECHAT_RESULT_WAIT = 30.0  # seconds: the sandbox reports a job a second after it; WeChat, later
+
+
+def _wechat_results(
+    app: AppContext, send_id: int, *, check: Callable[[], None]
+) -> SendStatus:
+    """The send's status once WeChat reported each of its jobs (by callback): a WeChat delivery
+    is done when WeChat accepted its job, the job when WeChat says it finished."""
+    deadline = time.monotonic() + WECHAT_RESULT_WAIT
+    while True:
+        with app.session() as session:
+            status = send_status(session, send_id)
+        open_jobs = [job for job in status.wechat_jobs if job.state in OPEN_JOB_STATES]
+        if not open_jobs or status.state != SendState.DONE or time.monotonic() > deadline:
+            return status
+        check()
+        time.sleep(0.5)

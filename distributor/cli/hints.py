@@ -16,8 +16,14 @@ ISSUE_HINT = "{message} (see: distributor issue list)"
 
 @contextmanager
 def hinted(error_type: type[DistributorError], template: str) -> Iterator[None]:
-    """Re-raise ``error_type`` with its message put into ``template`` (``{message}``)."""
+    """Re-raise ``error_type`` with its message put into ``template`` (``{message}``).
+
+    The error itself is re-raised, so its class and its own fields (a retry delay, an errcode)
+    survive; only the words change.
+    """
     try:
         yield
     except error_type as error:
-        raise type(error)(template.format(message=error.message)) from error
+        error.message = template.format(message=error.message)
+        error.args = (error.message,)
+        raise

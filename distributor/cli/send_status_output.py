@@ -17,6 +17,7 @@ from distributor.cli.context import AppContext
 from distributor.cli.terminal import rich_text
 from distributor.sending.models import DeliveryState
 from distributor.sending.service import DeliveryView, SendStatus, local_time, send_status
+from distributor.sending.wechat_status import wechat_delivery_counts
 
 # What each delivery state means to someone who did not write the engine.
 STATE_MEANINGS = {
@@ -30,6 +31,7 @@ STATE_MEANINGS = {
     DeliveryState.BOUNCED: "accepted, then bounced: the address does not take mail",
     DeliveryState.COMPLAINED: "accepted, then reported as spam by the reader",
 }
+WECHAT_SENT = ", or by WeChat in a mass-send job"
 
 
 def when_text(app: AppContext, moment: datetime | None, missing: str = "—") -> str:
@@ -49,13 +51,7 @@ def print_status(app: AppContext, status: SendStatus) -> None:
         app.console.print(f"Started:   {when_text(app, status.started_at)}")
     if status.finished_at is not None:
         app.console.print(f"Finished:  {when_text(app, status.finished_at)}")
-    table = Table("State", "Meaning", "Messages")
-    table.columns[2].justify = "right"
-    for state in DeliveryState:
-        if state.value in status.counts:
-            table.add_row(state.value, STATE_MEANINGS[state], f"{status.counts[state.value]:,}")
-    table.add_row("[bold]total[/bold]", "", f"[bold]{status.total:,}[/bold]")
-    app.console.print(table)
+    print_counts(app, status)
     print_feedback(app, status)
     if status.error:
         app.console.print(f"It stopped by itself: {rich_text(status.error)}", highlight=False)
@@ -67,6 +63,33 @@ def print_status(app: AppContext, status: SendStatus) -> None:
     print_readers(app, status)
     if status.wechat_jobs:
         print_wechat_jobs(app, status)
+
+
+def print_counts(app: AppContext, status: SendStatus) -> None:
+    """How many messages are in each state; with WeChat readers in the send, the email and the
+    WeChat ones side by side (a WeChat message is "sent" once WeChat accepted its job)."""
+    with app.session() as session:
+        wechat = wechat_delivery_counts(session, status.id)
+    split = bool(wechat)
+    table = Table("State", "Meaning", *(("Email", "WeChat") if split else ()), "Messages")
+    for column in table.columns[2:]:
+        column.justify = "right"
+
+    def cells(total: int, on_wechat: int) -> list[str]:
+        by_channel = [f"{total - on_wechat:,}", f"{on_wechat:,}"] if split else []
+        return [*by_channel, f"{total:,}"]
+
+    for state in DeliveryState:
+        if state.value in status.counts:
+            meaning = STATE_MEANINGS[state]
+            if split and state is DeliveryState.SENT:
+                meaning += WECHAT_SENT
+            table.add_row(
+                state.value, meaning, *cells(status.counts[state.value], wechat.get(state.value, 0))
+            )
+    totals = cells(status.total, sum(wechat.values()))
+    table.add_row("[bold]total[/bold]", "", *(f"[bold]{cell}[/bold]" for cell in totals))
+    app.console.print(table)
 
 
 def print_readers(app: AppContext, status: SendStatus) -> None:

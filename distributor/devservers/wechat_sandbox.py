@@ -11,7 +11,8 @@ It shares no code with the client on purpose (not even the signature): a fake th
 client's code would agree with the client's mistakes. Tests steer it through :class:`Sandbox`
 (in the same process) or the ``/sandbox/…`` routes (a sandbox run by ``distributor wechat
 sandbox``): force an errcode or a slow answer on the next call to an API, expire the tokens,
-add followers and tags, register the callback URL.
+add followers and tags, make one unfollow (its ``unsubscribe`` event posted), register the
+callback URL.
 """
 
 from __future__ import annotations
@@ -206,6 +207,30 @@ class Sandbox:
                 self.follower_index[openid] = len(self.followers)
                 self.followers.append(openid)
             return added
+
+    def unfollow(self, openid: str) -> None:
+        """The follower stops following: gone from the followers and tags (a mass send naming
+        them is refused, 40003), and the signed ``unsubscribe`` event posted, as WeChat does."""
+        with self.lock:
+            if openid not in self.follower_index:
+                raise KeyError(f"{openid} does not follow the sandbox's account")
+            self.followers.remove(openid)
+            self.follower_index = {each: i for i, each in enumerate(self.followers)}
+            for _, members in self.tags.values():
+                if openid in members:
+                    members.remove(openid)
+            url, token = self.config.callback_url, self.config.callback_token
+            xml = (
+                "<xml>"
+                f"<ToUserName><![CDATA[gh_{self.config.app_id[2:14]}]]></ToUserName>"
+                f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+                f"<CreateTime>{int(time.time())}</CreateTime>"
+                "<MsgType><![CDATA[event]]></MsgType>"
+                "<Event><![CDATA[unsubscribe]]></Event>"
+                "</xml>"
+            ).encode()
+        if url:
+            self._post_callback(url, token, 0, xml, openid=openid)
 
     def add_tag(self, name: str, openids: list[str]) -> int:
         with self.lock:
@@ -633,8 +658,11 @@ class Sandbox:
             "</xml>"
         ).encode()
 
-    def _post_callback(self, url: str, token: str, msg_id: int, xml: bytes) -> None:
-        """POST the event, signed; WeChat tries 3 times when the answer is late or not 200."""
+    def _post_callback(
+        self, url: str, token: str, msg_id: int, xml: bytes, openid: str = MPHELPER_OPENID
+    ) -> None:
+        """POST the event, signed; WeChat tries 3 times when the answer is late or not 200.
+        ``msg_id`` is 0 for a follower's event, which names the follower in ``openid``."""
         for _ in range(self.config.callback_attempts):
             timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
             signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode())
@@ -642,7 +670,7 @@ class Sandbox:
                 "signature": signature.hexdigest(),
                 "timestamp": timestamp,
                 "nonce": nonce,
-                "openid": MPHELPER_OPENID,
+                "openid": openid,
             }
             try:
                 response = httpx.post(
@@ -737,6 +765,15 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         added = sandbox.add_followers(int(spec.get("count", 0)))
         tag_id = sandbox.add_tag(str(spec["tag"]), added) if spec.get("tag") else None
         return JSONResponse({"added": len(added), "tag_id": tag_id})
+
+    @app.post("/sandbox/followers/unfollow")
+    async def unfollow(request: Request) -> JSONResponse:
+        openid = str((await request.json()).get("openid", ""))
+        try:
+            await asyncio.to_thread(sandbox.unfollow, openid)
+        except KeyError as error:
+            return JSONResponse({"error": str(error)}, status_code=404)
+        return JSONResponse({"unfollowed": openid})
 
     @app.post("/sandbox/callback")
     async def callback(request: Request) -> JSONResponse:

@@ -2,6 +2,10 @@
 it), processed once, and moved out of the way: to the done folder when it was understood, to the
 failed folder when a person should look at it. Nothing is deleted, and a second poll finds
 nothing new; a message whose processing failed on our side (the database) stays for the next.
+
+Messages are applied in batches of :data:`BATCH_SIZE`, one transaction each, and moved only once
+it is committed; a batch that fails is retried one message per transaction, so one bad message
+neither loses nor holds back the others.
 """
 
 from __future__ import annotations
@@ -10,22 +14,24 @@ import imaplib
 import logging
 import re
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.bounces import MAX_MESSAGE_BYTES, Verp
 from distributor.config import Settings
 from distributor.db import session_factory, utcnow
 from distributor.errors import ConfigurationError, DistributorError
-from distributor.sending.feedback import PausePolicy, Processed, process_feedback
+from distributor.sending.feedback import PausePolicy, Processed, Reading, apply_readings, read
 
 log = logging.getLogger(__name__)
 
 POLL_LIMIT = 500  # messages per poll: a flood is worked through over several polls
+BATCH_SIZE = 100  # messages per transaction: at most 25 MB read (256 KB each) before it commits
 IMAP_TIMEOUT = 60.0
 _UID = re.compile(rb"\bUID (\d+)")
 
@@ -147,51 +153,102 @@ class BounceMailbox:
         return data
 
 
+# What became of one message: processed, or the error that stopped it.
+Result = Processed | Exception
+Handler = Callable[[Sequence[bytes]], list[Result]]
+
+
 def poll(
-    mailbox: BounceMailbox, handle: Callable[[bytes], Processed], *, limit: int = POLL_LIMIT
+    mailbox: BounceMailbox, handle: Handler, *, limit: int = POLL_LIMIT, batch: int = BATCH_SIZE
 ) -> PollReport:
-    """Process up to ``limit`` messages of the mailbox, each moved once it is recorded."""
+    """Process up to ``limit`` messages of the mailbox, ``batch`` at a time, each moved once
+    its batch is committed."""
     report = PollReport()
-    for uid in mailbox.uids()[:limit]:
-        raw = mailbox.fetch(uid)
-        try:
-            result = handle(raw)
-        except SQLAlchemyError:
-            log.exception("bounce message UID %s: not processed, left for the next poll", uid)
-            report.left += 1
-            continue
-        except Exception:  # a stranger's message must never stop the poller
-            log.exception("bounce message UID %s: processing failed; moved aside", uid)
-            mailbox.move(uid, mailbox.settings.failed_folder)
-            report.failed += 1
-            continue
-        if result.handled:
-            mailbox.move(uid, mailbox.settings.done_folder)
-            report.done += 1
-        else:
-            log.warning(
-                "bounce message UID %s (%s): %s; moved to %s",
-                uid,
-                result.kind.value,
-                result.reason,
-                mailbox.settings.failed_folder,
-            )
-            mailbox.move(uid, mailbox.settings.failed_folder)
-            report.failed += 1
+    uids = mailbox.uids()[:limit]
+    for start in range(0, len(uids), batch):
+        chunk = uids[start : start + batch]
+        results = handle([mailbox.fetch(uid) for uid in chunk])
+        for uid, result in zip(chunk, results, strict=True):
+            _settle(mailbox, uid, result, report)
     return report
 
 
-def feedback_handler(settings: Settings) -> Callable[[bytes], Processed]:
-    """Process one message in a transaction of its own, with the site's keys and policy."""
+def _settle(mailbox: BounceMailbox, uid: str, result: Result, report: PollReport) -> None:
+    if isinstance(result, SQLAlchemyError):
+        log.error(
+            "bounce message UID %s: not processed, left for the next poll",
+            uid,
+            exc_info=result,
+        )
+        report.left += 1
+    elif isinstance(result, Exception):  # a stranger's message must never stop the poller
+        log.error("bounce message UID %s: processing failed; moved aside", uid, exc_info=result)
+        mailbox.move(uid, mailbox.settings.failed_folder)
+        report.failed += 1
+    elif result.handled:
+        mailbox.move(uid, mailbox.settings.done_folder)
+        report.done += 1
+    else:
+        log.warning(
+            "bounce message UID %s (%s): %s; moved to %s",
+            uid,
+            result.kind.value,
+            result.reason,
+            mailbox.settings.failed_folder,
+        )
+        mailbox.move(uid, mailbox.settings.failed_folder)
+        report.failed += 1
+
+
+def process_batch(
+    factory: sessionmaker[Session],
+    raws: Sequence[bytes],
+    *,
+    verp: Verp,
+    policy: PausePolicy,
+) -> list[Result]:
+    """Read each message, then apply them all in one transaction; if that fails, apply them one
+    per transaction, so that a message that fails (or a database error it causes) costs only
+    itself. Each result is a :class:`Processed` or the exception that stopped that message."""
+    now = utcnow()
+    readings: list[Reading | Exception] = []
+    for raw in raws:
+        try:
+            readings.append(read(raw, verp=verp, now=now))
+        except Exception as error:  # a stranger's message: the others go on
+            readings.append(error)
+    good = [each for each in readings if isinstance(each, Reading)]
+    try:
+        with factory.begin() as session:
+            applied = iter(apply_readings(session, good, policy=policy, now=now))
+        return [next(applied) if isinstance(each, Reading) else each for each in readings]
+    except Exception as error:
+        if len(good) == 1:
+            return [error if isinstance(each, Reading) else each for each in readings]
+        log.warning(
+            "a batch of %d bounce messages failed (%s): retrying one by one", len(good), error
+        )
+
+    def one(reading: Reading) -> Result:
+        try:
+            with factory.begin() as session:
+                return apply_readings(session, [reading], policy=policy, now=now)[0]
+        except Exception as error:
+            return error
+
+    return [one(each) if isinstance(each, Reading) else each for each in readings]
+
+
+def feedback_handler(settings: Settings) -> Handler:
+    """Process batches of messages with the site's keys and policy."""
     verp = Verp.from_settings(settings)
     if verp is None:
         raise ConfigurationError("BOUNCE_DOMAIN is not set: there are no bounces to read")
     policy = PausePolicy.from_settings(settings)
     factory = session_factory(settings.database_url)
 
-    def handle(raw: bytes) -> Processed:
-        with factory.begin() as session:
-            return process_feedback(session, raw, verp=verp, policy=policy, now=utcnow())
+    def handle(raws: Sequence[bytes]) -> list[Result]:
+        return process_batch(factory, raws, verp=verp, policy=policy)
 
     return handle
 

@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.channels.base import Channel, Envelope, Outcome, Receipt
@@ -192,25 +202,34 @@ def suppress_departed(
     gone = [
         c.id for c in claimed if c.subscriber_id is not None and c.subscriber_id not in sendable
     ]
-    if gone:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(gone), Delivery.claim_token == token)
-            .values(
-                state=DeliveryState.SUPPRESSED,
-                claim_token=None,
-                lease_until=None,
-                last_error="unsubscribed or suppressed before sending",
-                updated_at=now,
-            )
-        )
-        log_attempts(
-            session,
-            [LogEntry(delivery_id, AttemptOutcome.SUPPRESSED, detail="no longer subscribed")
-             for delivery_id in gone],
-            at=now,
-        )
+    mark_suppressed(session, gone, Delivery.claim_token == token, now=now)
     return keep
+
+
+def mark_suppressed(
+    session: Session, delivery_ids: list[int], held: ColumnElement[bool], *, now: datetime
+) -> None:
+    """End ``delivery_ids`` (those still ``held`` as the caller says) as suppressed, logged: their
+    reader left after the send was planned. Shared by the email and WeChat paths."""
+    if not delivery_ids:
+        return
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), held)
+        .values(
+            state=DeliveryState.SUPPRESSED,
+            claim_token=None,
+            lease_until=None,
+            last_error="unsubscribed or suppressed before sending",
+            updated_at=now,
+        )
+    )
+    log_attempts(
+        session,
+        [LogEntry(delivery_id, AttemptOutcome.SUPPRESSED, detail="no longer subscribed")
+         for delivery_id in delivery_ids],
+        at=now,
+    )
 
 
 def running_sends(session: Session, only: int | None = None) -> list[int]:

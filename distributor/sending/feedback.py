@@ -1,7 +1,8 @@
-"""The feedback loop's effects: one message of the bounce mailbox in, its consequences written.
+"""The feedback loop's effects: messages of the bounce mailbox in, their consequences written.
 
-:func:`decide` and :func:`pause_reason` are the rules, pure; :func:`process_feedback` reads what
-they need and writes what they say, in the caller's transaction:
+:func:`decide` and :func:`pause_reason` are the rules, pure; :func:`read` classifies and matches
+a message, pure; :func:`apply_readings` reads what the rules need for a whole batch at once and
+writes what they say, in the caller's transaction (:func:`process_feedback` for one message):
 
 - a hard bounce makes the delivery ``bounced`` and suppresses the subscriber (``bounced``);
 - a soft bounce leaves the delivery ``sent`` (the message may still arrive), but the third one
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from distributor.bounces import (
@@ -43,9 +45,9 @@ from distributor.sending.models import (
     FeedbackMessage,
     FeedbackOutcome,
 )
-from distributor.sending.service import delivery_counts, feedback_rate
+from distributor.sending.service import delivery_counts_of, feedback_rate
 from subscribers.models import SubscriberStatus
-from subscribers.store import suppress
+from subscribers.store import Suppression, suppress_all
 
 SOFT_BOUNCE_LIMIT = 3
 SOFT_BOUNCE_WINDOW = timedelta(days=30)
@@ -144,65 +146,112 @@ def digest_of(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One message read and matched, before any database: :func:`read` makes it, pure, so a
+    batch can be read first and applied at once."""
+
+    raw: bytes
+    digest: str
+    feedback: Feedback
+    result: MatchedFeedback | Unmatched
+    message_id: str | None  # its own, for a person to find it in the mailbox
+
+
+def read(raw: bytes, *, verp: Verp, now: datetime) -> Reading:
+    """Classify and match one message (its first ``MAX_MESSAGE_BYTES`` are enough)."""
+    feedback = classify(raw)
+    result = match(feedback, verp, now=now.timestamp())
+    return Reading(raw, digest_of(raw), feedback, result, _own_message_id(raw))
+
+
 def process_feedback(
     session: Session, raw: bytes, *, verp: Verp, policy: PausePolicy, now: datetime
 ) -> Processed:
-    """Classify, match and apply one message (its first ``MAX_MESSAGE_BYTES`` are enough), once:
-    the same bytes a second time change nothing and return the first outcome.
+    """Classify, match and apply one message, once: the same bytes a second time change nothing
+    and return the first outcome."""
+    return apply_readings(session, [read(raw, verp=verp, now=now)], policy=policy, now=now)[0]
 
-    Plain statements rather than the unit of work: this runs once per message of a mailbox that
-    may hold thousands after a large send."""
-    digest = digest_of(raw)
-    stored = session.connection().execute(_BY_DIGEST, {"b_digest": digest}).first()
-    if stored is not None:
-        return replace(Processed(*stored), repeat=True)
-    feedback = classify(raw)
-    result = match(feedback, verp, now=now.timestamp())
-    target = _target_of(session, result) if isinstance(result, MatchedFeedback) else None
-    row: dict[str, object] = {}
-    if isinstance(result, Unmatched) or target is None:
-        reason = result.reason if isinstance(result, Unmatched) else GONE
-        if feedback.kind is FeedbackKind.AUTO_REPLY:
-            outcome = FeedbackOutcome.IGNORED
-        else:
-            outcome, row["raw"] = FeedbackOutcome.UNMATCHED, raw
-    else:
+
+def apply_readings(
+    session: Session, readings: Sequence[Reading], *, policy: PausePolicy, now: datetime
+) -> list[Processed]:
+    """Apply messages read by :func:`read`, in order, each once, in the caller's transaction:
+    as if one after another, but with a fixed number of statements for the whole batch (one
+    lookup of what was seen before, of the deliveries, of the soft bounces, of the sends'
+    counts; one update of the deliveries, of the subscribers, one insert of the messages).
+    The deliveries and subscribers touched are locked, so the rules decide on what is written.
+
+    A mailbox may hold thousands after a large send: the statements are built once, and plain
+    (no unit of work)."""
+    connection = session.connection()
+    digests = sorted({each.digest for each in readings})
+    seen = {row[0]: replace(Processed(*row[1:]), repeat=True) for row in connection.execute(
+        _BY_DIGESTS, {"b_digests": digests}
+    )} if digests else {}  # fmt: skip
+    fresh: dict[str, Reading] = {}
+    for each in readings:
+        if each.digest not in seen:
+            fresh.setdefault(each.digest, each)
+    batch = _Batch.load(session, list(fresh.values()), now=now)
+    applied = [
+        (each, *batch.apply(session, each, policy=policy, now=now)) for each in fresh.values()
+    ]
+    batch.write(session)
+    asked = [suppression for *_, suppression in applied if suppression is not None]
+    suppressed = iter(suppress_all(session, asked))
+    rows: list[dict[str, object]] = []
+    for each, target, done, suppression in applied:
+        if suppression is not None and next(suppressed):
+            done.append(f"subscriber {suppression.subscriber_id} suppressed")
+        rows.append(_row_of(each, target, "; ".join(done), now))
+    ids = connection.execute(_INSERT, rows).scalars().all() if rows else []
+    for row, new_id in zip(rows, ids, strict=True):
+        seen[cast(str, row["digest"])] = Processed(
+            new_id,
+            cast(FeedbackKind, row["kind"]),
+            cast(FeedbackOutcome, row["outcome"]),
+            cast(str, row["reason"]),
+            cast("int | None", row["delivery_id"]),
+            cast("int | None", row["send_id"]),
+        )
+    results = []
+    for each in readings:
+        result = seen[each.digest]
+        results.append(result if fresh.pop(each.digest, None) else replace(result, repeat=True))
+    return results
+
+
+def _row_of(
+    reading: Reading, target: Target | None, reason: str, now: datetime
+) -> dict[str, object]:
+    """The stored message: the raw bytes only of one nobody could act on."""
+    feedback = reading.feedback
+    row: dict[str, object] = dict.fromkeys(
+        ("matched_by", "delivery_id", "send_id", "subscriber_id", "raw")
+    )
+    if target is not None and isinstance(reading.result, MatchedFeedback):  # matched and found
         outcome = FeedbackOutcome.APPLIED
         row |= {
-            "matched_by": result.matched_by,
+            "matched_by": reading.result.matched_by,
             "delivery_id": target.id,
             "send_id": target.send_id,
             "subscriber_id": target.subscriber_id,
         }
-        reason = _apply(session, feedback, target, policy=policy, now=now)
-    values = dict.fromkeys(("matched_by", "delivery_id", "send_id", "subscriber_id", "raw"))
-    new_id = (
-        session.connection()
-        .execute(
-            _INSERT,
-            values
-            | row
-            | {
-                "digest": digest,
-                "message_id": _own_message_id(raw),
-                "kind": feedback.kind,
-                "outcome": outcome,
-                "reason": reason,
-                "status": feedback.status,
-                "diagnostic": feedback.diagnostic,
-                "received_at": now,
-            },
-        )
-        .scalar_one()
-    )
-    return Processed(
-        new_id,
-        feedback.kind,
-        outcome,
-        reason,
-        target.id if target and outcome is FeedbackOutcome.APPLIED else None,
-        target.send_id if target and outcome is FeedbackOutcome.APPLIED else None,
-    )
+    elif feedback.kind is FeedbackKind.AUTO_REPLY:
+        outcome = FeedbackOutcome.IGNORED
+    else:
+        outcome, row["raw"] = FeedbackOutcome.UNMATCHED, reading.raw
+    return row | {
+        "digest": reading.digest,
+        "message_id": reading.message_id,
+        "kind": feedback.kind,
+        "outcome": outcome,
+        "reason": reason,
+        "status": feedback.status,
+        "diagnostic": feedback.diagnostic,
+        "received_at": now,
+    }
 
 
 @dataclass(frozen=True)
@@ -219,25 +268,34 @@ class Target:
 # The statements of the hot path, built once: building one costs more than running it.
 _FEEDBACK = cast(Table, FeedbackMessage.__table__)
 _DELIVERIES = cast(Table, Delivery.__table__)
-_BY_DIGEST = select(
-    *(_FEEDBACK.c[name] for name in ("id", "kind", "outcome", "reason", "delivery_id", "send_id"))
-).where(_FEEDBACK.c.digest == bindparam("b_digest"))
-_INSERT = insert(_FEEDBACK).returning(_FEEDBACK.c.id)
+_BY_DIGESTS = select(
+    *(
+        _FEEDBACK.c[name]
+        for name in ("digest", "id", "kind", "outcome", "reason", "delivery_id", "send_id")
+    )
+).where(_FEEDBACK.c.digest.in_(bindparam("b_digests", expanding=True)))
+_INSERT = insert(_FEEDBACK).returning(_FEEDBACK.c.id, sort_by_parameter_order=True)
 _TARGET = select(
     *(_DELIVERIES.c[name] for name in ("id", "send_id", "subscriber_id", "address", "state"))
-)
-_TARGET_BY_ID = _TARGET.where(_DELIVERIES.c.id == bindparam("b_id"))
-_TARGET_BY_MESSAGE = _TARGET.where(
-    _DELIVERIES.c.send_id == bindparam("b_send_id"),
-    _DELIVERIES.c.subscriber_id == bindparam("b_subscriber_id"),
+).order_by(_DELIVERIES.c.id)
+_TARGETS_BY_ID = _TARGET.where(
+    _DELIVERIES.c.id.in_(bindparam("b_ids", expanding=True))
+).with_for_update()
+_TARGETS_BY_MESSAGE = _TARGET.where(
+    tuple_(_DELIVERIES.c.send_id, _DELIVERIES.c.subscriber_id).in_(
+        bindparam("b_messages", expanding=True)
+    ),
     _DELIVERIES.c.channel == DeliveryChannel.EMAIL,
-)
-_SOFT_BOUNCES = select(func.count(func.distinct(_FEEDBACK.c.delivery_id))).where(
-    _FEEDBACK.c.subscriber_id == bindparam("b_subscriber_id"),
-    _FEEDBACK.c.kind == FeedbackKind.SOFT_BOUNCE,
-    _FEEDBACK.c.outcome == FeedbackOutcome.APPLIED,
-    _FEEDBACK.c.received_at >= bindparam("b_since"),
-    _FEEDBACK.c.delivery_id != bindparam("b_id"),
+).with_for_update()
+_SOFT_BOUNCES = (
+    select(_FEEDBACK.c.subscriber_id, _FEEDBACK.c.delivery_id)
+    .where(
+        _FEEDBACK.c.subscriber_id.in_(bindparam("b_subscriber_ids", expanding=True)),
+        _FEEDBACK.c.kind == FeedbackKind.SOFT_BOUNCE,
+        _FEEDBACK.c.outcome == FeedbackOutcome.APPLIED,
+        _FEEDBACK.c.received_at >= bindparam("b_since"),
+    )
+    .distinct()
 )
 _MARK = (
     update(_DELIVERIES)
@@ -248,69 +306,106 @@ _MARK = (
 )
 
 
-def _apply(
-    session: Session, feedback: Feedback, target: Target, *, policy: PausePolicy, now: datetime
-) -> str:
-    soft = 0
-    if feedback.kind is FeedbackKind.SOFT_BOUNCE and target.subscriber_id is not None:
-        soft = _soft_bounces(session, target.subscriber_id, target.id, now) + 1
-    effects = decide(feedback, delivery_state=target.state, soft_bounces=soft)
-    done = [effects.reason]
-    if effects.delivery_state is not None:
-        before = (
-            delivery_counts(session, target.send_id)
-            if effects.delivery_state is (DeliveryState.BOUNCED)
-            else {}
+@dataclass
+class _Batch:
+    """What the rules need of a batch's deliveries, subscribers and sends, read at once, and
+    kept current in memory as its messages are applied one after another."""
+
+    by_id: dict[int, Target]
+    by_message: dict[tuple[int, int], Target]
+    soft_bounces: dict[int, set[int]]  # subscriber -> deliveries soft-bounced within the window
+    counts: dict[int, dict[str, int]]  # send -> deliveries per state
+    marks: list[dict[str, object]] = field(default_factory=list)  # for one UPDATE of them all
+
+    @classmethod
+    def load(cls, session: Session, readings: Sequence[Reading], *, now: datetime) -> _Batch:
+        connection = session.connection()
+        matched = [each.result for each in readings if isinstance(each.result, MatchedFeedback)]
+        ids = sorted({each.delivery_id for each in matched if each.delivery_id is not None})
+        messages = sorted(
+            {(each.message.send_id, each.message.subscriber_id) for each in matched if each.message}
         )
-        marking = {
-            "b_id": target.id,
-            "b_state": effects.delivery_state,
-            "b_error": effects.reason[:2000],
-            "b_at": now,
-        }
-        changed = session.connection().execute(_MARK, marking).rowcount
-        if changed:
+        by_id = {
+            row.id: Target(*row) for row in connection.execute(_TARGETS_BY_ID, {"b_ids": ids})
+        } if ids else {}  # fmt: skip
+        by_message: dict[tuple[int, int], Target] = {}
+        if messages:
+            for row in connection.execute(_TARGETS_BY_MESSAGE, {"b_messages": messages}):
+                target = by_id.setdefault(row.id, Target(*row))
+                by_message.setdefault((target.send_id, cast(int, target.subscriber_id)), target)
+        targets = list(by_id.values())
+        soft = sorted({t.subscriber_id for t in targets if t.subscriber_id is not None})
+        soft_bounces: dict[int, set[int]] = {}
+        if soft:
+            since = now - SOFT_BOUNCE_WINDOW
+            found = connection.execute(_SOFT_BOUNCES, {"b_subscriber_ids": soft, "b_since": since})
+            for subscriber_id, delivery_id in found:
+                soft_bounces.setdefault(subscriber_id, set()).add(delivery_id)
+        counts = delivery_counts_of(session, sorted({t.send_id for t in targets}))
+        return cls(by_id, by_message, soft_bounces, counts)
+
+    def target_of(self, result: MatchedFeedback) -> Target | None:
+        if result.delivery_id is not None:
+            return self.by_id.get(result.delivery_id)
+        assert result.message is not None
+        return self.by_message.get((result.message.send_id, result.message.subscriber_id))
+
+    def apply(
+        self, session: Session, reading: Reading, *, policy: PausePolicy, now: datetime
+    ) -> tuple[Target | None, list[str], Suppression | None]:
+        """The matched delivery, what was done, and the suppression it asks for (written with
+        the others' by :func:`suppress_all`)."""
+        feedback, result = reading.feedback, reading.result
+        target = self.target_of(result) if isinstance(result, MatchedFeedback) else None
+        if target is None:
+            return None, [result.reason if isinstance(result, Unmatched) else GONE], None
+        target = self.by_id[target.id]  # as changed by the batch so far
+        soft = 0
+        if feedback.kind is FeedbackKind.SOFT_BOUNCE and target.subscriber_id is not None:
+            earlier = self.soft_bounces.setdefault(target.subscriber_id, set())
+            soft = len(earlier - {target.id}) + 1
+            earlier.add(target.id)
+        effects = decide(feedback, delivery_state=target.state, soft_bounces=soft)
+        done = [effects.reason]
+        if effects.delivery_state is not None:  # only ever from sent: the row is locked
+            self._mark(target, effects.delivery_state, effects.reason, now)
             done.append(f"delivery {target.id} is {effects.delivery_state.value}")
-        if changed and effects.delivery_state is DeliveryState.BOUNCED:
-            after = {**before, SENT: before.get(SENT, 0) - 1, BOUNCED: before.get(BOUNCED, 0) + 1}
-            reason = pause_reason(before, after, policy)
+            reason = self._count(target.send_id, effects.delivery_state, policy)
             if reason is not None and pause_for_error(session, target.send_id, reason, now):
                 done.append(f"send {target.send_id} paused")
-    if effects.suppress is not None and target.subscriber_id is not None:
-        suppressed = suppress(
-            session,
+        if effects.suppress is None or target.subscriber_id is None:
+            return target, done, None
+        suppression = Suppression(
             target.subscriber_id,
             effects.suppress,
             address=target.address,
             reason=f"{effects.reason} (delivery {target.id}, send {target.send_id})",
             source="complaint" if effects.suppress is SubscriberStatus.COMPLAINED else "bounce",
         )
-        if suppressed:
-            done.append(f"subscriber {target.subscriber_id} suppressed")
-    return "; ".join(done)
+        return target, done, suppression
 
+    def _mark(self, target: Target, state: DeliveryState, reason: str, now: datetime) -> None:
+        self.by_id[target.id] = replace(target, state=state)
+        self.marks.append(
+            {"b_id": target.id, "b_state": state, "b_error": reason[:2000], "b_at": now}
+        )
 
-def _target_of(session: Session, result: MatchedFeedback) -> Target | None:
-    if result.delivery_id is not None:
-        row = session.connection().execute(_TARGET_BY_ID, {"b_id": result.delivery_id}).first()
-    else:
-        assert result.message is not None
-        message = {
-            "b_send_id": result.message.send_id,
-            "b_subscriber_id": result.message.subscriber_id,
+    def _count(self, send_id: int, state: DeliveryState, policy: PausePolicy) -> str | None:
+        """Move one delivery of the send from sent to ``state`` in the counts; why the send
+        should pause now, if this took its hard-bounce rate over the limit."""
+        before = self.counts.get(send_id, {})
+        after = {
+            **before,
+            SENT: before.get(SENT, 0) - 1,
+            state.value: before.get(state.value, 0) + 1,
         }
-        row = session.connection().execute(_TARGET_BY_MESSAGE, message).first()
-    return None if row is None else Target(*row)
+        self.counts[send_id] = after
+        return pause_reason(before, after, policy)
 
-
-def _soft_bounces(session: Session, subscriber_id: int, delivery_id: int, now: datetime) -> int:
-    """Soft bounces of other messages to this subscriber within the window (a relay's repeated
-    delay warnings for one message count once)."""
-    since = now - SOFT_BOUNCE_WINDOW
-    found = session.connection().execute(
-        _SOFT_BOUNCES, {"b_subscriber_id": subscriber_id, "b_since": since, "b_id": delivery_id}
-    )
-    return int(found.scalar() or 0)
+    def write(self, session: Session) -> None:
+        """The deliveries' new states, in one statement."""
+        if self.marks:
+            session.connection().execute(_MARK, self.marks)
 
 
 def _own_message_id(raw: bytes) -> str | None:

@@ -297,12 +297,7 @@ def _soft_bounces_of(session: Session, send_ids: Sequence[int]) -> dict[int, int
     return {send_id: int(n) for send_id, n in rows if send_id is not None}
 
 
-def delivery_counts(session: Session, send_id: int) -> dict[str, int]:
-    """Deliveries per state, from the trigger-kept counters: a few rows whatever the audience."""
-    return _counts_of(session, [send_id]).get(send_id, {})
-
-
-# Built once: the feedback loop reads one send's counts for every hard bounce it applies.
+# Built once: the feedback loop reads the counts of each batch's sends.
 _COUNTS = (
     select(SendCount.send_id, SendCount.state, func.sum(SendCount.n))
     .where(SendCount.send_id.in_(bindparam("b_send_ids", expanding=True)))
@@ -310,7 +305,9 @@ _COUNTS = (
 )
 
 
-def _counts_of(session: Session, send_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+def delivery_counts_of(session: Session, send_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Deliveries per state of each send, from the trigger-kept counters: a few rows per send,
+    whatever the audience."""
     rows = session.connection().execute(_COUNTS, {"b_send_ids": list(send_ids)})
     found: dict[int, dict[str, int]] = {}
     for send_id, state, n in rows:
@@ -337,7 +334,7 @@ def _duplicates_of(session: Session, send_ids: Sequence[int]) -> dict[int, int]:
 
 def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendStatus]:
     ids = [send.id for send, _ in sends]
-    counts, duplicates = _counts_of(session, ids), _duplicates_of(session, ids)
+    counts, duplicates = delivery_counts_of(session, ids), _duplicates_of(session, ids)
     # Only WeChat sends have jobs: an email send's status is a round trip shorter.
     on_wechat = [send.id for send, _ in sends if send.channel is DeliveryChannel.WECHAT]
     wechat = wechat_jobs_of(session, on_wechat) if on_wechat else {}

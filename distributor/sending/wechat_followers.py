@@ -18,7 +18,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Engine, MetaData, String, Table, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    select,
+    update,
+)
 
 from distributor.channels.wechat.client import WechatClient
 from distributor.db import utcnow
@@ -134,16 +144,27 @@ def sync_followers(
             gone = subscribers.openid.is_not(None) & subscribers.openid.not_in(
                 select(SEEN.c.openid)
             )
-            wechat_only = subscribers.email_key.like(f"%@{KEY_DOMAIN}")
-            left = connection.execute(
-                update(SUBSCRIBERS)
-                .where(gone, wechat_only, subscribers.status == SubscriberStatus.ACTIVE)
-                .values(status=SubscriberStatus.UNSUBSCRIBED, updated_at=utcnow())
-            ).rowcount
-            left += connection.execute(
-                update(SUBSCRIBERS)
-                .where(gone, ~wechat_only)
-                .values(openid=None, updated_at=utcnow())
-            ).rowcount
+            left = mark_unfollowed(connection, gone)
             SEEN.drop(connection)
     return FollowersSync(followers=seen, left=left, tags=len(tag_names))
+
+
+def mark_unfollowed(connection: Connection, gone: ColumnElement[bool]) -> int:
+    """The subscribers matching ``gone`` no longer follow the account: a WeChat-only one is
+    unsubscribed, one with a real address loses only the OpenID. How many were changed."""
+    wechat_only = SUBSCRIBERS.c.email_key.like(f"%@{KEY_DOMAIN}")
+    left: int = connection.execute(
+        update(SUBSCRIBERS)
+        .where(gone, wechat_only, SUBSCRIBERS.c.status == SubscriberStatus.ACTIVE)
+        .values(status=SubscriberStatus.UNSUBSCRIBED, updated_at=utcnow())
+    ).rowcount
+    left += connection.execute(
+        update(SUBSCRIBERS).where(gone, ~wechat_only).values(openid=None, updated_at=utcnow())
+    ).rowcount
+    return left
+
+
+def unfollow(connection: Connection, openid: str) -> int:
+    """WeChat's ``unsubscribe`` event for ``openid``: the sync's rule for one who left, at once
+    (a send in progress then leaves them out of a job not yet sent)."""
+    return mark_unfollowed(connection, SUBSCRIBERS.c.openid == openid)

@@ -20,7 +20,9 @@ from distributor.db import Base, BigId, CreatedAt, Id, UpdatedAt
 
 
 class WechatJobState(StrEnum):
-    """waiting → accepted → succeeded | failed; a refused call goes straight to failed.
+    """waiting → accepted → succeeded | failed; a refused call goes straight to failed. Before
+    its first call a job goes to skipped when readers left: left with fewer than two, or (to all
+    followers or a tag) replaced by jobs naming those still there.
 
     ``waiting`` also covers a call whose answer never came (``calls`` > 0): the next try repeats
     its ``clientmsgid``, so WeChat makes the job at most once.
@@ -30,6 +32,7 @@ class WechatJobState(StrEnum):
     ACCEPTED = "accepted"  # WeChat made the job (msg_id); its result is not known yet
     SUCCEEDED = "succeeded"  # WeChat reports the job done ("send success", SEND_SUCCESS)
     FAILED = "failed"  # refused, or WeChat reports the job failed
+    SKIPPED = "skipped"  # readers left before it went (see above): WeChat never saw it
 
 
 OPEN_JOB_STATES = (WechatJobState.WAITING, WechatJobState.ACCEPTED)

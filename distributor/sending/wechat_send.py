@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.channels.base import DeliveryChannel
@@ -44,8 +44,11 @@ from distributor.errors import (
 )
 from distributor.issues.store import load_issue
 from distributor.render.wechat import compile_wechat_message
+from distributor.sending.attempts import LogEntry, log_attempts
+from distributor.sending.dispatch import mark_suppressed
 from distributor.sending.lifecycle import pause_for_error
-from distributor.sending.models import Delivery, DeliveryState, Send, SendState
+from distributor.sending.models import AttemptOutcome, Delivery, DeliveryState, Send, SendState
+from distributor.sending.planner import WECHAT_CHANNELS
 from distributor.sending.wechat_models import (
     OPEN_JOB_STATES,
     WechatJob,
@@ -57,6 +60,8 @@ from distributor.sending.wechat_publish import (
     articles_to_json,
     prepare_articles,
 )
+from subscribers.models import Subscriber
+from subscribers.query import still_sendable
 
 POLL_AFTER = timedelta(minutes=2)  # an accepted job with no callback by then is asked about
 LEASE_MARGIN = timedelta(seconds=15)  # beyond the call's timeout, before another may retry it
@@ -131,6 +136,14 @@ def plan_jobs(session: Session, send_id: int, target: Target) -> int:
         select(Delivery.id).where(*_wechat_deliveries(send_id)).order_by(Delivery.id)
     ).all()
     batches = batch_ranges(ids) if target == BY_OPENIDS else [list(ids)] if ids else []
+    _add_jobs(session, send_id, target, batches, after=0)
+    return len(batches)
+
+
+def _add_jobs(
+    session: Session, send_id: int, target: Target, batches: list[list[int]], *, after: int
+) -> None:
+    """One waiting job per batch of delivery IDs, numbered from ``after`` + 1."""
     insert_ignoring_duplicates(
         session,
         WechatJob,
@@ -146,10 +159,9 @@ def plan_jobs(session: Session, send_id: int, target: Target) -> int:
                 "openids": len(batch),
                 "state": WechatJobState.WAITING,
             }
-            for number, batch in enumerate(batches, start=1)
+            for number, batch in enumerate(batches, start=after + 1)
         ],
     )
-    return len(batches)
 
 
 def _readers(session: Session, send_id: int) -> set[str]:
@@ -266,17 +278,72 @@ def record_finished(session: Session, event: MassJobFinished, now: datetime) -> 
     return True
 
 
+def _waiting_in(job: WechatJob) -> list[ColumnElement[bool]]:
+    return [
+        *_wechat_deliveries(job.send_id),
+        Delivery.id.between(job.first_delivery_id, job.last_delivery_id),
+        Delivery.state == DeliveryState.PENDING,
+    ]
+
+
 def _openids(session: Session, job: WechatJob) -> tuple[str, ...]:
+    """Whom the job names: its deliveries still waiting. The same on every call of the job, as
+    those left out before the first call ended suppressed and the rest end only with the job."""
     return tuple(
-        session.scalars(
-            select(Delivery.address)
-            .where(
-                *_wechat_deliveries(job.send_id),
-                Delivery.id.between(job.first_delivery_id, job.last_delivery_id),
-            )
-            .order_by(Delivery.id)
-        )
+        session.scalars(select(Delivery.address).where(*_waiting_in(job)).order_by(Delivery.id))
     )
+
+
+def departed_readers(session: Session, job: WechatJob) -> list[int]:
+    """The job's waiting deliveries whose reader left after the send was planned: unsubscribed,
+    off the send's lists (the email path's rule, :func:`still_sendable`), switched to email
+    only, or no longer following the account (their OpenID is not the one planned)."""
+    rows = session.execute(
+        select(Delivery.id, Delivery.subscriber_id, Delivery.address, Subscriber.channel,
+               Subscriber.openid)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(*_waiting_in(job))
+    ).all()
+    audience = session.scalar(select(Send.audience).where(Send.id == job.send_id))
+    lists = audience.lists if audience is not None else ()
+    sendable = still_sendable(session, [row.subscriber_id for row in rows], lists=lists)
+    return [
+        row.id
+        for row in rows
+        if row.subscriber_id not in sendable
+        or str(row.channel) not in WECHAT_CHANNELS
+        or row.openid != row.address
+    ]
+
+
+def leave_out_departed(session: Session, job: WechatJob, now: datetime) -> tuple[str, ...]:
+    """Before a job's first call: its readers who left end suppressed, as an email reader who
+    left does, and the OpenIDs still to name are returned. A job left with one reader cannot be
+    mass-sent (WeChat wants two): it is skipped and that reader's delivery fails, saying why."""
+    mark_suppressed(
+        session, departed_readers(session, job), Delivery.state == DeliveryState.PENDING, now=now
+    )
+    openids = _openids(session, job)
+    job.openids = len(openids)
+    if len(openids) >= OPENIDS_PER_SEND[0]:
+        return openids
+    job.state, job.finished_at, job.lease_until = WechatJobState.SKIPPED, now, None
+    job.error = (
+        f"only {len(openids)} of its readers did not leave before it went, and WeChat "
+        "mass-sends to two followers or more"
+    )
+    lone = session.scalars(select(Delivery.id).where(*_waiting_in(job))).all()
+    _settle_deliveries(
+        session,
+        job,
+        DeliveryState.FAILED,
+        "every other reader of its WeChat job left before it went, and WeChat mass-sends "
+        "to two followers or more: send it to this reader another way",
+        now,
+    )
+    log_attempts(session, [LogEntry(i, AttemptOutcome.FAILED, detail=job.error) for i in lone],
+                 at=now)
+    return ()
 
 
 def take_job(session: Session, job_id: int, now: datetime, lease: timedelta) -> bool:
@@ -299,6 +366,37 @@ def release_job(factory: sessionmaker[Session], job_id: int) -> None:
         session.execute(update(WechatJob).where(WechatJob.id == job_id).values(lease_until=None))
 
 
+def replan_by_openids(session: Session, job: WechatJob, now: datetime) -> bool:
+    """Before the first call of a job to all followers or a tag: if some of its readers left
+    (and may still follow), the job would reach them, so it is skipped (WeChat never saw it)
+    and replaced by jobs naming the readers still there. False when nobody left."""
+    departed = departed_readers(session, job)
+    if not departed:
+        return False
+    mark_suppressed(session, departed, Delivery.state == DeliveryState.PENDING, now=now)
+    ids = list(session.scalars(select(Delivery.id).where(*_waiting_in(job)).order_by(Delivery.id)))
+    last = session.scalar(select(func.max(WechatJob.batch)).where(WechatJob.send_id == job.send_id))
+    batches = batch_ranges(ids)
+    _add_jobs(session, job.send_id, BY_OPENIDS, batches, after=last or 0)
+    first = (last or 0) + 1
+    session.execute(  # its draft, made already, serves the first of them
+        update(WechatJob)
+        .where(WechatJob.send_id == job.send_id, WechatJob.batch == first)
+        .values(media_id=job.media_id)
+    )
+    job.state, job.finished_at, job.lease_until = WechatJobState.SKIPPED, now, None
+    job.media_id = None
+    named = (
+        "nobody is left to send to"
+        if not batches
+        else f"replaced by job {first}, naming the others"
+        if len(batches) == 1
+        else f"replaced by jobs {first}–{first + len(batches) - 1}, naming the others"
+    )
+    job.error = f"{len(departed)} of its readers left before it went: {named}"
+    return True
+
+
 def run_job(
     factory: sessionmaker[Session],
     client: WechatClient,
@@ -306,7 +404,8 @@ def run_job(
     articles: list[dict[str, Any]],
 ) -> MassJob | None:
     """Make the job's draft (once), count the call, then ask WeChat to send it. None when
-    another worker is calling for the job now."""
+    another worker is calling for the job now, or when readers left and it is skipped (replaced
+    by jobs naming the others, if any)."""
     lease = timedelta(seconds=client.timeout) + LEASE_MARGIN
     with factory.begin() as session:
         if not take_job(session, job_id, utcnow(), lease):
@@ -325,20 +424,28 @@ def run_job(
             )
             media_id = session.get(WechatJob, job_id).media_id  # type: ignore[union-attr]
     with factory.begin() as session:  # recorded before the call: never one more job than this
-        session.execute(
-            update(WechatJob)
-            .where(WechatJob.id == job_id)
-            .values(calls=WechatJob.calls + 1, lease_until=utcnow() + lease)
-        )
-        job = session.get(WechatJob, job_id)
+        job = session.get(WechatJob, job_id, with_for_update=True)
         assert job is not None
-        audience: WechatAudience = (
-            ToAll()
-            if target == ALL_FOLLOWERS
-            else ToTag(target.tag_id)
-            if target.tag_id is not None
-            else ToOpenids(_openids(session, job))
-        )
+        audience: WechatAudience
+        # Only a service account may name OpenIDs; a subscription account's job to all
+        # followers or a tag goes as planned (a reader who left but still follows gets it).
+        replannable = target != BY_OPENIDS and client.account.account_type == "service"
+        if replannable and job.calls == 0 and replan_by_openids(session, job, utcnow()):
+            return None
+        if target == ALL_FOLLOWERS:
+            audience = ToAll()
+        elif target.tag_id is not None:
+            audience = ToTag(target.tag_id)
+        else:  # the last moment a reader who left can still be kept out of the job
+            openids = (
+                leave_out_departed(session, job, utcnow())
+                if job.calls == 0
+                else _openids(session, job)
+            )
+            if not openids:
+                return None
+            audience = ToOpenids(openids)
+        job.calls, job.lease_until = job.calls + 1, utcnow() + lease
     return client.mass_send(str(media_id), audience, clientmsgid)
 
 

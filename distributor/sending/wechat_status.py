@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from distributor.channels.base import DeliveryChannel
+from distributor.sending.models import Delivery
 from distributor.sending.wechat_models import WechatJob
 
 
@@ -54,3 +56,14 @@ def wechat_jobs_of(
             )
         )
     return {send_id: tuple(views) for send_id, views in found.items()}
+
+
+def wechat_delivery_counts(session: Session, send_id: int) -> dict[str, int]:
+    """The send's WeChat deliveries per state (the email ones are the rest of the send's counts).
+    Counted from its WeChat rows, so read once for a status, not on every refresh of a watch."""
+    rows = session.execute(
+        select(Delivery.state, func.count())
+        .where(Delivery.send_id == send_id, Delivery.channel == DeliveryChannel.WECHAT)
+        .group_by(Delivery.state)
+    )
+    return {str(state): int(n) for state, n in rows}

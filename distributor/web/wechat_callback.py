@@ -1,4 +1,6 @@
-"""WeChat's callback URL: the URL check (GET, echo) and MASSSENDJOBFINISH events (POST).
+"""WeChat's callback URL: the URL check (GET, echo), MASSSENDJOBFINISH events and a follower's
+``unsubscribe`` (POST: they leave at once, so a send in progress leaves them out of a job not sent
+yet).
 
 Only requests signed with our ``WECHAT_CALLBACK_TOKEN`` count; the body is XML from the
 internet, read by :mod:`distributor.channels.wechat.callbacks` (entities and DTDs refused). WeChat
@@ -14,11 +16,13 @@ from distributor.channels.wechat.callbacks import (
     MAX_BODY_BYTES,
     event_name,
     parse_mass_job_finished,
+    parse_unfollowed,
     parse_xml,
     verify_signature,
 )
 from distributor.db import utcnow
 from distributor.errors import InvalidWechatCallback
+from distributor.sending.wechat_followers import unfollow
 from distributor.sending.wechat_send import record_finished
 from distributor.web.pages import WebDep
 
@@ -58,7 +62,13 @@ async def event(request: Request, web: WebDep) -> PlainTextResponse:
     if len(body) > MAX_BODY_BYTES:
         return PlainTextResponse("too large", status_code=413)
     try:
-        if event_name(parse_xml(body)) != "MASSSENDJOBFINISH":
+        name = event_name(parse_xml(body))
+        if name == "unsubscribe":
+            unfollowed = parse_unfollowed(body)
+            with web.transaction() as session:
+                unfollow(session.connection(), unfollowed.openid)
+            return PlainTextResponse("success")
+        if name != "MASSSENDJOBFINISH":
             return PlainTextResponse("success")  # other events are not ours to act on
         finished = parse_mass_job_finished(body)
     except InvalidWechatCallback as error:

@@ -5,16 +5,18 @@ the ids its VERP address or Message-ID carries."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from distributor.bounces import FeedbackKind, Verp
 from distributor.bounces.verp import VERP_CANDIDATE
 from distributor.channels.base import DeliveryChannel
 from distributor.config import Settings
-from distributor.db import transaction
+from distributor.db import is_sqlite, transaction
 from distributor.issues.models import Issue, Variant
 from distributor.render.message_ids import MessageRef
 from distributor.sending.models import Delivery, DeliveryState, Send, SendState
@@ -135,3 +137,32 @@ def readdressed(
         return verp.make_verp(named if delivery_id is None else delivery_id, now=now)
 
     return VERP_CANDIDATE.sub(fresh, raw.decode("latin-1")).encode("latin-1")
+
+
+@contextmanager
+def refusing_changes_to(database_url: str, delivery_id: int) -> Iterator[None]:
+    """A trigger that makes the database refuse any change to one delivery: a failure on our
+    side, for the one message about it."""
+    if is_sqlite(database_url):
+        create = [
+            f"CREATE TRIGGER refuse_delivery BEFORE UPDATE ON deliveries WHEN OLD.id = "
+            f"{delivery_id:d} BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ]
+        drop = ["DROP TRIGGER refuse_delivery"]
+    else:
+        create = [
+            "CREATE FUNCTION refuse_delivery() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            f"CREATE TRIGGER refuse_delivery BEFORE UPDATE ON deliveries FOR EACH ROW "
+            f"WHEN (OLD.id = {delivery_id:d}) EXECUTE FUNCTION refuse_delivery()",
+        ]
+        drop = ["DROP TRIGGER refuse_delivery ON deliveries", "DROP FUNCTION refuse_delivery()"]
+    with transaction(database_url) as session:
+        for statement in create:
+            session.execute(text(statement))
+    try:
+        yield
+    finally:
+        with transaction(database_url) as session:
+            for statement in drop:
+                session.execute(text(statement))

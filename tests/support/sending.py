@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from distributor.db import transaction
+from distributor.db import transaction, utcnow
 from distributor.issues.importer import read_issue_file
+from distributor.issues.models import Variant
 from distributor.issues.store import save_issue
+from distributor.sending.lifecycle import start_due_sends
 from distributor.sending.models import SchedulerState
-from distributor.sending.service import SendStatus, send_status
+from distributor.sending.service import SendStatus, create_send, send_status
+from subscribers.query import Audience
 from tests.support.polling import wait_until
 from tests.support.smtp import SmtpServer
 
@@ -70,3 +74,22 @@ def wait_for_ticks(url: str, count: int, timeout: float = 60) -> None:
         timeout=timeout,
         what=f"{count} more ticks run",
     )
+
+
+def started_send(url: str, issue_id: int, *lists: str, tracking: bool = False) -> int:
+    """A send of ``issue_id`` to ``lists`` that has started (as beat starts it), unsent."""
+    with transaction(url) as session:
+        send = create_send(
+            session,
+            issue_id=issue_id,
+            audience=Audience(lists=lists),
+            variant=Variant.FULL,
+            at=None,
+            now=utcnow(),
+            zone=ZoneInfo("Asia/Shanghai"),
+            tracking=tracking,
+        )
+        send_id = send.id
+    with transaction(url) as session:
+        start_due_sends(session, utcnow())
+    return send_id

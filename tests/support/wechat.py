@@ -43,6 +43,17 @@ def settings_for(server: SandboxServer, database_url: str, **overrides: Any) -> 
     return Settings(**values)
 
 
+def wechat_env(server: SandboxServer) -> dict[str, str]:
+    """A worker's WeChat settings, pointing at the sandbox (a service account)."""
+    config = server.sandbox.config
+    return {
+        "WECHAT_APP_ID": config.app_id,
+        "WECHAT_APP_SECRET": config.app_secret,
+        "WECHAT_API_BASE": server.url,
+        "WECHAT_ACCOUNT_TYPE": "service",
+    }
+
+
 def client_for(server: SandboxServer, database_url: str, **options: Any) -> WechatClient:
     return WechatClient.from_settings(settings_for(server, database_url), **options)
 

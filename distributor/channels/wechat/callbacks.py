@@ -1,4 +1,5 @@
-"""What WeChat posts to our callback URL: the signature check and the mass-send result event.
+"""What WeChat posts to our callback URL: the signature check, the mass-send result event and
+the event of a follower who unfollowed.
 
 Pure functions for the web endpoint to call. The body is XML from the internet, so it is parsed
 with defusedxml: a DTD, an entity or an external reference is refused, not expanded.
@@ -122,6 +123,28 @@ def _int(root: Element, path: str) -> int:
     if not text.isdigit():
         raise InvalidWechatCallback(f"the WeChat event has no whole number in <{path}>: {text!r}")
     return int(text)
+
+
+@dataclass(frozen=True)
+class Unfollowed:
+    """The ``unsubscribe`` event: a follower stopped following the account (WeChat posts it at
+    once; the OpenID is then refused in a mass send, 40003)."""
+
+    openid: str
+    created_at: int
+
+
+def parse_unfollowed(body: bytes) -> Unfollowed:
+    """The ``unsubscribe`` event in ``body``; any other body is refused."""
+    root = parse_xml(body)
+    if event_name(root) != "unsubscribe":
+        raise InvalidWechatCallback(
+            f"the WeChat callback is {event_name(root) or 'not an event'!r}, not unsubscribe"
+        )
+    openid = (root.findtext("FromUserName") or "").strip()
+    if not openid:
+        raise InvalidWechatCallback("the WeChat unsubscribe event names no <FromUserName>")
+    return Unfollowed(openid=openid, created_at=_int(root, "CreateTime"))
 
 
 def parse_mass_job_finished(body: bytes) -> MassJobFinished:
