@@ -335,9 +335,7 @@ def _duplicates_of(session: Session, send_ids: Sequence[int]) -> dict[int, int]:
 def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendStatus]:
     ids = [send.id for send, _ in sends]
     counts, duplicates = delivery_counts_of(session, ids), _duplicates_of(session, ids)
-    # Only WeChat sends have jobs: an email send's status is a round trip shorter.
-    on_wechat = [send.id for send, _ in sends if send.channel is DeliveryChannel.WECHAT]
-    wechat = wechat_jobs_of(session, on_wechat) if on_wechat else {}
+    wechat = wechat_jobs_of(session, ids)
     soft_bounces = _soft_bounces_of(session, ids)
     return [
         SendStatus(
