@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 from sqlalchemy import text
@@ -29,6 +31,7 @@ from sqlalchemy import text
 from distributor.db import dispose_engines, transaction, upgrade
 from distributor.devservers.ports import free_port
 from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_database
+from distributor.devservers.processes import stop_process
 from distributor.staff.accounts import add_user
 from distributor.staff.models import Role
 from distributor.staff.tokens import issue_token
@@ -117,20 +120,29 @@ def report(name: str, samples: list[float], naive: list[float]) -> bool:
     return ok
 
 
-def serve(url: str, port: int) -> subprocess.Popen[bytes]:
+@contextmanager
+def serving(url: str, port: int) -> Iterator[None]:
+    """`distributor web` on ``port`` while the block runs; stopped however the block ends."""
     env = {**os.environ, "DATABASE_URL": url, "DISTRIBUTOR_SECRET_KEY": SECRET}
     server = subprocess.Popen(
         [sys.executable, "-m", "distributor", "web", "--port", str(port)], env=env
     )
+    try:
+        wait_for_health(port)
+        yield
+    finally:
+        stop_process(server)
+
+
+def wait_for_health(port: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code < 500:
-                return server
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    server.kill()
     raise TimeoutError("distributor web did not start")
 
 
@@ -153,6 +165,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args()
+    # A SIGTERM (a timeout, an impatient colleague) still stops the server and drops the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     n, requests = args.rows, args.requests
     rng = random.Random(471)
     with throwaway_database(args.admin_url, "distributor_web_staff_bench") as url:
@@ -161,17 +175,18 @@ def main() -> None:
         token = editor_token(url)
         dispose_engines()
         port = free_port()
-        server = serve(url, port)
         cursors = Cursors(SECRET)
         depths = [rng.randrange(0, n) for _ in range(requests)]
         prefixes = [f"reader{rng.randrange(1, 10_000)}" for _ in range(requests)]
         ok = True
-        try:
-            client = httpx.Client(
+        with (
+            serving(url, port),
+            httpx.Client(
                 base_url=f"http://127.0.0.1:{port}/api/v1",
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=30,
-            )
+            ) as client,
+        ):
             for _ in range(10):  # warm up the connection and the server's pool
                 client.get(f"/sends/{send_id}").raise_for_status()
 
@@ -182,7 +197,7 @@ def main() -> None:
 
             def failed_page(i: int) -> None:
                 cursor = cursors.encode(kind, [depths[i]]) if depths[i] else None
-                params = {
+                params: dict[str, str | int] = {
                     "state": "failed",
                     "limit": PAGE,
                     **({"cursor": cursor} if cursor else {}),
@@ -229,10 +244,6 @@ def main() -> None:
                     lambda i: {"p": prefixes[i] + "%"},
                 ),
             )
-            client.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
         print("PASS" if ok else "FAIL", "(a shared 2-core machine: figures vary run to run)")
 
 

@@ -159,6 +159,10 @@ class StaffAccountError(DistributorError):
     """A staff account cannot be created or changed as asked (a taken name, a short password)."""
 
 
+class StaffAccountConflict(StaffAccountError):
+    """The accounts as they stand refuse it: the name is taken, or it would leave no admin."""
+
+
 class NotAuthenticated(RequestRefused):
     """No valid staff session or API token came with the request (or the login was wrong)."""
 

@@ -452,3 +452,24 @@ def test_metrics_are_shown_to_allowed_addresses_or_the_token_only(
         wrong = httpx.get(f"{base}/metrics", headers=bearer("guess"))
         assert wrong.status_code == 403
         assert httpx.get(f"{base}/metrics", headers=bearer("metrics-secret")).status_code == 200
+
+
+def test_a_read_opens_no_transaction_on_postgresql_and_a_write_still_does(
+    postgres_url: str,
+) -> None:
+    """A read-only view's statements commit on their own (no BEGIN, no COMMIT to wait for); the
+    connection goes back to the pool as it came, so the next transaction is one again."""
+    from psycopg.pq import TransactionStatus
+
+    with api_client(web_settings(postgres_url)) as api:
+        web = api.app.state.web
+        for context, status in (
+            (web.reading, TransactionStatus.IDLE),
+            (web.transaction, TransactionStatus.INTRANS),
+            (web.reading, TransactionStatus.IDLE),
+            (web.transaction, TransactionStatus.INTRANS),
+        ):
+            with context() as session:
+                assert session.execute(select(AuditEntry.id)).all() == []
+                dbapi = session.connection().connection.dbapi_connection
+                assert dbapi.info.transaction_status == status, context

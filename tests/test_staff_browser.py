@@ -1,7 +1,7 @@
 """The staff dashboard in a real browser (Debian's Chromium, driven by Playwright) on a real
 Celery worker and SMTP server: an editor imports the sample issue, previews it, sends a test,
 schedules a send to 2,000 readers, watches it finish without reloading, finds the one that
-failed and retries it; a viewer gets no schedule button."""
+failed and retries it; a viewer gets no schedule button; an admin adds an editor, who signs in."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tests.support.audience import make_audience
 from tests.support.sending import engine_env
 from tests.support.smtp import RecordingHandler, SmtpServer
 from tests.support.staff import PASSWORD, add_staff
-from tests.support.web import serving
+from tests.support.web import serving, web_settings
 
 pytestmark = pytest.mark.slow
 
@@ -181,3 +181,34 @@ def test_an_editor_imports_previews_tests_sends_and_retries(
             viewer.goto(f"{base}{send_path}")
             expect(viewer.locator(".actions")).to_have_count(0)
             viewer.close()
+
+
+def test_an_admin_adds_an_editor_who_then_signs_in(browser: Browser, sqlite_url: str) -> None:
+    add_staff(sqlite_url, "boss", Role.ADMIN)
+    port = free_port()
+    settings = web_settings(sqlite_url, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    with serving(create_app(settings, limiter=MemoryRateLimiter()), port) as base:
+        page = browser.new_page(viewport=DESKTOP)
+        sign_in(page, base, "boss")
+        page.click("nav.staff-nav a[href='/staff/users']")
+        expect(page).to_have_url(f"{base}/staff/users")
+        page.goto(f"{base}/staff/users?lang=en")
+        add = page.locator("form[action='/staff/users']")
+        add.locator("input[name=name]").fill("li")
+        add.locator("select[name=role]").select_option("editor")
+        add.locator("input[name=password]").fill(PASSWORD)
+        page.click("#add-user")
+        row = page.locator("tr[data-user=li]")
+        expect(row).to_contain_text("editor")
+        expect(row).to_contain_text("active")
+        row.locator("form[action$='/tokens'] button").click()
+        expect(page.locator("#issued-token")).to_have_text(re.compile(r"^dst_\S{20,}$"))
+        shoot(page, "users")
+        page.close()
+
+        editor = browser.new_page(viewport=PHONE)  # a context of its own: no admin cookie
+        sign_in(editor, base, "li")
+        expect(editor.locator("nav.staff-nav a[href='/staff/users']")).to_have_count(0)
+        refused = editor.goto(f"{base}/staff/users")
+        assert refused is not None and refused.status == 403
+        editor.close()

@@ -57,6 +57,11 @@ def test_add_list_token_revoke_and_disable(sqlite_url: str) -> None:
     disabled = run(sqlite_url, "users", "disable", "编辑")
     assert disabled.exit_code == 0 and "Disabled 编辑." in disabled.output
     assert "disabled" in run(sqlite_url, "users", "list").output
+    last = run(sqlite_url, "users", "disable", "admin")
+    assert (last.exit_code, last.output) == (
+        2,
+        "Error: 'admin' is the last active admin: add another admin before disabling it\n",
+    )
     with transaction(sqlite_url) as session:
         actions = [(e.actor, e.action) for e in recent_audit(session)]
     assert actions == [

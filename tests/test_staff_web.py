@@ -37,6 +37,7 @@ STAFF_PAGES = [
     "/staff/subscribers/export.csv",
     "/staff/lists",
     "/staff/schedules",
+    "/staff/users",
 ]
 
 

@@ -12,7 +12,7 @@ from distributor.cli.terminal import plain, rich_text
 from distributor.staff.accounts import add_user, disable_user, list_users, set_password
 from distributor.staff.audit import record_audit
 from distributor.staff.models import Role
-from distributor.staff.tokens import issue_token, revoke_token, tokens_of
+from distributor.staff.tokens import issue_token, live_tokens, revoke_token
 
 ROLES = [role.value for role in Role]
 CLI_ACTOR = "cli"
@@ -64,8 +64,9 @@ def users_list(app: AppContext) -> None:
     """Every staff account, with its role and live API tokens."""
     table = Table("Name", "Role", "State", "Created", "API tokens (id)")
     with app.session() as session:
+        tokens = live_tokens(session)
         for user in list_users(session):
-            live = [str(token.id) for token in tokens_of(session, user.id) if not token.revoked_at]
+            live = [str(token.id) for token in tokens.get(user.id, [])]
             table.add_row(
                 rich_text(plain(user.name)),
                 user.role.value,

@@ -7,7 +7,12 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from distributor.errors import NotAuthenticated, NotFound, StaffAccountError
+from distributor.errors import (
+    NotAuthenticated,
+    NotFound,
+    StaffAccountConflict,
+    StaffAccountError,
+)
 from distributor.staff.models import STAFF_NAME_MAX, Role, StaffUser
 from distributor.staff.passwords import hash_password, needs_rehash, verify_password
 
@@ -29,7 +34,7 @@ def add_user(session: Session, name: str, role: Role, password: str | None) -> S
     """``password`` None: the account cannot sign in with a password (an API-only account)."""
     name = clean_name(name)
     if session.scalar(select(StaffUser.id).where(StaffUser.name == name)) is not None:
-        raise StaffAccountError(f"a staff account named {name!r} exists already")
+        raise StaffAccountConflict(f"a staff account named {name!r} exists already")
     user = StaffUser(
         name=name,
         role=role,
@@ -52,11 +57,30 @@ def find_user(session: Session, name: str) -> StaffUser:
     return user
 
 
+def get_user(session: Session, user_id: int) -> StaffUser:
+    user = session.get(StaffUser, user_id)
+    if user is None:
+        raise NotFound(f"no staff account with id {user_id}")
+    return user
+
+
 def disable_user(session: Session, name: str) -> StaffUser:
-    """The account can no longer sign in; its sessions end and its API tokens stop working."""
+    """The account can no longer sign in; its sessions end and its API tokens stop working.
+    The last active admin is refused: nobody would be left to manage the staff."""
     from distributor.staff.sessions import end_sessions_of
 
     user = find_user(session, name)
+    if user.role is Role.ADMIN and not user.disabled:
+        # Locked on PostgreSQL: two admins disabling each other at once cannot both succeed.
+        admins = session.scalars(
+            select(StaffUser.id)
+            .where(StaffUser.role == Role.ADMIN, StaffUser.disabled.is_(False))
+            .with_for_update()
+        ).all()
+        if len(admins) <= 1:
+            raise StaffAccountConflict(
+                f"{user.name!r} is the last active admin: add another admin before disabling it"
+            )
     user.disabled = True
     end_sessions_of(session, user.id)
     return user

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -38,10 +37,14 @@ def revoke_token(session: Session, token_id: int, now: datetime | None = None) -
     return row
 
 
-def tokens_of(session: Session, user_id: int) -> Sequence[ApiToken]:
-    return session.scalars(
-        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
-    ).all()
+def live_tokens(session: Session) -> dict[int, list[ApiToken]]:
+    """Every account's unrevoked tokens by account id, oldest first: one query for a listing."""
+    found: dict[int, list[ApiToken]] = {}
+    for row in session.scalars(
+        select(ApiToken).where(ApiToken.revoked_at.is_(None)).order_by(ApiToken.id)
+    ):
+        found.setdefault(row.user_id, []).append(row)
+    return found
 
 
 def authenticate_token(session: Session, token: str, now: datetime | None = None) -> StaffUser:

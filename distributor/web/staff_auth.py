@@ -9,7 +9,7 @@ Pages without a session redirect to the login page (:class:`LoginRequired`); the
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
@@ -74,16 +74,16 @@ def api_user(request: Request, web: WebDep) -> StaffUser:
     token = bearer_token(request)
     if token is None:
         raise NotAuthenticated("send an API token: Authorization: Bearer <token>")
-    with web.transaction() as session:
+    with web.reading() as session:
         return authenticate_token(session, token)
 
 
 def require(
     role: Role, via: Callable[..., StaffUser] = current_staff_user
-) -> Callable[..., StaffUser]:
+) -> Callable[..., Awaitable[StaffUser]]:
     """A dependency: the staff member from ``via``, if their role allows ``role``'s work."""
 
-    def allowed(user: StaffUser) -> StaffUser:
+    async def allowed(user: StaffUser) -> StaffUser:  # no I/O: kept off the thread pool
         if not user.role.allows(role):
             raise NotPermitted(f"a {user.role} cannot do this: it needs the {role} role")
         return user

@@ -18,11 +18,11 @@ from starlette.responses import Response
 from distributor.config import Settings
 from distributor.errors import DistributorError
 from distributor.web import health
-from distributor.web.api import errors, issues, lists, schedules, sends, subscribers
+from distributor.web.api import errors, issues, lists, schedules, sends, subscribers, users
 from distributor.web.metrics import Histogram, MetricsAccess, RequestTimer
 from distributor.web.security import HEADERS
 
-ROUTERS = (issues, sends, subscribers, lists, schedules)
+ROUTERS = (issues, sends, subscribers, lists, schedules, users)
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 

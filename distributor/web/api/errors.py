@@ -23,6 +23,7 @@ from distributor.errors import (
     IssueFormatError,
     NotFound,
     RequestRefused,
+    StaffAccountConflict,
 )
 
 API_PREFIX = "/api/"
@@ -71,7 +72,7 @@ def status_of(error: DistributorError) -> tuple[int, str]:
         return 404, "not_found"
     if isinstance(error, InvalidTransition):
         return 409, "invalid_transition"
-    if isinstance(error, AddressTaken | DuplicateList | DuplicateIssue):
+    if isinstance(error, AddressTaken | DuplicateList | DuplicateIssue | StaffAccountConflict):
         return 409, "conflict"
     if isinstance(error, ImportFailed):
         return 422, "import_failed"

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distributor.issues.document import BlockType
 from distributor.sending.models import DeliveryState, SendState
+from distributor.staff.models import STAFF_NAME_MAX, Role
+from distributor.staff.passwords import PASSWORD_MAX
 from subscribers.models import (
     DESCRIPTION_MAX,
     LIST_NAME_MAX,
@@ -314,3 +316,43 @@ class RuleOut(BaseModel):
 
 class RulesOut(BaseModel):
     items: list[RuleOut]
+
+
+# --- staff accounts ------------------------------------------------------------------------------
+
+
+class TokenOut(BaseModel):
+    id: int
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class UserOut(BaseModel):
+    id: int
+    name: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+    tokens: list[TokenOut] = Field(description="Live (unrevoked) API tokens, without the secret.")
+
+
+class UsersOut(BaseModel):
+    items: list[UserOut]
+
+
+class UserIn(Body):
+    name: str = Field(min_length=1, max_length=STAFF_NAME_MAX)
+    role: Role
+    password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=PASSWORD_MAX,
+        description="Absent: an API-only account, which cannot sign in to the dashboard.",
+    )
+
+
+class TokenIssued(BaseModel):
+    id: int
+    user_id: int
+    token: str = Field(description="Shown this once: only its hash is kept.")

@@ -186,7 +186,7 @@ def _hours(hours: float | None) -> timedelta | None:
 def status(send_id: ItemId, web: WebDep, user: Viewer) -> SendOut:
     """The send, and how many of its deliveries are in each state (kept counters: as fast for
     a million recipients as for ten)."""
-    with web.transaction() as session:
+    with web.reading() as session:
         return _status(session, send_id)
 
 
@@ -274,7 +274,7 @@ def deliveries(
 ) -> Page[DeliveryOut]:
     """Who got what and why not: in id order, or in address order when searched."""
     kind = f"deliveries:{send_id}:{state}:{q or ''}"
-    with web.transaction() as session:
+    with web.reading() as session:
         page = delivery_page(
             session,
             send_id,

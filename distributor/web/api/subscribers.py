@@ -63,7 +63,7 @@ def search(
 ) -> Page[SubscriberOut]:
     """In address order when searched by address, in name order by name, else in ID order."""
     kind = f"subscribers:{email or ''}:{name or ''}:{list_name or ''}:{status or ''}"
-    with web.transaction() as session:
+    with web.reading() as session:
         found = search_subscribers(
             session,
             email_prefix=email or None,

@@ -1,4 +1,5 @@
-"""The staff dashboard under ``/staff/``: sign in, then issues, sends, subscribers, schedules."""
+"""The staff dashboard under ``/staff/``: sign in, then issues, sends, subscribers, schedules;
+admins also staff accounts."""
 
 from __future__ import annotations
 
@@ -6,6 +7,6 @@ from fastapi import APIRouter
 
 
 def staff_routers() -> list[APIRouter]:
-    from distributor.web.staff import issues, login, sends, subscribers
+    from distributor.web.staff import issues, login, sends, subscribers, users
 
-    return [login.router, sends.router, issues.router, subscribers.router]
+    return [login.router, sends.router, issues.router, subscribers.router, users.router]

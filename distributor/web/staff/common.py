@@ -15,7 +15,7 @@ from distributor.staff.secrets import secret_hash
 from distributor.web.i18n import service_message
 from distributor.web.pages import WebDep, get_web, page_language, render
 from distributor.web.security import CSP, set_csrf_cookie
-from distributor.web.staff_auth import SESSION_COOKIE, EditorDep, StaffDep
+from distributor.web.staff_auth import SESSION_COOKIE, AdminDep, EditorDep, StaffDep
 
 PAGE_SIZE = 50
 # The public policy, and the live parts' requests to this site's JSON endpoints.
@@ -80,6 +80,17 @@ def checked_writer(
     return user
 
 
+def checked_admin(
+    request: Request,
+    web: WebDep,
+    user: AdminDep,
+    csrf: Annotated[str | None, Form()] = None,
+) -> StaffUser:
+    """An admin posting a form of this session (403 for an editor, a viewer or a stale form)."""
+    web.csrf.check_browser(request, csrf_scope(request), csrf)
+    return user
+
+
 def checked_staff(
     request: Request,
     web: WebDep,
@@ -92,6 +103,7 @@ def checked_staff(
 
 
 WriterDep = Annotated[StaffUser, Depends(checked_writer)]
+AdminFormDep = Annotated[StaffUser, Depends(checked_admin)]
 PosterDep = Annotated[StaffUser, Depends(checked_staff)]
 
 
