@@ -108,16 +108,20 @@ def sqlite_database(workdir: Path) -> Iterator[str]:
 # --- worker memory ------------------------------------------------------------------------------
 
 
-def group_rss_kb(pgid: int) -> dict[int, int]:
-    """VmRSS of every live process in process group ``pgid``, by pid."""
+def group_rss_kb(pgid: int, cpu_ticks: dict[int, int] | None = None) -> dict[int, int]:
+    """VmRSS of every live process in process group ``pgid``, by pid; with ``cpu_ticks``, also
+    each one's CPU time so far (user + system, in clock ticks)."""
     rss = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
-            if int(stat.rpartition(")")[2].split()[2]) != pgid:
+            fields = stat.rpartition(")")[2].split()
+            if int(fields[2]) != pgid:
                 continue
+            if cpu_ticks is not None:
+                cpu_ticks[int(entry)] = int(fields[11]) + int(fields[12])
             status = Path(f"/proc/{entry}/status").read_text()
         except (FileNotFoundError, ProcessLookupError):
             continue
@@ -129,12 +133,18 @@ def group_rss_kb(pgid: int) -> dict[int, int]:
 
 @dataclass
 class RssPeaks:
-    """Peak VmRSS in kB: of the celery parent, of the largest other process, of all together."""
+    """Peak VmRSS in kB: of the celery parent, of the largest other process, of all together;
+    and the CPU time the processes used (clock ticks, the latest sample of each)."""
 
     parent: int = 0
     child: int = 0
     total: int = 0
     processes: set[int] = field(default_factory=set)
+    cpu_ticks: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
 
     def add(self, pgid: int, sample: dict[int, int]) -> None:
         self.parent = max(self.parent, sample.get(pgid, 0))
@@ -151,7 +161,7 @@ def sampling_rss(pgid: int) -> Iterator[RssPeaks]:
 
     def sample() -> None:
         while True:
-            peaks.add(pgid, group_rss_kb(pgid))
+            peaks.add(pgid, group_rss_kb(pgid, peaks.cpu_ticks))
             if stop.wait(SAMPLE_SECONDS):
                 return
 
@@ -445,7 +455,9 @@ def measure(result: Result, *, concurrency: int | None, baseline_processes: int)
         print(
             f"  worker RSS peak: parent {peaks.parent / 1024:.0f} MB, largest child "
             f"{peaks.child / 1024:.0f} MB, all {len(peaks.processes)} processes together "
-            f"{peaks.total / 1024:.0f} MB; load average now {os.getloadavg()[0]:.2f}",
+            f"{peaks.total / 1024:.0f} MB; their CPU time {peaks.cpu_seconds:.1f} s "
+            f"({1000 * peaks.cpu_seconds / max(result.sent, 1):.2f} ms per message); "
+            f"load average now {os.getloadavg()[0]:.2f}",
             flush=True,
         )
         if not result.complete:
