@@ -113,7 +113,8 @@ class SmtpChannel:
         if refused is not None:
             return refused
         try:
-            connection.send(_dot_stuffed(envelope.data) + b".\r\n")
+            data = envelope.data if envelope.wire_ready else _dot_stuffed(envelope.data)
+            connection.send(data + b".\r\n")
             code, response = connection.getreply()
         except (smtplib.SMTPException, OSError) as error:
             self.close()
