@@ -70,7 +70,8 @@ class SmtpChannel:
         )
 
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
+        # Loading the system's CA certificates costs milliseconds of CPU: only when TLS is used.
+        context = ssl.create_default_context() if self.security != "none" else None
         connection: smtplib.SMTP
         if self.security == "ssl":
             connection = smtplib.SMTP_SSL(
