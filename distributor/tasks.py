@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import mmap
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from celery.signals import worker_process_init, worker_process_shutdown, worker_shutting_down
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+    worker_shutting_down,
+)
 from celery.utils.log import get_task_logger
 
 from distributor.celery import app
@@ -30,7 +36,11 @@ from distributor.sending.bounce_mailbox import poll_bounce_mailbox
 from distributor.sending.runtime import WorkerRuntime
 
 logger = get_task_logger(__name__)
-_runtime: WorkerRuntime | None = None
+# Each pool thread (the default pool) or process has a runtime of its own: its own SMTP connection
+# and result connection, so every dispatcher sends and records strictly one message at a time.
+_local = threading.local()
+_runtimes: list[WorkerRuntime] = []  # every thread's, closed when the worker stops
+_runtimes_lock = threading.Lock()
 # One byte of anonymous shared memory, mapped before the pool forks: set by the main process or a
 # child, read by every child (no lock: signal handlers write it).
 _stopping = mmap.mmap(-1, 1)
@@ -38,10 +48,12 @@ _pool_child = False
 
 
 def runtime() -> WorkerRuntime:
-    global _runtime
-    if _runtime is None:
-        _runtime = WorkerRuntime.from_settings(Settings.from_env())
-    return _runtime
+    current: WorkerRuntime | None = getattr(_local, "runtime", None)
+    if current is None:
+        current = _local.runtime = WorkerRuntime.from_settings(Settings.from_env())
+        with _runtimes_lock:
+            _runtimes.append(current)
+    return current
 
 
 def stopping() -> bool:
@@ -56,8 +68,9 @@ def _main_process_stops(**_: Any) -> None:
 @worker_process_init.connect
 def _fresh_process(**_: Any) -> None:
     """A forked child must not share its parent's database or SMTP connections."""
-    global _runtime, _pool_child
-    _runtime = None
+    global _pool_child
+    _local.runtime = None
+    _runtimes.clear()
     _pool_child = True
     dispose_engines(close=False)
 
@@ -84,9 +97,13 @@ def _sigterm_finishes_the_message_in_hand() -> Iterator[None]:
 
 
 @worker_process_shutdown.connect
+@worker_shutdown.connect
 def _close(**_: Any) -> None:
-    if _runtime is not None:
-        _runtime.close()
+    """A pool child's runtime as it exits, or every pool thread's as the worker exits."""
+    with _runtimes_lock:
+        for each in _runtimes:
+            each.close()
+        _runtimes.clear()
 
 
 @app.task(name="distributor.tick")

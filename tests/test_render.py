@@ -31,6 +31,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from distributor.channels.smtp import _dot_stuffed
 from distributor.cli.render_commands import CHROMIUM_ARGS
 from distributor.config import Settings
 from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
@@ -419,6 +420,19 @@ def test_a_hostile_subscriber_name_cannot_inject_headers_or_markup() -> None:
     root = lxml.html.document_fromstring(body(data, "html"))
     assert not root.xpath("//img")
     assert '"><img src=x>' in root.body.text_content()
+
+
+@pytest.mark.parametrize("variant", EMAIL_VARIANTS)
+def test_a_personalised_message_is_ready_for_smtp_data_as_it_is(
+    compiled: dict[Variant, CompiledMessage], signer: DkimSigner, variant: Variant
+) -> None:
+    """The composer marks its envelopes wire-ready, so the SMTP channel sends the bytes without
+    its normalising pass: the pass must change nothing, whatever a subscriber's name holds."""
+    for n, name in enumerate(["读者", ".", "\n.\r\n.", "a\rb", None, "." * 200]):
+        for dkim_signer in (None, signer):
+            data = send(compiled[variant], Recipient(n, f"r{n}@example.com", name), dkim_signer)
+            assert _dot_stuffed(data) == data
+            assert data.endswith(b"\r\n") and not re.search(rb"(^|\n)\.", data)
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,9 @@ class Envelope:
     sender: str
     recipient: str
     data: bytes
+    # CRLF line ends throughout, no line starting with a dot, a final CRLF: DATA content as is,
+    # so the channel skips its normalising pass over the bytes (a personalised message is).
+    wire_ready: bool = False
 
 
 @dataclass(frozen=True)

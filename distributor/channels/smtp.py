@@ -70,7 +70,8 @@ class SmtpChannel:
         )
 
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
+        # Loading the system's CA certificates costs milliseconds of CPU: only when TLS is used.
+        context = ssl.create_default_context() if self.security != "none" else None
         connection: smtplib.SMTP
         if self.security == "ssl":
             connection = smtplib.SMTP_SSL(
@@ -113,7 +114,8 @@ class SmtpChannel:
         if refused is not None:
             return refused
         try:
-            connection.send(_dot_stuffed(envelope.data) + b".\r\n")
+            data = envelope.data if envelope.wire_ready else _dot_stuffed(envelope.data)
+            connection.send(data + b".\r\n")
             code, response = connection.getreply()
         except (smtplib.SMTPException, OSError) as error:
             self.close()

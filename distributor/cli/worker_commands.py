@@ -10,17 +10,17 @@ import click
     "--concurrency",
     "-c",
     type=int,
-    default=4,
-    show_default=True,
-    help="Worker processes (sending waits on I/O: about 2 per core).",
+    help="Pool threads [default: DISPATCH_SLOTS + 2: a thread per dispatcher, two for the rest].",
 )
 @click.option("--beat", is_flag=True, help="Also run the scheduler in this worker (one per site).")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int, beat: bool, loglevel: str) -> None:
-    """Run a Celery worker (same as `celery -A distributor worker`)."""
+def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
+    """Run a Celery worker (same as `celery -A distributor worker`, with the same defaults)."""
     from distributor.celery import app
 
-    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}"]
+    argv = ["worker", f"--loglevel={loglevel}"]
+    if concurrency is not None:
+        argv.append(f"--concurrency={concurrency}")
     if beat:
         argv.append("--beat")
     app.worker_main(argv)

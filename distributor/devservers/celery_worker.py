@@ -28,7 +28,7 @@ class WorkerProcess:
         env: Mapping[str, str],
         workdir: Path,
         *,
-        concurrency: int = 2,
+        concurrency: int | None = 2,
         beat: bool = True,
         inherit_environment: bool = True,
     ) -> None:
@@ -53,7 +53,7 @@ class WorkerProcess:
             "-A",
             "distributor",
             "worker",
-            f"--concurrency={self.concurrency}",
+            *([] if self.concurrency is None else [f"--concurrency={self.concurrency}"]),
             "--loglevel=INFO",
             "--without-gossip",
             "--without-mingle",
@@ -114,11 +114,12 @@ def running_worker(
     env: Mapping[str, str],
     workdir: Path,
     *,
-    concurrency: int = 2,
+    concurrency: int | None = 2,
     beat: bool = True,
     inherit_environment: bool = True,
 ) -> Iterator[WorkerProcess]:
-    """A started worker, stopped when the block ends (see :class:`WorkerProcess`)."""
+    """A started worker, stopped when the block ends (see :class:`WorkerProcess`); with
+    ``concurrency=None`` it runs the product's defaults (what ``distributor worker`` runs)."""
     process = WorkerProcess(
         env,
         workdir,

@@ -56,7 +56,9 @@ def personalise(
     send (:func:`check_alignment`).
 
     The Message-ID is the same for the same (send, recipient), so a retried delivery is
-    recognisable as the same message by the receiver.
+    recognisable as the same message by the receiver. The bytes are ready for SMTP DATA as they
+    are: CRLF line ends, a final CRLF, and no line starting with a dot (headers, base64 lines and
+    boundaries never do).
     """
     try:
         address = check_address(recipient.email, "the recipient address")

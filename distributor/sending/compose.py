@@ -54,4 +54,4 @@ class EmailComposer:
             signer=self.signer,
         )
         sender = message.envelope_from if self.verp is None else self.verp.make_verp(delivery.id)
-        return Envelope(sender, message.recipient, message.data)
+        return Envelope(sender, message.recipient, message.data, wire_ready=True)

@@ -43,7 +43,7 @@ from distributor.sending.wechat_send import WechatReport, send_wechat
 
 @dataclass
 class WorkerRuntime:
-    """What a worker process holds: built once per process (after fork), closed on exit."""
+    """What a dispatcher holds: built once per pool thread (or process, after fork)."""
 
     settings: Settings
     tunables: Tunables
