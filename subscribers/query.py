@@ -6,7 +6,7 @@ before each message goes out, so an unsubscribe that lands mid-send is honoured.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVarTuple
 
@@ -182,12 +182,21 @@ def keyset_batches(
 
 
 def still_sendable(
-    session: Session, subscriber_ids: Sequence[int], *, lists: Sequence[str]
+    session: Session,
+    subscriber_ids: Sequence[int],
+    *,
+    lists: Sequence[str],
+    channels: Collection[ChannelPreference],
 ) -> set[int]:
-    """Those of ``subscriber_ids`` still active now and, when the send targets ``lists``, still
-    actively on one of them: leaving the one list a send is for stops it, leaving another does
-    not. The same list rule as :func:`stream_audience`; the other facets stay as planned."""
-    conditions = _conditions(Audience(lists=tuple(lists)))
+    """Those of ``subscriber_ids`` still active now, still choosing one of ``channels`` (the
+    choices that reach the delivery's channel: a reader who switched to WeChat only gets no more
+    email) and, when the send targets ``lists``, still actively on one of them: leaving the one
+    list a send is for stops it, leaving another does not. The same list rule as
+    :func:`stream_audience`; the other facets stay as planned."""
+    conditions = [
+        *_conditions(Audience(lists=tuple(lists))),
+        Subscriber.channel.in_(list(channels)),
+    ]
     sendable: set[int] = set()
     for start in range(0, len(subscriber_ids), IN_CHUNK):
         sendable.update(

@@ -21,7 +21,13 @@ from subscribers.public import (
     update_preferences_by_token,
 )
 from subscribers.query import Audience, still_sendable, stream_audience
-from subscribers.store import add_subscriber, create_list, find_subscriber, request_subscription
+from subscribers.store import (
+    add_subscriber,
+    create_list,
+    find_subscriber,
+    request_subscription,
+    set_preferences,
+)
 from subscribers.tokens import TokenPurpose, TokenSigner
 from tests.test_subscribers_import import import_text, state
 
@@ -43,9 +49,14 @@ def audience(url: str, **facets: Any) -> list[str]:
         ]
 
 
-def still_sendable_now(url: str, ids: Iterable[int], lists: tuple[str, ...] = ()) -> set[int]:
+def still_sendable_now(
+    url: str,
+    ids: Iterable[int],
+    lists: tuple[str, ...] = (),
+    channels: tuple[ChannelPreference, ...] = tuple(ChannelPreference),
+) -> set[int]:
     with transaction(url) as session:
-        return still_sendable(session, list(ids), lists=lists)
+        return still_sendable(session, list(ids), lists=lists, channels=channels)
 
 
 def subscriber_id(url: str, email: str) -> int:
@@ -177,6 +188,19 @@ def test_leaving_the_list_a_send_is_for_stops_it_and_leaving_another_does_not(
         ids["wang@qq.com"], ids["zhao@126.com"]
     }
     assert still_sendable_now(database_url, everyone) == everyone  # all still active people
+
+
+def test_a_reader_who_switched_channel_is_sendable_only_on_the_one_they_chose(
+    database_url: str, tmp_path: Path
+) -> None:
+    import_text(database_url, tmp_path, "email,lists\nwang@qq.com,会员快讯\nli@163.com,会员快讯\n")
+    wang, li = (subscriber_id(database_url, email) for email in ("wang@qq.com", "li@163.com"))
+    with transaction(database_url) as session:
+        set_preferences(find_subscriber(session, "wang@qq.com"), channel=ChannelPreference.WECHAT)
+    by_email = (ChannelPreference.EMAIL, ChannelPreference.BOTH)
+    by_wechat = (ChannelPreference.WECHAT, ChannelPreference.BOTH)
+    assert still_sendable_now(database_url, {wang, li}, ("会员快讯",), by_email) == {li}
+    assert still_sendable_now(database_url, {wang, li}, ("会员快讯",), by_wechat) == {wang}
 
 
 def test_an_old_confirm_link_cannot_undo_an_unsubscribe(database_url: str) -> None:

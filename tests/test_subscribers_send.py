@@ -1,6 +1,6 @@
-"""A reader who leaves the list a send is for, while it is going out, gets nothing more from it;
-leaving some other list changes nothing. A real worker, Redis and SMTP server, as in
-test_send_e2e."""
+"""A reader who leaves the list a send is for, or chooses WeChat only, while it is going out,
+gets nothing more from it by email; leaving some other list changes nothing. A real worker, Redis
+and SMTP server, as in test_send_e2e."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from distributor.cli import main
 from distributor.db import transaction
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.redis_server import RedisServer
-from subscribers.models import List, Subscriber, Subscription, SubscriptionStatus
+from subscribers.models import (
+    ChannelPreference,
+    List,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample, wait_until_done
 from tests.support.smtp import RecordingHandler, SmtpServer
@@ -48,6 +54,15 @@ def leave(url: str, emails: list[str], list_name: str) -> None:
         )
 
 
+def switch_to_wechat(url: str, emails: list[str]) -> None:
+    with transaction(url) as session:
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.email.in_(emails))
+            .values(channel=ChannelPreference.WECHAT)
+        )
+
+
 def test_leaving_the_targeted_list_mid_send_stops_only_that_readers_messages(
     sqlite_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
 ) -> None:
@@ -56,6 +71,7 @@ def test_leaving_the_targeted_list_mid_send_stops_only_that_readers_messages(
     # other list the send is for.
     leaving = make_audience(sqlite_url, "members", 40, prefix="leaver")
     on_youth = make_audience(sqlite_url, "members", 10, prefix="young")
+    switching = make_audience(sqlite_url, "members", 10, prefix="switcher")
     also_on(sqlite_url, leaving, "news")
     also_on(sqlite_url, on_youth, "youth")
     issue_id = import_sample(sqlite_url, sample_issue_path)
@@ -71,9 +87,10 @@ def test_leaving_the_targeted_list_mid_send_stops_only_that_readers_messages(
         with running_worker(env, tmp_path):
             smtp.handler.wait_for(30, timeout=60)
             leave(sqlite_url, leaving + on_youth, "members")
+            switch_to_wechat(sqlite_url, switching)
             status = wait_until_done(sqlite_url, send_id, timeout=60)
         received = smtp.handler.counts()
-    assert not set(leaving) & set(received)
+    assert not set(leaving + switching) & set(received)
     assert set(staying + on_youth) <= set(received)
-    assert status.counts == {"sent": 160, "suppressed": 40}
+    assert status.counts == {"sent": 160, "suppressed": 50}
     assert set(received.values()) == {1}

@@ -47,6 +47,7 @@ from distributor.sending.models import (
     Send,
     SendState,
 )
+from distributor.sending.planner import EMAIL_CHANNELS
 from distributor.sending.policy import RetryPolicy, decide
 from distributor.sending.tunables import Tunables
 from subscribers.query import still_sendable
@@ -202,13 +203,14 @@ class ResultRecorder:
 def suppress_departed(
     session: Session, claimed: list[ClaimedDelivery], *, token: str, now: datetime
 ) -> list[ClaimedDelivery]:
-    """Honour unsubscribes that came after the audience was frozen; return who may still receive."""
+    """Honour unsubscribes (and switches to WeChat only) that came after the audience was
+    frozen; return who may still receive."""
     subscriber_ids = [c.subscriber_id for c in claimed if c.subscriber_id is not None]
     sendable: set[int] = set()
     if subscriber_ids:
         audience = session.scalar(select(Send.audience).where(Send.id == claimed[0].send_id))
         lists = audience.lists if audience is not None else ()
-        sendable = still_sendable(session, subscriber_ids, lists=lists)
+        sendable = still_sendable(session, subscriber_ids, lists=lists, channels=EMAIL_CHANNELS)
     keep = [c for c in claimed if c.subscriber_id is None or c.subscriber_id in sendable]
     gone = [
         c.id for c in claimed if c.subscriber_id is not None and c.subscriber_id not in sendable

@@ -19,10 +19,12 @@ from distributor.db import insert_ignoring_duplicates, utcnow
 from distributor.errors import CheckpointMoved
 from distributor.issues.models import Variant
 from distributor.sending.models import Delivery, Send, SendState
+from subscribers.models import ChannelPreference
 from subscribers.query import Audience, AudienceMember, stream_audience
 
-EMAIL_CHANNELS = ("email", "both")
-WECHAT_CHANNELS = ("wechat", "both")
+# The choices of a reader that each delivery channel reaches.
+EMAIL_CHANNELS = (ChannelPreference.EMAIL, ChannelPreference.BOTH)
+WECHAT_CHANNELS = (ChannelPreference.WECHAT, ChannelPreference.BOTH)
 
 
 def planned_channels(send: Send, *, wechat: bool = False) -> tuple[str, ...]:

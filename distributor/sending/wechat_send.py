@@ -299,20 +299,17 @@ def departed_readers(session: Session, job: WechatJob) -> list[int]:
     off the send's lists (the email path's rule, :func:`still_sendable`), switched to email
     only, or no longer following the account (their OpenID is not the one planned)."""
     rows = session.execute(
-        select(Delivery.id, Delivery.subscriber_id, Delivery.address, Subscriber.channel,
-               Subscriber.openid)
+        select(Delivery.id, Delivery.subscriber_id, Delivery.address, Subscriber.openid)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(*_waiting_in(job))
     ).all()
     audience = session.scalar(select(Send.audience).where(Send.id == job.send_id))
     lists = audience.lists if audience is not None else ()
-    sendable = still_sendable(session, [row.subscriber_id for row in rows], lists=lists)
+    sendable = still_sendable(
+        session, [row.subscriber_id for row in rows], lists=lists, channels=WECHAT_CHANNELS
+    )
     return [
-        row.id
-        for row in rows
-        if row.subscriber_id not in sendable
-        or str(row.channel) not in WECHAT_CHANNELS
-        or row.openid != row.address
+        row.id for row in rows if row.subscriber_id not in sendable or row.openid != row.address
     ]
 
 
