@@ -90,7 +90,7 @@ def test_a_reader_whose_bounce_arrives_mid_send_is_skipped(
             redis_server.url,
             smtp,
             BOUNCE_DOMAIN=BOUNCE_DOMAIN,
-            RATE_LIMIT="12",  # the last reader's turn comes after the bounce, even under load
+            RATE_LIMIT="25",
             BOUNCE_IMAP_POLL_SECONDS="0.5",
             **dovecot.env(),
         )
