@@ -41,6 +41,12 @@ def _require_postgres() -> None:
     pytest.skip(message)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end tests first, so that the xdist workers share them out while the quick
+    ones fill the gaps, instead of the longest starting last and running alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
     """The URL of a migrated database that each PostgreSQL test's database is copied from."""

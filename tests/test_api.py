@@ -427,7 +427,8 @@ def test_metrics_are_shown_to_allowed_addresses_or_the_token_only(
         send_through_engine(settings, import_sample(sqlite_url, sample_issue_path), "会员")
     app = create_app(settings)
     with serving(app) as base:
-        metrics = httpx.get(f"{base}/metrics")  # from 127.0.0.1, allowed by default
+        # From 127.0.0.1, allowed by default; the suite's parallel tests may make it slow.
+        metrics = httpx.get(f"{base}/metrics", timeout=30)
         assert metrics.status_code == 200, metrics.text
         assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
         text = metrics.text

@@ -66,15 +66,26 @@ def max_parallel(limits: Limits, cap: int, threads: int = 5) -> int:
     return peak
 
 
+def assert_paced(limits: Limits, rate: float) -> None:
+    """The promise: at most ``rate`` turns a second (+10 %). And the limiter, not a stall, sets
+    the pace: at least 90 % of the rate, or where the threads fall short of that (a loaded
+    machine, the suite's other tests), 3/4 of what they reach here now with no useful limit."""
+    measured = measure_rate(limits, rate, 2.0)
+    assert measured <= 1.1 * rate
+    if measured < 0.9 * rate:
+        unthrottled = measure_rate(limits, 1000 * rate, 2.0)
+        assert measured >= 0.75 * min(rate, unthrottled), f"{measured}/s, {unthrottled}/s free"
+
+
 def test_redis_limits_hold_rate_and_domain_cap_across_threads(redis_server: RedisServer) -> None:
     limits = RedisLimits(redis.Redis.from_url(redis_server.url))
-    assert 90 <= measure_rate(limits, 100, 2.0) <= 110
+    assert_paced(limits, 100)
     assert max_parallel(limits, 2) == 2
 
 
 def test_database_limits_hold_rate_and_domain_cap_across_threads(database_url: str) -> None:
     limits = DatabaseLimits(session_factory(database_url))
-    assert 45 <= measure_rate(limits, 50, 2.0) <= 55
+    assert_paced(limits, 50)
     assert max_parallel(limits, 2) == 2
 
 
@@ -117,6 +128,7 @@ def send_rate(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("timing")  # not alongside the pause test: both measure time under load
 def test_a_global_limit_holds_across_two_workers(
     postgres_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
 ) -> None:
@@ -133,10 +145,11 @@ def test_a_global_limit_holds_across_two_workers(
         f"({unlimited:.1f} msg/s without a limit)"
     )
     assert rate <= 220  # the guarantee: two workers together stay within the limit (+10 %)
-    # And the limiter, not a stall, set the pace: at least 3/4 of what the same two workers
-    # reach here now, within the limit. Measured against this machine at this moment, not a
-    # constant, as a loaded 2-core machine sends below the limit (120/s seen) even unthrottled.
-    assert rate >= 0.75 * min(200, unlimited)
+    # And the limiter, not a stall, set the pace: at least half of what the same two workers
+    # reach here, within the limit. Measured against this machine, not a constant, as a loaded
+    # 2-core machine sends below the limit (120/s seen) even unthrottled; half, as the suite's
+    # parallel tests change that load between the two measurements (75/s after 125/s seen).
+    assert rate >= 0.5 * min(200, unlimited)
 
 
 @pytest.mark.slow
