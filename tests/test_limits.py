@@ -132,24 +132,26 @@ def send_rate(
 def test_a_global_limit_holds_across_two_workers(
     postgres_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
 ) -> None:
+    limit = 80
     database_url = postgres_url
     make_audience(database_url, "members", 6000)
     issue_id = import_sample(database_url, sample_issue_path)
     with SmtpServer() as smtp:
         env = engine_env(database_url, redis_server.url, smtp, DISPATCH_SLOTS="4")
         unlimited = send_rate(env, tmp_path / "unlimited", smtp, issue_id, seconds=5)
-        limited_env = {**env, "RATE_LIMIT": "200"}
+        # A limit well below what two workers reach even on a loaded machine (120/s seen), so
+        # that the limiter, not the machine, sets the pace being measured.
+        limited_env = {**env, "RATE_LIMIT": str(limit)}
         rate = send_rate(limited_env, tmp_path / "limited", smtp, issue_id, seconds=20)
     print(
-        f"\nmeasured {rate:.1f} msg/s over 20 s with a limit of 200/s and two workers "
+        f"\nmeasured {rate:.1f} msg/s over 20 s with a limit of {limit}/s and two workers "
         f"({unlimited:.1f} msg/s without a limit)"
     )
-    assert rate <= 220  # the guarantee: two workers together stay within the limit (+10 %)
+    assert rate <= limit * 1.1  # the guarantee: two workers together stay within the limit
     # And the limiter, not a stall, set the pace: at least half of what the same two workers
-    # reach here, within the limit. Measured against this machine, not a constant, as a loaded
-    # 2-core machine sends below the limit (120/s seen) even unthrottled; half, as the suite's
-    # parallel tests change that load between the two measurements (75/s after 125/s seen).
-    assert rate >= 0.5 * min(200, unlimited)
+    # reach here, within the limit. Half, as the suite's parallel tests change the machine's
+    # load between the two measurements.
+    assert rate >= 0.5 * min(limit, unlimited)
 
 
 @pytest.mark.slow
