@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -431,6 +432,8 @@ def main() -> None:
         "--only", nargs="+", choices=["archive", "one-click", "pixel", "click"], default=None
     )
     args = parser.parse_args()
+    # A SIGTERM (timeout, an impatient colleague) still stops the server and drops the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"

@@ -83,10 +83,17 @@ def _subscriber_by_id(session: Session, subscriber_id: int) -> Subscriber:
     return subscriber
 
 
+def unsubscribe_link_ids(signer: TokenSigner, token: str) -> tuple[int, int | None]:
+    """The subscriber an unsubscribe link is for, and the send it came with (None in links
+    older than that); a forged or other-purpose token is refused."""
+    ids = _ids(signer.verify(token, TokenPurpose.UNSUBSCRIBE), 2)
+    return ids[0], ids[1] if len(ids) == 2 else None
+
+
 def read_unsubscribe_link(session: Session, signer: TokenSigner, token: str) -> UnsubscribeLink:
     """Who an unsubscribe link is for and which send it came with; changes nothing."""
-    ids = _ids(signer.verify(token, TokenPurpose.UNSUBSCRIBE), 2)
-    return UnsubscribeLink(_subscriber_by_id(session, ids[0]), ids[1] if len(ids) == 2 else None)
+    subscriber_id, send_id = unsubscribe_link_ids(signer, token)
+    return UnsubscribeLink(_subscriber_by_id(session, subscriber_id), send_id)
 
 
 def leave(session: Session, subscriber: Subscriber, list_id: int | None = None) -> bool:

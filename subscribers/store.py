@@ -193,6 +193,37 @@ def unsubscribe(session: Session, subscriber: Subscriber) -> None:
 
 
 _SUBSCRIBERS = cast(Table, Subscriber.__table__)
+_SUBSCRIPTIONS = cast(Table, Subscription.__table__)
+
+
+def leave_everything(session: Session, subscriber_id: int) -> tuple[str, bool] | None:
+    """Unsubscribe a person from everything by id: their language, and whether it changed
+    anything (following a link twice is harmless); None if there is no such person.
+
+    The one-click path, that mail providers call by the thousand: plain statements, no object
+    loaded, the subscriber's row updated only when it changes (its locale returned with it).
+    Like :func:`unsubscribe`, but a person who had left already is left as they are."""
+    now = utcnow()
+    locale = session.execute(
+        update(_SUBSCRIBERS)
+        .where(
+            _SUBSCRIBERS.c.id == subscriber_id,
+            _SUBSCRIBERS.c.status != SubscriberStatus.UNSUBSCRIBED,
+        )
+        .values(status=SubscriberStatus.UNSUBSCRIBED, updated_at=now)
+        .returning(_SUBSCRIBERS.c.locale)
+    ).scalar()
+    if locale is None:
+        locale = session.scalar(
+            select(_SUBSCRIBERS.c.locale).where(_SUBSCRIBERS.c.id == subscriber_id)
+        )
+        return None if locale is None else (locale, False)
+    session.execute(
+        update(_SUBSCRIPTIONS)
+        .where(_SUBSCRIPTIONS.c.subscriber_id == subscriber_id)
+        .values(status=SubscriptionStatus.UNSUBSCRIBED, updated_at=now)
+    )
+    return locale, True
 _STATUSES_AND_KEYS = (
     select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.status, _SUBSCRIBERS.c.email_key)
     .where(_SUBSCRIBERS.c.id.in_(bindparam("b_ids", expanding=True)))

@@ -16,7 +16,8 @@ from distributor.db import Base, BigId, CreatedAt, Id
 from distributor.errors import NotFound
 from distributor.sending.models import Send
 from subscribers.models import List, SubscriberStatus, Subscription, SubscriptionStatus
-from subscribers.public import leave, read_unsubscribe_link
+from subscribers.public import leave, read_unsubscribe_link, unsubscribe_link_ids
+from subscribers.store import leave_everything
 from subscribers.tokens import TokenSigner
 
 
@@ -90,25 +91,33 @@ def unsubscribe_from_link(
 ) -> Unsubscribed:
     """Leave ``list_id`` or everything, and count it against the link's send. Doing it twice
     changes nothing and records nothing the second time."""
-    link = read_unsubscribe_link(session, signer, token)
-    list_name = None
-    if list_id is not None:
+    if list_id is None:
+        subscriber_id, send_id = unsubscribe_link_ids(signer, token)
+        left = leave_everything(session, subscriber_id)
+        if left is None:
+            raise NotFound("this subscription no longer exists")
+        locale, changed = left
+        list_name = None
+    else:
+        link = read_unsubscribe_link(session, signer, token)
+        subscriber_id, send_id, locale = link.subscriber.id, link.send_id, link.subscriber.locale
         found = session.get(List, list_id)
         if found is None:
             raise NotFound("that list no longer exists")
         list_name = found.name
-    if leave(session, link.subscriber, list_id):
+        changed = leave(session, link.subscriber, list_id)
+    if changed:
         # One statement, no object (providers send these by the thousand); the send is named
         # if it still exists.
-        sent = select(Send.id).where(Send.id == link.send_id).scalar_subquery()
+        sent = select(Send.id).where(Send.id == send_id).scalar_subquery()
         session.execute(
             insert(UnsubscribeEvent).values(
-                subscriber_id=link.subscriber.id,
-                send_id=sent if link.send_id is not None else None,
+                subscriber_id=subscriber_id,
+                send_id=sent if send_id is not None else None,
                 list_id=list_id,
             )
         )
-    return Unsubscribed(link.subscriber.locale, list_name)
+    return Unsubscribed(locale, list_name)
 
 
 def unsubscribes_by_send(session: Session, send_id: int) -> int:
