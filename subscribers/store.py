@@ -187,43 +187,51 @@ def confirm(session: Session, subscriber: Subscriber) -> None:
 
 
 def unsubscribe(session: Session, subscriber: Subscriber) -> None:
-    """Stop everything for this person, on every list, until they subscribe again themselves."""
-    subscriber.status = SubscriberStatus.UNSUBSCRIBED
-    _set_subscriptions(session, subscriber, SubscriptionStatus.UNSUBSCRIBED)
+    """Stop everything for this person, on every list, until they subscribe again themselves
+    (their lists are reset even if they had left already: staff asked for it)."""
+    session.flush()
+    _unsubscribe_rows(session, subscriber.id, again=True)
+    session.expire(subscriber, ["status", "updated_at"])
 
 
 _SUBSCRIBERS = cast(Table, Subscriber.__table__)
-_SUBSCRIPTIONS = cast(Table, Subscription.__table__)
 
 
 def leave_everything(session: Session, subscriber_id: int) -> tuple[str, bool] | None:
     """Unsubscribe a person from everything by id: their language, and whether it changed
     anything (following a link twice is harmless); None if there is no such person.
 
-    The one-click path, that mail providers call by the thousand: plain statements, no object
-    loaded, the subscriber's row updated only when it changes (its locale returned with it).
-    Like :func:`unsubscribe`, but a person who had left already is left as they are."""
+    The one-click path, that mail providers call by the thousand: no object loaded, the rows
+    updated only when it changes (the locale returned with it)."""
+    locale = _unsubscribe_rows(session, subscriber_id, again=False)
+    if locale is not None:
+        return locale, True
+    locale = session.scalar(select(_SUBSCRIBERS.c.locale).where(_SUBSCRIBERS.c.id == subscriber_id))
+    return None if locale is None else (locale, False)
+
+
+def _unsubscribe_rows(session: Session, subscriber_id: int, *, again: bool) -> str | None:
+    """The person and all their lists set unsubscribed, in two statements (``again``: even if
+    they had left already); their locale, or None when nothing was changed."""
     now = utcnow()
-    locale = session.execute(
-        update(_SUBSCRIBERS)
-        .where(
-            _SUBSCRIBERS.c.id == subscriber_id,
-            _SUBSCRIBERS.c.status != SubscriberStatus.UNSUBSCRIBED,
+    statement = update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == subscriber_id)
+    if not again:
+        statement = statement.where(_SUBSCRIBERS.c.status != SubscriberStatus.UNSUBSCRIBED)
+    locale: str | None = session.execute(
+        statement.values(status=SubscriberStatus.UNSUBSCRIBED, updated_at=now).returning(
+            _SUBSCRIBERS.c.locale
         )
-        .values(status=SubscriberStatus.UNSUBSCRIBED, updated_at=now)
-        .returning(_SUBSCRIBERS.c.locale)
     ).scalar()
-    if locale is None:
-        locale = session.scalar(
-            select(_SUBSCRIBERS.c.locale).where(_SUBSCRIBERS.c.id == subscriber_id)
+    if locale is not None:
+        session.execute(  # lists already loaded in the session follow ("evaluate": no query)
+            update(Subscription)
+            .where(Subscription.subscriber_id == subscriber_id)
+            .values(status=SubscriptionStatus.UNSUBSCRIBED, updated_at=now),
+            execution_options={"synchronize_session": "evaluate"},
         )
-        return None if locale is None else (locale, False)
-    session.execute(
-        update(_SUBSCRIPTIONS)
-        .where(_SUBSCRIPTIONS.c.subscriber_id == subscriber_id)
-        .values(status=SubscriptionStatus.UNSUBSCRIBED, updated_at=now)
-    )
-    return locale, True
+    return locale
+
+
 _STATUSES_AND_KEYS = (
     select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.status, _SUBSCRIBERS.c.email_key)
     .where(_SUBSCRIBERS.c.id.in_(bindparam("b_ids", expanding=True)))
