@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +35,7 @@ from distributor.sending.service import (
     send_status,
 )
 from distributor.sending.test_sends import create_test_send
+from distributor.staff.models import StaffUser
 from distributor.web.api.access import Editor, Viewer, audit
 from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from distributor.web.api.models import (
@@ -190,6 +192,19 @@ def status(send_id: ItemId, web: WebDep, user: Viewer) -> SendOut:
         return _status(session, send_id)
 
 
+def _acted(
+    session: Session,
+    user: StaffUser,
+    send_id: int,
+    action: str,
+    deliveries: int,
+    detail: Mapping[str, object] | None = None,
+) -> SendAction:
+    """An action on a send, done: audited, answered with the send as it now stands."""
+    audit(session, user, f"send.{action}", "send", send_id, detail)
+    return SendAction(send=_status(session, send_id), deliveries=deliveries)
+
+
 @router.post("/sends/{send_id}/schedule", response_model=SendAction, responses=ONE)
 def schedule(send_id: ItemId, body: ScheduleIn, web: WebDep, user: Editor) -> SendAction:
     """Schedule a draft, or move a scheduled send."""
@@ -203,8 +218,7 @@ def schedule(send_id: ItemId, body: ScheduleIn, web: WebDep, user: Editor) -> Se
             zone=zone,
             expires_after=_hours(body.expires_in_hours),
         )
-        audit(session, user, "send.schedule", "send", send_id, body.model_dump(mode="json"))
-        return SendAction(send=_status(session, send_id), deliveries=0)
+        return _acted(session, user, send_id, "schedule", 0, body.model_dump(mode="json"))
 
 
 @router.post("/sends/{send_id}/pause", response_model=SendAction, responses=ONE)
@@ -212,8 +226,7 @@ def pause(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
     """No new message goes out (workers notice within seconds); messages in flight finish."""
     with web.transaction() as session:
         pause_send(session, send_id, utcnow())
-        audit(session, user, "send.pause", "send", send_id)
-        return SendAction(send=_status(session, send_id), deliveries=0)
+        return _acted(session, user, send_id, "pause", 0)
 
 
 @router.post("/sends/{send_id}/resume", response_model=SendAction, responses=ONE)
@@ -221,8 +234,7 @@ def resume(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
     """It goes on where it stopped; one paused before its time waits for that time again."""
     with web.transaction() as session:
         resume_send(session, send_id, utcnow())
-        audit(session, user, "send.resume", "send", send_id)
-        return SendAction(send=_status(session, send_id), deliveries=0)
+        return _acted(session, user, send_id, "resume", 0)
 
 
 @router.post("/sends/{send_id}/cancel", response_model=SendAction, responses=ONE)
@@ -230,8 +242,7 @@ def cancel(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
     """Nothing not yet sent goes out; `deliveries` is how many were cancelled."""
     with web.transaction() as session:
         cancelled = cancel_send(session, send_id, utcnow())
-        audit(session, user, "send.cancel", "send", send_id, {"cancelled": cancelled})
-        return SendAction(send=_status(session, send_id), deliveries=cancelled)
+        return _acted(session, user, send_id, "cancel", cancelled, {"cancelled": cancelled})
 
 
 @router.post("/sends/{send_id}/reopen", response_model=SendAction, responses=ONE)
@@ -240,8 +251,7 @@ def reopen(send_id: ItemId, web: WebDep, user: Editor) -> SendAction:
     started comes back as a draft."""
     with web.transaction() as session:
         waiting = reopen_send(session, send_id, utcnow())
-        audit(session, user, "send.reopen", "send", send_id, {"waiting": waiting})
-        return SendAction(send=_status(session, send_id), deliveries=waiting)
+        return _acted(session, user, send_id, "reopen", waiting, {"waiting": waiting})
 
 
 @router.post("/sends/{send_id}/retry-failed", response_model=SendAction, responses=ONE)
@@ -249,15 +259,8 @@ def retry(send_id: ItemId, body: RetryIn, web: WebDep, user: Editor) -> SendActi
     """Send the failed deliveries again (all, or those that failed with `code`)."""
     with web.transaction() as session:
         reopened = retry_failed(session, send_id, utcnow(), code=body.code)
-        audit(
-            session,
-            user,
-            "send.retry-failed",
-            "send",
-            send_id,
-            {"code": body.code, "reopened": reopened},
-        )
-        return SendAction(send=_status(session, send_id), deliveries=reopened)
+        detail = {"code": body.code, "reopened": reopened}
+        return _acted(session, user, send_id, "retry-failed", reopened, detail)
 
 
 @router.get("/sends/{send_id}/deliveries", response_model=Page[DeliveryOut], responses=NOT_FOUND)
