@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -22,7 +22,6 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Session, sessionmaker
@@ -103,23 +102,23 @@ _INSERT_ATTEMPT = insert(_ATTEMPTS).values(
     worker=bindparam("b_worker"),
     at=bindparam("b_now"),
 )
-# PostgreSQL: the row and its log in one statement, committed on its own: one round trip.
-_RECORD_POSTGRES = text(
-    """
+# PostgreSQL: the row and its log in one statement, committed on its own: one round trip. It is
+# run on the driver's cursor, prepared once (its parameters need no SQLAlchemy processing).
+_RECORD_POSTGRES = """
     WITH updated AS (
-      UPDATE deliveries SET state = :b_state, attempts = :b_attempt, not_before = :b_not_before,
-             last_error = :b_error, smtp_code = :b_code, smtp_response = :b_response,
-             sent_at = :b_sent_at, claim_token = NULL, lease_until = NULL, updated_at = :b_now
-       WHERE id = :b_id AND claim_token = :b_token AND state = 'claimed'
+      UPDATE deliveries SET state = %(b_state)s, attempts = %(b_attempt)s,
+             not_before = %(b_not_before)s, last_error = %(b_error)s, smtp_code = %(b_code)s,
+             smtp_response = %(b_response)s, sent_at = %(b_sent_at)s, claim_token = NULL,
+             lease_until = NULL, updated_at = %(b_now)s
+       WHERE id = %(b_id)s AND claim_token = %(b_token)s AND state = 'claimed'
       RETURNING id)
     INSERT INTO delivery_attempts (delivery_id, attempt, outcome, smtp_code, detail, worker, at)
-    SELECT :b_id, :b_attempt,
-           CASE WHEN EXISTS (SELECT 1 FROM updated) THEN :b_state ELSE :b_late END, :b_code,
-           CASE WHEN EXISTS (SELECT 1 FROM updated) THEN :b_response ELSE :b_late_detail END,
-           :b_worker, :b_now
-    RETURNING outcome
+    SELECT %(b_id)s, %(b_attempt)s,
+           CASE WHEN EXISTS (SELECT 1 FROM updated) THEN %(b_state)s ELSE %(b_late)s END,
+           %(b_code)s,
+           CASE WHEN EXISTS (SELECT 1 FROM updated) THEN %(b_response)s ELSE %(b_late_detail)s END,
+           %(b_worker)s, %(b_now)s
     """
-)
 
 
 class ResultRecorder:
@@ -135,6 +134,7 @@ class ResultRecorder:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
         self._connection: Connection | None = None
+        self._cursor: Any = None  # the driver's (psycopg) cursor on that connection
 
     def record(
         self,
@@ -164,10 +164,12 @@ class ResultRecorder:
         }
         late = AttemptOutcome.late(decision.state)
         if self.postgres:
-            if self._connection is None:
-                self._connection = self._result_connection()
-            self._connection.execute(
-                _RECORD_POSTGRES, {**params, "b_late": late.value, "b_late_detail": LATE_DETAIL}
+            if self._cursor is None:
+                self._cursor = self._result_cursor()
+            self._cursor.execute(
+                _RECORD_POSTGRES,
+                {**params, "b_late": late.value, "b_late_detail": LATE_DETAIL},
+                prepare=True,
             )
         else:
             with self.engine.begin() as connection:
@@ -182,22 +184,23 @@ class ResultRecorder:
                 )
         return decision.state
 
-    def _result_connection(self) -> Connection:
-        """PostgreSQL: an autocommit connection whose commits do not wait for the WAL flush
-        (``synchronous_commit = off``, as SQLite's ``synchronous=NORMAL`` in WAL mode). A killed
-        worker loses nothing by it: its commits are in the server. Only a crash of the server
-        itself may forget the answers of its last ``3 × wal_writer_delay`` (0.6 s by default);
-        those recipients are sent again when their claims expire. The connection is detached
-        from the pool, so the setting never reaches another user of it."""
+    def _result_cursor(self) -> Any:
+        """PostgreSQL: a cursor on an autocommit connection whose commits do not wait for the WAL
+        flush (``synchronous_commit = off``, as SQLite's ``synchronous=NORMAL`` in WAL mode). A
+        killed worker loses nothing by it: its commits are in the server. Only a crash of the
+        server itself may forget the answers of its last ``3 × wal_writer_delay`` (0.6 s by
+        default); those recipients are sent again when their claims expire. The connection is
+        detached from the pool, so the setting never reaches another user of it."""
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         connection.detach()
         connection.exec_driver_sql("SET synchronous_commit = off")
-        return connection
+        self._connection = connection
+        return connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
-            self._connection = None
+            self._connection = self._cursor = None
 
 
 def suppress_departed(
