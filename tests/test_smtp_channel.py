@@ -109,3 +109,23 @@ def test_pipelined_transactions_and_refusals_on_a_pipelining_server(tmp_path: Pa
     assert [r.outcome for r in refused] == [Outcome.FAILED] * 2
     assert all(r.code is not None and 500 <= r.code < 600 for r in refused)
     assert strict.connections_opened == 1  # RSET after the refusal, same connection
+
+
+def test_envelope_addresses_reach_the_server_as_given() -> None:
+    """Plain addresses (the engine's, VERP return paths included) are written as they are; any
+    other form is still reduced to its address, as smtplib does."""
+    pairs = [
+        ("newsletter@news.example.org", "reader000001@example.org"),
+        ("bounces+d12.a1b2c3@news.example.org", "o'neil+tag@example.org"),
+        ("杭州 <news@example.org>", "Reader <r@example.org>"),
+    ]
+    with SmtpServer() as server:
+        channel = channel_for(server)
+        receipts = [channel.send(Envelope(sender, to, MESSAGE)) for sender, to in pairs]
+        channel.close()
+    assert {r.outcome for r in receipts} == {Outcome.SENT}
+    assert [(r.sender, r.recipient) for r in server.handler.received] == [
+        ("newsletter@news.example.org", "reader000001@example.org"),
+        ("bounces+d12.a1b2c3@news.example.org", "o'neil+tag@example.org"),
+        ("news@example.org", "r@example.org"),
+    ]
