@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Select,
+    create_engine,
+    event,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
@@ -125,14 +134,23 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
-def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING on either backend: the unique key decides, not a read."""
-    if not rows:
-        return
+def insert_ignoring_duplicates(
+    session: Session,
+    table: Any,
+    values: list[dict[str, Any]] | None = None,
+    *,
+    rows: Select[Any] | None = None,
+    columns: Sequence[str] = (),
+) -> None:
+    """INSERT … ON CONFLICT DO NOTHING on either backend: the unique key decides, not a read.
+    The rows are ``values``, or those of the query ``rows`` into ``columns``."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+    if rows is not None:
+        session.execute(dialect.insert(table).from_select(columns, rows).on_conflict_do_nothing())
+    elif values:
+        session.execute(dialect.insert(table).on_conflict_do_nothing(), values)
 
 
 def session_factory(url: str) -> sessionmaker[Session]:

@@ -105,7 +105,8 @@ def subscriber_has(subscriber_id: Any, *conditions: Any) -> Any:
     return probe.scalar_subquery().is_not(None)
 
 
-def _conditions(audience: Audience) -> list[Any]:
+def audience_conditions(audience: Audience) -> list[Any]:
+    """WHERE conditions on ``Subscriber`` for the active members of ``audience``."""
     conditions: list[Any] = [Subscriber.status == SubscriberStatus.ACTIVE]
     if audience.lists:
         conditions.append(
@@ -152,14 +153,16 @@ def stream_audience(
         Subscriber.openid,
         Subscriber.channel,
         Subscriber.format,
-    ).where(*_conditions(audience))
+    ).where(*audience_conditions(audience))
     for rows in keyset_batches(session, members, batch_size=batch_size, after_id=after_id):
         yield [AudienceMember(*row) for row in rows]
 
 
 def count_audience(session: Session, audience: Audience) -> int:
     """How many active subscribers match ``audience`` now: :func:`stream_audience`'s filter."""
-    return int(session.scalar(select(func.count(Subscriber.id)).where(*_conditions(audience))) or 0)
+    return int(
+        session.scalar(select(func.count(Subscriber.id)).where(*audience_conditions(audience))) or 0
+    )
 
 
 def keyset_batches(
@@ -194,7 +197,7 @@ def still_sendable(
     list a send is for stops it, leaving another does not. The same list rule as
     :func:`stream_audience`; the other facets stay as planned."""
     conditions = [
-        *_conditions(Audience(lists=tuple(lists))),
+        *audience_conditions(Audience(lists=tuple(lists))),
         Subscriber.channel.in_(list(channels)),
     ]
     sendable: set[int] = set()

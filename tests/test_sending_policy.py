@@ -1,15 +1,12 @@
-"""The pure rules of the engine: retry decisions and who gets which delivery row."""
+"""The pure rules of the engine: retry decisions."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from distributor.channels.base import Outcome, Receipt
-from distributor.issues.models import Variant
 from distributor.sending.models import DeliveryState
-from distributor.sending.planner import delivery_rows
 from distributor.sending.policy import RetryPolicy, decide
-from subscribers.query import AudienceMember
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 POLICY = RetryPolicy(max_attempts=3, base_delay=60, max_delay=100)
@@ -37,31 +34,3 @@ def test_transient_refusal_backs_off_exponentially_then_gives_up() -> None:
     assert last.state is DeliveryState.FAILED
     assert last.error == "gave up after 3 attempts; last: 451 try later"
 
-
-def member(
-    id: int,
-    *,
-    email: str | None = "a@example.org",
-    channel: str = "email",
-    fmt: str = "full",
-    openid: str | None = None,
-) -> AudienceMember:
-    return AudienceMember(id=id, email=email, name=None, openid=openid, channel=channel, format=fmt)
-
-
-def test_email_rows_skip_wechat_only_and_addressless_members() -> None:
-    members = [
-        member(1),
-        member(2, channel="wechat", openid="o2"),
-        member(3, email=None),
-        member(4, channel="both"),
-    ]
-    rows = delivery_rows(7, "email", Variant.FULL, members)
-    assert [row["subscriber_id"] for row in rows] == [1, 4]
-    assert {row["variant"] for row in rows} == {"full"}
-
-
-def test_preference_variant_follows_each_subscribers_format() -> None:
-    members = [member(1, fmt="digest"), member(2, fmt="text"), member(3, fmt="full")]
-    rows = delivery_rows(7, "email", None, members)
-    assert [row["variant"] for row in rows] == ["digest", "text", "full"]

@@ -1,26 +1,26 @@
 """Freezing a send's audience into delivery rows, in resumable keyset batches.
 
-Each batch inserts its rows (ON CONFLICT DO NOTHING: the unique key is the guard against doubles)
+Each batch takes the next ``batch_size`` members by id, inserts their rows in the database itself
+(INSERT … SELECT … ON CONFLICT DO NOTHING: the unique key is the guard against doubles)
 and moves the send's checkpoint in the same transaction, only if nobody moved it meanwhile. A
 killed planner resumes from the checkpoint; two planners cannot both advance it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import BigInteger, func, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from distributor.channels.base import DeliveryChannel
 from distributor.db import insert_ignoring_duplicates, utcnow
 from distributor.errors import CheckpointMoved
-from distributor.issues.models import Variant
 from distributor.sending.models import Delivery, Send, SendState
-from subscribers.models import ChannelPreference
-from subscribers.query import Audience, AudienceMember, stream_audience
+from subscribers.models import ChannelPreference, Subscriber
+from subscribers.query import Audience, audience_conditions
 
 # The choices of a reader that each delivery channel reaches.
 EMAIL_CHANNELS = (ChannelPreference.EMAIL, ChannelPreference.BOTH)
@@ -44,39 +44,35 @@ def audience_filter(send: Send, *, wechat: bool = False) -> Audience:
     return replace(send.audience, channel=channels[0] if len(channels) == 1 else None)
 
 
-def variant_for(send_variant: Variant | None, member: AudienceMember) -> Variant:
-    """A send by preference (no variant) gives each subscriber the format they chose."""
-    return send_variant if send_variant is not None else member.format
+def insert_deliveries(
+    session: Session, send: Send, channel: DeliveryChannel, members: list[Any]
+) -> None:
+    """One row per subscriber matching ``members`` (WHERE conditions) who is reachable on
+    ``channel``, in one ``INSERT … SELECT`` (the unique key drops a row that exists): the rows
+    never pass through Python, so planning keeps the worker's interpreter free for sending. A send
+    by preference (no variant) gives each reader the format they chose."""
+    email = channel is DeliveryChannel.EMAIL
+    address = Subscriber.email if email else Subscriber.openid
+    variant = Subscriber.format if send.variant is None else literal(send.variant, _VARIANT)
+    rows = select(
+        literal(send.id, BigInteger),
+        Subscriber.id,
+        literal(channel, _CHANNEL),
+        address,
+        Subscriber.name,
+        variant,
+    ).where(
+        *members,
+        address.is_not(None),
+        address != "",
+        Subscriber.channel.in_(EMAIL_CHANNELS if email else WECHAT_CHANNELS),
+    )
+    columns = ("send_id", "subscriber_id", "channel", "address", "name", "variant")
+    insert_ignoring_duplicates(session, Delivery, rows=rows, columns=columns)
 
 
-def delivery_rows(
-    send_id: int,
-    channel: str,
-    send_variant: Variant | None,
-    members: Iterable[AudienceMember],
-) -> list[dict[str, Any]]:
-    """One row per member reachable on ``channel``; pure, so it is tested on its own."""
-    rows = []
-    for member in members:
-        if channel == "email":
-            if not member.email or str(member.channel) not in EMAIL_CHANNELS:
-                continue
-            address = member.email
-        else:
-            if not member.openid or str(member.channel) not in WECHAT_CHANNELS:
-                continue
-            address = member.openid
-        rows.append(
-            {
-                "send_id": send_id,
-                "subscriber_id": member.id,
-                "channel": channel,
-                "address": address,
-                "name": member.name,
-                "variant": variant_for(send_variant, member),
-            }
-        )
-    return rows
+_VARIANT = Delivery.__table__.c.variant.type
+_CHANNEL = Delivery.__table__.c.channel.type
 
 
 def plan_next_batch(
@@ -93,34 +89,33 @@ def plan_next_batch(
     if send is None or send.planned_at is not None or send.state is SendState.CANCELLED:
         return None
     checkpoint = send.planned_through
-    batch: list[AudienceMember] = next(
-        stream_audience(
-            session,
-            audience_filter(send, wechat=wechat),
-            batch_size=batch_size,
-            after_id=checkpoint,
-        ),
-        [],
+    audience = audience_conditions(audience_filter(send, wechat=wechat))
+    page = (
+        select(Subscriber.id)
+        .where(*audience, Subscriber.id > checkpoint)
+        .order_by(Subscriber.id)
+        .limit(batch_size)
+        .subquery()
     )
-    if not batch:
+    seen, last = session.execute(select(func.count(), func.max(page.c.id))).one()
+    if not seen:
         session.execute(
             update(Send)
             .where(Send.id == send_id, Send.planned_at.is_(None))
             .values(planned_at=now, planner_lease_until=None, updated_at=now)
         )
         return None
+    members = [*audience, Subscriber.id > checkpoint, Subscriber.id <= last]
     for channel in planned_channels(send, wechat=wechat):
-        insert_ignoring_duplicates(
-            session, Delivery, delivery_rows(send.id, channel, send.variant, batch)
-        )
+        insert_deliveries(session, send, DeliveryChannel(channel), members)
     moved = session.execute(
         update(Send)
         .where(Send.id == send_id, Send.planned_through == checkpoint)
-        .values(planned_through=batch[-1].id, planner_lease_until=now + lease, updated_at=now)
+        .values(planned_through=last, planner_lease_until=now + lease, updated_at=now)
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise CheckpointMoved(send_id)
-    return len(batch)
+    return int(seen)
 
 
 def plan_send(
