@@ -6,6 +6,7 @@ import time
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from distributor.db import session_factory, transaction
 from distributor.errors import InvalidToken
@@ -19,6 +20,7 @@ from distributor.sending.engagement import (
 from distributor.sending.models import EngagementEvent, EngagementKind
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenPurpose, TokenSigner
+from tests.support.refusals import database_refusing
 from tests.test_claims import running_send_with
 
 SIGNER = TokenSigner("engagement-test-secret-0123456789abcdef")
@@ -73,3 +75,20 @@ def test_the_writer_thread_flushes_by_itself(sqlite_url: str) -> None:
     else:
         pytest.fail("the writer thread did not write the event within 10 s")
     buffer.stop()
+
+
+def test_events_wait_in_the_buffer_while_the_database_refuses(database_url: str) -> None:
+    send_id = running_send_with(database_url, 1)
+    buffer = EngagementBuffer(session_factory(database_url))
+    buffer.add(send_id, 1, EngagementKind.OPEN, None)
+    with database_refusing(database_url, "INSERT", "engagement_events"):
+        with pytest.raises(DBAPIError, match="refused by the test"):
+            buffer.flush()
+        buffer.add(send_id, 2, EngagementKind.CLICK, "https://hzgh.org/1")  # while it is away
+        with pytest.raises(DBAPIError):
+            buffer.flush()
+    assert buffer.flush() == 2
+    with transaction(database_url) as session:
+        counts = engagement_counts(session, send_id)
+    assert (counts.opened, counts.clicked) == (1, 1)
+

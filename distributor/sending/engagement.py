@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 _EVENTS = cast(Table, EngagementEvent.__table__)
 FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 2000
+KEEP_ROWS = 200_000  # events kept while the database is away (about 50 MB); the oldest go first
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,24 @@ class EngagementBuffer:
             self._wake.set()
 
     def flush(self) -> int:
+        """Write what has queued; the number written. If the database refuses, the events go back
+        to the front of the buffer for the next round (up to ``KEEP_ROWS`` of them): a database
+        restart costs no events."""
         with self._lock:
             rows, self._pending = self._pending, []
-        if rows:
+        if not rows:
+            return 0
+        try:
             with self.factory.begin() as session:
                 # The table, not the class: the ORM's bulk path would look at every row again.
                 session.execute(insert(_EVENTS), rows)
+        except Exception:
+            with self._lock:
+                kept = (rows + self._pending)[-KEEP_ROWS:]
+                lost, self._pending = len(rows) + len(self._pending) - len(kept), kept
+            if lost:
+                log.warning("the tracking buffer is full: %d oldest events dropped", lost)
+            raise
         return len(rows)
 
     def start(self) -> None:
@@ -110,7 +123,7 @@ class EngagementBuffer:
             try:
                 self.flush()
             except Exception:  # the database is away: keep serving, try again next round
-                log.exception("could not write tracking events; retrying")
+                log.exception("could not write tracking events; they wait for the next try")
                 time.sleep(FLUSH_SECONDS)
 
 

@@ -5,18 +5,17 @@ the ids its VERP address or Message-ID carries."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 
 from distributor.bounces import FeedbackKind, Verp
 from distributor.bounces.verp import VERP_CANDIDATE
 from distributor.channels.base import DeliveryChannel
 from distributor.config import Settings
-from distributor.db import is_sqlite, transaction
+from distributor.db import transaction
 from distributor.issues.models import Issue, Variant
 from distributor.render.message_ids import MessageRef
 from distributor.sending.models import Delivery, DeliveryState, Send, SendState
@@ -24,6 +23,7 @@ from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.query import Audience
 from tests.conftest import SAMPLE_ISSUE
 from tests.support.bounces import BOUNCE_DOMAIN, ISSUED, NOW, SECRET, VERP
+from tests.support.refusals import database_refusing
 from tests.support.sending import import_sample
 from tests.test_bounces_classify import EXPECTED
 
@@ -139,30 +139,7 @@ def readdressed(
     return VERP_CANDIDATE.sub(fresh, raw.decode("latin-1")).encode("latin-1")
 
 
-@contextmanager
-def refusing_changes_to(database_url: str, delivery_id: int) -> Iterator[None]:
-    """A trigger that makes the database refuse any change to one delivery: a failure on our
-    side, for the one message about it."""
-    if is_sqlite(database_url):
-        create = [
-            f"CREATE TRIGGER refuse_delivery BEFORE UPDATE ON deliveries WHEN OLD.id = "
-            f"{delivery_id:d} BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-        ]
-        drop = ["DROP TRIGGER refuse_delivery"]
-    else:
-        create = [
-            "CREATE FUNCTION refuse_delivery() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
-            f"CREATE TRIGGER refuse_delivery BEFORE UPDATE ON deliveries FOR EACH ROW "
-            f"WHEN (OLD.id = {delivery_id:d}) EXECUTE FUNCTION refuse_delivery()",
-        ]
-        drop = ["DROP TRIGGER refuse_delivery ON deliveries", "DROP FUNCTION refuse_delivery()"]
-    with transaction(database_url) as session:
-        for statement in create:
-            session.execute(text(statement))
-    try:
-        yield
-    finally:
-        with transaction(database_url) as session:
-            for statement in drop:
-                session.execute(text(statement))
+def refusing_changes_to(database_url: str, delivery_id: int) -> AbstractContextManager[None]:
+    """The database refuses any change to one delivery: a failure on our side, for the one
+    message about it."""
+    return database_refusing(database_url, "UPDATE", "deliveries", when=f"OLD.id = {delivery_id:d}")
