@@ -110,7 +110,7 @@ class Settings:
     dkim_selector: str | None = None
     dkim_private_key_file: str | None = None
     # The sending engine; each is documented with its unit in .env.example.
-    dispatch_slots: int = 4
+    dispatch_slots: int = 6
     batch_size: int = 250  # about a second of one slot's sending: claims cost little per message
     claim_lease_seconds: float = 30.0
     retry_base_seconds: float = 60.0
