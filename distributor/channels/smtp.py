@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from distributor.channels.base import Envelope, Outcome, Receipt
 from distributor.config import Settings
 from distributor.errors import ConfigurationError, ConnectionLostBeforeData
+from subscribers.address import is_sender_address
 
 
 def classify(code: int, response: bytes | str) -> Receipt:
@@ -26,14 +27,11 @@ def classify(code: int, response: bytes | str) -> Receipt:
     return Receipt(Outcome.FAILED, code, text)
 
 
-# A plain ASCII addr-spec, as every address is checked to be before it becomes an envelope.
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
-
-
 def _path(address: str) -> str:
-    """``<address>`` for MAIL FROM and RCPT TO. smtplib's ``quoteaddr`` parses the address
-    (a tenth of a message's CPU), needed only for one that is not plain."""
-    if _PLAIN_ADDRESS.fullmatch(address):
+    """``<address>`` for MAIL FROM and RCPT TO. Every address is checked plain before it becomes
+    an envelope; smtplib's ``quoteaddr`` parses it (a tenth of a message's CPU), needed only for
+    one that is not."""
+    if is_sender_address(address):
         return f"<{address}>"
     return smtplib.quoteaddr(address)
 
