@@ -201,11 +201,16 @@ class Skeleton:
         if len(self.parts) == 1:
             return self.parts[0].encoded(values)
         chunks: list[bytes] = []
-        for part in self.parts:
-            delimiter = f"--{self.boundary}\r\n".encode("ascii")
-            chunks += (delimiter, header_block(part.content_headers), part.encoded(values))
+        for head, part in zip(self._part_heads, self.parts, strict=True):
+            chunks += (head, part.encoded(values))
         chunks.append(f"--{self.boundary}--\r\n".encode("ascii"))
         return b"".join(chunks)
+
+    @functools.cached_property
+    def _part_heads(self) -> tuple[bytes, ...]:
+        """Each part's delimiter and headers: the same bytes in every message."""
+        delimiter = f"--{self.boundary}\r\n".encode("ascii")
+        return tuple(delimiter + header_block(part.content_headers) for part in self.parts)
 
 
 def header_block(headers: Iterable[tuple[str, str]]) -> bytes:
