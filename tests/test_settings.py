@@ -251,3 +251,12 @@ def test_the_web_runs_a_worker_per_core_only_where_its_rate_limits_are_shared() 
     assert Settings.from_env({"WEB_WORKERS": "3"}).web_worker_count == 3
     with pytest.raises(ConfigurationError, match="WEB_WORKERS"):
         Settings.from_env({"WEB_WORKERS": "many"})
+
+
+def test_sqlite_gets_fewer_dispatcher_slots_than_a_database_server() -> None:
+    """SQLite's one writer is shared by every dispatcher: there more slots only queue."""
+    assert Settings.from_env({}).dispatch_slots == 4
+    server = {"DATABASE_URL": "postgresql+psycopg://localhost/distributor"}
+    assert Settings.from_env(server).dispatch_slots == 6
+    assert Settings.from_env({**server, "DISPATCH_SLOTS": "3"}).dispatch_slots == 3
+    assert Settings.from_env({"DISPATCH_SLOTS": "8"}).dispatch_slots == 8
