@@ -20,21 +20,16 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from send import ENV, LIST, dkim_key, import_issue, make_audience, postgres_database
+from send import ENV, dkim_key, import_issue, make_audience, postgres_database, start_send
 
 import distributor.channels.smtp as smtp
 import distributor.render.dkim as dkim
 import distributor.sending.compose as compose
 import distributor.sending.dispatch as dispatch
 from distributor.config import Settings
-from distributor.db import transaction, utcnow
 from distributor.devservers.smtp_sink import SmtpSink
-from distributor.render import Variant
 from distributor.sending.runtime import WorkerRuntime
-from distributor.sending.service import create_send
-from subscribers.query import Audience
 
 STAGES: list[tuple[Any, str, str]] = [
     (compose.EmailComposer, "compose", "compose"),
@@ -94,16 +89,7 @@ def main() -> None:
         issue_id = import_issue(url)
         make_audience(url, args.n)
         runtime = WorkerRuntime.from_settings(Settings.from_env(env))
-        with transaction(url) as session:
-            send_id = create_send(
-                session,
-                issue_id=issue_id,
-                audience=Audience(lists=(LIST,)),
-                variant=Variant.FULL,
-                at=None,
-                now=utcnow(),
-                zone=ZoneInfo("UTC"),
-            ).id
+        send_id = start_send(url, issue_id)
         runtime.tick(enqueue_plan=lambda _: None, enqueue_drain=lambda _: None)
         started = time.thread_time()
         runtime.plan(send_id)

@@ -183,6 +183,20 @@ def import_issue(url: str) -> int:
         return save_issue(session, report.document, source_format=report.format).id
 
 
+def start_send(url: str, issue_id: int) -> int:
+    """A send of the issue to the benchmark's list, now: the tick starts it."""
+    with transaction(url) as session:
+        return create_send(
+            session,
+            issue_id=issue_id,
+            audience=Audience(lists=(LIST,)),
+            variant=Variant.FULL,
+            at=None,
+            now=utcnow(),
+            zone=ZoneInfo("UTC"),
+        ).id
+
+
 def make_audience(url: str, n: int, chunk: int = 5_000) -> None:
     """N active subscribers on one list, inserted with Core executemany in chunks."""
     with transaction(url) as session:
@@ -420,16 +434,7 @@ def measure(result: Result, *, concurrency: int | None, baseline_processes: int)
         parts["the worker"] = worker
         assert worker.process is not None  # started: its pid is its process group's id
         peaks = stack.enter_context(sampling_rss(worker.process.pid))
-        with transaction(url) as session:
-            send_id = create_send(
-                session,
-                issue_id=issue_id,
-                audience=Audience(lists=(LIST,)),
-                variant=Variant.FULL,
-                at=None,
-                now=utcnow(),
-                zone=ZoneInfo("UTC"),
-            ).id
+        send_id = start_send(url, issue_id)
         created = time.monotonic()
         result.done = wait_until_done(url, send_id, parts, worker, timeout=120 + n / 50)
         wall = time.monotonic() - created
