@@ -183,7 +183,7 @@ def import_issue(url: str) -> int:
         return save_issue(session, report.document, source_format=report.format).id
 
 
-def start_send(url: str, issue_id: int) -> int:
+def start_send(url: str, issue_id: int, *, tracking: bool = False) -> int:
     """A send of the issue to the benchmark's list, now: the tick starts it."""
     with transaction(url) as session:
         return create_send(
@@ -194,11 +194,13 @@ def start_send(url: str, issue_id: int) -> int:
             at=None,
             now=utcnow(),
             zone=ZoneInfo("UTC"),
+            tracking=tracking,
         ).id
 
 
-def make_audience(url: str, n: int, chunk: int = 5_000) -> None:
-    """N active subscribers on one list, inserted with Core executemany in chunks."""
+def make_audience(url: str, n: int, chunk: int = 5_000) -> list[int]:
+    """N active subscribers on one list, inserted with Core executemany in chunks; their ids."""
+    every: list[int] = []
     with transaction(url) as session:
         mailing_list = List(name=LIST)
         session.add(mailing_list)
@@ -230,6 +232,8 @@ def make_audience(url: str, n: int, chunk: int = 5_000) -> None:
                     for i in ids
                 ],
             )
+            every += ids
+    return every
 
 
 def engine_message(settings: Settings) -> tuple[str, bytes]:

@@ -43,10 +43,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import func, insert, select
+from send import SAMPLE, import_issue, make_audience, start_send
+from sqlalchemy import func, select
 
 from distributor.config import Settings
 from distributor.db import dispose_engines, transaction, upgrade, utcnow
@@ -55,21 +55,15 @@ from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_databas
 from distributor.devservers.processes import stop_process
 from distributor.devservers.redis_server import RedisServer
 from distributor.issues.importer import read_issue_file
-from distributor.issues.models import Variant
-from distributor.issues.store import save_issue
 from distributor.render.tracking import click_url, open_pixel_url
 from distributor.sending.lifecycle import start_due_sends
 from distributor.sending.models import EngagementEvent, EngagementKind
-from distributor.sending.service import create_send
 from subscribers.links import PublicLinks
-from subscribers.models import List, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
-from subscribers.query import Audience
+from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.tokens import TokenSigner
 
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL)
-SAMPLE = Path(__file__).resolve().parents[1] / "distributor" / "samples" / "hzgy-471.txt"
 SECRET = "benchmark-secret-key-0123456789abcdef"
-LIST = "会员快讯"
 TARGET = "https://www.hzgh.org/news/2022/12/27/471.html?from=newsletter"
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 WARM_UP_SECONDS = 2.0
@@ -105,54 +99,11 @@ class Result:
 
 def fill(url: str, readers: int) -> tuple[int, list[int]]:
     """The sample issue, ``readers`` subscribers on one list and a started, tracked send of the
-    issue to them (so the issue is in the archive); the send and the readers' ids."""
-    report = read_issue_file(SAMPLE)
-    with transaction(url) as session:
-        issue_id = save_issue(session, report.document, source_format=report.format).id
-        mailing_list = List(name=LIST)
-        session.add(mailing_list)
-        session.flush()
-        list_id = mailing_list.id
-    ids: list[int] = []
-    with transaction(url) as session:
-        for start in range(0, readers, 5000):
-            emails = [
-                f"reader{i:06d}@example.org" for i in range(start, min(readers, start + 5000))
-            ]
-            chunk = session.scalars(
-                insert(Subscriber).returning(Subscriber.id),
-                [
-                    {
-                        "email": e,
-                        "email_key": e,
-                        "name": "读者",
-                        "status": SubscriberStatus.ACTIVE,
-                        "channel": "email",
-                        "format": "full",
-                        "attributes": {},
-                    }
-                    for e in emails
-                ],
-            ).all()
-            session.execute(
-                insert(Subscription),
-                [
-                    {"subscriber_id": i, "list_id": list_id, "status": SubscriptionStatus.ACTIVE}
-                    for i in chunk
-                ],
-            )
-            ids += chunk
-    with transaction(url) as session:
-        send_id = create_send(
-            session,
-            issue_id=issue_id,
-            audience=Audience(lists=(LIST,)),
-            variant=Variant.FULL,
-            at=None,
-            now=utcnow(),
-            zone=ZoneInfo("Asia/Shanghai"),
-            tracking=True,
-        ).id
+    issue to them (so the issue is in the archive); the send and the readers' ids. The same data
+    as the send benchmark's."""
+    issue_id = import_issue(url)
+    ids = make_audience(url, readers)
+    send_id = start_send(url, issue_id, tracking=True)
     with transaction(url) as session:
         start_due_sends(session, utcnow())
     return send_id, ids
