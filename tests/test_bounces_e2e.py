@@ -8,11 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from distributor.bounces import Verp
-from distributor.cli import main
 from distributor.db import transaction
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.dovecot import DovecotServer
@@ -26,7 +24,14 @@ from tests.support.audience import make_audience
 from tests.support.bounces import BOUNCE_DOMAIN, fixture
 from tests.support.feedback import readdressed
 from tests.support.polling import wait_until
-from tests.support.sending import SECRET, engine_env, import_sample, status_of, wait_until_done
+from tests.support.sending import (
+    SECRET,
+    created_by_cli,
+    engine_env,
+    import_sample,
+    status_of,
+    wait_until_done,
+)
 from tests.support.smtp import SmtpServer
 from tests.test_bounces_imap import append, folder_sizes
 
@@ -94,11 +99,7 @@ def test_a_reader_whose_bounce_arrives_mid_send_is_skipped(
             BOUNCE_IMAP_POLL_SECONDS="0.5",
             **dovecot.env(),
         )
-        created = CliRunner().invoke(
-            main, ["send", "create", "--issue", str(issue_id), "--list", "members"], env=env
-        )
-        assert created.exit_code == 0, created.output
-        send_id = int(created.output.splitlines()[0].removeprefix("Created send ID: "))
+        send_id = created_by_cli(env, issue_id)
         with running_worker(env, tmp_path):
             wait_until(
                 lambda: status_of(database_url, send_id).counts.get("sent", 0),

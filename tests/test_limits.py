@@ -20,7 +20,7 @@ from distributor.devservers.redis_server import RedisServer
 from distributor.errors import ConfigurationError
 from distributor.sending.limits import DatabaseLimits, Limits, RedisLimits, parse_domain_caps
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample
+from tests.support.sending import created_by_cli, engine_env, import_sample
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 
@@ -114,10 +114,7 @@ def send_rate(
 ) -> float:
     """Messages per second two workers send to ``smtp`` over ``seconds``, past their start-up;
     then the send is cancelled."""
-    created = CliRunner().invoke(
-        main, ["send", "create", "--issue", str(issue_id), "--list", "members"], env=env
-    )
-    send_id = created.output.splitlines()[0].removeprefix("Created send ID: ")
+    send_id = str(created_by_cli(env, issue_id))
     with workers(env, workdir, 2):
         smtp.handler.wait_for(len(smtp.handler.received) + 1, timeout=60)
         start = time.monotonic() + 2  # past the start-up

@@ -20,15 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from distributor.cli import main
 from distributor.db import dispose_engines, upgrade
 from distributor.devservers.celery_worker import WorkerProcess
 from distributor.devservers.ports import free_port
 from distributor.devservers.redis_server import RedisServer
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, wait_until_done
+from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -108,10 +106,7 @@ def test_a_postgres_crash_mid_send_skips_nobody_and_resends_only_its_last_answer
     issue_id = import_sample(url, sample_issue_path)
     with SmtpServer() as smtp:
         env = engine_env(url, redis_server.url, smtp, DISPATCH_SLOTS=str(SLOTS))
-        created = CliRunner().invoke(
-            main, ["send", "create", "--issue", str(issue_id), "--list", "members"], env=env
-        )
-        send_id = int(created.output.splitlines()[0].removeprefix("Created send ID: "))
+        send_id = created_by_cli(env, issue_id)
         worker = WorkerProcess(env, tmp_path, concurrency=None)
         worker.start()
         try:

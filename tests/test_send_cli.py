@@ -26,7 +26,7 @@ from distributor.sending.service import create_send, schedule_send
 from distributor.sending.test_sends import create_test_send
 from subscribers.query import Audience
 from tests.support.audience import make_audience
-from tests.support.sending import import_sample, started_send
+from tests.support.sending import created_by_cli, import_sample, started_send
 
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -50,11 +50,6 @@ def run(env: dict[str, str], *args: str, code: int = 0) -> Result:
     result = CliRunner().invoke(main, list(args), env=env)
     assert result.exit_code == code, result.output
     return result
-
-
-def create(env: dict[str, str], issue_id: int, *extra: str) -> int:
-    output = run(env, "send", "create", "--issue", str(issue_id), "--list", "members", *extra)
-    return int(output.output.splitlines()[0].removeprefix("Created send ID: "))
 
 
 def local(moment: datetime) -> str:
@@ -81,7 +76,7 @@ def send_count(url: str) -> int:
 def test_scheduling_a_draft_keeps_the_time_it_was_given(
     env: dict[str, str], sqlite_url: str, issue_id: int
 ) -> None:
-    send_id = create(env, issue_id, "--draft", "--at", "2030-12-02T09:00")
+    send_id = created_by_cli(env, issue_id, "--draft", "--at", "2030-12-02T09:00")
     output = run(env, "send", "schedule", str(send_id)).output
     assert output.startswith(f"Send {send_id} is scheduled for Mon 2030-12-02 09:00 Asia/Shanghai")
     send = stored_send(sqlite_url, send_id)
@@ -92,7 +87,9 @@ def test_scheduling_a_draft_keeps_the_time_it_was_given(
 def test_a_new_time_moves_the_draft_and_its_expiry_window_is_kept(
     env: dict[str, str], sqlite_url: str, issue_id: int
 ) -> None:
-    send_id = create(env, issue_id, "--draft", "--at", "2030-12-02T09:00", "--expires-in", "2")
+    send_id = created_by_cli(
+        env, issue_id, "--draft", "--at", "2030-12-02T09:00", "--expires-in", "2"
+    )
     run(env, "send", "schedule", str(send_id), "--at", "2030-12-03T10:30")
     send = stored_send(sqlite_url, send_id)
     assert send.scheduled_at == datetime(2030, 12, 3, 10, 30, tzinfo=ZONE)
@@ -102,7 +99,7 @@ def test_a_new_time_moves_the_draft_and_its_expiry_window_is_kept(
 def test_a_draft_without_a_time_goes_now_when_scheduled(
     env: dict[str, str], sqlite_url: str, issue_id: int
 ) -> None:
-    send_id = create(env, issue_id, "--draft")
+    send_id = created_by_cli(env, issue_id, "--draft")
     assert stored_send(sqlite_url, send_id).scheduled_at is None
     before = utcnow()
     run(env, "send", "schedule", str(send_id))
@@ -151,7 +148,7 @@ def test_a_time_in_the_past_is_refused_and_named_in_the_zone(
 def test_schedule_refuses_a_time_in_the_past(
     env: dict[str, str], sqlite_url: str, issue_id: int
 ) -> None:
-    send_id = create(env, issue_id, "--draft")
+    send_id = created_by_cli(env, issue_id, "--draft")
     yesterday = local(utcnow() - timedelta(days=1))
     result = run(env, "send", "schedule", str(send_id), "--at", yesterday, code=2)
     assert "is in the past" in result.output
@@ -161,7 +158,7 @@ def test_schedule_refuses_a_time_in_the_past(
 def test_a_time_a_minute_ago_is_now_typed_slowly(
     env: dict[str, str], sqlite_url: str, issue_id: int
 ) -> None:
-    send_id = create(env, issue_id, "--at", local(utcnow() - timedelta(minutes=2)))
+    send_id = created_by_cli(env, issue_id, "--at", local(utcnow() - timedelta(minutes=2)))
     assert stored_send(sqlite_url, send_id).state is SendState.SCHEDULED
 
 
@@ -257,8 +254,8 @@ def test_schedule_add_says_how_many_digest_readers_it_reaches(
 def test_send_list_newest_first_with_audience_state_time_counts_and_test(
     env: dict[str, str], sqlite_url: str, issue_id: int
 ) -> None:
-    first = create(env, issue_id, "--at", "2030-12-02T09:00")
-    second = create(env, issue_id, "--draft")
+    first = created_by_cli(env, issue_id, "--at", "2030-12-02T09:00")
+    second = created_by_cli(env, issue_id, "--draft")
     with transaction(sqlite_url) as session:
         test = create_test_send(
             session,
@@ -286,7 +283,9 @@ def test_send_list_newest_first_with_audience_state_time_counts_and_test(
 def test_send_status_shows_audience_time_and_test(
     env: dict[str, str], issue_id: int
 ) -> None:
-    send_id = create(env, issue_id, "--at", "2030-12-02T09:00", "--tag", "工会", "--allow-empty")
+    send_id = created_by_cli(
+        env, issue_id, "--at", "2030-12-02T09:00", "--tag", "工会", "--allow-empty"
+    )
     output = run(env, "send", "status", str(send_id)).output
     assert f"Send {send_id}: issue {issue_id} (No. 471), full, scheduled" in output
     assert "To:        list members, tagged 工会" in output
@@ -310,7 +309,7 @@ def test_names_from_outside_are_shown_not_obeyed(
 
 
 def test_control_messages_say_what_happened_once(env: dict[str, str], issue_id: int) -> None:
-    send_id = create(env, issue_id, "--at", "2030-12-02T09:00")
+    send_id = created_by_cli(env, issue_id, "--at", "2030-12-02T09:00")
     paused = run(env, "send", "pause", str(send_id)).output.strip()
     assert paused == (
         f"Send {send_id} paused: no new message goes out until distributor send resume {send_id}."
@@ -373,7 +372,7 @@ def test_service_messages_do_not_name_flags_or_commands(
 
 
 def test_only_a_cancelled_send_can_be_reopened(env: dict[str, str], issue_id: int) -> None:
-    send_id = create(env, issue_id, "--at", "2030-12-02T09:00")
+    send_id = created_by_cli(env, issue_id, "--at", "2030-12-02T09:00")
     refused = run(env, "send", "reopen", str(send_id), code=2).output.strip()
     assert refused == (
         f"Error: send {send_id} is scheduled: only a send that is cancelled can be reopened"
@@ -383,7 +382,7 @@ def test_only_a_cancelled_send_can_be_reopened(env: dict[str, str], issue_id: in
 def test_a_send_cancelled_before_it_started_comes_back_as_a_draft_with_its_time(
     env: dict[str, str], sqlite_url: str, issue_id: int
 ) -> None:
-    send_id = create(env, issue_id, "--at", "2030-12-02T09:00")
+    send_id = created_by_cli(env, issue_id, "--at", "2030-12-02T09:00")
     run(env, "send", "cancel", str(send_id))
     output = run(env, "send", "reopen", str(send_id)).output
     assert output.startswith(f"Send {send_id} reopened as a draft")

@@ -22,6 +22,7 @@ from tests.support.audience import make_audience
 from tests.support.polling import wait_until
 from tests.support.sending import (
     SECRET,
+    created_by_cli,
     engine_env,
     import_sample,
     status_of,
@@ -39,11 +40,6 @@ def cli(env: dict[str, str], *args: str) -> Result:
     return result
 
 
-def create(env: dict[str, str], issue_id: int, *extra: str) -> int:
-    output = cli(env, "send", "create", "--issue", str(issue_id), "--list", "members", *extra)
-    return int(output.output.splitlines()[0].removeprefix("Created send ID: "))
-
-
 def state_of(url: str, send_id: int) -> str:
     return status_of(url, send_id).state
 
@@ -58,7 +54,7 @@ def test_pause_stops_within_2s_and_resume_sends_everyone_exactly_once(
     issue_id = import_sample(database_url, sample_issue_path)
     with SmtpServer() as smtp:
         env = engine_env(database_url, redis_server.url, smtp)
-        send_id = create(env, issue_id)
+        send_id = created_by_cli(env, issue_id)
         with running_worker(env, tmp_path):
             smtp.handler.wait_for(1000, timeout=90)
             paused_at = time.monotonic()
@@ -93,7 +89,7 @@ def test_cancel_leaves_the_rest_cancelled(
     issue_id = import_sample(sqlite_url, sample_issue_path)
     with SmtpServer(RecordingHandler(delay=0.01)) as smtp:
         env = engine_env(sqlite_url, redis_server.url, smtp)
-        send_id = create(env, issue_id)
+        send_id = created_by_cli(env, issue_id)
         with running_worker(env, tmp_path):
             smtp.handler.wait_for(100, timeout=60)
             cli(env, "send", "cancel", str(send_id))
@@ -129,7 +125,7 @@ def test_retry_failed_delivers_the_failed_ones_and_nobody_else(
     issue_id = import_sample(database_url, sample_issue_path)
     with SmtpServer(RecordingHandler(fault=fault)) as smtp:
         env = engine_env(database_url, redis_server.url, smtp)
-        send_id = create(env, issue_id)
+        send_id = created_by_cli(env, issue_id)
         with running_worker(env, tmp_path):
             first = wait_until_done(database_url, send_id, timeout=90)
             assert first.counts == {"sent": 180, "failed": 20}
@@ -186,7 +182,7 @@ def test_refused_transitions_say_why(sqlite_url: str, sample_issue_path: Path) -
     make_audience(sqlite_url, "members", 1)
     issue_id = import_sample(sqlite_url, sample_issue_path)
     env = {"DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": SECRET}
-    send_id = create(env, issue_id, "--draft")
+    send_id = created_by_cli(env, issue_id, "--draft")
     result = CliRunner().invoke(main, ["send", "resume", str(send_id)], env=env)
     assert result.exit_code == 2
     assert result.output.strip() == (

@@ -9,13 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from distributor.cli import main
 from distributor.devservers.celery_worker import WorkerProcess
 from distributor.devservers.redis_server import RedisServer
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, wait_until_done
+from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -31,10 +29,7 @@ def test_kill_9_and_a_redis_restart_lose_nobody(
     issue_id = import_sample(database_url, sample_issue_path)
     with SmtpServer() as smtp:
         env = engine_env(database_url, redis_server.url, smtp, DISPATCH_SLOTS=str(SLOTS))
-        created = CliRunner().invoke(
-            main, ["send", "create", "--issue", str(issue_id), "--list", "members"], env=env
-        )
-        send_id = int(created.output.splitlines()[0].removeprefix("Created send ID: "))
+        send_id = created_by_cli(env, issue_id)
         worker = WorkerProcess(env, tmp_path, concurrency=SLOTS)
         worker.start()
         try:

@@ -18,7 +18,7 @@ from distributor.devservers.redis_server import RedisServer
 from distributor.sending.models import DeliveryAttempt
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, wait_until_done
+from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -28,16 +28,6 @@ pytestmark = pytest.mark.slow
 def smtp() -> Iterator[SmtpServer]:
     with SmtpServer() as server:
         yield server
-
-
-def create_send(env: dict[str, str], issue_id: int, list_name: str) -> int:
-    result = CliRunner().invoke(
-        main, ["send", "create", "--issue", str(issue_id), "--list", list_name], env=env
-    )
-    assert result.exit_code == 0, result.output
-    first_line = result.output.splitlines()[0]
-    assert first_line.startswith("Created send ID: ")
-    return int(first_line.removeprefix("Created send ID: "))
 
 
 def test_every_recipient_receives_exactly_one_message(
@@ -50,7 +40,7 @@ def test_every_recipient_receives_exactly_one_message(
     emails = make_audience(database_url, "members", 300)
     issue_id = import_sample(database_url, sample_issue_path)
     env = engine_env(database_url, redis_server.url, smtp)
-    send_id = create_send(env, issue_id, "members")
+    send_id = created_by_cli(env, issue_id)
     with running_worker(env, tmp_path) as worker:
         status = wait_until_done(database_url, send_id, timeout=90)
     assert status.counts == {"sent": 300}
@@ -99,7 +89,7 @@ def test_transient_failures_are_retried_until_delivered_and_550_fails_with_its_c
     issue_id = import_sample(database_url, sample_issue_path)
     with SmtpServer(RecordingHandler(fault=flaky)) as smtp:
         env = engine_env(database_url, redis_server.url, smtp, RETRY_MAX_ATTEMPTS="4")
-        send_id = create_send(env, issue_id, "members")
+        send_id = created_by_cli(env, issue_id)
         with running_worker(env, tmp_path):
             status = wait_until_done(database_url, send_id, timeout=120)
         counts = smtp.handler.counts()
@@ -131,7 +121,7 @@ def test_an_unsubscribe_during_a_send_is_honoured_for_messages_not_yet_sent(
     issue_id = import_sample(sqlite_url, sample_issue_path)
     with SmtpServer(RecordingHandler(delay=0.02)) as smtp:
         env = engine_env(sqlite_url, redis_server.url, smtp, DISPATCH_SLOTS="1")
-        send_id = create_send(env, issue_id, "members")
+        send_id = created_by_cli(env, issue_id)
         with running_worker(env, tmp_path):
             smtp.handler.wait_for(30, timeout=60)
             leaving = emails[-50:]

@@ -25,7 +25,7 @@ from distributor.issues.store import save_issue
 from distributor.sending.models import Delivery, DeliveryState
 from distributor.sending.service import SendStatus
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, status_of
+from tests.support.sending import created_by_cli, engine_env, status_of
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -87,7 +87,7 @@ def test_a_recipient_that_kills_its_worker_ends_failed_and_the_send_goes_on(
     env = engine_env(
         postgres_url, redis_server.url, poison_smtp, DISPATCH_SLOTS="1", RETRY_MAX_ATTEMPTS="3"
     )
-    send_id = create_send(env, issue_id)
+    send_id = created_by_cli(env, issue_id)
     worker = WorkerProcess(env, tmp_path)
     worker.start()
     try:
@@ -134,7 +134,7 @@ def test_an_issue_that_cannot_be_rendered_pauses_the_send_before_its_first_messa
     issue_id = save_small_issue(sqlite_url, articles=400)  # far over the 90 KB HTML budget
     with SmtpServer() as smtp:
         env = engine_env(sqlite_url, redis_server.url, smtp)
-        send_id = create_send(env, issue_id)
+        send_id = created_by_cli(env, issue_id)
         with running_worker(env, tmp_path):
             state = wait_for_state(sqlite_url, send_id, "paused", timeout=60)
         assert smtp.handler.received == []
@@ -161,14 +161,6 @@ def save_small_issue(url: str, *, articles: int) -> int:
     )
     with transaction(url) as session:
         return save_issue(session, doc, source_format="json").id
-
-
-def create_send(env: dict[str, str], issue_id: int) -> int:
-    result = CliRunner().invoke(
-        main, ["send", "create", "--issue", str(issue_id), "--list", "members"], env=env
-    )
-    assert result.exit_code == 0, result.output
-    return int(result.output.splitlines()[0].removeprefix("Created send ID: "))
 
 
 def wait_for_state(url: str, send_id: int, state: str, timeout: float) -> str:

@@ -20,6 +20,7 @@ from distributor.sending.planner import plan_next_batch, plan_send
 from distributor.sending.service import SendStatus
 from tests.support.audience import make_audience
 from tests.support.sending import (
+    created_by_cli,
     engine_env,
     import_sample,
     started_send,
@@ -55,8 +56,7 @@ def test_a_send_cancelled_midway_reaches_the_rest_once_reopened(
     issue_id = import_sample(database_url, sample_issue_path)
     with SmtpServer(RecordingHandler(delay=0.01)) as smtp:
         env = engine_env(database_url, redis_server.url, smtp)
-        created = cli(env, "send", "create", "--issue", str(issue_id), "--list", "members")
-        send_id = int(created.output.splitlines()[0].removeprefix("Created send ID: "))
+        send_id = created_by_cli(env, issue_id)
         with running_worker(env, tmp_path):
             smtp.handler.wait_for(100, timeout=60)
             cli(env, "send", "cancel", str(send_id))

@@ -7,10 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import insert, select, update
 
-from distributor.cli import main
 from distributor.db import transaction
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.redis_server import RedisServer
@@ -22,7 +20,7 @@ from subscribers.models import (
     SubscriptionStatus,
 )
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, wait_until_done
+from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -77,13 +75,7 @@ def test_leaving_the_targeted_list_mid_send_stops_only_that_readers_messages(
     issue_id = import_sample(sqlite_url, sample_issue_path)
     with SmtpServer(RecordingHandler(delay=0.02)) as smtp:
         env = engine_env(sqlite_url, redis_server.url, smtp, DISPATCH_SLOTS="1")
-        created = CliRunner().invoke(
-            main,
-            ["send", "create", "--issue", str(issue_id), "--list", "members", "--list", "youth"],
-            env=env,
-        )
-        assert created.exit_code == 0, created.output
-        send_id = int(created.output.splitlines()[0].removeprefix("Created send ID: "))
+        send_id = created_by_cli(env, issue_id, "--list", "youth")
         with running_worker(env, tmp_path):
             smtp.handler.wait_for(30, timeout=60)
             leave(sqlite_url, leaving + on_youth, "members")

@@ -10,13 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from distributor.cli import main
 from distributor.devservers.celery_worker import WorkerProcess
 from distributor.devservers.redis_server import RedisServer
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, wait_until_done
+from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -57,11 +55,7 @@ def test_sigterm_mid_send_stops_within_10_s_and_the_next_worker_finishes_exactly
     issue_id = import_sample(sqlite_url, sample_issue_path)
     with SmtpServer(RecordingHandler(delay=0.02)) as smtp:
         env = engine_env(sqlite_url, redis_server.url, smtp, DISPATCH_SLOTS=str(SLOTS))
-        created = CliRunner().invoke(
-            main, ["send", "create", "--issue", str(issue_id), "--list", "members"], env=env
-        )
-        assert created.exit_code == 0, created.output
-        send_id = int(created.output.splitlines()[0].removeprefix("Created send ID: "))
+        send_id = created_by_cli(env, issue_id)
         worker = WorkerProcess(env, tmp_path, concurrency=SLOTS)
         worker.start()
         try:

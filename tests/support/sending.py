@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from distributor.cli import main
 from distributor.db import transaction, utcnow
 from distributor.issues.importer import read_issue_file
 from distributor.issues.models import Variant
@@ -37,6 +39,19 @@ def engine_env(
         **smtp.env(),
         **extra,
     }
+
+
+def created_by_cli(
+    env: dict[str, str], issue_id: int, *extra: str, list_name: str = "members"
+) -> int:
+    """``send create --issue ID --list LIST EXTRA…`` as staff type it; the new send's id."""
+    result = CliRunner().invoke(
+        main, ["send", "create", "--issue", str(issue_id), "--list", list_name, *extra], env=env
+    )
+    assert result.exit_code == 0, result.output
+    first_line = result.output.splitlines()[0]
+    assert first_line.startswith("Created send ID: ")
+    return int(first_line.removeprefix("Created send ID: "))
 
 
 def import_sample(url: str, sample: Path) -> int:
