@@ -24,15 +24,16 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from distributor.bounces import MatchedFeedback, Verp, classify, match
+from distributor.bounces import MatchedFeedback, classify, match
+from distributor.bounces.apply import PausePolicy, Processed
+from distributor.bounces.mailbox import BATCH_SIZE, process_batch
 from distributor.db import dispose_engines, session_factory, transaction, upgrade
 from distributor.issues.importer import read_issue_file
-from distributor.issues.models import Variant
 from distributor.issues.store import save_issue
 from distributor.render.message_ids import make_message_id
-from distributor.sending.bounce_mailbox import BATCH_SIZE, process_batch
-from distributor.sending.feedback import PausePolicy, Processed
-from distributor.sending.models import Delivery, DeliveryState, Send, SendState
+from distributor.render.verp import Verp
+from distributor.sending.models import Delivery, Send
+from distributor.vocabulary import DeliveryState, SendState, Variant
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.query import Audience
 from subscribers.tokens import TokenSigner

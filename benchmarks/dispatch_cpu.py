@@ -29,7 +29,7 @@ import distributor.sending.compose as compose
 import distributor.sending.dispatch as dispatch
 from distributor.config import Settings
 from distributor.devservers.smtp_sink import SmtpSink
-from distributor.sending.runtime import WorkerRuntime
+from distributor.runtime import WorkerRuntime
 
 STAGES: list[tuple[Any, str, str]] = [
     (compose.EmailComposer, "compose", "compose"),

@@ -45,6 +45,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, insert, select
 
+from distributor.campaigns.schedule import create_send
+from distributor.campaigns.status import send_status
 from distributor.config import Settings
 from distributor.db import dispose_engines, transaction, upgrade, utcnow
 from distributor.devservers.celery_worker import WorkerProcess, running_worker
@@ -55,8 +57,8 @@ from distributor.devservers.smtp_sink import SmtpSink
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
 from distributor.render import DkimSigner, Recipient, Variant, compile_issue, personalise
-from distributor.sending.models import Delivery, DeliveryState, Send
-from distributor.sending.service import create_send, send_status
+from distributor.sending.models import Delivery, Send
+from distributor.vocabulary import DeliveryState
 from subscribers.links import PublicLinks
 from subscribers.models import List, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
 from subscribers.query import Audience

@@ -17,13 +17,13 @@ from datetime import date
 
 from sqlalchemy import func, select, text
 
+from distributor.campaigns.status import send_status
 from distributor.db import transaction, upgrade
 from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_database
 from distributor.issues.document import Article, Block, IssueDocument
-from distributor.issues.models import Variant
 from distributor.issues.store import save_issue
-from distributor.sending.models import Delivery, Send, SendState
-from distributor.sending.service import send_status
+from distributor.sending.models import Delivery, Send
+from distributor.vocabulary import SendState, Variant
 from subscribers.query import Audience
 
 

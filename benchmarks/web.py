@@ -55,9 +55,9 @@ from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_databas
 from distributor.devservers.processes import stop_process
 from distributor.devservers.redis_server import RedisServer
 from distributor.issues.importer import read_issue_file
+from distributor.readers.models import EngagementEvent, EngagementKind
 from distributor.render.tracking import click_url, open_pixel_url
 from distributor.sending.lifecycle import start_due_sends
-from distributor.sending.models import EngagementEvent, EngagementKind
 from subscribers.links import PublicLinks
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.tokens import TokenSigner

@@ -8,9 +8,10 @@ MODEL_MODULES = (
     "distributor.issues.models",
     "subscribers.models",
     "distributor.sending.models",
-    "distributor.sending.unsubscribes",
+    "distributor.readers.models",
+    "distributor.bounces.models",
     "distributor.channels.wechat.models",
-    "distributor.sending.wechat_models",
+    "distributor.wechat.models",
     "distributor.staff.models",
 )
 

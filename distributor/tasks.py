@@ -1,4 +1,4 @@
-"""Celery tasks: thin shells around :class:`distributor.sending.runtime.WorkerRuntime`.
+"""Celery tasks: thin shells around :class:`distributor.runtime.WorkerRuntime`.
 
 Every task is safe to run twice or not at all: the database decides what is done.
 
@@ -27,13 +27,13 @@ from celery.signals import (
 )
 from celery.utils.log import get_task_logger
 
+from distributor.bounces.mailbox import poll_bounce_mailbox
 from distributor.celery import app
 from distributor.config import Settings
 from distributor.db import dispose_engines
 from distributor.errors import ConfirmationDeferred
-from distributor.sending import confirmation
-from distributor.sending.bounce_mailbox import poll_bounce_mailbox
-from distributor.sending.runtime import WorkerRuntime
+from distributor.readers import confirmation
+from distributor.runtime import WorkerRuntime
 
 logger = get_task_logger(__name__)
 # Each pool thread (the default pool) or process has a runtime of its own: its own SMTP connection

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TextIO, TypeVar
 
 from distributor.errors import ImportFailed, InvalidAddress, InvalidName, RowError
-from distributor.issues.models import EMAIL_VARIANTS, Variant
+from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from subscribers.address import normalise_address
 from subscribers.models import (
     DEFAULT_LOCALE,

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, fal
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from distributor.db import Base, BigId, CreatedAt, Id, Timestamp, UpdatedAt
-from distributor.issues.models import Variant
+from distributor.vocabulary import Variant
 
 # Column widths, in characters; the importer reports longer values instead of truncating them.
 EMAIL_MAX = 254  # RFC 5321 path limit

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from distributor.errors import DistributorError, InvalidToken, NotFound
-from distributor.issues.models import Variant
+from distributor.vocabulary import Variant
 from subscribers.models import (
     LOCALE_MAX,
     ChannelPreference,

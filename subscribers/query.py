@@ -13,7 +13,7 @@ from typing import Any, TypeVarTuple
 from sqlalchemy import BigInteger, Row, Select, String, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
-from distributor.issues.models import Variant
+from distributor.vocabulary import Variant
 from subscribers.models import (
     ChannelPreference,
     List,

@@ -25,7 +25,7 @@ from distributor.errors import (
     NotFound,
     UnknownList,
 )
-from distributor.issues.models import EMAIL_VARIANTS, Variant
+from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from subscribers.address import normalise_address
 from subscribers.bulk import write_rows
 from subscribers.csvfile import ColumnMap, check_label, parse_row

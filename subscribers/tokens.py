@@ -26,7 +26,7 @@ class TokenPurpose(StrEnum):
     CONFIRM = "confirm"
     TRACK = "track"  # a recipient of a tracked send, in its open pixel and click links
     LINK = "link"  # a link target of a tracked send, signed so the redirect goes nowhere else
-    BOUNCE = "bounce"  # VERP return paths (distributor.bounces.verp), in a format of their own
+    BOUNCE = "bounce"  # VERP return paths (distributor.render.verp), in a format of their own
 
 
 def _b64encode(raw: bytes) -> str:

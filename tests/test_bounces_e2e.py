@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from distributor.bounces import Verp
 from distributor.db import transaction
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.dovecot import DovecotServer
 from distributor.devservers.redis_server import RedisServer
-from distributor.issues.models import Variant
-from distributor.sending.models import Delivery, DeliveryState, Send, SendState
+from distributor.render.verp import Verp
+from distributor.sending.models import Delivery, Send
+from distributor.vocabulary import DeliveryState, SendState, Variant
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.query import Audience
 from subscribers.tokens import TokenSigner

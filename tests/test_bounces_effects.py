@@ -11,12 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from distributor.bounces import Feedback, FeedbackKind
-from distributor.channels.base import DeliveryChannel
-from distributor.db import session_factory, transaction
-from distributor.errors import DistributorError
-from distributor.issues.models import Variant
-from distributor.sending.bounce_mailbox import process_batch
-from distributor.sending.feedback import (
+from distributor.bounces.apply import (
     PausePolicy,
     Processed,
     apply_readings,
@@ -25,16 +20,14 @@ from distributor.sending.feedback import (
     process_feedback,
     read,
 )
+from distributor.bounces.mailbox import process_batch
+from distributor.bounces.models import FeedbackMessage, FeedbackOutcome
+from distributor.campaigns.status import send_status
+from distributor.db import session_factory, transaction
+from distributor.errors import DistributorError
 from distributor.sending.lifecycle import resume_send
-from distributor.sending.models import (
-    Delivery,
-    DeliveryState,
-    FeedbackMessage,
-    FeedbackOutcome,
-    Send,
-    SendState,
-)
-from distributor.sending.service import send_status
+from distributor.sending.models import Delivery, Send
+from distributor.vocabulary import DeliveryChannel, DeliveryState, SendState, Variant
 from subscribers.models import SubscriberStatus
 from subscribers.store import change_address, status_history, unsuppress
 from tests.support.bounces import VERP, fixture

@@ -14,13 +14,14 @@ import pytest
 from sqlalchemy import func, select
 
 from distributor.bounces import FeedbackKind
+from distributor.bounces.mailbox import PollReport, poll_bounce_mailbox
+from distributor.bounces.models import FeedbackMessage
 from distributor.celery import make_app
 from distributor.config import Settings
 from distributor.db import transaction
 from distributor.devservers.dovecot import DovecotServer
 from distributor.render.message_ids import make_message_id
-from distributor.sending.bounce_mailbox import PollReport, poll_bounce_mailbox
-from distributor.sending.models import DeliveryState, FeedbackMessage
+from distributor.vocabulary import DeliveryState
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.support.bounces import FROM_DOMAIN, SECRET, VERP, fixture
 from tests.support.feedback import (
@@ -209,7 +210,7 @@ def test_hostile_messages_are_logged_and_set_aside_and_suppress_nobody(
     append(dovecot, list(hostile.values()))
     settings = mailbox_settings(database_url, dovecot)
 
-    with caplog.at_level(logging.WARNING, logger="distributor.sending.bounce_mailbox"):
+    with caplog.at_level(logging.WARNING, logger="distributor.bounces.mailbox"):
         report = poll_bounce_mailbox(settings)
 
     assert report == PollReport(failed=len(hostile))

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from distributor.cli import main
 from distributor.db import transaction
-from distributor.sending.models import DeliveryState
+from distributor.vocabulary import DeliveryState
 from distributor.web.app import create_app
 from distributor.web.bounce_intake import INTAKE_PATH
 from subscribers.models import SubscriberStatus

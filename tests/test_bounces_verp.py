@@ -7,11 +7,10 @@ import re
 
 import pytest
 
-from distributor.bounces import Verp
-from distributor.bounces.verp import VERP_MAX_AGE_SECONDS
 from distributor.config import Settings
 from distributor.errors import ConfigurationError, InvalidToken
 from distributor.render.message_ids import MessageRef, make_message_id, parse_message_id
+from distributor.render.verp import VERP_MAX_AGE_SECONDS, Verp
 from subscribers.tokens import TokenPurpose, TokenSigner
 from tests.support.bounces import BOUNCE_DOMAIN, FROM_DOMAIN, ISSUED, NOW, SECRET, VERP
 

@@ -8,29 +8,23 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, insert, select
 
+from distributor.campaigns.status import send_status
 from distributor.channels.base import Outcome, Receipt
 from distributor.db import get_engine, session_factory, transaction
 from distributor.issues.document import Article, Block, IssueDocument
-from distributor.issues.models import Variant
 from distributor.issues.store import save_issue
 from distributor.sending.claim import claim_batch, release_claims, sweep_expired_claims
 from distributor.sending.dispatch import ResultRecorder
 from distributor.sending.lifecycle import cancel_send
-from distributor.sending.models import (
-    Delivery,
-    DeliveryAttempt,
-    DeliveryState,
-    Send,
-    SendState,
-)
+from distributor.sending.models import Delivery, DeliveryAttempt, Send
 from distributor.sending.policy import RetryPolicy
-from distributor.sending.service import send_status
 from distributor.sending.slots import (
     hand_over_slot,
     release_slot,
     reserve_free_slots,
     take_slot,
 )
+from distributor.vocabulary import DeliveryState, SendState, Variant
 from subscribers.query import Audience
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)

@@ -10,14 +10,14 @@ from sqlalchemy.exc import DBAPIError
 
 from distributor.db import session_factory, transaction
 from distributor.errors import InvalidToken
-from distributor.render.tracking import click_url
-from distributor.sending.engagement import (
+from distributor.readers.engagement import (
     EngagementBuffer,
     checked_target,
     engagement_counts,
     reader_of,
 )
-from distributor.sending.models import EngagementEvent, EngagementKind
+from distributor.readers.models import EngagementEvent, EngagementKind
+from distributor.render.tracking import click_url
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenPurpose, TokenSigner
 from tests.support.refusals import database_refusing

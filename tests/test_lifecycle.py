@@ -8,17 +8,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from distributor.campaigns.schedule import create_send
 from distributor.db import transaction, utcnow
 from distributor.errors import InvalidTransition
-from distributor.issues.models import Variant
 from distributor.sending.lifecycle import (
     cancel_send,
     pause_send,
     resume_send,
     start_due_sends,
 )
-from distributor.sending.models import Send, SendState
-from distributor.sending.service import create_send
+from distributor.sending.models import Send
+from distributor.vocabulary import SendState, Variant
 from subscribers.query import Audience
 from tests.support.audience import make_audience
 from tests.support.sending import import_sample

@@ -7,14 +7,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from distributor.campaigns.schedule import create_send
 from distributor.db import session_factory, transaction, utcnow
 from distributor.issues.importer import read_issue_file
-from distributor.issues.models import Variant
 from distributor.issues.store import save_issue
 from distributor.sending.lifecycle import start_due_sends
 from distributor.sending.models import Delivery, Send
 from distributor.sending.planner import plan_next_batch, plan_send
-from distributor.sending.service import create_send
+from distributor.vocabulary import Variant
 from subscribers.models import (
     List,
     Subscriber,

@@ -14,9 +14,9 @@ from sqlalchemy import select, update
 from distributor.cli import main
 from distributor.config import Settings
 from distributor.db import session_factory, transaction, utcnow
+from distributor.runtime import WorkerRuntime
 from distributor.sending.models import ScheduleRule, Send
 from distributor.sending.recurring import occurrences_after
-from distributor.sending.runtime import WorkerRuntime
 from distributor.sending.scheduler import tick
 from distributor.sending.tunables import Tunables
 from tests.support.audience import make_audience

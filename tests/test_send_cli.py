@@ -13,17 +13,17 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select, update
 
+from distributor.campaigns.schedule import create_send, schedule_send
 from distributor.cli import main
 from distributor.config import Settings
 from distributor.db import session_factory, transaction, utcnow
 from distributor.errors import DistributorError, InvalidTransition
-from distributor.issues.models import Variant
 from distributor.sending.lifecycle import cancel_send, reopen_send, start_due_sends
-from distributor.sending.models import Delivery, DeliveryState, Send, SendState
+from distributor.sending.models import Delivery, Send
 from distributor.sending.planner import plan_send
 from distributor.sending.recurring import add_rule, remove_rule
-from distributor.sending.service import create_send, schedule_send
 from distributor.sending.test_sends import create_test_send
+from distributor.vocabulary import DeliveryState, SendState, Variant
 from subscribers.query import Audience
 from tests.support.audience import make_audience
 from tests.support.sending import created_by_cli, import_sample, started_send

@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner, Result
 
+from distributor.campaigns.schedule import create_send
 from distributor.cli import main
 from distributor.db import transaction, utcnow
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.redis_server import RedisServer
-from distributor.issues.models import Variant
-from distributor.sending.service import create_send
+from distributor.vocabulary import Variant
 from subscribers.query import Audience
 from tests.support.audience import make_audience
 from tests.support.polling import wait_until

@@ -16,14 +16,15 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from distributor.campaigns.status import SendStatus
 from distributor.cli import main
 from distributor.db import transaction
 from distributor.devservers.celery_worker import WorkerProcess, running_worker
 from distributor.devservers.redis_server import RedisServer
 from distributor.issues.document import Article, Block, IssueDocument
 from distributor.issues.store import save_issue
-from distributor.sending.models import Delivery, DeliveryState
-from distributor.sending.service import SendStatus
+from distributor.sending.models import Delivery
+from distributor.vocabulary import DeliveryState
 from tests.support.audience import make_audience
 from tests.support.sending import created_by_cli, engine_env, status_of
 from tests.support.smtp import RecordingHandler, SmtpServer

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from distributor.campaigns.status import SendStatus
 from distributor.cli import main
 from distributor.db import session_factory, transaction, utcnow
 from distributor.devservers.celery_worker import running_worker
@@ -17,7 +18,6 @@ from distributor.devservers.redis_server import RedisServer
 from distributor.sending.lifecycle import cancel_send, reopen_send
 from distributor.sending.models import Send
 from distributor.sending.planner import plan_next_batch, plan_send
-from distributor.sending.service import SendStatus
 from tests.support.audience import make_audience
 from tests.support.sending import (
     created_by_cli,

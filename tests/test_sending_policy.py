@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from distributor.channels.base import Outcome, Receipt
-from distributor.sending.models import DeliveryState
 from distributor.sending.policy import RetryPolicy, decide
+from distributor.vocabulary import DeliveryState
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 POLICY = RetryPolicy(max_attempts=3, base_delay=60, max_delay=100)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from distributor.errors import ImportFailed, InvalidAddress, RowError
-from distributor.issues.models import Variant
+from distributor.vocabulary import Variant
 from subscribers.address import normalise_address
 from subscribers.csvfile import (
     EXPORT_COLUMNS,

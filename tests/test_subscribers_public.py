@@ -11,7 +11,7 @@ import pytest
 
 from distributor.db import transaction
 from distributor.errors import InvalidToken
-from distributor.issues.models import Variant
+from distributor.vocabulary import Variant
 from subscribers.links import PublicLinks
 from subscribers.models import ChannelPreference, SubscriberStatus, SubscriptionStatus
 from subscribers.public import (

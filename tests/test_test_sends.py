@@ -17,8 +17,9 @@ from distributor.db import transaction
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.ports import free_port
 from distributor.devservers.redis_server import RedisServer
-from distributor.sending.models import Delivery, DeliveryState, Send, SendState
-from distributor.sending.runtime import WorkerRuntime
+from distributor.runtime import WorkerRuntime
+from distributor.sending.models import Delivery, Send
+from distributor.vocabulary import DeliveryState, SendState
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample, wait_until_done

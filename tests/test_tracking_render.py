@@ -10,9 +10,9 @@ from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 from distributor.config import Settings
-from distributor.issues.models import Variant
 from distributor.issues.plaintext import parse_plaintext
 from distributor.render import CompiledMessage, Recipient, compile_issue, personalise
+from distributor.vocabulary import Variant
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenPurpose, TokenSigner
 from tests.conftest import SAMPLE_ISSUE

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
 from distributor.db import get_engine, transaction
+from distributor.readers.engagement import EngagementBuffer, engagement_counts
+from distributor.readers.models import EngagementEvent, EngagementKind
 from distributor.render.tracking import click_url, open_pixel_url
-from distributor.sending.engagement import EngagementBuffer, engagement_counts
-from distributor.sending.models import EngagementEvent, EngagementKind
 from distributor.web.app import create_app
 from distributor.web.security import MemoryRateLimiter
 from distributor.web.tracking import PIXEL

@@ -23,8 +23,9 @@ from distributor.db import transaction
 from distributor.devservers.ports import free_port
 from distributor.devservers.redis_server import RedisServer
 from distributor.issues.models import Article
-from distributor.sending.archive import archive_page
-from distributor.sending.unsubscribes import UnsubscribeEvent, unsubscribes_by_send
+from distributor.readers.archive import archive_page
+from distributor.readers.models import UnsubscribeEvent
+from distributor.readers.unsubscribes import unsubscribes_by_send
 from distributor.web.app import create_app
 from distributor.web.page_cache import PageCache
 from distributor.web.security import MemoryRateLimiter

@@ -17,9 +17,9 @@ from distributor.cli.render_commands import CHROMIUM, CHROMIUM_ARGS
 from distributor.config import Settings
 from distributor.db import transaction
 from distributor.devservers.ports import free_port
-from distributor.issues.models import Variant
-from distributor.sending.confirmation import send_confirmation
-from distributor.sending.unsubscribes import unsubscribes_by_send
+from distributor.readers.confirmation import send_confirmation
+from distributor.readers.unsubscribes import unsubscribes_by_send
+from distributor.vocabulary import Variant
 from distributor.web.app import create_app
 from distributor.web.security import MemoryRateLimiter
 from subscribers.models import SubscriberStatus

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import func, select
 
 from distributor.db import transaction
-from distributor.sending.unsubscribes import unsubscribes_by_send
+from distributor.readers.unsubscribes import unsubscribes_by_send
 from distributor.web.app import create_app
 from distributor.web.security import MemoryRateLimiter
 from subscribers.links import PublicLinks

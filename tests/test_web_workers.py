@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from distributor.db import transaction
 from distributor.devservers.ports import free_port
 from distributor.devservers.redis_server import RedisServer
+from distributor.readers.models import EngagementEvent, EngagementKind
 from distributor.render.tracking import open_pixel_url
-from distributor.sending.models import EngagementEvent, EngagementKind
 from distributor.web.app import app_from_environment
 from subscribers.links import PublicLinks
 from subscribers.models import Subscriber

@@ -13,7 +13,7 @@ import pytest
 from distributor.devservers.celery_worker import WorkerProcess
 from distributor.devservers.redis_server import RedisServer
 from distributor.devservers.wechat_sandbox import Fault, SandboxConfig, SandboxServer
-from distributor.sending.wechat_models import WechatJobState
+from distributor.wechat.models import WechatJobState
 from tests.support.audience import make_audience
 from tests.support.polling import wait_until
 from tests.support.sending import engine_env, import_sample, wait_until_done

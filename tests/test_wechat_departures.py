@@ -12,18 +12,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from distributor.campaigns.status import send_status
 from distributor.db import session_factory, transaction, utcnow
 from distributor.devservers.celery_worker import WorkerProcess
 from distributor.devservers.ports import free_port
 from distributor.devservers.redis_server import RedisServer
 from distributor.devservers.web_server import serving
 from distributor.devservers.wechat_sandbox import Fault, SandboxConfig, SandboxServer
-from distributor.sending.models import Delivery, DeliveryState
-from distributor.sending.service import send_status
-from distributor.sending.wechat_models import WechatJob, WechatJobState
-from distributor.sending.wechat_send import ALL_FOLLOWERS, BY_OPENIDS, plan_jobs, send_wechat
+from distributor.sending.models import Delivery
+from distributor.vocabulary import DeliveryState
 from distributor.web.app import create_app
 from distributor.web.wechat_callback import CALLBACK_PATH
+from distributor.wechat.jobs import ALL_FOLLOWERS, BY_OPENIDS, plan_jobs, send_wechat
+from distributor.wechat.models import WechatJob, WechatJobState
 from subscribers.models import ChannelPreference, Subscriber
 from subscribers.public import leave
 from subscribers.store import set_preferences

@@ -18,7 +18,7 @@ from distributor.devservers.wechat_sandbox import SandboxServer
 from distributor.errors import RenderError
 from distributor.issues.importer import read_issue_file
 from distributor.render.wechat import WECHAT_MAX_CHARS, compile_wechat, compile_wechat_message
-from distributor.sending.wechat_publish import (
+from distributor.wechat.publish import (
     default_cover,
     image_sources,
     prepare_articles,

@@ -16,6 +16,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from distributor.campaigns.schedule import create_send, schedule_send
+from distributor.campaigns.status import send_status
 from distributor.channels.wechat.client import WechatClient
 from distributor.cli.context import AppContext
 from distributor.cli.send_commands import send
@@ -26,16 +28,15 @@ from distributor.issues.store import save_issue
 from distributor.sending.lifecycle import finish_complete_sends, start_due_sends
 from distributor.sending.models import Delivery
 from distributor.sending.planner import plan_send
-from distributor.sending.service import create_send, schedule_send, send_status
-from distributor.sending.wechat_followers import follower_key, sync_followers
-from distributor.sending.wechat_models import WechatJobState
-from distributor.sending.wechat_send import (
+from distributor.web.app import create_app
+from distributor.wechat.followers import follower_key, sync_followers
+from distributor.wechat.jobs import (
     POLL_AFTER,
     poll_overdue,
     send_wechat,
     sends_with_wechat_work,
 )
-from distributor.web.app import create_app
+from distributor.wechat.models import WechatJobState
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.query import Audience
 from tests.support.audience import make_audience

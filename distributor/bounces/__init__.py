@@ -1,10 +1,15 @@
-"""The feedback loop's pure middle: bounces and complaints read, classified and matched.
+"""The feedback loop: bounces and complaints read, matched, and applied.
 
-An SMTP 250 only means the relay took a message; most failures come back later, by mail, to the
-envelope sender. :func:`classify` reads one such message (bytes in, :class:`Feedback` out),
-:func:`match` traces it to a delivery through what we signed (the VERP return path from
-:class:`Verp`, or our Message-ID). Intake (IMAP, HTTP) and the effects on deliveries and
-subscribers sit outside and call these two.
+Reading is pure: an SMTP 250 only means the relay took a message; most failures come back later,
+by mail, to the envelope sender. :func:`classify` reads one such message (bytes in,
+:class:`Feedback` out), :func:`match` traces it to a delivery through what we signed (the VERP
+return path of :class:`distributor.render.verp.Verp`, or our Message-ID).
+
+Applying is the engine's side: :mod:`~distributor.bounces.apply` writes what a reading means for
+the delivery, the reader and the send; :mod:`~distributor.bounces.mailbox` polls the bounce
+mailbox over IMAP; :mod:`~distributor.bounces.models` keeps every message processed. They build
+on the sending engine and the subscriber store; the reading modules import neither, and nothing
+below the engines imports this package.
 """
 
 from distributor.bounces.classify import classify as classify
@@ -14,7 +19,6 @@ from distributor.bounces.match import MatchedFeedback as MatchedFeedback
 from distributor.bounces.match import Unmatched as Unmatched
 from distributor.bounces.match import match as match
 from distributor.bounces.message import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
-from distributor.bounces.verp import Verp as Verp
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -22,7 +26,6 @@ __all__ = [
     "FeedbackKind",
     "MatchedFeedback",
     "Unmatched",
-    "Verp",
     "classify",
     "match",
 ]

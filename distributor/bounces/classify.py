@@ -32,7 +32,7 @@ from distributor.bounces.reports import (
     delivery_status_feedback,
     feedback_report_feedback,
 )
-from distributor.bounces.verp import VERP_CANDIDATE
+from distributor.render.verp import VERP_CANDIDATE
 
 # Where a bounce names the address it was sent to: our MX's headers first, then the report's.
 _ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distributor.bounces.feedback import Feedback
-from distributor.bounces.verp import Verp
 from distributor.errors import InvalidToken
 from distributor.render.message_ids import MessageRef, parse_message_id
+from distributor.render.verp import Verp
 
 
 @dataclass(frozen=True)

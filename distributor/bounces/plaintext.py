@@ -14,7 +14,7 @@ from email.message import Message
 from distributor.bounces.addresses import ADDRESS_IN_TEXT, is_daemon, plain_address
 from distributor.bounces.feedback import Feedback, FeedbackKind
 from distributor.bounces.message import header_text, one_line, raw_headers
-from distributor.bounces.verp import VERP_PREFIX
+from distributor.render.verp import VERP_PREFIX
 
 _SUBJECT = re.compile(
     r"undeliver|returned mail|returned to sender|delivery status notification|"

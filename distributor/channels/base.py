@@ -7,13 +7,6 @@ from enum import StrEnum
 from typing import Protocol
 
 
-class DeliveryChannel(StrEnum):
-    """Where a delivery goes: an email address, or a WeChat follower (openid)."""
-
-    EMAIL = "email"
-    WECHAT = "wechat"
-
-
 class Outcome(StrEnum):
     SENT = "sent"
     DEFERRED = "deferred"  # try again later: 4xx, a dropped connection, a timeout

@@ -9,14 +9,15 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from distributor.bounces import MAX_MESSAGE_BYTES, Verp
+from distributor.bounces import MAX_MESSAGE_BYTES
+from distributor.bounces.apply import PausePolicy, list_feedback, process_feedback
+from distributor.bounces.models import FeedbackOutcome
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.send_status_output import when_text
 from distributor.cli.terminal import plain, rich_text
 from distributor.db import utcnow
 from distributor.errors import ConfigurationError, DistributorError
-from distributor.sending.feedback import PausePolicy, list_feedback, process_feedback
-from distributor.sending.models import FeedbackOutcome
+from distributor.render.verp import Verp
 from subscribers.store import unsuppress
 
 STAFF_SOURCE = "staff: distributor subscribers unsuppress"

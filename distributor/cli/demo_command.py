@@ -25,6 +25,8 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
+from distributor.campaigns.schedule import create_send
+from distributor.campaigns.status import SendStatus, send_status
 from distributor.channels.wechat.client import WechatClient
 from distributor.cli.context import AppContext
 from distributor.cli.send_status_output import print_status, watch_send
@@ -38,12 +40,11 @@ from distributor.devservers.wechat_sandbox import SandboxConfig, SandboxServer
 from distributor.errors import DistributorError
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
-from distributor.sending.models import SendState
-from distributor.sending.service import SendStatus, create_send, send_status
-from distributor.sending.wechat_followers import sync_followers
-from distributor.sending.wechat_models import OPEN_JOB_STATES
+from distributor.vocabulary import SendState
 from distributor.web.app import create_app
 from distributor.web.wechat_callback import CALLBACK_PATH
+from distributor.wechat.followers import sync_followers
+from distributor.wechat.models import OPEN_JOB_STATES
 from subscribers.importer import import_subscribers
 from subscribers.links import ARCHIVE_PATH, UNSUBSCRIBE_PATH
 from subscribers.query import Audience

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from distributor.campaigns.schedule import create_send, schedule_send
+from distributor.campaigns.status import list_sends, send_status
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.hints import hinted
 from distributor.cli.send_status_output import (
@@ -19,7 +21,6 @@ from distributor.cli.send_status_output import (
 from distributor.cli.terminal import plain
 from distributor.db import utcnow
 from distributor.errors import DistributorError, EmptyAudience, NotFound
-from distributor.issues.models import EMAIL_VARIANTS, Variant
 from distributor.sending.lifecycle import (
     cancel_send,
     pause_send,
@@ -27,17 +28,10 @@ from distributor.sending.lifecycle import (
     resume_send,
     retry_failed,
 )
-from distributor.sending.models import BY_PREFERENCE, DeliveryState
-from distributor.sending.service import (
-    DEFAULT_EXPIRY,
-    create_send,
-    list_deliveries,
-    list_sends,
-    local_time,
-    schedule_send,
-    send_status,
-)
+from distributor.sending.models import BY_PREFERENCE
+from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries, local_time
 from distributor.sending.test_sends import create_test_send
+from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, Variant
 from subscribers.query import Audience
 
 EMAIL_VARIANT_NAMES = [variant.value for variant in EMAIL_VARIANTS]
@@ -233,7 +227,7 @@ def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...], var
     The subject starts with [测试]. Nothing is left for a worker: what could not go out while
     this command waited is reported as failed.
     """
-    from distributor.sending.runtime import WorkerRuntime
+    from distributor.runtime import WorkerRuntime
 
     runtime = WorkerRuntime.from_settings(app.settings)
     try:

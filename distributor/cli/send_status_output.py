@@ -13,11 +13,12 @@ from datetime import datetime
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from distributor.campaigns.status import SendStatus, send_status
 from distributor.cli.context import AppContext
 from distributor.cli.terminal import rich_text
-from distributor.sending.models import DeliveryState
-from distributor.sending.service import DeliveryView, SendStatus, local_time, send_status
-from distributor.sending.wechat_status import wechat_delivery_counts
+from distributor.sending.queries import DeliveryView, local_time
+from distributor.vocabulary import DeliveryState
+from distributor.wechat.status import wechat_delivery_counts
 
 # What each delivery state means to someone who did not write the engine.
 STATE_MEANINGS = {

@@ -16,7 +16,7 @@ from distributor.cli.context import AppContext, pass_app
 from distributor.cli.terminal import plain, rich_text
 from distributor.db import get_engine
 from distributor.errors import UnknownList
-from distributor.issues.models import EMAIL_VARIANTS, Variant
+from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from subscribers.csvfile import ProblemLog
 from subscribers.export import export_subscribers
 from subscribers.importer import ImportReport, import_subscribers

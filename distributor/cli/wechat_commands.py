@@ -11,8 +11,8 @@ from distributor.cli.terminal import plain
 from distributor.db import get_engine
 from distributor.issues.store import load_issue
 from distributor.render.wechat import compile_wechat_message
-from distributor.sending.wechat_followers import sync_followers
-from distributor.sending.wechat_publish import prepare_articles
+from distributor.wechat.followers import sync_followers
+from distributor.wechat.publish import prepare_articles
 
 
 @click.group()

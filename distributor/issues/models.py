@@ -12,19 +12,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from distributor.db import Base, BigId, CreatedAt, Id
 
 
-class Variant(StrEnum):
-    """The forms an issue is sent in: rendering makes them, a subscriber chooses one of the email
-    forms (full, digest, text), and each delivery records the one it got."""
-
-    FULL = "full"  # the whole issue as responsive HTML, with a plain-text part
-    DIGEST = "digest"  # headlines and opening sentences, linking to the archive
-    TEXT = "text"  # plain text only
-    WECHAT = "wechat"  # the WeChat article (not an email)
-
-
-EMAIL_VARIANTS = (Variant.FULL, Variant.DIGEST, Variant.TEXT)
-
-
 class SourceFormat(StrEnum):
     """What an issue was imported from."""
 

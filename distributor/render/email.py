@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 from distributor.config import Settings
 from distributor.errors import RenderError
 from distributor.issues.document import IssueDocument
-from distributor.issues.models import Variant
 from distributor.render.mime import (
     BodyPart,
     Placeholders,
@@ -37,6 +36,7 @@ from distributor.render.views import (
     issue_view,
     render_template,
 )
+from distributor.vocabulary import Variant
 from subscribers.tokens import TokenSigner
 
 HTML_BUDGET_BYTES = 90 * 1024  # R16: Gmail clips at 102 KB and would hide the unsubscribe link

@@ -17,12 +17,12 @@ from dataclasses import asdict
 from distributor.config import Settings
 from distributor.errors import RenderError
 from distributor.issues.document import IssueDocument
-from distributor.issues.models import Variant
 from distributor.render.dkim import DkimSigner
 from distributor.render.email import compile_issue
 from distributor.render.personalise import Recipient, personalise
 from distributor.render.views import render_template
 from distributor.render.wechat import compile_wechat
+from distributor.vocabulary import Variant
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 

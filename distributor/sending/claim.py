@@ -14,17 +14,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from distributor.channels.base import DeliveryChannel
-from distributor.issues.models import Variant
 from distributor.sending.attempts import LogEntry, log_attempts
-from distributor.sending.models import (
-    AttemptOutcome,
-    Delivery,
-    DeliveryAttempt,
-    DeliveryState,
-    Send,
-    SendState,
-)
+from distributor.sending.models import AttemptOutcome, Delivery, DeliveryAttempt, Send
+from distributor.vocabulary import DeliveryChannel, DeliveryState, SendState, Variant
 
 
 @dataclass(frozen=True)
@@ -39,7 +31,7 @@ class ClaimedDelivery:
 
 
 def _ready(send_id: int, state: DeliveryState, now: datetime) -> ColumnElement[bool]:
-    # WeChat deliveries go out as mass-send jobs (sending.wechat_send), never one by one.
+    # WeChat deliveries go out as mass-send jobs (distributor.wechat.jobs), never one by one.
     condition = and_(
         Delivery.send_id == send_id,
         Delivery.state == state,

@@ -8,15 +8,15 @@ from collections import OrderedDict
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.bounces import Verp
 from distributor.channels.base import Envelope
 from distributor.config import Settings
-from distributor.issues.models import Variant
 from distributor.render.dkim import DkimSigner
 from distributor.render.email import CompiledMessage
 from distributor.render.personalise import Recipient, personalise
+from distributor.render.verp import Verp
 from distributor.sending.claim import ClaimedDelivery
 from distributor.sending.renders import load_render
+from distributor.vocabulary import Variant
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 

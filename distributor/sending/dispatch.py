@@ -38,17 +38,11 @@ from distributor.sending.lifecycle import (
     send_state,
 )
 from distributor.sending.limits import Throttle
-from distributor.sending.models import (
-    AttemptOutcome,
-    Delivery,
-    DeliveryAttempt,
-    DeliveryState,
-    Send,
-    SendState,
-)
+from distributor.sending.models import AttemptOutcome, Delivery, DeliveryAttempt, Send
 from distributor.sending.planner import EMAIL_CHANNELS
 from distributor.sending.policy import RetryPolicy, decide
 from distributor.sending.tunables import Tunables
+from distributor.vocabulary import DeliveryState, SendState
 from subscribers.query import still_sendable
 
 

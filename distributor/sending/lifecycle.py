@@ -18,14 +18,8 @@ from sqlalchemy.orm import Session
 
 from distributor.errors import InvalidTransition, NotFound
 from distributor.sending.attempts import LogEntry, log_attempts, log_attempts_of
-from distributor.sending.models import (
-    OPEN_DELIVERY_STATES,
-    AttemptOutcome,
-    Delivery,
-    DeliveryState,
-    Send,
-    SendState,
-)
+from distributor.sending.models import OPEN_DELIVERY_STATES, AttemptOutcome, Delivery, Send
+from distributor.vocabulary import DeliveryState, SendState
 
 WAITING_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.DEFERRED)
 

@@ -6,7 +6,7 @@ A delivery is a small state machine whose state only moves forward::
     deferred ──(not_before passed)──claim──► claimed
 
 The one exception to "only forward, and final is final": a ``sent`` delivery may later become
-``bounced`` or ``complained``, when the feedback loop (:mod:`distributor.sending.feedback`)
+``bounced`` or ``complained``, when the feedback loop (:mod:`distributor.bounces.apply`)
 learns that the message the server accepted bounced, or that the reader reported it as spam.
 
 A claimed row whose lease ran out (its worker died) is swept back to wait, so it goes out again;
@@ -26,7 +26,6 @@ from sqlalchemy import (
     BigInteger,
     ForeignKey,
     Index,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -35,37 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from distributor.bounces.feedback import FeedbackKind
-from distributor.channels.base import DeliveryChannel
 from distributor.db import Base, BigId, CreatedAt, Id, UpdatedAt
-from distributor.issues.models import Variant
+from distributor.vocabulary import DeliveryChannel, DeliveryState, SendState, Variant
 from subscribers.query import Audience
-
-
-class SendState(StrEnum):
-    """draft → scheduled → running → done; running may be paused, anything open cancelled, and a
-    scheduled send whose workers were down past its expiry becomes expired until resumed."""
-
-    DRAFT = "draft"
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    PAUSED = "paused"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    DONE = "done"
-
-
-class DeliveryState(StrEnum):
-    PENDING = "pending"
-    CLAIMED = "claimed"
-    SENT = "sent"
-    DEFERRED = "deferred"
-    FAILED = "failed"
-    SUPPRESSED = "suppressed"
-    CANCELLED = "cancelled"
-    # Feedback loop: a sent message came back (hard bounce) or was reported as spam.
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
 
 
 class AttemptOutcome(StrEnum):
@@ -347,69 +318,3 @@ class DomainLease(Base):
 
     def __repr__(self) -> str:
         return f"<DomainLease {self.domain} {self.holder}>"
-
-
-class EngagementKind(StrEnum):
-    OPEN = "open"  # the tracking pixel was fetched (by the reader, or a proxy or scanner)
-    CLICK = "click"  # a link was followed
-
-
-class EngagementEvent(Base):
-    """An open or a click of a tracked send, written in batches by the web server."""
-
-    __tablename__ = "engagement_events"
-    __table_args__ = (Index("ix_engagement_events_send_kind", "send_id", "kind", "subscriber_id"),)
-
-    id: Mapped[Id]
-    send_id: Mapped[int] = mapped_column(BigId, ForeignKey("sends.id", ondelete="CASCADE"))
-    subscriber_id: Mapped[int] = mapped_column(BigId)
-    kind: Mapped[EngagementKind]
-    url: Mapped[str | None] = mapped_column(Text)
-    at: Mapped[CreatedAt]
-
-    def __repr__(self) -> str:
-        return f"<EngagementEvent {self.send_id} {self.subscriber_id} {self.kind}>"
-
-
-# --- the feedback loop (bounces and complaints) ---------------------------------------------------
-
-
-class FeedbackOutcome(StrEnum):
-    """What processing one message of the bounce mailbox did."""
-
-    APPLIED = "applied"  # matched to a delivery; its effects (if any were due) are written
-    IGNORED = "ignored"  # read and understood, nothing to do (an automatic reply)
-    UNMATCHED = "unmatched"  # unknown, or names no delivery of ours: kept for a person to read
-
-
-class FeedbackMessage(Base):
-    """Every processed message of the bounce mailbox, once (``digest`` makes a second intake of
-    the same bytes a no-op), with what it was and what it did; the raw bytes are kept only when
-    nobody could act on it, for a person to look at."""
-
-    __tablename__ = "feedback_messages"
-    __table_args__ = (
-        Index("ix_feedback_messages_subscriber_kind_at", "subscriber_id", "kind", "received_at"),
-    )
-
-    id: Mapped[Id]
-    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the bytes read
-    message_id: Mapped[str | None] = mapped_column(String(300))  # its own Message-ID, if any
-    kind: Mapped[FeedbackKind]
-    outcome: Mapped[FeedbackOutcome]
-    reason: Mapped[str] = mapped_column(Text)  # how it was read, or why it matched nothing
-    status: Mapped[str | None] = mapped_column(String(20))
-    diagnostic: Mapped[str | None] = mapped_column(Text)
-    matched_by: Mapped[str | None] = mapped_column(String(20))  # "verp" or "message-id"
-    delivery_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
-    )
-    send_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("sends.id", ondelete="SET NULL"), index=True
-    )
-    subscriber_id: Mapped[int | None] = mapped_column(BigId)
-    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
-    received_at: Mapped[CreatedAt]
-
-    def __repr__(self) -> str:
-        return f"<FeedbackMessage {self.id} {self.kind} {self.outcome}>"

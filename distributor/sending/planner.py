@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import BigInteger, func, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.channels.base import DeliveryChannel
 from distributor.db import insert_ignoring_duplicates, utcnow
 from distributor.errors import CheckpointMoved
-from distributor.sending.models import Delivery, Send, SendState
+from distributor.sending.models import Delivery, Send
+from distributor.vocabulary import DeliveryChannel, SendState
 from subscribers.models import ChannelPreference, Subscriber
 from subscribers.query import Audience, audience_conditions
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from distributor.channels.base import Outcome, Receipt
-from distributor.sending.models import DeliveryState
+from distributor.vocabulary import DeliveryState
 
 
 @dataclass(frozen=True)

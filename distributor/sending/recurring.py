@@ -15,11 +15,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from distributor.channels.base import DeliveryChannel
 from distributor.errors import DistributorError, NotFound
-from distributor.issues.models import Issue, Variant
-from distributor.sending.models import ScheduleRule, Send, SendState
-from distributor.sending.service import DEFAULT_EXPIRY, check_lists, reachable_readers
+from distributor.issues.models import Issue
+from distributor.sending.models import ScheduleRule, Send
+from distributor.sending.queries import DEFAULT_EXPIRY, check_lists, reachable_readers
+from distributor.vocabulary import DeliveryChannel, SendState, Variant
 from subscribers.query import Audience
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

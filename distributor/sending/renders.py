@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 from distributor.config import Settings
 from distributor.db import insert_ignoring_duplicates
 from distributor.errors import NotFound
-from distributor.issues.models import EMAIL_VARIANTS, Variant
 from distributor.issues.store import load_issue
 from distributor.render.dkim import DkimSigner
 from distributor.render.email import CompiledMessage, compile_digest, compile_issue
 from distributor.render.personalise import check_alignment
 from distributor.sending.models import Send, SendRender
 from distributor.sending.planner import audience_filter
+from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from subscribers.query import stream_audience
 
 

@@ -2,8 +2,8 @@
 
 One tick: create the sends of due recurring digests, start due sends, sweep claims of dead
 workers, queue planning of unplanned sends, finish completed ones, and keep the dispatcher slots
-busy while there is work. Queuing is a callback, so the same tick runs under Celery, in the CLI
-and in tests.
+busy while there is work; and queue the work of a channel that sends by jobs (:class:`JobQueue`).
+Queuing is a callback, so the same tick runs under Celery, in the CLI and in tests.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from distributor.sending.lifecycle import (
     finish_complete_sends,
     start_due_sends,
 )
-from distributor.sending.models import SchedulerState, Send, SendState
+from distributor.sending.models import SchedulerState, Send
 from distributor.sending.recurring import run_due_rules
 from distributor.sending.slots import reserve_free_slots
 from distributor.sending.tunables import Tunables
-from distributor.sending.wechat_send import sends_with_wechat_work
+from distributor.vocabulary import SendState
 
 
 @dataclass
@@ -36,7 +36,17 @@ class TickReport:
     planning: list[int] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
     drains: list[int] = field(default_factory=list)
-    wechat: list[int] = field(default_factory=list)  # sends whose WeChat jobs were queued
+    jobs: list[int] = field(default_factory=list)  # sends whose channel jobs were queued
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    """A channel that sends by jobs of its own rather than one message at a time (WeChat's mass
+    sends): which sends have such work now, and how to queue a task for one. The tick asks; the
+    channel's engine, above this one, answers."""
+
+    sends_with_work: Callable[[Session, datetime], list[int]]
+    enqueue: Callable[[int], None]
 
 
 def sends_needing_a_planner(session: Session, now: datetime, grace: timedelta) -> list[int]:
@@ -72,7 +82,7 @@ def tick(
     tunables: Tunables,
     enqueue_plan: Callable[[int], None],
     enqueue_drain: Callable[[int], None],
-    enqueue_wechat: Callable[[int], None] | None = None,
+    jobs: JobQueue | None = None,
 ) -> TickReport:
     report = TickReport()
     with factory.begin() as session:
@@ -97,11 +107,11 @@ def tick(
             )
     for slot in report.drains:
         enqueue_drain(slot)
-    if enqueue_wechat is not None:  # WeChat readers: mass-send jobs beside the email dispatch
+    if jobs is not None:  # e.g. WeChat readers: mass-send jobs beside the email dispatch
         with factory.begin() as session:
-            report.wechat = sends_with_wechat_work(session, now)
-        for send_id in report.wechat:
-            enqueue_wechat(send_id)
+            report.jobs = jobs.sends_with_work(session, now)
+        for send_id in report.jobs:
+            jobs.enqueue(send_id)
     with factory.begin() as session:
         session.execute(
             update(SchedulerState)

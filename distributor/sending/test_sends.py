@@ -14,19 +14,13 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from distributor.channels.base import DeliveryChannel
 from distributor.config import Settings
 from distributor.errors import NotFound
-from distributor.issues.models import Issue, Variant
+from distributor.issues.models import Issue
 from distributor.sending.lifecycle import finish_if_complete
-from distributor.sending.models import (
-    OPEN_DELIVERY_STATES,
-    Delivery,
-    DeliveryState,
-    Send,
-    SendState,
-    )
+from distributor.sending.models import OPEN_DELIVERY_STATES, Delivery, Send
 from distributor.sending.renders import render_variant, store_render
+from distributor.vocabulary import DeliveryChannel, DeliveryState, SendState, Variant
 from subscribers.address import normalise_address
 from subscribers.models import SUPPRESSED, Subscriber
 from subscribers.query import Audience

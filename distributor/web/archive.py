@@ -14,8 +14,8 @@ from collections.abc import Hashable
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from distributor.readers.archive import archive_page, archived_issue
 from distributor.render.views import issue_view
-from distributor.sending.archive import archive_page, archived_issue
 from distributor.web.page_cache import CachedPage, PageCache
 from distributor.web.pages import WebDep, finish, page_html, page_language
 from subscribers.links import ARCHIVE_PATH

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from distributor.bounces import MAX_MESSAGE_BYTES, Verp
+from distributor.bounces import MAX_MESSAGE_BYTES
+from distributor.bounces.apply import PausePolicy, process_feedback
 from distributor.db import utcnow
-from distributor.sending.feedback import PausePolicy, process_feedback
+from distributor.render.verp import Verp
 from distributor.web.pages import Web, WebDep
 
 INTAKE_PATH = "/bounces/intake"

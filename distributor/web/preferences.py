@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from distributor.issues.models import EMAIL_VARIANTS, Variant
+from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from distributor.web.i18n import LANGUAGES, supported
 from distributor.web.pages import WebDep, here, page_language, render
 from distributor.web.security import limit

@@ -3,7 +3,7 @@ redirect of a tracked send (see :mod:`distributor.render.tracking`).
 
 Both are hit in bursts right after a send (image proxies fetch every pixel, link scanners follow
 every link), so they check signatures only and leave the event to the app's
-:class:`~distributor.sending.engagement.EngagementBuffer`, which writes in batches: no database
+:class:`~distributor.readers.engagement.EngagementBuffer`, which writes in batches: no database
 work on the request path. The pixel answers the same image for any token, so it tells nobody
 whether a token is genuine; the redirect goes only where the newsletter linked (the target's MAC
 holds), so it is no open redirect.
@@ -21,8 +21,8 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from distributor.errors import InvalidToken
-from distributor.sending.engagement import EngagementBuffer, checked_target, reader_of
-from distributor.sending.models import EngagementKind
+from distributor.readers.engagement import EngagementBuffer, checked_target, reader_of
+from distributor.readers.models import EngagementKind
 from distributor.web.pages import Web, get_web
 from subscribers.links import CLICK_PATH, OPEN_PIXEL_PATH
 

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from distributor.errors import RequestRefused
-from distributor.sending.unsubscribes import unsubscribe_from_link, unsubscribe_page
+from distributor.readers.unsubscribes import unsubscribe_from_link, unsubscribe_page
 from distributor.web.i18n import translator
 from distributor.web.pages import WebDep, get_web, here, page_language, render
 from distributor.web.security import limit

@@ -22,9 +22,9 @@ from distributor.channels.wechat.callbacks import (
 )
 from distributor.db import utcnow
 from distributor.errors import InvalidWechatCallback
-from distributor.sending.wechat_followers import unfollow
-from distributor.sending.wechat_send import record_finished
 from distributor.web.pages import WebDep
+from distributor.wechat.followers import unfollow
+from distributor.wechat.jobs import record_finished
 
 CALLBACK_PATH = "/wechat/callback"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distributor.bounces import Verp
+from distributor.render.verp import Verp
 from subscribers.tokens import TokenSigner
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bounces"

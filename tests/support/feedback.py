@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, select
 
-from distributor.bounces import FeedbackKind, Verp
-from distributor.bounces.verp import VERP_CANDIDATE
-from distributor.channels.base import DeliveryChannel
+from distributor.bounces import FeedbackKind
 from distributor.config import Settings
 from distributor.db import transaction
-from distributor.issues.models import Issue, Variant
+from distributor.issues.models import Issue
 from distributor.render.message_ids import MessageRef
-from distributor.sending.models import Delivery, DeliveryState, Send, SendState
+from distributor.render.verp import VERP_CANDIDATE, Verp
+from distributor.sending.models import Delivery, Send
+from distributor.vocabulary import DeliveryChannel, DeliveryState, SendState, Variant
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.query import Audience
 from tests.conftest import SAMPLE_ISSUE

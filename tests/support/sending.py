@@ -8,14 +8,15 @@ from zoneinfo import ZoneInfo
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from distributor.campaigns.schedule import create_send
+from distributor.campaigns.status import SendStatus, send_status
 from distributor.cli import main
 from distributor.db import transaction, utcnow
 from distributor.issues.importer import read_issue_file
-from distributor.issues.models import Variant
 from distributor.issues.store import save_issue
 from distributor.sending.lifecycle import start_due_sends
 from distributor.sending.models import SchedulerState
-from distributor.sending.service import SendStatus, create_send, send_status
+from distributor.vocabulary import Variant
 from subscribers.query import Audience
 from tests.support.polling import wait_until
 from tests.support.smtp import SmtpServer

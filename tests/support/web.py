@@ -9,7 +9,7 @@ from dataclasses import replace
 from distributor.config import Settings
 from distributor.db import session_factory, utcnow
 from distributor.devservers.web_server import serving as serving
-from distributor.sending.runtime import WorkerRuntime
+from distributor.runtime import WorkerRuntime
 from distributor.sending.scheduler import tick
 from distributor.sending.tunables import Tunables
 from tests.support.sending import SECRET, started_send

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from distributor.campaigns.schedule import create_send
 from distributor.channels.wechat.client import WechatClient
 from distributor.db import get_engine, session_factory, transaction, utcnow
 from distributor.devservers.wechat_sandbox import SandboxServer
@@ -15,9 +16,8 @@ from distributor.issues.document import Article, Block, IssueDocument
 from distributor.sending.lifecycle import start_due_sends
 from distributor.sending.models import Delivery
 from distributor.sending.planner import plan_send
-from distributor.sending.service import create_send
-from distributor.sending.wechat_followers import sync_followers
-from distributor.sending.wechat_models import WechatJob
+from distributor.wechat.followers import sync_followers
+from distributor.wechat.models import WechatJob
 from subscribers.query import Audience
 from tests.support.wechat import settings_for
 

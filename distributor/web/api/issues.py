@@ -10,10 +10,10 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from distributor.issues.document import ImportReport
 from distributor.issues.importer import FORMATS, MAX_ISSUE_BYTES, read_issue
-from distributor.issues.models import Variant
 from distributor.issues.store import list_issues, load_issue, save_issue
 from distributor.render.personalise import Recipient
 from distributor.render.preview import PREVIEW_ADDRESS, PREVIEW_SUBSCRIBER_ID, message_bytes
+from distributor.vocabulary import Variant
 from distributor.web.api.access import Editor, Viewer, audit
 from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from distributor.web.api.models import (

@@ -10,9 +10,9 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from distributor.issues.document import BlockType
-from distributor.sending.models import DeliveryState, SendState
 from distributor.staff.models import STAFF_NAME_MAX, Role
 from distributor.staff.passwords import PASSWORD_MAX
+from distributor.vocabulary import DeliveryState, SendState
 from subscribers.models import (
     DESCRIPTION_MAX,
     LIST_NAME_MAX,

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
+from distributor.campaigns.schedule import create_send, schedule_send
+from distributor.campaigns.status import SendStatus, list_sends, send_status
 from distributor.db import utcnow
 from distributor.errors import DistributorError
-from distributor.issues.models import Variant
 from distributor.sending.lifecycle import (
     cancel_send,
     pause_send,
@@ -21,21 +22,17 @@ from distributor.sending.lifecycle import (
     resume_send,
     retry_failed,
 )
-from distributor.sending.models import BY_PREFERENCE, DeliveryState
-from distributor.sending.service import (
+from distributor.sending.models import BY_PREFERENCE
+from distributor.sending.queries import (
     DEFAULT_EXPIRY,
     DeliveryView,
-    SendStatus,
     check_lists,
-    create_send,
     delivery_page,
     list_deliveries,
-    list_sends,
-    schedule_send,
-    send_status,
 )
 from distributor.sending.test_sends import create_test_send
 from distributor.staff.models import StaffUser
+from distributor.vocabulary import DeliveryState, Variant
 from distributor.web.api.access import Editor, Viewer, audit
 from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from distributor.web.api.models import (
@@ -300,7 +297,7 @@ async def test_send(body: TestSendIn, web: WebDep, user: Editor) -> TestSendOut:
 
 
 def _test_send(body: TestSendIn, web: WebDep, user: Editor) -> TestSendOut:
-    from distributor.sending.runtime import WorkerRuntime
+    from distributor.runtime import WorkerRuntime
 
     runtime = WorkerRuntime.from_settings(web.settings)
     try:

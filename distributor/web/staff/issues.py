@@ -13,14 +13,14 @@ from starlette.responses import Response
 from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.issues.importer import MAX_ISSUE_BYTES, read_issue
-from distributor.issues.models import EMAIL_VARIANTS, Variant
 from distributor.issues.store import list_issues, load_issue, save_issue
 from distributor.render.preview import PREVIEW_WIDTHS, variant_html
-from distributor.sending.runtime import WorkerRuntime
-from distributor.sending.service import list_deliveries
+from distributor.runtime import WorkerRuntime
+from distributor.sending.queries import list_deliveries
 from distributor.sending.test_sends import create_test_send
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
+from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from distributor.web.pages import WebDep
 from distributor.web.staff.common import STAFF_CSP, WriterDep, shown_error, staff_page
 from distributor.web.staff_auth import StaffDep

@@ -19,23 +19,16 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.responses import Response
 
+from distributor.campaigns.schedule import create_send, schedule_send
+from distributor.campaigns.status import SendStatus, list_sends, send_status
 from distributor.db import utcnow
 from distributor.errors import DistributorError
-from distributor.issues.models import EMAIL_VARIANTS, Variant
 from distributor.issues.store import list_issues
 from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
-from distributor.sending.models import DeliveryState, SendState
-from distributor.sending.service import (
-    DEFAULT_EXPIRY,
-    SendStatus,
-    create_send,
-    list_deliveries,
-    list_sends,
-    schedule_send,
-    send_status,
-)
+from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
+from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
 from distributor.web.pages import WebDep
 from distributor.web.staff.common import (
     PAGE_SIZE,

@@ -18,11 +18,11 @@ from starlette.responses import Response
 
 from distributor.db import get_engine, utcnow
 from distributor.errors import DistributorError, NotFound
-from distributor.issues.models import EMAIL_VARIANTS, Variant
 from distributor.sending.history import subscriber_history
 from distributor.sending.recurring import EVERY, add_rule, list_rules, remove_rule
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
+from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from distributor.web.pages import WebDep
 from distributor.web.staff.common import PAGE_SIZE, WriterDep, see_other, shown_error, staff_page
 from distributor.web.staff_auth import StaffDep

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from distributor.channels.base import DeliveryChannel
 from distributor.sending.models import Delivery
-from distributor.sending.wechat_models import WechatJob
+from distributor.vocabulary import DeliveryChannel
+from distributor.wechat.models import WechatJob
 
 
 @dataclass(frozen=True)

@@ -9,32 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ForeignKey, func, insert, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
-from distributor.db import Base, BigId, CreatedAt, Id
 from distributor.errors import NotFound
+from distributor.readers.models import UnsubscribeEvent
 from distributor.sending.models import Send
 from subscribers.models import List, SubscriberStatus, Subscription, SubscriptionStatus
 from subscribers.public import leave, read_unsubscribe_link, unsubscribe_link_ids
 from subscribers.store import leave_everything
 from subscribers.tokens import TokenSigner
-
-
-class UnsubscribeEvent(Base):
-    """Someone left a list (``list_id``) or everything (``None``) through a link of ``send_id``."""
-
-    __tablename__ = "unsubscribe_events"
-
-    id: Mapped[Id]
-    subscriber_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
-    )
-    send_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("sends.id", ondelete="SET NULL"), index=True
-    )
-    list_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("lists.id", ondelete="SET NULL"))
-    at: Mapped[CreatedAt]
 
 
 @dataclass(frozen=True)

@@ -26,26 +26,15 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from distributor.bounces import (
-    Feedback,
-    FeedbackKind,
-    MatchedFeedback,
-    Unmatched,
-    Verp,
-    classify,
-    match,
-)
+from distributor.bounces import Feedback, FeedbackKind, MatchedFeedback, Unmatched, classify, match
 from distributor.bounces.message import MAX_TEXT_CHARS, one_line
-from distributor.channels.base import DeliveryChannel
+from distributor.bounces.models import FeedbackMessage, FeedbackOutcome
 from distributor.config import Settings
+from distributor.render.verp import Verp
 from distributor.sending.lifecycle import pause_for_error
-from distributor.sending.models import (
-    Delivery,
-    DeliveryState,
-    FeedbackMessage,
-    FeedbackOutcome,
-)
-from distributor.sending.service import delivery_counts_of, feedback_rate
+from distributor.sending.models import Delivery
+from distributor.sending.queries import delivery_counts_of, feedback_rate
+from distributor.vocabulary import DeliveryChannel, DeliveryState
 from subscribers.models import SubscriberStatus
 from subscribers.store import Suppression, suppress_all
 

@@ -1,7 +1,9 @@
-"""What a worker process holds (database, channel, composer, limits) and its entry points.
+"""What a worker process holds (database, channel, composer, limits, the WeChat client) and its
+entry points: the email engine (:mod:`distributor.sending`) and the WeChat engine
+(:mod:`distributor.wechat`) put together.
 
-Celery tasks, the CLI and tests call these; each is a thin sequence of the pure and SQL steps in
-the sibling modules.
+Celery tasks, the CLI and tests call these; each is a thin sequence of the engines' pure and SQL
+steps. It sits above the engines and below the faces: no engine imports it.
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ from distributor.sending.limits import (
 )
 from distributor.sending.planner import plan_send
 from distributor.sending.renders import render_send
-from distributor.sending.scheduler import TickReport, tick
+from distributor.sending.scheduler import JobQueue, TickReport, tick
 from distributor.sending.slots import hand_over_slot, release_slot, renew_slot, take_slot
 from distributor.sending.test_sends import finish_test_send
 from distributor.sending.tunables import Tunables
-from distributor.sending.wechat_send import WechatReport, send_wechat
+from distributor.wechat.jobs import WechatReport, send_wechat, sends_with_wechat_work
 
 
 @dataclass
@@ -88,7 +90,7 @@ class WorkerRuntime:
             tunables=self.tunables,
             enqueue_plan=enqueue_plan,
             enqueue_drain=enqueue_drain,
-            enqueue_wechat=enqueue_wechat,
+            jobs=JobQueue(sends_with_wechat_work, enqueue_wechat) if enqueue_wechat else None,
         )
 
     def plan(self, send_id: int) -> int:

@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from distributor.channels.wechat.client import WechatClient
 from distributor.db import utcnow
-from distributor.issues.models import Variant
+from distributor.vocabulary import Variant
 from subscribers.bulk import LISTS, SUBSCRIBERS, TAGS, ensure_named, load, write_rows
 from subscribers.csvfile import SubscriberRow
 from subscribers.models import (

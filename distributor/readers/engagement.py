@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import utcnow
 from distributor.errors import InvalidToken
-from distributor.sending.models import EngagementEvent, EngagementKind
+from distributor.readers.models import EngagementEvent, EngagementKind
 from subscribers.tokens import TokenPurpose, TokenSigner
 
 log = logging.getLogger(__name__)

@@ -22,11 +22,12 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.bounces import MAX_MESSAGE_BYTES, Verp
+from distributor.bounces import MAX_MESSAGE_BYTES
+from distributor.bounces.apply import PausePolicy, Processed, Reading, apply_readings, read
 from distributor.config import Settings
 from distributor.db import session_factory, utcnow
 from distributor.errors import ConfigurationError, DistributorError
-from distributor.sending.feedback import PausePolicy, Processed, Reading, apply_readings, read
+from distributor.render.verp import Verp
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.channels.base import DeliveryChannel
 from distributor.channels.wechat.callbacks import MassJobFinished
 from distributor.channels.wechat.client import WechatClient
 from distributor.channels.wechat.protocol import (
@@ -47,15 +46,16 @@ from distributor.render.wechat import compile_wechat_message
 from distributor.sending.attempts import LogEntry, log_attempts
 from distributor.sending.dispatch import mark_suppressed
 from distributor.sending.lifecycle import pause_for_error
-from distributor.sending.models import AttemptOutcome, Delivery, DeliveryState, Send, SendState
+from distributor.sending.models import AttemptOutcome, Delivery, Send
 from distributor.sending.planner import WECHAT_CHANNELS
-from distributor.sending.wechat_models import (
+from distributor.vocabulary import DeliveryChannel, DeliveryState, SendState
+from distributor.wechat.models import (
     OPEN_JOB_STATES,
     WechatJob,
     WechatJobState,
     WechatMessage,
 )
-from distributor.sending.wechat_publish import (
+from distributor.wechat.publish import (
     articles_from_json,
     articles_to_json,
     prepare_articles,

@@ -17,9 +17,10 @@ from sqlalchemy import Exists, exists, select
 from sqlalchemy.orm import Session
 
 from distributor.errors import WechatQuotaExceeded
-from distributor.sending.models import Send, SendState
+from distributor.sending.models import Send
 from distributor.sending.planner import planned_channels
-from distributor.sending.wechat_models import WechatJob, WechatJobState
+from distributor.vocabulary import SendState
+from distributor.wechat.models import WechatJob, WechatJobState
 from subscribers.query import count_audience
 
 BEIJING = ZoneInfo("Asia/Shanghai")
