@@ -2,6 +2,8 @@
 
 The sending engine needs only :mod:`subscribers.query`; the CLI, :mod:`subscribers.store`,
 :mod:`subscribers.importer` and :mod:`subscribers.export`; the web pages, :mod:`subscribers.public`.
+Imports only the ground floor (:mod:`distributor.vocabulary`, ``db``, ``errors``): never the issue
+package, render, a channel, an engine or a face.
 """
 
 from subscribers.models import ChannelPreference as ChannelPreference

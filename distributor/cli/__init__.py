@@ -1,4 +1,5 @@
-"""The ``distributor`` command. Commands parse input, call a service and show the result."""
+"""The ``distributor`` command, a face. Commands parse input, call a room's service (the same the
+web calls) and show the result. Nothing but ``__main__`` imports it."""
 
 from __future__ import annotations
 
