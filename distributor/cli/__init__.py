@@ -3,6 +3,7 @@ web calls) and show the result. Nothing but ``__main__`` imports it."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
@@ -42,7 +43,52 @@ class DistributorGroup(click.Group):
             raise _UserError(lost, hint) from error
 
 
-@click.group(cls=DistributorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _load(module: str, name: str) -> click.Command:
+    command = getattr(importlib.import_module(f"distributor.cli.{module}"), name)
+    assert isinstance(command, click.Command)
+    return command
+
+
+# Each command is imported when it is run (or listed by --help), not when the program starts: a
+# command, and each process of `distributor web`, imports what it needs and no more. Name →
+# (module, attribute, the subcommands other modules add to it).
+LAZY_COMMANDS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
+    "db": ("db_commands", "db", ()),
+    "issue": ("issue_commands", "issue", (("render_commands", "render"),
+                                          ("render_commands", "preview"))),
+    "send": ("send_commands", "send", ()),
+    "worker": ("worker_commands", "worker", ()),
+    "beat": ("worker_commands", "beat", ()),
+    "schedule": ("schedule_commands", "schedule", ()),
+    "demo": ("demo_command", "demo", ()),
+    "subscribers": ("subscriber_commands", "subscribers", (("bounce_commands",
+                                                            "unsuppress_command"),)),
+    "lists": ("subscriber_commands", "lists", ()),
+    "web": ("web_commands", "web", ()),
+    "wechat": ("wechat_commands", "wechat", ()),
+    "users": ("user_commands", "users", ()),
+    "bounces": ("bounce_commands", "bounces", ()),
+}
+
+
+class LazyGroup(DistributorGroup):
+    """The top-level group, whose commands are imported on first use (``LAZY_COMMANDS``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | LAZY_COMMANDS.keys())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, name, extras = LAZY_COMMANDS[cmd_name]
+            command = _load(module, name)
+            if isinstance(command, click.Group):
+                for extra_module, extra_name in extras:
+                    command.add_command(_load(extra_module, extra_name))
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="distributor")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -52,40 +98,3 @@ def main(ctx: click.Context) -> None:
     SQLite in the current directory.
     """
     ctx.obj = AppContext.from_env()
-
-
-def _register() -> None:
-    from distributor.cli import (
-        bounce_commands,
-        db_commands,
-        demo_command,
-        issue_commands,
-        render_commands,
-        schedule_commands,
-        send_commands,
-        subscriber_commands,
-        user_commands,
-        web_commands,
-        wechat_commands,
-        worker_commands,
-    )
-
-    main.add_command(db_commands.db)
-    issue_commands.issue.add_command(render_commands.render)
-    issue_commands.issue.add_command(render_commands.preview)
-    main.add_command(issue_commands.issue)
-    main.add_command(send_commands.send)
-    main.add_command(worker_commands.worker)
-    main.add_command(worker_commands.beat)
-    main.add_command(schedule_commands.schedule)
-    main.add_command(demo_command.demo)
-    main.add_command(subscriber_commands.subscribers)
-    main.add_command(subscriber_commands.lists)
-    main.add_command(web_commands.web)
-    main.add_command(wechat_commands.wechat)
-    main.add_command(user_commands.users)
-    main.add_command(bounce_commands.bounces)
-    subscriber_commands.subscribers.add_command(bounce_commands.unsuppress_command)
-
-
-_register()
