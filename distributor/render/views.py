@@ -17,7 +17,6 @@ from pathlib import Path
 
 import jinja2
 from lunar_python import Solar
-from premailer import Premailer
 
 import distributor
 from distributor.config import Settings
@@ -153,6 +152,10 @@ def render_template(template: str, **context: object) -> str:
 
 
 def inline_css(html: str, *, remove_classes: bool = False) -> str:
+    # Imported on first use: premailer brings requests and cssutils, a fifth of a web process's
+    # start-up, and the pages a reader opens never inline CSS.
+    from premailer import Premailer
+
     global _inline_runs
     _inline_runs += 1
     return str(
