@@ -152,6 +152,8 @@ class Settings:
     web_form_rate_limit: int = 30  # form posts per minute from one IP address
     signup_rate_limit: int = 5  # sign-ups per hour from one IP address
     web_workers: int = 0  # processes of `distributor web`; 0: see web_worker_count
+    web_start_timeout: float = 120.0  # seconds a web process may take to start listening
+    web_hang_timeout: float = 60.0  # seconds a listening web process may not answer its manager
     # /metrics: clients at these addresses or networks, or with this bearer token.
     metrics_allow_ips: str = "127.0.0.1,::1"
     metrics_token: str | None = field(default=None, repr=False)
@@ -253,6 +255,8 @@ class Settings:
             web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit),
             signup_rate_limit=_int(env, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
             web_workers=_int(env, "WEB_WORKERS", cls.web_workers),
+            web_start_timeout=_float(env, "WEB_START_TIMEOUT", cls.web_start_timeout),
+            web_hang_timeout=_float(env, "WEB_HANG_TIMEOUT", cls.web_hang_timeout),
             metrics_allow_ips=env.get("METRICS_ALLOW_IPS", "").strip() or cls.metrics_allow_ips,
             metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
             wechat_app_id=env.get("WECHAT_APP_ID", "").strip() or None,

@@ -27,18 +27,13 @@ from distributor.cli.context import AppContext, pass_app
 def web(app: AppContext, host: str, port: int, workers: int | None) -> None:
     """Serve the pages behind every link in a message: unsubscribe, preferences, sign-up and
     confirmation, the archive. Put it behind an https proxy named in FORWARDED_ALLOW_IPS."""
-    import uvicorn
+    from distributor.web.server import serve
 
     app.ready_database()
-    uvicorn.run(
-        # Each worker process builds the app from the same environment as this one.
-        "distributor.web.app:app_from_environment",
-        factory=True,
-        workers=workers or app.settings.web_worker_count,
+    serve(
         host=host,
         port=port,
-        proxy_headers=False,  # the app applies them, from FORWARDED_ALLOW_IPS only
-        server_header=False,
-        # Page URLs carry signed tokens, which are credentials: keep them out of the logs.
-        access_log=False,
+        workers=workers or app.settings.web_worker_count,
+        start_timeout=app.settings.web_start_timeout,
+        hang_timeout=app.settings.web_hang_timeout,
     )

@@ -1,7 +1,12 @@
-"""``/healthz`` and ``/metrics``: whether this web process can do its work, and how sending goes.
+"""``/livez``, ``/healthz`` and ``/metrics``: whether this web process is alive, whether it can
+do its work, and how sending goes.
 
-``/healthz`` is for the compose healthcheck and load balancers: 200 when the database and the
-broker both answer, else 503, with which one did not.
+``/livez`` is liveness: 200 as soon as the process listens. ``/readyz`` is readiness: 200 when
+the application is built and the database and the broker both answer, else 503 with which one
+did not. ``/healthz``, for the compose healthcheck and load balancers, is readiness too, but for
+a process still building its application (:mod:`distributor.web.warmup` answers then), which
+answers 200 with ``"status": "starting"``: it holds each request until it can serve it, so it is
+healthy, only slow for a few seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ CHECK_TIMEOUT = 3.0  # seconds a part may take to answer
 
 
 class Health(BaseModel):
-    status: str  # "ok" or "unavailable"
+    status: str  # "ok" or "unavailable" ("starting" from distributor.web.warmup)
     database: str  # "ok" or why not
     broker: str
 
@@ -71,10 +76,20 @@ def _health(settings: Settings) -> Health:
     return Health(status="ok" if ok else "unavailable", database=database, broker=broker)
 
 
+@router.get("/livez")
+async def livez() -> JSONResponse:
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
 @router.get("/healthz")
+@router.get("/readyz")
 async def healthz(web: WebDep) -> JSONResponse:
     health = await run_in_threadpool(_health, web.settings)
-    return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
+    return JSONResponse(
+        health.model_dump(),
+        status_code=200 if health.status == "ok" else 503,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.get("/metrics")

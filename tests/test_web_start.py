@@ -1,0 +1,165 @@
+"""The web server comes up and stays up on a busy machine: a slow child is waited for, a child
+that cannot start is retried with growing pauses (each said in one line), a hung child is
+replaced, and ``distributor web`` serves one-click unsubscribes and pixels under CPU load."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from distributor.db import transaction
+from distributor.devservers.ports import free_port
+from distributor.devservers.redis_server import RedisServer
+from distributor.render.tracking import open_pixel_url
+from subscribers.links import PublicLinks
+from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.tokens import TokenSigner
+from tests.conftest import ROOT
+from tests.support.audience import make_audience
+from tests.support.sending import SECRET, import_sample
+from tests.support.web import started_send
+
+LINKS = PublicLinks("", TokenSigner(SECRET))
+RESTARTED = re.compile(r"web worker \[\d+\] .*starting another")
+
+
+@contextmanager
+def running(command: list[str], log: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env},
+            cwd=log.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def slow_web(port: int, log: Path, *, load_seconds: float, start: float, hang: float) -> Any:
+    return running(
+        [sys.executable, "-m", "tests.support.slow_web", str(port), str(start), str(hang)],
+        log,
+        SLOW_APP_SECONDS=str(load_seconds),
+    )
+
+
+def wait_until(check: Callable[[], bool], seconds: float, log: Path) -> float:
+    """How long ``check`` took to come true; fails with the server's log after ``seconds``."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, log.read_text()
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def cpu_burners(per_core: int) -> Iterator[None]:
+    """Processes that do nothing but burn CPU, at the server's own priority."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(per_core * (os.cpu_count() or 1))
+    ]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def test_a_child_slow_to_start_is_waited_for_not_killed(tmp_path: Path) -> None:
+    """uvicorn's own manager kills a child that has not answered within 5 s, start-up included."""
+    port, log = free_port(), tmp_path / "web.log"
+    with slow_web(port, log, load_seconds=7, start=60, hang=30):
+        took = wait_until(lambda: answers(f"http://127.0.0.1:{port}/"), 60, log)
+        assert took >= 6
+    assert not RESTARTED.search(log.read_text()), log.read_text()
+
+
+def test_a_child_that_cannot_start_is_retried_after_growing_pauses(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "web.log"
+    with slow_web(port, log, load_seconds=600, start=1, hang=30):
+        wait_until(lambda: len(RESTARTED.findall(log.read_text())) >= 4, 30, log)
+        time.sleep(3)
+    lines = RESTARTED.findall(log.read_text())
+    pauses = [float(p) for p in re.findall(r"was not ready after 1 s before it was ready "
+                                           r"\(\d+ in a row\); starting another in (\d+) s",
+                                           log.read_text())]
+    assert pauses[:4] == [1, 2, 4, 8], log.read_text()
+    assert len(lines) <= 5, "children are replaced in a loop instead of after pauses"
+
+
+def test_a_child_that_stops_answering_is_replaced(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "web.log"
+    url = f"http://127.0.0.1:{port}/"
+    with slow_web(port, log, load_seconds=0, start=60, hang=2):
+        wait_until(lambda: answers(url), 60, log)
+        hung = int(httpx.get(url).text.removeprefix("served by "))
+        os.kill(hung, signal.SIGSTOP)  # alive, but answers nothing: as a deadlocked process
+        wait_until(lambda: f"web worker [{hung}] did not answer for 2 s" in log.read_text(), 30,
+                   log)
+        served_by = {httpx.get(url, timeout=10).text for _ in range(6)}
+        assert f"served by {hung}" not in served_by
+
+
+def test_distributor_web_serves_unsubscribes_and_pixels_under_cpu_load(
+    sqlite_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    """Two CPU burners per core, the default worker count (one per core: the limits are shared in
+    Redis): /healthz answers, then every one-click unsubscribe and pixel is served, and no
+    child is ever restarted."""
+    make_audience(sqlite_url, "members", 40)
+    issue_id = import_sample(sqlite_url, sample_issue_path)
+    send_id = started_send(sqlite_url, issue_id, "members", tracking=True)
+    with transaction(sqlite_url) as session:
+        readers = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))
+    port, log = free_port(), tmp_path / "web.log"
+    base = f"http://127.0.0.1:{port}"
+    env = {"HOME": str(tmp_path), "DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": SECRET,
+           "REDIS_URL": redis_server.url}
+    with cpu_burners(per_core=2), running(
+        [sys.executable, "-m", "distributor", "web", "--port", str(port)], log, **env
+    ):
+        wait_until(lambda: answers(f"{base}/healthz"), 90, log)
+        served = []
+        for reader in readers:
+            served.append(httpx.post(
+                base + LINKS.unsubscribe(reader, send_id),
+                data={"List-Unsubscribe": "One-Click"},
+                timeout=30,
+            ).status_code)
+            pixel = open_pixel_url(base, LINKS.tracking_token(send_id, reader))
+            served.append(httpx.get(pixel, timeout=30).status_code)
+    assert served == [200] * (2 * len(readers))
+    text = log.read_text()
+    assert not RESTARTED.search(text) and "died" not in text, text
+    with transaction(sqlite_url) as session:
+        statuses = set(session.scalars(select(Subscriber.status)))
+    assert statuses == {SubscriberStatus.UNSUBSCRIBED}
