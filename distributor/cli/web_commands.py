@@ -1,4 +1,4 @@
-"""``distributor web``: serve the public pages (and later the staff dashboard) with uvicorn."""
+"""``distributor web``: the pages, the staff dashboard and the API (distributor.web.server)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,12 @@ from distributor.cli.context import AppContext, pass_app
 )
 @pass_app
 def web(app: AppContext, host: str, port: int, workers: int | None) -> None:
-    """Serve the pages behind every link in a message: unsubscribe, preferences, sign-up and
-    confirmation, the archive. Put it behind an https proxy named in FORWARDED_ALLOW_IPS."""
+    """Serve the pages behind every link in a message (unsubscribe, preferences, sign-up and
+    confirmation, the archive, tracking), the staff dashboard (/staff) and the JSON API
+    (/api/v1). Put it behind an https proxy named in FORWARDED_ALLOW_IPS.
+
+    Each process listens at once and answers /livez and /healthz while it loads; a process slow
+    to start is waited for (WEB_START_TIMEOUT), a hung one replaced (WEB_HANG_TIMEOUT)."""
     from distributor.web.server import serve
 
     app.ready_database()
