@@ -1,7 +1,7 @@
 """`distributor web` starting and serving on a busy machine, against uvicorn's own process manager.
 
     python benchmarks/web_start.py [--readers 20000] [--minutes 5] [--baseline-minutes 1]
-        [--burners-per-core 2] [--only product uvicorn]
+        [--burners-per-core 2] [--only before uvicorn product]
 
 The machine is made as busy as during a large send with tracking on: a 20,000-reader tracked
 send in progress (`distributor worker --beat` on PostgreSQL and Redis, to smtp-sink, held to
@@ -14,9 +14,11 @@ Printed per case: the seconds from start to the first answer of ``/healthz`` and
 processes restarted (the server's log).
 
 The cases, in one run on the same machine state:
-* uvicorn (the baseline): ``uvicorn distributor.web.app:app_from_environment --factory
-  --workers N``, as `distributor web` ran before: uvicorn's manager kills a child that has not
-  answered its ping within 5 s, start-up included;
+* before (the baseline): `distributor web` as it ran before it had a process manager of its own
+  (benchmarks/web_as_before.py: every CLI command imported at start, uvicorn's manager, which
+  kills a child that has not answered its ping within 5 s, start-up included);
+* uvicorn: ``uvicorn distributor.web.app:app_from_environment --factory --workers N``, uvicorn's
+  manager with a light ``__main__``;
 * product: ``distributor web``.
 
 Target (issue 29): /healthz answers within 30 s of start; for the whole window no refused
@@ -113,6 +115,9 @@ def cpu_burners(per_core: int) -> Iterator[int]:
 
 
 def server_command(case: str, port: int, workers: int) -> list[str]:
+    if case == "before":
+        return [sys.executable, str(Path(__file__).with_name("web_as_before.py")), str(port),
+                str(workers)]
     if case == "uvicorn":
         return [sys.executable, "-m", "uvicorn", "distributor.web.app:app_from_environment",
                 "--factory", "--workers", str(workers), "--port", str(port), "--no-access-log"]
@@ -239,12 +244,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--baseline-minutes", type=float, default=1.0)
     parser.add_argument("--burners-per-core", type=int, default=2)
-    parser.add_argument("--only", nargs="+", choices=("uvicorn", "product"),
-                        default=["uvicorn", "product"])
+    parser.add_argument("--only", nargs="+", choices=("before", "uvicorn", "product"),
+                        default=["before", "uvicorn", "product"])
     args = parser.parse_args()
     outcomes = []
     for case in args.only:
-        minutes = args.baseline_minutes if case == "uvicorn" else args.minutes
+        minutes = args.minutes if case == "product" else args.baseline_minutes
         print(f"\n== {case}: {args.readers:,} readers, {minutes:g} min ==", flush=True)
         outcomes.append(run_case(case, args.readers, minutes, args.burners_per_core))
         report(outcomes[-1])

@@ -14,11 +14,13 @@ from distributor.staff.accounts import (
     add_user,
     authenticate_password,
     disable_user,
+    enable_user,
     list_users,
     set_password,
 )
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import ApiToken, Role, StaffSession, StaffUser
+from distributor.staff.names import name_key
 from distributor.staff.sessions import SESSION_IDLE, end_session, session_user, start_session
 from distributor.staff.tokens import authenticate_token, issue_token, revoke_token
 
@@ -96,6 +98,73 @@ def test_disabling_a_user_ends_its_sessions_tokens_and_logins(database_url: str)
         ):
             with pytest.raises(NotAuthenticated):
                 check()
+
+
+@pytest.mark.parametrize(
+    ("name", "password"),
+    [
+        ("li", "password123456"),  # on every list of common passwords
+        ("li", "1qaz2wsx3edc"),  # a keyboard walk
+        ("wangyu", "Wangyu@123456"),  # the account's own name and a common tail
+        ("li", "Password2026!"),  # a word, a year and a symbol
+    ],
+)
+def test_common_and_name_derived_passwords_are_refused(
+    sqlite_url: str, name: str, password: str
+) -> None:
+    with transaction(sqlite_url) as session:
+        with pytest.raises(StaffAccountError, match="the password is too easy to guess"):
+            add_user(session, name, Role.EDITOR, password)
+        add_user(session, name, Role.EDITOR, PASSWORD)
+        with pytest.raises(StaffAccountError, match="too easy to guess"):
+            set_password(session, name, password)
+    with transaction(sqlite_url) as session:
+        assert authenticate_password(session, name, PASSWORD).name == name  # unchanged
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    ["Admin", "ADMIN", "\u0430dmin", "\uff41\uff44\uff4d\uff49\uff4e", "adm1n", "admln", "adrnin"],
+)
+def test_a_name_that_reads_like_an_existing_one_is_refused(
+    sqlite_url: str, look_alike: str
+) -> None:
+    """Case, width and look-alike letters (Cyrillic а, fullwidth, 1 for i, rn for m) do not make
+    another name: the audit log would read the same."""
+    with transaction(sqlite_url) as session:
+        add_user(session, "admin", Role.ADMIN, PASSWORD)
+        with pytest.raises(StaffAccountError, match=r"exists already \(as 'admin': it reads"):
+            add_user(session, look_alike, Role.EDITOR, PASSWORD)
+        add_user(session, "王编辑", Role.EDITOR, PASSWORD)  # a different name is fine
+        assert [user.name for user in list_users(session)] == ["admin", "王编辑"]
+    assert name_key("王编辑") != name_key("王编")
+
+
+def test_a_new_password_revokes_the_accounts_api_tokens(sqlite_url: str) -> None:
+    with transaction(sqlite_url) as session:
+        add_user(session, "li", Role.EDITOR, PASSWORD)
+        _, token = issue_token(session, "li")
+        set_password(session, "li", "another long password")
+    with transaction(sqlite_url) as session, pytest.raises(NotAuthenticated):
+        authenticate_token(session, token)
+
+
+def test_a_disabled_account_can_be_enabled_without_reviving_its_tokens(
+    database_url: str,
+) -> None:
+    with transaction(database_url) as session:
+        add_user(session, "admin", Role.ADMIN, PASSWORD)
+        add_user(session, "li", Role.EDITOR, PASSWORD)
+        _, token = issue_token(session, "li")
+        disable_user(session, "li")
+    with transaction(database_url) as session:
+        enable_user(session, "li")
+    with transaction(database_url) as session:
+        assert authenticate_password(session, "li", PASSWORD).name == "li"
+        with pytest.raises(NotAuthenticated):
+            authenticate_token(session, token)
+        _, fresh = issue_token(session, "li")
+        assert authenticate_token(session, fresh).name == "li"
 
 
 def test_a_new_password_signs_out_every_session(sqlite_url: str) -> None:

@@ -74,6 +74,24 @@ def test_add_list_token_revoke_and_disable(sqlite_url: str) -> None:
     ]
 
 
+def test_a_disabled_account_is_enabled_again(sqlite_url: str) -> None:
+    for name, role in (("admin", "admin"), ("li", "editor")):
+        added = run(sqlite_url, "users", "add", name, "--role", role, "--password-stdin",
+                    input=PASSWORD + "\n")
+        assert added.exit_code == 0, added.output
+    assert run(sqlite_url, "users", "disable", "li").exit_code == 0
+    enabled = run(sqlite_url, "users", "enable", "li")
+    assert (enabled.exit_code, enabled.output) == (0, "Enabled li.\n")
+    with transaction(sqlite_url) as session:
+        assert authenticate_password(session, "li", PASSWORD).name == "li"
+        assert [(e.actor, e.action) for e in recent_audit(session)][:2] == [
+            ("cli", "user.enable"), ("cli", "user.disable")
+        ]
+    weak = run(sqlite_url, "users", "password", "li", "--password-stdin", input="li12345678\n")
+    assert weak.exit_code == 2
+    assert weak.output.startswith("Error: the password is too easy to guess")
+
+
 def test_bad_input_is_one_line_with_exit_2(sqlite_url: str) -> None:
     short = run(
         sqlite_url, "users", "add", "li", "--role", "viewer", "--password-stdin", input="x\n"

@@ -3,6 +3,7 @@ security around them (sessions, CSRF, roles, escaping)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,31 @@ def test_a_wrong_password_is_refused_and_repeated_tries_are_slowed(
     # The account is protected now, even with the right password.
     right = {"name": "editor", "password": PASSWORD, "csrf": csrf}
     assert client.post("/staff/login", data=right).status_code == 429
+
+
+def test_a_stranger_guessing_cannot_lock_a_staff_member_out(sqlite_url: str) -> None:
+    """Failures from one address shut out that address, not the account: the staff member at
+    another address still signs in (a little slowed). Successes count for nothing."""
+    app = create_app(web_settings(sqlite_url, FORWARDED_ALLOW_IPS="*"), limiter=MemoryRateLimiter())
+    client = TestClient(app, base_url=BASE_URL, follow_redirects=False)
+    add_staff(sqlite_url, "editor", Role.EDITOR)
+    csrf = csrf_of(client.get("/staff/login").text)
+
+    def attempt(password: str, address: str) -> int:
+        return client.post(
+            "/staff/login",
+            data={"name": "editor", "password": password, "csrf": csrf},
+            headers={"X-Forwarded-For": address},
+        ).status_code
+
+    for _ in range(12):  # a staff member who signs in often is never throttled
+        assert attempt(PASSWORD, "198.51.100.7") == 303
+    stranger = [attempt("wrong password", "203.0.113.9") for _ in range(11)]
+    assert stranger == [401] * 10 + [429]
+    assert attempt(PASSWORD, "203.0.113.9") == 429  # that address stays shut out
+    started = time.monotonic()
+    assert attempt(PASSWORD, "198.51.100.7") == 303  # the staff member is not
+    assert time.monotonic() - started >= 0.5  # the account under attack is slowed
 
 
 def test_a_form_without_its_csrf_token_is_refused(sqlite_url: str, client: TestClient) -> None:

@@ -9,7 +9,13 @@ from rich.table import Table
 
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.terminal import plain, rich_text
-from distributor.staff.accounts import add_user, disable_user, list_users, set_password
+from distributor.staff.accounts import (
+    add_user,
+    disable_user,
+    enable_user,
+    list_users,
+    set_password,
+)
 from distributor.staff.audit import record_audit
 from distributor.staff.models import Role
 from distributor.staff.tokens import issue_token, live_tokens, revoke_token
@@ -27,7 +33,7 @@ def _password(from_stdin: bool) -> str:
 
 @click.group()
 def users() -> None:
-    """Staff accounts: add, list, disable, set a password, issue and revoke API tokens."""
+    """Staff accounts: add, list, disable, enable, set a password, issue and revoke API tokens."""
 
 
 @users.command("add")
@@ -81,11 +87,22 @@ def users_list(app: AppContext) -> None:
 @click.argument("name")
 @pass_app
 def users_disable(app: AppContext, name: str) -> None:
-    """Disable NAME: no more logins, its sessions end and its API tokens stop working."""
+    """Disable NAME: no more logins, its sessions end and its API tokens are revoked."""
     with app.session() as session:
         user = disable_user(session, name)
         record_audit(session, None, "user.disable", "user", user.id, actor=CLI_ACTOR)
     app.console.print(rich_text(f"Disabled {plain(name)}."))
+
+
+@users.command("enable")
+@click.argument("name")
+@pass_app
+def users_enable(app: AppContext, name: str) -> None:
+    """Enable NAME again: it may sign in with its password (issue it new API tokens)."""
+    with app.session() as session:
+        user = enable_user(session, name)
+        record_audit(session, None, "user.enable", "user", user.id, actor=CLI_ACTOR)
+    app.console.print(rich_text(f"Enabled {plain(name)}."))
 
 
 @users.command("token")

@@ -1,4 +1,4 @@
-"""Staff accounts: add, list, disable, set a password, sign in with a password."""
+"""Staff accounts: add, list, disable and enable, set a password, sign in with a password."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from distributor.errors import (
     StaffAccountError,
 )
 from distributor.staff.models import STAFF_NAME_MAX, Role, StaffUser
-from distributor.staff.passwords import hash_password, needs_rehash, verify_password
+from distributor.staff.names import name_key
+from distributor.staff.passwords import (
+    check_strength,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 
 WRONG_LOGIN = "wrong name or password, or the account is disabled"
 
@@ -31,10 +37,18 @@ def clean_name(name: str) -> str:
 
 
 def add_user(session: Session, name: str, role: Role, password: str | None) -> StaffUser:
-    """``password`` None: the account cannot sign in with a password (an API-only account)."""
+    """``password`` None: the account cannot sign in with a password (an API-only account).
+    A name that only differs from an existing one by case, width or look-alike letters is the
+    same name (:func:`~distributor.staff.names.name_key`)."""
     name = clean_name(name)
-    if session.scalar(select(StaffUser.id).where(StaffUser.name == name)) is not None:
-        raise StaffAccountConflict(f"a staff account named {name!r} exists already")
+    key = name_key(name)
+    taken = next((other for other in session.scalars(select(StaffUser.name))
+                  if name_key(other) == key), None)
+    if taken is not None:
+        same = "" if taken == name else f" (as {taken!r}: it reads the same)"
+        raise StaffAccountConflict(f"a staff account named {name!r} exists already{same}")
+    if password is not None:
+        check_strength(password, name=name)
     user = StaffUser(
         name=name,
         role=role,
@@ -65,9 +79,11 @@ def get_user(session: Session, user_id: int) -> StaffUser:
 
 
 def disable_user(session: Session, name: str) -> StaffUser:
-    """The account can no longer sign in; its sessions end and its API tokens stop working.
-    The last active admin is refused: nobody would be left to manage the staff."""
+    """The account can no longer sign in; its sessions end and its API tokens are revoked (so
+    enabling it again revives neither). The last active admin is refused: nobody would be left
+    to manage the staff."""
     from distributor.staff.sessions import end_sessions_of
+    from distributor.staff.tokens import revoke_tokens_of
 
     user = find_user(session, name)
     if user.role is Role.ADMIN and not user.disabled:
@@ -83,16 +99,29 @@ def disable_user(session: Session, name: str) -> StaffUser:
             )
     user.disabled = True
     end_sessions_of(session, user.id)
+    revoke_tokens_of(session, user.id)
+    return user
+
+
+def enable_user(session: Session, name: str) -> StaffUser:
+    """A disabled account may sign in again, with its password; its old sessions and API tokens
+    stay ended (new ones are made)."""
+    user = find_user(session, name)
+    user.disabled = False
     return user
 
 
 def set_password(session: Session, name: str, password: str) -> StaffUser:
-    """A new password ends the account's sessions: whoever knew the old one is signed out."""
+    """A new password ends the account's sessions and revokes its API tokens: whoever knew the
+    old password, or took a token with it, is shut out."""
     from distributor.staff.sessions import end_sessions_of
+    from distributor.staff.tokens import revoke_tokens_of
 
     user = find_user(session, name)
+    check_strength(password, name=user.name)
     user.password_hash = hash_password(password)
     end_sessions_of(session, user.id)
+    revoke_tokens_of(session, user.id)
     return user
 
 

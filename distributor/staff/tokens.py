@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from distributor.db import utcnow
@@ -35,6 +35,15 @@ def revoke_token(session: Session, token_id: int, now: datetime | None = None) -
     if row.revoked_at is None:
         row.revoked_at = now or utcnow()
     return row
+
+
+def revoke_tokens_of(session: Session, user_id: int, now: datetime | None = None) -> None:
+    """Every live token of one account, revoked (a new password, a disabled account)."""
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+    )
 
 
 def live_tokens(session: Session) -> dict[int, list[ApiToken]]:

@@ -159,6 +159,11 @@ class RateLimiter(Protocol):
         """Count one hit on ``key``; False once more than ``limit`` fell in this window."""
         ...
 
+    def hits(self, key: str, window: int) -> int:
+        """How many hits ``key`` has in this window, without counting one (failed logins are
+        counted after the fact, so that a success costs nothing)."""
+        ...
+
 
 @dataclass
 class MemoryRateLimiter:
@@ -175,6 +180,10 @@ class MemoryRateLimiter:
             count = self._counts.get((key, slot), 0) + 1
             self._counts[(key, slot)] = count
         return count <= limit
+
+    def hits(self, key: str, window: int) -> int:
+        with self._lock:
+            return self._counts.get((key, int(time.time() // window)), 0)
 
 
 @dataclass
@@ -195,6 +204,14 @@ class RedisRateLimiter:
             log.warning("rate limit not applied, Redis failed: %s", error)
             return True
         return count <= limit
+
+    def hits(self, key: str, window: int) -> int:
+        try:
+            found = self.client.get(f"distributor:web-rate:{key}:{int(time.time() // window)}")
+        except redis.RedisError as error:
+            log.warning("rate limit not read, Redis failed: %s", error)
+            return 0
+        return int(found or 0)
 
 
 def rate_limiter(redis_url: str | None) -> RateLimiter:

@@ -6,7 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from distributor.staff.accounts import add_user, disable_user, get_user, list_users
+from distributor.staff.accounts import (
+    add_user,
+    disable_user,
+    get_user,
+    list_users,
+)
 from distributor.staff.models import ApiToken, StaffUser
 from distributor.staff.tokens import issue_token, live_tokens, revoke_token
 from distributor.web.api.access import audit
@@ -69,7 +74,7 @@ def add(body: UserIn, web: WebDep, admin: ApiAdminDep) -> UserOut:
     summary="Disable",
 )
 def disable(user_id: ItemId, web: WebDep, admin: ApiAdminDep) -> UserOut:
-    """No more logins; its sessions end and its API tokens stop working. The last active admin
+    """No more logins; its sessions end and its API tokens are revoked. The last active admin
     is refused (409)."""
     with web.transaction() as session:
         user = disable_user(session, get_user(session, user_id).name)

@@ -10,7 +10,13 @@ from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
 from distributor.errors import DistributorError
-from distributor.staff.accounts import add_user, disable_user, get_user, list_users
+from distributor.staff.accounts import (
+    add_user,
+    disable_user,
+    enable_user,
+    get_user,
+    list_users,
+)
 from distributor.staff.audit import record_audit
 from distributor.staff.models import STAFF_NAME_MAX, Role, StaffUser
 from distributor.staff.passwords import PASSWORD_MAX
@@ -82,6 +88,17 @@ def disable(request: Request, web: WebDep, admin: AdminFormDep, user_id: int) ->
         with web.transaction() as session:
             user = disable_user(session, get_user(session, user_id).name)
             record_audit(session, admin, "user.disable", "user", user.id)
+    except DistributorError as error:
+        return _refused(request, web, admin, error)
+    return see_other(USERS)
+
+
+@router.post(USERS + "/{user_id}/enable")
+def enable(request: Request, web: WebDep, admin: AdminFormDep, user_id: int) -> Response:
+    try:
+        with web.transaction() as session:
+            user = enable_user(session, get_user(session, user_id).name)
+            record_audit(session, admin, "user.enable", "user", user.id)
     except DistributorError as error:
         return _refused(request, web, admin, error)
     return see_other(USERS)
