@@ -90,6 +90,13 @@ def unfollow_event(openid: str) -> bytes:
     ).encode()
 
 
+def refusal(site: Site, params: dict[str, str], body: bytes) -> str:
+    """What the web server answers a callback it refuses (403)."""
+    answer = httpx.post(site.endpoint, params=params, content=body)
+    assert answer.status_code == 403, answer.text
+    return answer.text
+
+
 def job_now(site: Site) -> WechatJob:
     [job] = jobs_of(site.url, site.job.send_id)
     return job
@@ -132,11 +139,7 @@ def test_a_callback_url_seen_once_cannot_be_replayed_with_another_body(plain: Si
         finish_event(str(plain.job.msg_id), "err(30003)"),
         unfollow_event(before[0] or ""),
     ):
-        answer = httpx.post(plain.endpoint, params=seen, content=forged)
-        assert (answer.status_code, answer.text) == (
-            403,
-            "this WeChat callback was taken already (a replay)",
-        )
+        assert refusal(plain, seen, forged) == "this WeChat callback was taken already (a replay)"
     job = job_now(plain)
     assert (job.state, job.wechat_status, job.sent, job.errors) == (
         WechatJobState.SUCCEEDED,
@@ -169,9 +172,7 @@ def test_a_timestamp_that_is_not_whole_seconds_is_refused(plain: Site, timestamp
     params, body = plain.wechat.sandbox.signed_callback(
         TOKEN, finish_event(str(plain.job.msg_id), "err(30003)"), timestamp=timestamp
     )
-    answer = httpx.post(plain.endpoint, params=params, content=body)
-    assert answer.status_code == 403
-    assert "is not a whole number of seconds" in answer.text
+    assert "is not a whole number of seconds" in refusal(plain, params, body)
     assert job_now(plain).state is WechatJobState.SUCCEEDED
 
 
@@ -197,28 +198,20 @@ def test_safe_mode_takes_the_sandboxs_encrypted_events_and_nothing_else(safe: Si
     # A plain body, correctly signed: refused, in safe mode anyone with a URL could write one.
     sandbox.config.encoding_aes_key = ""
     params, body = sandbox.signed_callback(TOKEN, forged)
-    answer = httpx.post(safe.endpoint, params=params, content=body)
-    assert (answer.status_code, answer.text) == (
-        403,
-        "the WeChat callback is not encrypted, and safe mode (WECHAT_ENCODING_AES_KEY) is on",
+    assert refusal(safe, params, body) == (
+        "the WeChat callback is not encrypted, and safe mode (WECHAT_ENCODING_AES_KEY) is on"
     )
     # A fresh signed URL (never used) with another encrypted body: msg_signature does not match.
     sandbox.config.encoding_aes_key = AES_KEY
     params, _ = sandbox.signed_callback(TOKEN, unfollow_event(before[1] or ""))
     _, other_body = sandbox.signed_callback(TOKEN, forged)
-    answer = httpx.post(safe.endpoint, params=params, content=other_body)
-    assert (answer.status_code, answer.text) == (
-        403,
-        "the WeChat callback msg_signature does not match its body",
+    assert refusal(safe, params, other_body) == (
+        "the WeChat callback msg_signature does not match its body"
     )
     # Encrypted for another account.
     sandbox.config.app_id = "wx0000000000000000"
     params, body = sandbox.signed_callback(TOKEN, forged)
-    answer = httpx.post(safe.endpoint, params=params, content=body)
-    assert (answer.status_code, answer.text) == (
-        403,
-        "the WeChat callback is encrypted for another AppID",
-    )
+    assert refusal(safe, params, body) == "the WeChat callback is encrypted for another AppID"
     job = job_now(safe)
     assert (job.state, job.wechat_status) == (WechatJobState.SUCCEEDED, "send success")
     assert followers(safe.url) == before[1:]
