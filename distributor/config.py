@@ -6,6 +6,8 @@ data and for the Celery broker, no server needed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Mapping
@@ -50,6 +52,27 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw not in _TRUE + _FALSE:
         raise ConfigurationError(f"{name}={raw!r} is not 1 or 0")
     return raw in _TRUE
+
+
+def _encoding_aes_key(env: Mapping[str, str]) -> str | None:
+    """The EncodingAESKey of WeChat's safe mode: 43 characters of base64 (32 bytes of key)."""
+    raw = env.get("WECHAT_ENCODING_AES_KEY", "").strip()
+    if not raw:
+        return None
+    try:
+        valid = len(raw) == 43 and len(base64.b64decode(raw + "=", validate=True)) == 32
+    except (binascii.Error, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"WECHAT_ENCODING_AES_KEY is {len(raw)} characters, not the 43 letters, digits, '+' "
+            "and '/' of the EncodingAESKey shown in the WeChat console"
+        )
+    if not env.get("WECHAT_APP_ID", "").strip():
+        raise ConfigurationError(
+            "WECHAT_ENCODING_AES_KEY needs WECHAT_APP_ID: a safe-mode message names its account"
+        )
+    return raw
 
 
 def _base_url(raw: str) -> str:
@@ -163,6 +186,8 @@ class Settings:
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_account_type: str = "subscription"
     wechat_callback_token: str | None = field(default=None, repr=False)
+    # Safe mode: callbacks encrypted, their signature covering the body (None: plain mode).
+    wechat_encoding_aes_key: str | None = field(default=None, repr=False)
     wechat_timeout_seconds: float = 30.0  # how long a call to WeChat may take to answer
 
     @classmethod
@@ -266,6 +291,7 @@ class Settings:
             ),
             wechat_account_type=wechat_account_type,
             wechat_callback_token=env.get("WECHAT_CALLBACK_TOKEN", "").strip() or None,
+            wechat_encoding_aes_key=_encoding_aes_key(env),
             wechat_timeout_seconds=_float(
                 env, "WECHAT_TIMEOUT_SECONDS", cls.wechat_timeout_seconds
             ),

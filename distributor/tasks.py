@@ -33,6 +33,7 @@ from distributor.config import Settings
 from distributor.db import dispose_engines
 from distributor.errors import ConfirmationDeferred
 from distributor.readers import confirmation
+from distributor.readers.mailto import mailto_unsubscriber
 from distributor.runtime import WorkerRuntime
 
 logger = get_task_logger(__name__)
@@ -154,5 +155,6 @@ def send_wechat(send_id: int) -> dict[str, Any]:
 @app.task(name="distributor.poll_bounces")
 def poll_bounces() -> dict[str, int] | None:
     """One poll of the bounce mailbox (scheduled only when ``BOUNCE_IMAP_HOST`` is set)."""
-    report = poll_bounce_mailbox(runtime().settings)
+    settings = runtime().settings  # mail to the List-Unsubscribe address is read there too
+    report = poll_bounce_mailbox(settings, take_first=mailto_unsubscriber(settings))
     return None if report is None else report.to_json()

@@ -45,8 +45,11 @@ class PublicLinks:
         token = self.signer.sign(TokenPurpose.PREFERENCES, str(subscriber_id))
         return f"{self.base_url}{PREFERENCES_PATH}{token}"
 
-    def confirm(self, subscriber_id: int) -> str:
-        token = self.signer.sign(TokenPurpose.CONFIRM, str(subscriber_id))
+    def confirm(self, subscriber_id: int, request: str | None = None) -> str:
+        """``request``: a returning reader's request it confirms (``<list>.<code>``, see
+        :mod:`subscribers.returning`); None for a sign-up's pending lists."""
+        subject = str(subscriber_id) if request is None else f"{subscriber_id}.{request}"
+        token = self.signer.sign(TokenPurpose.CONFIRM, subject)
         return f"{self.base_url}{CONFIRM_PATH}{token}"
 
     def tracking_token(self, send_id: int, subscriber_id: int) -> str:

@@ -189,3 +189,22 @@ class SubscriberEvent(Base):
 
     def __repr__(self) -> str:
         return f"<SubscriberEvent {self.subscriber_id} {self.old_status}→{self.new_status}>"
+
+
+class Resubscription(Base):
+    """Someone who said stop asked (by a sign-up) to come back to a list: nothing about them
+    changes until they follow the link sent to their address, which names this request by its
+    ``code``. One request a person at a time, renewed at most once a day, so strangers cannot
+    make us mail them every time."""
+
+    __tablename__ = "resubscriptions"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    list_id: Mapped[int] = mapped_column(BigId, ForeignKey("lists.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(32))  # random; in the confirm link, used once
+    requested_at: Mapped[Timestamp]
+
+    def __repr__(self) -> str:
+        return f"<Resubscription {self.subscriber_id} list {self.list_id}>"

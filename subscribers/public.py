@@ -24,6 +24,8 @@ from subscribers.models import (
     Subscription,
     SubscriptionStatus,
 )
+from subscribers.returning import confirm_return
+from subscribers.signup import SIGNUP_SOURCE
 from subscribers.store import confirm, set_preferences, unsubscribe
 from subscribers.tokens import TokenPurpose, TokenSigner
 
@@ -118,15 +120,36 @@ def unsubscribe_by_token(session: Session, signer: TokenSigner, token: str) -> S
     return subscriber
 
 
+@dataclass(frozen=True)
+class ConfirmLink:
+    subscriber_id: int
+    request: tuple[int, str] | None  # a returning reader's request: the list and its code
+
+
+def _confirm_link(signer: TokenSigner, token: str) -> ConfirmLink:
+    """``<subscriber>`` (a sign-up's pending lists) or ``<subscriber>.<list>.<code>`` (a
+    returning reader's request, :mod:`subscribers.returning`)."""
+    parts = signer.verify(token, TokenPurpose.CONFIRM, max_age=CONFIRM_MAX_AGE).split(".")
+    if len(parts) == 3 and parts[2].isalnum():
+        return ConfirmLink(_ids(".".join(parts[:2]), 2)[0], (int(parts[1]), parts[2]))
+    return ConfirmLink(_ids(".".join(parts), 1)[0], None)
+
+
 def read_confirm_link(session: Session, signer: TokenSigner, token: str) -> Subscriber:
     """Who a confirm link is for; changes nothing (the page asks for a press of a button)."""
-    return _subscriber(session, signer, token, TokenPurpose.CONFIRM, CONFIRM_MAX_AGE)
+    return _subscriber_by_id(session, _confirm_link(signer, token).subscriber_id)
 
 
 def confirm_by_token(session: Session, signer: TokenSigner, token: str) -> Subscriber:
-    """Double opt-in: the person proves the address is theirs and becomes active."""
-    subscriber = _subscriber(session, signer, token, TokenPurpose.CONFIRM, CONFIRM_MAX_AGE)
-    confirm(session, subscriber)
+    """Double opt-in: the person proves the address is theirs and becomes active (someone who
+    had unsubscribed: on the one list of their request, see :mod:`subscribers.returning`)."""
+    link = _confirm_link(signer, token)
+    subscriber = _subscriber_by_id(session, link.subscriber_id)
+    if link.request is None:
+        confirm(session, subscriber)
+    else:
+        list_id, code = link.request
+        confirm_return(session, subscriber, list_id, code, source=SIGNUP_SOURCE)
     return subscriber
 
 

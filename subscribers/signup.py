@@ -1,8 +1,11 @@
 """Signing up on a public list's web page: double opt-in, the same answer for everyone.
 
 The page never says whether an address was known: a sign-up for a known address changes nothing
-of what is stored about that person (not their name) beyond asking for the list, and every
-sign-up is answered by a confirmation message the person must follow.
+of what is stored about that person (not their name) beyond asking for the list, and the person
+must follow the confirmation message sent to them. Anyone can type any address, so a sign-up
+never undoes what a reader chose or what their address did: for an address that bounced or
+complained nothing is stored or sent; for one that unsubscribed, a request waits for their own
+confirmation (:mod:`subscribers.returning`), mailed at most once a day.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from sqlalchemy.orm import Session
 
 from distributor.errors import NotFound
 from subscribers.address import normalise_address
-from subscribers.models import LOCALE_MAX, NAME_MAX, List, Subscriber
+from subscribers.models import LOCALE_MAX, NAME_MAX, List, Subscriber, SubscriberStatus
+from subscribers.returning import request_return
 from subscribers.store import get_list, request_subscription
 
 SIGNUP_SOURCE = "web sign-up"
+# The address itself stopped us (it bounced, or its owner reported us): a sign-up changes nothing.
+SUPPRESSED_BY_ADDRESS = frozenset({SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED})
 
 
 @dataclass(frozen=True)
@@ -40,15 +46,23 @@ def set_list_public(session: Session, name: str, public: bool = True) -> None:
     get_list(session, name).public = public
 
 
-def sign_up(session: Session, list_id: int, email: str, *, name: str, locale: str) -> int:
-    """Ask for ``list_id`` for ``email``; the subscriber's id, to send the confirmation to.
+def sign_up(session: Session, list_id: int, email: str, *, name: str, locale: str) -> int | None:
+    """Ask for ``list_id`` for ``email``: the subscriber's id, to send the confirmation to, or
+    None when nothing is to be sent (the address bounced or complained, or a confirmation went
+    to someone who unsubscribed less than a day ago).
 
     :class:`~subscribers.address.InvalidAddress` for an address that cannot be one. A new person
     is stored pending with the name and page language given; a known one keeps theirs.
     """
     target = public_list(session, list_id)
     key = normalise_address(email).key
-    known = session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None
+    known = session.execute(
+        select(Subscriber.id, Subscriber.status).where(Subscriber.email_key == key)
+    ).first()
+    if known is not None and known.status in SUPPRESSED_BY_ADDRESS:
+        return None
+    if known is not None and known.status is SubscriberStatus.UNSUBSCRIBED:
+        return known.id if request_return(session, known.id, target.id) else None
     subscriber = request_subscription(
         session,
         email,

@@ -147,8 +147,9 @@ def request_subscription(
 ) -> Subscriber:
     """The person asks to (re-)subscribe: they stay pending until they follow the confirm link.
 
-    Send them ``PublicLinks.confirm(subscriber.id)``. This is the one way back for someone
-    unsubscribed, bounced or complained: a pending person is sent nothing but that link.
+    Send them ``PublicLinks.confirm(subscriber.id)``. Staff's way back for someone unsubscribed,
+    bounced or complained (a pending person is sent nothing but that link); a stranger's sign-up
+    on the web goes through :mod:`subscribers.signup`, which never calls this for them.
     """
     address = normalise_address(email)
     targets = [get_list(session, list_name) for list_name in lists]
@@ -184,6 +185,32 @@ def confirm(session: Session, subscriber: Subscriber) -> None:
     _set_subscriptions(
         session, subscriber, SubscriptionStatus.ACTIVE, only=SubscriptionStatus.PENDING
     )
+
+
+def come_back(session: Session, subscriber: Subscriber, list_id: int, *, source: str) -> None:
+    """Someone who unsubscribed confirmed, from their own address, a new sign-up for one list:
+    active again on that list only, the change logged (the one way back from an unsubscribe)."""
+    if subscriber.status is not SubscriberStatus.UNSUBSCRIBED:
+        raise DistributorError(f"{shorten(subscriber.email)} is {subscriber.status.value}")
+    name = session.scalar(select(List.name).where(List.id == list_id))
+    _log_status(
+        session,
+        subscriber.id,
+        SubscriberStatus.UNSUBSCRIBED,
+        SubscriberStatus.ACTIVE,
+        reason=f"confirmed a new sign-up for the list '{name}' from their own address",
+        source=source,
+    )
+    session.refresh(subscriber)
+    subscriber.consent_source = source
+    subscriber.consent_at = utcnow()
+    subscription = session.get(Subscription, (subscriber.id, list_id))
+    if subscription is None:
+        active = SubscriptionStatus.ACTIVE
+        session.add(Subscription(subscriber_id=subscriber.id, list_id=list_id, status=active))
+    else:
+        subscription.status = SubscriptionStatus.ACTIVE
+    session.flush()
 
 
 def unsubscribe(session: Session, subscriber: Subscriber) -> None:

@@ -260,3 +260,32 @@ def test_sqlite_gets_fewer_dispatcher_slots_than_a_database_server() -> None:
     assert Settings.from_env(server).dispatch_slots == 6
     assert Settings.from_env({**server, "DISPATCH_SLOTS": "3"}).dispatch_slots == 3
     assert Settings.from_env({"DISPATCH_SLOTS": "8"}).dispatch_slots == 8
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"WECHAT_ENCODING_AES_KEY": "short", "WECHAT_APP_ID": "wx1"},
+            "Error: WECHAT_ENCODING_AES_KEY is 5 characters, not the 43 letters, digits, '+' and "
+            "'/' of the EncodingAESKey shown in the WeChat console\n",
+        ),
+        (
+            {"WECHAT_ENCODING_AES_KEY": "!" * 43, "WECHAT_APP_ID": "wx1"},
+            "Error: WECHAT_ENCODING_AES_KEY is 43 characters, not the 43 letters, digits, '+' and "
+            "'/' of the EncodingAESKey shown in the WeChat console\n",
+        ),
+        (
+            {"WECHAT_ENCODING_AES_KEY": "a" * 43},
+            "Error: WECHAT_ENCODING_AES_KEY needs WECHAT_APP_ID: a safe-mode message names its "
+            "account\n",
+        ),
+    ],
+)
+def test_a_wechat_encoding_aes_key_that_is_not_one_is_refused(
+    sqlite_url: str, env: dict[str, str], problem: str
+) -> None:
+    code, output = run({"DATABASE_URL": sqlite_url, **env}, "issue", "list")
+    assert (code, output) == (2, problem)
+    good = Settings.from_env({"WECHAT_ENCODING_AES_KEY": "a" * 43, "WECHAT_APP_ID": "wx1"})
+    assert good.wechat_encoding_aes_key == "a" * 43 and "aaaa" not in repr(good)

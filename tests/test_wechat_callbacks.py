@@ -16,13 +16,20 @@ from fastapi.responses import PlainTextResponse
 from distributor.channels.wechat.callbacks import (
     MassJobFinished,
     Unfollowed,
+    aes_key,
     callback_signature,
+    open_safe_mode,
     parse_mass_job_finished,
     parse_unfollowed,
     verify_signature,
 )
 from distributor.channels.wechat.protocol import ToAll
-from distributor.devservers.wechat_sandbox import SandboxConfig, SandboxServer, ThreadedServer
+from distributor.devservers.wechat_sandbox import (
+    Sandbox,
+    SandboxConfig,
+    SandboxServer,
+    ThreadedServer,
+)
 from distributor.errors import InvalidWechatCallback
 from tests.support.wechat import client_for
 from tests.test_wechat_client import make_draft, wait_for
@@ -221,3 +228,32 @@ def test_a_callback_signed_with_another_token_is_refused(
         receiver.events == []
         and receiver.refused == ["the WeChat callback signature does not match"] * 3
     )
+
+
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # the shape of the console's EncodingAESKey
+
+
+@pytest.mark.parametrize("timestamp", ["nan", "inf", "-inf", "1e99", "1481013459.5", " 1481013459"])
+def test_only_whole_second_timestamps_count(timestamp: str) -> None:
+    signature = callback_signature(TOKEN, timestamp, "xyz")
+    with pytest.raises(InvalidWechatCallback, match="not a whole number of seconds"):
+        verify_signature(TOKEN, signature, timestamp, "xyz", now=1481013459.0)
+
+
+def test_a_safe_mode_message_opens_only_with_its_signature_key_and_appid() -> None:
+    """The sandbox encrypts as WeChat does, with code of its own: the two must agree."""
+    sandbox = Sandbox(SandboxConfig(encoding_aes_key=AES_KEY))
+    app_id = sandbox.config.app_id
+    params, body = sandbox.signed_callback(TOKEN, EVENT, timestamp="1481013459", nonce="42")
+    assert b"MASSSENDJOBFINISH" not in body and params["encrypt_type"] == "aes"
+    signed = {"timestamp": "1481013459", "nonce": "42", "body": body}
+    key = aes_key(AES_KEY)
+    opened = open_safe_mode(TOKEN, key, app_id, msg_signature=params["msg_signature"], **signed)
+    assert parse_mass_job_finished(opened).msg_id == 1000001625
+    with pytest.raises(InvalidWechatCallback, match="msg_signature does not match"):
+        open_safe_mode(TOKEN, key, app_id, msg_signature="0" * 40, **signed)
+    with pytest.raises(InvalidWechatCallback, match="for another AppID"):
+        open_safe_mode(TOKEN, key, "wx-other", msg_signature=params["msg_signature"], **signed)
+    with pytest.raises(InvalidWechatCallback, match="does not decrypt with our EncodingAESKey"):
+        other_key = aes_key(AES_KEY[::-1])
+        open_safe_mode(TOKEN, other_key, app_id, msg_signature=params["msg_signature"], **signed)

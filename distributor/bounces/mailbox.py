@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -154,9 +154,23 @@ class BounceMailbox:
         return data
 
 
-# What became of one message: processed, or the error that stopped it.
-Result = Processed | Exception
+class Taken(Protocol):
+    """A message another room took before the feedback loop (mail to the List-Unsubscribe
+    address, :mod:`distributor.readers.mailto`): moved to the done folder when ``handled``."""
+
+    @property
+    def handled(self) -> bool: ...
+    @property
+    def what(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+# What became of one message: processed, taken, or the error that stopped it.
+Result = Processed | Taken | Exception
 Handler = Callable[[Sequence[bytes]], list[Result]]
+# Takes the messages it recognises (None for the others, which go to the feedback loop).
+TakeFirst = Callable[[bytes], Taken | None]
 
 
 def poll(
@@ -193,7 +207,7 @@ def _settle(mailbox: BounceMailbox, uid: str, result: Result, report: PollReport
         log.warning(
             "bounce message UID %s (%s): %s; moved to %s",
             uid,
-            result.kind.value,
+            result.kind.value if isinstance(result, Processed) else result.what,
             result.reason,
             mailbox.settings.failed_folder,
         )
@@ -254,11 +268,34 @@ def feedback_handler(settings: Settings) -> Handler:
     return handle
 
 
-def poll_bounce_mailbox(settings: Settings) -> PollReport | None:
-    """One poll of the configured bounce mailbox; None when there is none."""
+def taking_first(take: TakeFirst, then: Handler) -> Handler:
+    """``take`` each message it recognises; the rest go to ``then``. A message whose taking
+    failed is that failure's (set aside, or left for the next poll)."""
+
+    def handle(raws: Sequence[bytes]) -> list[Result]:
+        taken: list[Result | None] = []
+        for raw in raws:
+            try:
+                taken.append(take(raw))
+            except Exception as error:  # a stranger's message must never stop the poller
+                taken.append(error)
+        left = [raw for raw, done in zip(raws, taken, strict=True) if done is None]
+        rest = iter(then(left) if left else [])
+        return [next(rest) if done is None else done for done in taken]
+
+    return handle
+
+
+def poll_bounce_mailbox(
+    settings: Settings, take_first: TakeFirst | None = None
+) -> PollReport | None:
+    """One poll of the configured bounce mailbox; None when there is none. ``take_first``: a
+    room above that takes some messages itself (the worker passes the mailto unsubscribes)."""
     mailbox_settings = MailboxSettings.from_settings(settings)
     if mailbox_settings is None:
         return None
     handle = feedback_handler(settings)
+    if take_first is not None:
+        handle = taking_first(take_first, handle)
     with BounceMailbox.open(mailbox_settings) as mailbox:
         return poll(mailbox, handle)

@@ -17,6 +17,7 @@ from distributor.cli.send_status_output import when_text
 from distributor.cli.terminal import plain, rich_text
 from distributor.db import utcnow
 from distributor.errors import ConfigurationError, DistributorError
+from distributor.readers.mailto import MailtoOutcome, mailto_unsubscriber
 from distributor.render.verp import Verp
 from subscribers.store import unsuppress
 
@@ -37,6 +38,18 @@ def _message_files(path: Path) -> list[Path]:
     return [path]
 
 
+def _taken_row(file: Path, taken: MailtoOutcome) -> dict[str, object]:
+    """A message to the unsubscribe address, in the shape of a processed report's row."""
+    return {
+        "file": str(file),
+        "id": None,
+        "kind": "unsubscribe",
+        "outcome": "applied" if taken.handled else "refused",
+        "repeat": False,
+        "reason": taken.reason,
+    }
+
+
 def _read_bounded(path: Path) -> bytes:
     with path.open("rb") as file:
         return file.read(MAX_MESSAGE_BYTES)
@@ -48,35 +61,38 @@ def _read_bounded(path: Path) -> bytes:
 @pass_app
 def process_command(app: AppContext, path: Path, as_json: bool) -> None:
     """Process one saved message, or every .eml file in DIR, as if it came to the bounce
-    mailbox: classified, matched to its delivery, its effects applied once."""
+    mailbox: classified, matched to its delivery, its effects applied once; a message to the
+    List-Unsubscribe address (unsubscribe@ the From domain) unsubscribes by its token."""
     verp = Verp.from_settings(app.settings)
     if verp is None:
         raise ConfigurationError(
             "BOUNCE_DOMAIN is not set: messages carry no return path of ours to match"
         )
     policy = PausePolicy.from_settings(app.settings)
+    take_mailto = mailto_unsubscriber(app.settings)
     table = Table("File", "Kind", "Outcome", "What it did or why not")
     for file in _message_files(path):
-        with app.session() as session:
-            result = process_feedback(
-                session, _read_bounded(file), verp=verp, policy=policy, now=utcnow()
-            )
-        outcome = "already processed" if result.repeat else result.outcome.value
+        raw = _read_bounded(file)
+        taken = take_mailto(raw)  # mail to the List-Unsubscribe address
+        if taken is not None:
+            row = _taken_row(file, taken)
+        else:
+            with app.session() as session:
+                result = process_feedback(session, raw, verp=verp, policy=policy, now=utcnow())
+            row = {
+                "file": str(file),
+                "id": result.id,
+                "kind": result.kind.value,
+                "outcome": result.outcome.value,
+                "repeat": result.repeat,
+                "reason": result.reason,
+            }
         if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "file": str(file),
-                        "id": result.id,
-                        "kind": result.kind.value,
-                        "outcome": result.outcome.value,
-                        "repeat": result.repeat,
-                        "reason": result.reason,
-                    },
-                    ensure_ascii=False,
-                )
-            )
-        table.add_row(rich_text(file.name), result.kind.value, outcome, rich_text(result.reason))
+            click.echo(json.dumps(row, ensure_ascii=False))
+        outcome = "already processed" if row["repeat"] else str(row["outcome"])
+        table.add_row(
+            rich_text(file.name), str(row["kind"]), outcome, rich_text(str(row["reason"]))
+        )
     if not as_json:
         app.console.print(table)
 

@@ -11,6 +11,7 @@ links to try, waits for Enter, and stops everything it started.
 
 from __future__ import annotations
 
+import base64
 import csv
 import mailbox
 import os
@@ -87,18 +88,20 @@ def demo_settings(
         WECHAT_API_BASE=wechat.url,
         WECHAT_ACCOUNT_TYPE=sandbox.account_type,
         WECHAT_CALLBACK_TOKEN=sandbox.callback_token,
+        WECHAT_ENCODING_AES_KEY=sandbox.encoding_aes_key,
     )
     return env
 
 
 def wechat_sandbox(web_port: int) -> SandboxServer:
     """The sandbox as a certified service account, posting its signed job results to the demo's
-    web server (WeChat posts them a little after the job, as here)."""
+    web server (WeChat posts them a little after the job, as here), in safe mode (encrypted)."""
     return SandboxServer(
         SandboxConfig(
             account_type="service",
             callback_url=f"http://127.0.0.1:{web_port}{CALLBACK_PATH}",
             callback_token=secrets.token_urlsafe(16),
+            encoding_aes_key=base64.b64encode(secrets.token_bytes(32)).decode().rstrip("="),
             job_finish_delay=1.0,
         )
     )

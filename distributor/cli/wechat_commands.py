@@ -114,6 +114,7 @@ def sandbox(
         account_type=account_type,
         callback_url=callback_url,
         callback_token=settings.wechat_callback_token or "",
+        encoding_aes_key=settings.wechat_encoding_aes_key or "",
         job_finish_delay=callback_delay,
     )
     if settings.wechat_app_id:

@@ -4,7 +4,8 @@ WeChat cannot be reached from development machines and has no test mode for mass
 server reproduces its behaviour from the protocol notes: tokens that expire and rotate (and the
 old one's 5-minute grace), the media and draft stores with their limits, mass jobs with their
 quotas, the clientmsgid table (45065/45066/45067), 60 mass calls a minute, SENDING then
-SEND_SUCCESS and the signed MASSSENDJOBFINISH callback, followers and tags with paging. Errors
+SEND_SUCCESS and the signed MASSSENDJOBFINISH callback (in safe mode, with ``encoding_aes_key``,
+encrypted and signed over the body as WeChat does), followers and tags with paging. Errors
 carry a `` rid: …`` suffix as WeChat's do, so clients must match on errcode, never on errmsg.
 
 It shares no code with the client on purpose (not even the signature): a fake that reuses the
@@ -23,6 +24,7 @@ import hashlib
 import json
 import re
 import secrets
+import struct
 import threading
 import time
 from collections import deque
@@ -34,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import uvicorn
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
@@ -78,6 +81,7 @@ class SandboxConfig:
     job_status: str = "send success"  # or "send fail", "err(30003)", …
     callback_url: str | None = None
     callback_token: str = ""
+    encoding_aes_key: str = ""  # set: callbacks in safe mode (43 characters of base64)
     callback_timeout: float = 5.0
     callback_attempts: int = 3
     mass_permission: bool = True  # False: 48001 on the mass APIs (uncertified account)
@@ -135,6 +139,7 @@ class CallbackAttempt:
     msg_id: int
     status_code: int | None  # None: no answer (timeout, refused)
     body: str
+    query: dict[str, str] = field(default_factory=dict)  # as a proxy's log keeps it
 
 
 def _rid() -> str:
@@ -664,32 +669,71 @@ class Sandbox:
         """POST the event, signed; WeChat tries 3 times when the answer is late or not 200.
         ``msg_id`` is 0 for a follower's event, which names the follower in ``openid``."""
         for _ in range(self.config.callback_attempts):
-            timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
-            signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode())
-            params = {
-                "signature": signature.hexdigest(),
-                "timestamp": timestamp,
-                "nonce": nonce,
-                "openid": openid,
-            }
+            params, body = self.signed_callback(token, xml, openid=openid)
             try:
                 response = httpx.post(
                     url,
                     params=params,
-                    content=xml,
+                    content=body,
                     headers={"Content-Type": "text/xml"},
                     timeout=self.config.callback_timeout,
                 )
             except httpx.HTTPError as error:
                 with self.lock:
-                    self.callback_attempts.append(CallbackAttempt(msg_id, None, str(error)))
+                    self.callback_attempts.append(CallbackAttempt(msg_id, None, str(error), params))
                 continue
             with self.lock:
                 self.callback_attempts.append(
-                    CallbackAttempt(msg_id, response.status_code, response.text[:200])
+                    CallbackAttempt(msg_id, response.status_code, response.text[:200], params)
                 )
             if response.status_code == 200:
                 return
+
+    def signed_callback(
+        self,
+        token: str,
+        xml: bytes,
+        *,
+        openid: str = MPHELPER_OPENID,
+        timestamp: str | None = None,
+        nonce: str | None = None,
+    ) -> tuple[dict[str, str], bytes]:
+        """The query and body WeChat posts for the event ``xml``: signed with ``token``, and in
+        safe mode (``encoding_aes_key`` set) encrypted, with ``msg_signature`` over the body."""
+        timestamp = timestamp or str(int(time.time()))
+        nonce = nonce or str(secrets.randbelow(10**10))  # WeChat's nonces are digits
+        params = {
+            "signature": hashlib.sha1(
+                "".join(sorted([token, timestamp, nonce])).encode()
+            ).hexdigest(),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "openid": openid,
+        }
+        if not self.config.encoding_aes_key:
+            return params, xml
+        encrypted = self._encrypt(xml)
+        params["encrypt_type"] = "aes"
+        params["msg_signature"] = hashlib.sha1(
+            "".join(sorted([token, timestamp, nonce, encrypted])).encode()
+        ).hexdigest()
+        body = (
+            f"<xml><ToUserName><![CDATA[gh_{self.config.app_id[2:14]}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+        ).encode()
+        return params, body
+
+    def _encrypt(self, xml: bytes) -> str:
+        """WeChat's message encryption: AES-256-CBC under the EncodingAESKey, IV its first 16
+        bytes, of 16 random bytes + the length (4 bytes, big-endian) + the XML + the AppID,
+        padded PKCS#7-style to a multiple of 32 bytes; base64."""
+        key = base64.b64decode(self.config.encoding_aes_key + "=")
+        plain = secrets.token_bytes(16) + struct.pack(">I", len(xml)) + xml
+        plain += self.config.app_id.encode()
+        pad = 32 - len(plain) % 32
+        plain += bytes([pad]) * pad
+        encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+        return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
 
     # Followers and tags.
 
@@ -781,6 +825,7 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         with sandbox.lock:
             sandbox.config.callback_url = spec.get("url") or None
             sandbox.config.callback_token = str(spec.get("token", ""))
+            sandbox.config.encoding_aes_key = str(spec.get("aes_key", ""))
             sandbox.config.job_finish_delay = float(
                 spec.get("delay", sandbox.config.job_finish_delay)
             )

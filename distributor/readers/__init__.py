@@ -1,5 +1,6 @@
 """What readers do themselves, and what they are shown: unsubscribes through a message's link
-(counted against its send), the double opt-in confirmation message, opens and clicks of tracked
+(counted against its send) or by mail to its List-Unsubscribe mailto (:mod:`.mailto`, read by
+the bounce mailbox poll), the double opt-in confirmation message, opens and clicks of tracked
 sends (buffered, written in batches), and the public archive of issues that went out.
 
 Owns the tables of those events (:mod:`distributor.readers.models`). Built on the subscriber

@@ -35,6 +35,7 @@ from distributor.render.mime import (
 from distributor.render.views import render_template
 from subscribers.links import PublicLinks
 from subscribers.models import Subscriber, SubscriberStatus, SubscriptionStatus
+from subscribers.returning import pending_return
 from subscribers.tokens import TokenSigner
 
 SUBJECTS = {"en": "Please confirm your subscription: {lists}", "zh-CN": "请确认订阅《{lists}》"}
@@ -47,14 +48,28 @@ class PendingSignUp:
     name: str
     locale: str
     lists: tuple[str, ...]
+    request: str | None = None  # a returning reader's request the link confirms (its subject)
 
 
 def pending_sign_up(session: Session, subscriber_id: int) -> PendingSignUp | None:
     """What is waiting for the person's confirmation; None when nothing is (they confirmed,
-    left, or were removed since), so a late or repeated task sends nothing."""
+    left, or were removed since), so a late or repeated task sends nothing. For someone who
+    unsubscribed, only the request they made by signing up again (:mod:`subscribers.returning`)."""
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return None
+    if subscriber.status is SubscriberStatus.UNSUBSCRIBED:
+        request = pending_return(session, subscriber.id)
+        if request is None:
+            return None
+        return PendingSignUp(
+            subscriber.id,
+            subscriber.email,
+            subscriber.name,
+            subscriber.locale,
+            (request.list_name,),
+            request.link_subject,
+        )
     lists = tuple(
         sorted(
             sub.mailing_list.name
@@ -84,7 +99,7 @@ def confirmation_message(
         lang=lang,
         name=name,
         lists=names or from_name or domain,
-        confirm_url=links.confirm(pending.subscriber_id),
+        confirm_url=links.confirm(pending.subscriber_id, pending.request),
     )
     seconds = int(time.time() if now is None else now)
     headers = [

@@ -23,6 +23,10 @@ from distributor.render.mime import Slot, check_address, clean_name, header_bloc
 from subscribers.links import UNSUBSCRIBE_PATH, PublicLinks
 
 DEFAULT_SALUTATION = "读者朋友"  # "dear reader", for subscribers who gave no name
+# List-Unsubscribe's mailto: unsubscribe@<the From domain>?subject=unsubscribe-<token>; the bounce
+# mailbox poll reads what arrives there (distributor.readers.mailto).
+UNSUBSCRIBE_MAILBOX = "unsubscribe"
+UNSUBSCRIBE_SUBJECT_PREFIX = "unsubscribe-"
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,8 @@ def personalise(
         ("Message-ID", message_id),
         (
             "List-Unsubscribe",
-            f"<{unsubscribe_url}>,\r\n <mailto:unsubscribe@{compiled.domain}"
-            f"?subject=unsubscribe-{token}>",
+            f"<{unsubscribe_url}>,\r\n <mailto:{UNSUBSCRIBE_MAILBOX}@{compiled.domain}"
+            f"?subject={UNSUBSCRIBE_SUBJECT_PREFIX}{token}>",
         ),
         *compiled.skeleton.headers,
     ]

@@ -25,3 +25,17 @@ class WechatToken(Base):
 
     def __repr__(self) -> str:
         return f"<WechatToken {self.app_id}>"
+
+
+class WechatCallbackNonce(Base):
+    """A callback already taken: its ``timestamp:nonce``, kept until its timestamp is out of the
+    freshness window, so the same signed request replayed (a URL seen in a proxy's log) is
+    refused by every web process. ``expires_at`` in seconds since the epoch."""
+
+    __tablename__ = "wechat_callback_nonces"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(index=True)
+
+    def __repr__(self) -> str:
+        return f"<WechatCallbackNonce {self.key}>"
