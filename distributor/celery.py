@@ -21,6 +21,7 @@ from kombu.transport import sqlalchemy as sqla_transport
 
 from distributor.config import Settings
 from distributor.errors import ConfigurationError
+from distributor.private_files import create_private, sqlite_file
 from distributor.startup import check_settings
 
 TICK_SECONDS = 1.0
@@ -34,6 +35,9 @@ logger = get_logger(__name__)
 
 
 def make_app(settings: Settings) -> Celery:
+    broker_file = sqlite_file(settings.broker_url)
+    if broker_file is not None:
+        create_private(broker_file)  # its messages name subscribers: owner only
     app = Celery("distributor", broker=settings.broker_url, include=["distributor.tasks"])
     app.conf.update(
         task_acks_late=True,

@@ -164,6 +164,7 @@ class Settings:
     bounce_imap_host: str | None = None  # the bounce mailbox; unset = not polled
     bounce_imap_port: int = 993
     bounce_imap_security: str = "ssl"  # ssl, starttls or none (none only for loopback tests)
+    bounce_imap_allow_plaintext: bool = False  # none to a host other than loopback
     bounce_imap_user: str | None = None
     bounce_imap_password: str | None = field(default=None, repr=False)
     bounce_imap_folder: str = "INBOX"
@@ -265,6 +266,7 @@ class Settings:
                 env, "BOUNCE_IMAP_PORT", 143 if imap_security != "ssl" else cls.bounce_imap_port
             ),
             bounce_imap_security=imap_security,
+            bounce_imap_allow_plaintext=_flag(env, "BOUNCE_IMAP_ALLOW_PLAINTEXT"),
             bounce_imap_user=env.get("BOUNCE_IMAP_USER", "").strip() or None,
             bounce_imap_password=env.get("BOUNCE_IMAP_PASSWORD") or None,
             bounce_imap_folder=env.get("BOUNCE_IMAP_FOLDER", "").strip() or cls.bounce_imap_folder,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,9 +26,11 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from distributor.private_files import create_private, sqlite_file
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -114,12 +117,29 @@ POOL_SIZE = 5
 CONNECTIONS = 10
 
 
+_DETAIL = re.compile(r"\nDETAIL:[^\n]*")
+
+
+def _without_row_values(context: ExceptionContext) -> None:
+    """PostgreSQL's DETAIL line repeats the failing row's values ("Key (email_key)=(…) already
+    exists"): personal data, kept out of the message and so out of every log and traceback (it
+    stays in the driver error's ``diag`` for code that needs it)."""
+    for error in (context.original_exception, context.sqlalchemy_exception):
+        if error is not None and error.args and isinstance(error.args[0], str):
+            error.args = (_DETAIL.sub("", error.args[0]), *error.args[1:])
+
+
 def get_engine(url: str) -> Engine:
     """The process's engine for ``url``; created once, shared by every session."""
     engine = _engines.get(url)
     if engine is None:
         if is_sqlite(url):
-            engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
+            path = sqlite_file(url)
+            if path is not None:
+                create_private(path)  # the readers, the staff's hashes: owner only
+            engine = create_engine(
+                url, connect_args={"timeout": 30}, json_serializer=_json, hide_parameters=True
+            )
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         else:
@@ -129,7 +149,11 @@ def get_engine(url: str) -> Engine:
                 pool_size=POOL_SIZE,
                 max_overflow=CONNECTIONS - POOL_SIZE,
                 json_serializer=_json,
+                # An error's log line names the statement, never its values: addresses, names
+                # and tokens are personal data.
+                hide_parameters=True,
             )
+            event.listen(engine, "handle_error", _without_row_values)
         _engines[url] = engine
     return engine
 

@@ -7,6 +7,7 @@ production is a warning, logged once at start.
 
 from __future__ import annotations
 
+from distributor.bounces.mailbox import MailboxSettings
 from distributor.channels.smtp import SmtpChannel
 from distributor.config import Settings
 from distributor.errors import ConfigurationError, RenderError
@@ -23,6 +24,7 @@ def check_settings(settings: Settings) -> list[str]:
     """The warnings for these settings; ConfigurationError for the first that cannot work."""
     settings.require_secret_key()
     SmtpChannel.from_settings(settings)  # refuses a password in clear
+    MailboxSettings.from_settings(settings)  # the same for the bounce mailbox
     try:
         _, _, domain = parse_from(settings.mail_from)
     except RenderError as error:

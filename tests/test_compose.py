@@ -10,6 +10,7 @@ is skipped, unless REQUIRE_DOCKER_COMPOSE=1 (CI) turns the skip into a failure (
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -146,6 +147,19 @@ def test_compose_file_passes_every_setting() -> None:
     for name in APP_SERVICES:
         missing = documented - set(services[name]["environment"])
         assert not missing, f"{name} does not get {sorted(missing)} from the environment"
+
+
+def test_the_web_service_believes_the_proxy_on_the_host_only() -> None:
+    """A proxy on the host reaches the published port from the network's gateway: that address,
+    and no other, is trusted for X-Forwarded-For, so each reader has a rate limit of their own
+    and nobody else can claim an address."""
+    config = load_raw()
+    (subnet,) = config["networks"]["default"]["ipam"]["config"]
+    forwarded = config["services"]["web"]["environment"]["FORWARDED_ALLOW_IPS"]
+    match = INTERPOLATION.fullmatch(forwarded)
+    assert match and match["name"] == "FORWARDED_ALLOW_IPS" and match["op"] == ":-"
+    assert match["arg"] == subnet["gateway"]
+    assert ipaddress.ip_address(subnet["gateway"]) in ipaddress.ip_network(subnet["subnet"])
 
 
 def test_compose_file_holds_no_secret() -> None:

@@ -11,6 +11,7 @@ neither loses nor holds back the others.
 from __future__ import annotations
 
 import imaplib
+import ipaddress
 import logging
 import re
 import ssl
@@ -57,6 +58,16 @@ class MailboxSettings:
             raise ConfigurationError(
                 "BOUNCE_IMAP_HOST is set but BOUNCE_IMAP_USER or BOUNCE_IMAP_PASSWORD is not"
             )
+        host = settings.bounce_imap_host
+        if (
+            settings.bounce_imap_security == "none"
+            and not _is_loopback(host)
+            and not settings.bounce_imap_allow_plaintext
+        ):
+            raise ConfigurationError(
+                f"BOUNCE_IMAP_SECURITY=none would send the mailbox password in clear to {host}: "
+                "use ssl or starttls (or BOUNCE_IMAP_ALLOW_PLAINTEXT=1 for a network you trust)"
+            )
         return cls(
             settings.bounce_imap_host,
             settings.bounce_imap_port,
@@ -67,6 +78,13 @@ class MailboxSettings:
             settings.bounce_imap_done_folder,
             settings.bounce_imap_failed_folder,
         )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass

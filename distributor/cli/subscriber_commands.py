@@ -16,6 +16,7 @@ from distributor.cli.context import AppContext, pass_app
 from distributor.cli.terminal import plain, rich_text
 from distributor.db import get_engine
 from distributor.errors import UnknownList
+from distributor.private_files import open_private
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from subscribers.csvfile import ProblemLog
 from subscribers.export import export_subscribers
@@ -179,7 +180,9 @@ def export_command(app: AppContext, list_name: str | None, out: Path | None, bom
     with (
         list_hint(),
         app.session() as session,
-        click.open_file(str(out) if out else "-", "w", encoding=encoding) as file,
+        # Personal data: a file only its owner may read.
+        open_private(out, encoding) if out else click.open_file("-", "w", encoding=encoding)
+        as file,
     ):
         count = export_subscribers(session, file, list_name=list_name)
         file.flush()  # standard output stays open, so nothing else would flush it
