@@ -176,6 +176,8 @@ class Settings:
     web_form_rate_limit: int = 30  # form posts per minute from one IP address
     signup_rate_limit: int = 5  # sign-ups per hour from one IP address
     web_workers: int = 0  # processes of `distributor web`; 0: see web_worker_count
+    web_max_body_bytes: int = 1024 * 1024  # a request body (forms, JSON), before any route
+    web_max_upload_bytes: int = 50 * 1024 * 1024  # an upload's body (issue files, CSV imports)
     web_start_timeout: float = 120.0  # seconds a web process may take to start listening
     web_hang_timeout: float = 60.0  # seconds a listening web process may not answer its manager
     # /metrics: clients at these addresses or networks, or with this bearer token.
@@ -282,6 +284,8 @@ class Settings:
             web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit),
             signup_rate_limit=_int(env, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
             web_workers=_int(env, "WEB_WORKERS", cls.web_workers),
+            web_max_body_bytes=_int(env, "WEB_MAX_BODY_BYTES", cls.web_max_body_bytes),
+            web_max_upload_bytes=_int(env, "WEB_MAX_UPLOAD_BYTES", cls.web_max_upload_bytes),
             web_start_timeout=_float(env, "WEB_START_TIMEOUT", cls.web_start_timeout),
             web_hang_timeout=_float(env, "WEB_HANG_TIMEOUT", cls.web_hang_timeout),
             metrics_allow_ips=env.get("METRICS_ALLOW_IPS", "").strip() or cls.metrics_allow_ips,

@@ -31,12 +31,13 @@ from distributor.web import (
     wechat_callback,
 )
 from distributor.web.api import install as install_api
+from distributor.web.bodies import BodyLimit
 from distributor.web.i18n import service_message, translator
 from distributor.web.page_cache import PageCache
 from distributor.web.pages import Web, page_language, render
 from distributor.web.security import HEADERS, Csrf, RateLimiter, SecurityHeaders, rate_limiter
 from distributor.web.staff import staff_routers
-from distributor.web.staff_auth import LoginRequired, login_redirect
+from distributor.web.staff_auth import LoginRequired, login_redirect, upload_refusal
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 
@@ -86,6 +87,12 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _server_error)
     install_api(app, settings)  # the JSON API, /healthz, /metrics; JSON errors under /api/
+    app.add_middleware(
+        BodyLimit,
+        most=settings.web_max_body_bytes,
+        most_upload=settings.web_max_upload_bytes,
+        uploader=upload_refusal,
+    )
     app.add_middleware(SecurityHeaders)
     # Outermost, so that everything inside sees the client and scheme the proxy reported.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)

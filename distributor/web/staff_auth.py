@@ -14,13 +14,14 @@ from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import Depends, Request
-from fastapi.responses import RedirectResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from distributor.errors import NotAuthenticated, NotPermitted
 from distributor.staff.models import Role, StaffUser
 from distributor.staff.sessions import session_user
 from distributor.staff.tokens import authenticate_token
-from distributor.web.pages import WebDep
+from distributor.web.pages import Web, WebDep
 
 SESSION_COOKIE = "distributor_staff"
 STAFF_HOME = "/staff/"
@@ -76,6 +77,34 @@ def api_user(request: Request, web: WebDep) -> StaffUser:
         raise NotAuthenticated("send an API token: Authorization: Bearer <token>")
     with web.reading() as session:
         return authenticate_token(session, token)
+
+
+async def upload_refusal(request: Request) -> Response | None:
+    """None when the request's credential (the API token under /api/, else the session cookie)
+    belongs to an enabled editor or admin; else the answer to give before its body is read
+    (:mod:`distributor.web.bodies`): 401 (the API's JSON error) or a redirect to the login,
+    403 for a viewer."""
+    from distributor.web.api.errors import refused  # the API package imports this module
+
+    web: Web = request.app.state.web
+    api = request.url.path.startswith("/api/")
+
+    def check() -> None:
+        if api:
+            user = api_user(request, web)
+        else:
+            with web.transaction() as session:
+                user = session_user(session, request.cookies.get(SESSION_COOKIE, ""))
+        if not user.role.allows(Role.EDITOR):
+            raise NotPermitted(f"a {user.role} cannot upload: it needs the {Role.EDITOR} role")
+
+    try:
+        await run_in_threadpool(check)
+    except NotAuthenticated as error:
+        return refused(error) if api else login_redirect(request, LoginRequired(STAFF_HOME))
+    except NotPermitted as error:
+        return refused(error) if api else PlainTextResponse(error.message + "\n", 403)
+    return None
 
 
 def require(
