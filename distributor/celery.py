@@ -19,6 +19,7 @@ from celery.signals import beat_init, worker_init
 from celery.utils.log import get_logger
 from kombu.transport import sqlalchemy as sqla_transport
 
+from distributor import broker
 from distributor.config import Settings
 from distributor.errors import ConfigurationError
 from distributor.startup import check_settings
@@ -35,6 +36,7 @@ logger = get_logger(__name__)
 
 def make_app(settings: Settings) -> Celery:
     app = Celery("distributor", broker=settings.broker_url, include=["distributor.tasks"])
+    redis = settings.broker_url.startswith(("redis://", "rediss://"))
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -48,10 +50,13 @@ def make_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         result_backend=None,
         broker_connection_retry_on_startup=True,
+        # A broker that is down for long is waited for, however long (every 30 s at most):
+        # sending goes on meanwhile, and the worker takes new tasks as soon as it is back.
+        broker_connection_max_retries=None,
+        # kombu's Redis transport, but one that survives a broker restart (distributor.broker).
+        broker_transport=broker.TRANSPORT if redis else None,
         # (The SQL transport hands every transport option to create_engine: give it none.)
-        broker_transport_options=(
-            {"visibility_timeout": 3600} if settings.broker_url.startswith("redis") else {}
-        ),
+        broker_transport_options={"visibility_timeout": 3600} if redis else {},
         worker_hijack_root_logger=False,
         # Our one periodic entry is the tick, whose state lives in the database: a scheduler
         # that persists nothing leaves no celerybeat-schedule files in the current folder.
