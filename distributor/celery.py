@@ -22,6 +22,7 @@ from kombu.transport import sqlalchemy as sqla_transport
 from distributor import broker
 from distributor.config import Settings
 from distributor.errors import ConfigurationError
+from distributor.redaction import redact_every_log_record
 from distributor.startup import check_settings
 
 TICK_SECONDS = 1.0
@@ -113,6 +114,7 @@ class _WithoutTicks(logging.Filter):
         return TICK_TASK not in record.getMessage()
 
 
+redact_every_log_record()  # httpx logs WeChat's URLs, access token and all
 worker_init.connect(_check_settings)
 beat_init.connect(_check_settings)
 for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
