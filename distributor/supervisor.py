@@ -8,9 +8,9 @@ keeps dying at once is started again after a growing pause (1 s, 2 s, 4 s … 60
 one log line, instead of a restart loop that fills the log.
 
 A child that exits 0 was asked to stop, and one that exits 2 refused its settings: both end
-the supervisor. SIGTERM, SIGINT and SIGQUIT are passed on to the children (``docker stop``
-signals only this process), and the supervisor exits once they have stopped. A child also gets
-SIGTERM when the supervisor itself dies, so none is left behind.
+the supervisor. SIGTERM, SIGINT (as SIGTERM) and SIGQUIT are passed on to the children
+(``docker stop`` signals only this process), and the supervisor exits once they have stopped.
+A child also gets SIGTERM when the supervisor itself dies, so none is left behind.
 """
 
 from __future__ import annotations
@@ -101,10 +101,13 @@ class Supervisor:
         self.asked_to_stop = False
 
     def _pass_on(self, signum: int, _frame: FrameType | None) -> None:
+        """SIGQUIT (Celery's cold shutdown) as it is, the others as SIGTERM (its warm one): a
+        Ctrl-C in a terminal has already given each child a SIGINT, and a second would be cold."""
         self.asked_to_stop = True
+        passed_on = signal.SIGQUIT if signum == signal.SIGQUIT else signal.SIGTERM
         for child in self.children:
             if child.process is not None and child.process.poll() is None:
-                child.process.send_signal(signum)
+                child.process.send_signal(passed_on)
 
     def run(self) -> int:
         """Keep the children running until asked to stop or one ends for good; its exit code."""

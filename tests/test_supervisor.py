@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from distributor.supervisor import MAX_PAUSE_SECONDS, pause_before_restart
 from tests.support.polling import wait_until
 
@@ -57,8 +59,9 @@ def test_a_child_that_keeps_dying_at_once_is_started_again_after_longer_pauses(
     assert len(log.read_text().splitlines()) == len(starts) + len(all_deaths)
 
 
-def test_a_killed_child_is_replaced_and_sigterm_to_the_supervisor_stops_every_child(
-    tmp_path: Path,
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_killed_child_is_replaced_and_a_stop_signal_to_the_supervisor_stops_every_child(
+    tmp_path: Path, stop: signal.Signals
 ) -> None:
     log = tmp_path / "supervisor.log"
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -82,9 +85,9 @@ def test_a_killed_child_is_replaced_and_sigterm_to_the_supervisor_stops_every_ch
         assert f"The worker process (pid {worker_pid}) died (killed by SIGKILL)" in death
         assert "a fresh one starts in 1 s" in death  # it had lived for less than 10 s
         children = started()[-2:]
-        process.send_signal(signal.SIGTERM)  # as `docker stop` does: the supervisor only
+        process.send_signal(stop)  # to the supervisor only, as `docker stop` does
         code = process.wait(timeout=10)
     finally:
         process.kill()
-    assert code == 128 + signal.SIGTERM  # each child ended by the SIGTERM passed on
+    assert code == 128 + signal.SIGTERM  # each child ended by a SIGTERM passed on
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
