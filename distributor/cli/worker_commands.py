@@ -16,7 +16,7 @@ CELERY = [sys.executable, "-m", "celery", "-A", "distributor"]
     type=int,
     help="Pool threads [default: DISPATCH_SLOTS + 2: a thread per dispatcher, two for the rest].",
 )
-@click.option("--beat", is_flag=True, help="Also run the scheduler in this worker (one per site).")
+@click.option("--beat", is_flag=True, help="Also run the scheduler beside it (one per site).")
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
     """Run a Celery worker (as `celery -A distributor worker`, with the same defaults), and with
