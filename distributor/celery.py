@@ -114,9 +114,14 @@ class _WithoutTicks(logging.Filter):
         return TICK_TASK not in record.getMessage()
 
 
-redact_every_log_record()  # httpx logs WeChat's URLs, access token and all
-worker_init.connect(_check_settings)
-beat_init.connect(_check_settings)
+def _redact_logs(**_: Any) -> None:
+    """httpx logs each WeChat API call's URL, access token and all (distributor.redaction)."""
+    redact_every_log_record()
+
+
+for _starting in (worker_init, beat_init):
+    _starting.connect(_redact_logs)
+    _starting.connect(_check_settings)
 for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
     logging.getLogger(_name).addFilter(_WithoutTicks())
 
