@@ -19,9 +19,11 @@ from celery.signals import beat_init, worker_init
 from celery.utils.log import get_logger
 from kombu.transport import sqlalchemy as sqla_transport
 
+from distributor import broker
 from distributor.config import Settings
 from distributor.errors import ConfigurationError
 from distributor.private_files import create_private, sqlite_file
+from distributor.redaction import redact_every_log_record
 from distributor.startup import check_settings
 
 TICK_SECONDS = 1.0
@@ -39,6 +41,7 @@ def make_app(settings: Settings) -> Celery:
     if broker_file is not None:
         create_private(broker_file)  # its messages name subscribers: owner only
     app = Celery("distributor", broker=settings.broker_url, include=["distributor.tasks"])
+    redis = settings.broker_url.startswith(("redis://", "rediss://"))
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -52,10 +55,13 @@ def make_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         result_backend=None,
         broker_connection_retry_on_startup=True,
+        # A broker that is down for long is waited for, however long (every 30 s at most):
+        # sending goes on meanwhile, and the worker takes new tasks as soon as it is back.
+        broker_connection_max_retries=None,
+        # kombu's Redis transport, but one that survives a broker restart (distributor.broker).
+        broker_transport=broker.TRANSPORT if redis else None,
         # (The SQL transport hands every transport option to create_engine: give it none.)
-        broker_transport_options=(
-            {"visibility_timeout": 3600} if settings.broker_url.startswith("redis") else {}
-        ),
+        broker_transport_options={"visibility_timeout": 3600} if redis else {},
         worker_hijack_root_logger=False,
         # Our one periodic entry is the tick, whose state lives in the database: a scheduler
         # that persists nothing leaves no celerybeat-schedule files in the current folder.
@@ -112,8 +118,14 @@ class _WithoutTicks(logging.Filter):
         return TICK_TASK not in record.getMessage()
 
 
-worker_init.connect(_check_settings)
-beat_init.connect(_check_settings)
+def _redact_logs(**_: Any) -> None:
+    """httpx logs each WeChat API call's URL, access token and all (distributor.redaction)."""
+    redact_every_log_record()
+
+
+for _starting in (worker_init, beat_init):
+    _starting.connect(_redact_logs)
+    _starting.connect(_check_settings)
 for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
     logging.getLogger(_name).addFilter(_WithoutTicks())
 

@@ -13,7 +13,9 @@ from tests.conftest import ROOT
 
 ENGINES = {"sending", "wechat", "bounces", "readers"}
 ABOVE_ENGINES = {"campaigns", "runtime"}
-FACES = {"cli", "web", "tasks", "celery", "__main__", "startup"}
+FACES = {
+    "cli", "web", "tasks", "celery", "broker", "supervisor", "redaction", "__main__", "startup"
+}
 LOCAL_SERVERS = {"devservers"}
 BELOW_ENGINES = {"issues", "subscribers", "render", "channels", "staff"}
 UPPER = ABOVE_ENGINES | FACES | LOCAL_SERVERS

@@ -73,3 +73,6 @@ def test_a_worker_killed_between_the_call_and_the_commit_makes_no_second_job(
     assert (job.target, wechat_deliveries(database_url, send_id)) == ("openids", {"sent": 5})
     assert received == emails, "the email readers got it from the same send"
     assert status.counts == {"sent": 8}
+    logs = worker.logs()  # httpx logged each call to WeChat, with the token masked
+    assert "access_token=***" in logs
+    assert "access_token=" not in logs.replace("access_token=***", "")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
+
+CELERY = [sys.executable, "-m", "celery", "-A", "distributor"]
 
 
 @click.command()
@@ -12,18 +16,23 @@ import click
     type=int,
     help="Pool threads [default: DISPATCH_SLOTS + 2: a thread per dispatcher, two for the rest].",
 )
-@click.option("--beat", is_flag=True, help="Also run the scheduler in this worker (one per site).")
+@click.option("--beat", is_flag=True, help="Also run the scheduler beside it (one per site).")
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
-    """Run a Celery worker (same as `celery -A distributor worker`, with the same defaults)."""
-    from distributor.celery import app
+    """Run a Celery worker (as `celery -A distributor worker`, with the same defaults), and with
+    --beat the scheduler beside it; a process of them that dies is started afresh."""
+    from distributor.config import Settings
+    from distributor.startup import check_settings
+    from distributor.supervisor import supervise
 
-    argv = ["worker", f"--loglevel={loglevel}"]
+    check_settings(Settings.from_env())  # one line and exit 2 here, not one per child
+    argv = [*CELERY, "worker", f"--loglevel={loglevel}"]
     if concurrency is not None:
         argv.append(f"--concurrency={concurrency}")
+    children = [("worker", argv)]
     if beat:
-        argv.append("--beat")
-    app.worker_main(argv)
+        children.append(("beat", [*CELERY, "beat", f"--loglevel={loglevel}"]))
+    sys.exit(supervise(children))
 
 
 @click.command()

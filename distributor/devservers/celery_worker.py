@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,7 +21,9 @@ class WorkerProcess:
     file of its own in ``workdir``, where beat keeps its schedule too.
 
     ``env`` is laid over this process's environment, or with ``inherit_environment=False`` is the
-    whole of the worker's (for a caller that has taken settings out of it).
+    whole of the worker's (for a caller that has taken settings out of it). With ``supervised``
+    it is ``distributor worker`` as shipped: a supervisor with the Celery worker (the sending
+    process) and beat as its children, which :meth:`started_pids` names.
     """
 
     def __init__(
@@ -31,11 +34,13 @@ class WorkerProcess:
         concurrency: int | None = 2,
         beat: bool = True,
         inherit_environment: bool = True,
+        supervised: bool = False,
     ) -> None:
         self.env = {**os.environ, **env} if inherit_environment else dict(env)
         self.workdir = workdir
         self.concurrency = concurrency
         self.beat = beat
+        self.supervised = supervised
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -44,8 +49,11 @@ class WorkerProcess:
         """The log of the latest start."""
         return self.workdir / f"worker-{self.starts}.log"
 
-    def start(self) -> None:
-        self.starts += 1
+    def argv(self) -> list[str]:
+        concurrency = [] if self.concurrency is None else [f"--concurrency={self.concurrency}"]
+        if self.supervised:
+            beat = ["--beat"] if self.beat else []
+            return [sys.executable, "-m", "distributor", "worker", *concurrency, *beat]
         argv = [
             sys.executable,
             "-m",
@@ -53,7 +61,7 @@ class WorkerProcess:
             "-A",
             "distributor",
             "worker",
-            *([] if self.concurrency is None else [f"--concurrency={self.concurrency}"]),
+            *concurrency,
             "--loglevel=INFO",
             "--without-gossip",
             "--without-mingle",
@@ -62,9 +70,13 @@ class WorkerProcess:
         ]
         if self.beat:
             argv += ["--beat", f"--schedule={self.workdir / 'beat-schedule'}"]
+        return argv
+
+    def start(self) -> None:
+        self.starts += 1
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                argv,
+                self.argv(),
                 env=self.env,
                 cwd=self.workdir,
                 stdout=log,
@@ -103,6 +115,11 @@ class WorkerProcess:
         return "\n".join(
             path.read_text(errors="replace") for path in sorted(self.workdir.glob("worker-*.log"))
         )
+
+    def started_pids(self, name: str = "worker") -> list[int]:
+        """The process ids a supervised worker gave its ``name`` children, in order of start."""
+        started = re.compile(rf"Started the {name} process \(pid (\d+)\)")
+        return [int(pid) for pid in started.findall(self.logs())]
 
     def tail(self, lines: int = 30) -> str:
         """The last lines of the latest start's log."""

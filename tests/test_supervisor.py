@@ -1,0 +1,93 @@
+"""The supervisor of ``distributor worker``: a child that dies is started again, one that keeps
+dying at once after a growing pause said in one line; a stop signal reaches the children."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from distributor.supervisor import MAX_PAUSE_SECONDS, pause_before_restart
+from tests.support.polling import wait_until
+
+
+def supervisor(children: list[tuple[str, list[str]]], log: Path) -> subprocess.Popen[bytes]:
+    """A real supervisor process around ``children``, logging to ``log``."""
+    code = (
+        "import sys\nfrom distributor.supervisor import supervise\n"
+        f"sys.exit(supervise({children!r}))"
+    )
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT)
+
+
+def lines_with(log: Path, text: str) -> list[str]:
+    return [line for line in log.read_text().splitlines() if text in line]
+
+
+def test_the_pause_grows_only_while_a_child_keeps_dying_at_once() -> None:
+    assert [pause_before_restart(n) for n in range(5)] == [0, 1, 2, 4, 8]
+    assert pause_before_restart(50) == MAX_PAUSE_SECONDS
+
+
+def test_a_child_that_keeps_dying_at_once_is_started_again_after_longer_pauses(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "supervisor.log"
+    process = supervisor([("worker", [sys.executable, "-c", "raise SystemExit(1)"])], log)
+    try:
+        wait_until(
+            lambda: lines_with(log, "died"),
+            lambda lines: len(lines) >= 3,
+            timeout=30,
+            what="3 deaths",
+        )
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+    first = lines_with(log, "died")[:3]
+    assert [re.findall(r"starts in (\d+) s", line) for line in first] == [["1"], ["2"], ["4"]]
+    assert "died at once again (exit code 1, 3 times in a row" in first[2], first
+    assert "ERROR/Supervisor" in first[2]
+    # One line for each start and each death, nothing else.
+    starts, all_deaths = lines_with(log, "Started the worker"), lines_with(log, "died")
+    assert len(log.read_text().splitlines()) == len(starts) + len(all_deaths)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_killed_child_is_replaced_and_a_stop_signal_to_the_supervisor_stops_every_child(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    log = tmp_path / "supervisor.log"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    process = supervisor([("worker", sleeper), ("beat", sleeper)], log)
+
+    def started() -> list[int]:
+        found = re.findall(r"Started the \w+ process \(pid (\d+)\)", log.read_text())
+        return [int(pid) for pid in found]
+
+    try:
+        wait_until(started, lambda pids: len(pids) == 2, timeout=30, what="both started")
+        worker_pid = int(re.findall(r"worker process \(pid (\d+)\)", log.read_text())[0])
+        os.kill(worker_pid, signal.SIGKILL)
+        wait_until(
+            lambda: lines_with(log, "Started the worker"),
+            lambda lines: len(lines) == 2,
+            timeout=10,
+            what="a fresh worker",
+        )
+        (death,) = lines_with(log, "died")
+        assert f"The worker process (pid {worker_pid}) died (killed by SIGKILL)" in death
+        assert "a fresh one starts in 1 s" in death  # it had lived for less than 10 s
+        children = started()[-2:]
+        process.send_signal(stop)  # to the supervisor only, as `docker stop` does
+        code = process.wait(timeout=10)
+    finally:
+        process.kill()
+    assert code == 128 + signal.SIGTERM  # each child ended by a SIGTERM passed on
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
