@@ -27,6 +27,8 @@ from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.server import Server
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from distributor.redaction import redact_every_log_record
+
 log = logging.getLogger("uvicorn.error")
 FIRST_PAUSE = 1.0  # seconds before replacing a child that never became ready
 LONGEST_PAUSE = 60.0
@@ -159,6 +161,7 @@ def serve(
     *, host: str, port: int, workers: int, start_timeout: float, hang_timeout: float
 ) -> None:
     """Serve the pages on ``host``:``port`` in ``workers`` processes (one: in this process)."""
+    redact_every_log_record()
     config = Config(
         # Each process builds the app from the same environment as this one, behind a listener
         # that answers at once (distributor.web.warmup).

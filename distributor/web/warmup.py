@@ -26,6 +26,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from distributor.config import Settings
+from distributor.redaction import redact_every_log_record
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -118,4 +119,5 @@ def _build_from_environment() -> Any:
 def app_for_server() -> WarmingApp:
     """The factory ``distributor web`` gives uvicorn: settings checked now, the rest behind."""
     Settings.from_env().require_secret_key()
+    redact_every_log_record()  # a WeChat callback's signature, a token in a URL: masked
     return WarmingApp(_build_from_environment)
