@@ -178,6 +178,8 @@ class Settings:
     web_workers: int = 0  # processes of `distributor web`; 0: see web_worker_count
     web_max_body_bytes: int = 1024 * 1024  # a request body (forms, JSON), before any route
     web_max_upload_bytes: int = 50 * 1024 * 1024  # an upload's body (issue files, CSV imports)
+    web_header_timeout: float = 10.0  # seconds a request's head may take to arrive
+    web_max_header_bytes: int = 64 * 1024  # the largest request head (request line, headers)
     web_start_timeout: float = 120.0  # seconds a web process may take to start listening
     web_hang_timeout: float = 60.0  # seconds a listening web process may not answer its manager
     # /metrics: clients at these addresses or networks, or with this bearer token.
@@ -286,6 +288,8 @@ class Settings:
             web_workers=_int(env, "WEB_WORKERS", cls.web_workers),
             web_max_body_bytes=_int(env, "WEB_MAX_BODY_BYTES", cls.web_max_body_bytes),
             web_max_upload_bytes=_int(env, "WEB_MAX_UPLOAD_BYTES", cls.web_max_upload_bytes),
+            web_header_timeout=_float(env, "WEB_HEADER_TIMEOUT", cls.web_header_timeout),
+            web_max_header_bytes=_int(env, "WEB_MAX_HEADER_BYTES", cls.web_max_header_bytes),
             web_start_timeout=_float(env, "WEB_START_TIMEOUT", cls.web_start_timeout),
             web_hang_timeout=_float(env, "WEB_HANG_TIMEOUT", cls.web_hang_timeout),
             metrics_allow_ips=env.get("METRICS_ALLOW_IPS", "").strip() or cls.metrics_allow_ips,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -163,3 +164,29 @@ def test_distributor_web_serves_unsubscribes_and_pixels_under_cpu_load(
     with transaction(sqlite_url) as session:
         statuses = set(session.scalars(select(Subscriber.status)))
     assert statuses == {SubscriberStatus.UNSUBSCRIBED}
+
+
+def test_a_slow_or_huge_request_head_does_not_hold_a_connection(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A head that trickles in is cut off after WEB_HEADER_TIMEOUT; one over
+    WEB_MAX_HEADER_BYTES is answered 431; a normal request, and a second one on the same
+    connection, are served as ever."""
+    port, log = free_port(), tmp_path / "web.log"
+    env = {"HOME": str(tmp_path), "DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": SECRET,
+           "WEB_HEADER_TIMEOUT": "1", "WEB_MAX_HEADER_BYTES": "8192"}
+    with running([sys.executable, "-m", "distributor", "web", "--port", str(port)], log, **env):
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/livez"), 60, log)
+        slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(50)]
+        for connection in slow:
+            connection.sendall(b"GET /livez HTTP/1.1\r\nHost: news.example.org\r\nX-Slow: ")
+        started = time.monotonic()
+        assert all(connection.recv(1024) == b"" for connection in slow)  # closed by the server
+        assert time.monotonic() - started < 5
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000)
+            assert connection.recv(1024).startswith(b"HTTP/1.1 431 ")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            assert [client.get("/livez").status_code for _ in range(2)] == [200, 200]
+        for connection in slow:
+            connection.close()

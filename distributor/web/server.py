@@ -28,6 +28,7 @@ from uvicorn.server import Server
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from distributor.redaction import redact_every_log_record
+from distributor.web.protocol import BoundedHttpToolsProtocol
 
 log = logging.getLogger("uvicorn.error")
 FIRST_PAUSE = 1.0  # seconds before replacing a child that never became ready
@@ -167,6 +168,7 @@ def serve(
         # that answers at once (distributor.web.warmup).
         "distributor.web.warmup:app_for_server",
         factory=True,
+        http=BoundedHttpToolsProtocol,  # a deadline and a size limit for each request's head
         workers=workers,
         host=host,
         port=port,
