@@ -52,7 +52,13 @@ def test_a_body_announced_over_the_limit_is_refused_at_once(server: str) -> None
     assert status == "HTTP/1.1 413 Request Entity Too Large" and seconds < 5
     answer = httpx.post(f"{server}/api/v1/sends", content=b"{" + b" " * (LIMIT + 1) + b"}")
     assert answer.status_code == 413
-    assert answer.text == f"the request body is larger than {LIMIT:,} bytes\n"
+    assert answer.json()["error"] == {
+        "code": "too_large", "message": f"the request body is larger than {LIMIT:,} bytes"
+    }
+    page = httpx.post(f"{server}/subscribe/1", content=b"email=" + b"x" * LIMIT)
+    assert (page.status_code, page.text) == (
+        413, f"the request body is larger than {LIMIT:,} bytes\n"
+    )
 
 
 def test_a_chunked_body_is_stopped_once_it_passes_the_limit(server: str) -> None:

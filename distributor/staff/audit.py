@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from distributor.staff.models import AuditEntry, StaffUser
+from distributor.staff.models import TARGET_ID_MAX, AuditEntry, StaffUser
 
 AUDIT_SHOWN = 50
+
+
+def target_key(target_id: int | str) -> str:
+    """The column's form of a target: as it is, or, past ``TARGET_ID_MAX`` (a list name may be
+    100 characters), its start and a hash of the whole, so that each still has its own key."""
+    text = str(target_id)
+    if len(text) <= TARGET_ID_MAX:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[:TARGET_ID_MAX - 17]}~{digest}"
 
 
 def record_audit(
@@ -29,8 +40,12 @@ def record_audit(
         actor=user.name if user else (actor or "system"),
         action=action,
         target_kind=target_kind,
-        target_id=None if target_id is None else str(target_id),
-        detail=dict(detail or {}),
+        target_id=None if target_id is None else target_key(target_id),
+        detail={
+            **(detail or {}),
+            **({"target": str(target_id)} if target_id is not None
+               and target_key(target_id) != str(target_id) else {}),
+        },
     )
     session.add(entry)
     session.flush()
@@ -43,7 +58,7 @@ def audit_of(
     """The newest entries about one thing, newest first."""
     return session.scalars(
         select(AuditEntry)
-        .where(AuditEntry.target_kind == target_kind, AuditEntry.target_id == str(target_id))
+        .where(AuditEntry.target_kind == target_kind, AuditEntry.target_id == target_key(target_id))
         .order_by(AuditEntry.id.desc())
         .limit(limit)
     ).all()

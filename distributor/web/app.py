@@ -12,7 +12,7 @@ from pathlib import Path
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -31,7 +31,9 @@ from distributor.web import (
     wechat_callback,
 )
 from distributor.web.api import install as install_api
+from distributor.web.api.errors import API_PREFIX, error_response
 from distributor.web.bodies import BodyLimit
+from distributor.web.controls import UNFIT, UNFIT_VALUES, NoNul
 from distributor.web.i18n import service_message, translator
 from distributor.web.page_cache import PageCache
 from distributor.web.pages import Web, page_language, render
@@ -85,13 +87,17 @@ def create_app(
     app.add_exception_handler(DistributorError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    for unfit in UNFIT_VALUES:
+        app.add_exception_handler(unfit, _unfit_value)
     app.add_exception_handler(Exception, _server_error)
     install_api(app, settings)  # the JSON API, /healthz, /metrics; JSON errors under /api/
+    app.add_middleware(NoNul, refusal=_edge_refusal)
     app.add_middleware(
         BodyLimit,
         most=settings.web_max_body_bytes,
         most_upload=settings.web_max_upload_bytes,
         uploader=upload_refusal,
+        refusal=_edge_refusal,
     )
     app.add_middleware(SecurityHeaders)
     # Outermost, so that everything inside sees the client and scheme the proxy reported.
@@ -164,6 +170,18 @@ def _invalid_request(request: Request, error: RequestValidationError) -> HTMLRes
     """A path that is not a page (``/archive/abc``) is not found; a bad form is a bad request."""
     in_path = any(detail.get("loc", ("",))[0] == "path" for detail in error.errors())
     return _error_page(request, 404 if in_path else 400)
+
+
+def _edge_refusal(path: str, status: int, code: str, message: str) -> Response:
+    """A request refused before routing (a NUL, a body too large): the API's JSON error under
+    /api/, one line of text elsewhere."""
+    if path.startswith(API_PREFIX):
+        return error_response(status, code, message)
+    return PlainTextResponse(message + "\n", status_code=status)
+
+
+def _unfit_value(request: Request, error: Exception) -> HTMLResponse:
+    return _error_page(request, 400, UNFIT)
 
 
 def _server_error(request: Request, error: Exception) -> HTMLResponse:

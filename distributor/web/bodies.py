@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from distributor.web.controls import EdgeRefusal
 
 # The routes that take an uploaded file: (method, path).
 UPLOADS = frozenset({
@@ -48,6 +50,7 @@ class BodyLimit:
     most: int  # bytes of any request body
     most_upload: int  # bytes of an upload's body
     uploader: Uploader
+    refusal: EdgeRefusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,7 +64,8 @@ class BodyLimit:
         most = self.most_upload if upload else self.most
         length = Headers(scope=scope).get("content-length", "")
         if length.isdigit() and int(length) > most:
-            await PlainTextResponse(too_large(most), status_code=413)(scope, receive, send)
+            answer = self.refusal(scope["path"], 413, "too_large", too_large(most).strip())
+            await answer(scope, receive, send)
             return
         if upload:
             refusal = await self.uploader(Request(scope))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Annotated, TypeVar, cast
 from urllib.parse import urlencode
 
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.config import Settings
+from distributor.errors import RequestRefused
 from distributor.render.views import render_template
 from distributor.web.i18n import LANGUAGES, choose, supported, translator
 from distributor.web.page_cache import PageCache
@@ -23,6 +25,10 @@ from subscribers.tokens import TokenSigner
 LANG_COOKIE = "lang"
 LANG_COOKIE_SECONDS = 365 * 24 * 3600
 R = TypeVar("R", bound=Response)
+
+
+MAX_ID_DIGITS = 18  # ids are 64-bit integers
+MAX_NAME = 200  # characters of an uploaded file's name kept
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,23 @@ async def _web_dependency(request: Request) -> Web:
 
 
 WebDep = Annotated[Web, Depends(_web_dependency)]
+
+
+def cursor_id(raw: str | None) -> int:
+    """The id a page of a listing starts after (``?after=``): 0 when absent, and a bad one is a
+    bad request, not a server error."""
+    if not raw:
+        return 0
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_ID_DIGITS):
+        raise RequestRefused(f"{raw[:20]!r} is not where a page can start", status=400)
+    return int(raw)
+
+
+def upload_name(filename: str | None, default: str) -> str:
+    """An uploaded file's own name, as a file name in a folder of ours: its last part only, and
+    ``default`` for a name that is no file's (empty, ``.``, ``..``, too long)."""
+    name = PurePosixPath((filename or "").replace("\\", "/")).name
+    return name if name not in ("", ".", "..") and len(name) <= MAX_NAME else default
 
 
 def page_language(request: Request, own: str | None = None) -> str:

@@ -14,6 +14,7 @@ from distributor.web.pages import WebDep, get_web, here, page_language, render
 from distributor.web.security import limit
 from subscribers.links import UNSUBSCRIBE_PATH
 
+LIST_ID_DIGITS = 18  # a list id is a 64-bit integer: longer is no choice of the form
 ONE_CLICK = "One-Click"  # RFC 8058: the body is List-Unsubscribe=One-Click
 EVERYTHING = "all"
 
@@ -57,7 +58,7 @@ def _unsubscribe(request: Request, fields: dict[str, str]) -> Response:
         web.csrf.check_link(token, fields.get("csrf"))
         scope = fields.get("scope", EVERYTHING)
         if scope != EVERYTHING:
-            if not scope.isdigit():
+            if not (scope.isascii() and scope.isdigit() and len(scope) <= LIST_ID_DIGITS):
                 raise RequestRefused(f"{scope[:20]!r} is not a choice of this form", status=400)
             list_id = int(scope)
     with web.transaction() as session:

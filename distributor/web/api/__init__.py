@@ -19,6 +19,7 @@ from distributor.config import Settings
 from distributor.errors import DistributorError
 from distributor.web import health
 from distributor.web.api import errors, issues, lists, schedules, sends, subscribers, users
+from distributor.web.controls import UNFIT_VALUES
 from distributor.web.metrics import Histogram, MetricsAccess, RequestTimer
 from distributor.web.security import HEADERS
 
@@ -38,6 +39,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         DistributorError: errors.refused,
         HTTPException: errors.http_error,
         RequestValidationError: errors.invalid_request,
+        **{unfit: errors.unfit_value for unfit in UNFIT_VALUES},
         Exception: _server_error,
     }
     for kind, for_api in json_handlers.items():

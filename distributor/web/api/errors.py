@@ -25,6 +25,7 @@ from distributor.errors import (
     RequestRefused,
     StaffAccountConflict,
 )
+from distributor.web.controls import UNFIT
 
 API_PREFIX = "/api/"
 
@@ -105,6 +106,10 @@ def invalid_request(error: RequestValidationError) -> JSONResponse:
     if malformed:
         return error_response(400, "bad_request", "; ".join(parts))
     return error_response(422, "invalid", "; ".join(parts) or "invalid request")
+
+
+def unfit_value(_error: Exception) -> JSONResponse:
+    return error_response(400, "bad_request", UNFIT)
 
 
 def server_error() -> JSONResponse:

@@ -23,7 +23,7 @@ from distributor.sending.recurring import EVERY, add_rule, list_rules, remove_ru
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
-from distributor.web.pages import WebDep
+from distributor.web.pages import WebDep, cursor_id, upload_name
 from distributor.web.staff.common import PAGE_SIZE, WriterDep, see_other, shown_error, staff_page
 from distributor.web.staff_auth import StaffDep
 from subscribers.csvfile import Problem
@@ -62,7 +62,7 @@ def _subscribers_page(
     problems: list[Problem] | None = None,
 ) -> HTMLResponse:
     q = request.query_params.get("q", "")
-    after = int(request.query_params.get("after", "0") or 0)
+    after = cursor_id(request.query_params.get("after"))
     with web.transaction() as session:
         found = search_subscribers(session, q, after_id=after, limit=PAGE_SIZE)
         rows = [(s, memberships(s)) for s in found]
@@ -132,7 +132,7 @@ async def import_csv(
         if len(data) > IMPORT_MAX_BYTES:
             raise DistributorError(f"the file is larger than {IMPORT_MAX_BYTES // 2**20} MB")
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / Path(file.filename or "upload.csv").name
+            path = Path(folder) / upload_name(file.filename, "upload.csv")
             path.write_bytes(data)
             with get_engine(web.settings.database_url).connect() as connection:
                 report = import_subscribers(
