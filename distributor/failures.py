@@ -126,8 +126,8 @@ _READER: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
             r"(?:disabled|suspended|inactive|deactivated|frozen|locked|expired) "
             r"(?:mailbox|account|user)", r"user suspended", r"account .{0,30}not active",
             r"mailbox (?:is )?(?:temporarily )?unavailable for", r"this mailbox is disabled",
-            r"已(?:被)?(?:冻结|停用|禁用|锁定|注销)", r"被(?:冻结|停用|禁用|锁定)", r"帐号.{0,4}停用",
-            r"账号.{0,4}停用",
+            r"已(?:被)?(?:冻结|停用|禁用|锁定|注销)", r"被(?:冻结|停用|禁用|锁定)",
+            r"帐号.{0,4}停用", r"账号.{0,4}停用",
         ),
     ),
     (
@@ -144,12 +144,14 @@ _READER: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
             r"recip(?:ient)?notfound", r"recipient not found", r"bad (?:recipient|destination "
             r"mailbox)", r"no mailbox here", r"no mailbox by that name", r"mailbox not found",
             r"mailbox unavailable", r"mailbox (?:name )?not allowed", r"was ?n[o']t found",
-            r"could ?n[o']t be found", r"address (?:could not|couldn't|cannot) be found", r"unrouteable address",
+            r"could ?n[o']t be found", r"address (?:could not|couldn't|cannot) be found",
+            r"unrouteable address",
             r"unroutable address", r"address rejected: (?:access denied|user unknown)",
             r"rejected: (?:unverified|undeliverable) address",
             r"host (?:or domain name )?not found", r"host unknown", r"domain (?:not found|does "
             r"not exist|unknown)", r"(?:couldn't|could not|can't|cannot) find any host named",
-            r"no (?:mx|mail exchanger)", r"null mx", r"non-existent (?:host|domain)", r"does not accept mail",
+            r"no (?:mx|mail exchanger)", r"null mx", r"non-existent (?:host|domain)",
+            r"does not accept mail",
             r"accepts? no mail", r"name service error", r"nxdomain", r"dns domain does not exist",
             r"not listed in (?:domino )?directory", r"not listed in public name & address book",
             r"user not listed", r"has moved", r"no longer (?:valid|available|exists|active|in "

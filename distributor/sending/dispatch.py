@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from distributor.channels.base import Channel, Envelope, Outcome, Receipt
 from distributor.db import utcnow
 from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
+from distributor.failures import read_failure
 from distributor.sending.attempts import LogEntry, log_attempts
 from distributor.sending.claim import ClaimedDelivery, claim_batch, release_claims, renew_claims
 from distributor.sending.lifecycle import (
@@ -41,6 +42,7 @@ from distributor.sending.limits import Throttle
 from distributor.sending.models import AttemptOutcome, Delivery, DeliveryAttempt, Send
 from distributor.sending.planner import EMAIL_CHANNELS
 from distributor.sending.policy import RetryPolicy, decide
+from distributor.sending.refusals import FailedDelivery, record_refusal
 from distributor.sending.tunables import Tunables
 from distributor.vocabulary import DeliveryState, SendState
 from subscribers.query import still_sendable
@@ -374,6 +376,25 @@ class _Drain:
                 worker=self.worker,
             )
             self.stats.add(state)
+            if state is DeliveryState.FAILED and receipt.code is not None:
+                self.apply_refusal(delivery, receipt)
+
+    def apply_refusal(self, delivery: ClaimedDelivery, receipt: Receipt) -> None:
+        """The one rule for failures, for an answer the server gave us itself (a ``550 5.1.1``
+        at RCPT suppresses the reader; a ``550 5.7.1`` blocklist counts against the domain)."""
+        reading = read_failure(receipt.response, code=receipt.code)
+        failed = FailedDelivery(
+            delivery.id, delivery.send_id, delivery.subscriber_id, delivery.address
+        )
+        with self.factory.begin() as session:
+            record_refusal(
+                session,
+                failed,
+                reading,
+                evidence=receipt.response[:1000] or str(receipt.code),
+                policy=self.tunables.refusals,
+                now=self.clock(),
+            )
 
     def recheck(self, send_id: int, pending: deque[ClaimedDelivery], token: str) -> bool:
         """False when the send is no longer running: the rest is given back (or cancelled)."""
