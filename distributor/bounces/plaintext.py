@@ -12,9 +12,11 @@ import re
 from email.message import Message
 
 from distributor.bounces.addresses import ADDRESS_IN_TEXT, is_daemon, plain_address
-from distributor.bounces.feedback import Feedback, FeedbackKind
+from distributor.bounces.feedback import Feedback, FeedbackKind, RecipientFailure, bounce_of
 from distributor.bounces.message import header_text, one_line, raw_headers
+from distributor.failures import read_failure
 from distributor.render.verp import VERP_PREFIX
+from distributor.vocabulary import FailureCause
 
 _SUBJECT = re.compile(
     r"undeliver|returned mail|returned to sender|delivery status notification|"
@@ -53,6 +55,11 @@ _PERMANENT = re.compile(
 _TEMPORARY = re.compile(
     r"mailbox (?:is )?full|over quota|quota exceeded|temporar|try again later|deferred|"
     r"邮箱已满|空间不足|容量不足|暂时|稍后再试",
+    re.IGNORECASE,
+)
+_DELIVERED = re.compile(
+    r"(?:has been|was|were) (?:successfully )?(?:delivered|relayed)|delivery (?:to the following "
+    r"recipients? )?(?:was )?(?:complete|succeeded|successful)|已(?:成功)?(?:投递|送达)",
     re.IGNORECASE,
 )
 _RECIPIENT_CUES = re.compile(
@@ -119,6 +126,13 @@ def plaintext_feedback(message: Message, text: str) -> Feedback:
         kind, why, at = FeedbackKind.SOFT_BOUNCE, f"it says {found[0]!r}", found
     elif (found := _PERMANENT.search(words)) is not None:
         kind, why, at = FeedbackKind.HARD_BOUNCE, f"it says {found[0]!r}", found
+    elif (cause := _cause(words, status, None)) is not FailureCause.UNKNOWN and not (
+        _DELIVERED.search(words)
+    ):
+        # No status and no words of ours, but a reason the failure reader knows.
+        temporary = cause is FailureCause.NETWORK
+        kind = FeedbackKind.SOFT_BOUNCE if temporary else FeedbackKind.HARD_BOUNCE
+        why, at = f"it reads as {cause.value}", None
     else:
         return Feedback(
             FeedbackKind.UNKNOWN,
@@ -126,14 +140,27 @@ def plaintext_feedback(message: Message, text: str) -> Feedback:
             source,
             recipient=recipient,
         )
-    return Feedback(
-        kind,
-        one_line(f"{source} bounce: {why}"),
-        source,
-        recipient=recipient,
-        status=status,
-        diagnostic=_paragraph(words, at.start()) if at is not None else None,
+    diagnostic = _paragraph(words, at.start()) if at is not None else None
+    failure = RecipientFailure(
+        recipient, kind, status, diagnostic, _cause(words, status, diagnostic, kind=kind)
     )
+    return bounce_of((failure,), one_line(f"{source} bounce: {why}, {failure.cause.value}"), source)
+
+
+def _cause(
+    words: str, status: str | None, diagnostic: str | None, *, kind: FeedbackKind | None = None
+) -> FailureCause:
+    """The failure's cause: from the paragraph that gives its status first (the server's own
+    words), else from all the bounce's words."""
+    permanent = None if kind is None else kind is FeedbackKind.HARD_BOUNCE
+    enhanced = status if status is not None and "." in status else None
+    code = int(status) if status is not None and status.isdigit() else None
+    for text in (diagnostic, words):
+        if text:
+            cause = read_failure(text, status=enhanced, code=code, permanent=permanent).cause
+            if cause is not FailureCause.UNKNOWN:
+                return cause
+    return FailureCause.UNKNOWN
 
 
 def _source(message: Message, words: str) -> str:

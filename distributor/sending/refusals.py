@@ -150,11 +150,18 @@ def reader_suppression(
 
 
 def domain_refusal(
-    session: Session, failed: FailedDelivery, policy: RefusalPolicy
+    session: Session,
+    failed: FailedDelivery,
+    policy: RefusalPolicy,
+    *,
+    added: int = 1,
+    attempted: bool = True,
 ) -> str | None:
-    """Why the send should pause, when this refusal (already recorded on its delivery) took the
-    share of its domain's messages refused for reasons of ours or the path over the limit. Only
-    the crossing pauses: staff who resume knowingly are not stopped by the next one."""
+    """Why the send should pause, when the last ``added`` refusals at ``failed``'s domain
+    (already recorded on their deliveries; ``attempted`` when they were tried only now, not
+    accepted earlier and bounced since) took the share of the domain's messages refused for
+    reasons of ours or the path over the limit. Only the crossing pauses: staff who resume
+    knowingly are not stopped by the next one."""
     domain = domain_of(failed.address)
     refused_at = func.lower(Delivery.address).like(f"%@{_like_escaped(domain)}", escape="\\")
     rows = session.execute(
@@ -170,7 +177,8 @@ def domain_refusal(
     attempts = sum(n for _, n, _ in rows)
     causes = Counter({cause: n for cause, n, _ in rows if cause in PATH_CAUSES})
     refused = sum(causes.values())
-    if not policy.over(refused, attempts) or policy.over(refused - 1, attempts - 1):
+    earlier = attempts - added if attempted else attempts
+    if not policy.over(refused, attempts) or policy.over(refused - added, earlier):
         return None
     cause, _ = causes.most_common(1)[0]
     last = max(latest for each, _, latest in rows if each is cause)
