@@ -20,13 +20,18 @@ from distributor.vocabulary import FailureCause
 
 _SUBJECT = re.compile(
     r"undeliver|returned mail|returned to sender|delivery status notification|"
-    r"delivery (?:failure|failed|has failed|problem|notification)|mail delivery failed|"
+    r"delivery (?:failure|failed|has failed|problem|notification|status|delayed)|"
+    r"mail delivery failed|could not send message|failed mail|mail system error|"
+    r"unzustellbar|non remis|onbestelbaar|no entregado|non recapitabile|"
     r"failure notice|(?:could ?n[o']t|cannot) be delivered|non[- ]?deliver|"
     r"warning: message .{0,60} delayed|delayed mail|"
     r"退信|投递失败|發送失敗|发送失败|无法投递|未能送达|无法送达|投遞失敗|邮件被退回",
     re.IGNORECASE,
 )
-_SENDER_NAME = re.compile(r"mail delivery (?:system|subsystem)|系统退信|退信", re.IGNORECASE)
+_SENDER_NAME = re.compile(
+    r"mail delivery (?:system|subsystem)|courier mail server|postmaster|系统退信|退信",
+    re.IGNORECASE,
+)
 _QUOTED_ORIGINAL = re.compile(
     r"^.{0,20}(?:this is a copy of the message|original message (?:headers|follows)|"
     r"below this line is a copy of the message|-{3,} ?original message ?-{3,}|"
@@ -35,6 +40,11 @@ _QUOTED_ORIGINAL = re.compile(
 )
 _ENHANCED = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w.])")
 _REPLY_CODE = re.compile(r"(?:^|(?<=[\s:#;(：（]))([45][0-5]\d)(?=[\s-])", re.MULTILINE)
+_GAVE_UP = re.compile(
+    r"permanent fatal errors?|could ?n[o']t be delivered for (?:\d+|more than)|"
+    r"in the queue too long|retry timeout exceeded|message expired|giving up|gave up",
+    re.IGNORECASE,
+)
 _DELAY = re.compile(
     r"\bdelayed\b|has not yet been delivered|not been delivered yet|"
     r"will (?:continue to )?(?:re)?try|will be retried|delivery attempts will continue|"
@@ -116,7 +126,10 @@ def plaintext_feedback(message: Message, text: str) -> Feedback:
     status = enhanced[0] if enhanced else (code[1] if code else None)
     at = enhanced or code
     recipient = _recipient(message, words)
-    if (delay := _DELAY.search(words)) or _DELAY.search(subject):
+    if (gave_up := _last(_GAVE_UP, words)) is not None:
+        kind, why = FeedbackKind.HARD_BOUNCE, f"it says {gave_up[0]!r}"
+        at = gave_up if status is None or status[0] != "5" else at
+    elif (delay := _DELAY.search(words)) or _DELAY.search(subject):
         kind, why = FeedbackKind.SOFT_BOUNCE, "it says delivery is delayed"
         at = at or delay
     elif status is not None and status[0] in "45":
@@ -145,6 +158,14 @@ def plaintext_feedback(message: Message, text: str) -> Feedback:
         recipient, kind, status, diagnostic, _cause(words, status, diagnostic, kind=kind)
     )
     return bounce_of((failure,), one_line(f"{source} bounce: {why}, {failure.cause.value}"), source)
+
+
+def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The last match: a notice that gave up says why last (after its headline)."""
+    found = None
+    for found in pattern.finditer(text):  # noqa: B007
+        pass
+    return found
 
 
 def _cause(

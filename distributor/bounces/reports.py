@@ -28,6 +28,7 @@ _DMARC_SUBJECT = re.compile(
     r"^\s*(?:\[[^\]]{0,40}\]\s*)?(?:report domain:|dmarc (?:aggregate|failure|forensic) report)",
     re.IGNORECASE,
 )
+_GIVEN_UP = frozenset({FailureCause.NETWORK, FailureCause.SYSTEM, FailureCause.UNKNOWN})
 _STATUS = re.compile(r"([245])\.\d{1,3}\.\d{1,3}")
 _MAX_BLOCKS = 20
 
@@ -41,9 +42,12 @@ class RecipientReport:
 
     @property
     def kind(self) -> FeedbackKind | None:
-        """Hard for 5.x.x, soft for 4.x.x and for delays; None for a success (2.x.x, delivered)."""
+        """Hard for 5.x.x and for what failed for good (whatever its status: a temporary failure
+        given up on), soft for 4.x.x and for delays; None for a success (2.x.x, delivered)."""
         if self.action == "delayed":
             return FeedbackKind.SOFT_BOUNCE
+        if self.action == "failed":
+            return FeedbackKind.HARD_BOUNCE
         if self.status is not None:
             return {"5": FeedbackKind.HARD_BOUNCE, "4": FeedbackKind.SOFT_BOUNCE}.get(
                 self.status[0]
@@ -120,8 +124,11 @@ def _failure(report: RecipientReport, kind: FeedbackKind, text: str) -> Recipien
     reading = read_failure(report.diagnostic or "", status=report.status, permanent=permanent)
     if reading.cause is FailureCause.UNKNOWN and text:
         reading = read_failure(text, status=report.status, permanent=permanent)
+    cause = reading.cause
+    if permanent and (report.status or "5")[0] == "4" and cause in _GIVEN_UP:
+        cause = FailureCause.EXPIRED  # a temporary failure that went on until it was given up
     return RecipientFailure(
-        report.recipient, kind, report.status or reading.status, report.diagnostic, reading.cause
+        report.recipient, kind, report.status or reading.status, report.diagnostic, cause
     )
 
 
