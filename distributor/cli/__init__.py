@@ -64,6 +64,7 @@ def _register() -> None:
         schedule_commands,
         send_commands,
         subscriber_commands,
+        suppression_commands,
         user_commands,
         web_commands,
         wechat_commands,
@@ -85,7 +86,8 @@ def _register() -> None:
     main.add_command(wechat_commands.wechat)
     main.add_command(user_commands.users)
     main.add_command(bounce_commands.bounces)
-    subscriber_commands.subscribers.add_command(bounce_commands.unsuppress_command)
+    subscriber_commands.subscribers.add_command(suppression_commands.unsuppress_command)
+    subscriber_commands.subscribers.add_command(suppression_commands.suppressions_command)
 
 
 _register()
