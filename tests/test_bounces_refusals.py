@@ -76,6 +76,8 @@ def test_user_unknown_suppresses_the_reader_and_a_blocklist_pauses_the_send(
         f"{BLOCKING_DOMAIN} refuses our mail (blocked): "
     )
     assert "spamhaus" in status.error
+    assert status.refused_by is not None
+    assert status.refused_by.startswith(f"{BLOCKING_DOMAIN} refuses our mail (blocked)")
     with transaction(database_url) as session:
         readers = {s.email: s for s in session.scalars(select(Subscriber))}
         events = {e.subscriber_id: e for e in session.scalars(select(SubscriberEvent))}

@@ -43,6 +43,7 @@ ATTEMPTED = (
     DeliveryState.COMPLAINED,
 )
 PATH_CAUSES = frozenset(FailureCause) - READER_CAUSES
+_REFUSALS_READ = 10_000  # refused addresses read to find the domain refusing most
 _DELIVERIES = cast(Table, Delivery.__table__)
 _NEWEST = select(
     _DELIVERIES.c.subscriber_id,
@@ -163,31 +164,78 @@ def domain_refusal(
     reasons of ours or the path over the limit. Only the crossing pauses: staff who resume
     knowingly are not stopped by the next one."""
     domain = domain_of(failed.address)
-    refused_at = func.lower(Delivery.address).like(f"%@{_like_escaped(domain)}", escape="\\")
-    rows = session.execute(
-        select(Delivery.failure_cause, func.count(), func.max(Delivery.id))
-        .where(
-            Delivery.send_id == failed.send_id,
-            Delivery.channel == DeliveryChannel.EMAIL,
-            Delivery.state.in_(ATTEMPTED),
-            refused_at,
-        )
-        .group_by(Delivery.failure_cause)
-    ).all()
-    attempts = sum(n for _, n, _ in rows)
-    causes = Counter({cause: n for cause, n, _ in rows if cause in PATH_CAUSES})
-    refused = sum(causes.values())
-    earlier = attempts - added if attempted else attempts
-    if not policy.over(refused, attempts) or policy.over(refused - added, earlier):
+    tally = _Tally.of(session, failed.send_id, domain)
+    earlier = tally.attempts - added if attempted else tally.attempts
+    if not policy.over(tally.refused, tally.attempts) or policy.over(
+        tally.refused - added, earlier
+    ):
         return None
-    cause, _ = causes.most_common(1)[0]
-    last = max(latest for each, _, latest in rows if each is cause)
-    words = session.scalar(
-        select(func.coalesce(Delivery.smtp_response, Delivery.last_error)).where(
-            Delivery.id == last
+    return tally.line(session)
+
+
+def worst_refusal(session: Session, send_id: int) -> str | None:
+    """The receiving domain that refused most of the send's messages for reasons of ours or the
+    path, in one line (``send status``); None when none did."""
+    addresses = session.scalars(
+        select(Delivery.address)
+        .where(
+            Delivery.send_id == send_id,
+            Delivery.channel == DeliveryChannel.EMAIL,
+            Delivery.failure_cause.in_(PATH_CAUSES),
         )
+        .limit(_REFUSALS_READ)
     )
-    return refusal_line(domain, cause, refused, attempts, words)
+    domains = Counter(domain_of(address) for address in addresses)
+    if not domains:
+        return None
+    return _Tally.of(session, send_id, domains.most_common(1)[0][0]).line(session)
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """A send's messages tried at one domain, and those refused for reasons of ours or the
+    path, by cause (with the newest of each)."""
+
+    domain: str
+    attempts: int
+    causes: Counter[FailureCause]
+    newest: dict[FailureCause, int]
+
+    @property
+    def refused(self) -> int:
+        return sum(self.causes.values())
+
+    @classmethod
+    def of(cls, session: Session, send_id: int, domain: str) -> _Tally:
+        at_domain = func.lower(Delivery.address).like(f"%@{_like_escaped(domain)}", escape="\\")
+        rows = session.execute(
+            select(Delivery.failure_cause, func.count(), func.max(Delivery.id))
+            .where(
+                Delivery.send_id == send_id,
+                Delivery.channel == DeliveryChannel.EMAIL,
+                Delivery.state.in_(ATTEMPTED),
+                at_domain,
+            )
+            .group_by(Delivery.failure_cause)
+        ).all()
+        refused = [(cause, n, newest) for cause, n, newest in rows if cause in PATH_CAUSES]
+        return cls(
+            domain,
+            sum(n for _, n, _ in rows),
+            Counter({cause: n for cause, n, _ in refused}),
+            {cause: newest for cause, _, newest in refused},
+        )
+
+    def line(self, session: Session) -> str | None:
+        if not self.causes:
+            return None
+        cause, _ = self.causes.most_common(1)[0]
+        words = session.scalar(
+            select(func.coalesce(Delivery.smtp_response, Delivery.last_error)).where(
+                Delivery.id == self.newest[cause]
+            )
+        )
+        return refusal_line(self.domain, cause, self.refused, self.attempts, words)
 
 
 def refusal_line(
