@@ -9,7 +9,7 @@ logged like a single one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -31,6 +31,23 @@ class SuppressionFilter:
     domain: str | None = None  # the address's domain, exactly (lower-case)
     since: datetime | None = None
     until: datetime | None = None
+
+    @classmethod
+    def of(
+        cls,
+        cause: FailureCause | None,
+        domain: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        *,
+        zone: tzinfo,
+    ) -> SuppressionFilter:
+        """As staff give it: a domain in any case, times without an offset read in ``zone``."""
+
+        def local(moment: datetime | None) -> datetime | None:
+            return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=zone)
+
+        return cls(cause, domain.strip().lower() if domain else None, local(since), local(until))
 
     def __post_init__(self) -> None:
         if self.domain is not None and not _is_domain(self.domain):

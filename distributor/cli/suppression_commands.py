@@ -34,11 +34,12 @@ def _filter(
     until: str | None,
 ) -> SuppressionFilter:
     zone = app.settings.zone
-    return SuppressionFilter(
-        cause=FailureCause(cause) if cause else None,
-        domain=domain.strip().lower() if domain else None,
-        since=parse_when(since, zone, "--since") if since else None,
-        until=parse_when(until, zone, "--until") if until else None,
+    return SuppressionFilter.of(
+        FailureCause(cause) if cause else None,
+        domain,
+        parse_when(since, zone, "--since") if since else None,
+        parse_when(until, zone, "--until") if until else None,
+        zone=zone,
     )
 
 

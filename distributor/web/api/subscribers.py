@@ -26,7 +26,7 @@ from distributor.web.api.models import (
     SuppressionOut,
 )
 from distributor.web.api.pagination import Cursor, Limit, Page, cursors
-from distributor.web.pages import Web, WebDep
+from distributor.web.pages import WebDep
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.store import (
     add_subscriber,
@@ -140,7 +140,7 @@ def suppressions(
 ) -> Page[SuppressionOut]:
     """Readers suppressed by a bounce or a complaint, in ID order, with the cause, when, the
     send and the remote server's words."""
-    where = _suppression_filter(web, cause, domain, since, until)
+    where = SuppressionFilter.of(cause, domain, since, until, zone=web.settings.zone)
     kind = f"suppressions:{cause or ''}:{where.domain or ''}:{since or ''}:{until or ''}"
     after = cursors(web).decode(kind, cursor)
     with web.reading() as session:
@@ -172,7 +172,9 @@ def lift(body: SuppressionLiftIn, web: WebDep, user: Editor) -> SuppressionLiftO
     """Make every reader suppressed for ``cause`` at ``domain`` within ``since``/``until``
     active again (our IP was on a provider's blocklist that day), each lifting logged; or, with
     ``dry_run``, only count them."""
-    where = _suppression_filter(web, body.cause, body.domain, body.since, body.until)
+    where = SuppressionFilter.of(
+        body.cause, body.domain, body.since, body.until, zone=web.settings.zone
+    )
     if not any((body.cause, body.domain, body.since, body.until)):
         raise DistributorError("name the suppressions to lift: cause, domain, since or until")
     with web.transaction() as session:
@@ -183,23 +185,6 @@ def lift(body: SuppressionLiftIn, web: WebDep, user: Editor) -> SuppressionLiftO
         audit(session, user, "suppressions.lift", "subscriber", "bulk",
               body.model_dump(mode="json", exclude_none=True) | {"count": count})  # fmt: skip
     return SuppressionLiftOut(count=count, dry_run=False)
-
-
-def _suppression_filter(
-    web: Web,
-    cause: FailureCause | None,
-    domain: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> SuppressionFilter:
-    """Times without an offset are read in ``DISTRIBUTOR_TIMEZONE``, as on the command line."""
-    zone = web.settings.zone
-    return SuppressionFilter(
-        cause=cause,
-        domain=domain.strip().lower() if domain else None,
-        since=since if since is None or since.tzinfo else since.replace(tzinfo=zone),
-        until=until if until is None or until.tzinfo else until.replace(tzinfo=zone),
-    )
 
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut, responses=NOT_FOUND, summary="Show")
