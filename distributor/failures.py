@@ -47,6 +47,13 @@ def _words(*phrases: str) -> re.Pattern[str]:
 # Step 1: what is about us or the path, in the words of the systems that say it.
 _PATH_FIRST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     (
+        FailureCause.NETWORK,
+        _words(
+            r"not found, try again", r"temporary failure in name resolution",
+            r"dns (?:lookup|query) (?:timed out|failed temporarily)", r"servfail",
+        ),
+    ),
+    (
         FailureCause.AUTHENTICATION,
         _words(
             r"\bspf\b", r"\bdkim\b", r"\bdmarc\b", r"sender policy framework",
@@ -74,6 +81,9 @@ _PATH_FIRST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
             r"sending (?:quota|limit) exceeded", r"temporarily deferred", r"permanently deferred",
             r"\[TS[S]?\d\d\]", r"\b(?:RP|HL|MI|IP):(?:TRC|CEL|IHU|ICC|CDW|DMC|NHD|RDN|SDR|CTS)",
             r"\bS3150\b", r"unregistered domain", r"frequen\w* .{0,40}limit",
+            # Refused before any recipient was named: our IP, name or sender, never the reader.
+            r"after (?:initial connection|connect|(?:he|eh)lo|mail from)\b",
+            r"in reply to (?:mail from|(?:he|eh)lo) command", r"refused to talk to me",
         ),
     ),
     (
@@ -87,6 +97,7 @@ _PATH_FIRST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
             r"sendernotauthenticated", r"rst\.authrequired", r"authentication required",
             r"(?:username|password|credentials?) (?:and password )?not accepted",
             r"not authori[sz]ed to send", r"sender domain (?:must exist|does not exist|not found)",
+            r"unroutable sender", r"domain of sender address", r"sender address (?:is )?invalid",
         ),
     ),
     (
@@ -216,7 +227,6 @@ _SPECIFIC_STATUS: dict[str, FailureCause] = {
     "1.10": FailureCause.ADDRESS_GONE,
     "1.7": FailureCause.RELAY,
     "1.8": FailureCause.RELAY,
-    "2.1": FailureCause.MAILBOX_DISABLED,
     "2.2": FailureCause.MAILBOX_FULL,
     "2.3": FailureCause.CONTENT,
     "2.4": FailureCause.SYSTEM,
@@ -245,6 +255,9 @@ _SPECIFIC_STATUS: dict[str, FailureCause] = {
     "7.708": FailureCause.BLOCKED,
     "7.750": FailureCause.BLOCKED,
 }
+# Codes servers also use for other things (5.2.1 often says "user unknown"): only when the words
+# say nothing.
+_WEAK_STATUS: dict[str, FailureCause] = {"2.1": FailureCause.MAILBOX_DISABLED}
 _GENERAL_SUBJECT: dict[str, FailureCause] = {
     "3": FailureCause.SYSTEM,
     "4": FailureCause.NETWORK,
@@ -305,6 +318,8 @@ def _cause_of(text: str, enhanced: str | None, reply: str | None) -> FailureCaus
     for cause, pattern in _READER + _PATH_LAST:
         if pattern.search(text):
             return cause
+    if detail is not None and detail in _WEAK_STATUS:
+        return _WEAK_STATUS[detail]
     if detail is not None and detail.split(".")[0] in _GENERAL_SUBJECT:
         return _GENERAL_SUBJECT[detail.split(".")[0]]
     if reply is not None:

@@ -113,6 +113,18 @@ ANSWERS = [
      "address is block listed.", BLOCKED),
     ("550 Requested action not taken: mailbox unavailable", GONE),
     ("550 5.7.1 Reject due to policy restrictions", BLOCKED),
+    # 5.2.1 says "disabled" in the standard, "user unknown" at many servers: the words decide.
+    ("5.2.1 <mikeneko@example.co.jp>... User Unknown", GONE),
+    ("550 5.2.1 requested action aborted", DISABLED),
+    # Refused before any recipient was named: our IP, name or sender.
+    ("SMTP error from remote mail server after MAIL FROM:<news@example.org> SIZE=1024:\n"
+     "550 Unroutable sender address", BLOCKED),
+    ("host mx00.emig.gmx.net[212.227.15.9] refused to talk to me: 554-No SMTP service", BLOCKED),
+    ("553 5.1.8 <news@example.org>... Domain of sender address news@example.org does not exist",
+     RELAY),
+    # A name server that did not answer is not a domain that is gone.
+    ("Host or domain name not found. Name service error for name=example.jp type=MX: Host not "
+     "found, try again", NETWORK),
 ]
 
 
