@@ -59,7 +59,7 @@ _PATH_FIRST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
             r"\bspf\b", r"\bdkim\b", r"\bdmarc\b", r"sender policy framework",
             r"unauthenticated", r"not pass(?:ed)? (?:authentication|dmarc|spf|dkim)",
             r"authentication (?:check|result)s? fail", r"fails? (?:sender )?authentication",
-            r"sender is unauthenticated", r"5\.7\.2[3467]\b", r"MI:SPF",
+            r"sender is unauthenticated", r"5\.7\.2[346]\b", r"MI:SPF",
         ),
     ),
     (
@@ -98,6 +98,7 @@ _PATH_FIRST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
             r"(?:username|password|credentials?) (?:and password )?not accepted",
             r"not authori[sz]ed to send", r"sender domain (?:must exist|does not exist|not found)",
             r"unroutable sender", r"domain of sender address", r"sender address (?:is )?invalid",
+            r"sender .{0,40}null ?mx",
         ),
     ),
     (
@@ -249,7 +250,6 @@ _SPECIFIC_STATUS: dict[str, FailureCause] = {
     "7.24": FailureCause.AUTHENTICATION,
     "7.25": FailureCause.BLOCKED,
     "7.26": FailureCause.AUTHENTICATION,
-    "7.27": FailureCause.RELAY,
     "7.28": FailureCause.BLOCKED,
     "7.606": FailureCause.BLOCKED,
     "7.708": FailureCause.BLOCKED,
@@ -257,7 +257,10 @@ _SPECIFIC_STATUS: dict[str, FailureCause] = {
 }
 # Codes servers also use for other things (5.2.1 often says "user unknown"): only when the words
 # say nothing.
-_WEAK_STATUS: dict[str, FailureCause] = {"2.1": FailureCause.MAILBOX_DISABLED}
+_WEAK_STATUS: dict[str, FailureCause] = {
+    "2.1": FailureCause.MAILBOX_DISABLED,
+    "7.27": FailureCause.RELAY,  # a null MX: ours (RFC 7505) or, as some servers use it, theirs
+}
 _GENERAL_SUBJECT: dict[str, FailureCause] = {
     "3": FailureCause.SYSTEM,
     "4": FailureCause.NETWORK,

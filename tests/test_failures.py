@@ -122,6 +122,8 @@ ANSWERS = [
     ("host mx00.emig.gmx.net[212.227.15.9] refused to talk to me: 554-No SMTP service", BLOCKED),
     ("553 5.1.8 <news@example.org>... Domain of sender address news@example.org does not exist",
      RELAY),
+    ("550 5.7.27 Domain example.jp does not accept mail (nullMX)", GONE),
+    ("550 5.7.27 sender address domain has null MX", RELAY),
     # A name server that did not answer is not a domain that is gone.
     ("Host or domain name not found. Name service error for name=example.jp type=MX: Host not "
      "found, try again", NETWORK),
