@@ -404,3 +404,26 @@ def test_a_message_that_fails_in_a_batch_costs_only_itself(database_url: str) ->
     assert [isinstance(r, Processed) and r.repeat for r in again] == [True, False, True, True]
     assert delivery_state(database_url, victim.delivery_id) is DeliveryState.BOUNCED
     assert subscriber_status(database_url, victim.subscriber_id) is SubscriberStatus.BOUNCED
+
+
+def test_feedback_reports_act_by_their_type(database_url: str) -> None:
+    """ARF by feedback type: opt-out unsubscribes the reader (the message stays delivered);
+    auth-failure, a DMARC failure report about our mail, touches nobody."""
+    seeded = seed_fixture_deliveries(database_url)
+    reader = seeded["arf-abuse-yahoo.eml"]
+    abuse = fixture("arf-abuse-yahoo.eml")
+    assert b"Feedback-Type: abuse" in abuse
+    dmarc = process(
+        database_url, abuse.replace(b"Feedback-Type: abuse", b"Feedback-Type: auth-failure")
+    )
+    assert (dmarc.kind, dmarc.outcome) == (FeedbackKind.AUTH_REPORT, FeedbackOutcome.IGNORED)
+    assert subscriber_status(database_url, reader.subscriber_id) is SubscriberStatus.ACTIVE
+    opt_out = process(
+        database_url, abuse.replace(b"Feedback-Type: abuse", b"Feedback-Type: opt-out")
+    )
+    assert (opt_out.kind, opt_out.outcome) == (FeedbackKind.OPT_OUT, FeedbackOutcome.APPLIED)
+    assert delivery_state(database_url, reader.delivery_id) is DeliveryState.SENT
+    assert subscriber_status(database_url, reader.subscriber_id) is SubscriberStatus.UNSUBSCRIBED
+    with transaction(database_url) as session:
+        (event,) = status_history(session, reader.subscriber_id)
+    assert (event.new_status, event.source) == (SubscriberStatus.UNSUBSCRIBED, "opt-out report")
