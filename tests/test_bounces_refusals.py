@@ -58,7 +58,6 @@ def test_user_unknown_suppresses_the_reader_and_a_blocklist_pauses_the_send(
             smtp,
             REFUSAL_PAUSE_RATE="0.5",
             REFUSAL_PAUSE_MIN_ATTEMPTS="4",
-            RECHECK_SECONDS="0.05",
         )
         send_id = started_send(database_url, issue_id, "members")
         runtime = WorkerRuntime.from_settings(Settings.from_env(env))
@@ -90,10 +89,49 @@ def test_user_unknown_suppresses_the_reader_and_a_blocklist_pauses_the_send(
         assert event.evidence is not None and "User unknown" in event.evidence
         assert deliveries[address].failure_cause is FailureCause.ADDRESS_GONE
     refused = [a for a in blocked if deliveries[a].state is DeliveryState.FAILED]
-    assert 4 <= len(refused) < len(blocked)  # the pause stopped the wave
+    assert len(refused) == 4  # the pause stopped the wave at once
     assert all(deliveries[a].failure_cause is FailureCause.BLOCKED for a in refused)
     assert all(readers[a].status is SubscriberStatus.ACTIVE for a in blocked)
     assert not {readers[a].id for a in blocked} & set(events)
 
     shown = CliRunner().invoke(main, ["send", "status", str(send_id)], env=env)
     assert f"{BLOCKING_DOMAIN} refuses our mail (blocked)" in shown.output.replace("\n", " ")
+
+
+class FullMailbox(RecordingHandler):
+    """Answers at RCPT that one reader's mailbox is full."""
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("full"):
+            return f"552 5.2.2 <{address}>: Recipient address rejected: Mailbox is full"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+
+def test_a_full_mailbox_suppresses_the_reader_at_the_third_send_not_before(
+    database_url: str, sample_issue_path: Any
+) -> None:
+    make_audience(database_url, "members", 2)
+    (full,) = make_audience(database_url, "members", 1, prefix="full")
+    issue_id = import_sample(database_url, sample_issue_path)
+    seen = []
+    with SmtpServer(FullMailbox()) as smtp:
+        runtime = WorkerRuntime.from_settings(Settings.from_env(
+            engine_env(database_url, "memory://", smtp)))  # fmt: skip
+        try:
+            for _ in range(3):
+                send_id = started_send(database_url, issue_id, "members")
+                runtime.plan(send_id)
+                runtime.drain_now()
+                with transaction(database_url) as session:
+                    reader = session.scalars(select(Subscriber).filter_by(email=full)).one()
+                    seen.append(reader.status)
+        finally:
+            runtime.close()
+    assert seen == [SubscriberStatus.ACTIVE, SubscriberStatus.ACTIVE, SubscriberStatus.BOUNCED]
+    with transaction(database_url) as session:
+        (event,) = session.scalars(select(SubscriberEvent).filter_by(subscriber_id=reader.id))
+    assert (event.cause, event.send_id) == (FailureCause.MAILBOX_FULL, send_id)
+    assert event.reason.startswith("3 of the last 3 messages failed at the reader's mailbox")

@@ -249,6 +249,14 @@ def refusal_line(
     )
 
 
+@dataclass(frozen=True)
+class RefusalEffects:
+    """What one refusal did, each as a line for a log (None: not that)."""
+
+    suppressed: str | None = None
+    paused: str | None = None
+
+
 def record_refusal(
     session: Session,
     failed: FailedDelivery,
@@ -257,23 +265,27 @@ def record_refusal(
     evidence: str,
     policy: RefusalPolicy,
     now: datetime,
-) -> list[str]:
+    unchecked: int = 1,
+) -> RefusalEffects:
     """The rule applied to one failure the SMTP server gave us itself (at RCPT or DATA): its
-    cause kept, the reader suppressed or the send paused as the rule says; what was done."""
+    cause kept, the reader suppressed or the send paused as the rule says.
+    ``unchecked``: the refusals at this domain since its wave was last looked at, this one
+    included (0: do not look now)."""
     session.connection().execute(_SET_CAUSE, {"b_id": failed.id, "b_cause": reading.cause})
-    done: list[str] = []
     if reading.verdict is Verdict.NOT_READER:
-        reason = domain_refusal(session, failed, policy)
+        if not unchecked:
+            return RefusalEffects()
+        reason = domain_refusal(session, failed, policy, added=unchecked)
         if reason is not None and pause_for_error(session, failed.send_id, reason, now):
-            done.append(f"send {failed.send_id} paused: {reason}")
-        return done
+            return RefusalEffects(paused=reason)
+        return RefusalEffects()
     if failed.subscriber_id is None:
-        return done
+        return RefusalEffects()
     recent = recent_failures(session, [failed.subscriber_id]).get(failed.subscriber_id, {})
     suppression = reader_suppression(failed, reading, recent=recent, evidence=evidence)
     if suppression is not None and suppress_all(session, [suppression])[0]:
-        done.append(f"subscriber {failed.subscriber_id} suppressed: {suppression.reason}")
-    return done
+        return RefusalEffects(suppressed=suppression.reason)
+    return RefusalEffects()
 
 
 def _like_escaped(text: str) -> str:
