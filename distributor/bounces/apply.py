@@ -457,6 +457,7 @@ class FeedbackView:
     outcome: str
     reason: str
     status: str | None
+    cause: str | None  # a bounce's: why the message did not arrive
     delivery_id: int | None
     send_id: int | None
     address: str | None  # the matched delivery's, not what the report claims
@@ -490,6 +491,7 @@ def list_feedback(
             row.outcome.value,
             row.reason,
             row.status,
+            row.cause.value if row.cause else None,
             row.delivery_id,
             row.send_id,
             address,

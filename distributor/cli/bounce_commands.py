@@ -93,12 +93,15 @@ def list_command(
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], ensure_ascii=False, indent=2))
         return
-    table = Table("ID", "Received", "Kind", "Outcome", "Send", "Delivery", "Address", "Reason")
+    table = Table(
+        "ID", "Received", "Kind", "Cause", "Outcome", "Send", "Delivery", "Address", "Reason"
+    )
     for row in rows:
         table.add_row(
             str(row.id),
             when_text(app, row.received_at),
             row.kind,
+            row.cause or "",
             row.outcome,
             str(row.send_id or ""),
             str(row.delivery_id or ""),
