@@ -160,6 +160,10 @@ class Settings:
     bounce_domain: str | None = None
     bounce_pause_rate: float = 0.05  # a send pauses when more of its accepted mail bounces hard
     bounce_pause_min_sent: int = 200  # … once at least this many messages were accepted
+    # A send pauses when one receiving domain refuses more than this share of its messages for
+    # reasons that are about us or the path (blocklist, authentication, content, rate, …) …
+    refusal_pause_rate: float = 0.2
+    refusal_pause_min_attempts: int = 50  # … once this many were tried at that domain
     bounce_intake_secret: str | None = field(default=None, repr=False)  # HTTP intake's secret
     bounce_imap_host: str | None = None  # the bounce mailbox; unset = not polled
     bounce_imap_port: int = 993
@@ -264,6 +268,10 @@ class Settings:
             bounce_domain=_bounce_domain(env),
             bounce_pause_rate=_float(env, "BOUNCE_PAUSE_RATE", cls.bounce_pause_rate),
             bounce_pause_min_sent=_int(env, "BOUNCE_PAUSE_MIN_SENT", cls.bounce_pause_min_sent),
+            refusal_pause_rate=_float(env, "REFUSAL_PAUSE_RATE", cls.refusal_pause_rate),
+            refusal_pause_min_attempts=_int(
+                env, "REFUSAL_PAUSE_MIN_ATTEMPTS", cls.refusal_pause_min_attempts
+            ),
             bounce_intake_secret=env.get("BOUNCE_INTAKE_SECRET", "").strip() or None,
             bounce_imap_host=env.get("BOUNCE_IMAP_HOST", "").strip() or None,
             bounce_imap_port=_int(

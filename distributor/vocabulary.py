@@ -57,3 +57,28 @@ class DeliveryState(StrEnum):
     # Feedback loop: a sent message came back (hard bounce) or was reported as spam.
     BOUNCED = "bounced"
     COMPLAINED = "complained"
+
+
+class FailureCause(StrEnum):
+    """Why a message did not arrive, as one word: read from a bounce or from the SMTP server's own
+    answer by :func:`distributor.failures.read_failure`, kept with a suppression as its cause, and
+    the key by which staff lift suppressions in bulk.
+
+    Only the first three are about the reader; the rest are about us or the path between."""
+
+    ADDRESS_GONE = "address_gone"  # user or host unknown, moved, a domain that takes no mail
+    MAILBOX_FULL = "mailbox_full"  # over quota
+    MAILBOX_DISABLED = "mailbox_disabled"  # disabled, suspended, frozen, inactive
+    BLOCKED = "blocked"  # our IP or domain: reputation, blocklist, PTR, rate, too many connections
+    AUTHENTICATION = "authentication"  # SPF, DKIM, DMARC
+    CONTENT = "content"  # spam, virus, policy, too big
+    RELAY = "relay"  # relaying denied, our sender address refused, our relay's login
+    EXPIRED = "expired"  # queued too long without an answer
+    NETWORK = "network"  # no connection, DNS lookups that failed, time-outs
+    SYSTEM = "system"  # the receiving system's own trouble: loops, protocol, full disks
+    UNKNOWN = "unknown"  # nothing we can read
+
+
+READER_CAUSES = frozenset(
+    {FailureCause.ADDRESS_GONE, FailureCause.MAILBOX_FULL, FailureCause.MAILBOX_DISABLED}
+)

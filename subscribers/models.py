@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, fal
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from distributor.db import Base, BigId, CreatedAt, Id, Timestamp, UpdatedAt
-from distributor.vocabulary import Variant
+from distributor.vocabulary import FailureCause, Variant
 
 # Column widths, in characters; the importer reports longer values instead of truncating them.
 EMAIL_MAX = 254  # RFC 5321 path limit
@@ -176,6 +176,7 @@ class SubscriberEvent(Base):
     that suppressed them, or staff lifting such a suppression. Kept, never edited."""
 
     __tablename__ = "subscriber_events"
+    __table_args__ = (Index("ix_subscriber_events_cause_at", "cause", "at"),)
 
     id: Mapped[Id]
     subscriber_id: Mapped[int] = mapped_column(
@@ -185,6 +186,11 @@ class SubscriberEvent(Base):
     new_status: Mapped[SubscriberStatus]
     reason: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(SOURCE_MAX))  # "bounce", "complaint", "staff", …
+    # The evidence of a suppression for a failure: its cause, the remote server's words, and
+    # the send it came from (staff list and lift suppressions by cause, domain and time).
+    cause: Mapped[FailureCause | None]
+    evidence: Mapped[str | None] = mapped_column(Text)
+    send_id: Mapped[int | None] = mapped_column(BigId)
     at: Mapped[CreatedAt]
 
     def __repr__(self) -> str:

@@ -25,7 +25,7 @@ from distributor.errors import (
     NotFound,
     UnknownList,
 )
-from distributor.vocabulary import EMAIL_VARIANTS, Variant
+from distributor.vocabulary import EMAIL_VARIANTS, FailureCause, Variant
 from subscribers.address import normalise_address
 from subscribers.bulk import write_rows
 from subscribers.csvfile import ColumnMap, check_label, parse_row
@@ -282,6 +282,9 @@ class Suppression:
     address: str  # the address that bounced: a person since readdressed is not suppressed
     reason: str
     source: str
+    cause: FailureCause | None = None  # why the message did not arrive (a bounce's)
+    evidence: str | None = None  # the remote server's words
+    send_id: int | None = None  # the send it came from
 
 
 def suppress_all(session: Session, suppressions: Sequence[Suppression]) -> list[bool]:
@@ -303,17 +306,26 @@ def suppress_all(session: Session, suppressions: Sequence[Suppression]) -> list[
         row.id: (row.status, row.email_key)
         for row in session.connection().execute(_STATUSES_AND_KEYS, {"b_ids": ids})
     }
-    changes: list[_StatusChange | None] = []
+    changes: list[StatusChange | None] = []
     for each in suppressions:
         status, key = current.get(each.subscriber_id, (None, None))
         if status is None or status in SUPPRESSED or key != each.address.lower():
             changes.append(None)
             continue
         changes.append(
-            _StatusChange(each.subscriber_id, status, each.status, each.reason, each.source)
+            StatusChange(
+                each.subscriber_id,
+                status,
+                each.status,
+                each.reason,
+                each.source,
+                each.cause,
+                each.evidence,
+                each.send_id,
+            )
         )
         current[each.subscriber_id] = (each.status, key)
-    _log_statuses(session, [change for change in changes if change is not None])
+    log_status_changes(session, [change for change in changes if change is not None])
     return [change is not None for change in changes]
 
 
@@ -351,12 +363,15 @@ def status_history(session: Session, subscriber_id: int) -> list[SubscriberEvent
     )
 
 
-class _StatusChange(NamedTuple):
+class StatusChange(NamedTuple):
     subscriber_id: int
     old: SubscriberStatus
     new: SubscriberStatus
     reason: str
     source: str
+    cause: FailureCause | None = None
+    evidence: str | None = None
+    send_id: int | None = None
 
 
 def _log_status(
@@ -368,10 +383,10 @@ def _log_status(
     reason: str,
     source: str,
 ) -> None:
-    _log_statuses(session, [_StatusChange(subscriber_id, old, new, reason, source)])
+    log_status_changes(session, [StatusChange(subscriber_id, old, new, reason, source)])
 
 
-def _log_statuses(session: Session, changes: Sequence[_StatusChange]) -> None:
+def log_status_changes(session: Session, changes: Sequence[StatusChange]) -> None:
     """Two prepared statements on the connection, each run once for all the changes, no unit of
     work: the feedback loop suppresses many people at once. (A loaded :class:`Subscriber` must
     be refreshed after it.)"""
@@ -392,6 +407,9 @@ def _log_statuses(session: Session, changes: Sequence[_StatusChange]) -> None:
                 "new_status": each.new,
                 "reason": one_line(each.reason)[:2000],
                 "source": each.source[:SOURCE_MAX],
+                "cause": each.cause,
+                "evidence": None if each.evidence is None else one_line(each.evidence)[:2000],
+                "send_id": each.send_id,
                 "at": now,
             }
             for each in changes

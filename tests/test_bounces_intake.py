@@ -65,9 +65,9 @@ def test_process_list_and_unsuppress_from_the_command_line(
 
     listed = run(database_url, "bounces", "list", "--send", str(SEND_ID), "--json")
     rows = json.loads(listed.output)
-    assert [(row["kind"], row["address"]) for row in rows] == [
-        ("hard_bounce", seeded[HARD].address),
-        ("complaint", seeded[COMPLAINT].address),
+    assert [(row["kind"], row["cause"], row["address"]) for row in rows] == [
+        ("hard_bounce", "address_gone", seeded[HARD].address),
+        ("complaint", None, seeded[COMPLAINT].address),
     ]
     status = run(database_url, "send", "status", str(SEND_ID))
     assert status.exit_code == 0, status.output

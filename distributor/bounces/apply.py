@@ -4,11 +4,14 @@
 a message, pure; :func:`apply_readings` reads what the rules need for a whole batch at once and
 writes what they say, in the caller's transaction (:func:`process_feedback` for one message):
 
-- a hard bounce makes the delivery ``bounced`` and suppresses the subscriber (``bounced``);
-- a soft bounce leaves the delivery ``sent`` (the message may still arrive), but the third one
-  within :data:`SOFT_BOUNCE_WINDOW` for different messages suppresses the subscriber too;
+- a hard bounce makes the delivery ``bounced``, a soft one leaves it ``sent`` (the message may
+  still arrive); what it costs the reader is the one rule of :mod:`distributor.sending.refusals`,
+  by its cause, as for the SMTP server's own answers: an address gone suppresses them, their
+  mailbox failing 3 of their last 5 messages too, anything about us or the path never (it counts
+  against the send and the domain, and a wave of it pauses the send);
 - a complaint makes the delivery ``complained`` and suppresses the subscriber (``complained``);
-- a send whose share of hard bounces passes ``BOUNCE_PAUSE_RATE`` pauses itself.
+  an opt-out report unsubscribes them; a DMARC report touches no reader;
+- a send whose share of hard bounces for addresses gone passes ``BOUNCE_PAUSE_RATE`` pauses.
 
 The subscriber suppressed is the one the matched delivery was for, and only while they still
 have that delivery's address: never whoever the report names.
@@ -20,26 +23,33 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from distributor.bounces import Feedback, FeedbackKind, MatchedFeedback, Unmatched, classify, match
+from distributor.bounces.feedback import RecipientFailure
 from distributor.bounces.message import MAX_TEXT_CHARS, one_line
 from distributor.bounces.models import FeedbackMessage, FeedbackOutcome
 from distributor.config import Settings
+from distributor.failures import Verdict, domain_of
 from distributor.render.verp import Verp
 from distributor.sending.lifecycle import pause_for_error
 from distributor.sending.models import Delivery
 from distributor.sending.queries import delivery_counts_of, feedback_rate
-from distributor.vocabulary import DeliveryChannel, DeliveryState
+from distributor.sending.refusals import (
+    FailedDelivery,
+    RefusalPolicy,
+    domain_refusal,
+    reader_suppression,
+    recent_failures,
+)
+from distributor.vocabulary import READER_CAUSES, DeliveryState, FailureCause
 from subscribers.models import SubscriberStatus
 from subscribers.store import Suppression, suppress_all
 
-SOFT_BOUNCE_LIMIT = 3
-SOFT_BOUNCE_WINDOW = timedelta(days=30)
 MESSAGE_ID_MAX = 300
 GONE = "the delivery it names does not exist (any more)"
 SENT, BOUNCED = DeliveryState.SENT.value, DeliveryState.BOUNCED.value
@@ -48,21 +58,30 @@ _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^<>\r\n]{1,298}>)", re.IGNORECA
 
 @dataclass(frozen=True)
 class Effects:
-    """What one matched report does: the delivery's new state, the subscriber's, and why."""
+    """What one matched report does to the delivery and the subscriber, and why; a bounce's
+    cost to the reader is decided by :func:`~distributor.sending.refusals.reader_suppression`."""
 
     delivery_state: DeliveryState | None
     suppress: SubscriberStatus | None
     reason: str
+    failure: RecipientFailure | None = None  # a bounce's, for the delivery it matched
 
 
 @dataclass(frozen=True)
 class PausePolicy:
     rate: float  # hard bounces over accepted messages above which a send pauses
     min_accepted: int  # below this many accepted messages a rate says too little
+    refusals: RefusalPolicy = field(
+        default_factory=lambda: RefusalPolicy.from_settings(Settings())
+    )  # when a domain's refusals of ours or the path pause a send
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PausePolicy:
-        return cls(settings.bounce_pause_rate, settings.bounce_pause_min_sent)
+        return cls(
+            settings.bounce_pause_rate,
+            settings.bounce_pause_min_sent,
+            RefusalPolicy.from_settings(settings),
+        )
 
 
 @dataclass(frozen=True)
@@ -83,32 +102,30 @@ class Processed:
         return self.outcome is not FeedbackOutcome.UNMATCHED
 
 
-def decide(feedback: Feedback, *, delivery_state: DeliveryState, soft_bounces: int) -> Effects:
-    """The rules. ``soft_bounces`` counts this subscriber's soft bounces within the window,
-    this one included. Only a ``sent`` delivery changes state (a complaint about a bounced
-    message, say, leaves it bounced); suppression does not depend on it."""
-    detail = " ".join(part for part in (feedback.status, feedback.diagnostic) if part)
+def decide(feedback: Feedback, *, delivery_state: DeliveryState, address: str) -> Effects:
+    """The rules for the delivery (to ``address``) a report matched. Only a ``sent`` delivery
+    changes state (a complaint about a bounced message, say, leaves it bounced)."""
     was_sent = delivery_state is DeliveryState.SENT
-    if feedback.kind is FeedbackKind.HARD_BOUNCE:
-        return Effects(
-            DeliveryState.BOUNCED if was_sent else None,
-            SubscriberStatus.BOUNCED,
-            f"hard bounce: {detail or feedback.reason}",
-        )
     if feedback.kind is FeedbackKind.COMPLAINT:
         return Effects(
             DeliveryState.COMPLAINED if was_sent else None,
             SubscriberStatus.COMPLAINED,
             f"complaint: {feedback.reason}",
         )
-    if feedback.kind is FeedbackKind.SOFT_BOUNCE and soft_bounces >= SOFT_BOUNCE_LIMIT:
-        return Effects(
-            None,
-            SubscriberStatus.BOUNCED,
-            f"{soft_bounces} soft bounces within {SOFT_BOUNCE_WINDOW.days} days "
-            f"(last: {detail or feedback.reason})",
-        )
-    return Effects(None, None, f"{feedback.kind.value}: {detail or feedback.reason}")
+    if feedback.kind is FeedbackKind.OPT_OUT:
+        return Effects(None, SubscriberStatus.UNSUBSCRIBED, f"opt-out: {feedback.reason}")
+    failure = feedback.failure_for(address)
+    if failure is None:
+        return Effects(None, None, f"{feedback.kind.value}: {feedback.reason}")
+    detail = " ".join(part for part in (failure.status, failure.diagnostic) if part)
+    hard = failure.kind is FeedbackKind.HARD_BOUNCE
+    return Effects(
+        DeliveryState.BOUNCED if hard and was_sent else None,
+        None,
+        f"{failure.kind.value.replace('_', ' ')} ({failure.cause.value}): "
+        f"{detail or feedback.reason}",
+        failure,
+    )
 
 
 def pause_reason(before: dict[str, int], after: dict[str, int], policy: PausePolicy) -> str | None:
@@ -182,17 +199,20 @@ def apply_readings(
     for each in readings:
         if each.digest not in seen:
             fresh.setdefault(each.digest, each)
-    batch = _Batch.load(session, list(fresh.values()), now=now)
+    batch = _Batch.load(session, list(fresh.values()))
     applied = [
         (each, *batch.apply(session, each, policy=policy, now=now)) for each in fresh.values()
     ]
-    batch.write(session)
+    paused = batch.write(session, policy=policy, now=now)
     asked = [suppression for *_, suppression in applied if suppression is not None]
     suppressed = iter(suppress_all(session, asked))
     rows: list[dict[str, object]] = []
     for each, target, done, suppression in applied:
         if suppression is not None and next(suppressed):
-            done.append(f"subscriber {suppression.subscriber_id} suppressed")
+            why = "" if suppression.source != "bounce" else f" ({suppression.reason})"
+            done.append(f"subscriber {suppression.subscriber_id} suppressed{why}")
+        if target is not None and target.send_id in paused:
+            done.append(paused.pop(target.send_id))
         rows.append(_row_of(each, target, "; ".join(done), now))
     ids = connection.execute(_INSERT, rows).scalars().all() if rows else []
     for row, new_id in zip(rows, ids, strict=True):
@@ -227,7 +247,7 @@ def _row_of(
             "send_id": target.send_id,
             "subscriber_id": target.subscriber_id,
         }
-    elif feedback.kind is FeedbackKind.AUTO_REPLY:
+    elif feedback.kind in (FeedbackKind.AUTO_REPLY, FeedbackKind.AUTH_REPORT):
         outcome = FeedbackOutcome.IGNORED
     else:
         outcome, row["raw"] = FeedbackOutcome.UNMATCHED, reading.raw
@@ -239,6 +259,7 @@ def _row_of(
         "reason": reason,
         "status": feedback.status,
         "diagnostic": feedback.diagnostic,
+        "cause": feedback.cause,
         "received_at": now,
     }
 
@@ -270,28 +291,17 @@ _TARGET = select(
 _TARGETS_BY_ID = _TARGET.where(
     _DELIVERIES.c.id.in_(bindparam("b_ids", expanding=True))
 ).with_for_update()
-_TARGETS_BY_MESSAGE = _TARGET.where(
-    tuple_(_DELIVERIES.c.send_id, _DELIVERIES.c.subscriber_id).in_(
-        bindparam("b_messages", expanding=True)
-    ),
-    _DELIVERIES.c.channel == DeliveryChannel.EMAIL,
-).with_for_update()
-_SOFT_BOUNCES = (
-    select(_FEEDBACK.c.subscriber_id, _FEEDBACK.c.delivery_id)
-    .where(
-        _FEEDBACK.c.subscriber_id.in_(bindparam("b_subscriber_ids", expanding=True)),
-        _FEEDBACK.c.kind == FeedbackKind.SOFT_BOUNCE,
-        _FEEDBACK.c.outcome == FeedbackOutcome.APPLIED,
-        _FEEDBACK.c.received_at >= bindparam("b_since"),
-    )
-    .distinct()
-)
 _MARK = (
     update(_DELIVERIES)
     .where(_DELIVERIES.c.id == bindparam("b_id"), _DELIVERIES.c.state == DeliveryState.SENT)
     .values(
         state=bindparam("b_state"), last_error=bindparam("b_error"), updated_at=bindparam("b_at")
     )
+)
+_SET_CAUSE = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("b_id"))
+    .values(failure_cause=bindparam("b_cause"))
 )
 
 
@@ -301,43 +311,32 @@ class _Batch:
     kept current in memory as its messages are applied one after another."""
 
     by_id: dict[int, Target]
-    by_message: dict[tuple[int, int], Target]
-    soft_bounces: dict[int, set[int]]  # subscriber -> deliveries soft-bounced within the window
+    recent: dict[int, dict[int, FailureCause | None]]  # subscriber -> last messages' causes
     counts: dict[int, dict[str, int]]  # send -> deliveries per state
     marks: list[dict[str, object]] = field(default_factory=list)  # for one UPDATE of them all
+    causes: list[dict[str, object]] = field(default_factory=list)  # likewise
+    # (send, domain) -> a delivery refused there for a reason of ours or the path, and how many
+    refusals: dict[tuple[int, str], tuple[FailedDelivery, int]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, session: Session, readings: Sequence[Reading], *, now: datetime) -> _Batch:
+    def load(cls, session: Session, readings: Sequence[Reading]) -> _Batch:
         connection = session.connection()
-        matched = [each.result for each in readings if isinstance(each.result, MatchedFeedback)]
-        ids = sorted({each.delivery_id for each in matched if each.delivery_id is not None})
-        messages = sorted(
-            {(each.message.send_id, each.message.subscriber_id) for each in matched if each.message}
+        ids = sorted(
+            {
+                each.result.delivery_id
+                for each in readings
+                if isinstance(each.result, MatchedFeedback)
+            }
         )
         by_id = {
             row.id: Target(*row) for row in connection.execute(_TARGETS_BY_ID, {"b_ids": ids})
         } if ids else {}  # fmt: skip
-        by_message: dict[tuple[int, int], Target] = {}
-        if messages:
-            for row in connection.execute(_TARGETS_BY_MESSAGE, {"b_messages": messages}):
-                target = by_id.setdefault(row.id, Target(*row))
-                by_message.setdefault((target.send_id, cast(int, target.subscriber_id)), target)
         targets = list(by_id.values())
-        soft = sorted({t.subscriber_id for t in targets if t.subscriber_id is not None})
-        soft_bounces: dict[int, set[int]] = {}
-        if soft:
-            since = now - SOFT_BOUNCE_WINDOW
-            found = connection.execute(_SOFT_BOUNCES, {"b_subscriber_ids": soft, "b_since": since})
-            for subscriber_id, delivery_id in found:
-                soft_bounces.setdefault(subscriber_id, set()).add(delivery_id)
+        recent = recent_failures(
+            session, [t.subscriber_id for t in targets if t.subscriber_id is not None]
+        )
         counts = delivery_counts_of(session, sorted({t.send_id for t in targets}))
-        return cls(by_id, by_message, soft_bounces, counts)
-
-    def target_of(self, result: MatchedFeedback) -> Target | None:
-        if result.delivery_id is not None:
-            return self.by_id.get(result.delivery_id)
-        assert result.message is not None
-        return self.by_message.get((result.message.send_id, result.message.subscriber_id))
+        return cls(by_id, recent, counts)
 
     def apply(
         self, session: Session, reading: Reading, *, policy: PausePolicy, now: datetime
@@ -345,23 +344,23 @@ class _Batch:
         """The matched delivery, what was done, and the suppression it asks for (written with
         the others' by :func:`suppress_all`)."""
         feedback, result = reading.feedback, reading.result
-        target = self.target_of(result) if isinstance(result, MatchedFeedback) else None
+        target = (
+            self.by_id.get(result.delivery_id) if isinstance(result, MatchedFeedback) else None
+        )
         if target is None:
             return None, [result.reason if isinstance(result, Unmatched) else GONE], None
-        target = self.by_id[target.id]  # as changed by the batch so far
-        soft = 0
-        if feedback.kind is FeedbackKind.SOFT_BOUNCE and target.subscriber_id is not None:
-            earlier = self.soft_bounces.setdefault(target.subscriber_id, set())
-            soft = len(earlier - {target.id}) + 1
-            earlier.add(target.id)
-        effects = decide(feedback, delivery_state=target.state, soft_bounces=soft)
+        effects = decide(feedback, delivery_state=target.state, address=target.address)
         done = [effects.reason]
+        failure = effects.failure
         if effects.delivery_state is not None:  # only ever from sent: the row is locked
             self._mark(target, effects.delivery_state, effects.reason, now)
             done.append(f"delivery {target.id} is {effects.delivery_state.value}")
-            reason = self._count(target.send_id, effects.delivery_state, policy)
+            gone = failure is None or failure.cause is FailureCause.ADDRESS_GONE
+            reason = self._count(target.send_id, effects.delivery_state, policy, pause=gone)
             if reason is not None and pause_for_error(session, target.send_id, reason, now):
                 done.append(f"send {target.send_id} paused")
+        if failure is not None:
+            return target, done, self._failed(target, failure, effects)
         if effects.suppress is None or target.subscriber_id is None:
             return target, done, None
         suppression = Suppression(
@@ -369,9 +368,33 @@ class _Batch:
             effects.suppress,
             address=target.address,
             reason=f"{effects.reason} (delivery {target.id}, send {target.send_id})",
-            source="complaint" if effects.suppress is SubscriberStatus.COMPLAINED else "bounce",
+            source=_SOURCES[effects.suppress],
+            send_id=target.send_id,
         )
         return target, done, suppression
+
+    def _failed(
+        self, target: Target, failure: RecipientFailure, effects: Effects
+    ) -> Suppression | None:
+        """A bounce's cost: kept on the delivery (when it says the message will not arrive, or
+        is about the reader's mailbox), then the one rule for the reader or the domain."""
+        hard = failure.kind is FeedbackKind.HARD_BOUNCE
+        if not hard and failure.cause not in READER_CAUSES:
+            return None  # delayed on the way: it may still arrive, and it is not the reader's
+        self.causes.append({"b_id": target.id, "b_cause": failure.cause})
+        failed = FailedDelivery(target.id, target.send_id, target.subscriber_id, target.address)
+        reading = failure.reading
+        if reading.verdict is Verdict.NOT_READER:
+            key = (target.send_id, domain_of(target.address))
+            self.refusals[key] = (failed, self.refusals.get(key, (failed, 0))[1] + 1)
+            return None
+        if target.subscriber_id is None:
+            return None
+        recent = self.recent.setdefault(target.subscriber_id, {})
+        evidence = " ".join(part for part in (failure.status, failure.diagnostic) if part)
+        return reader_suppression(
+            failed, reading, recent=recent, evidence=evidence or effects.reason
+        )
 
     def _mark(self, target: Target, state: DeliveryState, reason: str, now: datetime) -> None:
         self.by_id[target.id] = replace(target, state=state)
@@ -379,9 +402,11 @@ class _Batch:
             {"b_id": target.id, "b_state": state, "b_error": reason[:2000], "b_at": now}
         )
 
-    def _count(self, send_id: int, state: DeliveryState, policy: PausePolicy) -> str | None:
+    def _count(
+        self, send_id: int, state: DeliveryState, policy: PausePolicy, *, pause: bool
+    ) -> str | None:
         """Move one delivery of the send from sent to ``state`` in the counts; why the send
-        should pause now, if this took its hard-bounce rate over the limit."""
+        should pause now, if this (an address gone) took its hard-bounce rate over the limit."""
         before = self.counts.get(send_id, {})
         after = {
             **before,
@@ -389,12 +414,29 @@ class _Batch:
             state.value: before.get(state.value, 0) + 1,
         }
         self.counts[send_id] = after
-        return pause_reason(before, after, policy)
+        return pause_reason(before, after, policy) if pause else None
 
-    def write(self, session: Session) -> None:
-        """The deliveries' new states, in one statement."""
+    def write(self, session: Session, *, policy: PausePolicy, now: datetime) -> dict[int, str]:
+        """The deliveries' new states and causes, in one statement each; then the sends whose
+        domain refusals this batch took over the limit are paused (send -> what was done)."""
+        connection = session.connection()
         if self.marks:
-            session.connection().execute(_MARK, self.marks)
+            connection.execute(_MARK, self.marks)
+        if self.causes:
+            connection.execute(_SET_CAUSE, self.causes)
+        paused = {}
+        for failed, n in self.refusals.values():
+            reason = domain_refusal(session, failed, policy.refusals, added=n, attempted=False)
+            if reason is not None and pause_for_error(session, failed.send_id, reason, now):
+                paused[failed.send_id] = f"send {failed.send_id} paused: {reason}"
+        return paused
+
+
+_SOURCES = {
+    SubscriberStatus.COMPLAINED: "complaint",
+    SubscriberStatus.UNSUBSCRIBED: "opt-out report",
+    SubscriberStatus.BOUNCED: "bounce",
+}
 
 
 def _own_message_id(raw: bytes) -> str | None:
@@ -415,6 +457,7 @@ class FeedbackView:
     outcome: str
     reason: str
     status: str | None
+    cause: str | None  # a bounce's: why the message did not arrive
     delivery_id: int | None
     send_id: int | None
     address: str | None  # the matched delivery's, not what the report claims
@@ -448,6 +491,7 @@ def list_feedback(
             row.outcome.value,
             row.reason,
             row.status,
+            row.cause.value if row.cause else None,
             row.delivery_id,
             row.send_id,
             address,

@@ -31,6 +31,7 @@ from distributor.bounces.reports import (
     FEEDBACK_REPORT_TYPE,
     delivery_status_feedback,
     feedback_report_feedback,
+    is_dmarc_report,
 )
 from distributor.render.verp import VERP_CANDIDATE
 
@@ -91,9 +92,11 @@ def classify(raw: bytes) -> Feedback:
 
 def _kind_of(reading: Reading) -> Feedback:
     if reading.delivery_status is not None:
-        return delivery_status_feedback(reading.delivery_status)
+        return delivery_status_feedback(reading.delivery_status, reading.text)
     if reading.feedback_report is not None:
         return feedback_report_feedback(reading.feedback_report, reading.originals)
+    if is_dmarc_report(reading.message):
+        return Feedback(FeedbackKind.AUTH_REPORT, "DMARC report: about our mail, not a reader")
     if looks_like_bounce(reading.message):
         return plaintext_feedback(reading.message, reading.text)
     reason = auto_reply_reason(reading.message)

@@ -1,7 +1,10 @@
 """``match(feedback, verp) -> MatchedFeedback | Unmatched``: which delivery a report is about,
-decided only by what we signed. By the VERP return path, else by our Message-ID, else not at
-all: an unmatched report is kept for a person, never matched by its recipient address (anyone
-can write any address into a message).
+decided only by what we signed, and only by what an outsider cannot have: the VERP return path
+the report came back to (signed, per delivery, and seen only by the servers that handled that
+message). Our Message-ID is not enough on its own: every reply and forward quotes it
+(``In-Reply-To``, ``References``), so anyone the reader wrote to could send a "bounce" or an
+"abuse report" quoting it. A report without the return path is kept for a person, never acted
+on; never matched by its recipient address either (anyone can write any address).
 """
 
 from __future__ import annotations
@@ -10,24 +13,20 @@ from dataclasses import dataclass
 
 from distributor.bounces.feedback import Feedback
 from distributor.errors import InvalidToken
-from distributor.render.message_ids import MessageRef, parse_message_id
+from distributor.render.message_ids import parse_message_id
 from distributor.render.verp import Verp
 
 
 @dataclass(frozen=True)
 class MatchedFeedback:
-    """A report traced to one delivery: by its id (VERP) or by send and subscriber (Message-ID).
-
-    Exactly one of ``delivery_id`` and ``message`` is set.
-    """
+    """A report traced to one delivery by the signed return path it came back to."""
 
     feedback: Feedback
-    delivery_id: int | None = None
-    message: MessageRef | None = None
+    delivery_id: int
 
     @property
     def matched_by(self) -> str:
-        return "verp" if self.delivery_id is not None else "message-id"
+        return "verp"
 
 
 @dataclass(frozen=True)
@@ -62,5 +61,10 @@ def match(
             return Unmatched(
                 feedback, "the Message-ID it quotes is not one of ours (or was altered)"
             )
-        return MatchedFeedback(feedback, message=message)
+        return Unmatched(
+            feedback,
+            f"it quotes our Message-ID (send {message.send_id}, subscriber "
+            f"{message.subscriber_id}) but did not come to that delivery's signed return path: "
+            "anyone who got a reply or a forward has the Message-ID, so it is not acted on",
+        )
     return Unmatched(feedback, "it names no return path or Message-ID of ours")

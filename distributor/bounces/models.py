@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from distributor.bounces.feedback import FeedbackKind
 from distributor.db import Base, BigId, CreatedAt, Id
+from distributor.vocabulary import FailureCause
 
 
 class FeedbackOutcome(StrEnum):
@@ -37,6 +38,7 @@ class FeedbackMessage(Base):
     reason: Mapped[str] = mapped_column(Text)  # how it was read, or why it matched nothing
     status: Mapped[str | None] = mapped_column(String(20))
     diagnostic: Mapped[str | None] = mapped_column(Text)
+    cause: Mapped[FailureCause | None]  # why it did not arrive (distributor.failures)
     matched_by: Mapped[str | None] = mapped_column(String(20))  # "verp" or "message-id"
     delivery_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("deliveries.id", ondelete="SET NULL"), index=True

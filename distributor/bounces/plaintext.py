@@ -12,19 +12,26 @@ import re
 from email.message import Message
 
 from distributor.bounces.addresses import ADDRESS_IN_TEXT, is_daemon, plain_address
-from distributor.bounces.feedback import Feedback, FeedbackKind
+from distributor.bounces.feedback import Feedback, FeedbackKind, RecipientFailure, bounce_of
 from distributor.bounces.message import header_text, one_line, raw_headers
+from distributor.failures import read_failure
 from distributor.render.verp import VERP_PREFIX
+from distributor.vocabulary import FailureCause
 
 _SUBJECT = re.compile(
     r"undeliver|returned mail|returned to sender|delivery status notification|"
-    r"delivery (?:failure|failed|has failed|problem|notification)|mail delivery failed|"
+    r"delivery (?:failure|failed|has failed|problem|notification|status|delayed)|"
+    r"mail delivery failed|could not send message|failed mail|mail system error|"
+    r"unzustellbar|non remis|onbestelbaar|no entregado|non recapitabile|"
     r"failure notice|(?:could ?n[o']t|cannot) be delivered|non[- ]?deliver|"
     r"warning: message .{0,60} delayed|delayed mail|"
     r"退信|投递失败|發送失敗|发送失败|无法投递|未能送达|无法送达|投遞失敗|邮件被退回",
     re.IGNORECASE,
 )
-_SENDER_NAME = re.compile(r"mail delivery (?:system|subsystem)|系统退信|退信", re.IGNORECASE)
+_SENDER_NAME = re.compile(
+    r"mail delivery (?:system|subsystem)|courier mail server|postmaster|系统退信|退信",
+    re.IGNORECASE,
+)
 _QUOTED_ORIGINAL = re.compile(
     r"^.{0,20}(?:this is a copy of the message|original message (?:headers|follows)|"
     r"below this line is a copy of the message|-{3,} ?original message ?-{3,}|"
@@ -33,6 +40,11 @@ _QUOTED_ORIGINAL = re.compile(
 )
 _ENHANCED = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w.])")
 _REPLY_CODE = re.compile(r"(?:^|(?<=[\s:#;(：（]))([45][0-5]\d)(?=[\s-])", re.MULTILINE)
+_GAVE_UP = re.compile(
+    r"permanent fatal errors?|could ?n[o']t be delivered for (?:\d+|more than)|"
+    r"in the queue too long|retry timeout exceeded|message expired|giving up|gave up",
+    re.IGNORECASE,
+)
 _DELAY = re.compile(
     r"\bdelayed\b|has not yet been delivered|not been delivered yet|"
     r"will (?:continue to )?(?:re)?try|will be retried|delivery attempts will continue|"
@@ -53,6 +65,11 @@ _PERMANENT = re.compile(
 _TEMPORARY = re.compile(
     r"mailbox (?:is )?full|over quota|quota exceeded|temporar|try again later|deferred|"
     r"邮箱已满|空间不足|容量不足|暂时|稍后再试",
+    re.IGNORECASE,
+)
+_DELIVERED = re.compile(
+    r"(?:has been|was|were) (?:successfully )?(?:delivered|relayed)|delivery (?:to the following "
+    r"recipients? )?(?:was )?(?:complete|succeeded|successful)|已(?:成功)?(?:投递|送达)",
     re.IGNORECASE,
 )
 _RECIPIENT_CUES = re.compile(
@@ -109,7 +126,10 @@ def plaintext_feedback(message: Message, text: str) -> Feedback:
     status = enhanced[0] if enhanced else (code[1] if code else None)
     at = enhanced or code
     recipient = _recipient(message, words)
-    if (delay := _DELAY.search(words)) or _DELAY.search(subject):
+    if (gave_up := _last(_GAVE_UP, words)) is not None:
+        kind, why = FeedbackKind.HARD_BOUNCE, f"it says {gave_up[0]!r}"
+        at = gave_up if status is None or status[0] != "5" else at
+    elif (delay := _DELAY.search(words)) or _DELAY.search(subject):
         kind, why = FeedbackKind.SOFT_BOUNCE, "it says delivery is delayed"
         at = at or delay
     elif status is not None and status[0] in "45":
@@ -119,6 +139,13 @@ def plaintext_feedback(message: Message, text: str) -> Feedback:
         kind, why, at = FeedbackKind.SOFT_BOUNCE, f"it says {found[0]!r}", found
     elif (found := _PERMANENT.search(words)) is not None:
         kind, why, at = FeedbackKind.HARD_BOUNCE, f"it says {found[0]!r}", found
+    elif (cause := _cause(words, status, None)) is not FailureCause.UNKNOWN and not (
+        _DELIVERED.search(words)
+    ):
+        # No status and no words of ours, but a reason the failure reader knows.
+        temporary = cause is FailureCause.NETWORK
+        kind = FeedbackKind.SOFT_BOUNCE if temporary else FeedbackKind.HARD_BOUNCE
+        why, at = f"it reads as {cause.value}", None
     else:
         return Feedback(
             FeedbackKind.UNKNOWN,
@@ -126,14 +153,35 @@ def plaintext_feedback(message: Message, text: str) -> Feedback:
             source,
             recipient=recipient,
         )
-    return Feedback(
-        kind,
-        one_line(f"{source} bounce: {why}"),
-        source,
-        recipient=recipient,
-        status=status,
-        diagnostic=_paragraph(words, at.start()) if at is not None else None,
+    diagnostic = _paragraph(words, at.start()) if at is not None else None
+    failure = RecipientFailure(
+        recipient, kind, status, diagnostic, _cause(words, status, diagnostic, kind=kind)
     )
+    return bounce_of((failure,), one_line(f"{source} bounce: {why}, {failure.cause.value}"), source)
+
+
+def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The last match: a notice that gave up says why last (after its headline)."""
+    found = None
+    for found in pattern.finditer(text):  # noqa: B007
+        pass
+    return found
+
+
+def _cause(
+    words: str, status: str | None, diagnostic: str | None, *, kind: FeedbackKind | None = None
+) -> FailureCause:
+    """The failure's cause: from the paragraph that gives its status first (the server's own
+    words), else from all the bounce's words."""
+    permanent = None if kind is None else kind is FeedbackKind.HARD_BOUNCE
+    enhanced = status if status is not None and "." in status else None
+    code = int(status) if status is not None and status.isdigit() else None
+    for text in (diagnostic, words):
+        if text:
+            cause = read_failure(text, status=enhanced, code=code, permanent=permanent).cause
+            if cause is not FailureCause.UNKNOWN:
+                return cause
+    return FailureCause.UNKNOWN
 
 
 def _source(message: Message, words: str) -> str:

@@ -19,6 +19,7 @@ from distributor.readers.engagement import EngagementCounts, engagement_counts
 from distributor.readers.unsubscribes import unsubscribes_by_send
 from distributor.sending.models import FINAL_DELIVERY_STATES, Send
 from distributor.sending.queries import delivery_counts_of, duplicates_of, feedback_rate
+from distributor.sending.refusals import worst_refusal
 from distributor.vocabulary import DeliveryState
 from distributor.wechat.status import WechatJobView, wechat_jobs_of
 from subscribers.query import Audience
@@ -49,6 +50,8 @@ class SendStatus:
     # sent, so they are counted from the feedback messages; hard bounces and complaints are
     # delivery states and are in ``counts``.
     soft_bounces: int = 0
+    # The receiving domain refusing us most, and why, in one line (one send's status only).
+    refused_by: str | None = None
 
     @property
     def bounced(self) -> int:
@@ -95,6 +98,7 @@ class SendStatus:
             "counts": self.counts,
             "possible_duplicates": self.possible_duplicates,
             **({"error": self.error} if self.error else {}),
+            **({"refused_by": self.refused_by} if self.refused_by else {}),
             "tracking": self.tracking,
             **({"unsubscribes": self.unsubscribes} if self.unsubscribes is not None else {}),
             **({"engagement": asdict(self.engagement)} if self.engagement else {}),
@@ -164,6 +168,7 @@ def send_status(session: Session, send_id: int) -> SendStatus:
         status,
         engagement=engagement_counts(session, send_id) if status.tracking else None,
         unsubscribes=unsubscribes_by_send(session, send_id),
+        refused_by=worst_refusal(session, send_id),
     )
 
 

@@ -61,8 +61,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
     "beat": ("worker_commands", "beat", ()),
     "schedule": ("schedule_commands", "schedule", ()),
     "demo": ("demo_command", "demo", ()),
-    "subscribers": ("subscriber_commands", "subscribers", (("bounce_commands",
-                                                            "unsuppress_command"),)),
+    "subscribers": ("subscriber_commands", "subscribers", (
+        ("suppression_commands", "unsuppress_command"),
+        ("suppression_commands", "suppressions_command"),
+    )),
     "lists": ("subscriber_commands", "lists", ()),
     "web": ("web_commands", "web", ()),
     "wechat": ("wechat_commands", "wechat", ()),

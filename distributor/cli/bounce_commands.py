@@ -1,5 +1,4 @@
-"""``distributor bounces``: feed bounce messages in by hand and see what came back; and
-``distributor subscribers unsuppress``, to lift a bounce or complaint suppression knowingly."""
+"""``distributor bounces``: feed bounce messages in by hand and see what came back."""
 
 from __future__ import annotations
 
@@ -14,14 +13,11 @@ from distributor.bounces.apply import PausePolicy, list_feedback, process_feedba
 from distributor.bounces.models import FeedbackOutcome
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.send_status_output import when_text
-from distributor.cli.terminal import plain, rich_text
+from distributor.cli.terminal import rich_text
 from distributor.db import utcnow
 from distributor.errors import ConfigurationError, DistributorError
 from distributor.readers.mailto import MailtoOutcome, mailto_unsubscriber
 from distributor.render.verp import Verp
-from subscribers.store import unsuppress
-
-STAFF_SOURCE = "staff: distributor subscribers unsuppress"
 
 
 @click.group()
@@ -113,12 +109,15 @@ def list_command(
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], ensure_ascii=False, indent=2))
         return
-    table = Table("ID", "Received", "Kind", "Outcome", "Send", "Delivery", "Address", "Reason")
+    table = Table(
+        "ID", "Received", "Kind", "Cause", "Outcome", "Send", "Delivery", "Address", "Reason"
+    )
     for row in rows:
         table.add_row(
             str(row.id),
             when_text(app, row.received_at),
             row.kind,
+            row.cause or "",
             row.outcome,
             str(row.send_id or ""),
             str(row.delivery_id or ""),
@@ -126,15 +125,3 @@ def list_command(
             rich_text(row.reason, 100),
         )
     app.console.print(table)
-
-
-@click.command("unsuppress")
-@click.argument("email")
-@click.option("--reason", required=True, help="Why (kept in the subscriber's history).")
-@pass_app
-def unsuppress_command(app: AppContext, email: str, reason: str) -> None:
-    """Make EMAIL active again after a bounce or a complaint suppressed it, knowingly: the
-    address was fixed, the complaint was a mistake. The reason is logged."""
-    with app.session() as session:
-        subscriber = unsuppress(session, email, reason=reason, source=STAFF_SOURCE)
-    click.echo(f"{plain(subscriber.email)} is active again; the reason is in their history.")

@@ -43,7 +43,7 @@ AT_HELP = (
 WORKER_HINT = "once a worker with the scheduler runs (distributor worker --beat)"
 
 
-def parse_when(value: str, zone: ZoneInfo) -> datetime:
+def parse_when(value: str, zone: ZoneInfo, option: str = "--at") -> datetime:
     """ISO 8601 with a time of day; without an offset it is read in ``zone``. A date alone is
     refused rather than read as midnight: a newsletter sent at 00:00 by mistake cannot be
     called back, and typing the time costs a second."""
@@ -53,13 +53,14 @@ def parse_when(value: str, zone: ZoneInfo) -> datetime:
         pass
     else:
         raise DistributorError(
-            f"--at {value!r} is a date without a time of day: add one, e.g. {value}T09:00"
+            f"{option} {value!r} is a date without a time of day: add one, e.g. {value}T09:00"
         )
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
         raise DistributorError(
-            f"--at {value!r} is not a date and time like 2026-12-01T09:00 or 2026-12-01T09:00+08:00"
+            f"{option} {value!r} is not a date and time like 2026-12-01T09:00 or "
+            "2026-12-01T09:00+08:00"
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=zone)
 

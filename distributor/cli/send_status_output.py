@@ -56,6 +56,8 @@ def print_status(app: AppContext, status: SendStatus) -> None:
     print_feedback(app, status)
     if status.error:
         app.console.print(f"It stopped by itself: {rich_text(status.error)}", highlight=False)
+    if status.refused_by and status.refused_by != status.error:
+        app.console.print(f"Refused:   {rich_text(status.refused_by)}", highlight=False)
     if status.possible_duplicates:
         app.console.print(
             f"{status.possible_duplicates} messages were sent again after a worker "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from distributor.channels.base import Channel, Envelope, Outcome, Receipt
 from distributor.db import utcnow
 from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
+from distributor.failures import Verdict, domain_of, read_failure
 from distributor.sending.attempts import LogEntry, log_attempts
 from distributor.sending.claim import ClaimedDelivery, claim_batch, release_claims, renew_claims
 from distributor.sending.lifecycle import (
@@ -41,6 +42,7 @@ from distributor.sending.limits import Throttle
 from distributor.sending.models import AttemptOutcome, Delivery, DeliveryAttempt, Send
 from distributor.sending.planner import EMAIL_CHANNELS
 from distributor.sending.policy import RetryPolicy, decide
+from distributor.sending.refusals import FailedDelivery, record_refusal
 from distributor.sending.tunables import Tunables
 from distributor.vocabulary import DeliveryState, SendState
 from subscribers.query import still_sendable
@@ -65,6 +67,7 @@ class DrainStats:
 _DELIVERIES = cast(Table, Delivery.__table__)
 _ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
 LATE_DETAIL = "answer came after the claim expired"
+WAVE_CHECK_EVERY = 10  # refusals at one domain between two looks at its wave, after the first
 
 # Built once: per message only parameters change (no statement construction on the hot path).
 _UPDATE_RESULT = (
@@ -299,6 +302,9 @@ class _Drain:
     throttle: Throttle | None
     only_send: int | None
     stats: DrainStats = field(default_factory=DrainStats)
+    # Refusals of ours or the path per (send, domain): not yet looked at, and looks so far.
+    unchecked: Counter[tuple[int, str]] = field(default_factory=Counter)
+    wave_checks: Counter[tuple[int, str]] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.deadline = time.monotonic() + self.tunables.budget_seconds
@@ -374,6 +380,44 @@ class _Drain:
                 worker=self.worker,
             )
             self.stats.add(state)
+            paused = False
+            if state is DeliveryState.FAILED and receipt.code is not None:
+                paused = self.apply_refusal(delivery, receipt)
+            if paused and not self.recheck(send_id, pending, token):
+                return  # a wave of refusals paused the send: the rest waits
+
+    def apply_refusal(self, delivery: ClaimedDelivery, receipt: Receipt) -> bool:
+        """The one rule for failures, for an answer the server gave us itself (a ``550 5.1.1``
+        at RCPT suppresses the reader; a ``550 5.7.1`` blocklist counts against the domain).
+
+        A domain's wave is looked at on each of its first :data:`WAVE_CHECK_EVERY` refusals in
+        this drain, then every :data:`WAVE_CHECK_EVERY`: each look counts the send's messages
+        at that domain, which a long wave below the limit must not do per message. True when
+        it paused the send."""
+        reading = read_failure(receipt.response, code=receipt.code)
+        failed = FailedDelivery(
+            delivery.id, delivery.send_id, delivery.subscriber_id, delivery.address
+        )
+        unchecked = 0
+        if reading.verdict is Verdict.NOT_READER:
+            key = (delivery.send_id, domain_of(delivery.address))
+            self.unchecked[key] += 1
+            if self.wave_checks[key] < WAVE_CHECK_EVERY or (
+                self.unchecked[key] >= WAVE_CHECK_EVERY
+            ):
+                unchecked, self.unchecked[key] = self.unchecked[key], 0
+                self.wave_checks[key] += 1
+        with self.factory.begin() as session:
+            effects = record_refusal(
+                session,
+                failed,
+                reading,
+                evidence=receipt.response[:1000] or str(receipt.code),
+                policy=self.tunables.refusals,
+                now=self.clock(),
+                unchecked=unchecked,
+            )
+        return effects.paused is not None
 
     def recheck(self, send_id: int, pending: deque[ClaimedDelivery], token: str) -> bool:
         """False when the send is no longer running: the rest is given back (or cancelled)."""

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from distributor.db import Base, BigId, CreatedAt, Id, UpdatedAt
-from distributor.vocabulary import DeliveryChannel, DeliveryState, SendState, Variant
+from distributor.vocabulary import DeliveryChannel, DeliveryState, FailureCause, SendState, Variant
 from subscribers.query import Audience
 
 
@@ -148,6 +148,8 @@ class Delivery(Base):
             text("lower(address::text)"),
             "id",
         ).ddl_if(dialect="postgresql"),
+        # A reader's last deliveries, newest first: their repeated failures (distributor.failures).
+        Index("ix_deliveries_subscriber_id", "subscriber_id", "id"),
         # Few rows are ever flagged: a partial index keeps their count instant at any size.
         Index(
             "ix_deliveries_possible_duplicate",
@@ -176,6 +178,9 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     smtp_code: Mapped[int | None]
     smtp_response: Mapped[str | None] = mapped_column(Text)
+    # Why it did not arrive, from the server's answer or a bounce (distributor.failures): what
+    # the reader's repeated failures and a domain's wave of refusals are counted by.
+    failure_cause: Mapped[FailureCause | None]
     sent_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

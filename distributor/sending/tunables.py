@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from distributor.config import Settings
 from distributor.sending.policy import RetryPolicy
+from distributor.sending.refusals import RefusalPolicy
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Tunables:
     slots: int  # dispatcher tasks sending at once, across all workers
     plan_batch_size: int
     planner_lease: timedelta
+    refusals: RefusalPolicy  # when a domain's refusals pause a send
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Tunables:
@@ -41,4 +43,5 @@ class Tunables:
             slots=settings.dispatch_slots,
             plan_batch_size=settings.plan_batch_size,
             planner_lease=timedelta(seconds=settings.planner_lease_seconds),
+            refusals=RefusalPolicy.from_settings(settings),
         )

@@ -5,7 +5,7 @@ they follow the link the request names. ``wechat_callback_nonces``: the ``timest
 each callback taken, until it is out of the freshness window (a replay is refused).
 
 Revision ID: 0013_outsiders
-Revises: 0011_api_indexes
+Revises: 0012_failure_reasons
 Create Date: 2026-12-06 06:00:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import distributor.db
 
 revision = "0013_outsiders"
-down_revision = "0011_api_indexes"
+down_revision = "0012_failure_reasons"
 branch_labels = None
 depends_on = None
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from distributor.issues.document import BlockType
 from distributor.staff.models import STAFF_NAME_MAX, Role
 from distributor.staff.passwords import PASSWORD_MAX
-from distributor.vocabulary import DeliveryState, SendState
+from distributor.vocabulary import DeliveryState, FailureCause, SendState
 from subscribers.models import (
     DESCRIPTION_MAX,
     LIST_NAME_MAX,
@@ -239,6 +239,35 @@ class SubscriberOut(BaseModel):
     openid: str | None
     lists: list[MembershipOut]
     created_at: datetime
+
+
+class SuppressionOut(BaseModel):
+    """A reader suppressed by a bounce or a complaint, with the evidence."""
+
+    subscriber_id: int
+    email: str
+    status: SubscriberStatus
+    cause: FailureCause | None = Field(description="Why the message did not arrive (bounces).")
+    reason: str
+    evidence: str | None = Field(description="The remote server's words.")
+    send_id: int | None
+    at: datetime = Field(description="When the suppression was made.")
+
+
+class SuppressionLiftIn(Body):
+    """Which suppressions to lift: at least one of cause, domain, since, until."""
+
+    cause: FailureCause | None = None
+    domain: str | None = Field(default=None, max_length=253, description="e.g. qq.com")
+    since: datetime | None = None
+    until: datetime | None = None
+    reason: str | None = Field(default=None, max_length=2000, description="Kept in each history.")
+    dry_run: bool = Field(default=False, description="Only count; change nothing.")
+
+
+class SuppressionLiftOut(BaseModel):
+    count: int = Field(description="Readers made active again (or who would be, in a dry run).")
+    dry_run: bool
 
 
 class SubscriberAdded(BaseModel):

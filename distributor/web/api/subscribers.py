@@ -1,13 +1,16 @@
-"""``/api/v1/subscribers``: search, add, edit, correct the address of, unsubscribe."""
+"""``/api/v1/subscribers``: search, add, edit, correct the address of, unsubscribe; list the
+suppressed by cause and lift suppressions in bulk."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from distributor.vocabulary import Variant
+from distributor.errors import DistributorError
+from distributor.vocabulary import FailureCause, Variant
 from distributor.web.api.access import Editor, Viewer, audit
 from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from distributor.web.api.models import (
@@ -18,6 +21,9 @@ from distributor.web.api.models import (
     SubscriberEdit,
     SubscriberIn,
     SubscriberOut,
+    SuppressionLiftIn,
+    SuppressionLiftOut,
+    SuppressionOut,
 )
 from distributor.web.api.pagination import Cursor, Limit, Page, cursors
 from distributor.web.pages import WebDep
@@ -29,6 +35,12 @@ from subscribers.store import (
     memberships,
     search_subscribers,
     unsubscribe,
+)
+from subscribers.suppressions import (
+    SuppressionFilter,
+    count_suppressions,
+    lift_suppressions,
+    list_suppressions,
 )
 
 router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"], responses=COMMON_ERRORS)
@@ -111,6 +123,68 @@ def add(body: SubscriberIn, web: WebDep, user: Editor, response: Response) -> Su
         out = SubscriberAdded(subscriber=subscriber_out(subscriber), created=added.created)
     response.status_code = 201 if added.created else 200
     return out
+
+
+@router.get(
+    "/suppressions", response_model=Page[SuppressionOut], summary="List suppressions by cause"
+)
+def suppressions(
+    web: WebDep,
+    user: Viewer,
+    cause: FailureCause | None = None,
+    domain: Annotated[str | None, Query(max_length=253, description="e.g. qq.com")] = None,
+    since: Annotated[datetime | None, Query(description="Made at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Made before.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[SuppressionOut]:
+    """Readers suppressed by a bounce or a complaint, in ID order, with the cause, when, the
+    send and the remote server's words."""
+    where = SuppressionFilter.of(cause, domain, since, until, zone=web.settings.zone)
+    kind = f"suppressions:{cause or ''}:{where.domain or ''}:{since or ''}:{until or ''}"
+    after = cursors(web).decode(kind, cursor)
+    with web.reading() as session:
+        rows = list_suppressions(session, where, limit=limit, after=after[0] if after else None)
+    items = [
+        SuppressionOut(
+            subscriber_id=row.subscriber_id,
+            email=row.email,
+            status=SubscriberStatus(row.status),
+            cause=FailureCause(row.cause) if row.cause else None,
+            reason=row.reason,
+            evidence=row.evidence,
+            send_id=row.send_id,
+            at=row.at,
+        )
+        for row in rows
+    ]
+    full = len(items) == limit
+    return Page(
+        items=items,
+        next_cursor=cursors(web).encode(kind, [items[-1].subscriber_id]) if full else None,
+    )
+
+
+@router.post(
+    "/suppressions/lift", response_model=SuppressionLiftOut, summary="Lift suppressions in bulk"
+)
+def lift(body: SuppressionLiftIn, web: WebDep, user: Editor) -> SuppressionLiftOut:
+    """Make every reader suppressed for ``cause`` at ``domain`` within ``since``/``until``
+    active again (our IP was on a provider's blocklist that day), each lifting logged; or, with
+    ``dry_run``, only count them."""
+    where = SuppressionFilter.of(
+        body.cause, body.domain, body.since, body.until, zone=web.settings.zone
+    )
+    if not any((body.cause, body.domain, body.since, body.until)):
+        raise DistributorError("name the suppressions to lift: cause, domain, since or until")
+    with web.transaction() as session:
+        if body.dry_run:
+            return SuppressionLiftOut(count=count_suppressions(session, where), dry_run=True)
+        reason = body.reason or f"lifted in bulk by {user.name} through the API"
+        count = lift_suppressions(session, where, reason=reason, source=f"staff: {user.name}")
+        audit(session, user, "suppressions.lift", "subscriber", "bulk",
+              body.model_dump(mode="json", exclude_none=True) | {"count": count})  # fmt: skip
+    return SuppressionLiftOut(count=count, dry_run=False)
 
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut, responses=NOT_FOUND, summary="Show")
