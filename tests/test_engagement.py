@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 
-from distributor.db import session_factory, transaction
+from distributor.db import session_factory, transaction, utcnow
 from distributor.errors import InvalidToken
 from distributor.readers.engagement import (
     EngagementBuffer,
@@ -18,6 +19,8 @@ from distributor.readers.engagement import (
 )
 from distributor.readers.models import EngagementEvent, EngagementKind
 from distributor.render.tracking import click_url
+from distributor.sending.models import Delivery
+from distributor.vocabulary import DeliveryState
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenPurpose, TokenSigner
 from tests.support.refusals import database_refusing
@@ -46,7 +49,7 @@ def test_events_are_written_in_batches_and_counted_per_reader(database_url: str)
     buffer = EngagementBuffer(session_factory(database_url))
     for subscriber, kind, url in [
         (1, EngagementKind.OPEN, None),
-        (1, EngagementKind.OPEN, None),  # a second open of the same reader counts once
+        (1, EngagementKind.OPEN, None),  # a second open of the same reader is not even written
         (2, EngagementKind.OPEN, None),
         (2, EngagementKind.CLICK, "https://hzgh.org/1"),
         (2, EngagementKind.CLICK, "https://hzgh.org/2"),
@@ -55,7 +58,7 @@ def test_events_are_written_in_batches_and_counted_per_reader(database_url: str)
         buffer.add(send_id, subscriber, kind, url)
     with transaction(database_url) as session:
         assert session.scalar(select(func.count()).select_from(EngagementEvent)) == 0
-    assert buffer.flush() == 6 and buffer.flush() == 0
+    assert buffer.flush() == 5 and buffer.flush() == 0
     with transaction(database_url) as session:
         counts = engagement_counts(session, send_id)
     assert (counts.opened, counts.clicked, counts.clicks) == (2, 2, 3)
@@ -92,3 +95,47 @@ def test_events_wait_in_the_buffer_while_the_database_refuses(database_url: str)
         counts = engagement_counts(session, send_id)
     assert (counts.opened, counts.clicked) == (1, 1)
 
+
+
+def test_a_replayed_token_writes_one_row_and_counts_once(database_url: str) -> None:
+    """4,000 requests with one reader's link: one row, one click, one reader."""
+    send_id = running_send_with(database_url, 1)
+    buffer = EngagementBuffer(session_factory(database_url))
+    for _ in range(4000):
+        buffer.add(send_id, 1, EngagementKind.CLICK, "https://hzgh.org/1")
+        buffer.add(send_id, 1, EngagementKind.OPEN, None)
+    assert buffer.flush() == 2
+    buffer = EngagementBuffer(session_factory(database_url))  # another process, after a restart
+    buffer.add(send_id, 1, EngagementKind.CLICK, "https://hzgh.org/1")
+    buffer.flush()
+    with transaction(database_url) as session:
+        counts = engagement_counts(session, send_id)
+    assert (counts.opened, counts.clicked, counts.clicks) == (1, 1, 1)
+
+
+def test_a_scanner_following_every_link_on_arrival_is_not_a_reader(database_url: str) -> None:
+    """Reader 1's gateway follows five links within seconds of delivery: a scanner. Reader 2
+    clicks one link as soon as the message arrives, reader 3 two links an hour later: readers."""
+    send_id = running_send_with(database_url, 3)
+    delivered = utcnow() - timedelta(hours=1)
+    with transaction(database_url) as session:
+        session.execute(update(Delivery).values(sent_at=delivered, state=DeliveryState.SENT))
+    clock = iter([delivered + timedelta(seconds=s) for s in (2, 3, 3, 4, 5, 2)] + [utcnow()] * 2)
+    buffer = EngagementBuffer(session_factory(database_url), clock=lambda: next(clock))
+    for url in ("1", "2", "3"):
+        buffer.add(send_id, 1, EngagementKind.CLICK, f"https://hzgh.org/{url}")
+    buffer.flush()  # the scanner's first three, in their own batch
+    for url in ("4", "5"):
+        buffer.add(send_id, 1, EngagementKind.CLICK, f"https://hzgh.org/{url}")
+    buffer.add(send_id, 2, EngagementKind.CLICK, "https://hzgh.org/1")
+    buffer.add(send_id, 3, EngagementKind.CLICK, "https://hzgh.org/1")
+    buffer.add(send_id, 3, EngagementKind.CLICK, "https://hzgh.org/2")
+    buffer.flush()
+    with transaction(database_url) as session:
+        counts = engagement_counts(session, send_id)
+        machine = session.scalars(
+            select(EngagementEvent.subscriber_id).where(EngagementEvent.machine)
+        ).all()
+    assert (counts.clicked, counts.clicks, counts.machine_clicks) == (2, 3, 5)
+    assert set(machine) == {1}
+    assert counts.to_json() == {"opened": 0, "clicked": 2, "clicks": 3, "machine_clicks": 5}

@@ -4,7 +4,7 @@ every room: its WeChat jobs, the opens, clicks and unsubscribes of its readers, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -101,7 +101,7 @@ class SendStatus:
             **({"refused_by": self.refused_by} if self.refused_by else {}),
             "tracking": self.tracking,
             **({"unsubscribes": self.unsubscribes} if self.unsubscribes is not None else {}),
-            **({"engagement": asdict(self.engagement)} if self.engagement else {}),
+            **({"engagement": self.engagement.to_json()} if self.engagement else {}),
             **({"wechat_jobs": [job.to_json() for job in self.wechat_jobs]}
                if self.wechat_jobs else {}),
             "feedback": {

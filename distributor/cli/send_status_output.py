@@ -106,8 +106,10 @@ def print_readers(app: AppContext, status: SendStatus) -> None:
     if status.engagement is not None:
         seen = status.engagement
         clicks = f"{seen.clicks:,} click{'' if seen.clicks == 1 else 's'}"
+        scanned = (f"; {seen.machine_clicks:,} more by link scanners as the mail arrived"
+                   if seen.machine_clicks else "")
         app.console.print(f"Opened:    {readers(seen.opened)}, as far as an image can tell")
-        app.console.print(f"Clicked:   {readers(seen.clicked)}, {clicks}")
+        app.console.print(f"Clicked:   {readers(seen.clicked)}, {clicks}{scanned}")
     elif not status.tracking:
         app.console.print("Tracking:  off (opens and clicks are not counted)")
     if status.unsubscribes is not None:

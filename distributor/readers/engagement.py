@@ -5,6 +5,12 @@ minutes; a database write per hit would make the database the bottleneck of the 
 web server only checks the signature and queues the event; a background thread writes what has
 queued every fraction of a second in one INSERT. An event still in the buffer when the process is
 killed is lost: opens and clicks are statistics, not deliveries.
+
+Statistics nobody can inflate: a process takes each reader's open, and each reader's click on each
+link, once (a token replayed four thousand times writes one row), and the counts are of readers
+and reader-link pairs, never of rows. Clicks on several links within :data:`SCANNER_WINDOW` of
+the message's delivery are a mail gateway's link scanner following every link as the message
+arrives: they are marked ``machine`` and counted apart, not as a reader.
 """
 
 from __future__ import annotations
@@ -12,17 +18,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, distinct, func, insert, select
+from sqlalchemy import Table, distinct, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import utcnow
 from distributor.errors import InvalidToken
 from distributor.readers.models import EngagementEvent, EngagementKind
+from distributor.sending.models import Delivery
 from subscribers.tokens import TokenPurpose, TokenSigner
 
 log = logging.getLogger(__name__)
@@ -30,6 +38,9 @@ _EVENTS = cast(Table, EngagementEvent.__table__)
 FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 2000
 KEEP_ROWS = 200_000  # events kept while the database is away (about 50 MB); the oldest go first
+SEEN_KEPT = 500_000  # (reader, link) pairs a process remembers having taken; the oldest go first
+SCANNER_WINDOW = timedelta(seconds=30)  # how soon after delivery a scanner follows the links
+SCANNER_LINKS = 3  # … and how many different ones it follows at least: a reader clicks one
 
 
 @dataclass(frozen=True)
@@ -65,20 +76,24 @@ class EngagementBuffer:
         self.factory = factory
         self.clock = clock
         self._pending: list[dict[str, object]] = []
+        self._seen: OrderedDict[tuple[int, int, EngagementKind, str | None], None] = OrderedDict()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, send_id: int, subscriber_id: int, kind: EngagementKind, url: str | None) -> None:
-        row = {
-            "send_id": send_id,
-            "subscriber_id": subscriber_id,
-            "kind": kind,
-            "url": url[:2000] if url else None,
-            "at": self.clock(),
-        }
+        """Queue one event, unless this process took the same reader's same event already."""
+        url = url[:2000] if url else None
+        seen = (send_id, subscriber_id, kind, url)
+        row = {"send_id": send_id, "subscriber_id": subscriber_id, "kind": kind, "url": url,
+               "at": self.clock(), "machine": False}
         with self._lock:
+            if seen in self._seen:
+                return
+            self._seen[seen] = None
+            if len(self._seen) > SEEN_KEPT:
+                self._seen.popitem(last=False)
             self._pending.append(row)
             full = len(self._pending) >= FLUSH_ROWS
         if full:
@@ -94,6 +109,7 @@ class EngagementBuffer:
             return 0
         try:
             with self.factory.begin() as session:
+                mark_machine_clicks(session, rows)
                 # The table, not the class: the ORM's bulk path would look at every row again.
                 session.execute(insert(_EVENTS), rows)
         except Exception:
@@ -127,30 +143,102 @@ class EngagementBuffer:
                 time.sleep(FLUSH_SECONDS)
 
 
+def mark_machine_clicks(session: Session, rows: list[dict[str, object]]) -> None:
+    """Mark the clicks of a scanner: a reader whose clicks on :data:`SCANNER_LINKS` or more
+    different links all came within :data:`SCANNER_WINDOW` of their message's delivery. Those of
+    ``rows`` are marked as they are written, those written before are updated; one read of the
+    batch's readers' deliveries and early clicks."""
+    clicks = [row for row in rows if row["kind"] is EngagementKind.CLICK]
+    if not clicks:
+        return
+    sends = {cast(int, row["send_id"]) for row in clicks}
+    readers = {cast(int, row["subscriber_id"]) for row in clicks}
+    delivered: dict[tuple[int, int], datetime] = {
+        (send_id, subscriber_id): sent_at
+        for send_id, subscriber_id, sent_at in session.execute(
+            select(Delivery.send_id, Delivery.subscriber_id, Delivery.sent_at).where(
+                Delivery.subscriber_id.in_(readers),
+                Delivery.send_id.in_(sends),
+                Delivery.sent_at.is_not(None),
+            )
+        )
+        if sent_at is not None and subscriber_id is not None
+    }
+
+    def early(send_id: int, subscriber_id: int, at: datetime) -> bool:
+        sent_at = delivered.get((send_id, subscriber_id))
+        return sent_at is not None and at - sent_at < SCANNER_WINDOW
+
+    early_links: dict[tuple[int, int], set[str | None]] = {}
+    written = session.execute(
+        select(EngagementEvent.send_id, EngagementEvent.subscriber_id, EngagementEvent.url,
+               EngagementEvent.at)
+        .where(EngagementEvent.kind == EngagementKind.CLICK,
+               EngagementEvent.send_id.in_(sends), EngagementEvent.subscriber_id.in_(readers))
+    )
+    for send_id, subscriber_id, url, at in [*written, *(
+        (row["send_id"], row["subscriber_id"], row["url"], row["at"]) for row in clicks
+    )]:
+        if early(send_id, subscriber_id, at):
+            early_links.setdefault((send_id, subscriber_id), set()).add(url)
+    scanners = {reader for reader, links in early_links.items() if len(links) >= SCANNER_LINKS}
+    for row in clicks:
+        key = (cast(int, row["send_id"]), cast(int, row["subscriber_id"]))
+        row["machine"] = key in scanners and early(*key, cast(datetime, row["at"]))
+    for send_id, subscriber_id in scanners:
+        sent_at = delivered[(send_id, subscriber_id)]
+        session.execute(
+            update(EngagementEvent)
+            .where(EngagementEvent.send_id == send_id,
+                   EngagementEvent.subscriber_id == subscriber_id,
+                   EngagementEvent.kind == EngagementKind.CLICK,
+                   EngagementEvent.at < sent_at + SCANNER_WINDOW)
+            .values(machine=True)
+        )
+
+
 @dataclass(frozen=True)
 class EngagementCounts:
     opened: int  # recipients who opened at least once (as far as a pixel can tell)
-    clicked: int  # recipients who followed at least one link
-    clicks: int  # link follows in all
+    clicked: int  # recipients who followed at least one link themselves
+    clicks: int  # links followed by readers, each reader's each link once
+    machine_clicks: int = 0  # links followed by scanners as the message arrived, likewise
+
+    def to_json(self) -> dict[str, int]:
+        """The counts; scanners' clicks only when there were some."""
+        shown = asdict(self)
+        if not self.machine_clicks:
+            del shown["machine_clicks"]
+        return shown
 
 
 def engagement_counts(session: Session, send_id: int) -> EngagementCounts:
-    rows = dict(
-        session.execute(
-            select(EngagementEvent.kind, func.count(distinct(EngagementEvent.subscriber_id)))
-            .where(EngagementEvent.send_id == send_id)
-            .group_by(EngagementEvent.kind)
-        ).all()
-    )
-    clicks = session.scalar(
-        select(func.count()).where(
-            EngagementEvent.send_id == send_id, EngagementEvent.kind == EngagementKind.CLICK
+    """Readers and reader-link pairs, not rows: replaying a link counts for nothing."""
+    of_send = EngagementEvent.send_id == send_id
+    opened = session.scalar(
+        select(func.count(distinct(EngagementEvent.subscriber_id))).where(
+            of_send, EngagementEvent.kind == EngagementKind.OPEN
         )
     )
+    followed = (
+        select(EngagementEvent.machine, EngagementEvent.subscriber_id, EngagementEvent.url)
+        .where(of_send, EngagementEvent.kind == EngagementKind.CLICK)
+        .distinct()
+        .subquery()
+    )
+    clickers = {
+        bool(machine): (int(readers), int(pairs))
+        for machine, readers, pairs in session.execute(
+            select(followed.c.machine, func.count(distinct(followed.c.subscriber_id)), func.count())
+            .group_by(followed.c.machine)
+        )
+    }
+    readers, pairs = clickers.get(False, (0, 0))
     return EngagementCounts(
-        opened=int(rows.get(EngagementKind.OPEN, 0)),
-        clicked=int(rows.get(EngagementKind.CLICK, 0)),
-        clicks=int(clicks or 0),
+        opened=int(opened or 0),
+        clicked=readers,
+        clicks=pairs,
+        machine_clicks=clickers.get(True, (0, 0))[1],
     )
 
 

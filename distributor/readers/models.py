@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Text
+from sqlalchemy import ForeignKey, Index, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from distributor.db import Base, BigId, CreatedAt, Id
@@ -28,6 +28,9 @@ class EngagementEvent(Base):
     kind: Mapped[EngagementKind]
     url: Mapped[str | None] = mapped_column(Text)
     at: Mapped[CreatedAt]
+    # A click within seconds of its message's delivery: a mail gateway's link scanner, not a
+    # reader (distributor.readers.engagement.SCANNER_WINDOW).
+    machine: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     def __repr__(self) -> str:
         return f"<EngagementEvent {self.send_id} {self.subscriber_id} {self.kind}>"
