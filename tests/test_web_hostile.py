@@ -5,6 +5,9 @@ one, and checks the width of every column."""
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +135,32 @@ def test_an_upload_named_dot_dot_is_read_as_any_other(
         data={"csrf": csrf_of(form.text), "list_name": "会员快讯"},
     )
     assert answer.status_code in (200, 303), answer.text
+
+
+def test_a_path_naming_another_host_is_never_linked_to(
+    site: tuple[TestClient, dict[str, str]]
+) -> None:
+    client, _ = site
+    page = client.get(f"{BASE_URL}//evil.example/x")  # the path itself begins with //
+    assert page.status_code == 404
+    links = re.findall(r'(?:href|action)="([^"]*)"', page.text)
+    assert links and not [link for link in links if link.startswith("//")]
+    assert any(link.startswith("/evil.example/x?lang=") for link in links)
+
+
+def test_the_import_error_report_runs_no_formula_in_a_spreadsheet(
+    site: tuple[TestClient, dict[str, str]]
+) -> None:
+    client, _ = site
+    form = client.get("/staff/subscribers")
+    answer = client.post(
+        "/staff/subscribers/import",
+        files={"file": ("readers.csv", b"email,name\n=HYPERLINK(\"http://x\"),x\n", "text/csv")},
+        data={"csrf": csrf_of(form.text), "list_name": "会员快讯"},
+    )
+    match = re.search(r'href="data:text/csv;charset=utf-8;base64,([^"]+)"', answer.text)
+    assert match, answer.text
+    report = base64.b64decode(match.group(1)).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(report)))
+    assert rows[1][2].startswith("'=HYPERLINK"), rows
+    assert not any(cell.startswith(("=", "+", "@")) for row in rows for cell in row)

@@ -101,10 +101,16 @@ def page_language(request: Request, own: str | None = None) -> str:
     )
 
 
+def local_path(request: Request) -> str:
+    """This page's path as a link of this site: ``//evil.example/x`` (a path a request may have)
+    would be another host's address in an ``href``, so its leading slashes are one."""
+    return "/" + request.url.path.lstrip("/")
+
+
 def here(request: Request) -> str:
     """This page's path and query: where its forms post to."""
     query = request.url.query
-    return request.url.path + (f"?{query}" if query else "")
+    return local_path(request) + (f"?{query}" if query else "")
 
 
 def render(
@@ -127,7 +133,7 @@ def page_html(request: Request, template: str, *, lang: str, **context: object) 
     links back to them), ``lang`` and ``context``, nothing else."""
     query = dict(request.query_params)
     switch = [
-        (code, label, request.url.path + "?" + urlencode({**query, "lang": code}))
+        (code, label, local_path(request) + "?" + urlencode({**query, "lang": code}))
         for code, label in LANGUAGES.items()
     ]
     return render_template(

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from distributor.web.i18n import LANGUAGES, supported
-from distributor.web.pages import WebDep, here, page_language, render
+from distributor.web.pages import WebDep, here, local_path, page_language, render
 from distributor.web.security import limit
 from subscribers.links import PREFERENCES_PATH
 from subscribers.models import ChannelPreference, SubscriberStatus
@@ -65,4 +65,4 @@ def save_preferences(
             locale=language,
             public_lists=lists or [],
         )
-    return RedirectResponse(f"{request.url.path}?lang={language}&saved=true", status_code=303)
+    return RedirectResponse(f"{local_path(request)}?lang={language}&saved=true", status_code=303)

@@ -39,6 +39,7 @@ from distributor.web.staff.common import (
     when,
 )
 from distributor.web.staff_auth import StaffDep
+from subscribers.csvfile import escape_cell
 from subscribers.query import Audience, count_audience
 from subscribers.store import list_summaries
 
@@ -330,11 +331,11 @@ def deliveries_csv(send_id: int, web: WebDep, user: StaffDep) -> StreamingRespon
             for d in batch:
                 writer.writerow(
                     [
-                        _cell(d.address),
+                        escape_cell(d.address),
                         d.state,
                         d.attempts,
                         d.smtp_code or "",
-                        _cell(d.detail or ""),
+                        escape_cell(d.detail or ""),
                         d.sent_at.isoformat() if d.sent_at else "",
                     ]
                 )
@@ -350,11 +351,6 @@ def deliveries_csv(send_id: int, web: WebDep, user: StaffDep) -> StreamingRespon
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="send-{send_id}-deliveries.csv"'},
     )
-
-
-def _cell(text: str) -> str:
-    """No formula injection when the file is opened in a spreadsheet."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @router.post(SENDS + "/{send_id}/{action}")

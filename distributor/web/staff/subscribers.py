@@ -26,7 +26,7 @@ from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from distributor.web.pages import WebDep, cursor_id, upload_name
 from distributor.web.staff.common import PAGE_SIZE, WriterDep, see_other, shown_error, staff_page
 from distributor.web.staff_auth import StaffDep
-from subscribers.csvfile import Problem
+from subscribers.csvfile import Problem, escape_cell
 from subscribers.export import export_subscribers
 from subscribers.importer import ImportReport, import_subscribers
 from subscribers.models import ChannelPreference, Subscriber
@@ -178,7 +178,8 @@ def _problems_data_url(problems: list[Problem]) -> str | None:
     writer = csv.writer(out)
     writer.writerow(("line", "reason", "content"))
     for problem in problems:
-        writer.writerow((problem.line, problem.reason, problem.text))
+        # The report is opened in a spreadsheet: no cell of it may run as a formula.
+        writer.writerow((problem.line, escape_cell(problem.reason), escape_cell(problem.text)))
     encoded = base64.b64encode(("\ufeff" + out.getvalue()).encode()).decode()
     return f"data:text/csv;charset=utf-8;base64,{encoded}"
 
