@@ -57,7 +57,9 @@ class Bounce:
 
     def __call__(self, recipient: str, attempt: int) -> str | None:
         if recipient == BOUNCING and self.on.is_set():
-            return "550 5.1.1 <reader00007@example.org>: no such user"
+            # A refusal about the path (not the address): the reader stays on the list, and a
+            # retry reaches them once the server takes the message.
+            return "550 5.7.1 <reader00007@example.org>: message refused by local policy"
         return None
 
 

@@ -164,3 +164,21 @@ def test_the_import_error_report_runs_no_formula_in_a_spreadsheet(
     rows = list(csv.reader(io.StringIO(report)))
     assert rows[1][2].startswith("'=HYPERLINK"), rows
     assert not any(cell.startswith(("=", "+", "@")) for row in rows for cell in row)
+
+
+def test_a_405_names_every_method_of_the_path_and_booleans_are_booleans(
+    site: tuple[TestClient, dict[str, str]]
+) -> None:
+    client, token = site
+    for method, path, allowed in (
+        ("PUT", "/api/v1/lists", "GET, POST"),
+        ("DELETE", "/api/v1/users", "GET, POST"),
+        ("PUT", "/api/v1/lists/会员快讯", "PATCH"),
+    ):
+        answer = client.request(method, path, headers=token)
+        assert (answer.status_code, answer.headers["allow"]) == (405, allowed), path
+    for public in (0, 1, "true", None):
+        answer = client.patch("/api/v1/lists/会员快讯", json={"public": public}, headers=token)
+        assert answer.status_code == 422, (public, answer.text)
+    assert client.patch("/api/v1/lists/会员快讯", json={"public": True},
+                        headers=token).status_code == 200

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
@@ -15,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from distributor.config import Settings
@@ -44,6 +46,7 @@ from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 
 STATIC_DIR = Path(__file__).with_name("static")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def create_app(
@@ -91,6 +94,7 @@ def create_app(
         app.add_exception_handler(unfit, _unfit_value)
     app.add_exception_handler(Exception, _server_error)
     install_api(app, settings)  # the JSON API, /healthz, /metrics; JSON errors under /api/
+    app.exception_handlers[HTTPException] = _with_allow(app.exception_handlers[HTTPException])
     app.add_middleware(NoNul, refusal=_edge_refusal)
     app.add_middleware(
         BodyLimit,
@@ -170,6 +174,26 @@ def _invalid_request(request: Request, error: RequestValidationError) -> HTMLRes
     """A path that is not a page (``/archive/abc``) is not found; a bad form is a bad request."""
     in_path = any(detail.get("loc", ("",))[0] == "path" for detail in error.errors())
     return _error_page(request, 404 if in_path else 400)
+
+
+def _with_allow(handler: Any) -> Any:
+    """A 405 names every method the path takes: Starlette names those of the first route that
+    matched the path only, and a path's methods are often routes of their own."""
+
+    def handle(request: Request, error: HTTPException) -> Any:
+        if error.status_code == 405:
+            error.headers = {**(error.headers or {}), "Allow": ", ".join(_methods_of(request))}
+        return handler(request, error)
+
+    return handle
+
+
+def _methods_of(request: Request) -> list[str]:
+    return [
+        method for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+               for route in request.app.router.routes)
+    ]
 
 
 def _edge_refusal(path: str, status: int, code: str, message: str) -> Response:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from distributor.issues.document import BlockType
 from distributor.staff.models import STAFF_NAME_MAX, Role
@@ -79,7 +79,7 @@ class SendCreate(AudienceIn):
     timezone: str | None = Field(
         default=None, max_length=64, description="IANA zone of `at`; default the site's."
     )
-    draft: bool = False
+    draft: StrictBool = False
     expires_in_hours: Hours | None = Field(
         default=None,
         gt=0,
@@ -88,7 +88,7 @@ class SendCreate(AudienceIn):
         "and waits for a resume. Default 6.",
     )
     rate: float | None = Field(default=None, gt=0, le=1e6, description="Messages per second.")
-    allow_empty: bool = False
+    allow_empty: StrictBool = False
 
 
 class ScheduleIn(Body):
@@ -262,7 +262,7 @@ class SuppressionLiftIn(Body):
     since: datetime | None = None
     until: datetime | None = None
     reason: str | None = Field(default=None, max_length=2000, description="Kept in each history.")
-    dry_run: bool = Field(default=False, description="Only count; change nothing.")
+    dry_run: StrictBool = Field(default=False, description="Only count; change nothing.")
 
 
 class SuppressionLiftOut(BaseModel):
@@ -313,11 +313,11 @@ class ListsOut(BaseModel):
 class ListIn(Body):
     name: str = Field(min_length=1, max_length=LIST_NAME_MAX)
     description: str = Field(default="", max_length=DESCRIPTION_MAX)
-    public: bool = False
+    public: StrictBool = False
 
 
 class ListEdit(Body):
-    public: bool
+    public: StrictBool
 
 
 # --- recurring schedules -------------------------------------------------------------------------
