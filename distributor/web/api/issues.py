@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from distributor.issues.document import ImportReport
-from distributor.issues.importer import FORMATS, MAX_ISSUE_BYTES, read_issue
+from distributor.issues.importer import FORMATS, MAX_UPLOAD_BYTES, read_issue
 from distributor.issues.store import list_issues, load_issue, save_issue
 from distributor.render.personalise import Recipient
 from distributor.render.preview import PREVIEW_ADDRESS, PREVIEW_SUBSCRIBER_ID, message_bytes
@@ -66,7 +66,7 @@ async def import_issue(
     """What the importer recognised, repaired and warns about (201 when stored; 200 for a dry
     run, or the very same issue imported again, which changes nothing); or its error, with the
     line (`error.line`) it is about."""
-    data = await file.read(MAX_ISSUE_BYTES + 1)
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
     report = read_issue(data, source=file.filename or "upload", format=format)
     if dry_run:
         return import_out(report, None, created=False)

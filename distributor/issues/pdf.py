@@ -1,0 +1,343 @@
+"""PDF for the printer → the text importer's lines: reading order recovered, paragraphs rebuilt.
+
+pdfminer.six's layout analysis gives the text lines of each page with their position and font.
+From them:
+
+* running heads and page numbers are dropped: lines in the top or bottom band of the page that
+  recur on other pages (digits aside) or read like a page number;
+* on a page with two columns, lines are read band by band: the left column, then the right one,
+  and a line across both (the masthead, a wide headline) closes a band;
+* a paragraph ends where its last line stops short of the column's edge, the next line is
+  indented, centred, set in another size, or further down than the line spacing; so a paragraph
+  that goes on at the top of the next column or page (not indented) is joined, and the join is
+  reported like the text importer's page-break repairs;
+* the lines of a paragraph are joined without a gap between CJK characters
+  (:func:`~distributor.issues.layout.join_lines`); roles come from sizes and weights as for .docx.
+
+A PDF without a text layer (a scan) has no lines at all: that is said, not guessed at.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pdfminer.high_level import extract_pages
+from pdfminer.layout import (
+    LAParams,
+    LTAnno,
+    LTChar,
+    LTPage,
+    LTTextBox,
+    LTTextLine,
+)
+from pdfminer.pdfdocument import PDFDocument, PDFEncryptionError, PDFPasswordIncorrect
+from pdfminer.pdfparser import PDFParser
+
+from distributor.errors import ImportFailed
+from distributor.issues.document import ImportReport, Repair
+from distributor.issues.layout import (
+    TITLE_SIZE_RATIO,
+    Setting,
+    join_lines,
+    merge_titles,
+    role_of,
+    running_size,
+)
+from distributor.issues.plaintext import SourceLine, parse_lines
+
+MAX_PDF_PAGES = 200
+MAX_INFLATED_BYTES = 200 * 1024 * 1024
+"""Most bytes a PDF's compressed streams may inflate to in all (200 MiB): a bomb is refused."""
+DEFAULT_SIZE_PT = 10.0
+MARGIN_BAND = 0.07
+"""The top and bottom 7% of a page, where running heads and page numbers are."""
+_LAYOUT = LAParams(char_margin=1.0, line_margin=0.3, boxes_flow=None)
+_PAGE_NUMBER = re.compile(r"^[-—–·\s]*(?:第\s*)?\d{1,4}\s*(?:页|/\s*\d{1,4})?[-—–·\s]*$")
+_STREAM = re.compile(rb"stream\r?\n")
+_BOLD = re.compile(r"bold|heavy|black|黑体|hei", re.IGNORECASE)
+
+
+@dataclass
+class _Line:
+    page: int
+    text: str
+    x0: float
+    x1: float
+    top: float  # distance from the top of the page
+    bottom: float
+    size: float
+    bold: bool
+    column: int = 0  # 0 left or only, 1 right, -1 across both
+
+
+@dataclass
+class _Page:
+    number: int
+    width: float
+    height: float
+    lines: list[_Line]
+    two_columns: bool = False
+
+
+@dataclass
+class _Paragraph:
+    lines: list[_Line] = field(default_factory=list)
+    joins: list[tuple[_Line, _Line]] = field(default_factory=list)  # across a column or page
+
+    @property
+    def text(self) -> str:
+        return join_lines(line.text for line in self.lines)
+
+
+def read_pdf(data: bytes, *, source: str) -> ImportReport:
+    """The issue in a text PDF; a clear error for an encrypted, damaged, scanned or bomb one."""
+    _check_openable(data, source)
+    _check_inflated_size(data, source)
+    pages = _read_pages(data, source)
+    if not any(page.lines for page in pages):
+        raise ImportFailed(
+            f"{source}: the PDF has no text layer (a scan?); export it from the layout program "
+            "as a text PDF, or import the .docx"
+        )
+    _drop_page_furniture(pages)
+    ordered = [line for page in pages for line in _reading_order(page)]
+    edges = _column_edges(ordered, pages)
+    paragraphs = _paragraphs(ordered, edges)
+    body = running_size(((p.text, p.lines[0].size) for p in paragraphs), DEFAULT_SIZE_PT)
+    sourced = []
+    for number, paragraph in enumerate(paragraphs, start=1):
+        first = paragraph.lines[0]
+        text = paragraph.text
+        setting = Setting(
+            max(line.size for line in paragraph.lines),
+            all(line.bold for line in paragraph.lines),
+            _is_centred(first, edges),
+        )
+        where = f"page {first.page}, paragraph {number}"
+        role = role_of(text, setting, body)
+        sourced.append((SourceLine(number, text, where, role), setting.size))
+    report = parse_lines(merge_titles(sourced), source=source, format="pdf")
+    report.repairs[:0] = [
+        Repair(0, before.text, after.text, f"page {after.page}")
+        for paragraph in paragraphs
+        for before, after in paragraph.joins
+    ]
+    return report
+
+
+# --- opening --------------------------------------------------------------------------------
+
+
+def _check_openable(data: bytes, source: str) -> None:
+    try:
+        document = PDFDocument(PDFParser(io.BytesIO(data)))
+    except (PDFPasswordIncorrect, PDFEncryptionError):
+        raise ImportFailed(
+            f"{source}: the PDF is encrypted (it needs a password); export it again without one"
+        ) from None
+    except Exception as error:  # pdfminer raises many kinds on a broken file
+        raise ImportFailed(
+            f"{source}: the PDF is damaged ({type(error).__name__}); export it again"
+        ) from None
+    if document.encryption is not None and not document.is_extractable:
+        raise ImportFailed(
+            f"{source}: the PDF forbids copying its text; export it again without protection"
+        )
+
+
+def _check_inflated_size(data: bytes, source: str) -> None:
+    """Inflate every compressed stream, bounded, before pdfminer inflates them whole."""
+    budget = MAX_INFLATED_BYTES
+    for match in _STREAM.finditer(data):
+        end = data.find(b"endstream", match.end())
+        inflater = zlib.decompressobj()
+        try:
+            budget -= len(inflater.decompress(data[match.end() : end], budget + 1))
+        except zlib.error:
+            continue  # not Flate, or not compressed at all
+        if budget < 0 or inflater.unconsumed_tail:
+            raise ImportFailed(
+                f"{source}: the PDF's contents inflate to more than "
+                f"{MAX_INFLATED_BYTES / 2**20:.0f} MiB: refused as a compression bomb"
+            )
+
+
+def _read_pages(data: bytes, source: str) -> list[_Page]:
+    pages: list[_Page] = []
+    try:
+        for number, page in enumerate(extract_pages(io.BytesIO(data), laparams=_LAYOUT), 1):
+            if number > MAX_PDF_PAGES:
+                raise ImportFailed(
+                    f"{source}: the PDF has more than {MAX_PDF_PAGES} pages; an issue has fewer"
+                )
+            pages.append(_Page(number, page.width, page.height, list(_page_lines(page, number))))
+    except ImportFailed:
+        raise
+    except Exception as error:
+        raise ImportFailed(
+            f"{source}, page {len(pages) + 1}: the PDF is damaged ({type(error).__name__}); "
+            "export it again"
+        ) from None
+    return pages
+
+
+def _page_lines(page: LTPage, number: int) -> Iterator[_Line]:
+    for box in page:
+        if not isinstance(box, LTTextBox):
+            continue
+        for line in box:
+            if not isinstance(line, LTTextLine):
+                continue
+            chars = [char for char in line if isinstance(char, LTChar)]
+            text = _line_text(list(line))
+            if not chars or not text:
+                continue
+            sizes = [round(char.size, 1) for char in chars if not char.get_text().isspace()]
+            yield _Line(
+                page=number,
+                text=text,
+                x0=line.x0,
+                x1=line.x1,
+                top=page.height - line.y1,
+                bottom=page.height - line.y0,
+                size=Counter(sizes).most_common(1)[0][0] if sizes else round(chars[0].size, 1),
+                bold=all(_BOLD.search(char.fontname) for char in chars),
+            )
+
+
+def _line_text(items: list[LTChar | LTAnno]) -> str:
+    """The characters of a line; a space pdfminer infers from a gap is kept between Latin
+    letters only (between CJK characters it is justification, not a space in the text)."""
+    text = ""
+    for index, item in enumerate(items):
+        char = item.get_text()
+        if char != " ":
+            text += char if isinstance(item, LTChar) else ""
+            continue
+        after = next((i.get_text()[:1] for i in items[index + 1 :] if isinstance(i, LTChar)), "")
+        if isinstance(item, LTChar):
+            text += "" if _is_cjk_gap(text[-1:], after) else " "
+        elif text[-1:].isascii() and text[-1:].isalnum() and after.isascii():
+            text += " "
+    return text.strip()
+
+
+def _is_cjk_gap(before: str, after: str) -> bool:
+    """A space beside CJK punctuation ("“ 红"): set for justification, never typed."""
+    wide = before and after and not before.isascii() and not after.isascii()
+    return bool(wide) and any(unicodedata.category(c).startswith("P") for c in before + after)
+
+
+# --- page furniture and reading order -------------------------------------------------------
+
+
+def _drop_page_furniture(pages: list[_Page]) -> None:
+    """Running heads and page numbers: in the top or bottom band, numbered or recurring."""
+
+    def shape(line: _Line) -> str:
+        return re.sub(r"\d+", "#", line.text)
+
+    def in_margin(line: _Line, page: _Page) -> bool:
+        band = page.height * MARGIN_BAND
+        return line.bottom < band or line.top > page.height - band
+
+    recurring = Counter(
+        shape(line) for page in pages for line in page.lines if in_margin(line, page)
+    )
+    for page in pages:
+        page.lines = [
+            line
+            for line in page.lines
+            if not (
+                in_margin(line, page)
+                and (_PAGE_NUMBER.match(line.text) or recurring[shape(line)] > 1)
+            )
+        ]
+
+
+def _reading_order(page: _Page) -> list[_Line]:
+    """Top to bottom on a page of one column; on a page of two, band by band: the left
+    column, then the right, each band closed by a line across both."""
+    middle = page.width / 2
+    lines = sorted(page.lines, key=lambda line: (round(line.top), line.x0))
+    right = [line for line in lines if line.x0 >= middle]
+    page.two_columns = sum(line.x1 - line.x0 > page.width * 0.25 for line in right) >= 3
+    if not page.two_columns:
+        return lines
+    ordered: list[_Line] = []
+    band: tuple[list[_Line], list[_Line]] = ([], [])
+    for line in lines:
+        if line.x0 < middle < line.x1:
+            line.column = -1
+            ordered += band[0] + band[1] + [line]
+            band = ([], [])
+        else:
+            line.column = 0 if line.x1 <= middle else 1
+            band[line.column].append(line)
+    return ordered + band[0] + band[1]
+
+
+# --- paragraphs -----------------------------------------------------------------------------
+
+
+def _paragraphs(lines: list[_Line], edges: Edges) -> list[_Paragraph]:
+    body = running_size(((line.text * 3, line.size) for line in lines), DEFAULT_SIZE_PT)
+    paragraphs: list[_Paragraph] = []
+    previous: _Line | None = None
+    for line in lines:
+        if previous is not None and _continues(previous, line, edges, body):
+            paragraph = paragraphs[-1]
+            if (previous.page, previous.column) != (line.page, line.column):
+                paragraph.joins.append((previous, line))
+            paragraph.lines.append(line)
+        else:
+            paragraphs.append(_Paragraph([line]))
+        previous = line
+    return paragraphs
+
+
+Edges = dict[tuple[int, int], tuple[float, float]]
+
+
+def _column_edges(lines: list[_Line], pages: list[_Page]) -> Edges:
+    """Each column's left and right edge on each page: where most of its lines start, and the
+    median end of its long lines (CJK text set ragged ends a character short or long)."""
+    edges: Edges = {}
+    for page in pages:
+        for column in (-1, 0, 1):
+            own = [line for line in lines if line.page == page.number and line.column == column]
+            if not own:
+                continue
+            left = Counter(round(line.x0) for line in own).most_common(1)[0][0]
+            widest = max(line.x1 - left for line in own)
+            ends = sorted(line.x1 for line in own if line.x1 - left > widest * 0.8)
+            edges[page.number, column] = (left, ends[len(ends) // 2])
+    return edges
+
+
+def _continues(previous: _Line, line: _Line, edges: Edges, body: float) -> bool:
+    """Whether ``line`` goes on with the paragraph ``previous`` is the last line of so far."""
+    if abs(previous.size - line.size) > 0.5 or previous.bold != line.bold:
+        return False
+    left = edges[line.page, line.column][0]
+    previous_right = edges[previous.page, previous.column][1]
+    if previous.x1 < previous_right - previous.size * 1.5:  # stopped short: the paragraph ended
+        return False
+    same_column = (previous.page, previous.column) == (line.page, line.column)
+    close = same_column and line.top - previous.bottom < line.size * 0.7
+    if line.x0 > left + line.size * 0.8:  # indented (a new paragraph), or a centred title's
+        return close and line.size >= body * TITLE_SIZE_RATIO  # second line
+    return not same_column or line.top - previous.bottom < line.size * 0.9
+
+
+def _is_centred(line: _Line, edges: Edges) -> bool:
+    """Set off from both edges of its column by about the same amount."""
+    left, right = edges[line.page, line.column]
+    middle = (line.x0 + line.x1) / 2
+    return line.x0 - left > line.size and abs(middle - (left + right) / 2) < line.size * 1.5
