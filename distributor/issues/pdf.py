@@ -156,12 +156,14 @@ def _check_inflated_size(data: bytes, source: str) -> None:
     budget = MAX_INFLATED_BYTES
     for match in _STREAM.finditer(data):
         end = data.find(b"endstream", match.end())
-        inflater = zlib.decompressobj()
+        inflater, pending = zlib.decompressobj(), data[match.end() : end]
         try:
-            budget -= len(inflater.decompress(data[match.end() : end], budget + 1))
+            while pending and budget >= 0:  # a megabyte at a time, each thrown away
+                budget -= len(inflater.decompress(pending, 2**20))
+                pending = inflater.unconsumed_tail
         except zlib.error:
             continue  # not Flate, or not compressed at all
-        if budget < 0 or inflater.unconsumed_tail:
+        if budget < 0:
             raise ImportFailed(
                 f"{source}: the PDF's contents inflate to more than "
                 f"{MAX_INFLATED_BYTES / 2**20:.0f} MiB: refused as a compression bomb"

@@ -34,9 +34,7 @@ def sample_document() -> IssueDocument:
 def masthead_lines(doc: IssueDocument) -> list[str]:
     """The masthead as the text export prints it, title first."""
     units = to_plaintext(doc).split("\n\n")
-    article_units = sum(
-        1 + bool(a.subtitle) + len(a.blocks) + bool(a.byline) for a in doc.articles
-    )
+    article_units = sum(1 + bool(a.subtitle) + len(a.blocks) + bool(a.byline) for a in doc.articles)
     return [unit.strip() for unit in units[: len(units) - article_units]]
 
 
@@ -147,7 +145,13 @@ def photo(colour: tuple[int, int, int], size: tuple[int, int] = (160, 100)) -> b
 # --- PDF ------------------------------------------------------------------------------------
 
 
-def pdf_two_columns(doc: IssueDocument, *, copies: int = 1) -> bytes:
+def pdf_two_columns(
+    doc: IssueDocument,
+    *,
+    copies: int = 1,
+    pagesize: tuple[float, float] | None = None,
+    columns: int = 2,
+) -> bytes:
     """The issue on A4 in two columns (masthead across the top of page 1), STSong-Light, a
     running head and a page number on every page; ``copies`` repeats the articles (for a long
     issue to time)."""
@@ -182,20 +186,21 @@ def pdf_two_columns(doc: IssueDocument, *, copies: int = 1) -> bytes:
     byline = style("byline", 10, alignment=TA_RIGHT, spaceAfter=6)
     name = style("name", 36, alignment=TA_CENTER, spaceAfter=8)
 
-    width, height = A4
+    width, height = pagesize or A4
     margin, gap = 42.0, 24.0
-    column = (width - 2 * margin - gap) / 2
-    top = 240.0  # the masthead's height on page 1
-    columns_first = [
+    column = (width - 2 * margin - gap * (columns - 1)) / columns
+    top = 240.0 if columns > 1 else 0.0  # the masthead's height on page 1
+    first_frames = [
         Frame(margin + i * (column + gap), margin, column, height - 2 * margin - top, id=f"c{i}")
-        for i in range(2)
+        for i in range(columns)
     ]
-    columns = [
+    frames = [
         Frame(margin + i * (column + gap), margin, column, height - 2 * margin, id=f"d{i}")
-        for i in range(2)
+        for i in range(columns)
     ]
     masthead = Frame(margin, height - margin - top, width - 2 * margin, top, id="masthead")
-    running_head = f"{doc.title}  第{doc.number}期  {doc.date.year}年{doc.date.month}月{doc.date.day}日"
+    day = doc.date
+    running_head = f"{doc.title}  第{doc.number}期  {day.year}年{day.month}月{day.day}日"
 
     def furniture(canvas: object, template: object) -> None:
         page = canvas.getPageNumber()  # type: ignore[attr-defined]
@@ -206,18 +211,20 @@ def pdf_two_columns(doc: IssueDocument, *, copies: int = 1) -> bytes:
 
     out = io.BytesIO()
     template = BaseDocTemplate(
-        out, pagesize=A4, title=doc.title, author="distributor tests", invariant=1
+        out, pagesize=(width, height), title=doc.title, author="distributor tests", invariant=1
     )
+    first = [masthead, *first_frames] if columns > 1 else frames
     template.addPageTemplates(
         [
-            PageTemplate("first", [masthead, *columns_first], onPage=furniture),
-            PageTemplate("later", columns, onPage=furniture),
+            PageTemplate("first", first, onPage=furniture),
+            PageTemplate("later", frames, onPage=furniture),
         ]
     )
     head, *rest = masthead_lines(doc)
     story: list[object] = [NextPageTemplate("later"), Para(head, name)]
     story += [Para(_escaped(line), centred) for line in rest]
-    story.append(FrameBreak())
+    if columns > 1:
+        story.append(FrameBreak())
     for _ in range(copies):
         for article in doc.articles:
             story += _pdf_article(article, Para, body, heading, kicker, headline, subtitle, byline)
@@ -254,9 +261,7 @@ def encrypted_pdf() -> bytes:
     from reportlab.pdfgen.canvas import Canvas
 
     out = io.BytesIO()
-    canvas = Canvas(
-        out, encrypt=pdfencrypt.StandardEncryption("secret", canPrint=0), invariant=1
-    )
+    canvas = Canvas(out, encrypt=pdfencrypt.StandardEncryption("secret", canPrint=0), invariant=1)
     canvas.drawString(72, 720, "Hangzhou Gongyun 471")
     canvas.save()
     return out.getvalue()

@@ -59,7 +59,9 @@ async def import_issue(
     web: WebDep,
     user: Editor,
     response: Response,
-    file: Annotated[UploadFile, File(description="Plain-text export, Markdown or JSON.")],
+    file: Annotated[
+        UploadFile, File(description=".docx, text PDF, plain-text export, Markdown or JSON.")
+    ],
     format: ImportFormat = "auto",
     dry_run: Annotated[bool, Form()] = False,
 ) -> ImportOut:

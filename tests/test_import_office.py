@@ -1,0 +1,217 @@
+"""Issue 24: the issue imported from the files the office has, .docx (Word, WPS) and PDF.
+
+Pure tests: no database. The committed documents in tests/fixtures/issues/office/ are the sample
+typeset by tests/support/office_files.py; the others are built here, each to show one thing the
+readers must handle in documents they have never seen.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import random
+import zlib
+from pathlib import Path
+
+import pytest
+from docx import Document
+from docx.enum.style import WD_STYLE_TYPE
+from docx.shared import Pt
+
+from distributor.errors import ImportFailed
+from distributor.issues import pdf
+from distributor.issues.document import IssueDocument
+from distributor.issues.files import MAX_DOCUMENT_BYTES
+from distributor.issues.importer import read_issue, read_issue_file
+from distributor.issues.plaintext import parse_plaintext
+from tests.support.office_files import (
+    OFFICE_FIXTURES,
+    PHOTO_CAPTIONS,
+    docx_direct,
+    masthead_lines,
+    pdf_two_columns,
+    photo,
+    sample_document,
+)
+
+TYPESET = ["hzgy-471-styles.docx", "hzgy-471-direct.docx", "hzgy-471-columns.pdf"]
+
+
+@pytest.fixture(scope="module")
+def sample() -> IssueDocument:
+    return sample_document()
+
+
+@pytest.mark.parametrize("name", TYPESET)
+def test_the_typeset_sample_imports_equal_to_the_text_import(
+    name: str, sample_issue_path: Path
+) -> None:
+    text_import = parse_plaintext(sample_issue_path.read_text(encoding="utf-8")).document
+    report = read_issue_file(OFFICE_FIXTURES / name)
+    doc = report.document
+    assert report.format == name.rsplit(".", 1)[1]
+    assert (doc.title, doc.number, doc.date) == (text_import.title, 471, text_import.date)
+    assert doc.masthead == text_import.masthead
+    assert [a.headline for a in doc.articles] == [a.headline for a in text_import.articles]
+    for got, want in zip(doc.articles, text_import.articles, strict=True):
+        assert (got.kicker, got.subtitle, got.byline) == (want.kicker, want.subtitle, want.byline)
+        assert got.blocks == want.blocks  # every paragraph and heading, character for character
+    assert doc == text_import
+    assert report.warnings == []
+
+
+def test_a_pdf_paragraph_going_on_in_the_next_column_is_joined_and_reported() -> None:
+    report = read_issue_file(OFFICE_FIXTURES / "hzgy-471-columns.pdf")
+    assert report.repairs, "the sample's long articles run over columns and pages"
+    for repair in report.repairs:
+        assert repair.describe().startswith("page ")
+        assert repair.before + repair.after in "".join(
+            block.text for article in report.document.articles for block in article.blocks
+        )
+
+
+def test_a_document_is_known_by_its_bytes_not_its_name(sample: IssueDocument) -> None:
+    data = (OFFICE_FIXTURES / "hzgy-471-styles.docx").read_bytes()
+    assert read_issue(data, source="issue.txt").document == sample
+    with pytest.raises(ImportFailed, match="not a PDF"):
+        read_issue(data, source="issue.docx", format="pdf")
+
+
+# --- the class, not the fixtures ------------------------------------------------------------
+
+
+def test_styles_named_in_chinese_and_a_masthead_in_a_table(sample: IssueDocument) -> None:
+    """WPS names its styles 标题 1, 标题 2; offices often set the masthead in a table."""
+    document = Document()
+    head, *rest = masthead_lines(sample)
+    for name in ("标题 1", "标题 2"):
+        document.styles.add_style(name, WD_STYLE_TYPE.PARAGRAPH)
+    table = document.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = head
+    for line in rest:
+        table.cell(0, 1).add_paragraph(line)
+    for article in sample.articles:
+        title = f"{article.kicker} {article.headline}" if article.kicker else article.headline
+        document.add_paragraph(title, style="标题 1")
+        if article.subtitle:
+            document.add_paragraph(article.subtitle, style="标题 2")
+        for block in article.blocks:
+            style = "标题 2" if block.type == "heading" else None
+            document.add_paragraph(block.text, style=style)
+        document.add_paragraph(f"({article.byline})")
+    assert read_issue(_saved(document), source="wps.docx").document == sample
+
+
+def test_a_headline_set_large_starts_an_article_without_a_byline_before_it(
+    sample: IssueDocument,
+) -> None:
+    """In the text export an article without a byline runs on into the next; set large, the
+    next headline is known for what it is."""
+    unsigned = copy.deepcopy(sample)
+    for article in unsigned.articles[:2]:
+        article.byline = None
+    doc = read_issue(docx_direct(unsigned), source="no-bylines.docx").document
+    assert doc == unsigned
+
+
+def test_soft_line_breaks_join_cjk_without_a_gap_and_words_with_a_space(
+    sample: IssueDocument,
+) -> None:
+    document = Document(io.BytesIO(docx_direct(sample)))
+    paragraph = next(p for p in document.paragraphs if p.text.startswith("12月21日"))
+    first = paragraph.runs[0].text
+    paragraph.runs[0].text = first[:10]
+    paragraph.runs[0].add_break()
+    paragraph.add_run(first[10:]).font.size = Pt(10.5)
+    imported = read_issue(_saved(document), source="breaks.docx").document
+    assert imported.articles[0].blocks[0].text == sample.articles[0].blocks[0].text
+
+
+def test_a_one_column_pdf_reads_top_to_bottom(sample: IssueDocument) -> None:
+    from reportlab.lib.pagesizes import A5
+
+    data = pdf_two_columns(sample, pagesize=A5, columns=1)
+    assert read_issue(data, source="a5.pdf").document == sample
+
+
+def test_photos_become_image_blocks_with_their_captions() -> None:
+    report = read_issue_file(OFFICE_FIXTURES / "hzgy-471-photos.docx")
+    doc = report.document
+    images = [b for a in doc.articles for b in a.blocks if b.type == "image"]
+    assert [b.text for b in images] == list(PHOTO_CAPTIONS)
+    assert doc.articles[0].blocks[0] == images[0] and doc.articles[1].blocks[0] == images[1]
+    assert sorted(doc.images) == sorted(b.image for b in images)
+    for block in images:
+        stored = doc.images[str(block.image)]
+        assert stored.content_type == "image/jpeg" and stored.data.startswith(b"\xff\xd8\xff")
+    without = [b for a in doc.articles for b in a.blocks if b.type != "image"]
+    assert without == [b for a in sample_document().articles for b in a.blocks]
+
+
+# --- hostile files: one clear error each ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("encrypted.pdf", "encrypted.pdf: the PDF is encrypted (it needs a password)"),
+        ("scanned.pdf", "scanned.pdf: the PDF has no text layer (a scan?)"),
+        ("damaged.docx", "damaged.docx: the .docx is damaged (not a readable zip)"),
+        ("zip-bomb.docx", "zip-bomb.docx: the .docx would unpack to more than 100 MiB"),
+    ],
+)
+def test_a_hostile_file_gets_one_clear_error(name: str, message: str) -> None:
+    with pytest.raises(ImportFailed) as refused:
+        read_issue_file(OFFICE_FIXTURES / name)
+    assert refused.value.message.startswith(message)
+    assert "\n" not in refused.value.message
+
+
+def test_an_encrypted_docx_and_an_old_doc_are_told_apart() -> None:
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)
+    encrypted = ole + "EncryptionInfo".encode("utf-16-le") + bytes(100)
+    with pytest.raises(ImportFailed, match=r"encrypted \(password-protected\)"):
+        read_issue(encrypted, source="locked.docx")
+    with pytest.raises(ImportFailed, match=r"Word 97–2003 \(\.doc\)"):
+        read_issue(ole, source="old.doc")
+
+
+def test_an_oversized_document_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.pdf"
+    with big.open("wb") as file:
+        file.write(b"%PDF-1.7\n")
+        file.truncate(MAX_DOCUMENT_BYTES + 1)  # sparse: nothing is written or read
+    with pytest.raises(ImportFailed, match=r"big\.pdf: the document is 20\.0 MiB; a \.docx or PDF"):
+        read_issue_file(big)
+
+
+def test_a_pdf_compression_bomb_is_refused_before_pdfminer_inflates_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limit = 16 * 2**20  # the bound lowered, so that the test builds a small bomb
+    monkeypatch.setattr(pdf, "MAX_INFLATED_BYTES", limit)
+    inflater = zlib.compressobj(9)
+    chunks = [inflater.compress(bytes(2**20)) for _ in range(limit // 2**20 + 1)]
+    stream = b"".join(chunks) + inflater.flush()
+    data = (
+        b"%PDF-1.4\n1 0 obj <</Type/Catalog/Pages 2 0 R>> endobj\n"
+        b"2 0 obj <</Type/Pages/Kids[]/Count 0>> endobj\n"
+        + f"3 0 obj <</Length {len(stream)}/Filter/FlateDecode>>\nstream\n".encode()
+        + stream
+        + b"\nendstream\nendobj\ntrailer <</Root 1 0 R>>\n%%EOF\n"
+    )
+    with pytest.raises(ImportFailed, match="more than 16 MiB: refused as a compression bomb"):
+        read_issue(data, source="bomb.pdf")
+
+
+def test_a_picture_over_the_limit_is_refused_with_its_place(sample: IssueDocument) -> None:
+    big = photo((10, 10, 10), size=(1600, 1200))
+    big += random.Random(24).randbytes(2**20)  # after the JPEG's end: still a JPEG, too big
+    with pytest.raises(ImportFailed, match=r"paragraph \d+: the picture is 1\.\d MiB"):
+        read_issue(docx_direct(sample, photos=(big,)), source="big-photo.docx")
+
+
+def _saved(document: object) -> bytes:
+    out = io.BytesIO()
+    document.save(out)  # type: ignore[attr-defined]
+    return out.getvalue()
