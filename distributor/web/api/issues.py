@@ -118,7 +118,7 @@ def show(issue_id: ItemId, web: WebDep, user: Viewer) -> IssueOut:
                 kicker=a.kicker,
                 subtitle=a.subtitle,
                 byline=a.byline,
-                blocks=[BlockOut(type=b.type, text=b.text) for b in a.blocks],
+                blocks=[BlockOut(type=b.type, text=b.text, image=b.image) for b in a.blocks],
             )
             for a in doc.articles
         ],
