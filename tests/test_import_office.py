@@ -110,8 +110,12 @@ def test_a_headline_set_large_starts_an_article_without_a_byline_before_it(
     unsigned = copy.deepcopy(sample)
     for article in unsigned.articles[:2]:
         article.byline = None
-    doc = read_issue(docx_direct(unsigned), source="no-bylines.docx").document
-    assert doc == unsigned
+    report = read_issue(docx_direct(unsigned), source="no-bylines.docx")
+    assert report.document == unsigned
+    assert report.warnings == [  # the headlines' paragraphs (the second's kicker is 15)
+        "paragraph 9: “市总工会召开深入构建新时代和谐劳动关系工…” has no byline; check it",
+        "paragraph 16: “中建安装苏杭公司把工会组织建在项目部上” has no byline; check it",
+    ]
 
 
 def test_soft_line_breaks_join_cjk_without_a_gap_and_words_with_a_space(

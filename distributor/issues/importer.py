@@ -28,6 +28,7 @@ MAX_UPLOAD_BYTES = MAX_DOCUMENT_BYTES
 """Most bytes read from an upload or file: the largest document; text is checked after."""
 FORMATS = ("auto", "text", "markdown", "json", "docx", "pdf")
 _EXTENSIONS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
+_DOCUMENT_EXTENSIONS = (".docx", ".pdf")
 _SNIFF_BYTES = 8192
 """How much of the file the binary check looks at."""
 _MAX_CONTROL_SHARE = 0.3
@@ -73,12 +74,14 @@ def read_issue_file(path: str | os.PathLike[str], format: str = "auto") -> Impor
         if not file_path.is_file():
             message = "is not a file" if file_path.exists() else "no such file"
             raise ImportFailed(f"{file_path}: {message}")
-        with file_path.open("rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            if file_kind(file.read(_SNIFF_BYTES), source) == "text":
-                _check_size(size, source)
-            else:
+        size = file_path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:  # refused unopened; the limit named is its kind's by name
+            if PurePath(source).suffix.lower() in _DOCUMENT_EXTENSIONS:
                 check_document_size(size, source)
+            _check_size(size, source)
+        with file_path.open("rb") as file:
+            if size > MAX_ISSUE_BYTES and file_kind(file.read(_SNIFF_BYTES), source) == "text":
+                _check_size(size, source)
             file.seek(0)
             data = file.read(MAX_UPLOAD_BYTES + 1)  # the file may have grown since stat()
     except OSError as error:

@@ -145,6 +145,10 @@ def parse_lines(lines: Sequence[SourceLine], *, source: str, format: str) -> Imp
     warnings += [f"{line.where}: a picture in the masthead is not kept" for line in skipped]
     for segment in _split_articles(lines[start:], source):
         article, article_repairs, article_warnings = _read_article(segment, source)
+        if article.byline is None:
+            article_warnings.insert(
+                0, f"{segment[0].where}: “{_clip(article.headline)}” has no byline; check it"
+            )
         articles.append(article)
         repairs += article_repairs
         warnings += article_warnings
