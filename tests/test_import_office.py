@@ -131,6 +131,22 @@ def test_soft_line_breaks_join_cjk_without_a_gap_and_words_with_a_space(
     assert imported.articles[0].blocks[0].text == sample.articles[0].blocks[0].text
 
 
+def test_automatic_list_numbers_are_kept_as_word_shows_them(sample: IssueDocument) -> None:
+    document = Document(io.BytesIO(docx_direct(sample)))
+    anchor = next(p for p in document.paragraphs if p.text.startswith("会上,"))
+    items = [("List Number", "第一项工作。"), ("List Number", "第二项工作。")]
+    items += [("List Bullet", "一项要点。"), ("List Bullet", "另一项要点。")]
+    for style, text in items:
+        anchor.insert_paragraph_before(text, style=style)
+    blocks = read_issue(_saved(document), source="lists.docx").document.articles[0].blocks
+    assert [b.text for b in blocks[1:5]] == [
+        "1. 第一项工作。",
+        "2. 第二项工作。",
+        "• 一项要点。",
+        "• 另一项要点。",
+    ]
+
+
 def test_a_one_column_pdf_reads_top_to_bottom(sample: IssueDocument) -> None:
     from reportlab.lib.pagesizes import A5
 

@@ -27,6 +27,7 @@ from docx import Document as open_document
 from docx.document import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
+from docx.oxml.xmlchemy import BaseOxmlElement
 from docx.styles.style import ParagraphStyle
 from docx.table import Table, _Cell
 from docx.text.paragraph import Paragraph
@@ -54,7 +55,24 @@ _SUBTITLE_STYLES = {"subtitle", "副标题"}
 _CAPTION_STYLES = {"caption", "题注"}
 _VML_IMAGE = "{urn:schemas-microsoft-com:vml}imagedata"
 _FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
-_RUN_PATHS = ("w:r", "w:hyperlink/w:r", "w:ins/w:r", "w:smartTag/w:r", "w:fldSimple/w:r")
+_RUN_PATHS = (
+    "w:r",
+    "w:hyperlink/w:r",
+    "w:ins/w:r",
+    "w:moveTo/w:r",
+    "w:smartTag/w:r",
+    "w:fldSimple/w:r",
+)
+_TEXT_BOX = qn("w:txbxContent")
+_CHINESE_DIGITS = "零一二三四五六七八九"
+_CHINESE_FORMATS = {
+    "chineseCounting",
+    "chineseCountingThousand",
+    "chineseLegalSimplified",
+    "japaneseCounting",
+    "taiwaneseCounting",
+    "ideographDigital",
+}
 
 
 @dataclass
@@ -106,9 +124,14 @@ def read_docx(data: bytes, *, source: str) -> ImportReport:
 
 def _paragraphs(document: Document) -> Iterator[_Paragraph]:
     default = _default_size(document)
-    counter = iter(range(1, 10**9))
-    for paragraph in _in_reading_order(document):
-        yield _read_paragraph(paragraph, next(counter), default)
+    numbering = _Numbering(document)
+    for number, paragraph in enumerate(_in_reading_order(document), start=1):
+        read = _read_paragraph(paragraph, number, default)
+        label = numbering.label(paragraph)
+        if label and read.text:
+            gap = " " if label[-1:].isascii() or label == "•" else ""  # "一、" takes none
+            read.text = f"{label}{gap}{read.text}"
+        yield read
 
 
 def _in_reading_order(container: Document | Table) -> Iterator[Paragraph]:
@@ -202,10 +225,25 @@ def _outline_level(paragraph: Paragraph, styles: list[ParagraphStyle]) -> int | 
 def _pictures(paragraph: Paragraph) -> list[bytes]:
     """The bytes of each picture in the paragraph, once each (a drawing and its VML fallback
     name the same part)."""
-    ids = [blip.get(qn("r:embed")) for blip in paragraph._p.iter(qn("a:blip"))]
-    ids += [data.get(qn("r:id")) for data in paragraph._p.iter(_VML_IMAGE)]
+    own = [
+        element
+        for tag in (qn("a:blip"), _VML_IMAGE)
+        for element in paragraph._p.iter(tag)
+        if _outside_text_boxes(element, paragraph._p)
+    ]
+    ids = [element.get(qn("r:embed")) or element.get(qn("r:id")) for element in own]
     related = paragraph.part.related_parts
     return [related[rid].blob for rid in dict.fromkeys(ids) if rid and rid in related]
+
+
+def _outside_text_boxes(element: BaseOxmlElement, paragraph: BaseOxmlElement) -> bool:
+    """Not in a text box inside ``paragraph`` (its paragraphs are read on their own)."""
+    for ancestor in element.iterancestors():
+        if ancestor is paragraph:
+            return True
+        if ancestor.tag == _TEXT_BOX:
+            return False
+    return True
 
 
 def _default_size(document: Document) -> float:
@@ -269,3 +307,78 @@ def _is_caption(paragraph: _Paragraph, body_size: float) -> bool:
     if paragraph.pictures or not paragraph.text or len(paragraph.text) > MAX_ROLE_CHARS:
         return False
     return paragraph.caption or (paragraph.centred and _role(paragraph, body_size) != "title")
+
+
+class _Numbering:
+    """Word's automatic list labels ("1.", "一、", "（1）", "•"): not in the text of a paragraph
+    but in its list definition, so counted here as Word counts them, per list and level."""
+
+    def __init__(self, document: Document) -> None:
+        self._levels: dict[tuple[str, int], tuple[str, str, int]] = {}
+        self._counts: dict[str, list[int | None]] = {}
+        try:
+            numbering = document.part.numbering_part.element
+        except (KeyError, NotImplementedError):
+            return
+        abstracts = {
+            element.get(qn("w:abstractNumId")): element
+            for element in numbering.iter(qn("w:abstractNum"))
+        }
+        for num in numbering.iter(qn("w:num")):
+            reference = num.find(qn("w:abstractNumId"))
+            abstract = abstracts.get(reference.get(qn("w:val")) if reference is not None else None)
+            if abstract is None:
+                continue
+            for level in abstract.iter(qn("w:lvl")):
+                self._levels[num.get(qn("w:numId"), ""), int(level.get(qn("w:ilvl"), "0"))] = (
+                    _value(level, "w:numFmt", "decimal"),
+                    _value(level, "w:lvlText", ""),
+                    int(_value(level, "w:start", "1")),
+                )
+
+    def label(self, paragraph: Paragraph) -> str:
+        found = _numbering_of(paragraph)
+        if found is None or found not in self._levels:
+            return ""
+        num_id, level = found
+        counts = self._counts.setdefault(num_id, [None] * 9)
+        counts[level] = (counts[level] or self._levels[found][2] - 1) + 1
+        counts[level + 1 :] = [None] * (8 - level)
+        fmt, text, _ = self._levels[found]
+        if fmt == "bullet":
+            return "•"
+        for depth in range(level + 1):
+            value = counts[depth] or self._levels.get((num_id, depth), ("", "", 1))[2]
+            depth_fmt = self._levels.get((num_id, depth), ("decimal", "", 1))[0]
+            text = text.replace(f"%{depth + 1}", _formatted(value, depth_fmt))
+        return text.strip()
+
+
+def _numbering_of(paragraph: Paragraph) -> tuple[str, int] | None:
+    """The list (numId) and level of a numbered paragraph, from it or its style."""
+    elements = [paragraph._p, *(style.element for style in _style_chain(paragraph.style))]
+    for element in elements:
+        num_pr = element.find(f"{qn('w:pPr')}/{qn('w:numPr')}")
+        if num_pr is not None:
+            num_id = _value(num_pr, "w:numId", "0")
+            level = _value(num_pr, "w:ilvl", "0")
+            return None if num_id == "0" else (num_id, min(int(level), 8))
+    return None
+
+
+def _value(element: object, tag: str, default: str) -> str:
+    child = element.find(qn(tag))  # type: ignore[attr-defined]
+    return str(child.get(qn("w:val"), default)) if child is not None else default
+
+
+def _formatted(value: int, fmt: str) -> str:
+    if fmt in _CHINESE_FORMATS and 0 < value < 100:
+        tens, ones = divmod(value, 10)
+        head = "" if tens == 0 else ("十" if tens == 1 else _CHINESE_DIGITS[tens] + "十")
+        return head + (_CHINESE_DIGITS[ones] if ones or not head else "")
+    if fmt in ("lowerLetter", "upperLetter") and 0 < value <= 26:
+        letter = chr(ord("a") + value - 1)
+        return letter.upper() if fmt == "upperLetter" else letter
+    if fmt == "decimalEnclosedCircle" and 0 < value <= 20:
+        return chr(0x245F + value)
+    return str(value)
