@@ -154,6 +154,11 @@ def test_a_one_column_pdf_reads_top_to_bottom(sample: IssueDocument) -> None:
     assert read_issue(data, source="a5.pdf").document == sample
 
 
+def test_a_pdf_numbered_in_chinese_drops_its_page_numbers(sample: IssueDocument) -> None:
+    data = pdf_two_columns(sample, page_label="第 {page} 页 共 4 页")
+    assert read_issue(data, source="pages.pdf").document == sample
+
+
 def test_photos_become_image_blocks_with_their_captions() -> None:
     report = read_issue_file(OFFICE_FIXTURES / "hzgy-471-photos.docx")
     doc = report.document

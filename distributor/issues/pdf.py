@@ -58,7 +58,12 @@ DEFAULT_SIZE_PT = 10.0
 MARGIN_BAND = 0.07
 """The top and bottom 7% of a page, where running heads and page numbers are."""
 _LAYOUT = LAParams(char_margin=1.0, line_margin=0.3, boxes_flow=None)
-_PAGE_NUMBER = re.compile(r"^[-—–·\s]*(?:第\s*)?\d{1,4}\s*(?:页|/\s*\d{1,4})?[-—–·\s]*$")
+_PAGE_NUMBER = re.compile(
+    r"^[-—–·\s]*(?:page\s*|第\s*)?\d{1,4}\s*页?\s*(?:(?:/|of|共)\s*\d{1,4}\s*页?)?[-—–·\s]*$",
+    re.IGNORECASE,
+)
+_UNMAPPED = re.compile(r"\(cid:\d+\)")
+"""What pdfminer prints for a glyph whose font does not say which character it is."""
 _STREAM = re.compile(rb"stream\r?\n")
 _BOLD = re.compile(r"bold|heavy|black|黑体|hei", re.IGNORECASE)
 
@@ -73,6 +78,7 @@ class _Line:
     bottom: float
     size: float
     bold: bool
+    indented: bool = False  # starts with spaces ("　　", as Chinese text is often indented)
     column: int = 0  # 0 left or only, 1 right, -1 across both
 
 
@@ -105,6 +111,7 @@ def read_pdf(data: bytes, *, source: str) -> ImportReport:
             f"{source}: the PDF has no text layer (a scan?); export it from the layout program "
             "as a text PDF, or import the .docx"
         )
+    _check_characters(pages, source)
     _drop_page_furniture(pages)
     ordered = [line for page in pages for line in _reading_order(page)]
     edges = _column_edges(ordered, pages)
@@ -170,6 +177,18 @@ def _check_inflated_size(data: bytes, source: str) -> None:
             )
 
 
+def _check_characters(pages: list[_Page], source: str) -> None:
+    """Text whose font has no character map reads as "(cid:123)": refused, not imported so."""
+    lines = [line for page in pages for line in page.lines]
+    unmapped = [line for line in lines if _UNMAPPED.search(line.text)]
+    if len(unmapped) * 10 > len(lines):
+        raise ImportFailed(
+            f"{source}, page {unmapped[0].page}: the PDF's fonts do not say which characters they "
+            "show, so its text cannot be read; export it again with the fonts embedded "
+            "(Word: Save As → PDF → Options → ISO 19005-1 / PDF/A), or import the .docx"
+        )
+
+
 def _read_pages(data: bytes, source: str) -> list[_Page]:
     pages: list[_Page] = []
     try:
@@ -197,7 +216,8 @@ def _page_lines(page: LTPage, number: int) -> Iterator[_Line]:
             if not isinstance(line, LTTextLine):
                 continue
             chars = [char for char in line if isinstance(char, LTChar)]
-            text = _line_text(list(line))
+            raw = _line_text(list(line))
+            text = raw.strip()
             if not chars or not text:
                 continue
             sizes = [round(char.size, 1) for char in chars if not char.get_text().isspace()]
@@ -210,6 +230,7 @@ def _page_lines(page: LTPage, number: int) -> Iterator[_Line]:
                 bottom=page.height - line.y0,
                 size=Counter(sizes).most_common(1)[0][0] if sizes else round(chars[0].size, 1),
                 bold=all(_BOLD.search(char.fontname) for char in chars),
+                indented=raw[:1].isspace(),
             )
 
 
@@ -227,7 +248,7 @@ def _line_text(items: list[LTChar | LTAnno]) -> str:
             text += "" if _is_cjk_gap(text[-1:], after) else " "
         elif text[-1:].isascii() and text[-1:].isalnum() and after.isascii():
             text += " "
-    return text.strip()
+    return text
 
 
 def _is_cjk_gap(before: str, after: str) -> bool:
@@ -333,6 +354,8 @@ def _continues(previous: _Line, line: _Line, edges: Edges, body: float) -> bool:
         return False
     same_column = (previous.page, previous.column) == (line.page, line.column)
     close = same_column and line.top - previous.bottom < line.size * 0.7
+    if line.indented:
+        return False
     if line.x0 > left + line.size * 0.8:  # indented (a new paragraph), or a centred title's
         return close and line.size >= body * TITLE_SIZE_RATIO  # second line
     return not same_column or line.top - previous.bottom < line.size * 0.9

@@ -121,9 +121,18 @@ def _add_photo(document: object, pictures: Iterator[bytes], *, caption_style: bo
 
 
 def _saved(document: object) -> bytes:
+    """The .docx, its zip dated the issue's day, so that the same document gives the same bytes."""
     out = io.BytesIO()
     document.save(out)  # type: ignore[attr-defined]
-    return out.getvalue()
+    fixed = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(out.getvalue())) as source,
+        zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for member in source.infolist():
+            dated = zipfile.ZipInfo(member.filename, date_time=(2022, 12, 27, 0, 0, 0))
+            target.writestr(dated, source.read(member), zipfile.ZIP_DEFLATED)
+    return fixed.getvalue()
 
 
 def photo(colour: tuple[int, int, int], size: tuple[int, int] = (160, 100)) -> bytes:
@@ -151,10 +160,11 @@ def pdf_two_columns(
     copies: int = 1,
     pagesize: tuple[float, float] | None = None,
     columns: int = 2,
+    page_label: str = "- {page} -",
 ) -> bytes:
     """The issue on A4 in two columns (masthead across the top of page 1), STSong-Light, a
     running head and a page number on every page; ``copies`` repeats the articles (for a long
-    issue to time)."""
+    issue to time); ``page_label`` is the page number's form."""
     from reportlab.lib.enums import TA_CENTER, TA_RIGHT
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
@@ -207,7 +217,8 @@ def pdf_two_columns(
         canvas.setFont(font, 8)  # type: ignore[attr-defined]
         if page > 1:
             canvas.drawCentredString(width / 2, height - 28, running_head)  # type: ignore[attr-defined]
-        canvas.drawCentredString(width / 2, 22, f"- {page} -")  # type: ignore[attr-defined]
+        label = page_label.format(page=page)
+        canvas.drawCentredString(width / 2, 22, label)  # type: ignore[attr-defined]
 
     out = io.BytesIO()
     template = BaseDocTemplate(
@@ -241,7 +252,10 @@ def _pdf_article(article: Article, para: type, *styles: object) -> list[object]:
     if article.subtitle:
         flow.append(para(_escaped(article.subtitle), subtitle))
     for block in article.blocks:
-        flow.append(para(_escaped(block.text), heading if block.type == "heading" else body))
+        if block.type == "heading":
+            flow.append(para(_escaped(block.text), heading))
+        else:
+            flow.append(para(_escaped(block.text), body))
     if article.byline:
         flow.append(para(_escaped(f"({article.byline})"), byline))
     return flow
@@ -289,8 +303,11 @@ def zip_bomb() -> bytes:
     """A .docx whose document.xml inflates from ~200 KiB to 200 MiB."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        with archive.open("word/document.xml", "w", force_zip64=True) as member:
+        day = (2022, 12, 27, 0, 0, 0)
+        archive.writestr(zipfile.ZipInfo("[Content_Types].xml", day), "<Types/>")
+        document = zipfile.ZipInfo("word/document.xml", day)
+        document.compress_type = zipfile.ZIP_DEFLATED
+        with archive.open(document, "w", force_zip64=True) as member:
             chunk = b" " * 2**20
             for _ in range(200):
                 member.write(chunk)
