@@ -4,7 +4,6 @@ replaced by its part), and the WeChat draft has both uploaded to WeChat (the san
 
 from __future__ import annotations
 
-import base64
 import email
 import email.policy
 import re
@@ -20,7 +19,7 @@ from distributor.issues.document import IssueDocument
 from distributor.issues.importer import read_issue_file
 from distributor.render.email import CompiledMessage, compile_issue
 from distributor.render.personalise import Recipient
-from distributor.render.preview import message_bytes
+from distributor.render.preview import html_body, message_bytes, variant_html
 from distributor.render.wechat import compile_wechat_message
 from distributor.vocabulary import Variant
 from distributor.wechat.publish import prepare_articles
@@ -91,14 +90,8 @@ def test_the_photos_survive_the_compiled_json_a_send_stores(photos_issue: IssueD
 def test_chromium_displays_both_photos_of_the_email(
     photos_issue: IssueDocument, browser: Browser
 ) -> None:
-    message = full_email(photos_issue)
-    _, related = message.iter_parts()
-    html, *pictures = related.iter_parts()
-    page_html = str(html.get_content())
-    for picture in pictures:  # what a mail client does with cid: (RFC 2392)
-        uri = f"data:{picture.get_content_type()};base64,"
-        uri += base64.b64encode(picture.get_content()).decode("ascii")
-        page_html = page_html.replace(f'cid:{str(picture["Content-ID"]).strip("<>")}', uri)
+    page_html = html_body(message_bytes(photos_issue, Variant.FULL, SETTINGS, READER))
+    assert page_html.count('src="data:image/jpeg;base64,') == 2  # each cid: shown as a client does
     page = browser.new_page(viewport={"width": 375, "height": 800})
     try:
         page.set_content(page_html)
@@ -127,3 +120,8 @@ def test_the_wechat_draft_has_both_photos_uploaded(
     kept = sandbox.sandbox.drafts[media_id].articles
     assert sum(article["content"].count("<img") for article in kept) == 2
     assert all("data:" not in article["content"] for article in kept)
+
+
+def test_the_staff_preview_shows_the_photos(photos_issue: IssueDocument) -> None:
+    preview = variant_html(photos_issue, Variant.FULL, SETTINGS)
+    assert preview.count('src="data:image/jpeg;base64,') == 2 and "cid:" not in preview
