@@ -20,7 +20,7 @@ from docx.shared import Pt
 
 from distributor.errors import ImportFailed
 from distributor.issues import pdf
-from distributor.issues.document import IssueDocument
+from distributor.issues.document import Block, IssueDocument
 from distributor.issues.files import MAX_DOCUMENT_BYTES
 from distributor.issues.importer import read_issue, read_issue_file
 from distributor.issues.plaintext import parse_plaintext
@@ -145,6 +145,25 @@ def test_automatic_list_numbers_are_kept_as_word_shows_them(sample: IssueDocumen
         "• 一项要点。",
         "• 另一项要点。",
     ]
+
+
+def test_a_table_in_an_article_is_a_paragraph_per_row(sample: IssueDocument) -> None:
+    document = Document(io.BytesIO(docx_direct(sample)))
+    anchor = next(p for p in document.paragraphs if p.text.startswith("会上,"))
+    table = document.add_table(rows=3, cols=2)
+    for row, cells in zip(table.rows, [("考点", "考场"), ("上城区", "12"), ("滨江区", "9")]):
+        for cell, text in zip(row.cells, cells, strict=True):
+            cell.text = text
+    anchor._p.addprevious(table._tbl)
+    report = read_issue(_saved(document), source="table.docx")
+    blocks = report.document.articles[0].blocks
+    assert blocks[1:5] == [
+        Block("paragraph", "考点 | 考场"),
+        Block("paragraph", "上城区 | 12"),
+        Block("paragraph", "滨江区 | 9"),
+        sample.articles[0].blocks[1],
+    ]
+    assert report.warnings == [] and report.repairs == []
 
 
 def test_a_one_column_pdf_reads_top_to_bottom(sample: IssueDocument) -> None:

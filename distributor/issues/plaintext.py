@@ -93,9 +93,10 @@ _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _DATE_EXAMPLE = "2022年12月27日 星期二 农历壬寅年十二月初五 第471期"
 
 
-Role = Literal["title", "heading", "image"]
+Role = Literal["title", "heading", "image", "paragraph"]
 """What a document's formatting says a line is: a headline (set large, or styled 标题 1), a
-heading or subtitle (bold, or styled 标题 2), a picture (its caption is the text)."""
+heading or subtitle (bold, or styled 标题 2), a picture (its caption is the text), or a paragraph
+of its own whatever its shape (a table's row: never a heading, never joined to the next)."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
     if start == len(lines):
         raise IssueFormatError("the document has pictures but no text", source=source)
     title = lines[start]
-    if _is_masthead_line(title.text):
+    if is_masthead_line(title.text):
         raise IssueFormatError(
             f"the first line should be the newsletter's title, not '{_clip(title.text)}'",
             source=source,
@@ -210,7 +211,7 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
     dated: tuple[int, date, str] | None = None
     index = start + 1
     while index < len(lines) and (
-        lines[index].role == "image" or _is_masthead_line(lines[index].text)
+        lines[index].role == "image" or is_masthead_line(lines[index].text)
     ):
         line = lines[index]
         if line.role == "image":
@@ -263,7 +264,8 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
     return head, index, [line for line in skipped if line.number < lines[index].number]
 
 
-def _is_masthead_line(text: str) -> bool:
+def is_masthead_line(text: str) -> bool:
+    """A labelled masthead field ("新闻热线:…") or the date line."""
     return bool(_LABEL.match(text) or _DATE_START.match(text))
 
 
@@ -482,19 +484,20 @@ def _read_blocks(lines: list[_Line], source: str) -> tuple[list[Block], list[Rep
         heading = index + 1 < len(lines) and _is_heading_line(line)
         what = "the section heading" if heading else "the paragraph"
         _checked(line, line.text, what, source, one_line=heading)
-        if blocks and _is_cut_off(blocks[-1]) and not heading:
+        own = line.role == "paragraph" or (index > 0 and lines[index - 1].role == "paragraph")
+        if blocks and _is_cut_off(blocks[-1]) and not heading and not own:
             before = lines[index - 1]
             repairs.append(Repair(before.number, before.text, line.text, before.place))
             blocks[-1] = Block("paragraph", blocks[-1].text + line.text)
             last_lines[-1] = line.where
             continue
         blocks.append(Block("heading" if heading else "paragraph", line.text))
-        last_lines.append(line.where)
+        last_lines.append("" if line.role == "paragraph" else line.where)
     warnings = [
         f"{where}: paragraph ends without final punctuation (“…{block.text[-12:]}”); "
         "check it against the print layout"
         for block, where in zip(blocks, last_lines, strict=True)
-        if _is_cut_off(block)
+        if _is_cut_off(block) and where
     ]
     return blocks, repairs, warnings
 
@@ -512,7 +515,7 @@ def _is_title_line(line: _Line) -> bool:
 def _is_heading_line(line: _Line) -> bool:
     """A heading by its formatting (bold, a heading style), or else by its shape."""
     if line.role is not None:
-        return line.role != "image"
+        return line.role in ("title", "heading")
     return _is_heading(line.text)
 
 

@@ -9,6 +9,8 @@ formatting, since offices use both:
   the body text's size;
 * a heading or subtitle: styled 标题 2–9 / Heading 2–9 / Subtitle, or bold or centred;
 * consecutive headline-sized lines are one title (:func:`~distributor.issues.layout.merge_titles`);
+* a table in an article is one paragraph per row, its cells separated by " | " (a table that
+  holds masthead fields is read cell by cell instead);
 * a picture (JPEG or PNG) is an image block; its caption is the paragraph's own short text, a
   caption-styled (题注) or short centred paragraph right after it, or else its alt text.
 
@@ -19,6 +21,7 @@ text importer joins page-break splits. Places are "paragraph N", counted through
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +32,7 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.oxml.xmlchemy import BaseOxmlElement
 from docx.styles.style import ParagraphStyle
-from docx.table import Table, _Cell
+from docx.table import Table, _Cell, _Row
 from docx.text.paragraph import Paragraph
 from docx.text.run import Run
 
@@ -45,7 +48,7 @@ from distributor.issues.layout import (
     role_of,
     running_size,
 )
-from distributor.issues.plaintext import Role, SourceLine, parse_lines
+from distributor.issues.plaintext import Role, SourceLine, is_masthead_line, parse_lines
 
 DEFAULT_SIZE_PT = 10.5  # Word's Chinese default (五号) when the document names none
 
@@ -88,6 +91,7 @@ class _Paragraph:
     caption: bool  # styled as a caption
     pictures: list[bytes] = field(default_factory=list)
     alt: str = ""
+    row: bool = False  # a table's row, read as one paragraph
 
     @property
     def place(self) -> str:
@@ -123,42 +127,71 @@ def read_docx(data: bytes, *, source: str) -> ImportReport:
 
 
 def _paragraphs(document: Document) -> Iterator[_Paragraph]:
+    """Each paragraph in reading order; a table in an article as one paragraph per row."""
     default = _default_size(document)
     numbering = _Numbering(document)
-    for number, paragraph in enumerate(_in_reading_order(document), start=1):
-        read = _read_paragraph(paragraph, number, default)
+    counter = itertools.count(1)
+
+    def read(paragraph: Paragraph) -> _Paragraph:
+        found = _read_paragraph(paragraph, next(counter), default)
         label = numbering.label(paragraph)
-        if label and read.text:
+        if label and found.text:
             gap = " " if label[-1:].isascii() or label == "•" else ""  # "一、" takes none
-            read.text = f"{label}{gap}{read.text}"
-        yield read
+            found.text = f"{label}{gap}{found.text}"
+        return found
+
+    for item in document.iter_inner_content():
+        if isinstance(item, Table) and not _is_masthead_table(item):
+            for row in item.rows:
+                cells = [[read(p) for p in _in_reading_order(cell)] for cell in _row_cells(row)]
+                yield _row(cells)
+        else:
+            yield from map(read, _in_reading_order(item))
 
 
-def _in_reading_order(container: Document | Table) -> Iterator[Paragraph]:
-    """Body paragraphs, each table's cells row by row (a merged cell once), and the paragraphs
-    of a text box before the paragraph that anchors it."""
-    items = (
-        container.iter_inner_content()
-        if isinstance(container, Document)
-        else (item for cell in _distinct_cells(container) for item in cell.iter_inner_content())
+def _in_reading_order(item: Paragraph | Table | _Cell) -> Iterator[Paragraph]:
+    """The paragraphs of ``item``: a table's cells row by row (a merged cell once), and the
+    paragraphs of a text box before the paragraph that anchors it."""
+    if isinstance(item, Table):
+        for row in item.rows:
+            for cell in _row_cells(row):
+                yield from _in_reading_order(cell)
+        return
+    if isinstance(item, _Cell):
+        for inner in item.iter_inner_content():
+            yield from _in_reading_order(inner)
+        return
+    for box in item._p.iter(_TEXT_BOX):
+        if next(box.iterancestors(_FALLBACK), None) is None:
+            yield from (Paragraph(p, item._parent) for p in box.iter(qn("w:p")))
+    yield item
+
+
+def _row_cells(row: _Row) -> list[_Cell]:
+    """The row's cells, a cell merged across columns once."""
+    return list({id(cell._tc): cell for cell in row.cells}.values())
+
+
+def _is_masthead_table(table: Table) -> bool:
+    """A table that lays out the masthead (its fields are read line by line, not as rows)."""
+    return any(is_masthead_line(p.text.strip()) for p in _in_reading_order(table))
+
+
+def _row(cells: list[list[_Paragraph]]) -> _Paragraph:
+    """A table row as one paragraph: each cell's text, " | " between cells."""
+    found = [paragraph for cell in cells for paragraph in cell]
+    texts = [" ".join(p.text for p in cell if p.text) for cell in cells]
+    return _Paragraph(
+        number=found[0].number if found else 0,
+        text=" | ".join(text for text in texts if text),
+        size=None,
+        bold=False,
+        centred=False,
+        level=None,
+        caption=False,
+        pictures=[picture for paragraph in found for picture in paragraph.pictures],
+        row=True,
     )
-    for item in items:
-        if isinstance(item, Table):
-            yield from _in_reading_order(item)
-            continue
-        for box in item._p.iter(qn("w:txbxContent")):
-            if next(box.iterancestors(_FALLBACK), None) is None:
-                yield from (Paragraph(p, item._parent) for p in box.iter(qn("w:p")))
-        yield item
-
-
-def _distinct_cells(table: Table) -> Iterator[_Cell]:
-    seen: set[int] = set()
-    for row in table.rows:
-        for cell in row.cells:
-            if id(cell._tc) not in seen:
-                seen.add(id(cell._tc))
-                yield cell
 
 
 def _read_paragraph(paragraph: Paragraph, number: int, default: float) -> _Paragraph:
@@ -295,6 +328,8 @@ def _source_lines(
 
 def _role(paragraph: _Paragraph, body_size: float) -> Role | None:
     """A style says it; else the size, weight and alignment do."""
+    if paragraph.row:
+        return "paragraph"
     if len(paragraph.text) > MAX_ROLE_CHARS:
         return None
     if paragraph.level is not None:
