@@ -151,7 +151,8 @@ def test_a_table_in_an_article_is_a_paragraph_per_row(sample: IssueDocument) -> 
     document = Document(io.BytesIO(docx_direct(sample)))
     anchor = next(p for p in document.paragraphs if p.text.startswith("会上,"))
     table = document.add_table(rows=3, cols=2)
-    for row, cells in zip(table.rows, [("考点", "考场"), ("上城区", "12"), ("滨江区", "9")]):
+    rows = [("考点", "考场"), ("上城区", "12"), ("滨江区", "9")]
+    for row, cells in zip(table.rows, rows, strict=True):
         for cell, text in zip(row.cells, cells, strict=True):
             cell.text = text
     anchor._p.addprevious(table._tbl)
