@@ -179,6 +179,46 @@ def test_a_pdf_numbered_in_chinese_drops_its_page_numbers(sample: IssueDocument)
     assert read_issue(data, source="pages.pdf").document == sample
 
 
+def test_pdf_gaps_a_typed_space_wide_are_spaces_and_justification_is_not(
+    sample: IssueDocument,
+) -> None:
+    """Some PDF makers draw no space characters, only gaps; justified CJK lines have gaps too."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen.canvas import Canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    out = io.BytesIO()
+    canvas = Canvas(out, invariant=1)
+
+    def words(y: float, size: float, *parts: str, spacing: float = 0) -> None:
+        x = 72.0
+        for part in parts:  # each part drawn on its own, a space's width apart
+            text = canvas.beginText(x, y)
+            text.setFont("STSong-Light", size)
+            text.setCharSpace(spacing)
+            text.textOut(part)
+            canvas.drawText(text)
+            x += pdfmetrics.stringWidth(part, "STSong-Light", size) + len(part) * spacing
+            x += size * 2  # a gap as wide as two characters, where the text has a space
+
+    y = 780.0
+    for line in masthead_lines(sample):
+        words(y, 10, *line.split())
+        y -= 20
+    article = sample.articles[3]  # 协力促和谐 聚力助共富
+    words(y - 10, 18, *article.headline.split())
+    words(y - 40, 10, "今年以来,上城区总工会团结企业与职工走出共济共赢新路。", spacing=1.5)
+    words(y - 55, 10, "(上城区总工会)")
+    canvas.save()
+    [read] = read_issue(out.getvalue(), source="gaps.pdf").document.articles
+    assert read.headline == "协力促和谐 聚力助共富"
+    assert read.blocks == [
+        Block("paragraph", "今年以来,上城区总工会团结企业与职工走出共济共赢新路。")
+    ]
+    assert read.byline == "上城区总工会"
+
+
 def test_photos_become_image_blocks_with_their_captions() -> None:
     report = read_issue_file(OFFICE_FIXTURES / "hzgy-471-photos.docx")
     doc = report.document

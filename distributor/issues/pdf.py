@@ -55,6 +55,8 @@ MAX_PDF_PAGES = 200
 MAX_INFLATED_BYTES = 200 * 1024 * 1024
 """Most bytes a PDF's compressed streams may inflate to in all (200 MiB): a bomb is refused."""
 DEFAULT_SIZE_PT = 10.0
+MIN_SPACE_EM = 0.2
+"""A gap between CJK characters this wide (in ems) or wider is a space; narrower, justification."""
 MARGIN_BAND = 0.07
 """The top and bottom 7% of a page, where running heads and page numbers are."""
 _LAYOUT = LAParams(char_margin=1.0, line_margin=0.3, boxes_flow=None)
@@ -235,19 +237,26 @@ def _page_lines(page: LTPage, number: int) -> Iterator[_Line]:
 
 
 def _line_text(items: list[LTChar | LTAnno]) -> str:
-    """The characters of a line; a space pdfminer infers from a gap is kept between Latin
-    letters only (between CJK characters it is justification, not a space in the text)."""
+    """The characters of a line. Where the PDF draws no space but leaves a gap, pdfminer infers
+    one: kept between Latin words, and between CJK characters only when the gap is as wide as a
+    typed space (narrower ones are justification)."""
     text = ""
+    previous: LTChar | None = None
     for index, item in enumerate(items):
         char = item.get_text()
         if char != " ":
-            text += char if isinstance(item, LTChar) else ""
+            if isinstance(item, LTChar):
+                text, previous = text + char, item
             continue
-        after = next((i.get_text()[:1] for i in items[index + 1 :] if isinstance(i, LTChar)), "")
+        following = next((i for i in items[index + 1 :] if isinstance(i, LTChar)), None)
+        after = following.get_text()[:1] if following is not None else ""
         if isinstance(item, LTChar):
             text += "" if _is_cjk_gap(text[-1:], after) else " "
         elif text[-1:].isascii() and text[-1:].isalnum() and after.isascii():
             text += " "
+        elif previous is not None and following is not None and not _is_cjk_gap(text[-1:], after):
+            gap = following.x0 - previous.x1
+            text += " " if gap >= MIN_SPACE_EM * max(previous.size, 1.0) else ""
     return text
 
 
@@ -288,9 +297,10 @@ def _reading_order(page: _Page) -> list[_Line]:
     """Top to bottom on a page of one column; on a page of two, band by band: the left
     column, then the right, each band closed by a line across both."""
     middle = page.width / 2
-    lines = sorted(page.lines, key=lambda line: (round(line.top), line.x0))
+    lines = sorted(page.lines, key=lambda line: (round(line.bottom), line.x0))
     right = [line for line in lines if line.x0 >= middle]
     page.two_columns = sum(line.x1 - line.x0 > page.width * 0.25 for line in right) >= 3
+    lines = _pieces_joined(lines, middle if page.two_columns else None)
     if not page.two_columns:
         return lines
     ordered: list[_Line] = []
@@ -304,6 +314,27 @@ def _reading_order(page: _Page) -> list[_Line]:
             line.column = 0 if line.x1 <= middle else 1
             band[line.column].append(line)
     return ordered + band[0] + band[1]
+
+
+def _pieces_joined(lines: list[_Line], gutter: float | None) -> list[_Line]:
+    """Pieces of one printed line that pdfminer split at a wide gap ("出版:杭州市总工会" and
+    "准印证号:…" set apart on one line) joined by a space: the same baseline and size, less
+    than four characters apart, and not on both sides of the gutter between two columns."""
+    joined: list[_Line] = []
+    for line in lines:
+        last = joined[-1] if joined else None
+        if (
+            last is not None
+            and abs(last.bottom - line.bottom) < line.size * 0.3
+            and abs(last.size - line.size) < 0.5
+            and 0 <= line.x0 - last.x1 < line.size * 4
+            and not (gutter is not None and last.x1 <= gutter <= line.x0)
+        ):
+            last.text = f"{last.text} {line.text}"
+            last.x1, last.bold = line.x1, last.bold and line.bold
+        else:
+            joined.append(line)
+    return joined
 
 
 # --- paragraphs -----------------------------------------------------------------------------
