@@ -233,6 +233,17 @@ def test_photos_become_image_blocks_with_their_captions() -> None:
     assert without == [b for a in sample_document().articles for b in a.blocks]
 
 
+def test_photos_in_a_pdf_become_image_blocks_with_their_captions(sample: IssueDocument) -> None:
+    photos = (photo((200, 60, 40)), photo((40, 90, 200)))
+    report = read_issue(pdf_two_columns(sample, photos=photos), source="photos.pdf")
+    doc = report.document
+    images = [b for a in doc.articles for b in a.blocks if b.type == "image"]
+    assert [b.text for b in images] == list(PHOTO_CAPTIONS)
+    assert [doc.images[str(b.image)].data for b in images] == list(photos)
+    without = [b for a in doc.articles for b in a.blocks if b.type != "image"]
+    assert without == [b for a in sample.articles for b in a.blocks]
+
+
 # --- hostile files: one clear error each ----------------------------------------------------
 
 

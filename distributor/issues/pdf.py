@@ -32,6 +32,8 @@ from pdfminer.layout import (
     LAParams,
     LTAnno,
     LTChar,
+    LTFigure,
+    LTImage,
     LTPage,
     LTTextBox,
     LTTextLine,
@@ -41,7 +43,9 @@ from pdfminer.pdfparser import PDFParser
 
 from distributor.errors import ImportFailed
 from distributor.issues.document import ImportReport, Repair
+from distributor.issues.images import ImageCollector
 from distributor.issues.layout import (
+    MAX_ROLE_CHARS,
     TITLE_SIZE_RATIO,
     Setting,
     join_lines,
@@ -81,6 +85,7 @@ class _Line:
     size: float
     bold: bool
     indented: bool = False  # starts with spaces ("　　", as Chinese text is often indented)
+    picture: bytes | None = None  # a picture's bytes (its text is "")
     column: int = 0  # 0 left or only, 1 right, -1 across both
 
 
@@ -108,7 +113,7 @@ def read_pdf(data: bytes, *, source: str) -> ImportReport:
     _check_openable(data, source)
     _check_inflated_size(data, source)
     pages = _read_pages(data, source)
-    if not any(page.lines for page in pages):
+    if not any(line.text for page in pages for line in page.lines):
         raise ImportFailed(
             f"{source}: the PDF has no text layer (a scan?); export it from the layout program "
             "as a text PDF, or import the .docx"
@@ -119,19 +124,31 @@ def read_pdf(data: bytes, *, source: str) -> ImportReport:
     edges = _column_edges(ordered, pages)
     paragraphs = _paragraphs(ordered, edges)
     body = running_size(((p.text, p.lines[0].size) for p in paragraphs), DEFAULT_SIZE_PT)
-    sourced = []
+    images = ImageCollector(source)
+    sourced: list[tuple[SourceLine, float]] = []
+    captions: set[int] = set()  # paragraphs read as a picture's caption
     for number, paragraph in enumerate(paragraphs, start=1):
         first = paragraph.lines[0]
-        text = paragraph.text
-        setting = Setting(
-            max(line.size for line in paragraph.lines),
-            all(line.bold for line in paragraph.lines),
-            _is_centred(first, edges),
-        )
         where = f"page {first.page}, paragraph {number}"
-        role = role_of(text, setting, body)
-        sourced.append((SourceLine(number, text, where, role), setting.size))
+        if number in captions:
+            continue
+        if first.picture is not None:
+            name = images.add(first.picture, where)
+            following = paragraphs[number] if number < len(paragraphs) else None
+            caption = ""
+            if following is not None and _is_caption(following, edges, body):
+                caption = following.text
+                captions.add(number + 1)
+            if name is not None:
+                sourced.append((SourceLine(number, caption, where, "image", name), body))
+            continue
+        setting = _setting(paragraph, edges)
+        role = role_of(paragraph.text, setting, body)
+        sourced.append((SourceLine(number, paragraph.text, where, role), setting.size))
     report = parse_lines(merge_titles(sourced), source=source, format="pdf")
+    used = {block.image for article in report.document.articles for block in article.blocks}
+    report.document.images = {n: image for n, image in images.images.items() if n in used}
+    report.warnings[:0] = images.warnings
     report.repairs[:0] = [
         Repair(0, before.text, after.text, f"page {after.page}")
         for paragraph in paragraphs
@@ -212,6 +229,8 @@ def _read_pages(data: bytes, source: str) -> list[_Page]:
 
 def _page_lines(page: LTPage, number: int) -> Iterator[_Line]:
     for box in page:
+        if isinstance(box, LTFigure | LTImage):
+            yield from _pictures(box, page, number)
         if not isinstance(box, LTTextBox):
             continue
         for line in box:
@@ -233,6 +252,26 @@ def _page_lines(page: LTPage, number: int) -> Iterator[_Line]:
                 size=Counter(sizes).most_common(1)[0][0] if sizes else round(chars[0].size, 1),
                 bold=all(_BOLD.search(char.fontname) for char in chars),
                 indented=raw[:1].isspace(),
+            )
+
+
+def _pictures(item: LTFigure | LTImage, page: LTPage, number: int) -> Iterator[_Line]:
+    """A picture as a line without text, where it stands on the page: its bytes as the PDF
+    keeps them (a JPEG is kept whole; other encodings are left out with a warning)."""
+    for image in item if isinstance(item, LTFigure) else [item]:
+        if isinstance(image, LTFigure):
+            yield from _pictures(image, page, number)
+        elif isinstance(image, LTImage):
+            yield _Line(
+                page=number,
+                text="",
+                x0=image.x0,
+                x1=image.x1,
+                top=page.height - image.y1,
+                bottom=page.height - image.y0,
+                size=DEFAULT_SIZE_PT,
+                bold=False,
+                picture=image.stream.get_data(),
             )
 
 
@@ -325,6 +364,8 @@ def _pieces_joined(lines: list[_Line], gutter: float | None) -> list[_Line]:
         last = joined[-1] if joined else None
         if (
             last is not None
+            and last.text
+            and line.text
             and abs(last.bottom - line.bottom) < line.size * 0.3
             and abs(last.size - line.size) < 0.5
             and 0 <= line.x0 - last.x1 < line.size * 4
@@ -345,7 +386,8 @@ def _paragraphs(lines: list[_Line], edges: Edges) -> list[_Paragraph]:
     paragraphs: list[_Paragraph] = []
     previous: _Line | None = None
     for line in lines:
-        if previous is not None and _continues(previous, line, edges, body):
+        pictured = line.picture is not None or (previous is not None and previous.picture)
+        if previous is not None and not pictured and _continues(previous, line, edges, body):
             paragraph = paragraphs[-1]
             if (previous.page, previous.column) != (line.page, line.column):
                 paragraph.joins.append((previous, line))
@@ -365,7 +407,11 @@ def _column_edges(lines: list[_Line], pages: list[_Page]) -> Edges:
     edges: Edges = {}
     for page in pages:
         for column in (-1, 0, 1):
-            own = [line for line in lines if line.page == page.number and line.column == column]
+            own = [
+                line
+                for line in lines
+                if line.page == page.number and line.column == column and line.picture is None
+            ]
             if not own:
                 continue
             left = Counter(round(line.x0) for line in own).most_common(1)[0][0]
@@ -392,8 +438,27 @@ def _continues(previous: _Line, line: _Line, edges: Edges, body: float) -> bool:
     return not same_column or line.top - previous.bottom < line.size * 0.9
 
 
+def _setting(paragraph: _Paragraph, edges: Edges) -> Setting:
+    return Setting(
+        max(line.size for line in paragraph.lines),
+        all(line.bold for line in paragraph.lines),
+        _is_centred(paragraph.lines[0], edges),
+    )
+
+
+def _is_caption(paragraph: _Paragraph, edges: Edges, body: float) -> bool:
+    """A short centred line right below a picture, not set as a headline."""
+    first = paragraph.lines[0]
+    if first.picture is not None or len(paragraph.text) > MAX_ROLE_CHARS:
+        return False
+    setting = _setting(paragraph, edges)
+    return setting.centred and role_of(paragraph.text, setting, body) != "title"
+
+
 def _is_centred(line: _Line, edges: Edges) -> bool:
     """Set off from both edges of its column by about the same amount."""
+    if (line.page, line.column) not in edges:
+        return False
     left, right = edges[line.page, line.column]
     middle = (line.x0 + line.x1) / 2
     return line.x0 - left > line.size and abs(middle - (left + right) / 2) < line.size * 1.5

@@ -161,10 +161,12 @@ def pdf_two_columns(
     pagesize: tuple[float, float] | None = None,
     columns: int = 2,
     page_label: str = "- {page} -",
+    photos: tuple[bytes, ...] = (),
 ) -> bytes:
     """The issue on A4 in two columns (masthead across the top of page 1), STSong-Light, a
     running head and a page number on every page; ``copies`` repeats the articles (for a long
-    issue to time); ``page_label`` is the page number's form."""
+    issue to time); ``page_label`` is the page number's form; ``photos`` go under the first
+    headlines, each with its caption (PHOTO_CAPTIONS) centred below it."""
     from reportlab.lib.enums import TA_CENTER, TA_RIGHT
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
@@ -177,6 +179,7 @@ def pdf_two_columns(
         NextPageTemplate,
         PageTemplate,
     )
+    from reportlab.platypus import Image as Picture
     from reportlab.platypus import Paragraph as Para
 
     pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
@@ -194,6 +197,7 @@ def pdf_two_columns(
     headline = style("headline", 18, alignment=TA_CENTER, spaceAfter=4)
     subtitle = style("subtitle", 14, alignment=TA_CENTER, spaceAfter=4)
     byline = style("byline", 10, alignment=TA_RIGHT, spaceAfter=6)
+    caption = style("caption", 9, alignment=TA_CENTER, spaceAfter=6)
     name = style("name", 36, alignment=TA_CENTER, spaceAfter=8)
 
     width, height = pagesize or A4
@@ -236,9 +240,15 @@ def pdf_two_columns(
     story += [Para(_escaped(line), centred) for line in rest]
     if columns > 1:
         story.append(FrameBreak())
+    pictures = iter(zip(photos, PHOTO_CAPTIONS, strict=False))
     for _ in range(copies):
         for article in doc.articles:
-            story += _pdf_article(article, Para, body, heading, kicker, headline, subtitle, byline)
+            flow = _pdf_article(article, Para, body, heading, kicker, headline, subtitle, byline)
+            picture = next(pictures, None)
+            if picture is not None:
+                at = 1 + bool(article.kicker) + bool(article.subtitle)
+                flow[at:at] = [Picture(io.BytesIO(picture[0]), 160, 100), Para(picture[1], caption)]
+            story += flow
     template.build(story)
     return out.getvalue()
 
