@@ -19,7 +19,7 @@ from docx.enum.style import WD_STYLE_TYPE
 from docx.shared import Pt
 
 from distributor.errors import ImportFailed
-from distributor.issues import pdf
+from distributor.issues import files, pdf
 from distributor.issues.document import Block, IssueDocument
 from distributor.issues.files import MAX_DOCUMENT_BYTES
 from distributor.issues.importer import read_issue, read_issue_file
@@ -261,6 +261,15 @@ def test_a_hostile_file_gets_one_clear_error(name: str, message: str) -> None:
         read_issue_file(OFFICE_FIXTURES / name)
     assert refused.value.message.startswith(message)
     assert "\n" not in refused.value.message
+
+
+def test_a_docx_with_more_markup_than_an_issue_has_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(files, "MAX_XML_BYTES", 50 * 1024)  # the bound lowered for the test
+    data = (OFFICE_FIXTURES / "hzgy-471-styles.docx").read_bytes()
+    with pytest.raises(ImportFailed, match="holds more than 0 MiB of text and markup"):
+        read_issue(data, source="styles.docx")
 
 
 def test_an_encrypted_docx_and_an_old_doc_are_told_apart() -> None:

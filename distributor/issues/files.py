@@ -18,6 +18,9 @@ MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 """Largest .docx or PDF accepted, in bytes (20 MiB): an issue with its photos, compressed."""
 MAX_UNPACKED_BYTES = 100 * 1024 * 1024
 """Largest total a .docx may inflate to (100 MiB), whatever its members declare."""
+MAX_XML_BYTES = 20 * 1024 * 1024
+"""Largest total of a .docx's XML (20 MiB; an issue's text is well under 1 MiB): parsed, XML
+takes several times its size in memory, pictures only their own."""
 MAX_ZIP_MEMBERS = 5000
 MAX_COMPRESSION_RATIO = 100
 """A member that inflates more than this many times (and past 1 MiB) is a zip bomb: Word's
@@ -70,7 +73,7 @@ def open_zip(data: bytes, source: str) -> zipfile.ZipFile:
         ) from None
     if len(members) > MAX_ZIP_MEMBERS:
         raise ImportFailed(f"{source}: the .docx has {len(members):,} parts; it is not a document")
-    total = 0
+    total = xml = 0
     for member in members:
         total += member.file_size
         ratio = member.file_size / max(member.compress_size, 1)
@@ -80,6 +83,13 @@ def open_zip(data: bytes, source: str) -> zipfile.ZipFile:
                 f"{source}: the .docx would unpack to more than "
                 f"{MAX_UNPACKED_BYTES / 2**20:.0f} MiB ({member.filename} inflates "
                 f"{ratio:,.0f} times): refused as a zip bomb"
+            )
+        if not member.filename.startswith("word/media/"):
+            xml += member.file_size
+        if xml > MAX_XML_BYTES:
+            raise ImportFailed(
+                f"{source}: the .docx holds more than {MAX_XML_BYTES / 2**20:.0f} MiB of text and "
+                "markup; an issue has far less (is it the right file?)"
             )
     if "word/document.xml" not in archive.namelist():
         raise ImportFailed(

@@ -7,6 +7,7 @@ import email.policy
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from distributor.issues.document import ImportReport
 from distributor.issues.importer import FORMATS, MAX_UPLOAD_BYTES, read_issue
@@ -69,7 +70,9 @@ async def import_issue(
     run, or the very same issue imported again, which changes nothing); or its error, with the
     line (`error.line`) it is about."""
     data = await file.read(MAX_UPLOAD_BYTES + 1)
-    report = read_issue(data, source=file.filename or "upload", format=format)
+    # A 20-page PDF takes a second or two to read: off the event loop, which serves the rest.
+    source = file.filename or "upload"
+    report = await run_in_threadpool(read_issue, data, source=source, format=format)
     if dry_run:
         return import_out(report, None, created=False)
     with web.transaction() as session:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from distributor.db import utcnow
@@ -50,7 +51,7 @@ async def upload_issue(
     data = await file.read(MAX_UPLOAD_BYTES + 1)
     source = file.filename or "upload"
     try:
-        report = read_issue(data, source=source)
+        report = await run_in_threadpool(read_issue, data, source=source)  # off the event loop
         with web.transaction() as session:
             saved = save_issue(session, report.document, source_format=report.format)
             record_audit(
