@@ -244,6 +244,17 @@ def test_photos_in_a_pdf_become_image_blocks_with_their_captions(sample: IssueDo
     assert without == [b for a in sample.articles for b in a.blocks]
 
 
+def test_an_error_names_the_paragraph_or_the_page(sample: IssueDocument) -> None:
+    undated = copy.deepcopy(sample)
+    undated.masthead.weekday = "星期八"  # the date line no longer reads as one
+    with pytest.raises(ImportFailed) as docx_error:
+        read_issue(docx_direct(undated), source="bad.docx")
+    assert docx_error.value.message.startswith("bad.docx, paragraph 4: cannot read the date line")
+    with pytest.raises(ImportFailed) as pdf_error:
+        read_issue(pdf_two_columns(undated), source="bad.pdf")
+    assert pdf_error.value.message.startswith("bad.pdf, page 1, paragraph 4: cannot read the date")
+
+
 # --- hostile files: one clear error each ----------------------------------------------------
 
 
