@@ -118,6 +118,15 @@ def test_a_headline_set_large_starts_an_article_without_a_byline_before_it(
     ]
 
 
+def test_a_kicker_set_smaller_than_a_headline_is_still_its_kicker(sample: IssueDocument) -> None:
+    """At 12 pt over a 10.5 pt text the kicker is no headline by size: bold and centred above
+    the headline, it is its kicker all the same."""
+    document = Document(io.BytesIO(docx_direct(sample)))
+    kicker = next(p for p in document.paragraphs if p.text == sample.articles[1].kicker)
+    kicker.runs[0].font.size = Pt(12)
+    assert read_issue(_saved(document), source="kicker.docx").document == sample
+
+
 def test_soft_line_breaks_join_cjk_without_a_gap_and_words_with_a_space(
     sample: IssueDocument,
 ) -> None:

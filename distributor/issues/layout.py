@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from distributor.issues.plaintext import Role, SourceLine
+from distributor.issues.plaintext import Role, SourceLine, is_masthead_line
 
 TITLE_SIZE_RATIO = 1.3
 """A line set at least this many times larger than the running text is a headline."""
@@ -56,7 +56,9 @@ def role_of(text: str, setting: Setting, body_size: float) -> Role | None:
 def merge_titles(lines: list[tuple[SourceLine, float]]) -> list[SourceLine]:
     """Consecutive headline lines (each with its size) as one title: the largest is the
     headline, the lines above it its kicker (joined in front, as the text export prints them),
-    the lines below it subtitles. The first line (the newsletter's name) stays on its own."""
+    the lines below it subtitles. A heading set right above a headline is its kicker too (set
+    smaller than a headline, it is bold or centred), unless it follows the masthead (the slogan)
+    or is in parentheses (a byline). The first line (the newsletter's name) stays on its own."""
     merged: list[SourceLine] = []
     index = 0
     while index < len(lines):
@@ -64,6 +66,9 @@ def merge_titles(lines: list[tuple[SourceLine, float]]) -> list[SourceLine]:
         if index > 0 and lines[index][0].role == "title":
             while end < len(lines) and lines[end][0].role == "title":
                 end += 1
+            if _is_kicker(lines, index - 1):
+                merged.pop()
+                index -= 1
         run = lines[index:end]
         top = max(range(len(run)), key=lambda i: (run[i][1], -i))
         head = run[top][0]
@@ -72,6 +77,17 @@ def merge_titles(lines: list[tuple[SourceLine, float]]) -> list[SourceLine]:
         merged += [replace(line, role="heading") for line, _ in run[top + 1 :]]
         index = end
     return merged
+
+
+def _is_kicker(lines: list[tuple[SourceLine, float]], index: int) -> bool:
+    """Whether the heading at ``index``, right above a headline, is the headline's kicker."""
+    line = lines[index][0]
+    return (
+        index > 1
+        and line.role == "heading"
+        and not line.text.startswith(("(", "（"))
+        and not is_masthead_line(lines[index - 1][0].text)
+    )
 
 
 def join_lines(pieces: Iterable[str]) -> str:
