@@ -127,6 +127,16 @@ def test_a_kicker_set_smaller_than_a_headline_is_still_its_kicker(sample: IssueD
     assert read_issue(_saved(document), source="kicker.docx").document == sample
 
 
+def test_a_section_heading_set_large_does_not_start_an_article(sample: IssueDocument) -> None:
+    """Bold 14 pt over 10.5 pt text is large, but well below the 22 pt headlines."""
+    document = Document(io.BytesIO(docx_direct(sample)))
+    headings = set(sample.articles[3].headings)
+    for paragraph in document.paragraphs:
+        if paragraph.text in headings:
+            paragraph.runs[0].font.size = Pt(14)
+    assert read_issue(_saved(document), source="headings.docx").document == sample
+
+
 def test_soft_line_breaks_join_cjk_without_a_gap_and_words_with_a_space(
     sample: IssueDocument,
 ) -> None:

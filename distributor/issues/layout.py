@@ -17,6 +17,8 @@ from distributor.issues.plaintext import Role, SourceLine, is_masthead_line
 
 TITLE_SIZE_RATIO = 1.3
 """A line set at least this many times larger than the running text is a headline."""
+HEADLINE_SHARE = 0.75
+"""A headline is set at least this share of the largest headline's size."""
 MAX_ROLE_CHARS = 64
 """Longer text is a paragraph, however it is set (a bold paragraph stays a paragraph)."""
 _SENTENCE_END = ("。", "!", "?", "!", "?", ";", ";", ".")
@@ -59,6 +61,7 @@ def merge_titles(lines: list[tuple[SourceLine, float]]) -> list[SourceLine]:
     the lines below it subtitles. A heading set right above a headline is its kicker too (set
     smaller than a headline, it is bold or centred), unless it follows the masthead (the slogan)
     or is in parentheses (a byline). The first line (the newsletter's name) stays on its own."""
+    lines = _headlines_only(lines)
     merged: list[SourceLine] = []
     index = 0
     while index < len(lines):
@@ -77,6 +80,19 @@ def merge_titles(lines: list[tuple[SourceLine, float]]) -> list[SourceLine]:
         merged += [replace(line, role="heading") for line, _ in run[top + 1 :]]
         index = end
     return merged
+
+
+def _headlines_only(lines: list[tuple[SourceLine, float]]) -> list[tuple[SourceLine, float]]:
+    """Large lines set well below the largest headline are headings (a section heading in 四号
+    over 五号 text, a kicker, a subtitle): only a headline starts an article on its own."""
+    sizes = [size for line, size in lines[1:] if line.role == "title"]
+    floor = max(sizes, default=0.0) * HEADLINE_SHARE
+    return [
+        (replace(line, role="heading"), size)
+        if index > 0 and line.role == "title" and size < floor
+        else (line, size)
+        for index, (line, size) in enumerate(lines)
+    ]
 
 
 def _is_kicker(lines: list[tuple[SourceLine, float]], index: int) -> bool:
