@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from docx import Document
 from docx.enum.style import WD_STYLE_TYPE
+from docx.oxml import OxmlElement
 from docx.shared import Pt
+from pdfminer.pdfpage import PDFPage
 
 from distributor.errors import ImportFailed
 from distributor.issues import files, pdf
@@ -137,6 +139,18 @@ def test_a_section_heading_set_large_does_not_start_an_article(sample: IssueDocu
     assert read_issue(_saved(document), source="headings.docx").document == sample
 
 
+def test_paragraphs_inside_content_controls_are_read(sample: IssueDocument) -> None:
+    """WPS and many templates put the masthead in a content control (w:sdt)."""
+    document = Document(io.BytesIO(docx_direct(sample)))
+    masthead = [p._p for p in document.paragraphs[: len(masthead_lines(sample))]]
+    control, content = OxmlElement("w:sdt"), OxmlElement("w:sdtContent")
+    control.append(content)
+    masthead[0].addprevious(control)
+    for paragraph in masthead:
+        content.append(paragraph)
+    assert read_issue(_saved(document), source="sdt.docx").document == sample
+
+
 def test_soft_line_breaks_join_cjk_without_a_gap_and_words_with_a_space(
     sample: IssueDocument,
 ) -> None:
@@ -196,6 +210,15 @@ def test_a_one_column_pdf_reads_top_to_bottom(sample: IssueDocument) -> None:
 def test_a_pdf_numbered_in_chinese_drops_its_page_numbers(sample: IssueDocument) -> None:
     data = pdf_two_columns(sample, page_label="第 {page} 页 共 4 页")
     assert read_issue(data, source="pages.pdf").document == sample
+
+
+def test_a_running_head_on_one_page_only_is_dropped(sample: IssueDocument) -> None:
+    """Two pages: the running head of page 2 recurs nowhere, but it names the issue."""
+    short = copy.deepcopy(sample)
+    short.articles = short.articles[2:3]
+    data = pdf_two_columns(short, page_label="", pagesize=(595.0, 500.0))
+    assert sum(1 for _ in PDFPage.get_pages(io.BytesIO(data))) == 2
+    assert read_issue(data, source="two-pages.pdf").document == short
 
 
 def test_pdf_gaps_a_typed_space_wide_are_spaces_and_justification_is_not(

@@ -4,7 +4,8 @@ pdfminer.six's layout analysis gives the text lines of each page with their posi
 From them:
 
 * running heads and page numbers are dropped: lines in the top or bottom band of the page that
-  recur on other pages (digits aside) or read like a page number;
+  recur on other pages (digits aside), read like a page number, or (after the first page) name
+  the issue or page ("第471期", "第2版");
 * on a page with two columns, lines are read band by band: the left column, then the right one,
   and a line across both (the masthead, a wide headline) closes a band;
 * a paragraph ends where its last line stops short of the column's edge, the next line is
@@ -68,6 +69,8 @@ _PAGE_NUMBER = re.compile(
     r"^[-—–·\s]*(?:page\s*|第\s*)?\d{1,4}\s*页?\s*(?:(?:/|of|共)\s*\d{1,4}\s*页?)?[-—–·\s]*$",
     re.IGNORECASE,
 )
+_RUNNING_HEAD = re.compile(r"第\s*\d+\s*[期版]")
+"""Names the issue or the page: in a page's margin band after the first, a running head."""
 _UNMAPPED = re.compile(r"\(cid:\d+\)")
 """What pdfminer prints for a glyph whose font does not say which character it is."""
 _STREAM = re.compile(rb"stream\r?\n")
@@ -327,7 +330,11 @@ def _drop_page_furniture(pages: list[_Page]) -> None:
             for line in page.lines
             if not (
                 in_margin(line, page)
-                and (_PAGE_NUMBER.match(line.text) or recurring[shape(line)] > 1)
+                and (
+                    _PAGE_NUMBER.match(line.text)
+                    or recurring[shape(line)] > 1
+                    or (page.number > 1 and _RUNNING_HEAD.search(line.text))
+                )
             )
         ]
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from docx import Document as open_document
-from docx.document import Document
+from docx.document import Document, _Body
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.oxml.xmlchemy import BaseOxmlElement
@@ -65,6 +65,7 @@ _RUN_PATHS = (
     "w:moveTo/w:r",
     "w:smartTag/w:r",
     "w:fldSimple/w:r",
+    "w:sdt/w:sdtContent/w:r",
 )
 _TEXT_BOX = qn("w:txbxContent")
 _CHINESE_DIGITS = "零一二三四五六七八九"
@@ -140,7 +141,7 @@ def _paragraphs(document: Document) -> Iterator[_Paragraph]:
             found.text = f"{label}{gap}{found.text}"
         return found
 
-    for item in document.iter_inner_content():
+    for item in _blocks(document._body):
         if isinstance(item, Table) and not _is_masthead_table(item):
             for row in item.rows:
                 cells = [[read(p) for p in _in_reading_order(cell)] for cell in _row_cells(row)]
@@ -158,13 +159,30 @@ def _in_reading_order(item: Paragraph | Table | _Cell) -> Iterator[Paragraph]:
                 yield from _in_reading_order(cell)
         return
     if isinstance(item, _Cell):
-        for inner in item.iter_inner_content():
+        for inner in _blocks(item):
             yield from _in_reading_order(inner)
         return
     for box in item._p.iter(_TEXT_BOX):
         if next(box.iterancestors(_FALLBACK), None) is None:
             yield from (Paragraph(p, item._parent) for p in box.iter(qn("w:p")))
     yield item
+
+
+def _blocks(container: _Body | _Cell) -> Iterator[Paragraph | Table]:
+    """The paragraphs and tables of the body or a cell in order, those inside content controls
+    (w:sdt, which WPS and templates use for title blocks) too."""
+
+    def walk(element: BaseOxmlElement) -> Iterator[Paragraph | Table]:
+        for child in element.iterchildren():
+            if child.tag == qn("w:p"):
+                yield Paragraph(child, container)
+            elif child.tag == qn("w:tbl"):
+                yield Table(child, container)
+            elif child.tag == qn("w:sdt"):
+                for content in child.iterchildren(qn("w:sdtContent")):
+                    yield from walk(content)
+
+    yield from walk(container._element)
 
 
 def _row_cells(row: _Row) -> list[_Cell]:
