@@ -15,7 +15,10 @@ From them:
 * the lines of a paragraph are joined without a gap between CJK characters
   (:func:`~distributor.issues.layout.join_lines`); roles come from sizes and weights as for .docx.
 
-A PDF without a text layer (a scan) has no lines at all: that is said, not guessed at.
+A JPEG photo becomes an image line where it stands. A PDF without a text layer (a scan) has no
+lines at all: that is said, not guessed at. Memory stays bounded: every compressed stream is
+inflated a megabyte at a time and counted before pdfminer inflates it whole, and pages are read
+one at a time (at most :data:`MAX_PDF_PAGES`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pdfminer.layout import (
 )
 from pdfminer.pdfdocument import PDFDocument, PDFEncryptionError, PDFPasswordIncorrect
 from pdfminer.pdfparser import PDFParser
+from pdfminer.pdftypes import LITERALS_DCT_DECODE
 
 from distributor.errors import ImportFailed
 from distributor.issues.document import ImportReport, Repair
@@ -176,7 +180,8 @@ def _check_openable(data: bytes, source: str) -> None:
         ) from None
     if document.encryption is not None and not document.is_extractable:
         raise ImportFailed(
-            f"{source}: the PDF forbids copying its text; export it again without protection"
+            f"{source}: the PDF is encrypted and forbids copying its text; export it again "
+            "without protection"
         )
 
 
@@ -274,8 +279,15 @@ def _pictures(item: LTFigure | LTImage, page: LTPage, number: int) -> Iterator[_
                 bottom=page.height - image.y0,
                 size=DEFAULT_SIZE_PT,
                 bold=False,
-                picture=image.stream.get_data(),
+                picture=_jpeg(image),
             )
+
+
+def _jpeg(image: LTImage) -> bytes:
+    """A JPEG's bytes (the PDF keeps them whole); nothing for another encoding, which is never
+    inflated (a page-sized bitmap would take hundreds of megabytes) and is left out."""
+    filters = image.stream.get_filters()
+    return image.stream.get_data() if filters and filters[-1][0] in LITERALS_DCT_DECODE else b""
 
 
 def _line_text(items: list[LTChar | LTAnno]) -> str:
