@@ -43,7 +43,10 @@ def test_the_cli_imports_a_docx_with_its_photos_and_says_so_again(database_url: 
     result = run(database_url, "issue", "import", str(path))
     assert result.exit_code == 0, result.output
     assert "Read hzgy-471-photos.docx as DOCX, 2 pictures." in result.output
-    assert "Recognised (docx): masthead 10 fields, 4 articles" in result.output
+    assert (
+        "Recognised (docx): masthead 10 fields, 4 articles, 21 paragraphs, 3 section headings, "
+        "2 pictures"
+    ) in result.output
     assert stored(database_url) == (1, 2)
     with transaction(database_url) as session:
         doc = load_issue(session, 1)
@@ -52,6 +55,8 @@ def test_the_cli_imports_a_docx_with_its_photos_and_says_so_again(database_url: 
     assert all(doc.images[str(b.image)].data.startswith(b"\xff\xd8") for b in images)
     again = run(database_url, "issue", "import", str(path))
     assert "(already imported; nothing changed)" in again.output
+    shown = run(database_url, "issue", "show", "1")
+    assert f"  [图 {images[0].image}] 交流会现场" in shown.output
     assert stored(database_url) == (1, 2)
 
 

@@ -67,9 +67,11 @@ def _print_report(report: ImportReport) -> None:
         )
     )
     filled = sum(1 for value in vars(m).values() if value)
+    pictures = sum(1 for a in doc.articles for b in a.blocks if b.type == "image")
     click.echo(
         f"Recognised ({report.format}): masthead {filled} fields, {len(doc.articles)} articles, "
         f"{paragraphs} paragraphs, {headings} section headings"
+        + (f", {pictures} pictures" if pictures else "")
     )
     for number, article in enumerate(doc.articles, start=1):
         parts = [f"  {number}. {article.headline}"]
@@ -142,6 +144,9 @@ def _print_document(app: AppContext, doc: IssueDocument) -> None:
         if article.subtitle:
             click.echo(f"  — {plain(article.subtitle)}")
         for block in article.blocks:
+            if block.type == "image":
+                click.echo(f"  [图 {plain(block.image or '')}] {plain(block.text)}")
+                continue
             prefix = "  ## " if block.type == "heading" else "  "
             click.echo(prefix + plain(block.text, 61))
         if article.byline:
