@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +20,9 @@ from distributor.staff.models import Role
 from distributor.web.app import create_app
 from distributor.web.security import MemoryRateLimiter
 from tests.support.api import Api, api_client
+from tests.support.audience import make_audience
 from tests.support.office_files import OFFICE_FIXTURES, sample_document
+from tests.support.sending import started_send
 from tests.support.staff import add_staff, sign_in
 from tests.support.web import BASE_URL, csrf_of, web_settings
 
@@ -104,14 +107,15 @@ def test_the_api_imports_a_docx_and_refuses_a_hostile_file(api: Api) -> None:
     assert stored(api.settings.database_url) == (1, 2)
 
 
+def web_client(url: str) -> TestClient:
+    app = create_app(web_settings(url), limiter=MemoryRateLimiter())
+    return TestClient(app, base_url=BASE_URL, follow_redirects=False)
+
+
 def test_the_dashboard_upload_takes_a_pdf_and_shows_a_hostile_files_error(
     sqlite_url: str,
 ) -> None:
-    client = TestClient(
-        create_app(web_settings(sqlite_url), limiter=MemoryRateLimiter()),
-        base_url=BASE_URL,
-        follow_redirects=False,
-    )
+    client = web_client(sqlite_url)
     add_staff(sqlite_url, "editor", Role.EDITOR)
     sign_in(client, "editor")
     csrf = csrf_of(client.get("/staff/issues?lang=en").text)
@@ -131,3 +135,22 @@ def test_the_dashboard_upload_takes_a_pdf_and_shows_a_hostile_files_error(
     assert refused.status_code == 400
     assert "ocked.pdf: the PDF is encrypted (it needs a password)" in refused.text
     assert stored(sqlite_url) == (1, 0)
+
+
+def test_the_archive_page_shows_the_photos_of_a_sent_issue(sqlite_url: str) -> None:
+    client = web_client(sqlite_url)
+    run(sqlite_url, "issue", "import", str(OFFICE_FIXTURES / "hzgy-471-photos.docx"))
+    with transaction(sqlite_url) as session:
+        doc = load_issue(session, 1)
+    name = next(iter(doc.images))
+    assert client.get(f"/archive/471/images/{name}").status_code == 404  # not sent yet
+    make_audience(sqlite_url, "members", 1)
+    started_send(sqlite_url, 1, "members")
+    page = client.get("/archive/471").text
+    sources = re.findall(r'<img[^>]* src="([^"]+)"', page)
+    assert sorted(sources) == sorted(f"/archive/471/images/{n}" for n in doc.images)
+    picture = client.get(sources[0])
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg"
+    assert picture.content in [image.data for image in doc.images.values()]
+    assert "immutable" in picture.headers["cache-control"]
+    assert client.get("/archive/471/images/nothing.jpg").status_code == 404
