@@ -18,6 +18,8 @@ from docx import Document
 from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml import OxmlElement
 from docx.shared import Pt
+from pdfminer.high_level import extract_pages
+from pdfminer.layout import LTTextBox
 from pdfminer.pdfpage import PDFPage
 
 from distributor.errors import ImportFailed
@@ -210,6 +212,16 @@ def test_a_one_column_pdf_reads_top_to_bottom(sample: IssueDocument) -> None:
 def test_a_pdf_numbered_in_chinese_drops_its_page_numbers(sample: IssueDocument) -> None:
     data = pdf_two_columns(sample, page_label="第 {page} 页 共 4 页")
     assert read_issue(data, source="pages.pdf").document == sample
+
+
+def test_a_right_column_of_two_lines_is_read_after_the_left(sample: IssueDocument) -> None:
+    short = copy.deepcopy(sample)
+    short.articles = short.articles[2:3]
+    data = pdf_two_columns(short, page_label="", pagesize=(595.0, 690.0))
+    [page] = list(extract_pages(io.BytesIO(data)))
+    right = [box.get_text() for box in page if isinstance(box, LTTextBox) and box.x0 > 297]
+    assert right == ["公布。\n", "(基层工作部)\n"]  # short lines, nothing to tell the column by
+    assert read_issue(data, source="short.pdf").document == short
 
 
 def test_a_running_head_on_one_page_only_is_dropped(sample: IssueDocument) -> None:

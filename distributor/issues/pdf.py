@@ -357,7 +357,12 @@ def _reading_order(page: _Page) -> list[_Line]:
     middle = page.width / 2
     lines = sorted(page.lines, key=lambda line: (round(line.bottom), line.x0))
     right = [line for line in lines if line.x0 >= middle]
-    page.two_columns = sum(line.x1 - line.x0 > page.width * 0.25 for line in right) >= 3
+    left = [line for line in lines if line.x1 <= middle and line.x1 - line.x0 > page.width / 4]
+    across = [line for line in lines if line.x0 < middle < line.x1]
+    # a page of one column has most lines across its middle, a page of two has none but a few
+    # (its masthead, a wide headline), even where its right column holds a line or two
+    wide_right = any(line.x1 - line.x0 > page.width / 4 for line in right)
+    page.two_columns = wide_right or len(left) > len(across)
     lines = _pieces_joined(lines, middle if page.two_columns else None)
     if not page.two_columns:
         return lines
@@ -408,7 +413,7 @@ def _paragraphs(lines: list[_Line], edges: Edges) -> list[_Paragraph]:
         pictured = line.picture is not None or (previous is not None and previous.picture)
         if previous is not None and not pictured and _continues(previous, line, edges, body):
             paragraph = paragraphs[-1]
-            if (previous.page, previous.column) != (line.page, line.column):
+            if _breaks_flow(previous, line):
                 paragraph.joins.append((previous, line))
             paragraph.lines.append(line)
         else:
@@ -448,7 +453,7 @@ def _continues(previous: _Line, line: _Line, edges: Edges, body: float) -> bool:
     previous_right = edges[previous.page, previous.column][1]
     if previous.x1 < previous_right - previous.size * 1.5:  # stopped short: the paragraph ended
         return False
-    same_column = (previous.page, previous.column) == (line.page, line.column)
+    same_column = not _breaks_flow(previous, line)
     close = same_column and line.top - previous.bottom < line.size * 0.7
     if line.indented:
         return False
@@ -472,6 +477,12 @@ def _is_caption(paragraph: _Paragraph, edges: Edges, body: float) -> bool:
         return False
     setting = _setting(paragraph, edges)
     return setting.centred and role_of(paragraph.text, setting, body) != "title"
+
+
+def _breaks_flow(previous: _Line, line: _Line) -> bool:
+    """Whether reading goes on from ``previous`` to ``line`` at the top of another column or
+    page (where vertical distance says nothing)."""
+    return previous.page != line.page or (previous.column, line.column) == (0, 1)
 
 
 def _is_centred(line: _Line, edges: Edges) -> bool:
