@@ -202,6 +202,18 @@ def test_a_table_in_an_article_is_a_paragraph_per_row(sample: IssueDocument) -> 
     assert report.warnings == [] and report.repairs == []
 
 
+def test_a_headline_boxed_in_a_one_cell_table_is_still_a_headline(sample: IssueDocument) -> None:
+    """WPS layouts often box a title in a table of one cell."""
+    document = Document(io.BytesIO(docx_direct(sample)))
+    headline = next(p for p in document.paragraphs if p.text == sample.articles[2].headline)
+    box = document.add_table(rows=1, cols=1)
+    headline._p.addprevious(box._tbl)
+    cell = box.cell(0, 0)
+    cell._tc.remove(cell.paragraphs[0]._p)
+    cell._tc.append(headline._p)
+    assert read_issue(_saved(document), source="boxed.docx").document == sample
+
+
 def test_a_one_column_pdf_reads_top_to_bottom(sample: IssueDocument) -> None:
     from reportlab.lib.pagesizes import A5
 

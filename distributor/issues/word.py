@@ -10,7 +10,7 @@ formatting, since offices use both:
 * a heading or subtitle: styled 标题 2–9 / Heading 2–9 / Subtitle, or bold or centred;
 * consecutive headline-sized lines are one title (:func:`~distributor.issues.layout.merge_titles`);
 * a table in an article is one paragraph per row, its cells separated by " | " (a table that
-  holds masthead fields is read cell by cell instead);
+  holds masthead fields, or is one cell wide, lays text out: it is read paragraph by paragraph);
 * a picture (JPEG or PNG) is an image block; its caption is the paragraph's own short text, a
   caption-styled (题注) or short centred paragraph right after it, or else its alt text.
 
@@ -142,7 +142,7 @@ def _paragraphs(document: Document) -> Iterator[_Paragraph]:
         return found
 
     for item in _blocks(document._body):
-        if isinstance(item, Table) and not _is_masthead_table(item):
+        if isinstance(item, Table) and not _is_layout_table(item):
             for row in item.rows:
                 cells = [[read(p) for p in _in_reading_order(cell)] for cell in _row_cells(row)]
                 yield _row(cells)
@@ -190,8 +190,11 @@ def _row_cells(row: _Row) -> list[_Cell]:
     return list({id(cell._tc): cell for cell in row.cells}.values())
 
 
-def _is_masthead_table(table: Table) -> bool:
-    """A table that lays out the masthead (its fields are read line by line, not as rows)."""
+def _is_layout_table(table: Table) -> bool:
+    """A table that lays text out rather than tabulating it, read paragraph by paragraph: one
+    that holds the masthead's fields, or one cell wide (a box around a title or a note)."""
+    if all(len(_row_cells(row)) <= 1 for row in table.rows):
+        return True
     return any(is_masthead_line(p.text.strip()) for p in _in_reading_order(table))
 
 
