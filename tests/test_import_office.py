@@ -36,6 +36,7 @@ from tests.support.office_files import (
     pdf_two_columns,
     photo,
     sample_document,
+    saved_docx,
 )
 
 TYPESET = ["hzgy-471-styles.docx", "hzgy-471-direct.docx", "hzgy-471-columns.pdf"]
@@ -103,7 +104,7 @@ def test_styles_named_in_chinese_and_a_masthead_in_a_table(sample: IssueDocument
             style = "标题 2" if block.type == "heading" else None
             document.add_paragraph(block.text, style=style)
         document.add_paragraph(f"({article.byline})")
-    assert read_issue(_saved(document), source="wps.docx").document == sample
+    assert read_issue(saved_docx(document), source="wps.docx").document == sample
 
 
 def test_a_headline_set_large_starts_an_article_without_a_byline_before_it(
@@ -128,7 +129,7 @@ def test_a_kicker_set_smaller_than_a_headline_is_still_its_kicker(sample: IssueD
     document = Document(io.BytesIO(docx_direct(sample)))
     kicker = next(p for p in document.paragraphs if p.text == sample.articles[1].kicker)
     kicker.runs[0].font.size = Pt(12)
-    assert read_issue(_saved(document), source="kicker.docx").document == sample
+    assert read_issue(saved_docx(document), source="kicker.docx").document == sample
 
 
 def test_a_section_heading_set_large_does_not_start_an_article(sample: IssueDocument) -> None:
@@ -138,7 +139,7 @@ def test_a_section_heading_set_large_does_not_start_an_article(sample: IssueDocu
     for paragraph in document.paragraphs:
         if paragraph.text in headings:
             paragraph.runs[0].font.size = Pt(14)
-    assert read_issue(_saved(document), source="headings.docx").document == sample
+    assert read_issue(saved_docx(document), source="headings.docx").document == sample
 
 
 def test_paragraphs_inside_content_controls_are_read(sample: IssueDocument) -> None:
@@ -150,7 +151,7 @@ def test_paragraphs_inside_content_controls_are_read(sample: IssueDocument) -> N
     masthead[0].addprevious(control)
     for paragraph in masthead:
         content.append(paragraph)
-    assert read_issue(_saved(document), source="sdt.docx").document == sample
+    assert read_issue(saved_docx(document), source="sdt.docx").document == sample
 
 
 def test_soft_line_breaks_join_cjk_without_a_gap_and_words_with_a_space(
@@ -162,7 +163,7 @@ def test_soft_line_breaks_join_cjk_without_a_gap_and_words_with_a_space(
     paragraph.runs[0].text = first[:10]
     paragraph.runs[0].add_break()
     paragraph.add_run(first[10:]).font.size = Pt(10.5)
-    imported = read_issue(_saved(document), source="breaks.docx").document
+    imported = read_issue(saved_docx(document), source="breaks.docx").document
     assert imported.articles[0].blocks[0].text == sample.articles[0].blocks[0].text
 
 
@@ -173,7 +174,7 @@ def test_automatic_list_numbers_are_kept_as_word_shows_them(sample: IssueDocumen
     items += [("List Bullet", "一项要点。"), ("List Bullet", "另一项要点。")]
     for style, text in items:
         anchor.insert_paragraph_before(text, style=style)
-    blocks = read_issue(_saved(document), source="lists.docx").document.articles[0].blocks
+    blocks = read_issue(saved_docx(document), source="lists.docx").document.articles[0].blocks
     assert [b.text for b in blocks[1:5]] == [
         "1. 第一项工作。",
         "2. 第二项工作。",
@@ -191,7 +192,7 @@ def test_a_table_in_an_article_is_a_paragraph_per_row(sample: IssueDocument) -> 
         for cell, text in zip(row.cells, cells, strict=True):
             cell.text = text
     anchor._p.addprevious(table._tbl)
-    report = read_issue(_saved(document), source="table.docx")
+    report = read_issue(saved_docx(document), source="table.docx")
     blocks = report.document.articles[0].blocks
     assert blocks[1:5] == [
         Block("paragraph", "考点 | 考场"),
@@ -211,7 +212,7 @@ def test_a_headline_boxed_in_a_one_cell_table_is_still_a_headline(sample: IssueD
     cell = box.cell(0, 0)
     cell._tc.remove(cell.paragraphs[0]._p)
     cell._tc.append(headline._p)
-    assert read_issue(_saved(document), source="boxed.docx").document == sample
+    assert read_issue(saved_docx(document), source="boxed.docx").document == sample
 
 
 def test_a_one_column_pdf_reads_top_to_bottom(sample: IssueDocument) -> None:
@@ -391,9 +392,3 @@ def test_a_picture_over_the_limit_is_refused_with_its_place(sample: IssueDocumen
     big += random.Random(24).randbytes(2**20)  # after the JPEG's end: still a JPEG, too big
     with pytest.raises(ImportFailed, match=r"paragraph \d+: the picture is 1\.\d MiB"):
         read_issue(docx_direct(sample, photos=(big,)), source="big-photo.docx")
-
-
-def _saved(document: object) -> bytes:
-    out = io.BytesIO()
-    document.save(out)  # type: ignore[attr-defined]
-    return out.getvalue()

@@ -63,7 +63,7 @@ def docx_with_styles(doc: IssueDocument, photos: tuple[bytes, ...] = ()) -> byte
             last = index == len(article.blocks) - 1
             text = f"{block.text}({article.byline})" if last and article.byline else block.text
             document.add_paragraph(text).paragraph_format.first_line_indent = Pt(21)
-    return _saved(document)
+    return saved_docx(document)
 
 
 def docx_direct(doc: IssueDocument, photos: tuple[bytes, ...] = ()) -> bytes:
@@ -87,7 +87,7 @@ def docx_direct(doc: IssueDocument, photos: tuple[bytes, ...] = ()) -> bytes:
         if article.byline:
             byline = _direct(document, f"({article.byline})", 10.5)
             byline.alignment = WD_ALIGN_PARAGRAPH.RIGHT
-    return _saved(document)
+    return saved_docx(document)
 
 
 def docx_with_photos(photos: tuple[bytes, bytes]) -> bytes:
@@ -120,7 +120,7 @@ def _add_photo(document: object, pictures: Iterator[bytes], *, caption_style: bo
         _direct(document, caption, 9, centred=True)
 
 
-def _saved(document: object) -> bytes:
+def saved_docx(document: object) -> bytes:
     """The .docx, its zip dated the issue's day, so that the same document gives the same bytes."""
     out = io.BytesIO()
     document.save(out)  # type: ignore[attr-defined]
