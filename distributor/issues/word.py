@@ -1,12 +1,12 @@
 """Word and WPS documents (.docx) → the text importer's lines, with what their formatting says.
 
-Each paragraph (in tables and text boxes too, in reading order) becomes one line for
-:func:`~distributor.issues.plaintext.parse_lines`, so masthead, bylines, lunar date and every
-other rule are the text import's. The formatting adds roles, read from styles *and* from direct
-formatting, since offices use both:
+Each paragraph (in tables, text boxes and content controls too, in reading order) becomes one
+line for :func:`~distributor.issues.plaintext.parse_lines`, so masthead, bylines, lunar date and
+every other rule are the text import's; a list item keeps the label Word shows for it. The
+formatting adds roles, read from styles *and* from direct formatting, since offices use both:
 
 * a headline: styled 标题 1 / Heading 1 / Title (or outline level 1), or set at least 1.3 times
-  the body text's size;
+  the body text's size (:mod:`~distributor.issues.layout`);
 * a heading or subtitle: styled 标题 2–9 / Heading 2–9 / Subtitle, or bold or centred;
 * consecutive headline-sized lines are one title (:func:`~distributor.issues.layout.merge_titles`);
 * a table in an article is one paragraph per row, its cells separated by " | " (a table that
