@@ -123,6 +123,18 @@ def test_a_headline_set_large_starts_an_article_without_a_byline_before_it(
     ]
 
 
+def test_a_logo_above_the_masthead_is_left_out_and_changes_nothing(sample: IssueDocument) -> None:
+    """The newsletter's name under a logo is still no headline to measure the others by."""
+    unsigned = copy.deepcopy(sample)
+    unsigned.articles[0].byline = None  # only a headline's size can end the first article
+    document = Document(io.BytesIO(docx_direct(unsigned)))
+    logo = document.paragraphs[0].insert_paragraph_before()
+    logo.add_run().add_picture(io.BytesIO(photo((0, 90, 160), size=(60, 60))))
+    report = read_issue(saved_docx(document), source="logo.docx")
+    assert report.document == unsigned
+    assert report.warnings[0] == "paragraph 1: a picture in the masthead is not kept"
+
+
 def test_a_kicker_set_smaller_than_a_headline_is_still_its_kicker(sample: IssueDocument) -> None:
     """At 12 pt over a 10.5 pt text the kicker is no headline by size: bold and centred above
     the headline, it is its kicker all the same."""

@@ -62,11 +62,12 @@ def merge_titles(lines: list[tuple[SourceLine, float]]) -> list[SourceLine]:
     smaller than a headline, it is bold or centred), unless it follows the masthead (the slogan)
     or is in parentheses (a byline). The first line (the newsletter's name) stays on its own."""
     lines = _headlines_only(lines)
+    name = _name_index(lines)
     merged: list[SourceLine] = []
     index = 0
     while index < len(lines):
         end = index + 1
-        if index > 0 and lines[index][0].role == "title":
+        if index > name and lines[index][0].role == "title":
             while end < len(lines) and lines[end][0].role == "title":
                 end += 1
             if _is_kicker(lines, index - 1):
@@ -85,21 +86,27 @@ def merge_titles(lines: list[tuple[SourceLine, float]]) -> list[SourceLine]:
 def _headlines_only(lines: list[tuple[SourceLine, float]]) -> list[tuple[SourceLine, float]]:
     """Large lines set well below the largest headline are headings (a section heading in 四号
     over 五号 text, a kicker, a subtitle): only a headline starts an article on its own."""
-    sizes = [size for line, size in lines[1:] if line.role == "title"]
+    name = _name_index(lines)
+    sizes = [size for line, size in lines[name + 1 :] if line.role == "title"]
     floor = max(sizes, default=0.0) * HEADLINE_SHARE
     return [
         (replace(line, role="heading"), size)
-        if index > 0 and line.role == "title" and size < floor
+        if index > name and line.role == "title" and size < floor
         else (line, size)
         for index, (line, size) in enumerate(lines)
     ]
+
+
+def _name_index(lines: list[tuple[SourceLine, float]]) -> int:
+    """Where the newsletter's name is: the first line that is not a picture (a logo)."""
+    return next((i for i, (line, _) in enumerate(lines) if line.role != "image"), 0)
 
 
 def _is_kicker(lines: list[tuple[SourceLine, float]], index: int) -> bool:
     """Whether the heading at ``index``, right above a headline, is the headline's kicker."""
     line = lines[index][0]
     return (
-        index > 1
+        index > _name_index(lines) + 1
         and line.role == "heading"
         and not line.text.startswith(("(", "（"))
         and not is_masthead_line(lines[index - 1][0].text)
