@@ -34,10 +34,15 @@ class DuplicateIssue(DistributorError):
 class IssueFormatError(ImportFailed):
     """An issue file is readable but does not have the shape of an issue."""
 
-    def __init__(self, message: str, *, source: str = "", line: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, source: str = "", line: int | None = None, place: str | None = None
+    ) -> None:
+        """``place`` names the spot where lines are not the unit ("paragraph 12", "page 3, line
+        7" in a .docx or PDF); otherwise it is "line ``line``"."""
         where = source
-        if line is not None:
-            where = f"{where}, line {line}" if where else f"line {line}"
+        spot = place or (f"line {line}" if line is not None else None)
+        if spot is not None:
+            where = f"{where}, {spot}" if where else spot
         super().__init__(f"{where}: {message}" if where else message)
         self.line = line
 

@@ -144,8 +144,8 @@ def test_directory(tmp_path: Path) -> None:
 
 
 def test_unknown_format() -> None:
-    assert refused(b"x", fmt="docx") == (
-        "unknown issue format 'docx'; use one of auto, text, markdown, json"
+    assert refused(b"x", fmt="doc") == (
+        "unknown issue format 'doc'; use one of auto, text, markdown, json, docx, pdf"
     )
 
 

@@ -35,7 +35,8 @@ def issue() -> None:
 @click.option("--dry-run", is_flag=True, help="Parse and report, but write nothing.")
 @pass_app
 def import_issue(app: AppContext, path: Path, fmt: str, dry_run: bool) -> None:
-    """Import an issue from PATH (plain-text export, Markdown with front matter, or JSON)."""
+    """Import an issue from PATH: a Word/WPS document (.docx), a text PDF, the plain-text
+    export, Markdown with front matter, or JSON. Pictures in a .docx are kept with the issue."""
     report = read_issue_file(path, format=fmt)
     if dry_run:
         click.echo("Dry run: nothing was written.")
@@ -44,7 +45,11 @@ def import_issue(app: AppContext, path: Path, fmt: str, dry_run: bool) -> None:
             saved = save_issue(session, report.document, source_format=report.format)
         suffix = "" if saved.created else " (already imported; nothing changed)"
         click.echo(f"Imported issue ID: {saved.id}{suffix}")
-    click.echo(f"Read {plain(path.name)} as {report.encoding}.")
+    if report.format in ("docx", "pdf"):
+        pictures = len(report.document.images)
+        click.echo(f"Read {plain(path.name)} as {report.format.upper()}, {pictures} pictures.")
+    else:
+        click.echo(f"Read {plain(path.name)} as {report.encoding}.")
     _print_report(report)
 
 
@@ -62,9 +67,11 @@ def _print_report(report: ImportReport) -> None:
         )
     )
     filled = sum(1 for value in vars(m).values() if value)
+    pictures = sum(1 for a in doc.articles for b in a.blocks if b.type == "image")
     click.echo(
         f"Recognised ({report.format}): masthead {filled} fields, {len(doc.articles)} articles, "
         f"{paragraphs} paragraphs, {headings} section headings"
+        + (f", {pictures} pictures" if pictures else "")
     )
     for number, article in enumerate(doc.articles, start=1):
         parts = [f"  {number}. {article.headline}"]
@@ -137,6 +144,9 @@ def _print_document(app: AppContext, doc: IssueDocument) -> None:
         if article.subtitle:
             click.echo(f"  — {plain(article.subtitle)}")
         for block in article.blocks:
+            if block.type == "image":
+                click.echo(f"  [图 {plain(block.image or '')}] {plain(block.text)}")
+                continue
             prefix = "  ## " if block.type == "heading" else "  "
             click.echo(prefix + plain(block.text, 61))
         if article.byline:

@@ -2,7 +2,9 @@
 
 The JSON form (``issue show --json``, the web API, ``--format json`` imports) is
 ``{"title", "number", "date", "masthead": {...}, "articles": [{"kicker", "headline", "subtitle",
-"byline", "blocks": [{"type": "paragraph"|"heading", "text"}]}]}``.
+"byline", "blocks": [{"type": "paragraph"|"heading", "text"}]}]}``. An image block
+(``{"type": "image", "text": caption, "image": name}``) comes only from a .docx or PDF import: its
+bytes are in :attr:`IssueDocument.images`, not in the JSON form.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any, Literal
 
 from distributor.errors import IssueFormatError
 
-BlockType = Literal["paragraph", "heading"]
-BLOCK_TYPES: tuple[BlockType, ...] = ("paragraph", "heading")
+BlockType = Literal["paragraph", "heading", "image"]
+BLOCK_TYPES: tuple[BlockType, ...] = ("paragraph", "heading", "image")
+TEXT_BLOCK_TYPES: tuple[BlockType, ...] = ("paragraph", "heading")
+"""What a JSON import may hold: an image's bytes travel only inside a .docx or PDF."""
 MAX_ISSUE_NUMBER = 2**31 - 1
 """The largest issue number: the database keeps it in a 32-bit INTEGER column."""
 MAX_NEWSLETTER_TITLE_CHARS = 200
@@ -41,10 +45,29 @@ _CONTROL_NAMES = {"\x00": "NUL", "\t": "TAB", "\x1b": "ESC", "\x7f": "DEL", "\x9
 
 @dataclass(frozen=True)
 class Block:
-    """A paragraph or a section heading inside an article's body."""
+    """A paragraph, a section heading or an image inside an article's body.
+
+    An image block's ``text`` is its caption (the alt text), and ``image`` the name of its bytes
+    in :attr:`IssueDocument.images`.
+    """
 
     type: BlockType
     text: str
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class IssueImage:
+    """A picture kept with the issue: ``content_type`` is sniffed from ``data``, never taken
+    from the file that brought it."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+    @property
+    def extension(self) -> str:
+        return self.content_type.removeprefix("image/").replace("jpeg", "jpg")
 
 
 @dataclass
@@ -90,6 +113,7 @@ class IssueDocument:
     date: date
     masthead: Masthead = field(default_factory=Masthead)
     articles: list[Article] = field(default_factory=list)
+    images: dict[str, IssueImage] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,7 +127,7 @@ class IssueDocument:
                     "headline": article.headline,
                     "subtitle": article.subtitle,
                     "byline": article.byline,
-                    "blocks": [{"type": b.type, "text": b.text} for b in article.blocks],
+                    "blocks": [_block_json(b) for b in article.blocks],
                 }
                 for article in self.articles
             ],
@@ -155,7 +179,7 @@ class IssueDocument:
             blocks = []
             for block_index, raw_block in enumerate(raw_blocks, start=1):
                 block_where = f"{where}.blocks[{block_index}]"
-                if not isinstance(raw_block, dict) or raw_block.get("type") not in BLOCK_TYPES:
+                if not isinstance(raw_block, dict) or raw_block.get("type") not in TEXT_BLOCK_TYPES:
                     raise fail(f"{block_where} must have a type of 'paragraph' or 'heading'")
                 block_type = raw_block["type"]
                 text = _text(
@@ -177,6 +201,11 @@ class IssueDocument:
         return cls(
             title=title, number=number, date=issue_date, masthead=masthead, articles=articles
         )
+
+
+def _block_json(block: Block) -> dict[str, str]:
+    shown = {"type": block.type, "text": block.text}
+    return {**shown, "image": block.image} if block.image else shown
 
 
 def _optional_text(
@@ -231,17 +260,20 @@ def checked_text(
     *,
     source: str,
     line: int | None = None,
+    place: str | None = None,
     one_line: bool = True,
     limit: int | None = None,
 ) -> str:
     """``text`` unchanged, or IssueFormatError naming ``what`` (e.g. "the headline") and line."""
     problem = text_problem(text, one_line=one_line, limit=limit)
     if problem:
-        raise IssueFormatError(f"{what} {problem}", source=source, line=line)
+        raise IssueFormatError(f"{what} {problem}", source=source, line=line, place=place)
     return text
 
 
-def issue_number(value: int | str, what: str, *, source: str, line: int | None = None) -> int:
+def issue_number(
+    value: int | str, what: str, *, source: str, line: int | None = None, place: str | None = None
+) -> int:
     """``value`` (a number, or its digits as printed) as an issue number the database can hold.
 
     Digits are counted before int() reads them: it refuses more than 4,300 of them.
@@ -255,6 +287,7 @@ def issue_number(value: int | str, what: str, *, source: str, line: int | None =
         f"{what} is too large ({shown}); an issue number is at most {MAX_ISSUE_NUMBER:,}",
         source=source,
         line=line,
+        place=place,
     )
 
 
@@ -275,9 +308,11 @@ class Repair:
     line: int
     before: str
     after: str
+    place: str = ""  # where lines are not the unit: "paragraph 12", "page 3, line 7"
 
     def describe(self) -> str:
-        return f"line {self.line}: joined “…{self.before[-12:]}” + “{self.after[:12]}…”"
+        where = self.place or f"line {self.line}"
+        return f"{where}: joined “…{self.before[-12:]}” + “{self.after[:12]}…”"
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 The checks run cheapest first (size, then bytes, then encoding) so a wrong file fails fast with a
 message that says what to do. Text is UTF-8 or GB18030 (GBK), as for the subscriber CSV import.
+A .docx or PDF is known by its first bytes, whatever its name, and read by its own module
+(:mod:`~distributor.issues.word`, :mod:`~distributor.issues.pdf`) into the text importer's lines.
 Nothing here touches the database.
 """
 
@@ -15,14 +17,18 @@ from pathlib import Path, PurePath
 
 from distributor.errors import ImportFailed, IssueFormatError
 from distributor.issues.document import ImportReport, IssueDocument
+from distributor.issues.files import MAX_DOCUMENT_BYTES, check_document_size, file_kind
 from distributor.issues.lunar import check_printed_dates
 from distributor.issues.markdown import parse_markdown
 from distributor.issues.plaintext import parse_plaintext
 
 MAX_ISSUE_BYTES = 5 * 1024 * 1024
 """Largest issue file accepted, in bytes (5 MiB); a printed issue's text is well under 1 MiB."""
-FORMATS = ("auto", "text", "markdown", "json")
+MAX_UPLOAD_BYTES = MAX_DOCUMENT_BYTES
+"""Most bytes read from an upload or file: the largest document; text is checked after."""
+FORMATS = ("auto", "text", "markdown", "json", "docx", "pdf")
 _EXTENSIONS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
+_DOCUMENT_EXTENSIONS = (".docx", ".pdf")
 _SNIFF_BYTES = 8192
 """How much of the file the binary check looks at."""
 _MAX_CONTROL_SHARE = 0.3
@@ -34,6 +40,18 @@ def read_issue(data: bytes, *, source: str, format: str = "auto") -> ImportRepor
     """Check and parse an issue's bytes; ``source`` (a file name) is named in every error."""
     if format not in FORMATS:
         raise ImportFailed(f"unknown issue format '{format}'; use one of {', '.join(FORMATS)}")
+    kind = file_kind(data, source)
+    if format in ("docx", "pdf") and kind != format:
+        raise ImportFailed(f"{source}: the file is not a {format.upper()} (by its first bytes)")
+    if kind != "text":
+        check_document_size(len(data), source)
+        if kind == "docx":
+            from distributor.issues.word import read_docx  # python-docx: only when needed
+
+            return read_docx(data, source=source)
+        from distributor.issues.pdf import read_pdf  # pdfminer: only when needed
+
+        return read_pdf(data, source=source)
     _check_size(len(data), source)
     text, encoding = _decode(data, source)
     if not text.strip():
@@ -56,9 +74,16 @@ def read_issue_file(path: str | os.PathLike[str], format: str = "auto") -> Impor
         if not file_path.is_file():
             message = "is not a file" if file_path.exists() else "no such file"
             raise ImportFailed(f"{file_path}: {message}")
-        _check_size(file_path.stat().st_size, source)
+        size = file_path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:  # refused unopened; the limit named is its kind's by name
+            if PurePath(source).suffix.lower() in _DOCUMENT_EXTENSIONS:
+                check_document_size(size, source)
+            _check_size(size, source)
         with file_path.open("rb") as file:
-            data = file.read(MAX_ISSUE_BYTES + 1)  # the file may have grown since stat()
+            if size > MAX_ISSUE_BYTES and file_kind(file.read(_SNIFF_BYTES), source) == "text":
+                _check_size(size, source)
+            file.seek(0)
+            data = file.read(MAX_UPLOAD_BYTES + 1)  # the file may have grown since stat()
     except OSError as error:
         raise ImportFailed(f"{file_path}: cannot be read ({error.strerror})") from None
     return read_issue(data, source=source, format=format)

@@ -1,4 +1,5 @@
-"""Tables for newsletters and their issues: an issue owns its articles, an article its blocks."""
+"""Tables for newsletters and their issues: an issue owns its articles and pictures, an article
+its blocks (an image block names one of its issue's pictures)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from distributor.db import Base, BigId, CreatedAt, Id
@@ -18,6 +19,8 @@ class SourceFormat(StrEnum):
     TEXT = "text"  # the plain-text export of the print layout
     MARKDOWN = "markdown"  # Markdown with YAML front matter
     JSON = "json"  # the JSON form of ``issue show --json``
+    DOCX = "docx"  # a Word or WPS document
+    PDF = "pdf"  # a text PDF, as made for the printer
 
 
 class BlockKind(StrEnum):
@@ -25,6 +28,7 @@ class BlockKind(StrEnum):
 
     PARAGRAPH = "paragraph"
     HEADING = "heading"
+    IMAGE = "image"  # its text is the caption; ``image`` names the picture
 
 
 class Newsletter(Base):
@@ -57,6 +61,9 @@ class Issue(Base):
     newsletter: Mapped[Newsletter] = relationship(back_populates="issues")
     articles: Mapped[list[Article]] = relationship(
         back_populates="issue", order_by="Article.position", cascade="all, delete-orphan"
+    )
+    images: Mapped[list[IssueImage]] = relationship(
+        back_populates="issue", order_by="IssueImage.id", cascade="all, delete-orphan"
     )
 
     def __repr__(self) -> str:
@@ -95,8 +102,29 @@ class ArticleBlock(Base):
     position: Mapped[int]
     type: Mapped[BlockKind]
     text: Mapped[str] = mapped_column(Text)
+    image: Mapped[str | None] = mapped_column(String(40))  # an IssueImage.name of the issue
 
     article: Mapped[Article] = relationship(back_populates="blocks")
 
     def __repr__(self) -> str:
         return f"<ArticleBlock {self.id} {self.type}>"
+
+
+class IssueImage(Base):
+    """A picture kept with its issue (from a .docx): JPEG or PNG, its type sniffed from the
+    bytes, each within the bounds of :mod:`distributor.issues.images`."""
+
+    __tablename__ = "issue_images"
+    __table_args__ = (UniqueConstraint("issue_id", "name"),)
+
+    id: Mapped[Id]
+    issue_id: Mapped[int] = mapped_column(BigId, ForeignKey("issues.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(40))  # digest and extension: "3f9a….jpg"
+    content_type: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    issue: Mapped[Issue] = relationship(back_populates="images")
+
+    def __repr__(self) -> str:
+        return f"<IssueImage {self.id} {self.name} {self.size} bytes>"

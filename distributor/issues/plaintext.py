@@ -20,13 +20,20 @@ gaps in title and masthead lines, ASCII or full-width, are kept as one ASCII spa
 Shapes that cannot be told apart are read one way: a short line right after a headline is its
 subtitle, a page break in a paragraph's first 40 characters looks like a section heading, and an
 article without a byline runs on into the next one.
+
+The .docx and PDF readers turn a document into the same lines (:class:`SourceLine`, one per
+paragraph) and read them here, adding what their formatting says (:data:`Role`): a headline set
+large starts an article even without a byline before it, a bold line is a heading, a picture is an
+image block. A line without a role is read by its shape, as in the text export.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 from distributor.errors import IssueFormatError
 from distributor.issues.document import (
@@ -86,12 +93,29 @@ _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _DATE_EXAMPLE = "2022年12月27日 星期二 农历壬寅年十二月初五 第471期"
 
 
+Role = Literal["title", "heading", "image", "paragraph"]
+"""What a document's formatting says a line is: a headline (set large, or styled 标题 1), a
+heading or subtitle (bold, or styled 标题 2), a picture (its caption is the text), or a paragraph
+of its own whatever its shape (a table's row: never a heading, never joined to the next)."""
+
+
 @dataclass(frozen=True)
-class _Line:
-    """A non-blank line of the export, stripped, with its 1-based line number."""
+class SourceLine:
+    """A non-blank line of the file (a paragraph of a document), stripped, with its 1-based
+    number, the place errors name when lines are not the unit, and its formatting's role."""
 
     number: int
     text: str
+    place: str = ""
+    role: Role | None = None
+    image: str | None = None  # an image line's name in IssueDocument.images
+
+    @property
+    def where(self) -> str:
+        return self.place or f"line {self.number}"
+
+
+_Line = SourceLine
 
 
 @dataclass(frozen=True)
@@ -99,22 +123,33 @@ class _Head:
     title: str
     number: int
     date: date
-    date_line: int
+    date_place: str
     masthead: Masthead
 
 
 def parse_plaintext(text: str, *, source: str = "") -> ImportReport:
     """Recognise masthead, articles, headings and bylines; rejoin paragraphs split at page ends."""
-    lines = _lines(text)
+    return parse_lines(_lines(text), source=source, format="text")
+
+
+def parse_lines(lines: Sequence[SourceLine], *, source: str, format: str) -> ImportReport:
+    """The issue in ``lines`` (a text export's, or a document's paragraphs) as the text import
+    reads it; ``format`` names what they came from in the report."""
+    lines = list(lines)
     if not lines:
         raise IssueFormatError("the file is empty", source=source)
-    head, start = _read_masthead(lines, source)
+    head, start, skipped = _read_masthead(lines, source)
     articles: list[Article] = []
     repairs: list[Repair] = []
     dates = check_printed_dates(head.date, head.masthead)
-    warnings = [f"line {head.date_line}: {warning}" for warning in dates]
+    warnings = [f"{head.date_place}: {warning}" for warning in dates]
+    warnings += [f"{line.where}: a picture in the masthead is not kept" for line in skipped]
     for segment in _split_articles(lines[start:], source):
         article, article_repairs, article_warnings = _read_article(segment, source)
+        if article.byline is None:
+            article_warnings.insert(
+                0, f"{segment[0].where}: “{_clip(article.headline)}” has no byline; check it"
+            )
         articles.append(article)
         repairs += article_repairs
         warnings += article_warnings
@@ -125,7 +160,7 @@ def parse_plaintext(text: str, *, source: str = "") -> ImportReport:
         masthead=head.masthead,
         articles=articles,
     )
-    return ImportReport(document=document, format="text", repairs=repairs, warnings=warnings)
+    return ImportReport(document=document, format=format, repairs=repairs, warnings=warnings)
 
 
 def to_plaintext(doc: IssueDocument) -> str:
@@ -157,44 +192,62 @@ def _lines(text: str) -> list[_Line]:
 # --- masthead -------------------------------------------------------------------------------
 
 
-def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int]:
-    """Title, labelled lines and date line, then the slogan; also where the articles start."""
-    title = lines[0]
-    if _is_masthead_line(title.text):
+def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_Line]]:
+    """Title, labelled lines and date line, then the slogan; also where the articles start, and
+    the pictures among them (a logo), which are not kept."""
+    skipped = [line for line in lines if line.role == "image"]
+    start = next((i for i, line in enumerate(lines) if line.role != "image"), len(lines))
+    if start == len(lines):
+        raise IssueFormatError("the document has pictures but no text", source=source)
+    title = lines[start]
+    if is_masthead_line(title.text):
         raise IssueFormatError(
             f"the first line should be the newsletter's title, not '{_clip(title.text)}'",
             source=source,
             line=title.number,
+            place=title.place,
         )
     fields: dict[str, str | None] = {}
-    dated: tuple[int, date, int] | None = None
-    index = 1
-    while index < len(lines) and _is_masthead_line(lines[index].text):
+    dated: tuple[int, date, str] | None = None
+    index = start + 1
+    while index < len(lines) and (
+        lines[index].role == "image" or is_masthead_line(lines[index].text)
+    ):
         line = lines[index]
-        if not _DATE_START.match(line.text):
+        if line.role == "image":
+            pass
+        elif not _DATE_START.match(line.text):
             _read_labels(line, fields, source)
         elif dated is None:
-            dated = (*_read_date_line(line, fields, source), line.number)
+            dated = (*_read_date_line(line, fields, source), line.where)
         else:
-            raise IssueFormatError("a second date line", source=source, line=line.number)
+            raise IssueFormatError(
+                "a second date line", source=source, line=line.number, place=line.place
+            )
         index += 1
     if dated is None:
-        where = lines[min(index, len(lines) - 1)].number
+        at = lines[min(index, len(lines) - 1)]
         raise IssueFormatError(
-            f"the masthead has no date line like '{_DATE_EXAMPLE}'", source=source, line=where
+            f"the masthead has no date line like '{_DATE_EXAMPLE}'",
+            source=source,
+            line=at.number,
+            place=at.place,
         )
-    if index < len(lines) and _is_couplet(lines[index].text):
+    if index < len(lines) and lines[index].role != "image" and _is_couplet(lines[index].text):
         fields["slogan"] = _checked(
             lines[index], " ".join(lines[index].text.split()), "the slogan", source
         )
+        index += 1
+    while index < len(lines) and lines[index].role == "image":
         index += 1
     if index == len(lines):
         raise IssueFormatError(
             "the masthead is not followed by any article (a headline was expected after it)",
             source=source,
             line=lines[-1].number,
+            place=lines[-1].place,
         )
-    number, issue_date, date_line = dated
+    number, issue_date, date_place = dated
     head = _Head(
         title=_checked(
             title,
@@ -205,13 +258,14 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int]:
         ),
         number=number,
         date=issue_date,
-        date_line=date_line,
+        date_place=date_place,
         masthead=Masthead(**fields),
     )
-    return head, index
+    return head, index, [line for line in skipped if line.number < lines[index].number]
 
 
-def _is_masthead_line(text: str) -> bool:
+def is_masthead_line(text: str) -> bool:
+    """A labelled masthead field ("新闻热线:…") or the date line."""
     return bool(_LABEL.match(text) or _DATE_START.match(text))
 
 
@@ -223,23 +277,30 @@ def _read_date_line(line: _Line, fields: dict[str, str | None], source: str) -> 
             f"cannot read the date line '{line.text}'; write it like '{_DATE_EXAMPLE}'",
             source=source,
             line=line.number,
+            place=line.place,
         )
     if match["number"] is None:
         raise IssueFormatError(
             f"the date line '{line.text}' has no issue number ('第…期')",
             source=source,
             line=line.number,
+            place=line.place,
         )
     try:
         issue_date = date(int(match["year"]), int(match["month"]), int(match["day"]))
     except ValueError:
         printed = f"{match['year']}年{match['month']}月{match['day']}日"
         raise IssueFormatError(
-            f"{printed} is not a date in the calendar", source=source, line=line.number
+            f"{printed} is not a date in the calendar",
+            source=source,
+            line=line.number,
+            place=line.place,
         ) from None
     fields["weekday"] = match["weekday"]
     fields["lunar_date"] = match["lunar"]
-    number = issue_number(match["number"], "the issue number", source=source, line=line.number)
+    number = issue_number(
+        match["number"], "the issue number", source=source, line=line.number, place=line.place
+    )
     return number, issue_date
 
 
@@ -251,7 +312,10 @@ def _read_labels(line: _Line, fields: dict[str, str | None], source: str) -> Non
         field = _LABELS[match["label"]]
         if field in fields:
             raise IssueFormatError(
-                f"'{match['label']}' appears twice in the masthead", source=source, line=line.number
+                f"'{match['label']}' appears twice in the masthead",
+                source=source,
+                line=line.number,
+                place=line.place,
             )
         value = line.text[match.end() : end].strip()
         fields[field] = _checked(line, value, f"the masthead's {match['label']}", source) or None
@@ -303,12 +367,16 @@ def _labelled(masthead: Masthead, *fields: str) -> str:
 
 
 def _split_articles(lines: list[_Line], source: str) -> list[list[_Line]]:
-    """Cut the lines after the masthead into articles: each one ends with its byline."""
+    """Cut the lines after the masthead into articles: each one ends with its byline, or before
+    a line the document's formatting makes a headline."""
     articles: list[list[_Line]] = []
     current: list[_Line] = []
     for index, line in enumerate(lines):
         current.append(line)
-        if _ends_article(lines, index, source):
+        following = lines[index + 1] if index + 1 < len(lines) else None
+        if _ends_article(lines, index, source) or (
+            len(current) > 1 and following is not None and following.role == "title"
+        ):
             articles.append(current)
             current = []
     if current:
@@ -321,7 +389,9 @@ def _ends_article(lines: list[_Line], index: int, source: str) -> bool:
 
     Elsewhere "(…)" after a full stop is the text's own remark and stays in the paragraph.
     """
-    if index + 1 < len(lines) and not _is_title(lines[index + 1].text):
+    if index + 1 < len(lines) and not _is_title_line(lines[index + 1]):
+        return False
+    if lines[index].role == "image":
         return False
     text = lines[index].text
     if _BYLINE_ALONE.match(text) or _TRAILING_BYLINE.match(text):
@@ -332,17 +402,19 @@ def _ends_article(lines: list[_Line], index: int, source: str) -> bool:
             f"byline '{unclosed['byline'].strip()}' has no closing parenthesis",
             source=source,
             line=lines[index].number,
+            place=lines[index].place,
         )
     return False
 
 
 def _read_article(lines: list[_Line], source: str) -> tuple[Article, list[Repair], list[str]]:
     title, *rest = lines
-    if not _is_title(title.text):
+    if not _is_title_line(title):
         raise IssueFormatError(
             f"a headline was expected here, not the paragraph '{_clip(title.text)}'",
             source=source,
             line=title.number,
+            place=title.place,
         )
     kicker, headline = _split_title(title.text)
     if kicker:
@@ -352,7 +424,7 @@ def _read_article(lines: list[_Line], source: str) -> tuple[Article, list[Repair
     if byline:
         _checked(rest[-1], byline, "the byline", source)
     subtitle = None
-    if len(body) > 1 and _is_heading(body[0].text):
+    if len(body) > 1 and _is_heading_line(body[0]) and body[0].role != "title":
         line = body.pop(0)
         subtitle = _checked(line, " ".join(line.text.split()), "the subtitle", source)
     if not body:
@@ -360,6 +432,7 @@ def _read_article(lines: list[_Line], source: str) -> tuple[Article, list[Repair
             f"the headline '{headline}' is not followed by any text",
             source=source,
             line=title.number,
+            place=title.place,
         )
     blocks, repairs, warnings = _read_blocks(body, source)
     article = Article(
@@ -384,7 +457,7 @@ def _split_title(text: str) -> tuple[str | None, str]:
 
 def _take_byline(lines: list[_Line]) -> tuple[str | None, list[_Line]]:
     """The byline at the end of an article, and the lines without it."""
-    if not lines:
+    if not lines or lines[-1].role == "image":
         return None, lines
     last = lines[-1]
     alone = _BYLINE_ALONE.match(last.text)
@@ -392,7 +465,7 @@ def _take_byline(lines: list[_Line]) -> tuple[str | None, list[_Line]]:
         return " ".join(alone["name"].split()), lines[:-1]
     trailing = _TRAILING_BYLINE.match(last.text)
     if trailing:
-        kept = _Line(last.number, trailing["text"].rstrip())
+        kept = _Line(last.number, trailing["text"].rstrip(), last.place, last.role)
         return " ".join(trailing["name"].split()), [*lines[:-1], kept]
     return None, lines
 
@@ -400,29 +473,50 @@ def _take_byline(lines: list[_Line]) -> tuple[str | None, list[_Line]]:
 def _read_blocks(lines: list[_Line], source: str) -> tuple[list[Block], list[Repair], list[str]]:
     """Paragraphs and headings; a paragraph cut off mid-sentence continues on the next line."""
     blocks: list[Block] = []
-    last_lines: list[int] = []
+    last_lines: list[str] = []
     repairs: list[Repair] = []
     for index, line in enumerate(lines):
-        heading = index + 1 < len(lines) and _is_heading(line.text)
+        if line.role == "image":
+            caption = _checked(line, line.text, "the picture's caption", source)
+            blocks.append(Block("image", caption, image=line.image))
+            last_lines.append(line.where)
+            continue
+        heading = index + 1 < len(lines) and _is_heading_line(line)
         what = "the section heading" if heading else "the paragraph"
         _checked(line, line.text, what, source, one_line=heading)
-        if blocks and _is_cut_off(blocks[-1]) and not heading:
-            repairs.append(Repair(lines[index - 1].number, lines[index - 1].text, line.text))
+        own = line.role == "paragraph" or (index > 0 and lines[index - 1].role == "paragraph")
+        if blocks and _is_cut_off(blocks[-1]) and not heading and not own:
+            before = lines[index - 1]
+            repairs.append(Repair(before.number, before.text, line.text, before.place))
             blocks[-1] = Block("paragraph", blocks[-1].text + line.text)
-            last_lines[-1] = line.number
+            last_lines[-1] = line.where
             continue
         blocks.append(Block("heading" if heading else "paragraph", line.text))
-        last_lines.append(line.number)
+        last_lines.append("" if line.role == "paragraph" else line.where)
     warnings = [
-        f"line {number}: paragraph ends without final punctuation (“…{block.text[-12:]}”); "
+        f"{where}: paragraph ends without final punctuation (“…{block.text[-12:]}”); "
         "check it against the print layout"
-        for block, number in zip(blocks, last_lines, strict=True)
-        if _is_cut_off(block)
+        for block, where in zip(blocks, last_lines, strict=True)
+        if _is_cut_off(block) and where
     ]
     return blocks, repairs, warnings
 
 
 # --- shapes ---------------------------------------------------------------------------------
+
+
+def _is_title_line(line: _Line) -> bool:
+    """A headline by its formatting, or else by its shape; a picture or a bold heading is none."""
+    if line.role is not None:
+        return line.role == "title" or (line.role == "heading" and _is_title(line.text))
+    return _is_title(line.text)
+
+
+def _is_heading_line(line: _Line) -> bool:
+    """A heading by its formatting (bold, a heading style), or else by its shape."""
+    if line.role is not None:
+        return line.role in ("title", "heading")
+    return _is_heading(line.text)
 
 
 def _is_title(text: str) -> bool:
@@ -467,7 +561,15 @@ def _checked(
     limit: int | None = None,
 ) -> str:
     """``text``, a field read from ``line``, or IssueFormatError naming the field and line."""
-    return checked_text(text, what, source=source, line=line.number, one_line=one_line, limit=limit)
+    return checked_text(
+        text,
+        what,
+        source=source,
+        line=line.number,
+        place=line.place,
+        one_line=one_line,
+        limit=limit,
+    )
 
 
 def _clip(text: str, limit: int = 20) -> str:

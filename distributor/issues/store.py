@@ -10,9 +10,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from distributor.errors import DuplicateIssue, NotFound
-from distributor.issues.document import Article, Block, BlockType, IssueDocument, Masthead
+from distributor.issues.document import (
+    Article,
+    Block,
+    BlockType,
+    IssueDocument,
+    IssueImage,
+    Masthead,
+)
 from distributor.issues.models import Article as ArticleRow
 from distributor.issues.models import ArticleBlock, BlockKind, Issue, Newsletter, SourceFormat
+from distributor.issues.models import IssueImage as ImageRow
 
 
 @dataclass(frozen=True)
@@ -69,11 +77,25 @@ def save_issue(session: Session, doc: IssueDocument, *, source_format: str) -> S
                 subtitle=article.subtitle,
                 byline=article.byline,
                 blocks=[
-                    ArticleBlock(position=index, type=BlockKind(block.type), text=block.text)
+                    ArticleBlock(
+                        position=index,
+                        type=BlockKind(block.type),
+                        text=block.text,
+                        image=block.image,
+                    )
                     for index, block in enumerate(article.blocks)
                 ],
             )
             for position, article in enumerate(doc.articles)
+        ],
+        images=[
+            ImageRow(
+                name=image.name,
+                content_type=image.content_type,
+                size=len(image.data),
+                data=image.data,
+            )
+            for image in doc.images.values()
         ],
     )
     session.add(issue)
@@ -88,6 +110,7 @@ def load_issue(session: Session, issue_id: int) -> IssueDocument:
         .options(
             selectinload(Issue.newsletter),
             selectinload(Issue.articles).selectinload(ArticleRow.blocks),
+            selectinload(Issue.images),
         )
     )
     if issue is None:
@@ -103,10 +126,13 @@ def load_issue(session: Session, issue_id: int) -> IssueDocument:
                 kicker=row.kicker,
                 subtitle=row.subtitle,
                 byline=row.byline,
-                blocks=[Block(cast(BlockType, b.type), b.text) for b in row.blocks],
+                blocks=[Block(cast(BlockType, b.type), b.text, b.image) for b in row.blocks],
             )
             for row in issue.articles
         ],
+        images={
+            row.name: IssueImage(row.name, row.content_type, row.data) for row in issue.images
+        },
     )
 
 

@@ -8,6 +8,7 @@ personalises the same bytes.
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -19,6 +20,7 @@ from distributor.errors import RenderError
 from distributor.issues.document import IssueDocument
 from distributor.render.mime import (
     BodyPart,
+    InlineImage,
     Placeholders,
     Skeleton,
     Slot,
@@ -85,6 +87,15 @@ class CompiledMessage:
                 }
                 for part in self.skeleton.parts
             ],
+            "images": [
+                {
+                    "content_id": image.content_id,
+                    "content_type": image.content_type,
+                    "filename": image.filename,
+                    "data": base64.b64encode(image.data).decode("ascii"),
+                }
+                for image in self.skeleton.images
+            ],
         }
 
     @classmethod
@@ -97,6 +108,15 @@ class CompiledMessage:
             )
             for part in data["parts"]
         )
+        images = tuple(
+            InlineImage(
+                image["content_id"],
+                image["content_type"],
+                image["filename"],
+                base64.b64decode(image["data"]),
+            )
+            for image in data.get("images", ())
+        )
         return cls(
             variant=Variant(data["variant"]),
             subject=data["subject"],
@@ -104,7 +124,10 @@ class CompiledMessage:
             domain=data["domain"],
             zone=ZoneInfo(data["zone"]),
             skeleton=Skeleton(
-                tuple((name, value) for name, value in data["headers"]), parts, data["boundary"]
+                tuple((name, value) for name, value in data["headers"]),
+                parts,
+                data["boundary"],
+                images,
             ),
             tracked=bool(data.get("tracked", False)),
         )
@@ -180,7 +203,9 @@ def _compile_email(
     check_header_text(newsletter_name, "the newsletter name")
 
     placeholders = Placeholders.fresh()
-    views = [issue_view(doc, settings) for doc in docs]
+    images = _inline_images(docs, domain)
+    sources = {name: image.src for name, image in images.items()}
+    views = [issue_view(doc, settings, sources) for doc in docs]
     html_template, text_template = _TEMPLATES[variant]
     context = {
         "issue": views[0],
@@ -207,6 +232,9 @@ def _compile_email(
                 signer=TokenSigner(settings.require_secret_key()),
             )
         parts.append(_html_part(html, placeholders, f"issue {_numbers_label(docs)} {variant}"))
+        shown = tuple(image for image in images.values() if f'src="{image.src}"' in html)
+    else:
+        shown = ()
 
     first, last = _first_last(docs)
     campaign = str(first) if first == last else f"{first}-{last}"
@@ -226,9 +254,18 @@ def _compile_email(
         from_address=from_address,
         domain=domain,
         zone=settings.zone,
-        skeleton=Skeleton.build(headers, parts),
+        skeleton=Skeleton.build(headers, parts, shown),
         tracked=tracking and html_template is not None,
     )
+
+
+def _inline_images(docs: list[IssueDocument], domain: str) -> dict[str, InlineImage]:
+    """Each picture of the issues, to be shown by ``cid:``; only those the HTML shows go out."""
+    return {
+        name: InlineImage(f"{name}@{domain}", image.content_type, name, image.data)
+        for doc in docs
+        for name, image in doc.images.items()
+    }
 
 
 def _html_part(html: str, placeholders: Placeholders, what: str) -> BodyPart:

@@ -179,15 +179,50 @@ def base64_lines(data: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
+class InlineImage:
+    """A picture the HTML shows by ``cid:`` (RFC 2392): the same bytes in every message."""
+
+    content_id: str  # without the angle brackets: "3f9a….jpg@example.org"
+    content_type: str
+    filename: str
+    data: bytes
+
+    @property
+    def src(self) -> str:
+        return f"cid:{self.content_id}"
+
+    @functools.cached_property
+    def part(self) -> bytes:
+        """The part's headers and base64 body, encoded once per compile."""
+        headers = [
+            ("Content-Type", self.content_type),
+            ("Content-Transfer-Encoding", "base64"),
+            ("Content-ID", f"<{self.content_id}>"),
+            ("Content-Disposition", f'inline; filename="{self.filename}"'),
+        ]
+        return header_block(headers) + base64_lines(self.data)
+
+
+@dataclass(frozen=True)
 class Skeleton:
-    """Fixed headers plus one text part, or a multipart/alternative of text then HTML (R14)."""
+    """Fixed headers plus one text part, or a multipart/alternative of text then HTML (R14).
+
+    With pictures, the HTML part is a multipart/related of the HTML and the pictures it shows
+    (RFC 2387), so that a client that shows only text never fetches them.
+    """
 
     headers: tuple[tuple[str, str], ...]
     parts: tuple[BodyPart, ...]
     boundary: str
+    images: tuple[InlineImage, ...] = ()
 
     @classmethod
-    def build(cls, fixed_headers: list[tuple[str, str]], parts: list[BodyPart]) -> Skeleton:
+    def build(
+        cls,
+        fixed_headers: list[tuple[str, str]],
+        parts: list[BodyPart],
+        images: tuple[InlineImage, ...] = (),
+    ) -> Skeleton:
         # "=_" never occurs in base64 text, so the boundary cannot collide with a body line.
         boundary = f"=_dst{secrets.token_hex(12)}"
         if len(parts) == 1:
@@ -195,7 +230,7 @@ class Skeleton:
         else:
             content = [("Content-Type", f'multipart/alternative; boundary="{boundary}"')]
         headers = [*fixed_headers, ("MIME-Version", "1.0"), *content]
-        return cls(tuple(headers), tuple(parts), boundary)
+        return cls(tuple(headers), tuple(parts), boundary, images if len(parts) > 1 else ())
 
     def body(self, values: Mapping[Slot, str]) -> bytes:
         if len(self.parts) == 1:
@@ -203,14 +238,35 @@ class Skeleton:
         chunks: list[bytes] = []
         for head, part in zip(self._part_heads, self.parts, strict=True):
             chunks += (head, part.encoded(values))
-        chunks.append(f"--{self.boundary}--\r\n".encode("ascii"))
+        chunks.append(self._tail)
         return b"".join(chunks)
+
+    @property
+    def _related(self) -> str:
+        return f"{self.boundary}.rel"
 
     @functools.cached_property
     def _part_heads(self) -> tuple[bytes, ...]:
         """Each part's delimiter and headers: the same bytes in every message."""
         delimiter = f"--{self.boundary}\r\n".encode("ascii")
-        return tuple(delimiter + header_block(part.content_headers) for part in self.parts)
+        heads = [delimiter + header_block(part.content_headers) for part in self.parts]
+        if self.images:
+            related = [
+                ("Content-Type", f'multipart/related; boundary="{self._related}"; type="text/html"')
+            ]
+            inner = f"--{self._related}\r\n".encode("ascii")
+            heads[-1] = delimiter + header_block(related) + inner + heads[-1][len(delimiter) :]
+        return tuple(heads)
+
+    @functools.cached_property
+    def _tail(self) -> bytes:
+        """The pictures after the HTML, and the closing delimiters."""
+        tail = b""
+        if self.images:
+            inner = f"--{self._related}\r\n".encode("ascii")
+            tail = b"".join(inner + image.part for image in self.images)
+            tail += f"--{self._related}--\r\n".encode("ascii")
+        return tail + f"--{self.boundary}--\r\n".encode("ascii")
 
 
 def header_block(headers: Iterable[tuple[str, str]]) -> bytes:

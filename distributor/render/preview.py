@@ -8,11 +8,13 @@ links unsubscribe nobody.
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import html
 import json
 from dataclasses import asdict
+from email.message import Message
 
 from distributor.config import Settings
 from distributor.errors import RenderError
@@ -59,12 +61,25 @@ def message_bytes(
 
 
 def html_body(message: bytes) -> str:
-    """The decoded text/html part of a message."""
+    """The decoded text/html part of a message, its pictures shown (see :func:`shown_inline`)."""
     parsed = email.message_from_bytes(message, policy=email.policy.default)
     part = parsed.get_body(("html",))
     if part is None:
         raise RenderError("the message has no HTML part")
-    return str(part.get_content())
+    return shown_inline(parsed, str(part.get_content()))
+
+
+def shown_inline(message: Message, html: str) -> str:
+    """``html`` with each ``cid:`` picture of ``message`` as a ``data:`` URI, as a mail client
+    shows it (RFC 2392): a page or a browser cannot fetch ``cid:``."""
+    for part in message.walk():
+        content_id = str(part.get("Content-ID", "")).strip().strip("<>")
+        if content_id and part.get_content_maintype() == "image":
+            payload = part.get_payload(decode=True)
+            data = base64.b64encode(payload if isinstance(payload, bytes) else b"").decode()
+            uri = f"data:{part.get_content_type()};base64,{data}"
+            html = html.replace(f'src="cid:{content_id}"', f'src="{uri}"')
+    return html
 
 
 def variant_html(doc: IssueDocument, variant: Variant, settings: Settings) -> str:
@@ -79,7 +94,7 @@ def variant_html(doc: IssueDocument, variant: Variant, settings: Settings) -> st
         raise RenderError("the message has no body")
     content = str(part.get_content())
     if part.get_content_type() == "text/html":
-        return content
+        return shown_inline(message, content)
     return (
         '<!DOCTYPE html><meta charset="utf-8"><pre style="white-space:pre-wrap;'
         f'font:15px/1.6 monospace;margin:12px">{html.escape(content)}</pre>'

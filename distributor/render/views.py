@@ -12,7 +12,8 @@ import logging
 import re
 import textwrap
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -54,6 +55,7 @@ class IssueView:
     lunar_line: str
     url: str
     articles: tuple[ArticleView, ...]
+    images: Mapping[str, str] = field(default_factory=dict)  # picture name → its src here
 
 
 def templates_dir() -> Path:
@@ -98,7 +100,11 @@ def check_sizes(docs: list[IssueDocument]) -> None:
                 )
 
 
-def issue_view(doc: IssueDocument, settings: Settings) -> IssueView:
+def issue_view(
+    doc: IssueDocument, settings: Settings, images: Mapping[str, str] | None = None
+) -> IssueView:
+    """The issue as templates see it; ``images`` gives each picture's src in this rendering
+    (without it, pictures show as their captions)."""
     url = f"{settings.public_base_url}{ARCHIVE_PATH}{doc.number}"  # as PublicLinks.archive()
     weekday = doc.masthead.weekday or f"星期{_WEEKDAYS[doc.date.weekday()]}"
     return IssueView(
@@ -110,6 +116,7 @@ def issue_view(doc: IssueDocument, settings: Settings) -> IssueView:
             ArticleView(number, article, lead_sentences(article), f"{url}#article-{number}")
             for number, article in enumerate(doc.articles, start=1)
         ),
+        images=dict(images or {}),
     )
 
 

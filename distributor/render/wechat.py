@@ -1,8 +1,13 @@
 """The WeChat article of an issue (``draft/add`` fields): inline styles only, no classes, scripts
-or style sheets, within the platform's limits."""
+or style sheets, within the platform's limits.
+
+Pictures travel in the article as ``data:`` URIs; :mod:`distributor.wechat.publish` uploads each
+and puts WeChat's address in their place, so the length limit counts such an address instead.
+"""
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, replace
 
@@ -25,6 +30,9 @@ WECHAT_AUTHOR_CHARS = 16
 WECHAT_ARTICLES_PER_MESSAGE = 8  # a draft (one mass message) holds 1 to 8 articles
 
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL)
+_DATA_URI = re.compile(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]*")
+UPLOADED_URL_CHARS = 120
+"""What an uploaded picture's WeChat address (``https://mmbiz.qpic.cn/…``) takes, at most."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,18 @@ class WechatArticle:
     content_source_url: str
 
 
+def wechat_length(content: str) -> int:
+    """The article's length once its pictures are uploaded: each data: URI an address."""
+    return len(_DATA_URI.sub("u" * UPLOADED_URL_CHARS, content))
+
+
+def _data_uris(doc: IssueDocument) -> dict[str, str]:
+    return {
+        name: f"data:{image.content_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+        for name, image in doc.images.items()
+    }
+
+
 def _content(view: IssueView) -> str:
     page = inline_css(render_template("wechat.html", issue=view), remove_classes=True)
     body = _BODY.search(page)
@@ -49,11 +69,12 @@ def _content(view: IssueView) -> str:
 def compile_wechat(doc: IssueDocument, settings: Settings) -> WechatArticle:
     """The issue as a WeChat article: inline styles only, no classes, scripts or style sheets."""
     check_sizes([doc])
-    view = issue_view(doc, settings)
+    view = issue_view(doc, settings, _data_uris(doc))
     content = _content(view)
-    if len(content) >= WECHAT_MAX_CHARS:
+    if wechat_length(content) >= WECHAT_MAX_CHARS:
         raise RenderError(
-            f"issue {doc.number} as a WeChat article is {len(content):,} characters; WeChat takes "
+            f"issue {doc.number} as a WeChat article is {wechat_length(content):,} characters; "
+            "WeChat takes "
             f"fewer than {WECHAT_MAX_CHARS:,}: publish the long articles separately"
         )
     lead = doc.articles[0].headline
@@ -77,7 +98,7 @@ def compile_wechat_message(doc: IssueDocument, settings: Settings) -> list[Wecha
     Only a single-article message has a summary: WeChat takes none for the others.
     """
     check_sizes([doc])
-    view = issue_view(doc, settings)
+    view = issue_view(doc, settings, _data_uris(doc))
     if len(doc.articles) > WECHAT_ARTICLES_PER_MESSAGE:
         return [compile_wechat(doc, settings)]
     author = fit(doc.masthead.publisher or doc.title, WECHAT_AUTHOR_CHARS)
@@ -85,11 +106,11 @@ def compile_wechat_message(doc: IssueDocument, settings: Settings) -> list[Wecha
     for item in view.articles:
         content = _content(replace(view, articles=(item,)))
         headline = item.article.headline
-        if len(content) >= WECHAT_MAX_CHARS:
+        if wechat_length(content) >= WECHAT_MAX_CHARS:
             raise RenderError(
                 f"issue {doc.number}, article {item.number} “{headline[:30]}” as a WeChat article "
-                f"is {len(content):,} characters; WeChat takes fewer than {WECHAT_MAX_CHARS:,}: "
-                "split it into several articles"
+                f"is {wechat_length(content):,} characters; WeChat takes fewer than "
+                f"{WECHAT_MAX_CHARS:,}: split it into several articles"
             )
         lead = item.number == 1
         articles.append(

@@ -7,9 +7,10 @@ import email.policy
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from distributor.issues.document import ImportReport
-from distributor.issues.importer import FORMATS, MAX_ISSUE_BYTES, read_issue
+from distributor.issues.importer import FORMATS, MAX_UPLOAD_BYTES, read_issue
 from distributor.issues.store import list_issues, load_issue, save_issue
 from distributor.render.personalise import Recipient
 from distributor.render.preview import PREVIEW_ADDRESS, PREVIEW_SUBSCRIBER_ID, message_bytes
@@ -59,15 +60,19 @@ async def import_issue(
     web: WebDep,
     user: Editor,
     response: Response,
-    file: Annotated[UploadFile, File(description="Plain-text export, Markdown or JSON.")],
+    file: Annotated[
+        UploadFile, File(description=".docx, text PDF, plain-text export, Markdown or JSON.")
+    ],
     format: ImportFormat = "auto",
     dry_run: Annotated[bool, Form()] = False,
 ) -> ImportOut:
     """What the importer recognised, repaired and warns about (201 when stored; 200 for a dry
     run, or the very same issue imported again, which changes nothing); or its error, with the
     line (`error.line`) it is about."""
-    data = await file.read(MAX_ISSUE_BYTES + 1)
-    report = read_issue(data, source=file.filename or "upload", format=format)
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    # A 20-page PDF takes a second or two to read: off the event loop, which serves the rest.
+    source = file.filename or "upload"
+    report = await run_in_threadpool(read_issue, data, source=source, format=format)
     if dry_run:
         return import_out(report, None, created=False)
     with web.transaction() as session:
@@ -116,7 +121,7 @@ def show(issue_id: ItemId, web: WebDep, user: Viewer) -> IssueOut:
                 kicker=a.kicker,
                 subtitle=a.subtitle,
                 byline=a.byline,
-                blocks=[BlockOut(type=b.type, text=b.text) for b in a.blocks],
+                blocks=[BlockOut(type=b.type, text=b.text, image=b.image) for b in a.blocks],
             )
             for a in doc.articles
         ],

@@ -180,7 +180,8 @@ class IssueList(BaseModel):
 
 class BlockOut(BaseModel):
     type: BlockType
-    text: str
+    text: str  # an image's caption
+    image: str | None = None  # an image block's picture, by its name in the issue
 
 
 class ArticleOut(BaseModel):

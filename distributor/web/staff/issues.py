@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from distributor.db import utcnow
 from distributor.errors import DistributorError
-from distributor.issues.importer import MAX_ISSUE_BYTES, read_issue
+from distributor.issues.importer import MAX_UPLOAD_BYTES, read_issue
 from distributor.issues.store import list_issues, load_issue, save_issue
 from distributor.render.preview import PREVIEW_WIDTHS, variant_html
 from distributor.runtime import WorkerRuntime
@@ -47,10 +48,10 @@ def issues_page(request: Request, web: WebDep, user: StaffDep) -> HTMLResponse:
 async def upload_issue(
     request: Request, web: WebDep, user: WriterDep, file: UploadFile
 ) -> Response:
-    data = await file.read(MAX_ISSUE_BYTES + 1)
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
     source = file.filename or "upload"
     try:
-        report = read_issue(data, source=source)
+        report = await run_in_threadpool(read_issue, data, source=source)  # off the event loop
         with web.transaction() as session:
             saved = save_issue(session, report.document, source_format=report.format)
             record_audit(
