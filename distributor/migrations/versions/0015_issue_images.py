@@ -1,7 +1,7 @@
 """issue images: the pictures of an issue imported from a .docx, and image blocks naming them
 
-Revision ID: 0014_issue_images
-Revises: 0011_api_indexes
+Revision ID: 0015_issue_images
+Revises: 0014_machine_clicks
 Create Date: 2026-12-06 06:10:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_issue_images"
-down_revision = "0011_api_indexes"
+revision = "0015_issue_images"
+down_revision = "0014_machine_clicks"
 branch_labels = None
 depends_on = None
 
