@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from distributor.db import session_factory, transaction, utcnow
 from distributor.errors import InvalidToken
 from distributor.readers.engagement import (
+    REPEATS_KEPT,
     EngagementBuffer,
     checked_target,
     engagement_counts,
@@ -49,7 +50,7 @@ def test_events_are_written_in_batches_and_counted_per_reader(database_url: str)
     buffer = EngagementBuffer(session_factory(database_url))
     for subscriber, kind, url in [
         (1, EngagementKind.OPEN, None),
-        (1, EngagementKind.OPEN, None),  # a second open of the same reader is not even written
+        (1, EngagementKind.OPEN, None),  # a second open of the same reader counts once
         (2, EngagementKind.OPEN, None),
         (2, EngagementKind.CLICK, "https://hzgh.org/1"),
         (2, EngagementKind.CLICK, "https://hzgh.org/2"),
@@ -58,7 +59,7 @@ def test_events_are_written_in_batches_and_counted_per_reader(database_url: str)
         buffer.add(send_id, subscriber, kind, url)
     with transaction(database_url) as session:
         assert session.scalar(select(func.count()).select_from(EngagementEvent)) == 0
-    assert buffer.flush() == 5 and buffer.flush() == 0
+    assert buffer.flush() == 6 and buffer.flush() == 0
     with transaction(database_url) as session:
         counts = engagement_counts(session, send_id)
     assert (counts.opened, counts.clicked, counts.clicks) == (2, 2, 3)
@@ -97,14 +98,14 @@ def test_events_wait_in_the_buffer_while_the_database_refuses(database_url: str)
 
 
 
-def test_a_replayed_token_writes_one_row_and_counts_once(database_url: str) -> None:
-    """4,000 requests with one reader's link: one row, one click, one reader."""
+def test_a_replayed_token_writes_ten_rows_and_counts_once(database_url: str) -> None:
+    """4,000 requests with one reader's link: ten rows, one click, one reader."""
     send_id = running_send_with(database_url, 1)
     buffer = EngagementBuffer(session_factory(database_url))
     for _ in range(4000):
         buffer.add(send_id, 1, EngagementKind.CLICK, "https://hzgh.org/1")
         buffer.add(send_id, 1, EngagementKind.OPEN, None)
-    assert buffer.flush() == 2
+    assert buffer.flush() == 2 * REPEATS_KEPT == 20
     buffer = EngagementBuffer(session_factory(database_url))  # another process, after a restart
     buffer.add(send_id, 1, EngagementKind.CLICK, "https://hzgh.org/1")
     buffer.flush()

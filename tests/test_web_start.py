@@ -4,12 +4,14 @@ replaced, and ``distributor web`` serves one-click unsubscribes and pixels under
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from distributor.db import transaction
 from distributor.devservers.ports import free_port
 from distributor.devservers.redis_server import RedisServer
+from distributor.devservers.web_server import serving
 from distributor.render.tracking import open_pixel_url
+from distributor.web.warmup import WarmingApp
 from subscribers.links import PublicLinks
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.tokens import TokenSigner
@@ -190,3 +195,35 @@ def test_a_slow_or_huge_request_head_does_not_hold_a_connection(
             assert [client.get("/livez").status_code for _ in range(2)] == [200, 200]
         for connection in slow:
             connection.close()
+
+
+def test_a_process_answers_its_health_checks_while_it_builds_the_application() -> None:
+    """Past its grace the process listens: /livez and /healthz say it is starting, /readyz
+    that it is not ready, and a reader's request waits for the application, then is served."""
+    built = threading.Event()
+    app = FastAPI()
+
+    @app.get("/u/{token}")
+    def unsubscribe(token: str) -> dict[str, str]:
+        return {"unsubscribed": token}
+
+    @app.get("/readyz")
+    def ready() -> dict[str, str]:
+        return {"status": "ok"}
+
+    def build() -> FastAPI:
+        built.wait(30)
+        return app
+
+    with serving(WarmingApp(build, grace=0.2)) as url:
+        assert httpx.get(f"{url}/livez").json()["status"] == "starting"
+        health = httpx.get(f"{url}/healthz")
+        assert (health.status_code, health.json()["status"]) == (200, "starting")
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(httpx.get, f"{url}/u/abc", timeout=30)
+            time.sleep(0.5)
+            assert not waiting.done()  # held, not refused
+            built.set()
+            assert waiting.result().json() == {"unsubscribed": "abc"}
+        assert httpx.get(f"{url}/readyz").status_code == 200

@@ -6,9 +6,10 @@ web server only checks the signature and queues the event; a background thread w
 queued every fraction of a second in one INSERT. An event still in the buffer when the process is
 killed is lost: opens and clicks are statistics, not deliveries.
 
-Statistics nobody can inflate: a process takes each reader's open, and each reader's click on each
-link, once (a token replayed four thousand times writes one row), and the counts are of readers
-and reader-link pairs, never of rows. Clicks on several links within :data:`SCANNER_WINDOW` of
+Statistics nobody can inflate: a process writes at most :data:`REPEATS_KEPT` opens of a
+reader, and as many clicks of a reader on one link (a token replayed four thousand times writes
+ten rows, not four thousand), and the counts are of readers and reader-link pairs, never of
+rows. Clicks on several links within :data:`SCANNER_WINDOW` of
 the message's delivery are a mail gateway's link scanner following every link as the message
 arrives: they are marked ``machine`` and counted apart, not as a reader.
 """
@@ -38,7 +39,8 @@ _EVENTS = cast(Table, EngagementEvent.__table__)
 FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 2000
 KEEP_ROWS = 200_000  # events kept while the database is away (about 50 MB); the oldest go first
-SEEN_KEPT = 500_000  # (reader, link) pairs a process remembers having taken; the oldest go first
+REPEATS_KEPT = 10  # rows a process writes of one reader's opens, or of their clicks on one link
+SEEN_KEPT = 500_000  # (reader, link) pairs a process remembers counting; the oldest go first
 SCANNER_WINDOW = timedelta(seconds=30)  # how soon after delivery a scanner follows the links
 SCANNER_LINKS = 3  # … and how many different ones it follows at least: a reader clicks one
 
@@ -76,22 +78,23 @@ class EngagementBuffer:
         self.factory = factory
         self.clock = clock
         self._pending: list[dict[str, object]] = []
-        self._seen: OrderedDict[tuple[int, int, EngagementKind, str | None], None] = OrderedDict()
+        self._seen: OrderedDict[tuple[int, int, EngagementKind, str | None], int] = OrderedDict()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, send_id: int, subscriber_id: int, kind: EngagementKind, url: str | None) -> None:
-        """Queue one event, unless this process took the same reader's same event already."""
+        """Queue one event, unless this process took :data:`REPEATS_KEPT` of the same already."""
         url = url[:2000] if url else None
         seen = (send_id, subscriber_id, kind, url)
         row = {"send_id": send_id, "subscriber_id": subscriber_id, "kind": kind, "url": url,
                "at": self.clock(), "machine": False}
         with self._lock:
-            if seen in self._seen:
+            repeats = self._seen.get(seen, 0)
+            if repeats >= REPEATS_KEPT:
                 return
-            self._seen[seen] = None
+            self._seen[seen] = repeats + 1
             if len(self._seen) > SEEN_KEPT:
                 self._seen.popitem(last=False)
             self._pending.append(row)

@@ -3,11 +3,13 @@
 Importing and building the whole application (FastAPI, SQLAlchemy, the templates, the staff
 dashboard and the API) takes a second on a quiet machine and ten or more on a loaded one. A
 process that listens only after that is a process its manager and the load balancer cannot tell
-from a dead one. So this module imports almost nothing: the process starts listening at once and
-builds the application in a thread. Meanwhile ``/livez`` and ``/healthz`` answer 200 with
-``"status": "starting"`` and ``/readyz`` 503 (see :mod:`distributor.web.health`); every other
-request waits for the application and is then served as usual, so a one-click unsubscribe that
-arrives while a process starts is answered, a moment late, rather than refused.
+from a dead one, and a single process refuses connections meanwhile. So this module imports
+almost nothing and builds the application in a thread; the process starts listening when it is
+built, or after :data:`GRACE` seconds if that takes longer. Until it is built ``/livez`` and
+``/healthz`` answer 200 with ``"status": "starting"`` and ``/readyz`` 503 (see
+:mod:`distributor.web.health`); every other request waits for the application and is then served
+as usual, so a one-click unsubscribe that arrives while a process starts is answered, a moment
+late, rather than refused.
 
 An application that cannot be built at all (a bug, a broken install) ends the process with
 uvicorn's start-up failure code, which stops the server instead of restarting it in a loop;
@@ -17,6 +19,7 @@ the settings are checked before listening, so a wrong setting is reported the us
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -36,6 +39,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("uvicorn.error")
 STARTUP_FAILURE = 3  # uvicorn.config.STARTUP_FAILURE, without importing uvicorn's config here
+GRACE = 10.0  # seconds the process waits for its application before it listens without it
 # Health checks answered while the application is built: path → status code.
 WARMING_ANSWERS = {"/livez": 200, "/healthz": 200, "/readyz": 503}
 
@@ -44,8 +48,9 @@ class WarmingApp:
     """An ASGI application that serves ``build()``'s application once it exists, and answers the
     health checks while it is being built."""
 
-    def __init__(self, build: Callable[[], Any]) -> None:
+    def __init__(self, build: Callable[[], Any], *, grace: float = GRACE) -> None:
         self._build = build
+        self._grace = grace
         self._app: Any = None
         self._ready = asyncio.Event()
         self._lifespans = AsyncExitStack()
@@ -62,13 +67,15 @@ class WarmingApp:
         await self._app(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """Start the build and report the start-up complete at once; at shutdown, wait for the
-        build and run the application's own shutdown."""
+        """Start the build and report the start-up complete once it is done, or after
+        :data:`GRACE`; at shutdown, wait for the build and run the application's own shutdown."""
         building: asyncio.Future[Any] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 building = asyncio.ensure_future(self._warm_up())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(building), self._grace)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if building is not None:
