@@ -8,7 +8,8 @@ and connection refused. This manager pings without blocking and tells a child th
 from one that hangs:
 
 - a child that is starting gets ``start_timeout`` to become ready (its server listening);
-- a ready child that stops answering pings for ``hang_timeout`` is killed and replaced;
+- a child that answered pings and then stops answering for ``hang_timeout`` is killed and
+  replaced, whether it was ready or still starting;
 - a child that dies or times out before it was ready is replaced after a pause that doubles
   (1 s up to a minute), each said in one log line; one that failed to load the application
   (uvicorn's start-up failure code) stops the server, as uvicorn does, since every other would
@@ -43,6 +44,7 @@ class Watch:
     started_at: float
     ready_at: float | None = None
     ping_sent_at: float | None = None
+    answered: bool = False  # it has answered a ping: its pong thread runs
 
     def poll(self, process: Process, now: float) -> None:
         """Read the child's answer if one came; send the next ping if none is out. Never waits."""
@@ -51,6 +53,7 @@ class Watch:
             if self.ping_sent_at is not None and connection.poll():
                 started = connection.recv()
                 self.ping_sent_at = None
+                self.answered = True
                 if started and self.ready_at is None:
                     self.ready_at = now
             if self.ping_sent_at is None:
@@ -103,15 +106,15 @@ class PatientSupervisor(Multiprocess):
                 self._replace(index, f"exited with code {process.exitcode}", now)
                 continue
             watch.poll(process, now)
-            if watch.ready_at is None:
-                if now - watch.started_at > self.start_timeout:
-                    self._kill(process)
-                    self._replace(index, f"was not ready after {self.start_timeout:.0f} s", now)
-                continue
-            self.failures = 0
-            if watch.ping_sent_at is not None and now - watch.ping_sent_at > self.hang_timeout:
+            unanswered = now - watch.ping_sent_at if watch.ping_sent_at is not None else 0.0
+            if watch.answered and unanswered > self.hang_timeout:
                 self._kill(process)
                 self._replace(index, f"did not answer for {self.hang_timeout:.0f} s", now)
+            elif watch.ready_at is None and now - watch.started_at > self.start_timeout:
+                self._kill(process)
+                self._replace(index, f"was not ready after {self.start_timeout:.0f} s", now)
+            elif watch.ready_at is not None:
+                self.failures = 0
         self.processes = [slot.process for slot in self.slots]
 
     def _start(self) -> Slot:
