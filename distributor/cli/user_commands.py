@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.terminal import plain, rich_text
@@ -17,7 +19,7 @@ from distributor.staff.accounts import (
     set_password,
 )
 from distributor.staff.audit import record_audit
-from distributor.staff.models import Role
+from distributor.staff.models import Role, StaffUser
 from distributor.staff.tokens import issue_token, live_tokens, revoke_token
 
 ROLES = [role.value for role in Role]
@@ -88,10 +90,7 @@ def users_list(app: AppContext) -> None:
 @pass_app
 def users_disable(app: AppContext, name: str) -> None:
     """Disable NAME: no more logins, its sessions end and its API tokens are revoked."""
-    with app.session() as session:
-        user = disable_user(session, name)
-        record_audit(session, None, "user.disable", "user", user.id, actor=CLI_ACTOR)
-    app.console.print(rich_text(f"Disabled {plain(name)}."))
+    _switch(app, name, disable_user, "user.disable", "Disabled")
 
 
 @users.command("enable")
@@ -99,10 +98,16 @@ def users_disable(app: AppContext, name: str) -> None:
 @pass_app
 def users_enable(app: AppContext, name: str) -> None:
     """Enable NAME again: it may sign in with its password (issue it new API tokens)."""
+    _switch(app, name, enable_user, "user.enable", "Enabled")
+
+
+def _switch(
+    app: AppContext, name: str, change: Callable[[Session, str], StaffUser], action: str, done: str
+) -> None:
     with app.session() as session:
-        user = enable_user(session, name)
-        record_audit(session, None, "user.enable", "user", user.id, actor=CLI_ACTOR)
-    app.console.print(rich_text(f"Enabled {plain(name)}."))
+        user = change(session, name)
+        record_audit(session, None, action, "user", user.id, actor=CLI_ACTOR)
+    app.console.print(rich_text(f"{done} {plain(name)}."))
 
 
 @users.command("token")

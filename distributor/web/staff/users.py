@@ -3,10 +3,12 @@ revoke them, through the same services as ``distributor users`` and ``/api/v1/us
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from distributor.errors import DistributorError
@@ -21,7 +23,7 @@ from distributor.staff.audit import record_audit
 from distributor.staff.models import STAFF_NAME_MAX, Role, StaffUser
 from distributor.staff.passwords import PASSWORD_MAX
 from distributor.staff.tokens import issue_token, live_tokens, revoke_token
-from distributor.web.pages import WebDep
+from distributor.web.pages import Web, WebDep
 from distributor.web.staff.common import AdminFormDep, see_other, shown_error, staff_page
 from distributor.web.staff_auth import AdminDep
 
@@ -84,21 +86,27 @@ def add(
 
 @router.post(USERS + "/{user_id}/disable")
 def disable(request: Request, web: WebDep, admin: AdminFormDep, user_id: int) -> Response:
-    try:
-        with web.transaction() as session:
-            user = disable_user(session, get_user(session, user_id).name)
-            record_audit(session, admin, "user.disable", "user", user.id)
-    except DistributorError as error:
-        return _refused(request, web, admin, error)
-    return see_other(USERS)
+    return _switch(request, web, admin, user_id, disable_user, "user.disable")
 
 
 @router.post(USERS + "/{user_id}/enable")
 def enable(request: Request, web: WebDep, admin: AdminFormDep, user_id: int) -> Response:
+    return _switch(request, web, admin, user_id, enable_user, "user.enable")
+
+
+def _switch(
+    request: Request,
+    web: Web,
+    admin: StaffUser,
+    user_id: int,
+    change: Callable[[Session, str], StaffUser],
+    action: str,
+) -> Response:
+    """Disable or enable an account, audited; a refusal (the last admin) shown on the page."""
     try:
         with web.transaction() as session:
-            user = enable_user(session, get_user(session, user_id).name)
-            record_audit(session, admin, "user.enable", "user", user.id)
+            user = change(session, get_user(session, user_id).name)
+            record_audit(session, admin, action, "user", user.id)
     except DistributorError as error:
         return _refused(request, web, admin, error)
     return see_other(USERS)
