@@ -65,7 +65,12 @@ class KillsItsSender(RecordingHandler):
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         if address == self.poison:
-            pid = process_with_local_port(session.peer[1])
+            pid = None
+            for _ in range(40):  # on a busy machine the scan of /proc may miss the socket once
+                pid = process_with_local_port(session.peer[1])
+                if pid is not None:
+                    break
+                time.sleep(0.05)
             if pid is not None and pid != os.getpid():
                 os.kill(pid, signal.SIGKILL)
                 self.kills += 1
