@@ -128,6 +128,9 @@ def test_a_child_that_stops_answering_is_replaced(tmp_path: Path) -> None:
     with slow_web(port, log, load_seconds=0, start=60, hang=2):
         wait_until(lambda: answers(url), 60, log)
         hung = int(httpx.get(url).text.removeprefix("served by "))
+        # Once its manager has seen it ready: a child stopped before it ever answered a ping is
+        # one that is still starting, for which the start allowance holds.
+        wait_until(lambda: f"web worker [{hung}] is ready" in log.read_text(), 30, log)
         os.kill(hung, signal.SIGSTOP)  # alive, but answers nothing: as a deadlocked process
         wait_until(lambda: f"web worker [{hung}] did not answer for 2 s" in log.read_text(), 30,
                    log)

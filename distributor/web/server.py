@@ -56,6 +56,10 @@ class Watch:
                 self.answered = True
                 if started and self.ready_at is None:
                     self.ready_at = now
+                    log.info(
+                        "web worker [%s] is ready, %.1f s after its start",
+                        process.pid, now - self.started_at,
+                    )
             if self.ping_sent_at is None:
                 connection.send(b"ping")
                 self.ping_sent_at = now
