@@ -45,7 +45,7 @@ STAFF_TEXTS: dict[str, dict[str, str]] = {
         "staff.users.revoke": "吊销",
         "staff.users.issue": "发放令牌",
         "staff.users.disable": "停用",
-        "staff.users.enable": "启用",
+        "staff.users.enable": "重新启用",
         "staff.users.add": "添加账户",
         "staff.users.issued": "账户 {name} 的 API 令牌 #{id}（只显示这一次，请立即保存）：",
         "staff.logout": "退出",
