@@ -68,6 +68,13 @@ def finished_send(
             timeout=15,
             what="the sandbox's MASSSENDJOBFINISH recorded",
         )
+        # The sandbox notes its attempt once our answer is back, a moment after the row commits.
+        wait_until(
+            lambda: list(wechat.sandbox.callback_attempts),
+            bool,
+            timeout=15,
+            what="the sandbox's note of its callback attempt",
+        )
         yield Site(database_url, endpoint, wechat, job)
     client.close()
 

@@ -210,7 +210,13 @@ def test_the_callback_records_wechat_counts_and_refuses_bad_signatures_and_entit
     assert finished.state is WechatJobState.SUCCEEDED
     assert finished.wechat_status == "send success"
     assert (finished.total, finished.filtered, finished.sent, finished.errors) == (4, 4, 4, 0)
-    assert [attempt.status_code for attempt in wechat.sandbox.callback_attempts] == [200]
+    attempts = wait_until(  # noted by the sandbox once our answer is back
+        lambda: list(wechat.sandbox.callback_attempts),
+        bool,
+        timeout=15,
+        what="the sandbox's note of its callback attempt",
+    )
+    assert [attempt.status_code for attempt in attempts] == [200]
 
     app_context = AppContext(settings_for(wechat, database_url))
     shown = CliRunner().invoke(send, ["status", str(send_id)], obj=app_context)
