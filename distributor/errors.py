@@ -27,7 +27,11 @@ class ImportFailed(DistributorError):
     """An input file (issue, CSV) cannot be read at all; nothing was written."""
 
 
-class DuplicateIssue(DistributorError):
+class AlreadyExists(DistributorError):
+    """A thing of that name (or address, or number) is stored already."""
+
+
+class DuplicateIssue(AlreadyExists):
     """Another version of this issue number is already stored."""
 
 
@@ -93,7 +97,7 @@ class InvalidAddress(DistributorError):
     """An email address we could not send to; the message says what to fix."""
 
 
-class AddressTaken(DistributorError):
+class AddressTaken(AlreadyExists):
     """Another subscriber has that address already: one person, one address."""
 
 
@@ -109,7 +113,7 @@ class UnknownList(NotFound):
     """No list has the name given; the CLI adds where to see the lists, or how to create one."""
 
 
-class DuplicateList(DistributorError):
+class DuplicateList(AlreadyExists):
     """A list of that name exists already."""
 
 

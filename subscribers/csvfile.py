@@ -37,7 +37,7 @@ from subscribers.models import (
     SubscriberStatus,
     SubscriptionStatus,
 )
-from subscribers.text import has_control, one_line, shorten
+from subscribers.text import CONTROLS, SPACES, has_control, one_line, shorten
 
 EXPORT_COLUMNS = (
     "email", "name", "status", "lists", "channel", "format", "openid", "attributes", "created_at",
@@ -325,6 +325,13 @@ def split_names(cell: str) -> list[str]:
     """``a|b``, ``a, b`` or Mailchimp's ``"a","b"`` → ``['a', 'b']``."""
     names = (part.strip().strip('"').strip() for part in _SPLIT_NAMES.split(cell))
     return [name for name in names if name]
+
+
+def label_pattern() -> str:
+    """What :func:`check_label` keeps as given, as a contract states it: no control character
+    or separator, and no space at either end."""
+    unfit = CONTROLS + NAME_SEPARATORS + STATUS_SEPARATOR
+    return rf"^[^{unfit}{SPACES}](?:[^{unfit}]*[^{unfit}{SPACES}])?$"
 
 
 def check_label(kind: str, name: str, limit: int) -> str:

@@ -52,8 +52,6 @@ class SuppressionFilter:
     def __post_init__(self) -> None:
         if self.domain is not None and not _is_domain(self.domain):
             raise DistributorError(f"{self.domain!r} is not a domain name like qq.com")
-        if self.since and self.until and self.since >= self.until:
-            raise DistributorError("the window is empty: --since must come before --until")
 
 
 @dataclass(frozen=True)

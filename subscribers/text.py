@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 
-# C0 and C1 controls (tab and newline too), DEL, and the Unicode line and paragraph separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 and C1 controls (tab and newline too), DEL, and the Unicode line and paragraph separators;
+# as a character class's contents, the same in Python and ECMA-262 (a contract's patterns).
+CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+# The other characters ``str.strip`` takes for spaces (the rest of them are controls above).
+SPACES = r" \xa0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_CONTROL = re.compile(f"[{CONTROLS}]")
 QUOTE_MAX = 60  # characters of a value quoted in an error message
 
 

@@ -34,13 +34,16 @@ def _filter(
     until: str | None,
 ) -> SuppressionFilter:
     zone = app.settings.zone
-    return SuppressionFilter.of(
+    where = SuppressionFilter.of(
         FailureCause(cause) if cause else None,
         domain,
         parse_when(since, zone, "--since") if since else None,
         parse_when(until, zone, "--until") if until else None,
         zone=zone,
     )
+    if where.since and where.until and where.since >= where.until:  # surely a slip of the hand
+        raise DistributorError("the window is empty: --since must come before --until")
+    return where
 
 
 def _window_options(command: click.decorators.FC) -> click.decorators.FC:

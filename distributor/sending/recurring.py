@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from distributor.errors import DistributorError, NotFound
+from distributor.errors import AlreadyExists, DistributorError, NotFound
 from distributor.issues.models import Issue
 from distributor.sending.models import ScheduleRule, Send
 from distributor.sending.queries import DEFAULT_EXPIRY, check_lists, reachable_readers
 from distributor.vocabulary import DeliveryChannel, SendState, Variant
+from distributor.zones import zone_named
 from subscribers.query import Audience
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -80,12 +81,9 @@ def add_rule(
     if not lists:
         raise DistributorError("a schedule needs at least one list")
     check_lists(session, lists)
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise DistributorError(f"{timezone!r} is not a time zone like Asia/Shanghai") from None
+    zone = zone_named(timezone)
     if session.scalar(select(ScheduleRule.id).where(ScheduleRule.name == name)) is not None:
-        raise DistributorError(f"a schedule named {name!r} exists already")
+        raise AlreadyExists(f"a schedule named {name!r} exists already")
     weekday = None if every == "day" else WEEKDAYS.index(every)
     at = parse_time_of_day(at_time)
     rule = ScheduleRule(

@@ -33,6 +33,7 @@ from distributor.web import (
     wechat_callback,
 )
 from distributor.web.api import install as install_api
+from distributor.web.api.document import documented_methods
 from distributor.web.api.errors import API_PREFIX, error_response
 from distributor.web.bodies import BodyLimit
 from distributor.web.controls import UNFIT, UNFIT_VALUES, NoNul
@@ -189,6 +190,11 @@ def _with_allow(handler: Any) -> Any:
 
 
 def _methods_of(request: Request) -> list[str]:
+    """The API's paths as its document gives them; the pages' by their routes."""
+    if request.url.path.startswith(API_PREFIX):
+        documented = documented_methods(request.app.openapi(), request.url.path)
+        if documented is not None:
+            return documented
     return [
         method for method in METHODS
         if any(route.matches({**request.scope, "method": method})[0] is Match.FULL

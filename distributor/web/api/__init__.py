@@ -19,6 +19,7 @@ from distributor.config import Settings
 from distributor.errors import DistributorError
 from distributor.web import health
 from distributor.web.api import errors, issues, lists, schedules, sends, subscribers, users
+from distributor.web.api.document import document_maker, documented_methods
 from distributor.web.controls import UNFIT_VALUES
 from distributor.web.metrics import Histogram, MetricsAccess, RequestTimer
 from distributor.web.security import HEADERS
@@ -32,6 +33,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     for module in ROUTERS:
         app.include_router(module.router)
     app.include_router(health.router)
+    app.openapi = document_maker(app)  # type: ignore[method-assign]
     app.state.metrics_access = MetricsAccess.from_settings(settings)
     app.state.request_histogram = Histogram()
     app.add_middleware(RequestTimer, histogram=app.state.request_histogram)
@@ -44,6 +46,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     }
     for kind, for_api in json_handlers.items():
         app.exception_handlers[kind] = _by_path(for_api, app.exception_handlers[kind])
+    invalid = app.exception_handlers[RequestValidationError]
+    app.exception_handlers[RequestValidationError] = _undocumented_method_first(invalid)
 
 
 def _server_error(_error: Exception) -> Response:
@@ -58,5 +62,20 @@ def _by_path(for_api: Callable[[Any], Response], for_pages: Handler) -> Handler:
         if request.url.path.startswith(errors.API_PREFIX):
             return for_api(error)
         return for_pages(request, error)
+
+    return handle
+
+
+def _undocumented_method_first(handler: Handler) -> Handler:
+    """``GET /sends/test`` reaches the route of ``GET /sends/{send_id}``, which finds "test" no
+    number; but the document gives ``/sends/test`` no GET: a 405, as for any other method."""
+
+    def handle(request: Request, error: Any) -> Response | Awaitable[Response]:
+        allowed = documented_methods(request.app.openapi(), request.url.path)
+        if allowed is not None and request.method not in allowed:
+            response = errors.error_response(405, "method_not_allowed", "Method Not Allowed")
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        return handler(request, error)
 
     return handle

@@ -14,10 +14,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from distributor.errors import (
-    AddressTaken,
+    AlreadyExists,
     DistributorError,
-    DuplicateIssue,
-    DuplicateList,
     ImportFailed,
     InvalidTransition,
     IssueFormatError,
@@ -25,7 +23,9 @@ from distributor.errors import (
     RequestRefused,
     StaffAccountConflict,
 )
+from distributor.web.api.models import PATTERN_RULES
 from distributor.web.controls import UNFIT
+from subscribers.text import shorten
 
 API_PREFIX = "/api/"
 
@@ -73,7 +73,7 @@ def status_of(error: DistributorError) -> tuple[int, str]:
         return 404, "not_found"
     if isinstance(error, InvalidTransition):
         return 409, "invalid_transition"
-    if isinstance(error, AddressTaken | DuplicateList | DuplicateIssue | StaffAccountConflict):
+    if isinstance(error, AlreadyExists | StaffAccountConflict):
         return 409, "conflict"
     if isinstance(error, ImportFailed):
         return 422, "import_failed"
@@ -101,11 +101,22 @@ def invalid_request(error: RequestValidationError) -> JSONResponse:
     parts = []
     for detail in error.errors():
         where = ".".join(str(part) for part in detail.get("loc", ()))
-        parts.append(f"{where}: {detail.get('msg', 'invalid')}" if where else detail["msg"])
+        parts.append(f"{where}: {_worded(detail)}" if where else _worded(detail))
     malformed = any(detail.get("type") == "json_invalid" for detail in error.errors())
     if malformed:
         return error_response(400, "bad_request", "; ".join(parts))
     return error_response(422, "invalid", "; ".join(parts) or "invalid request")
+
+
+def _worded(detail: dict[str, Any]) -> str:
+    """A finding as a person reads it: the rule a pattern stands for, never the pattern."""
+    context = detail.get("ctx") or {}
+    if detail.get("type") == "string_pattern_mismatch":
+        rule = PATTERN_RULES.get(context.get("pattern", ""), "is not in the form the API asks")
+        return f"{shorten(str(detail.get('input', '')))!r} {rule}"
+    if detail.get("type") == "string_too_short":
+        return f"too short: at least {context.get('min_length')} characters"
+    return str(detail.get("msg", "invalid"))
 
 
 def unfit_value(_error: Exception) -> JSONResponse:

@@ -4,37 +4,84 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from distributor.issues.document import BlockType
 from distributor.staff.models import STAFF_NAME_MAX, Role
-from distributor.staff.passwords import PASSWORD_MAX
+from distributor.staff.passwords import PASSWORD_MAX, PASSWORD_MIN
 from distributor.vocabulary import DeliveryState, FailureCause, SendState
+from distributor.zones import zone_names
+from subscribers.address import ADDRESS_PATTERN, DOMAIN_PATTERN
+from subscribers.csvfile import label_pattern
 from subscribers.models import (
     DESCRIPTION_MAX,
+    EMAIL_MAX,
     LIST_NAME_MAX,
     NAME_MAX,
     OPENID_MAX,
+    TAG_NAME_MAX,
     ChannelPreference,
     SubscriberStatus,
 )
 
-# Database ids are 64-bit: a larger number is refused as invalid, never sent to the database.
-MAX_ID = 2**63 - 1
+# Ids as JSON carries them exactly to every client (a JavaScript number, 2**53 - 1): a larger
+# one is refused as invalid, never sent to the database.
+MAX_ID = 2**53 - 1
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
-IssueId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
-# Longer than any address (254): a longer one is refused by the service, with its own words.
-TYPED_ADDRESS_MAX = 320
+
+def _a_number(value: object) -> object:
+    """A JSON number, as the document types it (``4.0`` is the integer 4): not "4", not true."""
+    if isinstance(value, str | bool):
+        raise ValueError("a number, not a text or true/false")
+    return value
+
+
+# (The constraints before the check, or the document would not carry them.)
+IssueId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_a_number)]
+
+# The document states every rule a request must meet, and the models hold a request to the very
+# patterns it states, so that a request the document allows is one the services take. Where a
+# service is more forgiving (a form typed by a person: spaces around a name, a full-width ＠),
+# the API is the stricter, documented one: its clients are programs.
+Address = Annotated[
+    str, Field(max_length=EMAIL_MAX, pattern=ADDRESS_PATTERN, description="An ASCII address.")
+]
+OPENID_PATTERN = r"^[A-Za-z0-9_-]*$"  # WeChat's are 28 such characters
+OpenId = Annotated[str, Field(max_length=OPENID_MAX, pattern=OPENID_PATTERN)]
+ListName = Annotated[str, Field(max_length=LIST_NAME_MAX, pattern=label_pattern())]
+TagName = Annotated[str, Field(max_length=TAG_NAME_MAX, pattern=label_pattern())]
+# Login names: letters and digits (Latin, Chinese), and . _ - @ ·
+STAFF_NAME_PATTERN = r"^[A-Za-z0-9._@\-\u00b7\u00c0-\u024f\u3400-\u4dbf\u4e00-\u9fff]+$"
+
+
+# What each pattern asks for, in words: the refusal says it, not the pattern.
+PATTERN_RULES = {
+    ADDRESS_PATTERN: "is not an address like name@example.org (ASCII; a domain in its xn-- form)",
+    label_pattern(): "has a line break, a control character, | , or : in it, or a space at an end",
+    STAFF_NAME_PATTERN: "has a character a staff name cannot have (letters, digits, . _ - @ ·)",
+    DOMAIN_PATTERN: "is not a domain name like qq.com",
+    OPENID_PATTERN: "is not a WeChat openid (letters, digits, _ and -)",
+}
+
+
+def _zone_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = sorted(zone_names())
+
+
+Zone = Annotated[
+    str, Field(max_length=64, json_schema_extra=_zone_enum, description="An IANA zone.")
+]
 
 
 class Body(BaseModel):
-    """Unknown fields are refused: a misspelt option is an error, not silently ignored."""
+    """Unknown fields are refused: a misspelt option is an error, not silently ignored. The
+    patterns are Python's, as some need a look-ahead."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
 
 class SendVariant(StrEnum):
@@ -57,55 +104,71 @@ class RenderVariant(StrEnum):
     WECHAT = "wechat"
 
 
-Hours = float
+Hours = Annotated[float, Field(gt=0, le=24 * 365), BeforeValidator(_a_number)]
+
+
+def _not_a_number(value: object) -> object:
+    """A time is an RFC 3339 text, as the document says: not seconds since 1970."""
+    if not isinstance(value, str | datetime) or str(value).strip().lstrip("+-").replace(
+        ".", "", 1
+    ).isdigit():
+        raise ValueError("a date and time like 2026-12-06T09:00:00+08:00")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_not_a_number)]
 
 
 # --- sends --------------------------------------------------------------------------------------
 
 
 class AudienceIn(Body):
-    lists: list[str] = Field(min_length=1, max_length=50, description="Active members of any.")
-    tags: list[str] = Field(default=[], max_length=50, description="Only those with one of these.")
+    lists: list[ListName] = Field(
+        min_length=1, max_length=50, description="Active members of any."
+    )
+    tags: list[TagName] = Field(
+        default=[], max_length=50, description="Only those with one of these."
+    )
 
 
 class SendCreate(AudienceIn):
     issue_id: IssueId
     variant: SendVariant = SendVariant.FULL
-    at: datetime | None = Field(
+    at: Moment | None = Field(
         default=None,
         description="When to send. Without an offset it is read in `timezone`. Absent: now "
         "(a draft: no time yet).",
     )
-    timezone: str | None = Field(
-        default=None, max_length=64, description="IANA zone of `at`; default the site's."
-    )
+    timezone: Zone | None = Field(default=None, description="The zone of `at`; default the site's.")
     draft: StrictBool = False
     expires_in_hours: Hours | None = Field(
         default=None,
-        gt=0,
-        le=24 * 365,
         description="Not started this long after its time (workers were down): it expires "
         "and waits for a resume. Default 6.",
     )
-    rate: float | None = Field(default=None, gt=0, le=1e6, description="Messages per second.")
+    rate: Annotated[float, Field(gt=0, le=1e6), BeforeValidator(_a_number)] | None = Field(
+        default=None, description="Messages per second."
+    )
     allow_empty: StrictBool = False
 
 
 class ScheduleIn(Body):
-    at: datetime | None = Field(
+    at: Moment | None = Field(
         default=None, description="Absent: the time it was given (none: now)."
     )
-    timezone: str | None = Field(default=None, max_length=64)
-    expires_in_hours: Hours | None = Field(default=None, gt=0, le=24 * 365)
+    timezone: Zone | None = None
+    expires_in_hours: Hours | None = None
 
 
 class RetryIn(Body):
-    code: int | None = Field(default=None, ge=100, le=999, description="Only this SMTP code.")
+    code: Annotated[int, Field(ge=100, le=999), BeforeValidator(_a_number)] | None = Field(
+        default=None, description="Only this SMTP code."
+    )
 
 
 class TestSendIn(Body):
     issue_id: IssueId
-    to: list[str] = Field(min_length=1, max_length=10, description="Staff addresses.")
+    to: list[Address] = Field(min_length=1, max_length=10, description="Staff addresses.")
     variant: EmailVariant = EmailVariant.FULL
 
 
@@ -255,13 +318,27 @@ class SuppressionOut(BaseModel):
     at: datetime = Field(description="When the suppression was made.")
 
 
+MailDomain = Annotated[
+    str, Field(max_length=253, pattern=DOMAIN_PATTERN, description="e.g. qq.com")
+]
+WINDOW = ("cause", "domain", "since", "until")
+
+
+def _one_named(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in WINDOW
+    ]
+
+
 class SuppressionLiftIn(Body):
     """Which suppressions to lift: at least one of cause, domain, since, until."""
 
+    model_config = ConfigDict(json_schema_extra=_one_named)
+
     cause: FailureCause | None = None
-    domain: str | None = Field(default=None, max_length=253, description="e.g. qq.com")
-    since: datetime | None = None
-    until: datetime | None = None
+    domain: MailDomain | None = None
+    since: Moment | None = None
+    until: Moment | None = None
     reason: str | None = Field(default=None, max_length=2000, description="Kept in each history.")
     dry_run: StrictBool = Field(default=False, description="Only count; change nothing.")
 
@@ -277,24 +354,24 @@ class SubscriberAdded(BaseModel):
 
 
 class SubscriberIn(Body):
-    email: str = Field(min_length=1, max_length=TYPED_ADDRESS_MAX)
+    email: Address
     name: str | None = Field(default=None, max_length=NAME_MAX)
-    lists: list[str] = Field(default=[], max_length=50)
-    openid: str | None = Field(default=None, max_length=OPENID_MAX)
+    lists: list[ListName] = Field(default=[], max_length=50)
+    openid: OpenId | None = None
     channel: ChannelPreference | None = None
     format: EmailVariant | None = None
 
 
 class SubscriberEdit(Body):
     name: str | None = Field(default=None, max_length=NAME_MAX)
-    lists: list[str] = Field(default=[], max_length=50, description="Lists to add them to.")
-    openid: str | None = Field(default=None, max_length=OPENID_MAX)
+    lists: list[ListName] = Field(default=[], max_length=50, description="Lists to add them to.")
+    openid: OpenId | None = None
     channel: ChannelPreference | None = None
     format: EmailVariant | None = None
 
 
 class EmailIn(Body):
-    email: str = Field(min_length=1, max_length=TYPED_ADDRESS_MAX)
+    email: Address
 
 
 class ListOut(BaseModel):
@@ -312,7 +389,7 @@ class ListsOut(BaseModel):
 
 
 class ListIn(Body):
-    name: str = Field(min_length=1, max_length=LIST_NAME_MAX)
+    name: ListName
     description: str = Field(default="", max_length=DESCRIPTION_MAX)
     public: StrictBool = False
 
@@ -329,9 +406,9 @@ class RuleIn(Body):
     every: Literal[
         "day", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
     ]
-    at_time: str = Field(pattern=r"^\d{1,2}:\d{2}$", description="HH:MM, local time.")
-    timezone: str = Field(min_length=1, max_length=64)
-    lists: list[str] = Field(min_length=1, max_length=50)
+    at_time: str = Field(pattern=r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local.")
+    timezone: Zone
+    lists: list[ListName] = Field(min_length=1, max_length=50)
 
 
 class RuleOut(BaseModel):
@@ -372,11 +449,11 @@ class UsersOut(BaseModel):
 
 
 class UserIn(Body):
-    name: str = Field(min_length=1, max_length=STAFF_NAME_MAX)
+    name: str = Field(max_length=STAFF_NAME_MAX, pattern=STAFF_NAME_PATTERN)
     role: Role
     password: str | None = Field(
         default=None,
-        min_length=1,
+        min_length=PASSWORD_MIN,
         max_length=PASSWORD_MAX,
         description="Absent: an API-only account, which cannot sign in to the dashboard.",
     )

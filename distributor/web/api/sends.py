@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
@@ -51,6 +51,7 @@ from distributor.web.api.models import (
 )
 from distributor.web.api.pagination import Cursor, Limit, Page, cursors
 from distributor.web.pages import WebDep
+from distributor.zones import zone_named
 from subscribers.query import Audience, count_audience
 
 router = APIRouter(prefix="/api/v1", tags=["sends"], responses=COMMON_ERRORS)
@@ -94,13 +95,8 @@ def delivery_out(view: DeliveryView) -> DeliveryOut:
     )
 
 
-def zone_named(name: str | None, default: ZoneInfo) -> ZoneInfo:
-    if name is None:
-        return default
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise DistributorError(f"{name!r} is not a time zone like Asia/Shanghai") from None
+def zone_or(name: str | None, default: ZoneInfo) -> ZoneInfo:
+    return default if name is None else zone_named(name)
 
 
 def in_zone(at: datetime | None, zone: ZoneInfo) -> datetime | None:
@@ -153,7 +149,7 @@ def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
     """A send scheduled for `at` (absent: now), or a draft. A time in the past and an audience
     with nobody to send to are refused (`allow_empty` creates it anyway)."""
     web.settings.require_secret_key()
-    zone = zone_named(body.timezone, web.settings.zone)
+    zone = zone_or(body.timezone, web.settings.zone)
     at = in_zone(body.at, zone)
     if body.draft and at is None and body.expires_in_hours is not None:
         raise DistributorError(
@@ -205,7 +201,7 @@ def _acted(
 @router.post("/sends/{send_id}/schedule", response_model=SendAction, responses=ONE)
 def schedule(send_id: ItemId, body: ScheduleIn, web: WebDep, user: Editor) -> SendAction:
     """Schedule a draft, or move a scheduled send."""
-    zone = zone_named(body.timezone, web.settings.zone)
+    zone = zone_or(body.timezone, web.settings.zone)
     with web.transaction() as session:
         schedule_send(
             session,

@@ -3,7 +3,6 @@ suppressed by cause and lift suppressions in bulk."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -17,6 +16,7 @@ from distributor.web.api.models import (
     EmailIn,
     ItemId,
     MembershipOut,
+    Moment,
     SubscriberAdded,
     SubscriberEdit,
     SubscriberIn,
@@ -27,6 +27,7 @@ from distributor.web.api.models import (
 )
 from distributor.web.api.pagination import Cursor, Limit, Page, cursors
 from distributor.web.pages import WebDep
+from subscribers.address import DOMAIN_PATTERN
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.store import (
     add_subscriber,
@@ -132,9 +133,11 @@ def suppressions(
     web: WebDep,
     user: Viewer,
     cause: FailureCause | None = None,
-    domain: Annotated[str | None, Query(max_length=253, description="e.g. qq.com")] = None,
-    since: Annotated[datetime | None, Query(description="Made at or after.")] = None,
-    until: Annotated[datetime | None, Query(description="Made before.")] = None,
+    domain: Annotated[
+        str | None, Query(max_length=253, pattern=DOMAIN_PATTERN, description="e.g. qq.com")
+    ] = None,
+    since: Annotated[Moment | None, Query(description="Made at or after.")] = None,
+    until: Annotated[Moment | None, Query(description="Made before.")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[SuppressionOut]:
