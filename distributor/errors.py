@@ -1,6 +1,9 @@
 """Every error a person may see. Each names the value, the place and, where it can, the fix.
 
 The CLI catches :class:`DistributorError`, prints ``Error: <message>`` and exits with ``exit_code``.
+The message is English, for the CLI, the API and the logs; an error a page shows also carries a
+``code`` and its ``params``, which the web face words in the page's language (the catalog's
+``err.<code>``, see distributor/locale).
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ class DistributorError(Exception):
 
     exit_code = 2
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, code: str | None = None, **params: object) -> None:
         super().__init__(message)
         self.message = message
+        self.code = code
+        self.params = params
 
     def format_message(self) -> str:
         return self.message
@@ -35,7 +40,14 @@ class IssueFormatError(ImportFailed):
     """An issue file is readable but does not have the shape of an issue."""
 
     def __init__(
-        self, message: str, *, source: str = "", line: int | None = None, place: str | None = None
+        self,
+        message: str,
+        *,
+        source: str = "",
+        line: int | None = None,
+        place: str | None = None,
+        code: str | None = None,
+        **params: object,
     ) -> None:
         """``place`` names the spot where lines are not the unit ("paragraph 12", "page 3, line
         7" in a .docx or PDF); otherwise it is "line ``line``"."""
@@ -43,8 +55,9 @@ class IssueFormatError(ImportFailed):
         spot = place or (f"line {line}" if line is not None else None)
         if spot is not None:
             where = f"{where}, {spot}" if where else spot
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(f"{where}: {message}" if where else message, code=code, **params)
         self.line = line
+        self.where = where
 
 
 class NotFound(DistributorError):
@@ -124,8 +137,8 @@ class InvalidCursor(DistributorError):
 class RequestRefused(DistributorError):
     """A web request that is refused as a whole: a stale form, too many attempts."""
 
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.status = status
 
 
@@ -171,12 +184,19 @@ class StaffAccountConflict(StaffAccountError):
 class NotAuthenticated(RequestRefused):
     """No valid staff session or API token came with the request (or the login was wrong)."""
 
-    def __init__(self, message: str = "sign in first: no valid session or API token") -> None:
-        super().__init__(message, status=401)
+    def __init__(
+        self,
+        message: str = "sign in first: no valid session or API token",
+        *,
+        code: str = "staff.sign_in",
+    ) -> None:
+        super().__init__(message, status=401, code=code)
 
 
 class NotPermitted(RequestRefused):
     """The staff member's role does not allow this (a viewer writing, an editor administering)."""
 
-    def __init__(self, message: str = "your role does not allow this") -> None:
-        super().__init__(message, status=403)
+    def __init__(
+        self, message: str = "your role does not allow this", *, code: str = "staff.not_permitted"
+    ) -> None:
+        super().__init__(message, status=403, code=code)
