@@ -166,4 +166,6 @@ def test_absorb_adds_a_branchs_new_dict_texts_and_keeps_the_catalogs_wording(
     zh = read_catalog("zh-CN")
     assert zh.get("staff.new").string == "新的"
     assert zh.get("staff.save").string == "保存"  # the catalog's wording stays
+    assert absorb([table], replace=True) == 1  # …unless asked (the English is the same)
+    assert read_catalog("zh-CN").get("staff.save").string == "存"
     assert po_path("zh-CN").with_suffix(".mo").exists()

@@ -113,6 +113,8 @@ def absorb(paths: Iterable[Path], *, replace: bool) -> int:
                     if present is not None and present.string and not replace:
                         click.echo(f"{lang}: {key} kept {present.string!r}, not {text!r}")
                         continue
+                    if present is not None:
+                        del catalog[key]  # add() would merge into it, keeping its text
                     catalog.add(key, text)
                     changed += 1
     for lang, catalog in catalogs.items():
