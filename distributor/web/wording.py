@@ -15,7 +15,7 @@ from subscribers.query import Audience
 
 AUDIT_PREFIX = "audit."
 # Audit details worded through a catalog prefix (their values are service words).
-WORDED_DETAILS = {"variant": "variant.", "state": "state.", "role": "role."}
+WORDED_DETAILS = {"variant": "variant.", "state": "state.", "role": "role.", "every": "every."}
 
 
 def audience_words(audience: Audience, lang: str) -> str:
