@@ -24,6 +24,24 @@ class DistributorError(Exception):
         return self.message
 
 
+class Notice(str):
+    """A warning in a report (an issue import's): its English text, which the CLI prints and the
+    JSON keeps, with the code and values a page words it with, like an error's."""
+
+    code: str
+    params: dict[str, object]
+
+    def __new__(cls, message: str, *, code: str, **params: object) -> Notice:
+        notice = super().__new__(cls, message)
+        notice.code = code
+        notice.params = params
+        return notice
+
+    def at(self, where: str) -> Notice:
+        """This notice about a spot of the file ("line 25", "paragraph 12", "masthead")."""
+        return Notice(f"{where}: {self}", code="issue.at", where=where, notice=self)
+
+
 class ConfigurationError(DistributorError):
     """A setting is missing or has a value we cannot use."""
 

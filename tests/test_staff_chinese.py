@@ -41,7 +41,10 @@ CSV_VOCABULARY = {"active", "pending", "unsubscribed", "bounced", "complained"}
 ADDRESS = re.compile(r"\S+@\S+")
 WORD = re.compile(r"[A-Za-z]{2,}")
 # The data this test typed or made, which a page shows as it is.
-DATA = {"boss", "editor", "reader", "example", "org", "members", "csv", "hzgy", "unknown"}
+DATA = {
+    "boss", "editor", "reader", "example", "org", "members", "csv", "hzgy", "unknown", "changed",
+    "empty",
+}
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +137,26 @@ def test_no_staff_page_in_chinese_shows_an_untranslated_word(
         walk.look("issue import report")
         walk.visit("/staff/issues")
         walk.visit("/staff/issues/1")
+        # An issue whose printed weekday and lunar date are wrong: a report with warnings; the
+        # same number with other content; an empty file.
+        sample = sample_issue_path.read_text(encoding="utf-8")
+        wrong = tmp_path / "hzgy-472.txt"
+        wrong.write_text(
+            sample.replace("星期二", "星期三").replace("十二月初五", "十二月初六")
+            .replace("第471期", "第472期"),
+            encoding="utf-8",
+        )
+        changed = tmp_path / "hzgy-471-changed.txt"
+        changed.write_text(sample.replace("杭州市总工会", "杭州市总工会办公室", 1), encoding="utf-8")
+        empty = tmp_path / "empty.txt"
+        empty.write_text("", encoding="utf-8")
+        for upload, name in ((wrong, "warnings"), (changed, "another version"), (empty, "empty")):
+            page.goto(f"{base}/staff/issues")
+            page.set_input_files("input[name=file]", str(upload))
+            page.click("#upload")
+            walk.look(f"an issue import: {name}")
+            if name == "warnings":
+                expect(page.locator(".report")).to_contain_text("那天是星期二")
 
         # Sends in every state; actions through the pages, so the audit log has each.
         scheduled = new_send(page, base, at=later)

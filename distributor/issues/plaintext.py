@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from distributor.errors import IssueFormatError
+from distributor.errors import IssueFormatError, Notice
 from distributor.issues.document import (
     MAX_NEWSLETTER_TITLE_CHARS,
     Article,
@@ -112,7 +112,7 @@ class SourceLine:
 
     @property
     def where(self) -> str:
-        return self.place or f"line {self.number}"
+        return self.place or Notice(f"line {self.number}", code="place.line", line=self.number)
 
 
 _Line = SourceLine
@@ -142,13 +142,23 @@ def parse_lines(lines: Sequence[SourceLine], *, source: str, format: str) -> Imp
     articles: list[Article] = []
     repairs: list[Repair] = []
     dates = check_printed_dates(head.date, head.masthead)
-    warnings = [f"{head.date_place}: {warning}" for warning in dates]
-    warnings += [f"{line.where}: a picture in the masthead is not kept" for line in skipped]
+    warnings: list[str] = [warning.at(head.date_place) for warning in dates]
+    warnings += [
+        Notice("a picture in the masthead is not kept", code="issue.masthead_picture").at(
+            line.where
+        )
+        for line in skipped
+    ]
     for segment in _split_articles(lines[start:], source):
         article, article_repairs, article_warnings = _read_article(segment, source)
         if article.byline is None:
             article_warnings.insert(
-                0, f"{segment[0].where}: “{_clip(article.headline)}” has no byline; check it"
+                0,
+                Notice(
+                    f"“{_clip(article.headline)}” has no byline; check it",
+                    code="issue.no_byline",
+                    headline=_clip(article.headline),
+                ).at(segment[0].where),
             )
         articles.append(article)
         repairs += article_repairs
@@ -493,9 +503,13 @@ def _read_blocks(lines: list[_Line], source: str) -> tuple[list[Block], list[Rep
             continue
         blocks.append(Block("heading" if heading else "paragraph", line.text))
         last_lines.append("" if line.role == "paragraph" else line.where)
-    warnings = [
-        f"{where}: paragraph ends without final punctuation (“…{block.text[-12:]}”); "
-        "check it against the print layout"
+    warnings: list[str] = [
+        Notice(
+            f"paragraph ends without final punctuation (“…{block.text[-12:]}”); "
+            "check it against the print layout",
+            code="issue.cut_off",
+            end=block.text[-12:],
+        ).at(where)
         for block, where in zip(blocks, last_lines, strict=True)
         if _is_cut_off(block) and where
     ]

@@ -36,7 +36,7 @@ from docx.table import Table, _Cell, _Row
 from docx.text.paragraph import Paragraph
 from docx.text.run import Run
 
-from distributor.errors import ImportFailed
+from distributor.errors import ImportFailed, Notice
 from distributor.issues.document import ImportReport
 from distributor.issues.files import open_zip
 from distributor.issues.images import ImageCollector
@@ -96,7 +96,7 @@ class _Paragraph:
 
     @property
     def place(self) -> str:
-        return f"paragraph {self.number}"
+        return Notice(f"paragraph {self.number}", code="place.paragraph", paragraph=self.number)
 
 
 def read_docx(data: bytes, *, source: str) -> ImportReport:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 
-from distributor.errors import DistributorError
+from distributor.errors import DistributorError, Notice
 from distributor.locale import text
 
 DEFAULT = "zh-CN"
@@ -81,9 +81,18 @@ def words(lang: str, code: str | None, params: Mapping[str, object], english: st
     return text(lang, ERROR_PREFIX + code, **values)
 
 
+def noticed(notice: str, lang: str) -> str:
+    """A report's warning in ``lang``; one without a code (a report read back) as it is."""
+    if isinstance(notice, Notice):
+        return words(lang, notice.code, notice.params, notice)
+    return notice
+
+
 def _value(lang: str, value: object) -> object:
     if isinstance(value, DistributorError):
         return worded(value, lang)
+    if isinstance(value, Notice):
+        return noticed(value, lang)
     if isinstance(value, StrEnum) and type(value).__name__ in VALUE_PREFIXES:
         return text(lang, VALUE_PREFIXES[type(value).__name__] + value.value)
     return value

@@ -14,7 +14,7 @@ from distributor.errors import DistributorError
 from distributor.staff.models import StaffUser
 from distributor.staff.secrets import secret_hash
 from distributor.web.formats import moment
-from distributor.web.i18n import worded, words
+from distributor.web.i18n import noticed, worded, words
 from distributor.web.pages import WebDep, get_web, page_language, render
 from distributor.web.security import CSP, set_csrf_cookie
 from distributor.web.staff_auth import SESSION_COOKIE, AdminDep, EditorDep, StaffDep
@@ -56,6 +56,7 @@ def staff_page(
         when=lambda value: moment(value, web.settings.zone, lang),
         said=lambda entry: audit_sentence(entry, lang, web.settings.zone),
         reason=lambda problem: words(lang, problem.code, problem.params, problem.reason),
+        noticed=lambda notice: noticed(notice, lang),
         audience=lambda chosen: audience_words(Audience.from_json(chosen), lang),
         **cast(dict[str, Any], context),
     )
