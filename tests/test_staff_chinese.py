@@ -147,7 +147,8 @@ def test_no_staff_page_in_chinese_shows_an_untranslated_word(
             encoding="utf-8",
         )
         changed = tmp_path / "hzgy-471-changed.txt"
-        changed.write_text(sample.replace("杭州市总工会", "杭州市总工会办公室", 1), encoding="utf-8")
+        other = sample.replace("杭州市总工会", "杭州市总工会办公室", 1)
+        changed.write_text(other, encoding="utf-8")
         empty = tmp_path / "empty.txt"
         empty.write_text("", encoding="utf-8")
         for upload, name in ((wrong, "warnings"), (changed, "another version"), (empty, "empty")):

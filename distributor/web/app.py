@@ -26,6 +26,7 @@ from distributor.models import load_all_models
 from distributor.web import (
     archive,
     bounce_intake,
+    formats,
     preferences,
     signup,
     tracking,
@@ -127,6 +128,7 @@ def app_from_environment() -> FastAPI:
     collector: a full pass over it (some 160,000 objects) stalls every request in flight for
     tens of milliseconds, which is most of the pixel's p99 under a burst."""
     app = create_app(Settings.from_env())
+    formats.preload()
     gc.collect()
     gc.freeze()
     return app

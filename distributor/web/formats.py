@@ -1,9 +1,9 @@
 """Dates and numbers as each page language writes them (Babel's CLDR data): 2026年12月6日 15:05
 and 1,234 in Chinese, Dec 6, 2026 15:05 in English.
 
-Babel is imported on the first page that formats something (it takes some 60 ms to load), so
-neither the CLI nor a web worker's start waits for it; :mod:`distributor.web.warmup` loads it
-before a worker takes requests.
+Babel is imported on the first use (it takes some 60 ms to load, and its locale data as much
+again), so the CLI never waits for it; ``distributor web``'s workers load it with the rest of the
+application, behind their listening socket (:func:`preload`, :mod:`distributor.web.warmup`).
 """
 
 from __future__ import annotations
@@ -41,3 +41,13 @@ def number(value: float | None, lang: str) -> str:
     from babel.numbers import format_decimal
 
     return format_decimal(value, locale=LOCALES[lang])
+
+
+def preload() -> None:
+    """Babel, each language's locale data and catalog, loaded now rather than by a first page."""
+    from distributor.locale import translations
+
+    for lang in LOCALES:
+        translations(lang)
+        moment(datetime(2000, 1, 1), ZoneInfo("UTC"), lang)
+        number(1.5, lang)
