@@ -16,7 +16,6 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import update
 
-from distributor.cli.render_commands import CHROMIUM, CHROMIUM_ARGS
 from distributor.db import transaction, utcnow
 from distributor.sending.models import Send
 from distributor.staff.models import Role
@@ -25,6 +24,7 @@ from distributor.web.app import create_app
 from distributor.web.security import MemoryRateLimiter
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.support.audience import make_audience
+from tests.support.browser import launched_chromium
 from tests.support.staff import PASSWORD, add_staff
 from tests.support.web import serving, web_settings
 
@@ -49,13 +49,7 @@ DATA = {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    yield from launched_chromium()
 
 
 def english_words(text: str, allowed: frozenset[str] = frozenset()) -> list[str]:
