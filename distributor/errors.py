@@ -68,14 +68,22 @@ class IssueFormatError(ImportFailed):
         **params: object,
     ) -> None:
         """``place`` names the spot where lines are not the unit ("paragraph 12", "page 3, line
-        7" in a .docx or PDF); otherwise it is "line ``line``"."""
+        7" in a .docx or PDF); otherwise it is "line ``line``". ``code`` and ``params`` are the
+        problem's; a page words it after the file and the spot."""
         where = source
-        spot = place or (f"line {line}" if line is not None else None)
+        spot = place or (
+            Notice(f"line {line}", code="place.line", line=line) if line is not None else None
+        )
         if spot is not None:
             where = f"{where}, {spot}" if where else spot
-        super().__init__(f"{where}: {message}" if where else message, code=code, **params)
+        super().__init__(f"{where}: {message}" if where else message)
         self.line = line
-        self.where = where
+        if code is not None and (source or spot is not None):
+            problem = Notice(message, code=code, **params)
+            self.code = "issue.format_at" if spot is not None else "issue.format"
+            self.params = {"file": source, "where": spot, "problem": problem}
+        else:
+            self.code, self.params = code, params
 
 
 class NotFound(DistributorError):

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from distributor.errors import DistributorError, NotFound
+from distributor.errors import DistributorError, IssueFormatError, NotFound
 from distributor.locale import CATALOGS, MissingText, text
 from distributor.locale.__main__ import absorb, po_path, problems, read_catalog
 from distributor.staff.models import AuditEntry, Role
@@ -75,6 +75,19 @@ def test_states_and_nested_errors_inside_an_error_are_worded_too() -> None:
         "…", code="csv.header", file="a.csv", problem=DistributorError("…", code="csv.quoting")
     )
     assert worded(header, "zh-CN") == "a.csv 第 1 行（表头）：引号不配对。"
+
+
+def test_an_issue_files_problem_is_worded_after_its_file_and_place() -> None:
+    error = IssueFormatError(
+        "the headline '标题' is not followed by any text",
+        source="a.txt",
+        line=4,
+        code="issue.headline_alone",
+        headline="标题",
+    )
+    assert error.message == "a.txt, line 4: the headline '标题' is not followed by any text"
+    assert worded(error, "zh-CN") == "a.txt，第 4 行：标题“标题”后面没有正文"
+    assert worded(error, "en") == "a.txt, line 4: the headline “标题” is not followed by any text"
 
 
 def test_an_error_without_a_code_says_so_in_chinese_and_gives_the_english() -> None:

@@ -145,7 +145,14 @@ def test_no_staff_page_in_chinese_shows_an_untranslated_word(
         changed.write_text(other, encoding="utf-8")
         empty = tmp_path / "empty.txt"
         empty.write_text("", encoding="utf-8")
-        for upload, name in ((wrong, "warnings"), (changed, "another version"), (empty, "empty")):
+        broken = tmp_path / "hzgy-473.txt"
+        broken.write_text("杭州工运\n2022年12月27日 星期二 第473期\n\n标题\n", encoding="utf-8")
+        for upload, name in (
+            (wrong, "warnings"),
+            (changed, "another version"),
+            (empty, "empty"),
+            (broken, "a headline without text"),
+        ):
             page.goto(f"{base}/staff/issues")
             page.set_input_files("input[name=file]", str(upload))
             page.click("#upload")

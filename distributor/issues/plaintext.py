@@ -137,7 +137,7 @@ def parse_lines(lines: Sequence[SourceLine], *, source: str, format: str) -> Imp
     reads it; ``format`` names what they came from in the report."""
     lines = list(lines)
     if not lines:
-        raise IssueFormatError("the file is empty", source=source)
+        raise IssueFormatError("the file is empty", source=source, code="issue.nothing")
     head, start, skipped = _read_masthead(lines, source)
     articles: list[Article] = []
     repairs: list[Repair] = []
@@ -208,7 +208,9 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
     skipped = [line for line in lines if line.role == "image"]
     start = next((i for i, line in enumerate(lines) if line.role != "image"), len(lines))
     if start == len(lines):
-        raise IssueFormatError("the document has pictures but no text", source=source)
+        raise IssueFormatError(
+            "the document has pictures but no text", source=source, code="issue.pictures_only"
+        )
     title = lines[start]
     if is_masthead_line(title.text):
         raise IssueFormatError(
@@ -216,6 +218,8 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
             source=source,
             line=title.number,
             place=title.place,
+            code="issue.first_line",
+            text=_clip(title.text),
         )
     fields: dict[str, str | None] = {}
     dated: tuple[int, date, str] | None = None
@@ -232,7 +236,11 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
             dated = (*_read_date_line(line, fields, source), line.where)
         else:
             raise IssueFormatError(
-                "a second date line", source=source, line=line.number, place=line.place
+                "a second date line",
+                source=source,
+                line=line.number,
+                place=line.place,
+                code="issue.second_date",
             )
         index += 1
     if dated is None:
@@ -242,6 +250,8 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
             source=source,
             line=at.number,
             place=at.place,
+            code="issue.no_date_line",
+            example=_DATE_EXAMPLE,
         )
     if index < len(lines) and lines[index].role != "image" and _is_couplet(lines[index].text):
         fields["slogan"] = _checked(
@@ -256,6 +266,7 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
             source=source,
             line=lines[-1].number,
             place=lines[-1].place,
+            code="issue.no_article",
         )
     number, issue_date, date_place = dated
     head = _Head(
@@ -288,6 +299,9 @@ def _read_date_line(line: _Line, fields: dict[str, str | None], source: str) -> 
             source=source,
             line=line.number,
             place=line.place,
+            code="issue.date_unreadable",
+            text=line.text,
+            example=_DATE_EXAMPLE,
         )
     if match["number"] is None:
         raise IssueFormatError(
@@ -295,6 +309,8 @@ def _read_date_line(line: _Line, fields: dict[str, str | None], source: str) -> 
             source=source,
             line=line.number,
             place=line.place,
+            code="issue.no_number",
+            text=line.text,
         )
     try:
         issue_date = date(int(match["year"]), int(match["month"]), int(match["day"]))
@@ -305,6 +321,8 @@ def _read_date_line(line: _Line, fields: dict[str, str | None], source: str) -> 
             source=source,
             line=line.number,
             place=line.place,
+            code="issue.no_such_date",
+            printed=printed,
         ) from None
     fields["weekday"] = match["weekday"]
     fields["lunar_date"] = match["lunar"]
@@ -326,6 +344,8 @@ def _read_labels(line: _Line, fields: dict[str, str | None], source: str) -> Non
                 source=source,
                 line=line.number,
                 place=line.place,
+                code="issue.label_twice",
+                label=match["label"],
             )
         value = line.text[match.end() : end].strip()
         fields[field] = _checked(line, value, f"the masthead's {match['label']}", source) or None
@@ -413,6 +433,8 @@ def _ends_article(lines: list[_Line], index: int, source: str) -> bool:
             source=source,
             line=lines[index].number,
             place=lines[index].place,
+            code="issue.byline_open",
+            byline=unclosed["byline"].strip(),
         )
     return False
 
@@ -425,6 +447,8 @@ def _read_article(lines: list[_Line], source: str) -> tuple[Article, list[Repair
             source=source,
             line=title.number,
             place=title.place,
+            code="issue.headline_expected",
+            text=_clip(title.text),
         )
     kicker, headline = _split_title(title.text)
     if kicker:
@@ -443,6 +467,8 @@ def _read_article(lines: list[_Line], source: str) -> tuple[Article, list[Repair
             source=source,
             line=title.number,
             place=title.place,
+            code="issue.headline_alone",
+            headline=headline,
         )
     blocks, repairs, warnings = _read_blocks(body, source)
     article = Article(

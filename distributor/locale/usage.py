@@ -58,6 +58,8 @@ def usage(root: Path) -> Usage:
         named.update(ERROR_PREFIX + match[2] for match in _CODE.finditer(source))
         prefixes.update(match[2] for match in _FORMATTED_CALL.finditer(source))
         prefixes.update(match[2] for match in _PREFIX.finditer(source))
-        mentioned.update(match[2] for match in _QUOTED.finditer(source))
+        quoted = [match[2] for match in _QUOTED.finditer(source)]
+        mentioned.update(quoted)
+        mentioned.update(ERROR_PREFIX + key for key in quoted)  # a code chosen by a condition
     # Service errors are named one by one by their codes: an unused one is still found.
     return Usage(frozenset(named), frozenset(prefixes - {ERROR_PREFIX}), frozenset(mentioned))
