@@ -118,7 +118,9 @@ def load_issue(session: Session, issue_id: int) -> IssueDocument:
         )
     )
     if issue is None:
-        raise NotFound(f"there is no issue with ID {issue_id}")
+        raise NotFound(
+            f"there is no issue with ID {issue_id}", code="issue.missing", issue=issue_id
+        )
     return IssueDocument(
         title=issue.newsletter.title,
         number=issue.number,

@@ -110,7 +110,9 @@ def read_docx(data: bytes, *, source: str) -> ImportReport:
     except Exception as error:  # python-docx and lxml raise many kinds on a broken part
         raise ImportFailed(
             f"{source}: the .docx is damaged ({type(error).__name__}); open it in Word or WPS and "
-            "save it again"
+            "save it again",
+            code="issue.damaged",
+            file=source,
         ) from None
     images = ImageCollector(source)
     body_size = running_size(

@@ -79,14 +79,14 @@ def list_users(session: Session) -> Sequence[StaffUser]:
 def find_user(session: Session, name: str) -> StaffUser:
     user = session.scalar(select(StaffUser).where(StaffUser.name == name.strip()))
     if user is None:
-        raise NotFound(f"no staff account named {name!r}")
+        raise NotFound(f"no staff account named {name!r}", code="staff.no_name", name=name)
     return user
 
 
 def get_user(session: Session, user_id: int) -> StaffUser:
     user = session.get(StaffUser, user_id)
     if user is None:
-        raise NotFound(f"no staff account with id {user_id}")
+        raise NotFound(f"no staff account with id {user_id}", code="staff.no_id", id=user_id)
     return user
 
 

@@ -199,7 +199,11 @@ def export_csv(web: WebDep, user: StaffDep) -> Response:
 def _subscriber(session: Session, subscriber_id: int) -> Subscriber:
     found = session.get(Subscriber, subscriber_id)
     if found is None:
-        raise NotFound(f"there is no subscriber with ID {subscriber_id}")
+        raise NotFound(
+            f"there is no subscriber with ID {subscriber_id}",
+            code="subscriber.missing",
+            subscriber=subscriber_id,
+        )
     return found
 
 
