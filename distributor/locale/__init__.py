@@ -17,6 +17,7 @@ LOCALE_DIR = Path(__file__).parent
 DOMAIN = "messages"
 # Page language (a BCP 47 tag) → its catalog's folder (a POSIX locale name, as gettext wants).
 CATALOGS = {"zh-CN": "zh_CN", "en": "en"}
+ERROR_PREFIX = "err."  # a service error's code ``send.no_lists`` is worded by ``err.send.no_lists``
 
 
 class MissingText(KeyError):

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from distributor.locale import ERROR_PREFIX
+
 _KEY = r"[a-z0-9_]+(?:\.[a-z0-9_]+)+"
 _CALL = r"""\b(?:t\(|text\(\s*\w+,)\s*"""  # t("key") in pages, text(lang, "key") in Python
 _LITERAL_CALL = re.compile(rf"""{_CALL}(['"])([a-z0-9_]+(?:\.[a-z0-9_]+)*)\1\s*[,)]""")
@@ -22,7 +24,6 @@ _FORMATTED_CALL = re.compile(rf"""{_CALL}f(['"])([a-z0-9_.]+\.)\{{""")
 _PREFIX = re.compile(r"""(['"])([a-z0-9_]+(?:\.[a-z0-9_]+)*\.)\1""")
 _CODE = re.compile(rf"""\bcode(?::\s*str)?\s*=\s*(['"])({_KEY})\1""")
 _QUOTED = re.compile(rf"""(['"])({_KEY})\1""")
-ERROR_PREFIX = "err."
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 
 from distributor.errors import DistributorError, Notice
-from distributor.locale import text
+from distributor.locale import ERROR_PREFIX, text
 
 DEFAULT = "zh-CN"
 LANGUAGES = {"zh-CN": "中文", "en": "English"}
@@ -98,7 +98,6 @@ def _value(lang: str, value: object) -> object:
     return value
 
 
-ERROR_PREFIX = "err."
 # The service values a page shows by name, and the catalog prefix of their words.
 VALUE_PREFIXES = {
     "SendState": "state.",
