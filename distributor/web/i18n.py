@@ -13,6 +13,9 @@ from enum import StrEnum
 
 from distributor.errors import DistributorError, Notice
 from distributor.locale import ERROR_PREFIX, text
+from distributor.staff.models import Role
+from distributor.vocabulary import DeliveryState, SendState, Variant
+from subscribers.models import SubscriberStatus, SubscriptionStatus
 
 DEFAULT = "zh-CN"
 LANGUAGES = {"zh-CN": "中文", "en": "English"}
@@ -93,17 +96,17 @@ def _value(lang: str, value: object) -> object:
         return worded(value, lang)
     if isinstance(value, Notice):
         return noticed(value, lang)
-    if isinstance(value, StrEnum) and type(value).__name__ in VALUE_PREFIXES:
-        return text(lang, VALUE_PREFIXES[type(value).__name__] + value.value)
+    if isinstance(value, StrEnum) and type(value) in VALUE_PREFIXES:
+        return text(lang, VALUE_PREFIXES[type(value)] + value.value)
     return value
 
 
 # The service values a page shows by name, and the catalog prefix of their words.
-VALUE_PREFIXES = {
-    "SendState": "state.",
-    "DeliveryState": "delivery.",
-    "Variant": "variant.",
-    "Role": "role.",
-    "SubscriberStatus": "subscriber.",
-    "SubscriptionStatus": "subscription.",
+VALUE_PREFIXES: dict[type[StrEnum], str] = {
+    SendState: "state.",
+    DeliveryState: "delivery.",
+    Variant: "variant.",
+    Role: "role.",
+    SubscriberStatus: "subscriber.",
+    SubscriptionStatus: "subscription.",
 }
