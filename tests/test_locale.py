@@ -4,13 +4,15 @@ compiled; services' errors, audit entries and audiences read as sentences in the
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 
 from distributor.errors import DistributorError, IssueFormatError, NotFound
 from distributor.locale import CATALOGS, MissingText, text
-from distributor.locale.__main__ import absorb, po_path, problems, read_catalog
+from distributor.locale.__main__ import absorb, main, po_path, problems, read_catalog
 from distributor.staff.models import AuditEntry, Role
 from distributor.vocabulary import DeliveryState, SendState, Variant
 from distributor.web.formats import moment, number
@@ -155,16 +157,16 @@ def test_dates_and_numbers_are_written_as_each_language_writes_them() -> None:
 
 
 def test_absorb_adds_a_branchs_new_dict_texts_and_keeps_the_catalogs_wording(
-    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
 
     from distributor import locale
 
-    copy = tmp_path / "locale"  # type: ignore[operator]
+    copy = tmp_path / "locale"
     shutil.copytree(locale.LOCALE_DIR, copy)
     monkeypatch.setattr("distributor.locale.__main__.LOCALE_DIR", copy)
-    table = tmp_path / "texts.py"  # type: ignore[operator]
+    table = tmp_path / "texts.py"
     table.write_text(
         "from distributor.web.not_there import X\n", encoding="utf-8"
     )  # a branch's file that no longer imports: nothing before it, nothing taken
@@ -182,3 +184,21 @@ def test_absorb_adds_a_branchs_new_dict_texts_and_keeps_the_catalogs_wording(
     assert absorb([table], replace=True) == 1  # …unless asked (the English is the same)
     assert read_catalog("zh-CN").get("staff.save").string == "存"
     assert po_path("zh-CN").with_suffix(".mo").exists()
+
+
+def test_the_check_finds_a_text_no_catalog_has_and_texts_nothing_uses(tmp_path: Path) -> None:
+    (tmp_path / "distributor").mkdir()
+    (tmp_path / "distributor" / "page.py").write_text(
+        'title = t("staff.nope")\nerror = DistributorError("…", code="send.nowhere")\n',
+        encoding="utf-8",
+    )
+    found = problems(tmp_path)
+    assert "zh-CN: no text for staff.nope" in found
+    assert "en: no text for err.send.nowhere" in found
+    assert "zh-CN: staff.save is used nowhere" in found
+
+
+def test_the_check_command_says_the_catalogs_are_complete() -> None:
+    result = CliRunner().invoke(main, ["check"])
+    assert result.exit_code == 0, result.output
+    assert "catalogs complete: zh-CN, en" in result.output
