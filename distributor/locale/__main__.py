@@ -25,6 +25,7 @@ from distributor.locale import CATALOGS, DOMAIN, LOCALE_DIR
 from distributor.locale.usage import usage
 
 ROOT = LOCALE_DIR.parent.parent
+SOURCE = "en"  # the language the code's English messages are in: translators read it
 
 
 def po_path(lang: str) -> Path:
@@ -53,7 +54,13 @@ def compiled(catalog: Catalog) -> bytes:
 
 def save(lang: str, catalog: Catalog) -> None:
     """The ``.po`` sorted by message id (merges of two branches' new texts stay apart), and
-    its ``.mo``."""
+    its ``.mo``. Each text of another language than English has the English beside it as a note
+    for its translator (the message id is a key, not a sentence); save English first."""
+    if lang != SOURCE:
+        english = read_catalog(SOURCE)
+        for message in catalog:
+            source = english.get(message.id) if message.id else None
+            message.auto_comments = [str(source.string)] if source is not None else []
     path = po_path(lang)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as file:
@@ -117,8 +124,8 @@ def absorb(paths: Iterable[Path], *, replace: bool) -> int:
                         del catalog[key]  # add() would merge into it, keeping its text
                     catalog.add(key, text)
                     changed += 1
-    for lang, catalog in catalogs.items():
-        save(lang, catalog)
+    for lang in sorted(catalogs, key=lambda lang: lang != SOURCE):
+        save(lang, catalogs[lang])
     return changed
 
 
@@ -141,7 +148,7 @@ def check_command() -> None:
 @main.command("compile")
 def compile_command() -> None:
     """Write each .mo from its .po."""
-    for lang in CATALOGS:
+    for lang in sorted(CATALOGS, key=lambda lang: lang != SOURCE):
         save(lang, read_catalog(lang))
         click.echo(f"compiled {po_path(lang).with_suffix('.mo').relative_to(ROOT)}")
 
