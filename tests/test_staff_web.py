@@ -184,13 +184,13 @@ def test_an_editor_creates_a_send_and_acts_on_it_with_an_audit_trail(
     scheduled = client.post(f"/staff/sends/{send_id}/schedule", data={"csrf": csrf_of(page.text)})
     assert scheduled.status_code == 303
     refused = client.post(f"/staff/sends/{send_id}/resume", data={"csrf": csrf_of(page.text)})
-    assert refused.status_code == 400 and "is scheduled" in refused.text
+    assert refused.status_code == 400 and "当前为「已排期」：现在不能执行这个操作" in refused.text
     with transaction(sqlite_url) as session:
         send = session.scalars(select(Send).where(Send.id == send_id)).one()
         assert send.state == "scheduled"
         actions = [(e.actor, e.action) for e in audit_of(session, "send", send_id)]
     assert actions == [("editor", "send.schedule"), ("editor", "send.create")]
-    assert "send.schedule" in client.get(f"/staff/sends/{send_id}").text
+    assert "把发送排期到 2099年1月1日 09:00" in client.get(f"/staff/sends/{send_id}").text
 
 
 def test_a_bad_send_form_shows_the_services_message(
@@ -199,12 +199,12 @@ def test_a_bad_send_form_shows_the_services_message(
     add_staff(sqlite_url, "editor", Role.EDITOR)
     sign_in(client, "editor")
     csrf = csrf_of(client.get("/staff/sends/new").text)
-    answer = client.post(
-        "/staff/sends/new",
-        data={"issue": str(issue_id), "lists": "没有这个", "csrf": csrf, "lang": "en"},
-    )
+    form = {"issue": str(issue_id), "lists": "没有这个", "csrf": csrf}
+    answer = client.post("/staff/sends/new", data=form)
     assert answer.status_code == 400
-    assert "there is no list named" in answer.text
+    assert "没有名为“没有这个”的列表。" in answer.text
+    in_english = client.post("/staff/sends/new?lang=en", data=form)
+    assert "There is no list named “没有这个”." in in_english.text
 
 
 def test_a_viewer_sees_no_write_buttons_and_may_not_post(
@@ -319,7 +319,7 @@ def test_subscribers_are_added_edited_imported_and_audited(
     )
     assert edited.status_code == 303, edited.text
     page = client.get(page_path + "?lang=en")
-    assert "li.ming@example.org" in page.text and "subscriber.edit" in page.text
+    assert "li.ming@example.org" in page.text and "edited the subscriber" in page.text
     assert "周刊" in client.get("/staff/lists").text
     members = "email,name\nwang@qq.com,王\nbad@,坏\n".encode("gb18030")
     imported = client.post(

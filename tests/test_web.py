@@ -198,7 +198,7 @@ def test_a_form_post_without_its_csrf_token_changes_nothing(site: Site) -> None:
     for path, data in forms:
         response = site.client.post(path, data=data)
         assert response.status_code == 403, (path, response.text)
-        assert "表单已失效" in response.text
+        assert "表单已过期：请刷新页面后重试。" in response.text
     assert snapshot(site.url) == before
 
 

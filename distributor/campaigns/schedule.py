@@ -58,16 +58,21 @@ def create_send(
     ``wechat_account`` (the account type, when WeChat is set up): a send to WeChat readers that
     would break its mass-send quota is refused here rather than at WeChat."""
     if rate_limit is not None and rate_limit <= 0:
-        raise DistributorError(f"a rate limit must be positive, not {rate_limit}")
+        raise DistributorError(
+            f"a rate limit must be positive, not {rate_limit}", code="send.rate", rate=rate_limit
+        )
     if tracking and variant is Variant.TEXT:
         raise DistributorError(
             "plain text has no images or wrapped links: opens and clicks can be tracked only "
-            "in HTML (full, digest, or each reader's own format)"
+            "in HTML (full, digest, or each reader's own format)",
+            code="send.tracking_text",
         )
     if session.get(Issue, issue_id) is None:
-        raise NotFound(f"there is no issue with ID {issue_id}")
+        raise NotFound(
+            f"there is no issue with ID {issue_id}", code="issue.missing", issue=issue_id
+        )
     if not audience.lists:
-        raise DistributorError("a send needs at least one list")
+        raise DistributorError("a send needs at least one list", code="send.no_lists")
     check_lists(session, audience.lists)
     if at is not None:
         check_send_time(at, now, zone)
@@ -88,7 +93,9 @@ def create_send(
         channels = "by email" if wechat_account is None else "by email or WeChat"
         raise EmptyAudience(
             f"nobody to send to: no active subscriber reachable {channels} in "
-            f"{send.audience.describe()}"
+            f"{send.audience.describe()}",
+            code="send.nobody",
+            audience=send.audience,
         )
     if wechat_account is not None and when is not None and not draft:
         check_wechat_quota(session, send, when, wechat_account, zone)
@@ -113,14 +120,20 @@ def schedule_send(
     send = get_send(session, send_id)
     if send.state not in (SendState.DRAFT, SendState.SCHEDULED):
         raise InvalidTransition(
-            f"send {send_id} is {send.state}: only a draft or scheduled send can be scheduled"
+            f"send {send_id} is {send.state}: only a draft or scheduled send can be scheduled",
+            code="send.not_schedulable",
+            send=send_id,
+            state=send.state,
         )
     if at is None and send.scheduled_at is not None:
         at = send.scheduled_at
         if at < now - PAST_GRACE:
             raise DistributorError(
                 f"send {send_id} was to go out {local_time(at, zone)}, which has passed "
-                f"(it is now {local_time(now, zone)}): give it a new time"
+                f"(it is now {local_time(now, zone)}): give it a new time",
+                code="send.time_passed",
+                at=at,
+                now=now,
             )
     elif at is not None:
         check_send_time(at, now, zone)

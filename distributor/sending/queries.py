@@ -36,7 +36,10 @@ def check_send_time(at: datetime, now: datetime, zone: ZoneInfo) -> None:
     if at < now - PAST_GRACE:
         raise DistributorError(
             f"{local_time(at, zone)} is in the past (it is now {local_time(now, zone)}): "
-            "give a time from now on"
+            "give a time from now on",
+            code="send.past",
+            at=at,
+            now=now,
         )
 
 
@@ -51,13 +54,17 @@ def check_lists(session: Session, names: Sequence[str]) -> None:
     known = set(session.scalars(select(List.name).where(List.name.in_(names))))
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise NotFound(f"there is no list named {', '.join(map(repr, unknown))}")
+        raise NotFound(
+            f"there is no list named {', '.join(map(repr, unknown))}",
+            code="list.missing",
+            names=", ".join(unknown),
+        )
 
 
 def get_send(session: Session, send_id: int) -> Send:
     send = session.get(Send, send_id)
     if send is None:
-        raise NotFound(f"there is no send with ID {send_id}")
+        raise NotFound(f"there is no send with ID {send_id}", code="send.missing", send=send_id)
     return send
 
 

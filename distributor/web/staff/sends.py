@@ -24,12 +24,13 @@ from distributor.campaigns.status import SendStatus, list_sends, send_status
 from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.issues.store import list_issues
+from distributor.locale import text
 from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
 from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
-from distributor.web.pages import WebDep
+from distributor.web.pages import WebDep, page_language
 from distributor.web.staff.common import (
     PAGE_SIZE,
     WriterDep,
@@ -172,7 +173,9 @@ def _local_time(text: str, web: WebDep) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise DistributorError(f"not a date and time: {text!r}") from None
+        raise DistributorError(
+            f"not a date and time: {text!r}", code="form.not_time", value=text
+        ) from None
     return moment.replace(tzinfo=web.settings.zone) if moment.tzinfo is None else moment
 
 
@@ -233,9 +236,8 @@ def new_send(
                 },
             )
     except (DistributorError, ValueError) as error:
-        message = error.message if isinstance(error, DistributorError) else str(error)
         return _new_form(
-            request, web, user, status=400, error=shown_error(request, message), **values
+            request, web, user, status=400, error=shown_error(request, error), **values
         )
     return see_other(f"{SENDS}/{created.id}")
 
@@ -270,16 +272,23 @@ def _send_page(
 
 
 @router.get(SENDS + "/{send_id}/status.json")
-def send_status_json(send_id: int, web: WebDep, user: StaffDep) -> JSONResponse:
+def send_status_json(
+    request: Request, send_id: int, web: WebDep, user: StaffDep
+) -> JSONResponse:
     with web.transaction() as session:
-        return JSONResponse(progress(send_status(session, send_id), web.settings.zone))
+        shown = progress(send_status(session, send_id), web.settings.zone)
+    # The live page shows the state in its own language.
+    state_text = text(page_language(request), "state." + shown["state"])
+    return JSONResponse({**shown, "state_text": state_text})
 
 
 def _state(value: str | None) -> DeliveryState | None:
     try:
         return DeliveryState(value) if value else None
     except ValueError:
-        raise DistributorError(f"no delivery state {value!r}") from None
+        raise DistributorError(
+            f"no delivery state {value!r}", code="form.no_state", value=value
+        ) from None
 
 
 @router.get(SENDS + "/{send_id}/recipients")
@@ -384,11 +393,12 @@ def send_action(
                 )
                 detail["at"] = when.isoformat()
             else:
-                raise DistributorError(f"no action {action!r} on a send")
+                raise DistributorError(
+                    f"no action {action!r} on a send", code="send.no_action", action=action
+                )
             record_audit(session, user, f"send.{action}", "send", send_id, detail)
     except (DistributorError, ValueError) as error:
-        message = error.message if isinstance(error, DistributorError) else str(error)
         return _send_page(
-            request, send_id, web, user, status=400, error=shown_error(request, message)
+            request, send_id, web, user, status=400, error=shown_error(request, error)
         )
     return see_other(f"{SENDS}/{send_id}")

@@ -47,10 +47,6 @@ IMPORT_MAX_BYTES = 50 * 1024 * 1024
 PROBLEMS_SHOWN = 50
 
 
-def _error_text(error: Exception) -> str:
-    return error.message if isinstance(error, DistributorError) else str(error)
-
-
 def _subscribers_page(
     request: Request,
     web: WebDep,
@@ -112,7 +108,7 @@ def add(
             )
     except DistributorError as error:
         return _subscribers_page(
-            request, web, user, status=400, error=shown_error(request, error.message)
+            request, web, user, status=400, error=shown_error(request, error)
         )
     return see_other(f"{SUBSCRIBERS}/{subscriber_id}")
 
@@ -130,7 +126,11 @@ async def import_csv(
     data = await file.read(IMPORT_MAX_BYTES + 1)
     try:
         if len(data) > IMPORT_MAX_BYTES:
-            raise DistributorError(f"the file is larger than {IMPORT_MAX_BYTES // 2**20} MB")
+            raise DistributorError(
+                f"the file is larger than {IMPORT_MAX_BYTES // 2**20} MB",
+                code="upload.too_large",
+                megabytes=IMPORT_MAX_BYTES // 2**20,
+            )
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / upload_name(file.filename, "upload.csv")
             path.write_bytes(data)
@@ -159,7 +159,7 @@ async def import_csv(
             )
     except DistributorError as error:
         return _subscribers_page(
-            request, web, user, status=400, error=shown_error(request, error.message)
+            request, web, user, status=400, error=shown_error(request, error)
         )
     return _subscribers_page(
         request,
@@ -199,7 +199,11 @@ def export_csv(web: WebDep, user: StaffDep) -> Response:
 def _subscriber(session: Session, subscriber_id: int) -> Subscriber:
     found = session.get(Subscriber, subscriber_id)
     if found is None:
-        raise NotFound(f"there is no subscriber with ID {subscriber_id}")
+        raise NotFound(
+            f"there is no subscriber with ID {subscriber_id}",
+            code="subscriber.missing",
+            subscriber=subscriber_id,
+        )
     return found
 
 
@@ -280,7 +284,7 @@ def edit_subscriber(
             web,
             user,
             status=400,
-            error=shown_error(request, _error_text(error)),
+            error=shown_error(request, error),
         )
     return see_other(f"{SUBSCRIBERS}/{subscriber_id}")
 
@@ -315,7 +319,7 @@ def new_list(
             record_audit(session, user, "list.create", "list", created.id, {"name": name})
     except DistributorError as error:
         return _lists_page(
-            request, web, user, status=400, error=shown_error(request, error.message)
+            request, web, user, status=400, error=shown_error(request, error)
         )
     return see_other("/staff/lists")
 
@@ -377,7 +381,7 @@ def new_schedule(
             )
     except DistributorError as error:
         return _schedules_page(
-            request, web, user, status=400, error=shown_error(request, error.message)
+            request, web, user, status=400, error=shown_error(request, error)
         )
     return see_other("/staff/schedules")
 
@@ -390,6 +394,6 @@ def drop_schedule(request: Request, name: str, web: WebDep, user: WriterDep) -> 
             record_audit(session, user, "schedule.remove", "schedule", name)
     except DistributorError as error:
         return _schedules_page(
-            request, web, user, status=400, error=shown_error(request, error.message)
+            request, web, user, status=400, error=shown_error(request, error)
         )
     return see_other("/staff/schedules")

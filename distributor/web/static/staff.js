@@ -3,14 +3,20 @@
 // a form with [data-count-url] shows how many readers its audience reaches.
 "use strict";
 
+// Numbers as the page's language writes them (1,234), as the server wrote them at first.
+function shown(value) {
+  return typeof value === "number"
+    ? value.toLocaleString(document.documentElement.lang || undefined) : String(value);
+}
+
 function fill(section, data) {
   section.querySelectorAll("[data-field]").forEach(function (el) {
     var value = data[el.getAttribute("data-field")];
     if (value === undefined || value === null) { return; }
-    if (el.tagName === "PROGRESS") { el.value = value; } else { el.textContent = String(value); }
+    if (el.tagName === "PROGRESS") { el.value = value; } else { el.textContent = shown(value); }
   });
   section.querySelectorAll("[data-count]").forEach(function (el) {
-    el.textContent = String((data.counts || {})[el.getAttribute("data-count")] || 0);
+    el.textContent = shown((data.counts || {})[el.getAttribute("data-count")] || 0);
   });
 }
 
