@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from distributor.campaigns.schedule import create_send, schedule_send
+from distributor.campaigns.schedule import create_send, schedule_send, wechat_account_of
 from distributor.campaigns.status import list_sends, send_status
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.hints import hinted
@@ -157,7 +157,7 @@ def create_command(
             rate_limit=rate,
             expires_after=expiry(expires_in) or DEFAULT_EXPIRY,
             tracking=track,
-            wechat_account=wechat_account(app),
+            wechat_account=wechat_account_of(app.settings),
         )
     click.echo(f"Created send ID: {created.id}")
     readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
@@ -185,11 +185,6 @@ def create_command(
         )
 
 
-def wechat_account(app: AppContext) -> str | None:
-    """The WeChat account type whose quota sends are checked against; None without WeChat."""
-    return app.settings.wechat_account_type if app.settings.wechat_app_id else None
-
-
 @send.command("schedule")
 @click.argument("send_id", type=int)
 @click.option("--at", "at", help=AT_HELP + "; default the time it was given (none: now).")
@@ -210,7 +205,7 @@ def schedule_command(
             now=utcnow(),
             zone=zone,
             expires_after=expiry(expires_in),
-            wechat_account=wechat_account(app),
+            wechat_account=wechat_account_of(app.settings),
         )
     click.echo(f"Send {send_id} is scheduled for {local_time(when, zone)}, {WORKER_HINT}.")
 

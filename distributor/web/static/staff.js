@@ -32,6 +32,8 @@ function countAudience(form) {
     params.append("lists", box.value);
   });
   params.append("tags", form.querySelector("input[name=tags]").value);
+  params.append("variant", form.querySelector("select[name=variant]").value);
+  params.append("issue", form.querySelector("[name=issue]").value);
   fetch(form.getAttribute("data-count-url") + "?" + params.toString(),
         { credentials: "same-origin" })
     .then(function (response) { return response.json(); })
