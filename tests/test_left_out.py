@@ -193,7 +193,9 @@ def test_a_draft_or_scheduled_send_changes_until_it_starts(
         audience=Audience(lists=(LIST,), tags=("工会",)), variant=None, at=later, tracking=True
     )
     with transaction(database_url) as session:
-        looked = edit_send(session, draft.id, changes, now=now, zone=ZONE, draft=False, dry_run=True)
+        looked = edit_send(
+            session, draft.id, changes, now=now, zone=ZONE, draft=False, dry_run=True
+        )
     assert looked.readers == 3  # in, wechat (email instead), follower (no WeChat: email)
     with transaction(database_url) as session:
         still = get_send(session, draft.id)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from distributor.campaigns.left_out import ReaderLookup, left_out, look_up_reader
 from distributor.campaigns.schedule import create_send, schedule_send, wechat_account_of
 from distributor.campaigns.status import list_sends, send_status
 from distributor.cli.context import AppContext, pass_app
@@ -375,6 +376,67 @@ def status_command(app: AppContext, send_id: int, as_json: bool, watch: bool) ->
         click.echo(json.dumps(status.to_json(), ensure_ascii=False))
         return
     print_status(app, status)
+
+
+REASONS = {
+    "unsubscribed": "unsubscribed",
+    "bounced": "suppressed: their address bounced",
+    "complained": "suppressed: reported a message as spam",
+    "not_confirmed": "not confirmed",
+    "left_list": "left the send's lists",
+    "not_tagged": "without the send's tags",
+    "not_in_segment": "outside the audience's other conditions",
+    "wechat_only": "chose WeChat only; this send goes by email only",
+    "no_address": "no address on the channels they chose",
+    "joined_later": "joined after the send started",
+    "not_planned_yet": "not planned yet",
+    "not_on_lists": "not on the send's lists",
+    "unknown": "no subscriber has this address",
+}
+
+
+@send.command("left-out")
+@click.argument("send_id", type=int)
+@click.option("--email", help="Say where this address stands with the send, and why.")
+@click.option("--json", "as_json", is_flag=True, help="The same, as one JSON object.")
+@pass_app
+def left_out_command(app: AppContext, send_id: int, email: str | None, as_json: bool) -> None:
+    """Every reader of a send's lists: in it, or left out and why.
+
+    Counts per reason (unsubscribed, suppressed, not confirmed, …); --email looks one up."""
+    wechat = app.settings.wechat_app_id is not None
+    with app.session() as session:
+        counts = left_out(session, send_id, wechat=wechat)
+        found = look_up_reader(session, send_id, email, wechat=wechat) if email else None
+    if as_json:
+        body = {**counts.to_json(), "reader": found.to_json() if found else None}
+        click.echo(json.dumps(body, ensure_ascii=False))
+        return
+    if found is not None:
+        click.echo(_standing_line(app, found))
+        return
+    click.echo(f"Readers of its lists: {counts.list_readers:,}")
+    click.echo(f"In the send:          {counts.in_send:,}")
+    if counts.fell_back:
+        click.echo(f"  of them by email instead of WeChat (cannot be reached there): "
+                   f"{counts.fell_back:,}")
+    for reason, n in counts.reasons.items():
+        click.echo(f"Left out, {REASONS[reason]}: {n:,}")
+
+
+def _standing_line(app: AppContext, found: ReaderLookup) -> str:
+    zone = app.settings.zone
+    if found.standing.value == "in_send":
+        what = f"in this send: {found.state}" if found.state else "will get this send"
+        if found.fell_back:
+            what += " (by email: chose WeChat, cannot be reached there)"
+    else:
+        what = REASONS[found.standing.value]
+    if found.since is not None:
+        what += f" on {local_time(found.since, zone)}"
+    if found.detail:
+        what += f" ({'because ' if found.standing.value != 'in_send' else ''}{found.detail})"
+    return f"{plain(found.address)}: {plain(what)}"
 
 
 @send.command("deliveries")

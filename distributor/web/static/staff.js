@@ -40,7 +40,19 @@ function countAudience(form) {
     .then(function (data) { fill(form, data); });
 }
 
+// a button with [data-copy] copies the value of the field it names (a list's sign-up link).
+function copyField(button) {
+  var field = document.getElementById(button.getAttribute("data-copy"));
+  field.select();
+  if (navigator.clipboard) { navigator.clipboard.writeText(field.value); }
+  else { document.execCommand("copy"); }
+  button.setAttribute("data-copied", "true");
+}
+
 document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    button.addEventListener("click", function () { copyField(button); });
+  });
   document.querySelectorAll("[data-poll]").forEach(function (section) {
     window.setTimeout(function () { poll(section); }, 1000);
   });
