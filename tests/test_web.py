@@ -281,7 +281,12 @@ def test_preferences_are_saved_with_their_csrf_token(site: Site) -> None:
     assert 'value="wechat"' not in page.text and 'value="both"' not in page.text
     refused = site.client.post(
         path,
-        data={"format": "digest", "channel": "wechat", "language": "en", "csrf": csrf_of(page.text)},
+        data={
+            "format": "digest",
+            "channel": "wechat",
+            "language": "en",
+            "csrf": csrf_of(page.text),
+        },
         follow_redirects=False,
     )
     assert refused.status_code == 400
