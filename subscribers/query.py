@@ -141,6 +141,20 @@ def audience_conditions(audience: Audience) -> list[Any]:
     return conditions
 
 
+# Addresses under .invalid (RFC 2606) stand for people known only elsewhere (a WeChat
+# follower's key, distributor.wechat.followers): no message can be delivered there.
+UNDELIVERABLE_DOMAIN = ".invalid"
+
+
+def has_email() -> Any:
+    """The subscriber has an address that mail can reach."""
+    return and_(
+        Subscriber.email.is_not(None),
+        Subscriber.email != "",
+        ~Subscriber.email_key.like(f"%{UNDELIVERABLE_DOMAIN}"),
+    )
+
+
 def fell_back_to_email(*, wechat: bool) -> Any:
     """The reader chose WeChat only but cannot be reached there: they have no follower account
     (no OpenID), or WeChat is not set up (``wechat`` False). They get email instead."""

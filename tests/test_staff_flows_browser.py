@@ -47,6 +47,7 @@ REASONS = {
     "complained": 1,
     "not_confirmed": 1,
     "left_list": 1,
+    "no_address": 1,  # known only as a WeChat follower, and WeChat is not set up
 }
 
 

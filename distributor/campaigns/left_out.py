@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from distributor.errors import NotFound
@@ -144,13 +144,11 @@ def standing_of(send: Send, *, wechat: bool) -> Any:
         tagged = and_(*audience_conditions(Audience(tags=audience.tags)))
         branches.append((~tagged, Standing.NOT_TAGGED.value))
     branches.append((~in_segment, Standing.NOT_IN_SEGMENT.value))
-    no_email = or_(Subscriber.email.is_(None), Subscriber.email == "")
     not_reached = ~and_(*planned_readers(send, wechat=wechat))
-    branches += [
-        (and_(not_reached, Subscriber.channel == ChannelPreference.WECHAT, ~no_email),
-         Standing.WECHAT_ONLY.value),
-        (not_reached, Standing.NO_ADDRESS.value),
-    ]
+    on_wechat = and_(Subscriber.channel == ChannelPreference.WECHAT, Subscriber.openid.is_not(None))
+    if wechat:  # reachable there, but this send goes by email only
+        branches.append((and_(not_reached, on_wechat), Standing.WECHAT_ONLY.value))
+    branches.append((not_reached, Standing.NO_ADDRESS.value))
     otherwise = Standing.IN_SEND
     if _planned(send):
         otherwise = Standing.JOINED_LATER if send.planned_at else Standing.NOT_PLANNED_YET

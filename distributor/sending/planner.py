@@ -24,6 +24,7 @@ from subscribers.query import (
     WECHAT_CHANNELS,
     audience_conditions,
     fell_back_to_email,
+    has_email,
 )
 
 
@@ -42,14 +43,11 @@ def reach_conditions(channel: DeliveryChannel, *, wechat: bool = False) -> list[
     address there, and the choice of it. By email that includes a reader who chose WeChat but
     cannot be reached there (no follower account, or WeChat not set up): they get email instead
     rather than nothing."""
-    email = channel is DeliveryChannel.EMAIL
-    address = Subscriber.email if email else Subscriber.openid
-    chose = (
-        or_(Subscriber.channel.in_(EMAIL_CHANNELS), fell_back_to_email(wechat=wechat))
-        if email
-        else Subscriber.channel.in_(WECHAT_CHANNELS)
-    )
-    return [address.is_not(None), address != "", chose]
+    if channel is DeliveryChannel.EMAIL:
+        chose = or_(Subscriber.channel.in_(EMAIL_CHANNELS), fell_back_to_email(wechat=wechat))
+        return [has_email(), chose]
+    openid = Subscriber.openid
+    return [openid.is_not(None), openid != "", Subscriber.channel.in_(WECHAT_CHANNELS)]
 
 
 def planned_readers(send: Send, *, wechat: bool = False) -> list[Any]:

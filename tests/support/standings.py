@@ -18,6 +18,7 @@ from subscribers.store import (
 )
 
 LIST = "会员快讯"
+FOLLOWER_ONLY = "wx-6f2d6f6e6c79@wechat.invalid"
 TAG = "工会"
 
 # One reader in each state, by address: what each is counted as in a send of one variant to
@@ -32,6 +33,8 @@ EXPECTED = {
     "left@x.cn": Standing.LEFT_LIST,
     "wechat@x.cn": Standing.IN_SEND,  # chose WeChat, no follower account: email instead
     "follower@x.cn": Standing.WECHAT_ONLY,  # a follower: this send goes by email only
+    # Known only as a follower (a synthetic key, no address): nobody to email instead.
+    FOLLOWER_ONLY: Standing.WECHAT_ONLY,
 }
 
 
@@ -62,4 +65,6 @@ def readers_in_each_state(url: str) -> None:
         find_subscriber(session, "wechat@x.cn").channel = ChannelPreference.WECHAT
         follower = find_subscriber(session, "follower@x.cn")
         follower.channel, follower.openid = ChannelPreference.WECHAT, "o-follower"
+        only = find_subscriber(session, FOLLOWER_ONLY)
+        only.channel, only.openid = ChannelPreference.WECHAT, "o-only"
         add_subscriber(session, "elsewhere@x.cn", lists=["其他"])
