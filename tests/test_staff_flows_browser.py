@@ -18,7 +18,6 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from distributor.cli import main
-from distributor.cli.render_commands import CHROMIUM, CHROMIUM_ARGS
 from distributor.db import transaction
 from distributor.devservers.ports import free_port
 from distributor.sending.models import Delivery, Send
@@ -29,6 +28,7 @@ from distributor.web.security import MemoryRateLimiter
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.store import find_subscriber, get_list
 from tests.support.api import api_token, bearer
+from tests.support.browser import launched_chromium
 from tests.support.sending import import_sample
 from tests.support.staff import PASSWORD, add_staff
 from tests.support.standings import LIST, TAG, readers_in_each_state
@@ -53,13 +53,7 @@ REASONS = {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    yield from launched_chromium()
 
 
 def sign_in(page: Page, base: str, name: str) -> None:

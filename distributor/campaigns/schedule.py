@@ -40,47 +40,7 @@ class NewSend:
     state: str
     scheduled_at: datetime | None  # None: a draft without a time yet
     readers: int  # reachable when it was created; the audience is frozen when it starts
-
-
-def new_send(
-    session: Session,
-    *,
-    issue_id: int,
-    audience: Audience,
-    variant: Variant | None,
-    at: datetime | None,
-    now: datetime,
-    zone: ZoneInfo,
-    draft: bool = False,
-    expires_after: timedelta = DEFAULT_EXPIRY,
-    rate_limit: float | None = None,
-    allow_empty: bool = False,
-    tracking: bool = False,
-    wechat_account: str | None = None,
-) -> tuple[Send, Reach]:
-    """The send :func:`create_send` would make, checked, and whom it reaches; nothing saved:
-    what staff confirm before it is made."""
-    send = Send(
-        issue_id=issue_id,
-        audience=audience,
-        variant=variant,
-        channel=DeliveryChannel.EMAIL,
-        is_test=False,
-        rate_limit=rate_limit,
-        tracking=tracking,
-    )
-    reach = _checked(
-        session,
-        send,
-        at=at,
-        now=now,
-        zone=zone,
-        draft=draft,
-        expires_after=expires_after,
-        allow_empty=allow_empty,
-        wechat_account=wechat_account,
-    )
-    return send, reach
+    reach: Reach  # those readers per channel and format, and who got the issue already
 
 
 def _checked(
@@ -141,31 +101,39 @@ def create_send(
     allow_empty: bool = False,
     tracking: bool = False,
     wechat_account: str | None = None,
+    dry_run: bool = False,
 ) -> NewSend:
     """A send scheduled for ``at`` (None: now), or a draft (None: no time yet). Its audience is
     frozen when it starts; not started within ``expires_after`` of its time (workers down), it
     expires instead of going late. ``zone`` is the one staff read times in; ``tracking``: its
     HTML reports opens and clicks (off unless asked for: readers are not followed by default).
     ``wechat_account`` (the account type, when WeChat is set up): a send to WeChat readers that
-    would break its mass-send quota is refused here rather than at WeChat."""
-    send, reach = new_send(
-        session,
+    would break its mass-send quota is refused here rather than at WeChat. ``dry_run``: every
+    check made and its readers counted, nothing saved (what staff confirm; its id is 0)."""
+    send = Send(
         issue_id=issue_id,
         audience=audience,
         variant=variant,
+        channel=DeliveryChannel.EMAIL,
+        is_test=False,
+        rate_limit=rate_limit,
+        tracking=tracking,
+    )
+    reach = _checked(
+        session,
+        send,
         at=at,
         now=now,
         zone=zone,
         draft=draft,
         expires_after=expires_after,
-        rate_limit=rate_limit,
         allow_empty=allow_empty,
-        tracking=tracking,
         wechat_account=wechat_account,
     )
-    session.add(send)
-    session.flush()
-    return NewSend(send.id, send.state.value, send.scheduled_at, reach.readers)
+    if not dry_run:
+        session.add(send)
+        session.flush()
+    return NewSend(send.id or 0, send.state.value, send.scheduled_at, reach.readers, reach)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -26,7 +27,6 @@ from distributor.campaigns.schedule import (
     audience_reach,
     create_send,
     edit_send,
-    new_send,
     wechat_account_of,
 )
 from distributor.campaigns.status import SendStatus, list_sends, send_status
@@ -220,60 +220,60 @@ def _local_time(text: str, web: WebDep) -> datetime | None:
     return moment.replace(tzinfo=web.settings.zone) if moment.tzinfo is None else moment
 
 
-def _changes(
-    web: WebDep,
-    *,
-    lists: list[str],
-    tags: str,
-    variant: str,
-    at: str,
-    rate: str,
-    expiry_hours: str,
-    track: str,
-) -> SendChanges:
-    """The form's fields, read (a ValueError or DistributorError says which is wrong)."""
-    return SendChanges(
-        audience=audience_of(lists, tags),
-        variant=_variant(variant),
-        at=_local_time(at, web),
-        rate_limit=float(rate) if rate.strip() else None,
-        expires_after=(
-            timedelta(hours=float(expiry_hours)) if expiry_hours.strip() else DEFAULT_EXPIRY
-        ),
-        tracking=bool(track),
-    )
+@dataclass(frozen=True)
+class SendForm:
+    """The fields of the create and edit forms, as posted (their confirmation posts them again,
+    with ``confirmed``)."""
+
+    lists: list[str]
+    tags: str
+    variant: str
+    at: str
+    rate: str
+    expiry_hours: str
+    track: str
+    action: str
+    confirmed: str
+
+    @property
+    def draft(self) -> bool:
+        return self.action == "draft"
+
+    @property
+    def to_confirm(self) -> bool:
+        """Mail would leave: the first POST only sums it up."""
+        return not self.draft and not self.confirmed
+
+    def values(self) -> dict[str, Any]:
+        """What the form (and the confirmation's hidden fields) show again."""
+        return {
+            "lists": self.lists,
+            "tags": self.tags,
+            "variant": self.variant,
+            "at": self.at,
+            "rate": self.rate,
+            "expiry_hours": self.expiry_hours,
+            "track": self.track,
+        }
+
+    def changes(self, web: WebDep) -> SendChanges:
+        """The fields, read (a ValueError or DistributorError says which is wrong)."""
+        return SendChanges(
+            audience=audience_of(self.lists, self.tags),
+            variant=_variant(self.variant),
+            at=_local_time(self.at, web),
+            rate_limit=float(self.rate) if self.rate.strip() else None,
+            expires_after=(
+                timedelta(hours=float(self.expiry_hours))
+                if self.expiry_hours.strip()
+                else DEFAULT_EXPIRY
+            ),
+            tracking=bool(self.track),
+        )
 
 
-def _summary(
-    web: WebDep, reach: Reach, *, issue: Any, changes: SendChanges, draft: bool
-) -> dict[str, Any]:
-    """What the confirmation page shows: the same figures the send is made with."""
-    zone = web.settings.zone
-    return {
-        "issue": issue,
-        "audience_text": changes.audience.describe(),
-        "lists": changes.audience.lists,
-        "tags": changes.audience.tags,
-        "variant": PREFERENCE if changes.variant is None else changes.variant.value,
-        "reach": reach,
-        "at_local": when(changes.at, zone) if changes.at else None,
-        "draft": draft,
-        "tracking": changes.tracking,
-        "rate": changes.rate_limit,
-        "expiry_hours": round(changes.expires_after.total_seconds() / 3600, 2),
-    }
-
-
-FormList = Annotated[list[str], Form()]
-
-
-@router.post(SENDS + "/new")
-def new_send_post(
-    request: Request,
-    web: WebDep,
-    user: WriterDep,
-    issue: Annotated[int, Form()],
-    lists: FormList = [],  # noqa: B006 - FastAPI copies it
+def send_form(
+    lists: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies it
     tags: Annotated[str, Form(max_length=2000)] = "",
     variant: Annotated[str, Form()] = PREFERENCE,
     at: Annotated[str, Form(max_length=40)] = "",
@@ -282,66 +282,56 @@ def new_send_post(
     track: Annotated[str, Form(max_length=5)] = "",
     action: Annotated[str, Form()] = "schedule",
     confirmed: Annotated[str, Form(max_length=5)] = "",
+) -> SendForm:
+    return SendForm(lists, tags, variant, at, rate, expiry_hours, track, action, confirmed)
+
+
+SendFormDep = Annotated[SendForm, Depends(send_form)]
+
+
+@router.post(SENDS + "/new")
+def new_send_post(
+    request: Request,
+    web: WebDep,
+    user: WriterDep,
+    issue: Annotated[int, Form()],
+    form: SendFormDep,
 ) -> Response:
     """Save a draft at once (nothing leaves); a send to go out is summed up for a confirmation
     first, and made only by the confirmation's own POST."""
-    values: dict[str, Any] = {
-        "issue": str(issue),
-        "lists": lists,
-        "tags": tags,
-        "variant": variant,
-        "at": at,
-        "rate": rate,
-        "expiry_hours": expiry_hours,
-        "track": track,
-    }
-    draft = action == "draft"
-    if action == "back":
+    values = {"issue": str(issue), **form.values()}
+    if form.action == "back":
         return _new_form(request, web, user, **values)
     try:
-        changes = _changes(web, **{k: v for k, v in values.items() if k != "issue"})
-        arguments: dict[str, Any] = {
-            "issue_id": issue,
-            "audience": changes.audience,
-            "variant": changes.variant,
-            "at": changes.at,
-            "now": utcnow(),
-            "zone": web.settings.zone,
-            "draft": draft,
-            "expires_after": changes.expires_after,
-            "rate_limit": changes.rate_limit,
-            "tracking": changes.tracking,
-            "wechat_account": wechat_account_of(web.settings),
-        }
+        changes = form.changes(web)
         with web.transaction() as session:
-            if not draft and not confirmed:
-                _, reach = new_send(session, **arguments)
-                shown = next(i for i in list_issues(session) if i.id == issue)
-                return staff_page(
-                    request,
-                    "send_confirm.html",
-                    user,
-                    kind="create",
-                    post_to=f"{SENDS}/new",
-                    hidden=values,
-                    summary=_summary(web, reach, issue=shown, changes=changes, draft=False),
+            created = create_send(
+                session,
+                issue_id=issue,
+                audience=changes.audience,
+                variant=changes.variant,
+                at=changes.at,
+                now=utcnow(),
+                zone=web.settings.zone,
+                draft=form.draft,
+                expires_after=changes.expires_after,
+                rate_limit=changes.rate_limit,
+                tracking=changes.tracking,
+                wechat_account=wechat_account_of(web.settings),
+                dry_run=form.to_confirm,
+            )
+            if form.to_confirm:
+                return _confirmation(
+                    request, session, web, user, f"{SENDS}/new", values, created.reach, changes,
+                    issue_id=issue,
                 )
-            created = create_send(session, **arguments)
             record_audit(
                 session,
                 user,
                 "send.create",
                 "send",
                 created.id,
-                {
-                    "issue": issue,
-                    "lists": lists,
-                    "tags": tags,
-                    "variant": variant,
-                    "state": created.state,
-                    "readers": created.readers,
-                    "tracking": changes.tracking,
-                },
+                {**values, "state": created.state, "readers": created.readers},
             )
     except (DistributorError, ValueError) as error:
         message = error.message if isinstance(error, DistributorError) else str(error)
@@ -349,6 +339,44 @@ def new_send_post(
             request, web, user, status=400, error=shown_error(request, message), **values
         )
     return see_other(f"{SENDS}/{created.id}")
+
+
+def _confirmation(
+    request: Request,
+    session: Session,
+    web: WebDep,
+    user: StaffUser,
+    post_to: str,
+    values: dict[str, Any],
+    reach: Reach,
+    changes: SendChanges,
+    *,
+    issue_id: int,
+    send: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    """The summary of a send about to be made or scheduled, with the button that does it."""
+    issue = next(i for i in list_issues(session) if i.id == issue_id)
+    zone = web.settings.zone
+    return staff_page(
+        request,
+        "send_confirm.html",
+        user,
+        kind="create" if send is None else "schedule",
+        post_to=post_to,
+        hidden=values,
+        send=send,
+        summary={
+            "issue": issue,
+            "lists": changes.audience.lists,
+            "tags": changes.audience.tags,
+            "variant": PREFERENCE if changes.variant is None else changes.variant.value,
+            "reach": reach,
+            "at_local": when(changes.at, zone) if changes.at else None,
+            "tracking": changes.tracking,
+            "rate": changes.rate_limit,
+            "expiry_hours": round(changes.expires_after.total_seconds() / 3600, 2),
+        },
+    )
 
 
 def _edit_values(web: WebDep, send_id: int) -> dict[str, Any]:
@@ -385,41 +413,19 @@ def edit_form(request: Request, send_id: int, web: WebDep, user: StaffDep) -> HT
 
 @router.post(SENDS + "/{send_id}/edit")
 def edit_post(
-    request: Request,
-    send_id: int,
-    web: WebDep,
-    user: WriterDep,
-    lists: FormList = [],  # noqa: B006 - FastAPI copies it
-    tags: Annotated[str, Form(max_length=2000)] = "",
-    variant: Annotated[str, Form()] = PREFERENCE,
-    at: Annotated[str, Form(max_length=40)] = "",
-    rate: Annotated[str, Form(max_length=20)] = "",
-    expiry_hours: Annotated[str, Form(max_length=10)] = "",
-    track: Annotated[str, Form(max_length=5)] = "",
-    action: Annotated[str, Form()] = "schedule",
-    confirmed: Annotated[str, Form(max_length=5)] = "",
+    request: Request, send_id: int, web: WebDep, user: WriterDep, form: SendFormDep
 ) -> Response:
     """Keep it a draft (at once), or schedule it: a time is required, and the change is summed
     up for a confirmation first."""
-    values: dict[str, Any] = {
-        "lists": lists,
-        "tags": tags,
-        "variant": variant,
-        "at": at,
-        "rate": rate,
-        "expiry_hours": expiry_hours,
-        "track": track,
-    }
-    draft = action == "draft"
+    values = form.values()
     with web.transaction() as session:
         shown = progress(send_status(session, send_id), web.settings.zone)
-    issue_value = str(shown["issue_id"])
-    if action == "back":
-        return _new_form(request, web, user, editing=shown, issue=issue_value, **values)
+    if form.action == "back":
+        return _new_form(request, web, user, editing=shown, issue=str(shown["issue_id"]), **values)
     try:
-        if not draft and not at.strip():
+        if not form.draft and not form.at.strip():
             raise DistributorError("give the time it is to go out")
-        changes = _changes(web, **values)
+        changes = form.changes(web)
         with web.transaction() as session:
             reach = edit_send(
                 session,
@@ -427,30 +433,18 @@ def edit_post(
                 changes,
                 now=utcnow(),
                 zone=web.settings.zone,
-                draft=draft,
+                draft=form.draft,
                 wechat_account=wechat_account_of(web.settings),
-                dry_run=not draft and not confirmed,
+                dry_run=form.to_confirm,
             )
-            if not draft and not confirmed:
-                issue = next(i for i in list_issues(session) if i.id == shown["issue_id"])
-                return staff_page(
-                    request,
-                    "send_confirm.html",
-                    user,
-                    kind="schedule",
-                    send=shown,
-                    post_to=f"{SENDS}/{send_id}/edit",
-                    hidden=values,
-                    summary=_summary(web, reach, issue=issue, changes=changes, draft=False),
+            if form.to_confirm:
+                return _confirmation(
+                    request, session, web, user, f"{SENDS}/{send_id}/edit", values, reach,
+                    changes, issue_id=shown["issue_id"], send=shown,
                 )
-            record_audit(
-                session,
-                user,
-                "send.edit" if draft else "send.schedule",
-                "send",
-                send_id,
-                {**values, "readers": reach.readers},
-            )
+            action = "send.edit" if form.draft else "send.schedule"
+            detail = {**values, "readers": reach.readers}
+            record_audit(session, user, action, "send", send_id, detail)
     except (DistributorError, ValueError) as error:
         message = error.message if isinstance(error, DistributorError) else str(error)
         return _new_form(
@@ -460,7 +454,7 @@ def edit_post(
             status=400,
             editing=shown,
             error=shown_error(request, message),
-            issue=issue_value,
+            issue=str(shown["issue_id"]),
             **values,
         )
     return see_other(f"{SENDS}/{send_id}")

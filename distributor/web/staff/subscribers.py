@@ -270,37 +270,25 @@ def edit_subscriber(
     channel: Annotated[str, Form()] = ChannelPreference.EMAIL.value,
     format: Annotated[str, Form()] = Variant.FULL.value,
 ) -> Response:
-    try:
-        with web.transaction() as session:
-            subscriber = _subscriber(session, subscriber_id)
-            before = {
-                "email": subscriber.email,
-                "name": subscriber.name,
-                "channel": subscriber.channel.value,
-                "format": subscriber.format.value,
-            }
-            if email.strip() != subscriber.email:
-                change_address(session, subscriber.email, email)
-            subscriber.name = name.strip()
-            set_preferences(subscriber, channel=ChannelPreference(channel), format=Variant(format))
-            after = {
-                "email": subscriber.email,
-                "name": subscriber.name,
-                "channel": subscriber.channel.value,
-                "format": subscriber.format.value,
-            }
-            changed = {key: after[key] for key in after if after[key] != before[key]}
-            record_audit(session, user, "subscriber.edit", "subscriber", subscriber_id, changed)
-    except (DistributorError, ValueError) as error:
-        return _subscriber_page(
-            request,
-            subscriber_id,
-            web,
-            user,
-            status=400,
-            error=shown_error(request, _error_text(error)),
-        )
-    return see_other(f"{SUBSCRIBERS}/{subscriber_id}")
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        before = _fields(subscriber)
+        if email.strip() != subscriber.email:
+            change_address(session, subscriber.email, email)
+        subscriber.name = name.strip()
+        set_preferences(subscriber, channel=ChannelPreference(channel), format=Variant(format))
+        after = _fields(subscriber)
+        return {key: after[key] for key in after if after[key] != before[key]}
+
+    return _care(request, web, user, subscriber_id, "edit", act)
+
+
+def _fields(subscriber: Subscriber) -> dict[str, str]:
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "channel": subscriber.channel.value,
+        "format": subscriber.format.value,
+    }
 
 
 def _care(
