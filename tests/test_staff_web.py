@@ -30,6 +30,8 @@ STAFF_PAGES = [
     "/staff/sends/1/recipients",
     "/staff/sends/1/deliveries.csv",
     "/staff/sends/1/status.json",
+    "/staff/sends/1/left-out",
+    "/staff/sends/1/edit",
     "/staff/audience-count",
     "/staff/issues",
     "/staff/issues/1",

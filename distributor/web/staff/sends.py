@@ -197,7 +197,7 @@ def audience_count(
     with web.transaction() as session:
         reach = audience_reach(
             session,
-            issue_id=int(issue) if issue.isdigit() else None,
+            issue_id=int(issue) if issue.isdecimal() else None,
             audience=audience,
             variant=_variant(variant),
             wechat_account=wechat_account_of(web.settings),
@@ -206,7 +206,12 @@ def audience_count(
 
 
 def _variant(text: str) -> Variant | None:
-    return None if text == PREFERENCE else Variant(text)
+    if text == PREFERENCE:
+        return None
+    try:
+        return Variant(text)
+    except ValueError:
+        raise DistributorError(f"no variant {text[:40]!r}") from None
 
 
 def _local_time(text: str, web: WebDep) -> datetime | None:
