@@ -3,6 +3,7 @@ security around them (sessions, CSRF, roles, escaping)."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -247,6 +248,20 @@ def test_a_send_goes_out_only_from_its_confirmation(
     # The same issue to the same readers again: the confirmation says so.
     again = client.post("/staff/sends/new?lang=en", data=fields)
     assert 'id="confirm-already"' in again.text and "#1" in again.text
+    # In Chinese, every word of the new pages has its translation (no message id shows).
+    chinese = [
+        client.post("/staff/sends/new?lang=zh-CN", data=fields).text,
+        client.get("/staff/sends/1?lang=zh-CN").text,
+        client.get("/staff/sends/1/left-out?lang=zh-CN&who=reader00001@example.org").text,
+        client.get("/staff/sends/1/edit?lang=zh-CN").text,
+        client.post("/staff/sends/1/cancel?lang=zh-CN", data={"csrf": csrf}).text,
+        client.get("/staff/subscribers/1?lang=zh-CN").text,
+        client.get("/staff/lists?lang=zh-CN").text,
+    ]
+    for html in chinese:
+        assert "确认" in html or "未包含" in html or "列表" in html
+        untranslated = re.findall(r"\bstaff\.[a-z_]+\.[a-z_.]+", html)  # staff.css is a file
+        assert not untranslated, untranslated
 
 
 def test_a_bad_send_form_shows_the_services_message(
