@@ -9,7 +9,13 @@ from zoneinfo import ZoneInfo
 import click
 
 from distributor.campaigns.left_out import ReaderLookup, left_out, look_up_reader
-from distributor.campaigns.schedule import create_send, schedule_send, wechat_account_of
+from distributor.campaigns.schedule import (
+    SendChanges,
+    create_send,
+    edit_send,
+    schedule_send,
+    wechat_account_of,
+)
 from distributor.campaigns.status import list_sends, send_status
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.hints import hinted
@@ -30,9 +36,9 @@ from distributor.sending.lifecycle import (
     retry_failed,
 )
 from distributor.sending.models import BY_PREFERENCE
-from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries, local_time
+from distributor.sending.queries import DEFAULT_EXPIRY, get_send, list_deliveries, local_time
 from distributor.sending.test_sends import create_test_send
-from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, Variant
+from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
 from subscribers.query import Audience
 
 EMAIL_VARIANT_NAMES = [variant.value for variant in EMAIL_VARIANTS]
@@ -209,6 +215,70 @@ def schedule_command(
             wechat_account=wechat_account_of(app.settings),
         )
     click.echo(f"Send {send_id} is scheduled for {local_time(when, zone)}, {WORKER_HINT}.")
+
+
+@send.command("edit")
+@click.argument("send_id", type=int)
+@click.option("--list", "lists", multiple=True, help="Its lists instead; repeatable.")
+@click.option("--tag", "tags", multiple=True, help="Its tags instead; repeatable.")
+@click.option("--no-tags", is_flag=True, help="No tag condition any more.")
+@click.option("--variant", type=click.Choice(VARIANTS), help="Its variant instead.")
+@click.option("--at", "at", help=AT_HELP + "; default the time it has.")
+@click.option("--draft", is_flag=True, help="Make (or keep) it a draft: it does not go out.")
+@EXPIRES_IN
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Messages per second.")
+@click.option("--track/--no-track", default=None, help="Count opens and clicks, or stop.")
+@pass_app
+def edit_command(
+    app: AppContext,
+    send_id: int,
+    lists: tuple[str, ...],
+    tags: tuple[str, ...],
+    no_tags: bool,
+    variant: str | None,
+    at: str | None,
+    draft: bool,
+    expires_in: float | None,
+    rate: float | None,
+    track: bool | None,
+) -> None:
+    """Change a draft or a scheduled send that has not started.
+
+    What is not given stays as it is; it is checked as a new send is, and prints its readers."""
+    zone = app.settings.zone
+    with app.session() as session:
+        current = get_send(session, send_id)
+        keep_expiry = (
+            current.expires_at - current.scheduled_at
+            if current.expires_at is not None and current.scheduled_at is not None
+            else DEFAULT_EXPIRY
+        )
+        changes = SendChanges(
+            audience=Audience(
+                lists=lists or current.audience.lists,
+                tags=() if no_tags else (tags or current.audience.tags),
+            ),
+            variant=current.variant
+            if variant is None
+            else None if variant == BY_PREFERENCE else Variant(variant),
+            at=parse_when(at, zone) if at else current.scheduled_at,
+            rate_limit=rate if rate is not None else current.rate_limit,
+            expires_after=expiry(expires_in) or keep_expiry,
+            tracking=current.tracking if track is None else track,
+        )
+        reach = edit_send(
+            session,
+            send_id,
+            changes,
+            now=utcnow(),
+            zone=zone,
+            draft=draft or current.state is SendState.DRAFT,
+            wechat_account=wechat_account_of(app.settings),
+        )
+        state, when = current.state.value, current.scheduled_at
+    readers = f"{reach.readers:,} reader{'s' if reach.readers != 1 else ''}"
+    moment = local_time(when, zone) if when is not None else "no time yet"
+    click.echo(f"Send {send_id} changed: {state}, to {readers}, {moment}.")
 
 
 @send.command("test")
