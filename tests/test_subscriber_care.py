@@ -9,10 +9,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from distributor.campaigns.erasure import erase_subscriber
 from distributor.campaigns.schedule import create_send
+from distributor.cli import main
 from distributor.db import session_factory, transaction, utcnow
 from distributor.errors import DistributorError
 from distributor.sending.lifecycle import start_due_sends
@@ -132,3 +134,32 @@ def test_an_erased_person_is_gone_and_their_send_still_counts(
         details = session.scalars(select(DeliveryAttempt.detail)).all()
         assert not [d for d in details if d and "wang@qq.com" in d]
         assert [e.detail for e in audit_of(session, "subscriber", wang_id)] == [{}]
+
+
+def test_the_cli_erases_only_with_a_note_and_a_yes(database_url: str) -> None:
+    with transaction(database_url) as session:
+        create_list(session, "会员快讯")
+        person_id = add_subscriber(session, "zhao@qq.com", lists=["会员快讯"]).subscriber.id
+    env = {"DATABASE_URL": database_url}
+
+    def erase(*args: str, answer: str | None = None) -> str:
+        result = CliRunner().invoke(main, ["subscribers", "erase", "zhao@qq.com", *args],
+                                    env=env, input=answer)
+        return result.output
+
+    assert "a note is required" in erase("--note", " ", "--yes")
+    assert "Aborted" in erase("--note", "by phone", answer="n\n")
+    with transaction(database_url) as session:
+        assert session.get(Subscriber, person_id) is not None
+    assert erase("--note", "by phone", answer="y\n").endswith(
+        f"Erased subscriber ID {person_id}: 0 of their deliveries stay, counted, without their "
+        "address or name.\n"
+    )
+    with transaction(database_url) as session:
+        assert session.get(Subscriber, person_id) is None
+        [entry] = audit_of(session, "subscriber", person_id)
+        assert (entry.actor, entry.action, entry.detail) == (
+            "cli",
+            "subscriber.erase",
+            {"note": "by phone", "deliveries": 0},
+        )
