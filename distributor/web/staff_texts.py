@@ -192,7 +192,7 @@ STAFF_TEXTS: dict[str, dict[str, str]] = {
         "staff.leftout.in_send": "在这次发送中：{state}",
         "staff.leftout.will_get": "将收到这次发送",
         "staff.leftout.fell_back_one": "选择了微信但无法送达，改发电子邮件",
-        "staff.leftout.since": "时间 {when}",
+        "staff.leftout.since": "于 {when}",
         "staff.leftout.because": "原因：{reason}",
         "staff.leftout.counts": "各原因的人数",
         "staff.leftout.list_readers": "列表中的读者",
