@@ -211,6 +211,8 @@ def test_an_editor_creates_a_send_and_acts_on_it_with_an_audit_trail(
     done = client.post(f"/staff/sends/{send_id}/cancel", data={"csrf": csrf, "confirmed": "yes"})
     assert done.status_code == 303
     assert client.get(f"/staff/sends/{send_id}/status.json").json()["state"] == "cancelled"
+    twice = client.post(f"/staff/sends/{send_id}/cancel?lang=en", data={"csrf": csrf})
+    assert twice.status_code == 400 and "is cancelled: it cannot be cancelled" in twice.text
     reopen = client.post(f"/staff/sends/{send_id}/reopen", data={"csrf": csrf})
     assert reopen.status_code == 200 and 'id="confirm"' in reopen.text
     client.post(f"/staff/sends/{send_id}/reopen", data={"csrf": csrf, "confirmed": "yes"})

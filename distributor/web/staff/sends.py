@@ -630,7 +630,8 @@ def _confirm_action(
     """What cancelling (or reopening) would do to this send, and the button that does it."""
     shown = progress(send_status(session, send_id), web.settings.zone)
     if action not in ACTIONS.get(SendState(shown["state"]), ()):
-        raise DistributorError(f"send {send_id} is {shown['state']}: it cannot be {action}ed")
+        done = {"cancel": "cancelled", "reopen": "reopened"}[action]
+        raise DistributorError(f"send {send_id} is {shown['state']}: it cannot be {done}")
     counts = shown["counts"]
     waiting = sum(counts.get(state.value, 0) for state in WAITING_DELIVERY_STATES)
     reach = None
