@@ -68,6 +68,8 @@ class ListSummary:
     active: int
     pending: int
     unsubscribed: int
+    id: int = 0
+    public: bool = False  # anyone may sign up on its page
 
 
 # --- subscribers ---------------------------------------------------------------------------------
@@ -544,6 +546,8 @@ def list_summaries(session: Session, name: str | None = None) -> list[ListSummar
             active=counts.get(found.id, {}).get(SubscriptionStatus.ACTIVE, 0),
             pending=counts.get(found.id, {}).get(SubscriptionStatus.PENDING, 0),
             unsubscribed=counts.get(found.id, {}).get(SubscriptionStatus.UNSUBSCRIBED, 0),
+            id=found.id,
+            public=found.public,
         )
         for found in found_lists
     ]

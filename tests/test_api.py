@@ -140,7 +140,12 @@ def test_a_send_is_created_scheduled_and_controlled(api: Api, sample_issue_path:
     issue_id = import_sample(url, sample_issue_path)
     make_audience(url, "会员快讯", 12)
     count = client.get("/api/v1/audience", params={"list": "会员快讯"}, headers=api.viewer)
-    assert count.json() == {"readers": 12}
+    assert count.json() == {
+        "readers": 12,
+        "channels": {"email": 12},
+        "formats": {"full": 12},
+        "fell_back_to_email": 0,
+    }
     unknown = client.get("/api/v1/audience", params={"list": "nope"}, headers=api.viewer)
     assert unknown.status_code == 404
     assert error_of(unknown)["message"] == "there is no list named 'nope'"

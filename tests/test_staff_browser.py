@@ -134,6 +134,8 @@ def test_an_editor_imports_previews_tests_sends_and_retries(
             expect(page.locator("#audience-count")).to_have_text(f"{READERS:,}")
             page.select_option("select[name=variant]", "full")
             page.click("#schedule")
+            expect(page.locator("#confirm-readers")).to_have_text(str(READERS))
+            page.click("#confirm")
             expect(page).to_have_url(re.compile(r"/staff/sends/\d+$"))
             send_path = page.url.removeprefix(base)  # the test send was the first one
 

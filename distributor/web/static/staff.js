@@ -38,13 +38,27 @@ function countAudience(form) {
     params.append("lists", box.value);
   });
   params.append("tags", form.querySelector("input[name=tags]").value);
+  params.append("variant", form.querySelector("select[name=variant]").value);
+  params.append("issue", form.querySelector("[name=issue]").value);
   fetch(form.getAttribute("data-count-url") + "?" + params.toString(),
         { credentials: "same-origin" })
     .then(function (response) { return response.json(); })
     .then(function (data) { fill(form, data); });
 }
 
+// a button with [data-copy] copies the value of the field it names (a list's sign-up link).
+function copyField(button) {
+  var field = document.getElementById(button.getAttribute("data-copy"));
+  field.select();
+  if (navigator.clipboard) { navigator.clipboard.writeText(field.value); }
+  else { document.execCommand("copy"); }
+  button.setAttribute("data-copied", "true");
+}
+
 document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    button.addEventListener("click", function () { copyField(button); });
+  });
   document.querySelectorAll("[data-poll]").forEach(function (section) {
     window.setTimeout(function () { poll(section); }, 1000);
   });
