@@ -27,10 +27,11 @@ from subscribers.store import StatusChange, get_list, log_status_changes, unsubs
 from subscribers.text import shorten
 
 
-def _note(note: str) -> str:
+def required_note(note: str) -> str:
+    """What staff write of why they changed a reader (who asked, how): kept in the history."""
     text = note.strip()
     if not text:
-        raise DistributorError("a note is required: who asked for it, and how")
+        raise DistributorError("a note is required: who asked for it, and how", code="care.note")
     return text
 
 
@@ -39,7 +40,7 @@ def unsubscribe_at_request(
 ) -> None:
     """The person asked staff to stop (by phone, in person): unsubscribed from everything, the
     note logged."""
-    text = _note(note)
+    text = required_note(note)
     if subscriber.status is SubscriberStatus.UNSUBSCRIBED:
         raise DistributorError(f"{shorten(subscriber.email)} is unsubscribed already")
     old = subscriber.status
@@ -59,7 +60,7 @@ def resubscribe_at_request(
 ) -> None:
     """The person who unsubscribed asked staff to send again: active on ``lists``, their consent
     (the note) recorded. A bounce or complaint is lifted with the suppression tools instead."""
-    text = _note(note)
+    text = required_note(note)
     if subscriber.status is not SubscriberStatus.UNSUBSCRIBED:
         raise DistributorError(
             f"{shorten(subscriber.email)} is {subscriber.status.value}, not unsubscribed"

@@ -105,6 +105,8 @@ def new_send(page: Page, base: str, *, action: str = "schedule", at: str = "") -
     if at:
         page.fill("input[name=at]", at)
     page.click(f"button[name=action][value={action}]")
+    if action == "schedule":  # what leaves is confirmed first
+        page.click("#confirm")
     expect(page).to_have_url(re.compile(r"/staff/sends/\d+$"))
     return int(page.url.rsplit("/", 1)[1])
 

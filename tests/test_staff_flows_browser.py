@@ -214,11 +214,11 @@ def test_nothing_leaves_without_its_confirmation_and_every_reader_is_accounted_f
         assert state_of(sqlite_url, made.id) == "scheduled"
         page.click("#action-cancel")
         page.click("#confirm")
-        expect(page.locator("section.live [data-field=state]")).to_have_text("cancelled")
+        expect(page.locator("section.live [data-field=state_text]")).to_have_text("cancelled")
         page.click("#action-reopen")
         assert state_of(sqlite_url, made.id) == "cancelled"
         page.click("#confirm")
-        expect(page.locator("section.live [data-field=state]")).to_have_text("draft")
+        expect(page.locator("section.live [data-field=state_text]")).to_have_text("draft")
 
         # A draft is scheduled from its edit page: the time is asked for, then confirmed.
         page.click("#action-edit")
@@ -232,7 +232,7 @@ def test_nothing_leaves_without_its_confirmation_and_every_reader_is_accounted_f
         expect(page.locator("#confirm-tracking")).to_have_text("on")
         assert state_of(sqlite_url, made.id) == "draft"
         page.click("#confirm")
-        expect(page.locator("section.live [data-field=state]")).to_have_text("scheduled")
+        expect(page.locator("section.live [data-field=state_text]")).to_have_text("scheduled")
         [changed, _] = sends(sqlite_url)
         assert changed.tracking and changed.scheduled_at is not None
         assert changed.scheduled_at.isoformat().startswith("2099-04-01T02:30")  # 10:30 +08:00

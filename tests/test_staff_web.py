@@ -227,7 +227,7 @@ def test_an_editor_creates_a_send_and_acts_on_it_with_an_audit_trail(
         ("editor", "send.schedule"),
         ("editor", "send.create"),
     ]
-    assert "把发送排期到" in client.get(f"/staff/sends/{send_id}").text
+    assert "scheduled the send for" in client.get(f"/staff/sends/{send_id}").text
 
 
 def test_a_send_goes_out_only_from_its_confirmation(

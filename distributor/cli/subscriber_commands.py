@@ -15,9 +15,10 @@ from rich.table import Table
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.terminal import plain, rich_text
 from distributor.db import get_engine
-from distributor.errors import DistributorError, UnknownList
+from distributor.errors import UnknownList
 from distributor.private_files import open_private
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
+from subscribers.care import required_note
 from subscribers.csvfile import ProblemLog
 from subscribers.export import export_subscribers
 from subscribers.importer import ImportReport, import_subscribers
@@ -320,8 +321,7 @@ def erase_command(app: AppContext, email: str, note: str, yes: bool) -> None:
     from distributor.campaigns.erasure import erase_subscriber
     from distributor.staff.audit import record_audit
 
-    if not note.strip():
-        raise DistributorError("a note is required: who asked for it, and how")
+    required_note(note)
     if not yes:
         click.confirm(f"Erase {plain(email)} for good?", abort=True)
     with app.session() as session:

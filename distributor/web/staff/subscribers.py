@@ -29,6 +29,7 @@ from distributor.web.pages import WebDep, cursor_id, upload_name
 from distributor.web.staff.common import PAGE_SIZE, WriterDep, see_other, shown_error, staff_page
 from distributor.web.staff_auth import StaffDep
 from subscribers.care import (
+    required_note,
     resubscribe_at_request,
     set_attributes,
     set_lists,
@@ -434,8 +435,7 @@ def erase_person(
             request, "subscriber_erase.html", user, s=subscriber, deliveries=len(history)
         )
     try:
-        if not note.strip():
-            raise DistributorError("a note is required: who asked for it, and how")
+        required_note(note)
         with web.transaction() as session:
             made_anonymous = erase_subscriber(session, subscriber_id)
             record_audit(
