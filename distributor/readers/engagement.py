@@ -28,7 +28,7 @@ from typing import cast
 from sqlalchemy import Table, distinct, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.db import utcnow
+from distributor.db import epoch_minute, utcnow
 from distributor.errors import InvalidToken
 from distributor.readers.models import EngagementEvent, EngagementKind
 from distributor.sending.models import Delivery
@@ -245,3 +245,37 @@ def engagement_counts(session: Session, send_id: int) -> EngagementCounts:
     )
 
 
+
+
+def engagement_timeline(session: Session, send_id: int) -> dict[str, dict[int, int]]:
+    """Opens and readers' clicks by kind and by minute (since the epoch, UTC), grouped in the
+    database: the rows written, each reader's repeats capped as they are written."""
+    dialect = session.get_bind().dialect.name
+    minute = epoch_minute(EngagementEvent.at, dialect).label("minute")
+    rows = session.execute(
+        select(EngagementEvent.kind, minute, func.count())
+        .where(EngagementEvent.send_id == send_id, EngagementEvent.machine.is_(False))
+        .group_by(EngagementEvent.kind, minute)
+    )
+    found: dict[str, dict[int, int]] = {}
+    for kind, at, n in rows:
+        found.setdefault(EngagementKind(kind).value, {})[int(at)] = int(n)
+    return found
+
+
+def clicks_per_link(session: Session, send_id: int, *, most: int = 20) -> list[tuple[str, int]]:
+    """The links readers followed, each with how many readers followed it, the most first."""
+    readers = func.count(distinct(EngagementEvent.subscriber_id))
+    rows = session.execute(
+        select(EngagementEvent.url, readers)
+        .where(
+            EngagementEvent.send_id == send_id,
+            EngagementEvent.kind == EngagementKind.CLICK,
+            EngagementEvent.machine.is_(False),
+            EngagementEvent.url.is_not(None),
+        )
+        .group_by(EngagementEvent.url)
+        .order_by(readers.desc(), EngagementEvent.url)
+        .limit(most)
+    )
+    return [(str(url), int(n)) for url, n in rows]

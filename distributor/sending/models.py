@@ -278,6 +278,44 @@ class SendCount(Base):
         return f"<SendCount {self.send_id} {self.state}={self.n}>"
 
 
+class SendTimeline(Base):
+    """A send's deliveries now sent, deferred or failed, by the minute they became so (minutes
+    since the epoch, UTC): its picture over time, kept by database triggers as ``send_counts``
+    (migration 0016), so it costs a few hundred rows to read whatever the audience."""
+
+    __tablename__ = "send_timeline"
+
+    send_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(20), primary_key=True)
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    def __repr__(self) -> str:
+        return f"<SendTimeline {self.send_id} {self.minute} {self.state}={self.n}>"
+
+
+class SendDomain(Base):
+    """A send's email deliveries per receiving domain, state and failure cause ('' for none),
+    kept by database triggers (migration 0016): the per-domain table of a send's page."""
+
+    __tablename__ = "send_domains"
+
+    send_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True
+    )
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), primary_key=True)
+    cause: Mapped[str] = mapped_column(String(20), primary_key=True)
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    def __repr__(self) -> str:
+        return f"<SendDomain {self.send_id} {self.domain} {self.state}/{self.cause}={self.n}>"
+
+
 class ScheduleRule(Base):
     """A recurring digest: at ``at_time`` on ``weekday`` (None: every day) in ``timezone``, send the
     issues imported since the previous window to the digest readers of ``lists``."""

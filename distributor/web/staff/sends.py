@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from distributor.campaigns.schedule import create_send, schedule_send
@@ -24,12 +26,14 @@ from distributor.campaigns.status import SendStatus, list_sends, send_status
 from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.issues.store import list_issues
+from distributor.sending.breakdown import Outlook, outlook_of
 from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
 from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
-from distributor.web.pages import WebDep
+from distributor.web.i18n import translator
+from distributor.web.pages import WebDep, page_language
 from distributor.web.staff.common import (
     PAGE_SIZE,
     WriterDep,
@@ -38,6 +42,8 @@ from distributor.web.staff.common import (
     staff_page,
     when,
 )
+from distributor.web.staff.pictures import Translate, send_pictures, sends_side_by_side
+from distributor.web.staff.reasons import REASONED_STATES, error_of, reason_key
 from distributor.web.staff_auth import StaffDep
 from subscribers.csvfile import escape_cell
 from subscribers.query import Audience, count_audience
@@ -48,6 +54,7 @@ router = APIRouter(include_in_schema=False)
 SENDS = "/staff/sends"
 ACTIVE = (SendState.RUNNING, SendState.PAUSED)
 HOME_SENDS = 20
+COMPARED = 8  # the last sends drawn side by side on the overview
 EXPORT_BATCH = 5000
 DELIVERY_STATES = [state.value for state in DeliveryState]
 PREFERENCE = "preference"  # the form's word for "each reader's own format" (variant None)
@@ -74,13 +81,16 @@ def progress(status: SendStatus, zone: ZoneInfo) -> dict[str, Any]:
         **status.to_json(),
         "total": total,
         "finished": done,
-        "percent": round(100 * done / total, 1) if total else 0,
+        # Rounded down: 100 only when every delivery has its answer.
+        "percent": math.floor(1000 * done / total) / 10 if total else 0,
         "delivered_rate": round(100 * sent / done, 1) if done else None,
         "failed_rate": round(100 * failed / done, 1) if done else None,
         "final": status.state in (SendState.DONE, SendState.CANCELLED, SendState.EXPIRED),
         "issue_number": status.issue_number,
         "audience_text": status.audience_text,
         "scheduled_local": when(status.scheduled_at, zone),
+        "started_local": when(status.started_at, zone),
+        "finished_local": when(status.finished_at, zone),
         "actions": ACTIONS.get(SendState(status.state), ()),
     }
 
@@ -103,6 +113,9 @@ def home(request: Request, web: WebDep, user: StaffDep) -> HTMLResponse:
         running=running,
         next_send=scheduled[0] if scheduled else None,
         recent=[s for s in sends if s["state"] not in ACTIVE and not s["is_test"]][:10],
+        compared=sends_side_by_side(
+            [s for s in sends if not s["is_test"]][:COMPARED], translator(page_language(request))
+        ),
     )
 
 
@@ -253,26 +266,79 @@ def _send_page(
     *,
     status: int = 200,
     error: str | None = None,
+    template: str = "send.html",
 ) -> HTMLResponse:
+    t = translator(page_language(request))
     with web.transaction() as session:
-        shown = progress(send_status(session, send_id), web.settings.zone)
+        shown = _live_progress(session, send_id, web, t)
+        pictures = send_pictures(session, shown, web.settings.zone, t)
         audit = audit_of(session, "send", send_id)
     return staff_page(
         request,
-        "send.html",
+        template,
         user,
         send=shown,
+        pictures=pictures,
         audit=audit,
         states=DELIVERY_STATES,
         status=status,
         error=error,
+        made=when(utcnow(), web.settings.zone),
     )
 
 
+def _live_progress(session: Session, send_id: int, web: WebDep, t: Translate) -> dict[str, Any]:
+    """One send's progress with what is still to come, in words (the live page's line)."""
+    status = send_status(session, send_id)
+    shown = progress(status, web.settings.zone)
+    outlook = outlook_of(
+        session, send_id, status.counts, started_at=status.started_at, now=utcnow()
+    )
+    shown["outlook"] = outlook_words(outlook, shown, web.settings.zone, t)
+    return shown
+
+
+def outlook_words(outlook: Outlook, shown: dict[str, Any], zone: ZoneInfo, t: Translate) -> str:
+    """What is still to come, in one line ('' once the send is final)."""
+    if shown["final"]:
+        return ""
+    parts = []
+    if unfinished := shown["total"] - shown["finished"]:
+        parts.append(t("staff.outlook.unfinished", count=unfinished))
+    if outlook.retries:
+        parts.append(
+            t("staff.outlook.retries", count=outlook.retries, at=when(outlook.next_retry, zone))
+        )
+    if outlook.finish is not None and shown["state"] == SendState.RUNNING:
+        parts.append(t("staff.outlook.finish", at=when(outlook.finish, zone)))
+    return " · ".join(parts)
+
+
 @router.get(SENDS + "/{send_id}/status.json")
-def send_status_json(send_id: int, web: WebDep, user: StaffDep) -> JSONResponse:
+def send_status_json(
+    request: Request, send_id: int, web: WebDep, user: StaffDep
+) -> JSONResponse:
+    t = translator(page_language(request))
     with web.transaction() as session:
-        return JSONResponse(progress(send_status(session, send_id), web.settings.zone))
+        return JSONResponse(_live_progress(session, send_id, web, t))
+
+
+@router.get(SENDS + "/{send_id}/pictures")
+def send_pictures_part(
+    request: Request, send_id: int, web: WebDep, user: StaffDep
+) -> HTMLResponse:
+    """The send page's pictures alone: what the live page fetches again while the send runs."""
+    t = translator(page_language(request))
+    with web.transaction() as session:
+        shown = progress(send_status(session, send_id), web.settings.zone)
+        pictures = send_pictures(session, shown, web.settings.zone, t)
+    return staff_page(request, "_send_pictures.html", user, send=shown, pictures=pictures)
+
+
+@router.get(SENDS + "/{send_id}/report")
+def send_report(request: Request, send_id: int, web: WebDep, user: StaffDep) -> HTMLResponse:
+    """One printable page for the office's leadership: numbers, pictures, reasons."""
+    return _send_page(request, send_id, web, user, template="report.html")
 
 
 def _state(value: str | None) -> DeliveryState | None:
@@ -312,6 +378,9 @@ def recipients(
         state=state,
         states=DELIVERY_STATES,
         next_after=rows[-1].id if len(rows) == PAGE_SIZE else None,
+        reasoned=REASONED_STATES,
+        reason_key=reason_key,
+        error_of=error_of,
     )
 
 

@@ -1,0 +1,194 @@
+"""send pictures: a send's deliveries per minute and per receiving domain, kept by triggers
+
+Revision ID: 0016_send_pictures
+Revises: 0015_issue_images
+Create Date: 2026-12-06 08:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016_send_pictures"
+down_revision = "0015_issue_images"
+branch_labels = None
+depends_on = None
+
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# The states a send's timeline follows: what the server said, minute by minute.
+TIMELINE_STATES = "('sent', 'deferred', 'failed')"
+
+# As send_counts (0004): each follows every change of a delivery, whatever code made it; on
+# PostgreSQL statement-level triggers over transition tables, one shard per connection; a row
+# leaving its key counts -1 there and +1 at its new key, so unchanged rows cancel out.
+# The timeline's key is the minute the row last changed (``updated_at``, which every state change
+# sets), as minutes since the epoch; the domain table's is the address's domain and the cause.
+PG_MINUTE = "floor(extract(epoch FROM updated_at) / 60)::bigint"
+PG_DOMAIN = "lower(split_part(address, '@', -1))"
+PG_TABLES = {
+    "send_timeline": (
+        f"send_id, {PG_MINUTE} AS minute, state::text AS state",
+        f"state IN {TIMELINE_STATES}",
+        "send_id, minute, state",
+    ),
+    "send_domains": (
+        f"send_id, {PG_DOMAIN} AS domain, state::text AS state,"
+        " coalesce(failure_cause::text, '') AS cause",
+        "channel = 'email'",
+        "send_id, domain, state, cause",
+    ),
+}
+
+
+def _postgres_triggers(table: str) -> list[str]:
+    keys, where, columns = PG_TABLES[table]
+    upsert = f"ON CONFLICT ({columns}, shard) DO UPDATE SET n = {table}.n + EXCLUDED.n"
+    return [
+        f"""
+        CREATE FUNCTION deliveries_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF TG_OP = 'INSERT' THEN
+            INSERT INTO {table} ({columns}, shard, n)
+            SELECT {columns}, pg_backend_pid(), count(*) FROM (
+              SELECT {keys} FROM new_rows WHERE {where}) AS rows GROUP BY {columns}
+            {upsert};
+          ELSIF TG_OP = 'DELETE' THEN
+            INSERT INTO {table} ({columns}, shard, n)
+            SELECT {columns}, pg_backend_pid(), -count(*) FROM (
+              SELECT {keys} FROM old_rows WHERE {where}) AS rows GROUP BY {columns}
+            {upsert};
+          ELSE
+            INSERT INTO {table} ({columns}, shard, n)
+            SELECT {columns}, pg_backend_pid(), sum(delta) FROM (
+              SELECT {keys}, -1 AS delta FROM old_rows WHERE {where}
+              UNION ALL
+              SELECT {keys}, 1 FROM new_rows WHERE {where}
+            ) AS changes GROUP BY {columns} HAVING sum(delta) <> 0
+            {upsert};
+          END IF;
+          RETURN NULL;
+        END $$
+        """,
+        f"CREATE TRIGGER deliveries_{table}_insert AFTER INSERT ON deliveries "
+        f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+        f"EXECUTE FUNCTION deliveries_{table}()",
+        f"CREATE TRIGGER deliveries_{table}_update AFTER UPDATE ON deliveries "
+        f"REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION deliveries_{table}()",
+        f"CREATE TRIGGER deliveries_{table}_delete AFTER DELETE ON deliveries "
+        f"REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+        f"EXECUTE FUNCTION deliveries_{table}()",
+    ]
+
+
+# SQLite: row-level triggers, one shard. The domain is what follows the address's last "@".
+def _sqlite_minute(row: str) -> str:
+    return f"CAST(strftime('%s', {row}.updated_at) AS INTEGER) / 60"
+
+
+def _sqlite_domain(row: str) -> str:
+    return f"lower(replace({row}.address, rtrim({row}.address, replace({row}.address, '@', '')), ''))"
+
+
+SQLITE_TABLES = {
+    "send_timeline": (
+        lambda row: f"{row}.send_id AS send_id, {_sqlite_minute(row)} AS minute,"
+        f" {row}.state AS state",
+        lambda row: f"{row}.state IN {TIMELINE_STATES}",
+        "send_id, minute, state",
+        "OLD.state IS NOT NEW.state OR OLD.updated_at IS NOT NEW.updated_at",
+    ),
+    "send_domains": (
+        lambda row: f"{row}.send_id AS send_id, {_sqlite_domain(row)} AS domain,"
+        f" {row}.state AS state, coalesce({row}.failure_cause, '') AS cause",
+        lambda row: f"{row}.channel = 'email'",
+        "send_id, domain, state, cause",
+        "OLD.state IS NOT NEW.state OR OLD.failure_cause IS NOT NEW.failure_cause"
+        " OR OLD.address IS NOT NEW.address",
+    ),
+}
+
+
+def _sqlite_triggers(table: str) -> list[str]:
+    keys, where, columns, changed = SQLITE_TABLES[table]
+    upsert = f"ON CONFLICT ({columns}, shard) DO UPDATE SET n = {table}.n + EXCLUDED.n"
+
+    def add(row: str, n: int) -> str:
+        return (
+            f"INSERT INTO {table} ({columns}, shard, n) SELECT {keys(row)}, 0, {n}"
+            f" WHERE {where(row)} {upsert};"
+        )
+
+    return [
+        f"CREATE TRIGGER deliveries_{table}_insert AFTER INSERT ON deliveries BEGIN"
+        f" {add('NEW', 1)} END",
+        f"CREATE TRIGGER deliveries_{table}_update AFTER UPDATE ON deliveries WHEN {changed}"
+        f" BEGIN {add('OLD', -1)} {add('NEW', 1)} END",
+        f"CREATE TRIGGER deliveries_{table}_delete AFTER DELETE ON deliveries BEGIN"
+        f" {add('OLD', -1)} END",
+    ]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "send_timeline",
+        sa.Column("send_id", BIG_ID, nullable=False),
+        sa.Column("minute", sa.BigInteger(), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["send_id"], ["sends.id"], name=op.f("fk_send_timeline_send_id_sends"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("send_id", "minute", "state", "shard", name=op.f("pk_send_timeline")),
+    )
+    op.create_table(
+        "send_domains",
+        sa.Column("send_id", BIG_ID, nullable=False),
+        sa.Column("domain", sa.String(length=255), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("cause", sa.String(length=20), nullable=False),
+        sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["send_id"], ["sends.id"], name=op.f("fk_send_domains_send_id_sends"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "send_id", "domain", "state", "cause", "shard", name=op.f("pk_send_domains")
+        ),
+    )
+    postgres = op.get_bind().dialect.name == "postgresql"
+    for table in ("send_timeline", "send_domains"):
+        if postgres:
+            keys, where, columns = PG_TABLES[table]
+            op.execute(
+                f"INSERT INTO {table} ({columns}, shard, n) SELECT {columns}, 0, count(*) FROM"
+                f" (SELECT {keys} FROM deliveries WHERE {where}) AS rows GROUP BY {columns}"
+            )
+            statements = _postgres_triggers(table)
+        else:
+            sqlite_keys, sqlite_where, columns, _ = SQLITE_TABLES[table]
+            op.execute(
+                f"INSERT INTO {table} ({columns}, shard, n) SELECT {columns}, 0, count(*) FROM"
+                f" (SELECT {sqlite_keys('deliveries')} FROM deliveries"
+                f" WHERE {sqlite_where('deliveries')}) GROUP BY {columns}"
+            )
+            statements = _sqlite_triggers(table)
+        for statement in statements:
+            op.execute(statement)
+
+
+def downgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    for table in ("send_timeline", "send_domains"):
+        for event in ("insert", "update", "delete"):
+            op.execute(
+                f"DROP TRIGGER IF EXISTS deliveries_{table}_{event}"
+                + (" ON deliveries" if postgres else "")
+            )
+        if postgres:
+            op.execute(f"DROP FUNCTION IF EXISTS deliveries_{table}()")
+        op.drop_table(table)
