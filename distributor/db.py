@@ -22,10 +22,8 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Select,
-    cast,
     create_engine,
     event,
-    func,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.engine import ExceptionContext, make_url
@@ -266,14 +264,3 @@ def like_prefix(text: str) -> str:
     """A LIKE pattern matching what starts with ``text`` (its wildcards taken literally; use
     ``escape="\\\\"``)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-# --- time buckets -------------------------------------------------------------------------------
-
-
-def epoch_minute(column: Any, dialect_name: str) -> Any:
-    """The minute of a timestamp column, as whole minutes since the epoch (UTC): what pictures
-    over time are grouped by in the database, on either backend."""
-    if dialect_name == "postgresql":
-        return cast(func.floor(func.extract("epoch", column) / 60), BigInteger)
-    return cast(func.strftime("%s", column), Integer) // 60

@@ -17,7 +17,8 @@ from sqlalchemy import func, insert, select, text, update
 from distributor.config import Settings
 from distributor.db import transaction, utcnow
 from distributor.devservers.ports import free_port
-from distributor.readers.models import EngagementEvent, EngagementKind
+from distributor.readers.engagement import engagement_timeline
+from distributor.readers.models import EngagementEvent, EngagementKind, SendEngagement
 from distributor.sending.breakdown import (
     all_of,
     busiest,
@@ -223,9 +224,21 @@ def picture_send(url: str, sample: Path, *, tracking: bool = True) -> int:
 def test_the_counts_per_minute_and_domain_follow_every_change(
     database_url: str, sample_issue_path: Path
 ) -> None:
-    send_id = picture_send(database_url, sample_issue_path, tracking=False)
+    send_id = picture_send(database_url, sample_issue_path)
     base = int(MINUTE0.timestamp() // 60)
     with transaction(database_url) as session:
+        assert engagement_timeline(session, send_id) == {
+            "open": {base + 3: 2, base + 20: 1},
+            "click": {base + 4: 1, base + 21: 1, base + 22: 1},
+        }
+        # A scanner's click, once marked, leaves the readers' picture.
+        session.execute(
+            update(EngagementEvent)
+            .where(EngagementEvent.send_id == send_id, EngagementEvent.subscriber_id == 3,
+                   EngagementEvent.kind == EngagementKind.CLICK)
+            .values(machine=True)
+        )
+        assert engagement_timeline(session, send_id)["click"] == {base + 4: 1, base + 21: 1}
         timeline = timeline_of(session, send_id)
         assert timeline["sent"] == {base + m: n for m, n in SENT_BY_MINUTE.items()}
         assert timeline["failed"] == {base + 8: 2}
@@ -261,7 +274,10 @@ def test_the_counts_per_minute_and_domain_follow_every_change(
         assert all(not row.causes for row in domains_of(session, send_id))
         session.execute(Delivery.__table__.delete().where(Delivery.send_id == send_id))
     with transaction(database_url) as session:
-        for table in (SendTimeline, SendDomain):
+        events = EngagementEvent.__table__
+        session.execute(events.delete().where(events.c.send_id == send_id))
+    with transaction(database_url) as session:
+        for table in (SendTimeline, SendDomain, SendEngagement):
             left = session.scalar(
                 select(func.coalesce(func.sum(table.n), 0)).where(table.send_id == send_id)
             )

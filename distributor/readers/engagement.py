@@ -28,9 +28,9 @@ from typing import cast
 from sqlalchemy import Table, distinct, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.db import epoch_minute, utcnow
+from distributor.db import utcnow
 from distributor.errors import InvalidToken
-from distributor.readers.models import EngagementEvent, EngagementKind
+from distributor.readers.models import EngagementEvent, EngagementKind, SendEngagement
 from distributor.sending.models import Delivery
 from subscribers.tokens import TokenPurpose, TokenSigner
 
@@ -248,18 +248,18 @@ def engagement_counts(session: Session, send_id: int) -> EngagementCounts:
 
 
 def engagement_timeline(session: Session, send_id: int) -> dict[str, dict[int, int]]:
-    """Opens and readers' clicks by kind and by minute (since the epoch, UTC), grouped in the
-    database: the rows written, each reader's repeats capped as they are written."""
-    dialect = session.get_bind().dialect.name
-    minute = epoch_minute(EngagementEvent.at, dialect).label("minute")
+    """Readers' opens and clicks by kind and by minute (since the epoch, UTC), from the
+    trigger-kept ``send_engagement``: the rows written, each reader's repeats capped as they
+    are written, a scanner's clicks left out."""
     rows = session.execute(
-        select(EngagementEvent.kind, minute, func.count())
-        .where(EngagementEvent.send_id == send_id, EngagementEvent.machine.is_(False))
-        .group_by(EngagementEvent.kind, minute)
+        select(SendEngagement.kind, SendEngagement.minute, func.sum(SendEngagement.n))
+        .where(SendEngagement.send_id == send_id)
+        .group_by(SendEngagement.kind, SendEngagement.minute)
     )
     found: dict[str, dict[int, int]] = {}
-    for kind, at, n in rows:
-        found.setdefault(EngagementKind(kind).value, {})[int(at)] = int(n)
+    for kind, minute, n in rows:
+        if n:
+            found.setdefault(kind, {})[int(minute)] = int(n)
     return found
 
 

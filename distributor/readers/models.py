@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Text, false
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from distributor.db import Base, BigId, CreatedAt, Id
@@ -34,6 +34,25 @@ class EngagementEvent(Base):
 
     def __repr__(self) -> str:
         return f"<EngagementEvent {self.send_id} {self.subscriber_id} {self.kind}>"
+
+
+class SendEngagement(Base):
+    """A send's readers' opens and clicks (not a scanner's) by minute (since the epoch, UTC),
+    kept by database triggers on ``engagement_events`` (migration 0016): its picture over time,
+    a few hundred rows to read however many readers opened it."""
+
+    __tablename__ = "send_engagement"
+
+    send_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    def __repr__(self) -> str:
+        return f"<SendEngagement {self.send_id} {self.minute} {self.kind}={self.n}>"
 
 
 class UnsubscribeEvent(Base):

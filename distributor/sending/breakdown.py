@@ -46,7 +46,8 @@ def timeline_of(session: Session, send_id: int) -> dict[str, dict[int, int]]:
 @dataclass
 class DomainRow:
     """One receiving domain of a send (or, with ``domain`` None, all the smaller ones): its
-    deliveries per state, and its failures per cause ('' when none was read)."""
+    deliveries per state, and per failure cause those that have one or failed ('' when no
+    cause was read)."""
 
     domain: str | None
     states: dict[str, int] = field(default_factory=dict)
@@ -65,7 +66,7 @@ class DomainRow:
 
     def add(self, state: str, cause: str, n: int) -> None:
         self.states[state] = self.states.get(state, 0) + n
-        if state in FAILED_STATES:
+        if cause or state in FAILED_STATES:
             self.causes[cause] = self.causes.get(cause, 0) + n
 
     def merge(self, other: DomainRow) -> None:

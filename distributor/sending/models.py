@@ -148,6 +148,14 @@ class Delivery(Base):
             text("lower(address::text)"),
             "id",
         ).ddl_if(dialect="postgresql"),
+        # The next retry of a send: the first due of its deferred rows, whatever their number.
+        Index(
+            "ix_deliveries_deferred_due",
+            "send_id",
+            "not_before",
+            postgresql_where=text("state = 'deferred'"),
+            sqlite_where=text("state = 'deferred'"),
+        ),
         # A reader's last deliveries, newest first: their repeated failures (distributor.failures).
         Index("ix_deliveries_subscriber_id", "subscriber_id", "id"),
         # Few rows are ever flagged: a partial index keeps their count instant at any size.

@@ -1,4 +1,5 @@
-"""send pictures: a send's deliveries per minute and per receiving domain, kept by triggers
+"""send pictures: a send's deliveries per minute and per receiving domain, and its readers'
+opens and clicks per minute, kept by triggers; the due time of a send's deferred deliveries
 
 Revision ID: 0016_send_pictures
 Revises: 0015_issue_images
@@ -24,11 +25,18 @@ TIMELINE_STATES = "('sent', 'deferred', 'failed')"
 # leaving its key counts -1 there and +1 at its new key, so unchanged rows cancel out.
 # The timeline's key is the minute the row last changed (``updated_at``, which every state change
 # sets), as minutes since the epoch; the domain table's is the address's domain and the cause.
-PG_MINUTE = "floor(extract(epoch FROM updated_at) / 60)::bigint"
+# The engagement timeline's is the minute of the event; a scanner's click is not counted.
+PG_MINUTE = "floor(extract(epoch FROM {}) / 60)::bigint"
 PG_DOMAIN = "lower(split_part(address, '@', -1))"
+TABLES = ("send_timeline", "send_domains", "send_engagement")
+SOURCES = {
+    "send_timeline": "deliveries",
+    "send_domains": "deliveries",
+    "send_engagement": "engagement_events",
+}
 PG_TABLES = {
     "send_timeline": (
-        f"send_id, {PG_MINUTE} AS minute, state::text AS state",
+        f"send_id, {PG_MINUTE.format('updated_at')} AS minute, state::text AS state",
         f"state IN {TIMELINE_STATES}",
         "send_id, minute, state",
     ),
@@ -38,15 +46,21 @@ PG_TABLES = {
         "channel = 'email'",
         "send_id, domain, state, cause",
     ),
+    "send_engagement": (
+        f"send_id, {PG_MINUTE.format('at')} AS minute, kind::text AS kind",
+        "NOT machine",
+        "send_id, minute, kind",
+    ),
 }
 
 
 def _postgres_triggers(table: str) -> list[str]:
     keys, where, columns = PG_TABLES[table]
+    source = SOURCES[table]
     upsert = f"ON CONFLICT ({columns}, shard) DO UPDATE SET n = {table}.n + EXCLUDED.n"
     return [
         f"""
-        CREATE FUNCTION deliveries_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION {source}_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           IF TG_OP = 'INSERT' THEN
             INSERT INTO {table} ({columns}, shard, n)
@@ -70,21 +84,21 @@ def _postgres_triggers(table: str) -> list[str]:
           RETURN NULL;
         END $$
         """,
-        f"CREATE TRIGGER deliveries_{table}_insert AFTER INSERT ON deliveries "
+        f"CREATE TRIGGER {source}_{table}_insert AFTER INSERT ON {source} "
         f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
-        f"EXECUTE FUNCTION deliveries_{table}()",
-        f"CREATE TRIGGER deliveries_{table}_update AFTER UPDATE ON deliveries "
+        f"EXECUTE FUNCTION {source}_{table}()",
+        f"CREATE TRIGGER {source}_{table}_update AFTER UPDATE ON {source} "
         f"REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION deliveries_{table}()",
-        f"CREATE TRIGGER deliveries_{table}_delete AFTER DELETE ON deliveries "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {source}_{table}()",
+        f"CREATE TRIGGER {source}_{table}_delete AFTER DELETE ON {source} "
         f"REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
-        f"EXECUTE FUNCTION deliveries_{table}()",
+        f"EXECUTE FUNCTION {source}_{table}()",
     ]
 
 
 # SQLite: row-level triggers, one shard. The domain is what follows the address's last "@".
-def _sqlite_minute(row: str) -> str:
-    return f"CAST(strftime('%s', {row}.updated_at) AS INTEGER) / 60"
+def _sqlite_minute(row: str, column: str = "updated_at") -> str:
+    return f"CAST(strftime('%s', {row}.{column}) AS INTEGER) / 60"
 
 
 def _sqlite_domain(row: str) -> str:
@@ -107,11 +121,19 @@ SQLITE_TABLES = {
         "OLD.state IS NOT NEW.state OR OLD.failure_cause IS NOT NEW.failure_cause"
         " OR OLD.address IS NOT NEW.address",
     ),
+    "send_engagement": (
+        lambda row: f"{row}.send_id AS send_id, {_sqlite_minute(row, 'at')} AS minute,"
+        f" {row}.kind AS kind",
+        lambda row: f"NOT {row}.machine",
+        "send_id, minute, kind",
+        "OLD.machine IS NOT NEW.machine OR OLD.at IS NOT NEW.at",
+    ),
 }
 
 
 def _sqlite_triggers(table: str) -> list[str]:
     keys, where, columns, changed = SQLITE_TABLES[table]
+    source = SOURCES[table]
     upsert = f"ON CONFLICT ({columns}, shard) DO UPDATE SET n = {table}.n + EXCLUDED.n"
 
     def add(row: str, n: int) -> str:
@@ -121,11 +143,11 @@ def _sqlite_triggers(table: str) -> list[str]:
         )
 
     return [
-        f"CREATE TRIGGER deliveries_{table}_insert AFTER INSERT ON deliveries BEGIN"
+        f"CREATE TRIGGER {source}_{table}_insert AFTER INSERT ON {source} BEGIN"
         f" {add('NEW', 1)} END",
-        f"CREATE TRIGGER deliveries_{table}_update AFTER UPDATE ON deliveries WHEN {changed}"
+        f"CREATE TRIGGER {source}_{table}_update AFTER UPDATE ON {source} WHEN {changed}"
         f" BEGIN {add('OLD', -1)} {add('NEW', 1)} END",
-        f"CREATE TRIGGER deliveries_{table}_delete AFTER DELETE ON deliveries BEGIN"
+        f"CREATE TRIGGER {source}_{table}_delete AFTER DELETE ON {source} BEGIN"
         f" {add('OLD', -1)} END",
     ]
 
@@ -160,21 +182,43 @@ def upgrade() -> None:
             "send_id", "domain", "state", "cause", "shard", name=op.f("pk_send_domains")
         ),
     )
+    op.create_table(
+        "send_engagement",
+        sa.Column("send_id", BIG_ID, nullable=False),
+        sa.Column("minute", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["send_id"], ["sends.id"], name=op.f("fk_send_engagement_send_id_sends"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("send_id", "minute", "kind", "shard", name=op.f("pk_send_engagement")),
+    )
+    # The next retry of a send: the first due of its deferred rows, whatever their number.
+    op.create_index(
+        "ix_deliveries_deferred_due",
+        "deliveries",
+        ["send_id", "not_before"],
+        postgresql_where=sa.text("state = 'deferred'"),
+        sqlite_where=sa.text("state = 'deferred'"),
+    )
     postgres = op.get_bind().dialect.name == "postgresql"
-    for table in ("send_timeline", "send_domains"):
+    for table in TABLES:
+        source = SOURCES[table]
         if postgres:
             keys, where, columns = PG_TABLES[table]
             op.execute(
                 f"INSERT INTO {table} ({columns}, shard, n) SELECT {columns}, 0, count(*) FROM"
-                f" (SELECT {keys} FROM deliveries WHERE {where}) AS rows GROUP BY {columns}"
+                f" (SELECT {keys} FROM {source} WHERE {where}) AS rows GROUP BY {columns}"
             )
             statements = _postgres_triggers(table)
         else:
             sqlite_keys, sqlite_where, columns, _ = SQLITE_TABLES[table]
             op.execute(
                 f"INSERT INTO {table} ({columns}, shard, n) SELECT {columns}, 0, count(*) FROM"
-                f" (SELECT {sqlite_keys('deliveries')} FROM deliveries"
-                f" WHERE {sqlite_where('deliveries')}) GROUP BY {columns}"
+                f" (SELECT {sqlite_keys(source)} FROM {source}"
+                f" WHERE {sqlite_where(source)}) GROUP BY {columns}"
             )
             statements = _sqlite_triggers(table)
         for statement in statements:
@@ -183,12 +227,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    for table in ("send_timeline", "send_domains"):
+    for table in TABLES:
+        source = SOURCES[table]
         for event in ("insert", "update", "delete"):
             op.execute(
-                f"DROP TRIGGER IF EXISTS deliveries_{table}_{event}"
-                + (" ON deliveries" if postgres else "")
+                f"DROP TRIGGER IF EXISTS {source}_{table}_{event}"
+                + (f" ON {source}" if postgres else "")
             )
         if postgres:
-            op.execute(f"DROP FUNCTION IF EXISTS deliveries_{table}()")
+            op.execute(f"DROP FUNCTION IF EXISTS {source}_{table}()")
         op.drop_table(table)
+    op.drop_index("ix_deliveries_deferred_due", table_name="deliveries")

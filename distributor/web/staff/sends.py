@@ -270,7 +270,8 @@ def _send_page(
 ) -> HTMLResponse:
     t = translator(page_language(request))
     with web.transaction() as session:
-        shown = _live_progress(session, send_id, web, t)
+        # Only the report shows the readers who opened and clicked.
+        shown = _live_progress(session, send_id, web, t, engagement=template == "report.html")
         pictures = send_pictures(session, shown, web.settings.zone, t)
         audit = audit_of(session, "send", send_id)
     return staff_page(
@@ -287,9 +288,11 @@ def _send_page(
     )
 
 
-def _live_progress(session: Session, send_id: int, web: WebDep, t: Translate) -> dict[str, Any]:
+def _live_progress(
+    session: Session, send_id: int, web: WebDep, t: Translate, *, engagement: bool = False
+) -> dict[str, Any]:
     """One send's progress with what is still to come, in words (the live page's line)."""
-    status = send_status(session, send_id)
+    status = send_status(session, send_id, engagement=engagement)
     shown = progress(status, web.settings.zone)
     outlook = outlook_of(
         session, send_id, status.counts, started_at=status.started_at, now=utcnow()
@@ -330,7 +333,7 @@ def send_pictures_part(
     """The send page's pictures alone: what the live page fetches again while the send runs."""
     t = translator(page_language(request))
     with web.transaction() as session:
-        shown = progress(send_status(session, send_id), web.settings.zone)
+        shown = progress(send_status(session, send_id, engagement=False), web.settings.zone)
         pictures = send_pictures(session, shown, web.settings.zone, t)
     return staff_page(request, "_send_pictures.html", user, send=shown, pictures=pictures)
 
@@ -359,7 +362,7 @@ def recipients(
     after: int = 0,
 ) -> HTMLResponse:
     with web.transaction() as session:
-        status = progress(send_status(session, send_id), web.settings.zone)
+        status = progress(send_status(session, send_id, engagement=False), web.settings.zone)
         rows = list_deliveries(
             session,
             send_id,
@@ -387,7 +390,7 @@ def recipients(
 @router.get(SENDS + "/{send_id}/deliveries.csv")
 def deliveries_csv(send_id: int, web: WebDep, user: StaffDep) -> StreamingResponse:
     with web.transaction() as session:
-        send_status(session, send_id)  # a missing send is a 404, not an empty file
+        send_status(session, send_id, engagement=False)  # a missing send: 404, not an empty file
 
     def rows() -> Iterator[str]:
         out = io.StringIO()
