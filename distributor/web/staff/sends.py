@@ -28,6 +28,7 @@ from distributor.errors import DistributorError
 from distributor.issues.store import list_issues
 from distributor.sending.breakdown import Outlook, outlook_of
 from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
+from distributor.sending.models import BY_PREFERENCE
 from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
@@ -57,7 +58,7 @@ HOME_SENDS = 20
 COMPARED = 8  # the last sends drawn side by side on the overview
 EXPORT_BATCH = 5000
 DELIVERY_STATES = [state.value for state in DeliveryState]
-PREFERENCE = "preference"  # the form's word for "each reader's own format" (variant None)
+PREFERENCE = BY_PREFERENCE  # each reader's own format (variant None): the default, as the CLI's
 
 
 ACTIONS = {
