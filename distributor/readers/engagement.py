@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, distinct, func, insert, select, update
+from sqlalchemy import Table, distinct, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import utcnow
@@ -43,6 +43,7 @@ REPEATS_KEPT = 10  # rows a process writes of one reader's opens, or of their cl
 SEEN_KEPT = 500_000  # (reader, link) pairs a process remembers counting; the oldest go first
 SCANNER_WINDOW = timedelta(seconds=30)  # how soon after delivery a scanner follows the links
 SCANNER_LINKS = 3  # … and how many different ones it follows at least: a reader clicks one
+READER_CLICKS = text("engagement_events.kind = 'click' AND NOT engagement_events.machine")
 
 
 @dataclass(frozen=True)
@@ -270,8 +271,7 @@ def clicks_per_link(session: Session, send_id: int, *, most: int = 20) -> list[t
         select(EngagementEvent.url, readers)
         .where(
             EngagementEvent.send_id == send_id,
-            EngagementEvent.kind == EngagementKind.CLICK,
-            EngagementEvent.machine.is_(False),
+            READER_CLICKS,  # literally the index's condition, so that the index serves it
             EngagementEvent.url.is_not(None),
         )
         .group_by(EngagementEvent.url)

@@ -203,6 +203,14 @@ def upgrade() -> None:
         postgresql_where=sa.text("state = 'deferred'"),
         sqlite_where=sa.text("state = 'deferred'"),
     )
+    # The readers per link of a send, read from the index alone.
+    op.create_index(
+        "ix_engagement_events_reader_clicks",
+        "engagement_events",
+        ["send_id", "url", "subscriber_id"],
+        postgresql_where=sa.text("kind = 'click' AND NOT machine"),
+        sqlite_where=sa.text("kind = 'click' AND NOT machine"),
+    )
     postgres = op.get_bind().dialect.name == "postgresql"
     for table in TABLES:
         source = SOURCES[table]
@@ -226,6 +234,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The readers per link of a send, read from the index alone.
+    op.create_index(
+        "ix_engagement_events_reader_clicks",
+        "engagement_events",
+        ["send_id", "url", "subscriber_id"],
+        postgresql_where=sa.text("kind = 'click' AND NOT machine"),
+        sqlite_where=sa.text("kind = 'click' AND NOT machine"),
+    )
     postgres = op.get_bind().dialect.name == "postgresql"
     for table in TABLES:
         source = SOURCES[table]
@@ -238,3 +254,4 @@ def downgrade() -> None:
             op.execute(f"DROP FUNCTION IF EXISTS {source}_{table}()")
         op.drop_table(table)
     op.drop_index("ix_deliveries_deferred_due", table_name="deliveries")
+    op.drop_index("ix_engagement_events_reader_clicks", table_name="engagement_events")

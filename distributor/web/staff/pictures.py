@@ -65,11 +65,10 @@ def reasons_in_words(causes: dict[str, int], t: Translate) -> tuple[tuple[str, i
 
 
 def send_pictures(
-    session: Session, status: dict[str, Any], zone: ZoneInfo, t: Translate
+    session: Session, send_id: int, zone: ZoneInfo, t: Translate, *, tracking: bool, final: bool
 ) -> dict[str, Any]:
     """What the send page and the report draw: the charts as SVG markup, the domain table, the
     reasons of all failures, and (tracked sends) the links readers followed."""
-    send_id = int(status["id"])
     timeline = timeline_of(session, send_id)
     by_domain = domains_of(session, send_id)
     pictures: dict[str, Any] = {
@@ -82,10 +81,10 @@ def send_pictures(
         ),
         "domains": [domain_line(row, t) for row in busiest(by_domain)],
         "reasons": reasons_in_words(all_of(by_domain).causes, t),
-        "tracking": bool(status.get("tracking")),
+        "tracking": tracking,
         "engagement": None,
         "links": [],
-        "final": bool(status.get("final")),
+        "final": final,
     }
     if pictures["tracking"]:
         pictures["engagement"] = _over_time(

@@ -29,7 +29,7 @@ from distributor.issues.store import list_issues
 from distributor.sending.breakdown import Outlook, outlook_of
 from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
 from distributor.sending.models import BY_PREFERENCE
-from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries
+from distributor.sending.queries import DEFAULT_EXPIRY, get_send, list_deliveries
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
@@ -61,6 +61,7 @@ DELIVERY_STATES = [state.value for state in DeliveryState]
 PREFERENCE = BY_PREFERENCE  # each reader's own format (variant None): the default, as the CLI's
 
 
+FINAL_STATES = (SendState.DONE, SendState.CANCELLED, SendState.EXPIRED)
 ACTIONS = {
     SendState.DRAFT: ("schedule", "cancel"),
     SendState.SCHEDULED: ("pause", "cancel"),
@@ -86,7 +87,7 @@ def progress(status: SendStatus, zone: ZoneInfo) -> dict[str, Any]:
         "percent": math.floor(1000 * done / total) / 10 if total else 0,
         "delivered_rate": round(100 * sent / done, 1) if done else None,
         "failed_rate": round(100 * failed / done, 1) if done else None,
-        "final": status.state in (SendState.DONE, SendState.CANCELLED, SendState.EXPIRED),
+        "final": status.state in FINAL_STATES,
         "issue_number": status.issue_number,
         "audience_text": status.audience_text,
         "scheduled_local": when(status.scheduled_at, zone),
@@ -273,7 +274,9 @@ def _send_page(
     with web.transaction() as session:
         # Only the report shows the readers who opened and clicked.
         shown = _live_progress(session, send_id, web, t, engagement=template == "report.html")
-        pictures = send_pictures(session, shown, web.settings.zone, t)
+        pictures = send_pictures(
+            session, send_id, web.settings.zone, t, tracking=shown["tracking"], final=shown["final"]
+        )
         audit = audit_of(session, "send", send_id)
     return staff_page(
         request,
@@ -334,9 +337,16 @@ def send_pictures_part(
     """The send page's pictures alone: what the live page fetches again while the send runs."""
     t = translator(page_language(request))
     with web.transaction() as session:
-        shown = progress(send_status(session, send_id, engagement=False), web.settings.zone)
-        pictures = send_pictures(session, shown, web.settings.zone, t)
-    return staff_page(request, "_send_pictures.html", user, send=shown, pictures=pictures)
+        send = get_send(session, send_id)
+        pictures = send_pictures(
+            session,
+            send_id,
+            web.settings.zone,
+            t,
+            tracking=send.tracking,
+            final=send.state in FINAL_STATES,
+        )
+    return staff_page(request, "_send_pictures.html", user, pictures=pictures)
 
 
 @router.get(SENDS + "/{send_id}/report")
