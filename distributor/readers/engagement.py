@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from distributor.db import utcnow
 from distributor.errors import InvalidToken
 from distributor.readers.models import EngagementEvent, EngagementKind, SendEngagement
+from distributor.sending.breakdown import per_minute
 from distributor.sending.models import Delivery
 from subscribers.tokens import TokenPurpose, TokenSigner
 
@@ -252,16 +253,7 @@ def engagement_timeline(session: Session, send_id: int) -> dict[str, dict[int, i
     """Readers' opens and clicks by kind and by minute (since the epoch, UTC), from the
     trigger-kept ``send_engagement``: the rows written, each reader's repeats capped as they
     are written, a scanner's clicks left out."""
-    rows = session.execute(
-        select(SendEngagement.kind, SendEngagement.minute, func.sum(SendEngagement.n))
-        .where(SendEngagement.send_id == send_id)
-        .group_by(SendEngagement.kind, SendEngagement.minute)
-    )
-    found: dict[str, dict[int, int]] = {}
-    for kind, minute, n in rows:
-        if n:
-            found.setdefault(kind, {})[int(minute)] = int(n)
-    return found
+    return per_minute(session, SendEngagement, SendEngagement.kind, send_id)
 
 
 def clicks_per_link(session: Session, send_id: int, *, most: int = 20) -> list[tuple[str, int]]:

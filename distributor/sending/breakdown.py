@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -31,15 +32,23 @@ FAILED_STATES = (DeliveryState.FAILED, DeliveryState.BOUNCED, DeliveryState.COMP
 def timeline_of(session: Session, send_id: int) -> dict[str, dict[int, int]]:
     """Deliveries now sent, deferred or failed, by state and by the minute (since the epoch,
     UTC) they became so."""
+    return per_minute(session, SendTimeline, SendTimeline.state, send_id)
+
+
+def per_minute(
+    session: Session, table: Any, key: Any, send_id: int
+) -> dict[str, dict[int, int]]:
+    """A trigger-kept table of counts per send, ``key`` and minute, its shards added up:
+    key -> minute -> count."""
     rows = session.execute(
-        select(SendTimeline.state, SendTimeline.minute, func.sum(SendTimeline.n))
-        .where(SendTimeline.send_id == send_id)
-        .group_by(SendTimeline.state, SendTimeline.minute)
+        select(key, table.minute, func.sum(table.n))
+        .where(table.send_id == send_id)
+        .group_by(key, table.minute)
     )
     found: dict[str, dict[int, int]] = {}
-    for state, minute, n in rows:
+    for name, minute, n in rows:
         if n:
-            found.setdefault(state, {})[int(minute)] = int(n)
+            found.setdefault(str(name), {})[int(minute)] = int(n)
     return found
 
 

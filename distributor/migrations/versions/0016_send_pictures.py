@@ -152,48 +152,38 @@ def _sqlite_triggers(table: str) -> list[str]:
     ]
 
 
-def upgrade() -> None:
+def _counter_table(name: str, *keys: sa.Column[object]) -> None:
+    """A trigger-kept counter table: per send and ``keys``, one row per writing shard."""
+    names = [column.name for column in keys]
     op.create_table(
-        "send_timeline",
+        name,
         sa.Column("send_id", BIG_ID, nullable=False),
-        sa.Column("minute", sa.BigInteger(), nullable=False),
-        sa.Column("state", sa.String(length=20), nullable=False),
+        *keys,
         sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["send_id"], ["sends.id"], name=op.f("fk_send_timeline_send_id_sends"),
-            ondelete="CASCADE",
+            ["send_id"], ["sends.id"], name=op.f(f"fk_{name}_send_id_sends"), ondelete="CASCADE"
         ),
-        sa.PrimaryKeyConstraint("send_id", "minute", "state", "shard", name=op.f("pk_send_timeline")),
+        sa.PrimaryKeyConstraint("send_id", *names, "shard", name=op.f(f"pk_{name}")),
     )
-    op.create_table(
+
+
+def upgrade() -> None:
+    _counter_table(
+        "send_timeline",
+        sa.Column("minute", sa.BigInteger(), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+    )
+    _counter_table(
         "send_domains",
-        sa.Column("send_id", BIG_ID, nullable=False),
         sa.Column("domain", sa.String(length=255), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("cause", sa.String(length=20), nullable=False),
-        sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("n", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["send_id"], ["sends.id"], name=op.f("fk_send_domains_send_id_sends"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint(
-            "send_id", "domain", "state", "cause", "shard", name=op.f("pk_send_domains")
-        ),
     )
-    op.create_table(
+    _counter_table(
         "send_engagement",
-        sa.Column("send_id", BIG_ID, nullable=False),
         sa.Column("minute", sa.BigInteger(), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
-        sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("n", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["send_id"], ["sends.id"], name=op.f("fk_send_engagement_send_id_sends"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("send_id", "minute", "kind", "shard", name=op.f("pk_send_engagement")),
     )
     # The next retry of a send: the first due of its deferred rows, whatever their number.
     op.create_index(
