@@ -224,14 +224,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # The readers per link of a send, read from the index alone.
-    op.create_index(
-        "ix_engagement_events_reader_clicks",
-        "engagement_events",
-        ["send_id", "url", "subscriber_id"],
-        postgresql_where=sa.text("kind = 'click' AND NOT machine"),
-        sqlite_where=sa.text("kind = 'click' AND NOT machine"),
-    )
     postgres = op.get_bind().dialect.name == "postgresql"
     for table in TABLES:
         source = SOURCES[table]
