@@ -24,6 +24,7 @@ MOST_BARS = 48
 STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080)
 WIDTH, HEIGHT = 640, 200
 LEFT, BOTTOM, TOP = 44, 22, 8  # room for the y labels, the x labels, the top label
+MOST_BAR_WIDTH = 56  # a few bars stay bars, not walls
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def bar_chart(
     top = max(heights, default=0)
     plot_w, plot_h = WIDTH - LEFT, HEIGHT - BOTTOM - TOP
     slot = plot_w / len(labels) if labels else plot_w
-    bar = max(slot * 0.8, 1.0)
+    bar = min(max(slot * 0.8, 1.0), MOST_BAR_WIDTH)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img"'
         f' class="chart" id="{_attr(chart_id)}" data-bars="{len(labels)}" data-max="{top}"'
