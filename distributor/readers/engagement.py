@@ -220,11 +220,15 @@ class EngagementCounts:
 def engagement_counts(session: Session, send_id: int) -> EngagementCounts:
     """Readers and reader-link pairs, not rows: replaying a link counts for nothing."""
     of_send = EngagementEvent.send_id == send_id
-    opened = session.scalar(
-        select(func.count(distinct(EngagementEvent.subscriber_id))).where(
-            of_send, EngagementEvent.kind == EngagementKind.OPEN
-        )
+    # DISTINCT in a subquery, not count(DISTINCT …): the index gives the readers in order, so
+    # they are counted as they come instead of sorted first (a fifth of a million opens).
+    openers = (
+        select(EngagementEvent.subscriber_id)
+        .where(of_send, EngagementEvent.kind == EngagementKind.OPEN)
+        .distinct()
+        .subquery()
     )
+    opened = session.scalar(select(func.count()).select_from(openers))
     followed = (
         select(EngagementEvent.machine, EngagementEvent.subscriber_id, EngagementEvent.url)
         .where(of_send, EngagementEvent.kind == EngagementKind.CLICK)
