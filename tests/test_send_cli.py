@@ -287,7 +287,8 @@ def test_send_status_shows_audience_time_and_test(
         env, issue_id, "--at", "2030-12-02T09:00", "--tag", "工会", "--allow-empty"
     )
     output = run(env, "send", "status", str(send_id)).output
-    assert f"Send {send_id}: issue {issue_id} (No. 471), full, scheduled" in output
+    # By each reader's preference unless told otherwise, as the dashboard's form defaults.
+    assert f"Send {send_id}: issue {issue_id} (No. 471), preference, scheduled" in output
     assert "To:        list members, tagged 工会" in output
     assert "Scheduled: Mon 2030-12-02 09:00 Asia/Shanghai" in output
     as_json = json.loads(run(env, "send", "status", str(send_id), "--json").output)

@@ -159,14 +159,17 @@ def _with_issue_number() -> Any:
     return select(Send, Issue.number).join(Issue, Issue.id == Send.issue_id)
 
 
-def send_status(session: Session, send_id: int) -> SendStatus:
+def send_status(session: Session, send_id: int, *, engagement: bool = True) -> SendStatus:
+    """One send's status; ``engagement=False`` leaves its opens and clicks uncounted (None):
+    counting the readers among a million recipients' opens is the dearest part, and a page that
+    does not show them need not pay for it."""
     row = session.execute(_with_issue_number().where(Send.id == send_id)).one_or_none()
     if row is None:
         raise NotFound(f"there is no send with ID {send_id}", code="send.missing", send=send_id)
     status = _statuses(session, [(row[0], row[1])])[0]
     return replace(
         status,
-        engagement=engagement_counts(session, send_id) if status.tracking else None,
+        engagement=engagement_counts(session, send_id) if status.tracking and engagement else None,
         unsubscribes=unsubscribes_by_send(session, send_id),
         refused_by=worst_refusal(session, send_id),
     )

@@ -99,9 +99,10 @@ def send() -> None:
 @click.option(
     "--variant",
     type=click.Choice(VARIANTS),
-    default="full",
+    default=BY_PREFERENCE,
     show_default=True,
-    help="'preference' sends each subscriber the format they chose.",
+    help="'preference' (as in the dashboard) sends each subscriber the format they chose; "
+    "full, digest or text sends that one to all.",
 )
 @click.option("--at", "at", help=AT_HELP + "; default now (a draft: no time yet).")
 @click.option("--draft", is_flag=True, help="Create it without scheduling it; schedule it later.")

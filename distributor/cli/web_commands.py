@@ -25,9 +25,11 @@ from distributor.cli.context import AppContext, pass_app
 )
 @pass_app
 def web(app: AppContext, host: str, port: int, workers: int | None) -> None:
-    """Serve the pages behind every link in a message (unsubscribe, preferences, sign-up and
-    confirmation, the archive, tracking), the staff dashboard (/staff) and the JSON API
-    (/api/v1). Put it behind an https proxy named in FORWARDED_ALLOW_IPS.
+    """Serve the staff dashboard, the JSON API and the reader pages.
+
+    The dashboard is under /staff/, the API under /api/v1; the reader pages are those behind
+    every link in a message: unsubscribe, preferences, sign-up and confirmation, the archive,
+    tracking. Put it behind an https proxy named in FORWARDED_ALLOW_IPS.
 
     Each process listens at once and answers /livez and /healthz while it loads; a process slow
     to start is waited for (WEB_START_TIMEOUT), a hung one replaced (WEB_HANG_TIMEOUT)."""

@@ -25,12 +25,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, distinct, func, insert, select, update
+from sqlalchemy import Table, distinct, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import utcnow
 from distributor.errors import InvalidToken
-from distributor.readers.models import EngagementEvent, EngagementKind
+from distributor.readers.models import EngagementEvent, EngagementKind, SendEngagement
+from distributor.sending.breakdown import per_minute
 from distributor.sending.models import Delivery
 from subscribers.tokens import TokenPurpose, TokenSigner
 
@@ -43,6 +44,7 @@ REPEATS_KEPT = 10  # rows a process writes of one reader's opens, or of their cl
 SEEN_KEPT = 500_000  # (reader, link) pairs a process remembers counting; the oldest go first
 SCANNER_WINDOW = timedelta(seconds=30)  # how soon after delivery a scanner follows the links
 SCANNER_LINKS = 3  # … and how many different ones it follows at least: a reader clicks one
+READER_CLICKS = text("engagement_events.kind = 'click' AND NOT engagement_events.machine")
 
 
 @dataclass(frozen=True)
@@ -218,11 +220,15 @@ class EngagementCounts:
 def engagement_counts(session: Session, send_id: int) -> EngagementCounts:
     """Readers and reader-link pairs, not rows: replaying a link counts for nothing."""
     of_send = EngagementEvent.send_id == send_id
-    opened = session.scalar(
-        select(func.count(distinct(EngagementEvent.subscriber_id))).where(
-            of_send, EngagementEvent.kind == EngagementKind.OPEN
-        )
+    # DISTINCT in a subquery, not count(DISTINCT …): the index gives the readers in order, so
+    # they are counted as they come instead of sorted first (a fifth of a million opens).
+    openers = (
+        select(EngagementEvent.subscriber_id)
+        .where(of_send, EngagementEvent.kind == EngagementKind.OPEN)
+        .distinct()
+        .subquery()
     )
+    opened = session.scalar(select(func.count()).select_from(openers))
     followed = (
         select(EngagementEvent.machine, EngagementEvent.subscriber_id, EngagementEvent.url)
         .where(of_send, EngagementEvent.kind == EngagementKind.CLICK)
@@ -245,3 +251,27 @@ def engagement_counts(session: Session, send_id: int) -> EngagementCounts:
     )
 
 
+
+
+def engagement_timeline(session: Session, send_id: int) -> dict[str, dict[int, int]]:
+    """Readers' opens and clicks by kind and by minute (since the epoch, UTC), from the
+    trigger-kept ``send_engagement``: the rows written, each reader's repeats capped as they
+    are written, a scanner's clicks left out."""
+    return per_minute(session, SendEngagement, SendEngagement.kind, send_id)
+
+
+def clicks_per_link(session: Session, send_id: int, *, most: int = 20) -> list[tuple[str, int]]:
+    """The links readers followed, each with how many readers followed it, the most first."""
+    readers = func.count(distinct(EngagementEvent.subscriber_id))
+    rows = session.execute(
+        select(EngagementEvent.url, readers)
+        .where(
+            EngagementEvent.send_id == send_id,
+            READER_CLICKS,  # literally the index's condition, so that the index serves it
+            EngagementEvent.url.is_not(None),
+        )
+        .group_by(EngagementEvent.url)
+        .order_by(readers.desc(), EngagementEvent.url)
+        .limit(most)
+    )
+    return [(str(url), int(n)) for url, n in rows]

@@ -148,6 +148,14 @@ class Delivery(Base):
             text("lower(address::text)"),
             "id",
         ).ddl_if(dialect="postgresql"),
+        # The next retry of a send: the first due of its deferred rows, whatever their number.
+        Index(
+            "ix_deliveries_deferred_due",
+            "send_id",
+            "not_before",
+            postgresql_where=text("state = 'deferred'"),
+            sqlite_where=text("state = 'deferred'"),
+        ),
         # A reader's last deliveries, newest first: their repeated failures (distributor.failures).
         Index("ix_deliveries_subscriber_id", "subscriber_id", "id"),
         # Few rows are ever flagged: a partial index keeps their count instant at any size.
@@ -276,6 +284,44 @@ class SendCount(Base):
 
     def __repr__(self) -> str:
         return f"<SendCount {self.send_id} {self.state}={self.n}>"
+
+
+class SendTimeline(Base):
+    """A send's deliveries now sent, deferred or failed, by the minute they became so (minutes
+    since the epoch, UTC): its picture over time, kept by database triggers as ``send_counts``
+    (migration 0016), so it costs a few hundred rows to read whatever the audience."""
+
+    __tablename__ = "send_timeline"
+
+    send_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(20), primary_key=True)
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    def __repr__(self) -> str:
+        return f"<SendTimeline {self.send_id} {self.minute} {self.state}={self.n}>"
+
+
+class SendDomain(Base):
+    """A send's email deliveries per receiving domain, state and failure cause ('' for none),
+    kept by database triggers (migration 0016): the per-domain table of a send's page."""
+
+    __tablename__ = "send_domains"
+
+    send_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True
+    )
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), primary_key=True)
+    cause: Mapped[str] = mapped_column(String(20), primary_key=True)
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    def __repr__(self) -> str:
+        return f"<SendDomain {self.send_id} {self.domain} {self.state}/{self.cause}={self.n}>"
 
 
 class ScheduleRule(Base):

@@ -123,6 +123,9 @@ class DeliveryView:
     smtp_code: int | None
     detail: str | None
     sent_at: datetime | None
+    # For staff pages only (not in the API's JSON): why it failed, when it is tried again.
+    failure_cause: str | None = None
+    not_before: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -202,4 +205,6 @@ def _delivery_view(d: Delivery) -> DeliveryView:
     return DeliveryView(
         d.id, d.address, d.state.value, d.attempts, d.smtp_code, d.last_error or d.smtp_response,
         d.sent_at,
+        d.failure_cause.value if d.failure_cause else None,
+        d.not_before,
     )

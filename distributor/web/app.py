@@ -43,7 +43,14 @@ from distributor.web.page_cache import PageCache
 from distributor.web.pages import Web, page_language, render
 from distributor.web.security import HEADERS, Csrf, RateLimiter, SecurityHeaders, rate_limiter
 from distributor.web.staff import staff_routers
-from distributor.web.staff_auth import LoginRequired, login_redirect, upload_refusal
+from distributor.web.staff.common import staff_page
+from distributor.web.staff_auth import (
+    STAFF_HOME,
+    LoginRequired,
+    login_redirect,
+    signed_in_user,
+    upload_refusal,
+)
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 
@@ -156,9 +163,14 @@ def _error_page(
         500: "error.500.text",
     }.get(status, "error.generic")
     shown = worded(error, lang) if error is not None and error.code else t(text)
-    return render(
-        request, "error.html", lang=lang, status=status, title=t(f"error.{status}"), message=shown
-    )
+    title = t(f"error.{status}")
+    if request.url.path.startswith(STAFF_HOME):
+        user = signed_in_user(request, request.app.state.web)
+        if user is not None:  # a staff page: the staff frame, with its navigation
+            return staff_page(
+                request, "error.html", user, status=status, title=title, message=shown
+            )
+    return render(request, "error.html", lang=lang, status=status, title=title, message=shown)
 
 
 def _refused(request: Request, error: DistributorError) -> HTMLResponse:

@@ -53,16 +53,25 @@ def login_redirect(request: Request, error: LoginRequired) -> RedirectResponse:
 
 def current_staff_user(request: Request, web: WebDep) -> StaffUser:
     """The signed-in staff member; a page asked for without one redirects to the login."""
-    session_id = request.cookies.get(SESSION_COOKIE)
-    query = request.url.query
-    wanted = request.url.path + (f"?{query}" if query else "")
-    if not session_id:
+    user = signed_in_user(request, web)
+    if user is None:
+        query = request.url.query
+        wanted = request.url.path + (f"?{query}" if query else "")
         raise LoginRequired(wanted if request.method == "GET" else STAFF_HOME)
+    return user
+
+
+def signed_in_user(request: Request, web: Web) -> StaffUser | None:
+    """The staff member of the request's session, if one is signed in (an error page under
+    ``/staff/`` is then drawn in the staff frame)."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
+        return None
     try:
         with web.transaction() as session:
             return session_user(session, session_id)
     except NotAuthenticated:
-        raise LoginRequired(wanted if request.method == "GET" else STAFF_HOME) from None
+        return None
 
 
 def bearer_token(request: Request) -> str | None:

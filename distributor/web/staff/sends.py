@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ from distributor.campaigns.status import SendStatus, list_sends, send_status
 from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.issues.store import list_issues
-from distributor.locale import text
+from distributor.sending.breakdown import Outlook, outlook_of
 from distributor.sending.lifecycle import (
     WAITING_DELIVERY_STATES,
     cancel_send,
@@ -42,11 +43,13 @@ from distributor.sending.lifecycle import (
     resume_send,
     retry_failed,
 )
+from distributor.sending.models import BY_PREFERENCE
 from distributor.sending.queries import DEFAULT_EXPIRY, get_send, list_deliveries
 from distributor.sending.reach import Reach
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
+from distributor.web.i18n import translator
 from distributor.web.pages import WebDep, page_language
 from distributor.web.staff.common import (
     PAGE_SIZE,
@@ -56,6 +59,8 @@ from distributor.web.staff.common import (
     staff_page,
     when,
 )
+from distributor.web.staff.pictures import Translate, send_pictures, sends_side_by_side
+from distributor.web.staff.reasons import REASONED_STATES, error_of, reason_key
 from distributor.web.staff_auth import StaffDep
 from subscribers.csvfile import escape_cell
 from subscribers.query import Audience
@@ -66,11 +71,13 @@ router = APIRouter(include_in_schema=False)
 SENDS = "/staff/sends"
 ACTIVE = (SendState.RUNNING, SendState.PAUSED)
 HOME_SENDS = 20
+COMPARED = 8  # the last sends drawn side by side on the overview
 EXPORT_BATCH = 5000
 DELIVERY_STATES = [state.value for state in DeliveryState]
-PREFERENCE = "preference"  # the form's word for "each reader's own format" (variant None)
+PREFERENCE = BY_PREFERENCE  # each reader's own format (variant None): the default, as the CLI's
 
 
+FINAL_STATES = (SendState.DONE, SendState.CANCELLED, SendState.EXPIRED)
 ACTIONS = {
     SendState.DRAFT: ("edit", "cancel"),
     SendState.SCHEDULED: ("edit", "pause", "cancel"),
@@ -95,13 +102,16 @@ def progress(status: SendStatus, zone: ZoneInfo) -> dict[str, Any]:
         **status.to_json(),
         "total": total,
         "finished": done,
-        "percent": round(100 * done / total, 1) if total else 0,
+        # Rounded down: 100 only when every delivery has its answer.
+        "percent": math.floor(1000 * done / total) / 10 if total else 0,
         "delivered_rate": round(100 * sent / done, 1) if done else None,
         "failed_rate": round(100 * failed / done, 1) if done else None,
-        "final": status.state in (SendState.DONE, SendState.CANCELLED, SendState.EXPIRED),
+        "final": status.state in FINAL_STATES,
         "issue_number": status.issue_number,
         "audience_text": status.audience_text,
         "scheduled_local": when(status.scheduled_at, zone),
+        "started_local": when(status.started_at, zone),
+        "finished_local": when(status.finished_at, zone),
         "actions": ACTIONS.get(SendState(status.state), ()),
     }
 
@@ -124,6 +134,9 @@ def home(request: Request, web: WebDep, user: StaffDep) -> HTMLResponse:
         running=running,
         next_send=scheduled[0] if scheduled else None,
         recent=[s for s in sends if s["state"] not in ACTIVE and not s["is_test"]][:10],
+        compared=sends_side_by_side(
+            [s for s in sends if not s["is_test"]][:COMPARED], translator(page_language(request))
+        ),
     )
 
 
@@ -479,36 +492,97 @@ def _send_page(
     *,
     status: int = 200,
     error: str | None = None,
+    template: str = "send.html",
 ) -> HTMLResponse:
     who = request.query_params.get("who", "")[:254]
     wechat = web.settings.wechat_app_id is not None
+    t = translator(page_language(request))
     with web.transaction() as session:
-        shown = progress(send_status(session, send_id), web.settings.zone)
+        # Only the report shows the readers who opened and clicked.
+        shown = _live_progress(session, send_id, web, t, engagement=template == "report.html")
+        pictures = send_pictures(
+            session, send_id, web.settings.zone, t, tracking=shown["tracking"], final=shown["final"]
+        )
         audit = audit_of(session, "send", send_id)
         found = look_up_reader(session, send_id, who, wechat=wechat) if who.strip() else None
     return staff_page(
         request,
-        "send.html",
+        template,
         user,
         send=shown,
+        pictures=pictures,
         audit=audit,
         states=DELIVERY_STATES,
         status=status,
         error=error,
         who=who,
         found=found,
+        made=when(utcnow(), web.settings.zone),
     )
+
+
+def _live_progress(
+    session: Session, send_id: int, web: WebDep, t: Translate, *, engagement: bool = False
+) -> dict[str, Any]:
+    """One send's progress with what is still to come, in words (the live page's line)."""
+    status = send_status(session, send_id, engagement=engagement)
+    shown = progress(status, web.settings.zone)
+    outlook = outlook_of(
+        session, send_id, status.counts, started_at=status.started_at, now=utcnow()
+    )
+    shown["outlook"] = outlook_words(outlook, shown, web.settings.zone, t)
+    shown["state_text"] = t("state." + shown["state"])  # the live page's, in its language
+    return shown
+
+
+def outlook_words(outlook: Outlook, shown: dict[str, Any], zone: ZoneInfo, t: Translate) -> str:
+    """What is still to come, in one line ('' once the send is final)."""
+    if shown["final"]:
+        return ""
+    parts = []
+    if unfinished := shown["total"] - shown["finished"]:
+        parts.append(t("staff.outlook.unfinished", count=unfinished))
+    if outlook.retries:
+        parts.append(
+            t("staff.outlook.retries", count=outlook.retries, at=when(outlook.next_retry, zone))
+        )
+    if outlook.finish is not None and shown["state"] == SendState.RUNNING:
+        parts.append(t("staff.outlook.finish", at=when(outlook.finish, zone)))
+    return " · ".join(parts)
 
 
 @router.get(SENDS + "/{send_id}/status.json")
 def send_status_json(
     request: Request, send_id: int, web: WebDep, user: StaffDep
 ) -> JSONResponse:
+    t = translator(page_language(request))
     with web.transaction() as session:
-        shown = progress(send_status(session, send_id), web.settings.zone)
-    # The live page shows the state in its own language.
-    state_text = text(page_language(request), "state." + shown["state"])
-    return JSONResponse({**shown, "state_text": state_text})
+        return JSONResponse(_live_progress(session, send_id, web, t))
+
+
+@router.get(SENDS + "/{send_id}/pictures")
+def send_pictures_part(
+    request: Request, send_id: int, web: WebDep, user: StaffDep
+) -> HTMLResponse:
+    """The send page's pictures alone: what the live page fetches again while the send runs."""
+    t = translator(page_language(request))
+    with web.transaction() as session:
+        send = get_send(session, send_id)
+        pictures = send_pictures(
+            session,
+            send_id,
+            web.settings.zone,
+            t,
+            tracking=send.tracking,
+            final=send.state in FINAL_STATES,
+        )
+    return staff_page(request, "_send_pictures.html", user, pictures=pictures)
+
+
+@router.get(SENDS + "/{send_id}/report")
+def send_report(request: Request, send_id: int, web: WebDep, user: StaffDep) -> HTMLResponse:
+    """One printable page for the office's leadership: numbers, pictures, reasons."""
+    return _send_page(request, send_id, web, user, template="report.html")
 
 
 def _state(value: str | None) -> DeliveryState | None:
@@ -531,7 +605,7 @@ def recipients(
     after: int = 0,
 ) -> HTMLResponse:
     with web.transaction() as session:
-        status = progress(send_status(session, send_id), web.settings.zone)
+        status = progress(send_status(session, send_id, engagement=False), web.settings.zone)
         rows = list_deliveries(
             session,
             send_id,
@@ -550,13 +624,16 @@ def recipients(
         state=state,
         states=DELIVERY_STATES,
         next_after=rows[-1].id if len(rows) == PAGE_SIZE else None,
+        reasoned=REASONED_STATES,
+        reason_key=reason_key,
+        error_of=error_of,
     )
 
 
 @router.get(SENDS + "/{send_id}/deliveries.csv")
 def deliveries_csv(send_id: int, web: WebDep, user: StaffDep) -> StreamingResponse:
     with web.transaction() as session:
-        send_status(session, send_id)  # a missing send is a 404, not an empty file
+        send_status(session, send_id, engagement=False)  # a missing send: 404, not an empty file
 
     def rows() -> Iterator[str]:
         out = io.StringIO()

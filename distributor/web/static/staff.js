@@ -1,6 +1,9 @@
 // The staff pages' live parts, without inline script (the CSP forbids it):
 // [data-poll] sections refresh from their JSON URL until the send is final;
-// a form with [data-count-url] shows how many readers its audience reaches.
+// a form with [data-count-url] shows how many readers its audience reaches;
+// a [data-refresh] part (a send's pictures) is fetched again until it says it is final;
+// tables get their column names on each cell (for the cards of a phone's width);
+// previews are scaled to fit while keeping their true width; [data-print] prints the page.
 "use strict";
 
 // Numbers as the page's language writes them (1,234), as the server wrote them at first.
@@ -55,9 +58,61 @@ function copyField(button) {
   button.setAttribute("data-copied", "true");
 }
 
+function refresh(part) {
+  fetch(part.getAttribute("data-refresh"), { credentials: "same-origin" })
+    .then(function (response) { return response.ok ? response.text() : null; })
+    .then(function (html) {
+      if (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").body.firstElementChild;
+        if (fresh) { part.replaceChildren(fresh); labelCells(part); }
+      }
+      if (!part.querySelector("[data-final]")) {
+        window.setTimeout(function () { refresh(part); }, 5000);
+      }
+    })
+    .catch(function () { window.setTimeout(function () { refresh(part); }, 10000); });
+}
+
+function labelCells(root) {
+  root.querySelectorAll(".table-wrap table").forEach(function (table) {
+    var names = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+      return th.textContent.trim();
+    });
+    table.querySelectorAll("tbody tr").forEach(function (row) {
+      Array.prototype.forEach.call(row.children, function (cell, i) {
+        if (names[i] && !cell.hasAttribute("colspan")) { cell.setAttribute("data-label", names[i]); }
+      });
+    });
+  });
+}
+
+function fitPreviews() {
+  document.querySelectorAll(".preview-frame").forEach(function (frame) {
+    var iframe = frame.querySelector("iframe");
+    var width = Number(frame.getAttribute("data-width"));
+    frame.style.width = "";
+    var scale = Math.min(1, frame.parentElement.clientWidth / width);
+    iframe.style.transform = scale < 1 ? "scale(" + scale + ")" : "";
+    frame.style.width = width * scale + "px";
+    frame.style.height = iframe.offsetHeight * scale + "px";
+    frame.setAttribute("data-scale", scale.toFixed(3));
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("button[data-copy]").forEach(function (button) {
     button.addEventListener("click", function () { copyField(button); });
+  });
+  labelCells(document);
+  fitPreviews();
+  window.addEventListener("resize", fitPreviews);
+  document.querySelectorAll("[data-refresh]").forEach(function (part) {
+    if (!part.querySelector("[data-final]")) {
+      window.setTimeout(function () { refresh(part); }, 5000);
+    }
+  });
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.addEventListener("click", function () { window.print(); });
   });
   document.querySelectorAll("[data-poll]").forEach(function (section) {
     window.setTimeout(function () { poll(section); }, 1000);
