@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select, text, update
 from distributor.config import Settings
 from distributor.db import transaction, utcnow
 from distributor.devservers.ports import free_port
+from distributor.locale import text as words_of
 from distributor.readers.engagement import engagement_timeline
 from distributor.readers.models import EngagementEvent, EngagementKind, SendEngagement
 from distributor.sending.breakdown import (
@@ -31,7 +32,6 @@ from distributor.staff.models import Role
 from distributor.vocabulary import DeliveryState, FailureCause, Variant
 from distributor.web.app import create_app
 from distributor.web.charts import Series, bar_chart, time_axis
-from distributor.web.i18n import TEXTS
 from distributor.web.security import MemoryRateLimiter
 from distributor.web.staff.reasons import error_of, reason_key
 from tests.support.audience import make_audience
@@ -90,17 +90,17 @@ def test_the_time_axis_takes_round_bars_that_cover_every_minute() -> None:
 
 
 def test_a_refusal_reads_as_words_not_as_an_smtp_reply() -> None:
-    zh, en = TEXTS["zh-CN"], TEXTS["en"]
     key = reason_key(None, 550, "550 5.1.1 <x@qq.com>: user unknown")
     assert key == "reason.address_gone"
-    assert zh[key] == "邮箱不存在" and en[key] == "The address does not exist"
+    assert words_of("zh-CN", key) == "邮箱不存在"
+    assert words_of("en", key) == "The address does not exist"
     assert reason_key("mailbox_full") == "reason.mailbox_full"  # the kept cause comes first
     assert reason_key(None, 421, "421 4.7.0 too many connections") == "reason.blocked"
     assert reason_key(None, None, None) == "reason.unknown"
     assert reason_key("not-a-cause", None, "452 4.2.2 mailbox full") == "reason.mailbox_full"
     for cause in FailureCause:
-        assert zh[f"reason.{cause.value}"] and en[f"reason.{cause.value}"]
-        assert zh[f"reason.{cause.value}"] != en[f"reason.{cause.value}"]
+        zh, en = words_of("zh-CN", f"reason.{cause.value}"), words_of("en", f"reason.{cause.value}")
+        assert zh and en and zh != en
 
 
 def test_a_delivered_row_shows_no_error() -> None:
@@ -361,10 +361,9 @@ def test_the_send_page_its_report_and_the_overview_show_the_pictures(
             assert bars.first.get_attribute("data-label") == "09:00"  # the office's zone
             qq = page.locator("#domains tr[data-domain='qq.com']")
             expect(qq.locator("td[data-state=failed]")).to_have_text("1")
-            words = TEXTS[lang]
-            expect(qq).to_contain_text(words["reason.address_gone"])
+            expect(qq).to_contain_text(words_of(lang, "reason.address_gone"))
             expect(page.locator("#domains tr[data-domain='163.com']")).to_contain_text(
-                words["reason.blocked"]
+                words_of(lang, "reason.blocked")
             )
             expect(page.locator("#domains")).not_to_contain_text("5.1.1")
             assert series_totals(page, "chart-engagement") == {"open": 3, "click": 3}
@@ -372,7 +371,7 @@ def test_the_send_page_its_report_and_the_overview_show_the_pictures(
             expect(links.first).to_contain_text("https://hzgh.example.org/a?x=<1>")
             expect(links.first.locator("td").last).to_have_text("2")
             outlook = page.locator("[data-field=outlook]")
-            retries = words["staff.outlook.retries"].split("{at}")[0].format(count=1)
+            retries = words_of(lang, "staff.outlook.retries").split("{at}")[0].format(count=1)
             expect(outlook).to_contain_text(retries)
             expect(page.locator("section.live span[data-field=percent]")).to_have_text("96.0")
             assert widest(page) == [], widest(page)
@@ -382,14 +381,14 @@ def test_the_send_page_its_report_and_the_overview_show_the_pictures(
             # delivered row, the next attempt of a deferred one.
             page.goto(f"{base}/staff/sends/{send_id}/recipients?q=qq00001")
             row = page.locator("table.recipients tbody tr").first
-            expect(row.locator(".reason")).to_have_text(words["reason.address_gone"])
+            expect(row.locator(".reason")).to_have_text(words_of(lang, "reason.address_gone"))
             expect(row.locator("details.server-said")).to_contain_text("5.1.1")
             page.goto(f"{base}/staff/sends/{send_id}/recipients?state=sent")
             expect(page.locator("table.recipients")).not_to_contain_text("250 OK")
             page.goto(f"{base}/staff/sends/{send_id}/recipients?state=deferred")
             deferred = page.locator("table.recipients tbody tr").first
-            expect(deferred).to_contain_text(words["staff.next_attempt"])
-            expect(deferred.locator(".reason")).to_have_text(words["reason.network"])
+            expect(deferred).to_contain_text(words_of(lang, "staff.next_attempt"))
+            expect(deferred.locator(".reason")).to_have_text(words_of(lang, "reason.network"))
             assert widest(page) == [], widest(page)
             shoot(page, f"recipients-{size}")
 
@@ -429,7 +428,7 @@ def test_the_send_page_its_report_and_the_overview_show_the_pictures(
             missing = page.goto(f"{base}/staff/sends/999999")
             assert missing is not None and missing.status == 404
             expect(page.locator("nav.staff-nav")).to_be_visible()
-            expect(page.locator("h1")).to_have_text(words["error.404"])
+            expect(page.locator("h1")).to_have_text(words_of(lang, "error.404"))
             page.close()
 
         # The pictures follow the send without a reload: the retried reader's message arrives.
