@@ -36,6 +36,8 @@ from distributor.sending.limits import (
 )
 from distributor.sending.planner import plan_send
 from distributor.sending.renders import render_send
+from distributor.sending.router import Router
+from distributor.sending.routing import Clockwork
 from distributor.sending.scheduler import JobQueue, TickReport, tick
 from distributor.sending.slots import hand_over_slot, release_slot, renew_slot, take_slot
 from distributor.sending.test_sends import finish_test_send
@@ -50,9 +52,8 @@ class WorkerRuntime:
     settings: Settings
     tunables: Tunables
     factory: sessionmaker[Session]
-    channel: Channel
+    router: Router
     composer: Composer
-    throttle: Throttle
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _wechat: WechatClient | None = None
 
@@ -63,19 +64,34 @@ class WorkerRuntime:
         limits: Limits = (
             RedisLimits(redis.Redis.from_url(redis_url)) if redis_url else DatabaseLimits(factory)
         )
+        plan = settings.routing
+        throttle = Throttle(
+            limits,
+            global_rate=settings.rate_limit,
+            domain_caps={
+                **plan.domain_concurrency(),
+                **parse_domain_caps(settings.domain_concurrency),
+            },
+            default_domain_cap=settings.default_domain_concurrency,
+        )
         return cls(
             settings=settings,
             tunables=Tunables.from_settings(settings),
             factory=factory,
-            channel=SmtpChannel.from_settings(settings),
-            composer=EmailComposer(settings, factory),
-            throttle=Throttle(
-                limits,
-                global_rate=settings.rate_limit,
-                domain_caps=parse_domain_caps(settings.domain_concurrency),
-                default_domain_cap=settings.default_domain_concurrency,
+            router=Router(
+                plan,
+                {relay.name: SmtpChannel.for_relay(relay, settings) for relay in plan.relays},
+                factory,
+                throttle,
+                Clockwork.from_settings(settings),
             ),
+            composer=EmailComposer(settings, factory),
         )
+
+    @property
+    def channel(self) -> Channel:
+        """The first relay's connection: for the odd message outside a send (a confirmation)."""
+        return self.router.channels[self.router.plan.relays[0].name]
 
     def tick(
         self,
@@ -143,7 +159,7 @@ class WorkerRuntime:
 
         stats = None
         try:
-            stats = self._drain(keep_going=keep_going, throttle=self.throttle)
+            stats = self._drain(keep_going=keep_going)
             return stats
         finally:
             with self.factory.begin() as session:
@@ -159,13 +175,13 @@ class WorkerRuntime:
 
     def drain_now(self) -> DrainStats:
         """Drain every running send in this process, without slots (tests)."""
-        return self._drain(throttle=self.throttle)
+        return self._drain()
 
     def send_test(self, send_id: int) -> DrainStats:
         """Send a staff test send from this process, now; what could not go out is failed, not
         left for a worker: a test goes out while its command waits, or not at all."""
         try:
-            return self._drain(only_send=send_id)
+            return self._drain(only_send=send_id, paced=False)
         finally:
             with self.factory.begin() as session:
                 finish_test_send(session, send_id, utcnow())
@@ -174,17 +190,17 @@ class WorkerRuntime:
         self,
         *,
         keep_going: Callable[[], bool] = lambda: True,
-        throttle: Throttle | None = None,
+        paced: bool = True,
         only_send: int | None = None,
     ) -> DrainStats:
         return drain(
             self.factory,
-            self.channel,
+            self.router,
             self.composer,
             tunables=self.tunables,
             worker=self.name,
             keep_going=keep_going,
-            throttle=throttle,
+            paced=paced,
             only_send=only_send,
         )
 
@@ -197,6 +213,6 @@ class WorkerRuntime:
         return send_wechat(self.factory, self._wechat, send_id, self.settings)
 
     def close(self) -> None:
-        self.channel.close()
+        self.router.close()
         if self._wechat is not None:
             self._wechat.close()

@@ -144,6 +144,32 @@ def release_claims(session: Session, token: str, ids: Sequence[int], now: dateti
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def postpone(
+    session: Session, token: str, ids: Sequence[int], until: datetime, reason: str, now: datetime
+) -> int:
+    """Give back rows this worker claimed that no relay may take now (all resting, a cap
+    reached): deferred until then, without spending an attempt, the reason kept on the row."""
+    if not ids:
+        return 0
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(ids),
+            Delivery.claim_token == token,
+            Delivery.state == DeliveryState.CLAIMED,
+        )
+        .values(
+            state=DeliveryState.DEFERRED,
+            not_before=until,
+            last_error=f"waiting: {reason}",
+            claim_token=None,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def sweep_expired_claims(
     session: Session, now: datetime, *, max_attempts: int, limit: int = 10_000
 ) -> int:

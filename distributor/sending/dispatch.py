@@ -11,7 +11,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
@@ -26,23 +26,29 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.channels.base import Channel, Envelope, Outcome, Receipt
+from distributor.channels.base import Envelope, Outcome, Receipt
 from distributor.db import utcnow
 from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
 from distributor.failures import Verdict, domain_of, read_failure
 from distributor.sending.attempts import LogEntry, log_attempts
-from distributor.sending.claim import ClaimedDelivery, claim_batch, release_claims, renew_claims
+from distributor.sending.claim import (
+    ClaimedDelivery,
+    claim_batch,
+    postpone,
+    release_claims,
+    renew_claims,
+)
 from distributor.sending.lifecycle import (
     cancel_waiting_deliveries,
     finish_if_complete,
     pause_for_error,
     send_state,
 )
-from distributor.sending.limits import Throttle
 from distributor.sending.models import AttemptOutcome, Delivery, DeliveryAttempt, Send
 from distributor.sending.planner import EMAIL_CHANNELS
 from distributor.sending.policy import RetryPolicy, decide
 from distributor.sending.refusals import FailedDelivery, record_refusal
+from distributor.sending.router import Router, Wait
 from distributor.sending.tunables import Tunables
 from distributor.vocabulary import DeliveryState, SendState
 from subscribers.query import still_sendable
@@ -255,32 +261,32 @@ def running_sends(session: Session, only: int | None = None) -> list[int]:
 
 def drain(
     factory: sessionmaker[Session],
-    channel: Channel,
+    router: Router,
     composer: Composer,
     *,
     tunables: Tunables,
     worker: str,
     clock: Callable[[], datetime] = utcnow,
     keep_going: Callable[[], bool] = lambda: True,
-    throttle: Throttle | None = None,
+    paced: bool = True,
     only_send: int | None = None,
 ) -> DrainStats:
     """Send every ready delivery of every running send (or of ``only_send``), batch by batch,
-    until none is left.
+    until none is left; ``paced`` False (staff test sends): without rates and caps.
 
     Stops early when the time budget is spent or ``keep_going`` says so (the caller then queues
     another drain); rows claimed but not attempted are given back.
     """
     run = _Drain(
         factory,
-        channel,
+        router,
         composer,
         ResultRecorder(factory.kw["bind"]),
         tunables,
         worker,
         clock,
         keep_going,
-        throttle,
+        paced,
         only_send,
     )
     try:
@@ -292,14 +298,14 @@ def drain(
 @dataclass
 class _Drain:
     factory: sessionmaker[Session]
-    channel: Channel
+    router: Router
     composer: Composer
     recorder: ResultRecorder
     tunables: Tunables
     worker: str
     clock: Callable[[], datetime]
     keep_going: Callable[[], bool]
-    throttle: Throttle | None
+    paced: bool
     only_send: int | None
     stats: DrainStats = field(default_factory=DrainStats)
     # Refusals of ours or the path per (send, domain): not yet looked at, and looks so far.
@@ -370,6 +376,9 @@ class _Drain:
                     pause_for_error(session, send_id, error.message, self.clock())
                     release_claims(session, token, [d.id for d in pending], self.clock())
                 return
+            if isinstance(receipt, Wait):
+                self.postpone(pending, token, receipt)
+                continue
             delivery = pending.popleft()
             state = self.recorder.record(
                 delivery,
@@ -433,13 +442,24 @@ class _Drain:
         pending.extend(still)
         return True
 
-    def attempt(self, send_id: int, delivery: ClaimedDelivery, send_rate: float | None) -> Receipt:
+    def postpone(self, pending: deque[ClaimedDelivery], token: str, wait: Wait) -> None:
+        """The first delivery's domain can take nothing now: it and the rest of the batch's
+        deliveries to that domain wait until ``wait.until``, deferred without an attempt."""
+        domain = domain_of(pending[0].address)
+        waiting = [d.id for d in pending if domain_of(d.address) == domain]
+        with self.factory.begin() as session:
+            until = datetime.fromtimestamp(wait.until, UTC)
+            postpone(session, token, waiting, until, wait.reason, self.clock())
+        self.stats.add(DeliveryState.DEFERRED, len(waiting))
+        kept = [d for d in pending if domain_of(d.address) != domain]
+        pending.clear()
+        pending.extend(kept)
+
+    def attempt(
+        self, send_id: int, delivery: ClaimedDelivery, send_rate: float | None
+    ) -> Receipt | Wait:
         try:
             envelope = self.composer.compose(send_id, delivery)
         except InvalidRecipient as error:
             return Receipt(Outcome.FAILED, None, f"could not build this message: {error}")
-        if self.throttle is None:
-            return self.channel.send(envelope)
-        self.throttle.wait_for_turn(send_id, send_rate)
-        with self.throttle.hold_domain(delivery.address):
-            return self.channel.send(envelope)
+        return self.router.send(envelope, send_id=send_id, send_rate=send_rate, paced=self.paced)

@@ -1,5 +1,6 @@
-"""Rate limits shared by every worker on every machine: a message rate (global and per send) and
-a cap on parallel SMTP transactions per recipient domain.
+"""Rate limits shared by every worker on every machine: a message rate (global, per send, per
+relay, per domain), a cap on parallel SMTP transactions per recipient domain (or relay), and
+caps on messages per window (a relay's or a domain's hour and day).
 
 The rate is a reservation (GCRA): each message atomically takes the next free instant of its key
 and moves it on by one interval, then sleeps until its instant, so N workers together keep to the
@@ -10,9 +11,10 @@ is one, else in the database (the embedded set-up).
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -23,7 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import insert_ignoring_duplicates
 from distributor.errors import ConfigurationError
-from distributor.sending.models import DomainLease, RateLimit
+from distributor.sending.models import DomainLease, QuotaCount, RateLimit
+from distributor.sending.routing import Quota
 
 log = logging.getLogger(__name__)
 GLOBAL_KEY = "rate:global"
@@ -56,6 +59,19 @@ class Limits(Protocol):
         """Block until fewer than ``cap`` transactions to ``domain`` run, and hold one."""
         ...
 
+    def take_quota(self, quotas: Sequence[Quota]) -> int | None:
+        """Count one message against every quota, all or none: None when counted, else the
+        index of the first quota that is full."""
+        ...
+
+    def give_back(self, quotas: Sequence[Quota]) -> None:
+        """Uncount one message (the server refused it: it did not use the cap)."""
+        ...
+
+    def used(self, keys: Sequence[str]) -> list[int]:
+        """How many messages each window's key has counted (0 for one never used)."""
+        ...
+
 
 _RESERVE = """
 local t = redis.call('TIME')
@@ -79,6 +95,24 @@ end
 return 0
 """
 
+# Quotas: all under their caps, then all counted, in one step. ARGV: cap (-1: count only) and
+# seconds to live, per key.
+_TAKE = """
+for i = 1, #KEYS do
+  local cap = tonumber(ARGV[2 * i - 1])
+  if cap >= 0 and tonumber(redis.call('GET', KEYS[i]) or '0') >= cap then return i end
+end
+for i = 1, #KEYS do
+  redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[2 * i])
+end
+return 0
+"""
+
+
+def _ttl(quota: Quota, now: float) -> int:
+    return max(1, math.ceil(quota.ends_at - now)) + 60
+
 
 @dataclass
 class RedisLimits:
@@ -89,6 +123,7 @@ class RedisLimits:
     def __post_init__(self) -> None:
         self._reserve = self.client.register_script(_RESERVE)
         self._acquire = self.client.register_script(_ACQUIRE)
+        self._take = self.client.register_script(_TAKE)
 
     def _call(self, script: object, keys: list[str], args: list[object]) -> bytes:
         while True:
@@ -115,12 +150,31 @@ class RedisLimits:
             with suppress(redis.ConnectionError):  # else the lease expires by itself
                 self.client.zrem(key, holder)
 
+    def take_quota(self, quotas: Sequence[Quota]) -> int | None:
+        now = time.time()
+        args: list[object] = []
+        for quota in quotas:
+            args += [-1 if quota.cap is None else quota.cap, _ttl(quota, now)]
+        full = int(self._call(self._take, [quota.key for quota in quotas], args))
+        return full - 1 if full else None
+
+    def give_back(self, quotas: Sequence[Quota]) -> None:
+        with suppress(redis.ConnectionError):  # the cap then errs on the safe side
+            pipeline = self.client.pipeline()
+            for quota in quotas:
+                pipeline.decr(quota.key)
+            pipeline.execute()
+
+    def used(self, keys: Sequence[str]) -> list[int]:
+        return [int(value or 0) for value in self.client.mget(keys)] if keys else []
+
 
 @dataclass
 class DatabaseLimits:
     """The same limits in the database, for the embedded set-up (one machine, SQLite)."""
 
     factory: sessionmaker[Session]
+    _windows: set[str] = field(default_factory=set)  # quota windows this process has seen
 
     def wait_for_turn(self, key: str, rate: float) -> None:
         interval = 1.0 / rate
@@ -168,6 +222,51 @@ class DatabaseLimits:
                 )
             )
             return True
+
+    def take_quota(self, quotas: Sequence[Quota]) -> int | None:
+        try:
+            with self.factory.begin() as session:
+                now = time.time()
+                rows = [{"key": q.key, "n": 0, "expires_at": q.ends_at} for q in quotas]
+                insert_ignoring_duplicates(session, QuotaCount, rows)
+                if any(quota.key not in self._windows for quota in quotas):  # a new window
+                    self._windows.update(quota.key for quota in quotas)
+                    session.execute(delete(QuotaCount).where(QuotaCount.expires_at < now - 60))
+                for index, quota in enumerate(quotas):
+                    counted = session.execute(
+                        update(QuotaCount)
+                        .where(QuotaCount.key == quota.key)
+                        .where(*(() if quota.cap is None else (QuotaCount.n < quota.cap,)))
+                        .values(n=QuotaCount.n + 1)
+                    )
+                    if not counted.rowcount:  # type: ignore[attr-defined]
+                        raise _Full(index)
+        except _Full as full:
+            return full.index
+        return None
+
+    def give_back(self, quotas: Sequence[Quota]) -> None:
+        with self.factory.begin() as session:
+            session.execute(
+                update(QuotaCount)
+                .where(QuotaCount.key.in_([quota.key for quota in quotas]))
+                .values(n=QuotaCount.n - 1)
+            )
+
+    def used(self, keys: Sequence[str]) -> list[int]:
+        with self.factory.begin() as session:
+            rows = session.execute(
+                select(QuotaCount.key, QuotaCount.n).where(QuotaCount.key.in_(keys))
+            )
+            found = dict(rows.tuples().all())
+        return [int(found.get(key, 0)) for key in keys]
+
+
+class _Full(Exception):
+    """A quota is full: the transaction that counted the others rolls back."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
 
 
 @dataclass(frozen=True)
