@@ -1,0 +1,150 @@
+"""Routing end to end: a real worker sends through three real SMTP relays on loopback, one killed
+mid-send and one answering 421 to everything for a while; and a domain's hourly cap (an "hour" of
+a few seconds) held across windows. Everything is counted at the servers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+
+import pytest
+
+from distributor.devservers.celery_worker import running_worker
+from distributor.devservers.redis_server import RedisServer
+from tests.support.audience import make_audience
+from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
+from tests.support.smtp import RecordingHandler, SmtpServer
+
+pytestmark = pytest.mark.slow
+
+SLOTS = 2
+
+
+class RefusesAtFirst(RecordingHandler):
+    """Answers 421 to every message for ``seconds`` from the first one it sees."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(fault=self.refuse)
+        self.seconds = seconds
+        self.first: float | None = None
+        self.refused = 0
+
+    def refuse(self, recipient: str, attempt: int) -> str | None:
+        self.first = self.first or time.monotonic()
+        if time.monotonic() - self.first < self.seconds:
+            self.refused += 1
+            return "421 4.3.2 Service not available, closing transmission channel"
+        return None
+
+
+def relays_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "relays.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def peak_in_any_second(times: list[float]) -> int:
+    times = sorted(times)
+    return max((sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times)),
+               default=0)
+
+
+@pytest.fixture
+def three_relays() -> Iterator[tuple[SmtpServer, SmtpServer, SmtpServer]]:
+    """Relays a, b and c; the test kills a (stopped here if it did not)."""
+    with SmtpServer() as b, SmtpServer(RefusesAtFirst(seconds=3.0)) as c:
+        a = SmtpServer()
+        a.controller.start()
+        try:
+            yield a, b, c
+        finally:
+            with suppress(AssertionError):  # "not running": the test killed it
+                a.controller.stop()
+
+
+def test_a_send_completes_through_the_other_relays_when_one_dies_and_one_refuses(
+    postgres_url: str,
+    redis_server: RedisServer,
+    three_relays: tuple[SmtpServer, SmtpServer, SmtpServer],
+    sample_issue_path: Path,
+    tmp_path: Path,
+) -> None:
+    a, b, c = three_relays
+    emails = make_audience(postgres_url, "members", 300)
+    issue_id = import_sample(postgres_url, sample_issue_path)
+    plan = relays_file(
+        tmp_path,
+        f"""relays:
+  - {{name: a, host: 127.0.0.1, port: {a.port}, rate: 20, weight: 2}}
+  - {{name: b, host: 127.0.0.1, port: {b.port}, daily_cap: 50}}
+  - {{name: c, host: 127.0.0.1, port: {c.port}}}
+""",
+    )
+    env = engine_env(
+        postgres_url,
+        redis_server.url,
+        a,
+        SMTP_RELAYS_FILE=plan,
+        RELAY_REST_SECONDS="0.5",
+        DISPATCH_SLOTS=str(SLOTS),
+        DISPATCH_BATCH_SIZE="20",
+    )
+    send_id = created_by_cli(env, issue_id)
+    with running_worker(env, tmp_path, concurrency=SLOTS + 2):
+        a.handler.wait_for(40, timeout=60)
+        killed = threading.Thread(target=a.controller.stop)  # mid-send, connections and all
+        killed.start()
+        status = wait_until_done(postgres_url, send_id, timeout=60)
+        killed.join()
+    at = {name: server.handler.counts() for name, server in zip("abc", (a, b, c), strict=True)}
+    everyone: Counter[str] = at["a"] + at["b"] + at["c"]
+    assert status.counts == {"sent": 300}
+    assert sorted(everyone) == emails  # 0 lost
+    assert sum(n - 1 for n in everyone.values()) <= SLOTS  # duplicates: at most those in flight
+    assert c.handler.refused >= 1 and at["c"]  # it refused a while, then took its share
+    assert sum(at["b"].values()) == 50  # its daily cap, reached and held
+    assert peak_in_any_second([r.at for r in a.handler.received]) <= 20 * 1.1 + 1
+    assert 40 <= sum(at["a"].values()) < 300
+
+
+def test_a_domains_hourly_cap_holds_in_every_window(
+    postgres_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    netease = make_audience(postgres_url, "members", 70, domain="163.com")
+    others = make_audience(postgres_url, "members", 30, prefix="other")
+    issue_id = import_sample(postgres_url, sample_issue_path)
+    hour = 3.0
+    with SmtpServer() as smtp:
+        plan = relays_file(
+            tmp_path,
+            f"""relays:
+  - {{name: only, host: 127.0.0.1, port: {smtp.port}}}
+domains:
+  163.com: {{hourly_cap: 30, rate: 200}}
+""",
+        )
+        env = engine_env(
+            postgres_url,
+            redis_server.url,
+            smtp,
+            SMTP_RELAYS_FILE=plan,
+            CAP_HOUR_SECONDS=str(hour),
+            DISPATCH_BATCH_SIZE="20",
+        )
+        wall = time.time() - time.monotonic()
+        send_id = created_by_cli(env, issue_id)
+        with running_worker(env, tmp_path, concurrency=4):
+            status = wait_until_done(postgres_url, send_id, timeout=60)
+        received = list(smtp.handler.received)
+    assert status.counts == {"sent": 100}
+    assert sorted(r.recipient for r in received) == sorted(netease + others)
+    # The office zone is whole hours from UTC: the short "hours" start on multiples of `hour`.
+    windows = Counter(
+        int((r.at + wall) // hour) for r in received if r.recipient.endswith("@163.com")
+    )
+    assert max(windows.values()) <= 30
+    assert len(windows) >= 3  # 70 at 30 a window: it waited for the next window, twice
