@@ -120,7 +120,7 @@ def test_a_file_that_cannot_work_is_refused_naming_its_line(
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="SMTP_RELAYS_FILE=.*cannot be read"):
+    with pytest.raises(ConfigurationError, match=r"SMTP_RELAYS_FILE=.*cannot be read"):
         Settings.from_env({"SMTP_RELAYS_FILE": str(tmp_path / "nope.yaml")})
 
 

@@ -1,6 +1,7 @@
 """Routing end to end: a real worker sends through three real SMTP relays on loopback, one killed
-mid-send and one answering 421 to everything for a while; and a domain's hourly cap (an "hour" of
-a few seconds) held across windows. Everything is counted at the servers."""
+mid-send and one answering 421 to everything for a while; a domain's hourly cap (an "hour" of
+a few seconds) held across windows; a send's window opening and closing. Everything is counted
+at the servers."""
 
 from __future__ import annotations
 
@@ -9,14 +10,30 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import suppress
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
+from sqlalchemy import update
 
+from distributor.cli import main
+from distributor.db import transaction
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.redis_server import RedisServer
+from distributor.sending.models import Send
+from distributor.sending.windows import DAYS
 from tests.support.audience import make_audience
-from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
+from tests.support.polling import wait_until
+from tests.support.sending import (
+    created_by_cli,
+    engine_env,
+    import_sample,
+    status_of,
+    wait_for_ticks,
+    wait_until_done,
+)
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -148,3 +165,51 @@ domains:
     )
     assert max(windows.values()) <= 30
     assert len(windows) >= 3  # 70 at 30 a window: it waited for the next window, twice
+
+
+def set_windows(url: str, send_id: int, windows: list[str]) -> None:
+    """What the clock does to a send's windows, done at once: a window opening or closing."""
+    with transaction(url) as session:
+        session.execute(update(Send).where(Send.id == send_id).values(windows=windows))
+
+
+def test_a_send_waits_outside_its_window_stops_within_a_batch_when_it_closes_and_resumes(
+    postgres_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    emails = make_audience(postgres_url, "members", 150)
+    issue_id = import_sample(postgres_url, sample_issue_path)
+    batch = 10
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).weekday()
+    closed = f"{DAYS[(today + 3) % 7]} 08:00-09:00"  # another day: closed all today
+    with SmtpServer(RecordingHandler(delay=0.02)) as smtp:
+        env = engine_env(
+            postgres_url, redis_server.url, smtp, DISPATCH_SLOTS="1",
+            DISPATCH_BATCH_SIZE=str(batch),
+        )
+        send_id = created_by_cli(env, issue_id, "--window", closed)
+        with running_worker(env, tmp_path, concurrency=3):
+            wait_until(
+                lambda: status_of(postgres_url, send_id),
+                lambda status: status.state == "running" and status.opens_at is not None,
+                timeout=30,
+                what="a running send waiting for its window",
+            )
+            shown = CliRunner().invoke(main, ["send", "status", str(send_id)], env=env).output
+            assert f"Windows:   {closed} (Asia/Shanghai)" in shown
+            assert "Waiting:   outside its windows; it goes on " in shown
+            wait_for_ticks(postgres_url, 3)
+            assert smtp.handler.received == []
+            set_windows(postgres_url, send_id, ["00:00-24:00"])  # it opens
+            smtp.handler.wait_for(50, timeout=30)
+            set_windows(postgres_url, send_id, [closed])  # it closes mid-send
+            at_close = len(smtp.handler.received)
+            wait_for_ticks(postgres_url, 3)
+            after_close = len(smtp.handler.received)
+            time.sleep(1.0)
+            assert len(smtp.handler.received) == after_close  # it waits
+            assert after_close - at_close <= batch + 1  # within one batch (and one in flight)
+            set_windows(postgres_url, send_id, ["00:00-24:00"])  # and resumes
+            status = wait_until_done(postgres_url, send_id, timeout=30)
+    assert status.counts == {"sent": 150}
+    counts = smtp.handler.counts()
+    assert sorted(counts) == emails and set(counts.values()) == {1}

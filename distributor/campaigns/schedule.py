@@ -4,6 +4,7 @@ empty audience, a WeChat mass-send quota it would break)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from distributor.sending.queries import (
     local_time,
     reachable_readers,
 )
+from distributor.sending.windows import parse_window
 from distributor.vocabulary import DeliveryChannel, SendState, Variant
 from distributor.wechat.quota import check_wechat_quota
 from subscribers.query import Audience
@@ -50,13 +52,17 @@ def create_send(
     allow_empty: bool = False,
     tracking: bool = False,
     wechat_account: str | None = None,
+    windows: Sequence[str] = (),
+    commercial: bool = False,
 ) -> NewSend:
     """A send scheduled for ``at`` (None: now), or a draft (None: no time yet). Its audience is
     frozen when it starts; not started within ``expires_after`` of its time (workers down), it
     expires instead of going late. ``zone`` is the one staff read times in; ``tracking``: its
     HTML reports opens and clicks (off unless asked for: readers are not followed by default).
     ``wechat_account`` (the account type, when WeChat is set up): a send to WeChat readers that
-    would break its mass-send quota is refused here rather than at WeChat."""
+    would break its mass-send quota is refused here rather than at WeChat. ``windows``
+    ("Mon-Fri 08:00-20:00", in ``zone``): it goes out only inside them; ``commercial``:
+    advertising, marked as the rules on commercial email ask."""
     if rate_limit is not None and rate_limit <= 0:
         raise DistributorError(f"a rate limit must be positive, not {rate_limit}")
     if tracking and variant is Variant.TEXT:
@@ -64,6 +70,8 @@ def create_send(
             "plain text has no images or wrapped links: opens and clicks can be tracked only "
             "in HTML (full, digest, or each reader's own format)"
         )
+    for window in windows:
+        parse_window(window)
     if session.get(Issue, issue_id) is None:
         raise NotFound(f"there is no issue with ID {issue_id}")
     if not audience.lists:
@@ -82,6 +90,9 @@ def create_send(
         expires_at=when + expires_after if when is not None else None,
         rate_limit=rate_limit,
         tracking=tracking,
+        windows=list(windows) or None,
+        window_zone=zone.key if windows else None,
+        commercial=commercial,
     )
     readers = reachable_readers(session, send, wechat=wechat_account is not None)
     if not readers and not allow_empty:

@@ -113,6 +113,19 @@ def send() -> None:
     help="Count opens (an image) and clicks (links through the web server) of its HTML "
     "messages; off by default. See README, Tracking, for what the counts can mean.",
 )
+@click.option(
+    "--window",
+    "windows",
+    multiple=True,
+    help='Send only inside this window, e.g. "Mon-Fri 08:00-20:00" (DISTRIBUTOR_TIMEZONE); '
+    "repeatable. Outside them it waits and resumes.",
+)
+@click.option(
+    "--commercial",
+    is_flag=True,
+    help="Advertising: the subject starts with 【广告】 (AD in English) and the footer shows the "
+    "sender's name and address. See README, Commercial mail.",
+)
 @pass_app
 def create_command(
     app: AppContext,
@@ -126,6 +139,8 @@ def create_command(
     rate: float | None,
     allow_empty: bool,
     track: bool,
+    windows: tuple[str, ...],
+    commercial: bool,
 ) -> None:
     """Create a send of an issue to one or more lists.
 
@@ -158,6 +173,8 @@ def create_command(
             expires_after=expiry(expires_in) or DEFAULT_EXPIRY,
             tracking=track,
             wechat_account=wechat_account(app),
+            windows=windows,
+            commercial=commercial,
         )
     click.echo(f"Created send ID: {created.id}")
     readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
@@ -176,6 +193,8 @@ def create_command(
     else:
         moment = f"at {local_time(created.scheduled_at, zone)}" if when else "now"
         click.echo(f"It goes to {readers} ({audience}) {moment}, {WORKER_HINT}.")
+    if windows:
+        click.echo(f"It goes out only within {', '.join(windows)} ({zone.key}).")
     if created.readers == 0:
         click.echo("Nobody can receive it now; readers who join its lists before it starts will.")
     if track:

@@ -52,6 +52,17 @@ def print_status(app: AppContext, status: SendStatus) -> None:
         app.console.print(f"Started:   {when_text(app, status.started_at)}")
     if status.finished_at is not None:
         app.console.print(f"Finished:  {when_text(app, status.finished_at)}")
+    if status.windows:
+        app.console.print(
+            f"Windows:   {', '.join(status.windows)} ({status.window_zone})", highlight=False
+        )
+    if status.opens_at is not None:
+        app.console.print(
+            f"Waiting:   outside its windows; it goes on {when_text(app, status.opens_at)}",
+            highlight=False,
+        )
+    if status.commercial:
+        app.console.print("Commercial: marked as advertising (【广告】/AD in the subject)")
     print_counts(app, status)
     print_feedback(app, status)
     if status.error:

@@ -50,6 +50,7 @@ from distributor.sending.policy import RetryPolicy, decide
 from distributor.sending.refusals import FailedDelivery, record_refusal
 from distributor.sending.router import Router, Wait
 from distributor.sending.tunables import Tunables
+from distributor.sending.windows import Windows, send_is_open
 from distributor.vocabulary import DeliveryState, SendState
 from subscribers.query import still_sendable
 
@@ -251,12 +252,14 @@ def mark_suppressed(
     )
 
 
-def running_sends(session: Session, only: int | None = None) -> list[int]:
-    """Running sends, oldest first: ``only`` that one, else every send but staff tests (a test
-    send goes out from the command that made it, while it waits, or not at all)."""
-    query = select(Send.id).where(Send.state == SendState.RUNNING)
+def running_sends(session: Session, now: datetime, only: int | None = None) -> list[int]:
+    """Running sends inside their sending windows, oldest first: ``only`` that one, else every
+    send but staff tests (a test send goes out from the command that made it, while it waits,
+    or not at all)."""
+    query = select(Send.id, Send.windows, Send.window_zone).where(Send.state == SendState.RUNNING)
     query = query.where(Send.id == only) if only is not None else query.where(~Send.is_test)
-    return list(session.scalars(query.order_by(Send.id)))
+    rows = session.execute(query.order_by(Send.id))
+    return [send_id for send_id, windows, zone in rows if send_is_open(windows, zone, now)]
 
 
 def drain(
@@ -324,7 +327,7 @@ class _Drain:
     def next_batch(self) -> bool:
         """Claim and send one batch of the earliest running send that has work; False if none."""
         with self.factory.begin() as session:
-            send_ids = running_sends(session, self.only_send)
+            send_ids = running_sends(session, self.clock(), self.only_send)
         for send_id in send_ids:
             token, now = uuid.uuid4().hex, self.clock()
             with self.factory.begin() as session:
@@ -342,18 +345,28 @@ class _Drain:
             self.stats.batches += 1
             with self.factory.begin() as session:
                 sendable = suppress_departed(session, claimed, token=token, now=now)
-                send_rate = session.scalar(select(Send.rate_limit).where(Send.id == send_id))
+                send_rate, windows, zone = session.execute(
+                    select(Send.rate_limit, Send.windows, Send.window_zone).where(
+                        Send.id == send_id
+                    )
+                ).one()
             self.stats.add(DeliveryState.SUPPRESSED, len(claimed) - len(sendable))
-            self.send_batch(send_id, sendable, token, send_rate)
+            self.send_batch(send_id, sendable, token, send_rate, Windows.of(windows, zone))
             return True
         return False
 
     def send_batch(
-        self, send_id: int, batch: list[ClaimedDelivery], token: str, send_rate: float | None
+        self,
+        send_id: int,
+        batch: list[ClaimedDelivery],
+        token: str,
+        send_rate: float | None,
+        windows: Windows | None,
     ) -> None:
-        """Send a claimed batch in id order. Every ``recheck_seconds`` the send's state and the
-        rest of the batch's subscriptions are read again and the lease renewed, so a pause, an
-        unsubscribe or a slow server is noticed within that time."""
+        """Send a claimed batch in id order. Every ``recheck_seconds`` the send's state, its
+        window and the rest of the batch's subscriptions are read again and the lease renewed,
+        so a pause, a window closing, an unsubscribe or a slow server is noticed within that
+        time."""
         pending = deque(batch)
         next_check = time.monotonic() + self.tunables.recheck_seconds
         while pending:
@@ -363,7 +376,7 @@ class _Drain:
                     release_claims(session, token, [d.id for d in pending], self.clock())
                 return
             if time.monotonic() > next_check:
-                if not self.recheck(send_id, pending, token):
+                if not self.recheck(send_id, pending, token, windows):
                     return
                 next_check = time.monotonic() + self.tunables.recheck_seconds
                 continue
@@ -392,7 +405,7 @@ class _Drain:
             paused = False
             if state is DeliveryState.FAILED and receipt.code is not None:
                 paused = self.apply_refusal(delivery, receipt)
-            if paused and not self.recheck(send_id, pending, token):
+            if paused and not self.recheck(send_id, pending, token, windows):
                 return  # a wave of refusals paused the send: the rest waits
 
     def apply_refusal(self, delivery: ClaimedDelivery, receipt: Receipt) -> bool:
@@ -428,12 +441,22 @@ class _Drain:
             )
         return effects.paused is not None
 
-    def recheck(self, send_id: int, pending: deque[ClaimedDelivery], token: str) -> bool:
-        """False when the send is no longer running: the rest is given back (or cancelled)."""
+    def recheck(
+        self,
+        send_id: int,
+        pending: deque[ClaimedDelivery],
+        token: str,
+        windows: Windows | None = None,
+    ) -> bool:
+        """False when the send is no longer running, or its window closed: the rest is given
+        back (or cancelled)."""
         with self.factory.begin() as session:
             if send_state(session, send_id) is not SendState.RUNNING:
                 release_claims(session, token, [d.id for d in pending], self.clock())
                 cancel_waiting_deliveries(session, self.clock(), send_id=send_id)
+                return False
+            if windows is not None and not windows.open_at(self.clock()):
+                release_claims(session, token, [d.id for d in pending], self.clock())
                 return False
             renew_claims(session, token, self.clock() + self.lease)
             still = suppress_departed(session, list(pending), token=token, now=self.clock())
