@@ -122,6 +122,7 @@ def test_a_send_completes_through_the_other_relays_when_one_dies_and_one_refuses
     assert status.counts == {"sent": 300}
     assert sorted(everyone) == emails  # 0 lost
     assert sum(n - 1 for n in everyone.values()) <= SLOTS  # duplicates: at most those in flight
+    assert isinstance(c.handler, RefusesAtFirst)
     assert c.handler.refused >= 1 and at["c"]  # it refused a while, then took its share
     assert sum(at["b"].values()) == 50  # its daily cap, reached and held
     assert peak_in_any_second([r.at for r in a.handler.received]) <= 20 * 1.1 + 1

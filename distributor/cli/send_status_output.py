@@ -62,7 +62,7 @@ def print_status(app: AppContext, status: SendStatus) -> None:
             highlight=False,
         )
     if status.commercial:
-        app.console.print("Commercial: marked as advertising (【广告】/AD in the subject)")
+        app.console.print("Commercial: marked as advertising (【广告】 in the subject)")
     print_counts(app, status)
     print_feedback(app, status)
     if status.error:
