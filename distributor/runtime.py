@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.channels.base import Channel
@@ -27,13 +26,7 @@ from distributor.errors import ConfigurationError, RenderError
 from distributor.sending.compose import EmailComposer
 from distributor.sending.dispatch import Composer, DrainStats, drain
 from distributor.sending.lifecycle import pause_for_error
-from distributor.sending.limits import (
-    DatabaseLimits,
-    Limits,
-    RedisLimits,
-    Throttle,
-    parse_domain_caps,
-)
+from distributor.sending.limits import Throttle, parse_domain_caps, shared_limits
 from distributor.sending.planner import plan_send
 from distributor.sending.renders import render_send
 from distributor.sending.router import Router
@@ -60,10 +53,7 @@ class WorkerRuntime:
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerRuntime:
         factory = session_factory(settings.database_url)
-        redis_url = settings.shared_redis_url
-        limits: Limits = (
-            RedisLimits(redis.Redis.from_url(redis_url)) if redis_url else DatabaseLimits(factory)
-        )
+        limits = shared_limits(settings, factory)
         plan = settings.routing
         throttle = Throttle(
             limits,

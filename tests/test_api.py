@@ -439,8 +439,13 @@ def test_metrics_are_shown_to_allowed_addresses_or_the_token_only(
             'distributor_smtp_answers_last_hour{class="2xx"} 4',
             'distributor_smtp_answers_last_hour{class="4xx"} 1',
             "distributor_queue_depth 1",
+            # Routing: the presets' capped domains (one relay without caps is not counted).
+            'distributor_domain_cap_left_today{domain="163.com"} 100000',
+            'distributor_domain_cap_left_hour{domain="163.com"} 3000',
+            'distributor_domain_slowdown{domain="163.com"} 0',
         ):
             assert line in text.splitlines(), (line, text)
+        assert "distributor_relay_sent_today{" not in text
         rate = re.search(r"^distributor_sent_per_second (\S+)$", text, re.MULTILINE)
         assert rate and float(rate[1]) == pytest.approx(4 / 60, abs=0.001)
         again = httpx.get(f"{base}/metrics").text

@@ -5,6 +5,7 @@ at the servers."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -127,6 +128,15 @@ def test_a_send_completes_through_the_other_relays_when_one_dies_and_one_refuses
     assert sum(at["b"].values()) == 50  # its daily cap, reached and held
     assert peak_in_any_second([r.at for r in a.handler.received]) <= 20 * 1.1 + 1
     assert 40 <= sum(at["a"].values()) < 300
+    shown = CliRunner().invoke(main, ["send", "status", str(send_id), "--json"], env=env)
+    relays = {r["name"]: r for r in json.loads(shown.output)["routing"]["relays"]}
+    assert (relays["b"]["sent_today"], relays["b"]["daily_cap_left"]) == (50, 0)
+    assert relays["c"]["sent_today"] == sum(at["c"].values())  # its refusals did not count
+    assert relays["c"]["deferred_today"] == c.handler.refused
+    assert relays["a"]["sent_today"] >= sum(at["a"].values())  # and what was lost with it
+    assert relays["a"]["deferred_today"] >= 1
+    text = CliRunner().invoke(main, ["send", "status", str(send_id)], env=env).output
+    assert "Relays (all sends)" in text and "Cap left today" in text
 
 
 def test_a_domains_hourly_cap_holds_in_every_window(

@@ -14,6 +14,7 @@ from distributor.cli.context import AppContext, pass_app
 from distributor.cli.hints import hinted
 from distributor.cli.send_status_output import (
     print_deliveries,
+    print_routing,
     print_send_list,
     print_status,
     watch_send,
@@ -30,6 +31,7 @@ from distributor.sending.lifecycle import (
 )
 from distributor.sending.models import BY_PREFERENCE
 from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries, local_time
+from distributor.sending.route_status import routing_now
 from distributor.sending.test_sends import create_test_send
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, Variant
 from subscribers.query import Audience
@@ -395,10 +397,13 @@ def status_command(app: AppContext, send_id: int, as_json: bool, watch: bool) ->
         status = send_status(session, send_id)
     if watch and status.state not in ("done",):
         status = watch_send(app, send_id)
+    routing = routing_now(app.settings)
     if as_json:
-        click.echo(json.dumps(status.to_json(), ensure_ascii=False))
+        shown = {**status.to_json(), "routing": routing.to_json()}
+        click.echo(json.dumps(shown, ensure_ascii=False))
         return
     print_status(app, status)
+    print_routing(app, routing)
 
 
 @send.command("deliveries")

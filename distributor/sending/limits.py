@@ -23,6 +23,7 @@ import redis
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from distributor.config import Settings
 from distributor.db import insert_ignoring_duplicates
 from distributor.errors import ConfigurationError
 from distributor.sending.models import DomainLease, QuotaCount, RateLimit
@@ -258,7 +259,7 @@ class DatabaseLimits:
             rows = session.execute(
                 select(QuotaCount.key, QuotaCount.n).where(QuotaCount.key.in_(keys))
             )
-            found = dict(rows.tuples().all())
+            found = {key: n for key, n in rows}
         return [int(found.get(key, 0)) for key in keys]
 
 
@@ -267,6 +268,12 @@ class _Full(Exception):
 
     def __init__(self, index: int) -> None:
         self.index = index
+
+
+def shared_limits(settings: Settings, factory: sessionmaker[Session]) -> Limits:
+    """The limits every worker shares: in Redis when there is one, else in the database."""
+    redis_url = settings.shared_redis_url
+    return RedisLimits(redis.Redis.from_url(redis_url)) if redis_url else DatabaseLimits(factory)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from distributor.sending.routing import (
     Strain,
     Verdict,
     by_weight,
-    day_key,
     eligible,
     next_free,
     paced_rate,
@@ -39,6 +38,7 @@ from distributor.sending.routing import (
     rest,
     slow_down,
     too_many,
+    window_key,
 )
 
 STRAINS_FRESH_SECONDS = 1.0  # how stale another worker's rest or slowdown may be here
@@ -158,7 +158,7 @@ class Router:
         return new
 
     def _count_deferred(self, relay: Relay, now: float) -> None:
-        key, ends_at = day_key(f"deferred:{relay.name}", now, self.clock)
+        key, ends_at = window_key(f"deferred:{relay.name}", True, now, self.clock)
         self.throttle.limits.take_quota([Quota(key, None, ends_at, False, "")])
 
     def close(self) -> None:

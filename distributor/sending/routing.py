@@ -91,17 +91,17 @@ def quotas_for(
         counted = cap is not None or (count_relay and not is_domain and length == day)
         if not counted:
             continue
-        index, ends_at = clock.window(now, length)
-        key = f"cap:{prefix}:{'day' if length == day else 'hour'}:{index}"
+        key, ends_at = window_key(prefix, length == day, now, clock)
         label = f"{prefix.partition(':')[2]} {kind} cap {cap}"
         quotas.append(Quota(key, cap, ends_at, is_domain, label))
     return quotas
 
 
-def day_key(prefix: str, now: float, clock: Clockwork) -> tuple[str, float]:
-    """The key of today's count for ``prefix`` (``relay:a``, ``domain:163.com``), and its end."""
-    index, ends_at = clock.window(now, DAY_HOURS * clock.hour_seconds)
-    return f"cap:{prefix}:day:{index}", ends_at
+def window_key(prefix: str, day: bool, now: float, clock: Clockwork) -> tuple[str, float]:
+    """The key counting ``prefix``'s (``relay:a``, ``domain:163.com``, ``deferred:a``) messages
+    in this hour's or day's window, and when that window ends."""
+    index, ends_at = clock.window(now, clock.hour_seconds * (DAY_HOURS if day else 1))
+    return f"cap:{prefix}:{'day' if day else 'hour'}:{index}", ends_at
 
 
 def eligible(

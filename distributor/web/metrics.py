@@ -1,5 +1,6 @@
 """``/metrics`` in the Prometheus text format (version 0.0.4), written here: a few gauges from
-the database and one histogram of this process's request latency.
+the database, the relays' and domains' routing, and one histogram of this process's request
+latency.
 
 Only for the addresses in ``METRICS_ALLOW_IPS`` or a request bearing ``METRICS_TOKEN``: the
 numbers say how much mail goes where, which is nobody else's business.
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from distributor.config import Settings
 from distributor.errors import ConfigurationError
 from distributor.sending.monitoring import SendingSnapshot
+from distributor.sending.route_status import RoutingReport
 from distributor.web.security import ASGIApp, Message, Scope, client_address
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -130,7 +132,69 @@ def _gauge(name: str, help_text: str, label: str, values: dict[str, int]) -> lis
     return lines
 
 
-def exposition(snapshot: SendingSnapshot, histogram: Histogram) -> str:
+def _routing(routing: RoutingReport, now: float) -> list[str]:
+    """Per relay and per capped or slowed domain; a cap's gauge only where there is a cap."""
+    relays = {relay.name: relay for relay in routing.relays}
+    domains = {domain.domain: domain for domain in routing.domains}
+
+    def known(values: dict[str, int | None]) -> dict[str, int]:
+        return {key: n for key, n in values.items() if n is not None}
+
+    return [
+        *_gauge(
+            "distributor_relay_sent_today",
+            "Messages a relay took today (office day).",
+            "relay",
+            known({name: r.sent_today for name, r in relays.items()}),
+        ),
+        *_gauge(
+            "distributor_relay_deferred_today",
+            "Messages a relay deferred or did not take today.",
+            "relay",
+            {name: r.deferred_today for name, r in relays.items()},
+        ),
+        *_gauge(
+            "distributor_relay_resting_seconds",
+            "Seconds a relay still rests after failing (0: in use).",
+            "relay",
+            {name: max(0, int((r.resting_until or now) - now)) for name, r in relays.items()},
+        ),
+        *_gauge(
+            "distributor_relay_cap_left_today",
+            "Messages a relay may still take today under its daily cap.",
+            "relay",
+            known({name: r.daily_cap_left for name, r in relays.items()}),
+        ),
+        *_gauge(
+            "distributor_domain_sent_today",
+            "Messages sent to a capped receiving domain today.",
+            "domain",
+            known({name: d.sent_today for name, d in domains.items()}),
+        ),
+        *_gauge(
+            "distributor_domain_cap_left_today",
+            "Messages a receiving domain may still be sent today.",
+            "domain",
+            known({name: d.daily_cap_left for name, d in domains.items()}),
+        ),
+        *_gauge(
+            "distributor_domain_cap_left_hour",
+            "Messages a receiving domain may still be sent this hour.",
+            "domain",
+            known({name: d.hourly_cap_left for name, d in domains.items()}),
+        ),
+        *_gauge(
+            "distributor_domain_slowdown",
+            "Halvings of a receiving domain's rate after its 'too many' answers (0: full rate).",
+            "domain",
+            {name: d.slowdown for name, d in domains.items()},
+        ),
+    ]
+
+
+def exposition(
+    snapshot: SendingSnapshot, histogram: Histogram, routing: RoutingReport | None = None
+) -> str:
     lines = [
         *_gauge("distributor_sends", "Sends by state.", "state", snapshot.sends),
         *_gauge(
@@ -151,6 +215,7 @@ def exposition(snapshot: SendingSnapshot, histogram: Histogram) -> str:
         "# HELP distributor_queue_depth Planned deliveries not sent yet.",
         "# TYPE distributor_queue_depth gauge",
         f"distributor_queue_depth {snapshot.queue_depth}",
+        *(_routing(routing, time.time()) if routing is not None else []),
         *histogram.lines("distributor_http_request_duration_seconds", "route"),
     ]
     return "\n".join(lines) + "\n"
