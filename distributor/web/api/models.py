@@ -89,6 +89,17 @@ class SendCreate(AudienceIn):
     )
     rate: float | None = Field(default=None, gt=0, le=1e6, description="Messages per second.")
     allow_empty: StrictBool = False
+    windows: list[Annotated[str, Field(max_length=60)]] = Field(
+        default=[],
+        max_length=14,
+        description='Sending windows in `timezone`, e.g. "Mon-Fri 08:00-20:00": it goes out '
+        "only inside them, waits outside and resumes. Empty: any time.",
+    )
+    commercial: StrictBool = Field(
+        default=False,
+        description="Advertising: 【广告】 before the subject, the sender's name and address in "
+        "the footer.",
+    )
 
 
 class ScheduleIn(Body):
@@ -131,6 +142,12 @@ class SendOut(BaseModel):
     total: int
     possible_duplicates: int
     error: str | None = Field(description="Why it paused itself.")
+    windows: list[str] = Field(default=[], description="Its sending windows (none: any time).")
+    window_zone: str | None = Field(default=None, description="The zone of its windows.")
+    opens_at: datetime | None = Field(
+        default=None, description="Running outside its windows: when it goes on."
+    )
+    commercial: bool = False
 
 
 class SendCreated(BaseModel):

@@ -79,6 +79,10 @@ def send_out(status: SendStatus) -> SendOut:
         total=status.total,
         possible_duplicates=status.possible_duplicates,
         error=status.error,
+        windows=list(status.windows),
+        window_zone=status.window_zone,
+        opens_at=status.opens_at,
+        commercial=status.commercial,
     )
 
 
@@ -172,6 +176,8 @@ def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
             expires_after=_hours(body.expires_in_hours) or DEFAULT_EXPIRY,
             rate_limit=body.rate,
             allow_empty=body.allow_empty,
+            windows=body.windows,
+            commercial=body.commercial,
         )
         audit(session, user, "send.create", "send", created.id, body.model_dump(mode="json"))
         return SendCreated(send=_status(session, created.id), readers=created.readers)
