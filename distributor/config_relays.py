@@ -144,6 +144,11 @@ def load_relays_file(path: str, env: Mapping[str, str]) -> RoutingPlan:
     for name in names:
         if names.count(name) > 1:
             raise ConfigurationError(f"{path}: two relays are named {name!r}")
+    if all(relay.domains for relay in plan):
+        raise ConfigurationError(
+            f"{path}:{data.key_lines['relays']}: every relay lists domains, so mail to any other "
+            "domain could go nowhere: leave `domains` off at least one relay"
+        )
     domains = dict(PRESETS)
     given = data.get("domains") or _Located()
     if not isinstance(given, _Located):

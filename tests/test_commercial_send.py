@@ -13,12 +13,16 @@ import pytest
 from click.testing import CliRunner
 
 from distributor.cli import main
-from distributor.config import Settings
 from distributor.db import transaction, utcnow
-from distributor.runtime import WorkerRuntime
 from distributor.sending.lifecycle import start_due_sends
 from tests.support.audience import make_audience
-from tests.support.sending import created_by_cli, engine_env, import_sample, status_of
+from tests.support.sending import (
+    created_by_cli,
+    engine_env,
+    import_sample,
+    send_in_this_process,
+    status_of,
+)
 from tests.support.smtp import SmtpServer
 
 NOTICE = "本邮件为商业广告。发送方：杭州工运"
@@ -30,12 +34,7 @@ def sent_messages(url: str, issue_id: int, *extra: str) -> tuple[int, list[Email
         send_id = created_by_cli(env, issue_id, *extra)
         with transaction(url) as session:
             start_due_sends(session, utcnow())
-        runtime = WorkerRuntime.from_settings(Settings.from_env(env))
-        try:
-            runtime.plan(send_id)
-            runtime.drain_now()
-        finally:
-            runtime.close()
+        send_in_this_process(env, send_id)
         messages = [
             message_from_bytes(r.data, policy=default)
             for r in smtp.handler.received

@@ -111,6 +111,12 @@ def test_without_a_file_the_smtp_settings_are_the_one_relay() -> None:
             "two relays are named 'a'",
         ),
         ("relays:\n  - {name: a}\n", {}, "relays.yaml:2: a relay needs a host"),
+        (
+            "relays:\n  - {name: a, host: h, domains: [qq.com]}\n",
+            {},
+            "relays.yaml:1: every relay lists domains, so mail to any other domain could go "
+            "nowhere",
+        ),
     ],
 )
 def test_a_file_that_cannot_work_is_refused_naming_its_line(

@@ -130,18 +130,7 @@ def _waiting_again(now: datetime) -> dict[str, object]:
 def release_claims(session: Session, token: str, ids: Sequence[int], now: datetime) -> int:
     """Give back rows this worker claimed but never attempted (its time budget ran out, the send
     was paused): they are ready for the next claim at once."""
-    if not ids:
-        return 0
-    result = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id.in_(ids),
-            Delivery.claim_token == token,
-            Delivery.state == DeliveryState.CLAIMED,
-        )
-        .values(**_waiting_again(now))
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return _give_back(session, token, ids, _waiting_again(now))
 
 
 def postpone(
@@ -149,6 +138,21 @@ def postpone(
 ) -> int:
     """Give back rows this worker claimed that no relay may take now (all resting, a cap
     reached): deferred until then, without spending an attempt, the reason kept on the row."""
+    values: dict[str, object] = {
+        "state": DeliveryState.DEFERRED,
+        "not_before": until,
+        "last_error": f"waiting: {reason}",
+        "claim_token": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
+    return _give_back(session, token, ids, values)
+
+
+def _give_back(
+    session: Session, token: str, ids: Sequence[int], values: dict[str, object]
+) -> int:
+    """Set ``values`` on the rows of ``ids`` this worker still holds."""
     if not ids:
         return 0
     result = session.execute(
@@ -158,14 +162,7 @@ def postpone(
             Delivery.claim_token == token,
             Delivery.state == DeliveryState.CLAIMED,
         )
-        .values(
-            state=DeliveryState.DEFERRED,
-            not_before=until,
-            last_error=f"waiting: {reason}",
-            claim_token=None,
-            lease_until=None,
-            updated_at=now,
-        )
+        .values(**values)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -79,7 +79,11 @@ class Router:
             if self.plan.failover and f"relay:{relay.name}" in strains
         }
         while True:
-            relays = eligible(self.plan, domain, unavailable, now)
+            relays = (
+                eligible(self.plan, domain, unavailable, now)
+                if self.plan.failover
+                else [r for r in self.plan.relays if r.name not in unavailable]  # takes all
+            )
             if not relays:
                 until = next_free(self.plan, domain, unavailable)
                 return Wait(until, f"every relay that may send to {domain} is resting or full")
