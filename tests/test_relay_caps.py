@@ -1,5 +1,6 @@
-"""A relay's cap with nowhere else to go: what is over it waits, deferred without an attempt
-spent and with the reason on the row, instead of failing; a message refused does not count."""
+"""In one process, against a real SMTP server: a relay's cap with nowhere else to go (what is over
+it waits, deferred without an attempt spent and with the reason on the row, instead of failing; a
+message refused does not count), and a domain that answers "too many" slowed down."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from distributor.config import Settings
 from distributor.db import transaction
 from distributor.sending.models import Delivery
+from distributor.sending.route_status import routing_now
 from distributor.vocabulary import DeliveryState
 from tests.support.audience import make_audience
 from tests.support.sending import engine_env, import_sample, send_in_this_process, started_send
@@ -49,3 +52,29 @@ def test_what_is_over_a_lone_relays_cap_waits_for_its_next_window(
     [tried] = [row for row in rows if row.address == refused]
     assert (tried.state, tried.attempts) == (DeliveryState.DEFERRED, 1)
     assert sum(row.state is DeliveryState.SENT for row in rows) == 3
+
+
+def test_too_many_answers_slow_a_domain_down_and_the_status_shows_it(
+    sqlite_url: str, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    make_audience(sqlite_url, "members", 4, domain="163.com")
+    issue_id = import_sample(sqlite_url, sample_issue_path)
+    throttled = "421 4.7.0 HL:ICC too many connections from your IP, frequency limited"
+    handler = RecordingHandler(fault=lambda _rcpt, n: throttled if n == 1 else None)
+    with SmtpServer(handler) as smtp:
+        plan = tmp_path / "relays.yaml"
+        plan.write_text(
+            f"relays:\n  - {{name: only, host: 127.0.0.1, port: {smtp.port}}}\n"
+            "domains:\n  163.com: {rate: 40}\n",
+            encoding="utf-8",
+        )
+        env = engine_env(sqlite_url, "memory://", smtp, SMTP_RELAYS_FILE=str(plan))
+        send_id = started_send(sqlite_url, issue_id, "members")
+        send_in_this_process(env, send_id)
+        report = routing_now(Settings.from_env(env))
+    [netease] = [domain for domain in report.domains if domain.domain == "163.com"]
+    # Four first tries, each "too many": the first halves the rate; the rest came within a tenth
+    # of the slowdown period (answers to messages already on their way) and add nothing.
+    assert (netease.slowdown, netease.rate_now) == (1, 20.0)
+    assert netease.hourly_cap_left == 3000 and netease.daily_cap_left == 100_000
+    assert len(smtp.handler.received) == 0  # all four deferred for their retry
