@@ -161,6 +161,7 @@ domains:
             smtp,
             SMTP_RELAYS_FILE=plan,
             CAP_HOUR_SECONDS=str(hour),
+            DISPATCH_SLOTS=str(SLOTS),
             DISPATCH_BATCH_SIZE="20",
         )
         wall = time.time() - time.monotonic()
@@ -174,7 +175,10 @@ domains:
     windows = Counter(
         int((r.at + wall) // hour) for r in received if r.recipient.endswith("@163.com")
     )
-    assert max(windows.values()) <= 30
+    # A message counts when it is reserved, the server sees it a moment later: those on their
+    # way at a window's end (one per dispatcher) may land in the next window by the server's clock.
+    assert max(windows.values()) <= 30 + SLOTS
+    assert sum(windows.values()) == 70
     assert len(windows) >= 3  # 70 at 30 a window: it waited for the next window, twice
 
 
