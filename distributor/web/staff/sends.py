@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from distributor.errors import DistributorError
 from distributor.issues.store import list_issues
 from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
 from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries
+from distributor.sending.route_status import routing_now
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
@@ -257,12 +258,20 @@ def _send_page(
     with web.transaction() as session:
         shown = progress(send_status(session, send_id), web.settings.zone)
         audit = audit_of(session, "send", send_id)
+    routing = routing_now(web.settings)
+    resting = {
+        relay.name: when(datetime.fromtimestamp(relay.resting_until, UTC), web.settings.zone)
+        for relay in routing.relays
+        if relay.resting_until is not None
+    }
     return staff_page(
         request,
         "send.html",
         user,
         send=shown,
         audit=audit,
+        routing=routing,
+        resting=resting,
         states=DELIVERY_STATES,
         status=status,
         error=error,
