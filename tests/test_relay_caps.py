@@ -4,6 +4,7 @@ message refused does not count), and a domain that answers "too many" slowed dow
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 from sqlalchemy import select
@@ -78,3 +79,36 @@ def test_too_many_answers_slow_a_domain_down_and_the_status_shows_it(
     assert (netease.slowdown, netease.rate_now) == (1, 20.0)
     assert netease.hourly_cap_left == 3000 and netease.daily_cap_left == 100_000
     assert len(smtp.handler.received) == 0  # all four deferred for their retry
+
+
+def test_a_paced_domain_waits_its_turns_while_the_other_domains_go_on(
+    sqlite_url: str, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    netease = make_audience(sqlite_url, "members", 12, domain="163.com")
+    others = make_audience(sqlite_url, "members", 20, prefix="other")
+    issue_id = import_sample(sqlite_url, sample_issue_path)
+    with SmtpServer() as smtp:
+        plan = tmp_path / "relays.yaml"
+        plan.write_text(
+            f"relays:\n  - {{name: only, host: 127.0.0.1, port: {smtp.port}}}\n"
+            "domains:\n  163.com: {rate: 2}\n",
+            encoding="utf-8",
+        )
+        env = engine_env(sqlite_url, "memory://", smtp, SMTP_RELAYS_FILE=str(plan))
+        send_id = started_send(sqlite_url, issue_id, "members")
+        send_in_this_process(env, send_id)
+        received = list(smtp.handler.received)
+    # The batch's other readers went at once, not after 163.com's turns (its readers come first
+    # in the batch); 163.com at its pace, its further readers deferred to their turns.
+    to_163 = [r.at for r in received if r.recipient in netease]
+    to_others = [r.at for r in received if r.recipient in others]
+    assert len(to_others) == 20 and len(to_163) >= 1
+    assert len(to_163) == 1 or max(to_others) < to_163[1]
+    assert all(b - a >= 0.4 for a, b in pairwise(to_163))
+    with transaction(sqlite_url) as session:
+        waiting = session.execute(
+            select(Delivery.attempts, Delivery.last_error)
+            .where(Delivery.send_id == send_id, Delivery.state == DeliveryState.DEFERRED)
+        ).all()
+    assert len(waiting) == 12 - len(to_163)
+    assert set(waiting) <= {(0, "waiting: 163.com is sent 2 a second")}

@@ -86,3 +86,19 @@ def test_threads_racing_for_a_caps_last_places_never_pass_it(
         thread.join()
     assert len(taken) == 25
     assert limits.used([quotas[0].key]) == [25]
+
+
+@pytest.mark.parametrize("kind", ["database", "redis"])
+def test_a_turn_further_away_than_the_caller_may_wait_is_not_taken(
+    database_url: str, redis_server: RedisServer, kind: str
+) -> None:
+    limits = limits_of(kind, session_factory(database_url), redis_server)
+    key = f"rate:domain:163.com:{kind}"
+    assert limits.wait_for_turn(key, 2.0, max_wait=0.1) == 0.0  # free now: taken
+    further = limits.wait_for_turn(key, 2.0, max_wait=0.1)
+    assert 0.1 < further <= 0.5  # half a second on (less the burst tolerance): not taken …
+    # … so the next caller finds the same turn free
+    assert 0.1 < limits.wait_for_turn(key, 2.0, max_wait=0.1) <= further
+    started = time.monotonic()
+    assert limits.wait_for_turn(key, 2.0) == 0.0  # without a bound it waits for that turn
+    assert 0.05 < time.monotonic() - started <= further + 0.2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -134,10 +134,17 @@ def release_claims(session: Session, token: str, ids: Sequence[int], now: dateti
 
 
 def postpone(
-    session: Session, token: str, ids: Sequence[int], until: datetime, reason: str, now: datetime
+    session: Session,
+    token: str,
+    ids: Sequence[int],
+    until: datetime,
+    reason: str,
+    now: datetime,
+    spacing: timedelta = timedelta(0),
 ) -> int:
-    """Give back rows this worker claimed that no relay may take now (all resting, a cap
-    reached): deferred until then, without spending an attempt, the reason kept on the row."""
+    """Give back rows this worker claimed that cannot go now (no relay may take them, a cap
+    reached, their domain's pace): deferred until then, each ``spacing`` after the one before,
+    without spending an attempt, the reason kept on the row."""
     values: dict[str, object] = {
         "state": DeliveryState.DEFERRED,
         "not_before": until,
@@ -146,7 +153,13 @@ def postpone(
         "lease_until": None,
         "updated_at": now,
     }
-    return _give_back(session, token, ids, values)
+    if not spacing or len(ids) < 2:
+        return _give_back(session, token, ids, values)
+    given = 0
+    for place, delivery_id in enumerate(ids):
+        spaced = {**values, "not_before": until + place * spacing}
+        given += _give_back(session, token, [delivery_id], spaced)
+    return given
 
 
 def _give_back(

@@ -11,7 +11,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
@@ -467,12 +467,14 @@ class _Drain:
 
     def postpone(self, pending: deque[ClaimedDelivery], token: str, wait: Wait) -> None:
         """The first delivery's domain can take nothing now: it and the rest of the batch's
-        deliveries to that domain wait until ``wait.until``, deferred without an attempt."""
+        deliveries to that domain wait from ``wait.until`` on (one ``wait.spacing`` apart),
+        deferred without an attempt, while the batch's other domains go on."""
         domain = domain_of(pending[0].address)
         waiting = [d.id for d in pending if domain_of(d.address) == domain]
         with self.factory.begin() as session:
             until = datetime.fromtimestamp(wait.until, UTC)
-            postpone(session, token, waiting, until, wait.reason, self.clock())
+            spacing = timedelta(seconds=wait.spacing)
+            postpone(session, token, waiting, until, wait.reason, self.clock(), spacing)
         self.stats.add(DeliveryState.DEFERRED, len(waiting))
         kept = [d for d in pending if domain_of(d.address) != domain]
         pending.clear()

@@ -52,8 +52,9 @@ def parse_domain_caps(text: str) -> dict[str, int]:
 
 
 class Limits(Protocol):
-    def wait_for_turn(self, key: str, rate: float) -> None:
-        """Block until this message may go under ``rate`` messages/second for ``key``."""
+    def wait_for_turn(self, key: str, rate: float, max_wait: float | None = None) -> float:
+        """Block until this message may go under ``rate`` messages/second for ``key``; 0.
+        With ``max_wait``, a turn further away than that is not taken: the seconds until it."""
         ...
 
     def hold_domain(self, domain: str, cap: int) -> AbstractContextManager[None]:
@@ -79,9 +80,13 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now - tonumber(ARGV[2]))
+local wait = math.max(slot - now, 0)
+if tonumber(ARGV[3]) >= 0 and wait > tonumber(ARGV[3]) then
+  return string.format('-%.0f', wait)
+end
 redis.call('SET', KEYS[1], string.format('%.0f', slot + interval),
            'PX', math.floor((slot - now + interval) / 1000) + 1000)
-return string.format('%.0f', math.max(slot - now, 0))
+return string.format('%.0f', wait)
 """
 
 _ACQUIRE = """
@@ -134,11 +139,15 @@ class RedisLimits:
                 log.warning("rate limiter cannot reach Redis (%s); retrying", error)
                 time.sleep(0.5)
 
-    def wait_for_turn(self, key: str, rate: float) -> None:
+    def wait_for_turn(self, key: str, rate: float, max_wait: float | None = None) -> float:
         tolerance_us = BURST_TOLERANCE * 1_000_000
-        wait_us = int(self._call(self._reserve, [key], [1_000_000 / rate, tolerance_us]))
+        most_us = -1 if max_wait is None else max_wait * 1_000_000
+        wait_us = int(self._call(self._reserve, [key], [1_000_000 / rate, tolerance_us, most_us]))
+        if wait_us < 0:  # too far away: not taken
+            return -wait_us / 1_000_000
         if wait_us > 0:
             time.sleep(wait_us / 1_000_000)
+        return 0.0
 
     @contextmanager
     def hold_domain(self, domain: str, cap: int) -> Iterator[None]:
@@ -177,21 +186,24 @@ class DatabaseLimits:
     factory: sessionmaker[Session]
     _windows: set[str] = field(default_factory=set)  # quota windows this process has seen
 
-    def wait_for_turn(self, key: str, rate: float) -> None:
+    def wait_for_turn(self, key: str, rate: float, max_wait: float | None = None) -> float:
         interval = 1.0 / rate
         with self.factory.begin() as session:
             now = time.time()
-            greatest = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
             insert_ignoring_duplicates(session, RateLimit, [{"key": key, "next_free": 0.0}])
             next_free = session.scalar(
-                update(RateLimit)
-                .where(RateLimit.key == key)
-                .values(next_free=greatest(RateLimit.next_free, now - BURST_TOLERANCE) + interval)
-                .returning(RateLimit.next_free)
+                select(RateLimit.next_free).where(RateLimit.key == key).with_for_update()
             )
-        wait = float(next_free or 0) - interval - now
+            slot = max(float(next_free or 0), now - BURST_TOLERANCE)
+            wait = slot - now
+            if max_wait is not None and wait > max_wait:
+                return wait  # too far away: not taken
+            session.execute(
+                update(RateLimit).where(RateLimit.key == key).values(next_free=slot + interval)
+            )
         if wait > 0:
             time.sleep(wait)
+        return 0.0
 
     @contextmanager
     def hold_domain(self, domain: str, cap: int) -> Iterator[None]:

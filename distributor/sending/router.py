@@ -42,14 +42,19 @@ from distributor.sending.routing import (
 )
 
 STRAINS_FRESH_SECONDS = 1.0  # how stale another worker's rest or slowdown may be here
+# A dispatcher waits this long at most for a paced domain's turn; a turn further away is not
+# taken, and that domain's messages in the batch wait their turns instead, so the others go on.
+PACE_MAX_WAIT = 0.1
 
 
 @dataclass(frozen=True)
 class Wait:
-    """No relay may take this message now: it waits (deferred, no attempt spent) until then."""
+    """This message cannot go now: it waits (deferred, no attempt spent) until then; with
+    ``spacing``, the batch's further messages to its domain one ``spacing`` after another."""
 
     until: float  # seconds since the epoch
     reason: str
+    spacing: float = 0.0
 
 
 @dataclass
@@ -99,6 +104,10 @@ class Router:
                 unavailable[relay.name] = quotas[full].ends_at
                 continue
             receipt = self._through(relay, envelope, domain, pace, send_id, send_rate, paced)
+            if isinstance(receipt, Wait):  # the domain's pace: its turn is further away
+                if quotas:
+                    self.throttle.limits.give_back(quotas)
+                return receipt
             if quotas and receipt.outcome is not Outcome.SENT and (receipt.code or receipt.unsent):
                 self.throttle.limits.give_back(quotas)  # refused: the server did not count it
             if pace is not None and pace.rate and too_many(receipt):
@@ -128,18 +137,20 @@ class Router:
         send_id: int,
         send_rate: float | None,
         paced: bool,
-    ) -> Receipt:
+    ) -> Receipt | Wait:
         channel = self.channels[relay.name]
         if not paced:
             return channel.send(envelope)
         limits = self.throttle.limits
-        self.throttle.wait_for_turn(send_id, send_rate)
-        if relay.rate:
-            limits.wait_for_turn(f"rate:relay:{relay.name}", relay.rate)
         if pace is not None and pace.rate:
             slowed = self._strains.get(f"domain:{domain}")
             rate = paced_rate(pace.rate, slowed, time.time(), self.clock)
-            limits.wait_for_turn(f"rate:domain:{domain}", rate)
+            wait = limits.wait_for_turn(f"rate:domain:{domain}", rate, max_wait=PACE_MAX_WAIT)
+            if wait:
+                return Wait(time.time() + wait, f"{domain} is sent {rate:g} a second", 1 / rate)
+        self.throttle.wait_for_turn(send_id, send_rate)
+        if relay.rate:
+            limits.wait_for_turn(f"rate:relay:{relay.name}", relay.rate)
         with self.throttle.hold_domain(envelope.recipient), self._hold_relay(relay):
             return channel.send(envelope)
 
