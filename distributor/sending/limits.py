@@ -191,16 +191,20 @@ class DatabaseLimits:
         with self.factory.begin() as session:
             now = time.time()
             insert_ignoring_duplicates(session, RateLimit, [{"key": key, "next_free": 0.0}])
-            next_free = session.scalar(
-                select(RateLimit.next_free).where(RateLimit.key == key).with_for_update()
+            if max_wait is not None:  # look first: a turn too far away is not taken
+                next_free = session.scalar(
+                    select(RateLimit.next_free).where(RateLimit.key == key).with_for_update()
+                )
+                if (wait := max(float(next_free or 0), now - BURST_TOLERANCE) - now) > max_wait:
+                    return wait
+            greatest = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
+            taken = session.scalar(
+                update(RateLimit)
+                .where(RateLimit.key == key)
+                .values(next_free=greatest(RateLimit.next_free, now - BURST_TOLERANCE) + interval)
+                .returning(RateLimit.next_free)
             )
-            slot = max(float(next_free or 0), now - BURST_TOLERANCE)
-            wait = slot - now
-            if max_wait is not None and wait > max_wait:
-                return wait  # too far away: not taken
-            session.execute(
-                update(RateLimit).where(RateLimit.key == key).values(next_free=slot + interval)
-            )
+        wait = float(taken or 0) - interval - now
         if wait > 0:
             time.sleep(wait)
         return 0.0
