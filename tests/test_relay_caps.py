@@ -15,7 +15,13 @@ from distributor.sending.models import Delivery
 from distributor.sending.route_status import routing_now
 from distributor.vocabulary import DeliveryState
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, send_in_this_process, started_send
+from tests.support.sending import (
+    engine_env,
+    import_sample,
+    relays_file,
+    send_in_this_process,
+    started_send,
+)
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 
@@ -29,12 +35,11 @@ def test_what_is_over_a_lone_relays_cap_waits_for_its_next_window(
         fault=lambda rcpt, _n: "451 4.3.0 try later" if rcpt == refused else None
     )
     with SmtpServer(handler) as smtp:
-        plan = tmp_path / "relays.yaml"
-        plan.write_text(
+        plan = relays_file(
+            tmp_path,
             f"relays:\n  - {{name: only, host: 127.0.0.1, port: {smtp.port}, hourly_cap: 3}}\n",
-            encoding="utf-8",
         )
-        env = engine_env(sqlite_url, "memory://", smtp, SMTP_RELAYS_FILE=str(plan))
+        env = engine_env(sqlite_url, "memory://", smtp, SMTP_RELAYS_FILE=plan)
         send_id = started_send(sqlite_url, issue_id, "members")
         send_in_this_process(env, send_id)
     assert len(smtp.handler.received) == 3  # the refused one did not use a place
@@ -63,13 +68,12 @@ def test_too_many_answers_slow_a_domain_down_and_the_status_shows_it(
     throttled = "421 4.7.0 HL:ICC too many connections from your IP, frequency limited"
     handler = RecordingHandler(fault=lambda _rcpt, n: throttled if n == 1 else None)
     with SmtpServer(handler) as smtp:
-        plan = tmp_path / "relays.yaml"
-        plan.write_text(
+        plan = relays_file(
+            tmp_path,
             f"relays:\n  - {{name: only, host: 127.0.0.1, port: {smtp.port}}}\n"
             "domains:\n  163.com: {rate: 40}\n",
-            encoding="utf-8",
         )
-        env = engine_env(sqlite_url, "memory://", smtp, SMTP_RELAYS_FILE=str(plan))
+        env = engine_env(sqlite_url, "memory://", smtp, SMTP_RELAYS_FILE=plan)
         send_id = started_send(sqlite_url, issue_id, "members")
         send_in_this_process(env, send_id)
         report = routing_now(Settings.from_env(env))
@@ -88,13 +92,12 @@ def test_a_paced_domain_waits_its_turns_while_the_other_domains_go_on(
     others = make_audience(sqlite_url, "members", 20, prefix="other")
     issue_id = import_sample(sqlite_url, sample_issue_path)
     with SmtpServer() as smtp:
-        plan = tmp_path / "relays.yaml"
-        plan.write_text(
+        plan = relays_file(
+            tmp_path,
             f"relays:\n  - {{name: only, host: 127.0.0.1, port: {smtp.port}}}\n"
             "domains:\n  163.com: {rate: 2}\n",
-            encoding="utf-8",
         )
-        env = engine_env(sqlite_url, "memory://", smtp, SMTP_RELAYS_FILE=str(plan))
+        env = engine_env(sqlite_url, "memory://", smtp, SMTP_RELAYS_FILE=plan)
         send_id = started_send(sqlite_url, issue_id, "members")
         send_in_this_process(env, send_id)
         received = list(smtp.handler.received)

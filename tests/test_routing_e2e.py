@@ -31,6 +31,7 @@ from tests.support.sending import (
     created_by_cli,
     engine_env,
     import_sample,
+    relays_file,
     status_of,
     wait_for_ticks,
     wait_until_done,
@@ -57,12 +58,6 @@ class RefusesAtFirst(RecordingHandler):
             self.refused += 1
             return "421 4.3.2 Service not available, closing transmission channel"
         return None
-
-
-def relays_file(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "relays.yaml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 def peak_in_any_second(times: list[float]) -> int:

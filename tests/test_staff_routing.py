@@ -6,26 +6,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from distributor.campaigns.schedule import create_send
 from distributor.config import Settings
-from distributor.db import session_factory, transaction
+from distributor.db import session_factory
 from distributor.sending.health import strain
 from distributor.sending.limits import DatabaseLimits
 from distributor.sending.routing import Clockwork, quotas_for, rest, slow_down
 from distributor.staff.models import Role
-from distributor.vocabulary import Variant
 from distributor.web.app import create_app
-from subscribers.query import Audience
 from tests.support.audience import make_audience
 from tests.support.browser import launched_chromium
-from tests.support.sending import import_sample
+from tests.support.sending import import_sample, relays_file, started_send
 from tests.support.staff import PASSWORD, add_staff
 from tests.support.web import serving, web_settings
 
@@ -38,13 +35,12 @@ def browser() -> Iterator[Browser]:
 
 
 def routed_settings(url: str, tmp_path: Path) -> Settings:
-    plan = tmp_path / "relays.yaml"
-    plan.write_text(
+    plan = relays_file(
+        tmp_path,
         "relays:\n  - {name: main, host: 127.0.0.1, port: 2525, daily_cap: 1000}\n"
         "  - {name: spare, host: 127.0.0.1, port: 2526}\n",
-        encoding="utf-8",
     )
-    return web_settings(url, SMTP_RELAYS_FILE=str(plan))
+    return web_settings(url, SMTP_RELAYS_FILE=plan)
 
 
 def test_the_send_page_shows_each_relay_and_each_capped_or_slowed_domain(
@@ -53,17 +49,7 @@ def test_the_send_page_shows_each_relay_and_each_capped_or_slowed_domain(
     settings = routed_settings(sqlite_url, tmp_path)
     make_audience(sqlite_url, "members", 2)
     issue_id = import_sample(sqlite_url, sample_issue_path)
-    with transaction(sqlite_url) as session:
-        send_id = create_send(
-            session,
-            issue_id=issue_id,
-            audience=Audience(lists=("members",)),
-            variant=Variant.FULL,
-            at=None,
-            now=datetime.now(UTC),
-            zone=ZoneInfo("Asia/Shanghai"),
-            draft=True,
-        ).id
+    send_id = started_send(sqlite_url, issue_id, "members")
     add_staff(sqlite_url, "viewer", Role.VIEWER)
     factory, clock = session_factory(sqlite_url), Clockwork.from_settings(settings)
     now = time.time()

@@ -57,6 +57,13 @@ def created_by_cli(
     return int(first_line.removeprefix("Created send ID: "))
 
 
+def relays_file(directory: Path, text: str) -> str:
+    """A relays file (SMTP_RELAYS_FILE) with ``text`` in ``directory``; its path."""
+    path = directory / "relays.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
 def send_in_this_process(env: dict[str, str], send_id: int) -> None:
     """Plan a started send and send it all from this process, as a worker would (no Celery)."""
     runtime = WorkerRuntime.from_settings(Settings.from_env(env))
