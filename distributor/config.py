@@ -16,9 +16,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from distributor.config_relays import (
+    SMTP_SECURITY_MODES,
+    Relay,
+    RoutingPlan,
+    load_relays_file,
+)
 from distributor.errors import ConfigurationError
 
-SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
 WECHAT_ACCOUNT_TYPES = ("subscription", "service")
 # 32 characters of token_urlsafe are 192 random bits: out of reach of guessing a link's signature.
 MIN_SECRET_KEY_LENGTH = 32
@@ -90,6 +95,11 @@ def _base_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _relays(env: Mapping[str, str]) -> RoutingPlan | None:
+    path = env.get("SMTP_RELAYS_FILE", "").strip()
+    return load_relays_file(path, env) if path else None
+
+
 # SQLite has one writer, which every dispatcher waits for to record its answers: there more slots
 # only queue (benchmarks/send.py, embedded: 0.88× the baseline with 4, 0.76× with 6).
 EMBEDDED_DISPATCH_SLOTS = 4
@@ -138,6 +148,12 @@ class Settings:
     smtp_security: str = "none"
     smtp_allow_plaintext_auth: bool = False  # a password over plain TCP: for a loopback relay
     smtp_timeout: float = 30.0
+    # Several relays with caps and failover (SMTP_RELAYS_FILE); None: the one relay above.
+    smtp_relays: RoutingPlan | None = None
+    cap_hour_seconds: float = 3600.0  # the "hour" relay and domain caps are counted in (tests)
+    relay_rest_seconds: float = 30.0  # a failing relay rests this long, doubling while it fails
+    relay_rest_max_seconds: float = 600.0
+    domain_slowdown_seconds: float = 300.0  # a domain that said "too many" is slowed this long
     dkim_domain: str | None = None
     dkim_selector: str | None = None
     dkim_private_key_file: str | None = None
@@ -244,6 +260,15 @@ class Settings:
             smtp_security=security,
             smtp_allow_plaintext_auth=_flag(env, "SMTP_ALLOW_PLAINTEXT_AUTH"),
             smtp_timeout=_float(env, "SMTP_TIMEOUT", cls.smtp_timeout),
+            smtp_relays=_relays(env),
+            cap_hour_seconds=_float(env, "CAP_HOUR_SECONDS", cls.cap_hour_seconds),
+            relay_rest_seconds=_float(env, "RELAY_REST_SECONDS", cls.relay_rest_seconds),
+            relay_rest_max_seconds=_float(
+                env, "RELAY_REST_MAX_SECONDS", cls.relay_rest_max_seconds
+            ),
+            domain_slowdown_seconds=_float(
+                env, "DOMAIN_SLOWDOWN_SECONDS", cls.domain_slowdown_seconds
+            ),
             dkim_domain=env.get("DKIM_DOMAIN") or None,
             dkim_selector=env.get("DKIM_SELECTOR") or None,
             dkim_private_key_file=env.get("DKIM_PRIVATE_KEY_FILE") or None,
@@ -327,6 +352,24 @@ class Settings:
         raise ConfigurationError(
             f"DISTRIBUTOR_SECRET_KEY {problem}: it signs every public link. "
             f"Generate one with: {MAKE_A_SECRET_KEY}"
+        )
+
+    @property
+    def routing(self) -> RoutingPlan:
+        """The relays file's plan, else one relay made of the ``SMTP_*`` settings."""
+        if self.smtp_relays is not None:
+            return self.smtp_relays
+        return RoutingPlan(
+            (
+                Relay(
+                    name="default",
+                    host=self.smtp_host,
+                    port=self.smtp_port,
+                    security=self.smtp_security,
+                    username=self.smtp_username,
+                    password=self.smtp_password,
+                ),
+            )
         )
 
     @property

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.channels.base import Channel
@@ -27,15 +26,11 @@ from distributor.errors import ConfigurationError, RenderError
 from distributor.sending.compose import EmailComposer
 from distributor.sending.dispatch import Composer, DrainStats, drain
 from distributor.sending.lifecycle import pause_for_error
-from distributor.sending.limits import (
-    DatabaseLimits,
-    Limits,
-    RedisLimits,
-    Throttle,
-    parse_domain_caps,
-)
+from distributor.sending.limits import Throttle, parse_domain_caps, shared_limits
 from distributor.sending.planner import plan_send
 from distributor.sending.renders import render_send
+from distributor.sending.router import Router
+from distributor.sending.routing import Clockwork
 from distributor.sending.scheduler import JobQueue, TickReport, tick
 from distributor.sending.slots import hand_over_slot, release_slot, renew_slot, take_slot
 from distributor.sending.test_sends import finish_test_send
@@ -50,32 +45,43 @@ class WorkerRuntime:
     settings: Settings
     tunables: Tunables
     factory: sessionmaker[Session]
-    channel: Channel
+    router: Router
     composer: Composer
-    throttle: Throttle
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _wechat: WechatClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerRuntime:
         factory = session_factory(settings.database_url)
-        redis_url = settings.shared_redis_url
-        limits: Limits = (
-            RedisLimits(redis.Redis.from_url(redis_url)) if redis_url else DatabaseLimits(factory)
+        limits = shared_limits(settings, factory)
+        plan = settings.routing
+        throttle = Throttle(
+            limits,
+            global_rate=settings.rate_limit,
+            domain_caps={
+                **plan.domain_concurrency(),
+                **parse_domain_caps(settings.domain_concurrency),
+            },
+            default_domain_cap=settings.default_domain_concurrency,
         )
         return cls(
             settings=settings,
             tunables=Tunables.from_settings(settings),
             factory=factory,
-            channel=SmtpChannel.from_settings(settings),
-            composer=EmailComposer(settings, factory),
-            throttle=Throttle(
-                limits,
-                global_rate=settings.rate_limit,
-                domain_caps=parse_domain_caps(settings.domain_concurrency),
-                default_domain_cap=settings.default_domain_concurrency,
+            router=Router(
+                plan,
+                {relay.name: SmtpChannel.for_relay(relay, settings) for relay in plan.relays},
+                factory,
+                throttle,
+                Clockwork.from_settings(settings),
             ),
+            composer=EmailComposer(settings, factory),
         )
+
+    @property
+    def channel(self) -> Channel:
+        """The first relay's connection: for the odd message outside a send (a confirmation)."""
+        return self.router.channels[self.router.plan.relays[0].name]
 
     def tick(
         self,
@@ -143,7 +149,7 @@ class WorkerRuntime:
 
         stats = None
         try:
-            stats = self._drain(keep_going=keep_going, throttle=self.throttle)
+            stats = self._drain(keep_going=keep_going)
             return stats
         finally:
             with self.factory.begin() as session:
@@ -159,13 +165,13 @@ class WorkerRuntime:
 
     def drain_now(self) -> DrainStats:
         """Drain every running send in this process, without slots (tests)."""
-        return self._drain(throttle=self.throttle)
+        return self._drain()
 
     def send_test(self, send_id: int) -> DrainStats:
         """Send a staff test send from this process, now; what could not go out is failed, not
         left for a worker: a test goes out while its command waits, or not at all."""
         try:
-            return self._drain(only_send=send_id)
+            return self._drain(only_send=send_id, paced=False)
         finally:
             with self.factory.begin() as session:
                 finish_test_send(session, send_id, utcnow())
@@ -174,17 +180,17 @@ class WorkerRuntime:
         self,
         *,
         keep_going: Callable[[], bool] = lambda: True,
-        throttle: Throttle | None = None,
+        paced: bool = True,
         only_send: int | None = None,
     ) -> DrainStats:
         return drain(
             self.factory,
-            self.channel,
+            self.router,
             self.composer,
             tunables=self.tunables,
             worker=self.name,
             keep_going=keep_going,
-            throttle=throttle,
+            paced=paced,
             only_send=only_send,
         )
 
@@ -197,6 +203,6 @@ class WorkerRuntime:
         return send_wechat(self.factory, self._wechat, send_id, self.settings)
 
     def close(self) -> None:
-        self.channel.close()
+        self.router.close()
         if self._wechat is not None:
             self._wechat.close()

@@ -23,7 +23,8 @@ _EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net")
 def check_settings(settings: Settings) -> list[str]:
     """The warnings for these settings; ConfigurationError for the first that cannot work."""
     settings.require_secret_key()
-    SmtpChannel.from_settings(settings)  # refuses a password in clear
+    for relay in settings.routing.relays:
+        SmtpChannel.for_relay(relay, settings)  # refuses a password in clear
     MailboxSettings.from_settings(settings)  # the same for the bounce mailbox
     try:
         _, _, domain = parse_from(settings.mail_from)

@@ -206,6 +206,33 @@ def test_a_send_is_created_scheduled_and_controlled(api: Api, sample_issue_path:
     ]
 
 
+def test_a_send_is_created_with_windows_and_marked_commercial(
+    api: Api, sample_issue_path: Path
+) -> None:
+    url, client, editor = api.settings.database_url, api.client, api.editor
+    issue_id = import_sample(url, sample_issue_path)
+    make_audience(url, "会员快讯", 2)
+    body = {"issue_id": issue_id, "lists": ["会员快讯"], "draft": True, "timezone": "Europe/Berlin"}
+    created = client.post(
+        "/api/v1/sends",
+        json={**body, "windows": ["Mon-Fri 08:00-20:00", "Sat 09:00-12:00"], "commercial": True},
+        headers=editor,
+    )
+    assert created.status_code == 201, created.text
+    send = created.json()["send"]
+    assert send["windows"] == ["Mon-Fri 08:00-20:00", "Sat 09:00-12:00"]
+    assert (send["window_zone"], send["commercial"], send["opens_at"]) == (
+        "Europe/Berlin", True, None
+    )
+    plain = client.post("/api/v1/sends", json=body, headers=editor).json()["send"]
+    assert (plain["windows"], plain["window_zone"], plain["commercial"]) == ([], None, False)
+    wrong = client.post(
+        "/api/v1/sends", json={**body, "windows": ["weekdays 8-20"]}, headers=editor
+    )
+    assert wrong.status_code == 422
+    assert error_of(wrong)["message"].startswith("window 'weekdays 8-20' is not like ")
+
+
 def test_deliveries_page_by_state_and_address_and_failures_are_retried(
     database_url: str, sample_issue_path: Path
 ) -> None:
@@ -449,8 +476,13 @@ def test_metrics_are_shown_to_allowed_addresses_or_the_token_only(
             'distributor_smtp_answers_last_hour{class="2xx"} 4',
             'distributor_smtp_answers_last_hour{class="4xx"} 1',
             "distributor_queue_depth 1",
+            # Routing: the presets' capped domains (one relay without caps is not counted).
+            'distributor_domain_cap_left_today{domain="163.com"} 100000',
+            'distributor_domain_cap_left_hour{domain="163.com"} 3000',
+            'distributor_domain_slowdown{domain="163.com"} 0',
         ):
             assert line in text.splitlines(), (line, text)
+        assert "distributor_relay_sent_today{" not in text
         rate = re.search(r"^distributor_sent_per_second (\S+)$", text, re.MULTILINE)
         assert rate and float(rate[1]) == pytest.approx(4 / 60, abs=0.001)
         again = httpx.get(f"{base}/metrics").text

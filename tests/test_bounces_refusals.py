@@ -17,7 +17,13 @@ from distributor.sending.models import Delivery
 from distributor.vocabulary import DeliveryState, FailureCause
 from subscribers.models import Subscriber, SubscriberEvent, SubscriberStatus
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, started_send, status_of
+from tests.support.sending import (
+    engine_env,
+    import_sample,
+    send_in_this_process,
+    started_send,
+    status_of,
+)
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 GONE_DOMAIN, BLOCKING_DOMAIN = "gone.example.org", "blocking.example.net"
@@ -60,12 +66,7 @@ def test_user_unknown_suppresses_the_reader_and_a_blocklist_pauses_the_send(
             REFUSAL_PAUSE_MIN_ATTEMPTS="4",
         )
         send_id = started_send(database_url, issue_id, "members")
-        runtime = WorkerRuntime.from_settings(Settings.from_env(env))
-        try:
-            runtime.plan(send_id)
-            runtime.drain_now()
-        finally:
-            runtime.close()
+        send_in_this_process(env, send_id)
         received = smtp.handler.counts()
     assert sorted(received) == fine
 

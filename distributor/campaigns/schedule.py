@@ -4,6 +4,7 @@ empty audience, a WeChat mass-send quota it would break)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ from distributor.sending.queries import (
     local_time,
 )
 from distributor.sending.reach import Reach, send_reach
+from distributor.sending.windows import parse_window
 from distributor.vocabulary import DeliveryChannel, SendState, Variant
 from distributor.wechat.quota import check_wechat_quota
 from subscribers.query import Audience
@@ -111,6 +113,8 @@ def create_send(
     tracking: bool = False,
     wechat_account: str | None = None,
     dry_run: bool = False,
+    windows: Sequence[str] = (),
+    commercial: bool = False,
 ) -> NewSend:
     """A send scheduled for ``at`` (None: now), or a draft (None: no time yet). Its audience is
     frozen when it starts; not started within ``expires_after`` of its time (workers down), it
@@ -118,7 +122,11 @@ def create_send(
     HTML reports opens and clicks (off unless asked for: readers are not followed by default).
     ``wechat_account`` (the account type, when WeChat is set up): a send to WeChat readers that
     would break its mass-send quota is refused here rather than at WeChat. ``dry_run``: every
-    check made and its readers counted, nothing saved (what staff confirm; its id is 0)."""
+    check made and its readers counted, nothing saved (what staff confirm; its id is 0).
+    ``windows`` ("Mon-Fri 08:00-20:00", in ``zone``): it goes out only inside them;
+    ``commercial``: advertising, marked as the rules on commercial email ask."""
+    for window in windows:
+        parse_window(window)
     send = Send(
         issue_id=issue_id,
         audience=audience,
@@ -127,6 +135,9 @@ def create_send(
         is_test=False,
         rate_limit=rate_limit,
         tracking=tracking,
+        windows=list(windows) or None,
+        window_zone=zone.key if windows else None,
+        commercial=commercial,
     )
     reach = _checked(
         session,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from distributor.bounces import FeedbackKind
 from distributor.bounces.models import FeedbackMessage, FeedbackOutcome
+from distributor.db import utcnow
 from distributor.errors import NotFound
 from distributor.issues.models import Issue
 from distributor.readers.engagement import EngagementCounts, engagement_counts
@@ -20,7 +21,8 @@ from distributor.readers.unsubscribes import unsubscribes_by_send
 from distributor.sending.models import FINAL_DELIVERY_STATES, Send
 from distributor.sending.queries import delivery_counts_of, duplicates_of, feedback_rate
 from distributor.sending.refusals import worst_refusal
-from distributor.vocabulary import DeliveryState
+from distributor.sending.windows import Windows
+from distributor.vocabulary import DeliveryState, SendState
 from distributor.wechat.status import WechatJobView, wechat_jobs_of
 from subscribers.query import Audience
 
@@ -52,6 +54,10 @@ class SendStatus:
     soft_bounces: int = 0
     # The receiving domain refusing us most, and why, in one line (one send's status only).
     refused_by: str | None = None
+    windows: tuple[str, ...] = ()  # sending windows, in ``window_zone``; () = any time
+    window_zone: str | None = None
+    opens_at: datetime | None = None  # running outside its windows: when the next one opens
+    commercial: bool = False  # advertising, marked as such
 
     @property
     def bounced(self) -> int:
@@ -100,6 +106,10 @@ class SendStatus:
             **({"error": self.error} if self.error else {}),
             **({"refused_by": self.refused_by} if self.refused_by else {}),
             "tracking": self.tracking,
+            **({"windows": list(self.windows), "window_zone": self.window_zone}
+               if self.windows else {}),
+            **({"opens_at": iso(self.opens_at)} if self.opens_at else {}),
+            "commercial": self.commercial,
             **({"unsubscribes": self.unsubscribes} if self.unsubscribes is not None else {}),
             **({"engagement": self.engagement.to_json()} if self.engagement else {}),
             **({"wechat_jobs": [job.to_json() for job in self.wechat_jobs]}
@@ -132,6 +142,7 @@ def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendS
     counts, duplicates = delivery_counts_of(session, ids), duplicates_of(session, ids)
     wechat = wechat_jobs_of(session, ids)
     soft_bounces = _soft_bounces_of(session, ids)
+    now = utcnow()
     return [
         SendStatus(
             id=send.id,
@@ -150,9 +161,21 @@ def _statuses(session: Session, sends: Sequence[tuple[Send, int]]) -> list[SendS
             tracking=send.tracking,
             wechat_jobs=wechat.get(send.id, ()),
             soft_bounces=soft_bounces.get(send.id, 0),
+            windows=tuple(send.windows or ()),
+            window_zone=send.window_zone,
+            opens_at=_opens_at(send, now),
+            commercial=send.commercial,
         )
         for send, issue_number in sends
     ]
+
+
+def _opens_at(send: Send, now: datetime) -> datetime | None:
+    """When a running send waiting outside its windows goes on."""
+    windows = Windows.of(send.windows, send.window_zone)
+    if send.state is not SendState.RUNNING or windows is None or windows.open_at(now):
+        return None
+    return windows.next_opening(now)
 
 
 def _with_issue_number() -> Any:

@@ -28,6 +28,8 @@ class Receipt:
     outcome: Outcome
     code: int | None = None
     response: str = ""
+    # The server never got the message (no connection before DATA): safe to send elsewhere.
+    unsent: bool = False
 
 
 class Channel(Protocol):

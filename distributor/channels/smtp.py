@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from distributor.channels.base import Envelope, Outcome, Receipt
 from distributor.config import Settings
+from distributor.config_relays import Relay
 from distributor.errors import ConfigurationError, ConnectionLostBeforeData
 from subscribers.address import is_sender_address
 
@@ -69,12 +70,17 @@ class SmtpChannel:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpChannel:
+        """The first relay (the ``SMTP_*`` settings' one unless a relays file names others)."""
+        return cls.for_relay(settings.routing.relays[0], settings)
+
+    @classmethod
+    def for_relay(cls, relay: Relay, settings: Settings) -> SmtpChannel:
         return cls(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            security=settings.smtp_security,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
+            host=relay.host,
+            port=relay.port,
+            security=relay.security,
+            username=relay.username,
+            password=relay.password,
             timeout=settings.smtp_timeout,
             allow_plaintext_auth=settings.smtp_allow_plaintext_auth,
         )
@@ -104,7 +110,9 @@ class SmtpChannel:
                 return self._transaction(envelope, fresh=fresh)
             except ConnectionLostBeforeData as error:
                 if fresh:
-                    return Receipt(Outcome.DEFERRED, None, f"connection failed: {error}")
+                    return Receipt(
+                        Outcome.DEFERRED, None, f"connection failed: {error}", unsent=True
+                    )
         raise AssertionError("unreachable")
 
     def _transaction(self, envelope: Envelope, *, fresh: bool) -> Receipt:

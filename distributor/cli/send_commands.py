@@ -21,6 +21,7 @@ from distributor.cli.context import AppContext, pass_app
 from distributor.cli.hints import hinted
 from distributor.cli.send_status_output import (
     print_deliveries,
+    print_routing,
     print_send_list,
     print_status,
     watch_send,
@@ -37,6 +38,7 @@ from distributor.sending.lifecycle import (
 )
 from distributor.sending.models import BY_PREFERENCE
 from distributor.sending.queries import DEFAULT_EXPIRY, get_send, list_deliveries, local_time
+from distributor.sending.route_status import routing_now
 from distributor.sending.test_sends import create_test_send
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
 from subscribers.query import Audience
@@ -121,6 +123,19 @@ def send() -> None:
     help="Count opens (an image) and clicks (links through the web server) of its HTML "
     "messages; off by default. See README, Tracking, for what the counts can mean.",
 )
+@click.option(
+    "--window",
+    "windows",
+    multiple=True,
+    help='Send only inside this window, e.g. "Mon-Fri 08:00-20:00" (DISTRIBUTOR_TIMEZONE); '
+    "repeatable. Outside them it waits and resumes.",
+)
+@click.option(
+    "--commercial",
+    is_flag=True,
+    help="Advertising: the subject starts with 【广告】 (AD in English) and the footer shows the "
+    "sender's name and address. See README, Commercial mail.",
+)
 @pass_app
 def create_command(
     app: AppContext,
@@ -134,6 +149,8 @@ def create_command(
     rate: float | None,
     allow_empty: bool,
     track: bool,
+    windows: tuple[str, ...],
+    commercial: bool,
 ) -> None:
     """Create a send of an issue to one or more lists.
 
@@ -166,6 +183,8 @@ def create_command(
             expires_after=expiry(expires_in) or DEFAULT_EXPIRY,
             tracking=track,
             wechat_account=wechat_account_of(app.settings),
+            windows=windows,
+            commercial=commercial,
         )
     click.echo(f"Created send ID: {created.id}")
     readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
@@ -184,6 +203,8 @@ def create_command(
     else:
         moment = f"at {local_time(created.scheduled_at, zone)}" if when else "now"
         click.echo(f"It goes to {readers} ({audience}) {moment}, {WORKER_HINT}.")
+    if windows:
+        click.echo(f"It goes out only within {', '.join(windows)} ({zone.key}).")
     if created.readers == 0:
         click.echo("Nobody can receive it now; readers who join its lists before it starts will.")
     if track:
@@ -443,10 +464,13 @@ def status_command(app: AppContext, send_id: int, as_json: bool, watch: bool) ->
         status = send_status(session, send_id)
     if watch and status.state not in ("done",):
         status = watch_send(app, send_id)
+    routing = routing_now(app.settings)
     if as_json:
-        click.echo(json.dumps(status.to_json(), ensure_ascii=False))
+        shown = {**status.to_json(), "routing": routing.to_json()}
+        click.echo(json.dumps(shown, ensure_ascii=False))
         return
     print_status(app, status)
+    print_routing(app, routing)
 
 
 REASONS = {

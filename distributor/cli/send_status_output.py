@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -17,6 +17,7 @@ from distributor.campaigns.status import SendStatus, send_status
 from distributor.cli.context import AppContext
 from distributor.cli.terminal import rich_text
 from distributor.sending.queries import DeliveryView, local_time
+from distributor.sending.route_status import RoutingReport
 from distributor.vocabulary import DeliveryState
 from distributor.wechat.status import wechat_delivery_counts
 
@@ -52,6 +53,17 @@ def print_status(app: AppContext, status: SendStatus) -> None:
         app.console.print(f"Started:   {when_text(app, status.started_at)}")
     if status.finished_at is not None:
         app.console.print(f"Finished:  {when_text(app, status.finished_at)}")
+    if status.windows:
+        app.console.print(
+            f"Windows:   {', '.join(status.windows)} ({status.window_zone})", highlight=False
+        )
+    if status.opens_at is not None:
+        app.console.print(
+            f"Waiting:   outside its windows; it goes on {when_text(app, status.opens_at)}",
+            highlight=False,
+        )
+    if status.commercial:
+        app.console.print("Commercial: marked as advertising (【广告】 in the subject)")
     print_counts(app, status)
     print_feedback(app, status)
     if status.error:
@@ -228,3 +240,45 @@ def watch_send(
                 return status
             check()
             time.sleep(interval)
+
+
+def print_routing(app: AppContext, routing: RoutingReport) -> None:
+    """The relays (several, or capped) and the capped or slowed domains, as of now: what every
+    send shares."""
+    if routing.unreachable:
+        app.console.print(f"Routing:   unknown ({rich_text(routing.unreachable)})")
+
+    def number(n: int | None) -> str:
+        return "—" if n is None else f"{n:,}"
+
+    def moment(epoch: float | None) -> str:
+        if epoch is None:
+            return "—"
+        return when_text(app, datetime.fromtimestamp(epoch, UTC))
+
+    if routing.relays:
+        table = Table(
+            "Relay", "Sent today", "Deferred today", "Resting until", "Cap left today",
+            "Cap left this hour", title="Relays (all sends)",
+        )
+        for relay in routing.relays:
+            table.add_row(
+                rich_text(relay.name), number(relay.sent_today), number(relay.deferred_today),
+                moment(relay.resting_until), number(relay.daily_cap_left),
+                number(relay.hourly_cap_left),
+            )
+        app.console.print(table)
+    if routing.domains:
+        table = Table(
+            "Domain", "Sent today", "Sent this hour", "Cap left today", "Cap left this hour",
+            "Rate now", title="Receiving domains with caps or slowed (all sends)",
+        )
+        for domain in routing.domains:
+            rate = "—" if domain.rate_now is None else f"{domain.rate_now:g}/s"
+            slowed = f" (slowed ×1/{2 ** domain.slowdown})" if domain.slowdown else ""
+            table.add_row(
+                rich_text(domain.domain), number(domain.sent_today),
+                number(domain.sent_this_hour), number(domain.daily_cap_left),
+                number(domain.hourly_cap_left), rate + slowed,
+            )
+        app.console.print(table)

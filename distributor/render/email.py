@@ -45,6 +45,8 @@ HTML_BUDGET_BYTES = 90 * 1024  # R16: Gmail clips at 102 KB and would hide the u
 SLOT_ALLOWANCE_BYTES = 256  # room each hole may take when filled (a signed URL, an escaped name)
 DEFAULT_FEEDBACK_SENDER = "distributor"
 TEST_SUBJECT_PREFIX = "[测试] "  # marks a staff test send in the inbox
+# Commercial mail says it is advertising (《互联网广告管理办法》; providers' filters look for it).
+COMMERCIAL_SUBJECT_PREFIX = "【广告】"
 
 _LIST_LABEL = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _SENDER_ID = re.compile(r"[A-Za-z0-9-]{5,15}")
@@ -143,9 +145,11 @@ def compile_issue(
     feedback_sender: str = DEFAULT_FEEDBACK_SENDER,
     test: bool = False,
     tracking: bool = False,
+    commercial: bool = False,
 ) -> CompiledMessage:
     """The email ``variant`` of one issue, ready to personalise for any number of recipients;
-    ``test`` marks the subject of a staff test send, ``tracking`` reports opens and clicks."""
+    ``test`` marks the subject of a staff test send, ``tracking`` reports opens and clicks,
+    ``commercial`` marks advertising (subject and footer)."""
     if variant is Variant.WECHAT:
         raise RenderError("the wechat variant is not an email: render it as a WeChat article")
     subject = (
@@ -153,11 +157,13 @@ def compile_issue(
         if variant is Variant.DIGEST
         else f"{doc.title}第{doc.number}期:{doc.articles[0].headline}"
     )
+    if commercial:
+        subject = COMMERCIAL_SUBJECT_PREFIX + subject
     if test:
         subject = TEST_SUBJECT_PREFIX + subject
     name = newsletter_name or doc.title
     return _compile_email(
-        variant, [doc], settings, subject, list_id, name, feedback_sender, tracking
+        variant, [doc], settings, subject, list_id, name, feedback_sender, tracking, commercial
     )
 
 
@@ -169,14 +175,18 @@ def compile_digest(
     newsletter_name: str | None = None,
     feedback_sender: str = DEFAULT_FEEDBACK_SENDER,
     tracking: bool = False,
+    commercial: bool = False,
 ) -> CompiledMessage:
     """One digest email of several issues (e.g. a month's), in the order given."""
     if not docs:
         raise RenderError("a digest needs at least one issue")
     name = newsletter_name or docs[0].title
     subject = f"{name} 要闻摘要({_numbers_label(docs)})"
+    if commercial:
+        subject = COMMERCIAL_SUBJECT_PREFIX + subject
     return _compile_email(
-        Variant.DIGEST, docs, settings, subject, list_id, name, feedback_sender, tracking
+        Variant.DIGEST, docs, settings, subject, list_id, name, feedback_sender, tracking,
+        commercial,
     )
 
 
@@ -189,6 +199,7 @@ def _compile_email(
     newsletter_name: str,
     feedback_sender: str,
     tracking: bool,
+    commercial: bool = False,
 ) -> CompiledMessage:
     check_sizes(docs)
     from_name, from_address, domain = parse_from(settings.mail_from)
@@ -215,6 +226,10 @@ def _compile_email(
         "numbers_label": _numbers_label(docs),
         "subject": subject,
         "slot": placeholders.markers(),
+        # Commercial mail names who sends it and how to reach them, in every message.
+        "advertiser": {"name": from_name or newsletter_name, "address": from_address}
+        if commercial
+        else None,
     }
     parts = [BodyPart.parse("plain", render_template(text_template, **context), placeholders)]
     if html_template is not None:

@@ -1,6 +1,7 @@
 """The sending engine, channel-neutral: plan a send's deliveries, claim them, dispatch them to a
-channel, record every answer; rate limits, dispatcher slots, a send's life cycle, the scheduler's
-tick, recurring digests and staff test sends; whom a send reaches before it is planned
+channel, record every answer; the routing over several relays (caps, rests, per-domain pacing),
+rate limits, sending windows, dispatcher slots, a send's life cycle, the scheduler's tick,
+recurring digests and staff test sends; whom a send reaches before it is planned
 (:mod:`~distributor.sending.reach`, counted with the planner's own conditions); a send's breakdown
 per minute and per receiving domain (:mod:`distributor.sending.breakdown`, from trigger-kept
 counters).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -130,6 +130,42 @@ def _waiting_again(now: datetime) -> dict[str, object]:
 def release_claims(session: Session, token: str, ids: Sequence[int], now: datetime) -> int:
     """Give back rows this worker claimed but never attempted (its time budget ran out, the send
     was paused): they are ready for the next claim at once."""
+    return _give_back(session, token, ids, _waiting_again(now))
+
+
+def postpone(
+    session: Session,
+    token: str,
+    ids: Sequence[int],
+    until: datetime,
+    reason: str,
+    now: datetime,
+    spacing: timedelta = timedelta(0),
+) -> int:
+    """Give back rows this worker claimed that cannot go now (no relay may take them, a cap
+    reached, their domain's pace): deferred until then, each ``spacing`` after the one before,
+    without spending an attempt, the reason kept on the row."""
+    values: dict[str, object] = {
+        "state": DeliveryState.DEFERRED,
+        "not_before": until,
+        "last_error": f"waiting: {reason}",
+        "claim_token": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
+    if not spacing or len(ids) < 2:
+        return _give_back(session, token, ids, values)
+    given = 0
+    for place, delivery_id in enumerate(ids):
+        spaced = {**values, "not_before": until + place * spacing}
+        given += _give_back(session, token, [delivery_id], spaced)
+    return given
+
+
+def _give_back(
+    session: Session, token: str, ids: Sequence[int], values: dict[str, object]
+) -> int:
+    """Set ``values`` on the rows of ``ids`` this worker still holds."""
     if not ids:
         return 0
     result = session.execute(
@@ -139,7 +175,7 @@ def release_claims(session: Session, token: str, ids: Sequence[int], now: dateti
             Delivery.claim_token == token,
             Delivery.state == DeliveryState.CLAIMED,
         )
-        .values(**_waiting_again(now))
+        .values(**values)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

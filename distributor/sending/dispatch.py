@@ -11,7 +11,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
@@ -26,23 +26,30 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.channels.base import Channel, Envelope, Outcome, Receipt
+from distributor.channels.base import Envelope, Outcome, Receipt
 from distributor.db import utcnow
 from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
 from distributor.failures import Verdict, domain_of, read_failure
 from distributor.sending.attempts import LogEntry, log_attempts
-from distributor.sending.claim import ClaimedDelivery, claim_batch, release_claims, renew_claims
+from distributor.sending.claim import (
+    ClaimedDelivery,
+    claim_batch,
+    postpone,
+    release_claims,
+    renew_claims,
+)
 from distributor.sending.lifecycle import (
     cancel_waiting_deliveries,
     finish_if_complete,
     pause_for_error,
     send_state,
 )
-from distributor.sending.limits import Throttle
 from distributor.sending.models import AttemptOutcome, Delivery, DeliveryAttempt, Send
 from distributor.sending.policy import RetryPolicy, decide
 from distributor.sending.refusals import FailedDelivery, record_refusal
+from distributor.sending.router import Router, Wait
 from distributor.sending.tunables import Tunables
+from distributor.sending.windows import Windows, send_is_open
 from distributor.vocabulary import DeliveryState, SendState
 from subscribers.query import EMAIL_CHANNELS, still_sendable
 
@@ -246,42 +253,44 @@ def mark_suppressed(
     )
 
 
-def running_sends(session: Session, only: int | None = None) -> list[int]:
-    """Running sends, oldest first: ``only`` that one, else every send but staff tests (a test
-    send goes out from the command that made it, while it waits, or not at all)."""
-    query = select(Send.id).where(Send.state == SendState.RUNNING)
+def running_sends(session: Session, now: datetime, only: int | None = None) -> list[int]:
+    """Running sends inside their sending windows, oldest first: ``only`` that one, else every
+    send but staff tests (a test send goes out from the command that made it, while it waits,
+    or not at all)."""
+    query = select(Send.id, Send.windows, Send.window_zone).where(Send.state == SendState.RUNNING)
     query = query.where(Send.id == only) if only is not None else query.where(~Send.is_test)
-    return list(session.scalars(query.order_by(Send.id)))
+    rows = session.execute(query.order_by(Send.id))
+    return [send_id for send_id, windows, zone in rows if send_is_open(windows, zone, now)]
 
 
 def drain(
     factory: sessionmaker[Session],
-    channel: Channel,
+    router: Router,
     composer: Composer,
     *,
     tunables: Tunables,
     worker: str,
     clock: Callable[[], datetime] = utcnow,
     keep_going: Callable[[], bool] = lambda: True,
-    throttle: Throttle | None = None,
+    paced: bool = True,
     only_send: int | None = None,
 ) -> DrainStats:
     """Send every ready delivery of every running send (or of ``only_send``), batch by batch,
-    until none is left.
+    until none is left; ``paced`` False (staff test sends): without rates and caps.
 
     Stops early when the time budget is spent or ``keep_going`` says so (the caller then queues
     another drain); rows claimed but not attempted are given back.
     """
     run = _Drain(
         factory,
-        channel,
+        router,
         composer,
         ResultRecorder(factory.kw["bind"]),
         tunables,
         worker,
         clock,
         keep_going,
-        throttle,
+        paced,
         only_send,
     )
     try:
@@ -293,14 +302,14 @@ def drain(
 @dataclass
 class _Drain:
     factory: sessionmaker[Session]
-    channel: Channel
+    router: Router
     composer: Composer
     recorder: ResultRecorder
     tunables: Tunables
     worker: str
     clock: Callable[[], datetime]
     keep_going: Callable[[], bool]
-    throttle: Throttle | None
+    paced: bool
     only_send: int | None
     stats: DrainStats = field(default_factory=DrainStats)
     # Refusals of ours or the path per (send, domain): not yet looked at, and looks so far.
@@ -319,7 +328,7 @@ class _Drain:
     def next_batch(self) -> bool:
         """Claim and send one batch of the earliest running send that has work; False if none."""
         with self.factory.begin() as session:
-            send_ids = running_sends(session, self.only_send)
+            send_ids = running_sends(session, self.clock(), self.only_send)
         for send_id in send_ids:
             token, now = uuid.uuid4().hex, self.clock()
             with self.factory.begin() as session:
@@ -337,18 +346,28 @@ class _Drain:
             self.stats.batches += 1
             with self.factory.begin() as session:
                 sendable = suppress_departed(session, claimed, token=token, now=now)
-                send_rate = session.scalar(select(Send.rate_limit).where(Send.id == send_id))
+                send_rate, windows, zone = session.execute(
+                    select(Send.rate_limit, Send.windows, Send.window_zone).where(
+                        Send.id == send_id
+                    )
+                ).one()
             self.stats.add(DeliveryState.SUPPRESSED, len(claimed) - len(sendable))
-            self.send_batch(send_id, sendable, token, send_rate)
+            self.send_batch(send_id, sendable, token, send_rate, Windows.of(windows, zone))
             return True
         return False
 
     def send_batch(
-        self, send_id: int, batch: list[ClaimedDelivery], token: str, send_rate: float | None
+        self,
+        send_id: int,
+        batch: list[ClaimedDelivery],
+        token: str,
+        send_rate: float | None,
+        windows: Windows | None,
     ) -> None:
-        """Send a claimed batch in id order. Every ``recheck_seconds`` the send's state and the
-        rest of the batch's subscriptions are read again and the lease renewed, so a pause, an
-        unsubscribe or a slow server is noticed within that time."""
+        """Send a claimed batch in id order. Every ``recheck_seconds`` the send's state, its
+        window and the rest of the batch's subscriptions are read again and the lease renewed,
+        so a pause, a window closing, an unsubscribe or a slow server is noticed within that
+        time."""
         pending = deque(batch)
         next_check = time.monotonic() + self.tunables.recheck_seconds
         while pending:
@@ -358,7 +377,7 @@ class _Drain:
                     release_claims(session, token, [d.id for d in pending], self.clock())
                 return
             if time.monotonic() > next_check:
-                if not self.recheck(send_id, pending, token):
+                if not self.recheck(send_id, pending, token, windows):
                     return
                 next_check = time.monotonic() + self.tunables.recheck_seconds
                 continue
@@ -371,6 +390,9 @@ class _Drain:
                     pause_for_error(session, send_id, error.message, self.clock())
                     release_claims(session, token, [d.id for d in pending], self.clock())
                 return
+            if isinstance(receipt, Wait):
+                self.postpone(pending, token, receipt)
+                continue
             delivery = pending.popleft()
             state = self.recorder.record(
                 delivery,
@@ -384,7 +406,7 @@ class _Drain:
             paused = False
             if state is DeliveryState.FAILED and receipt.code is not None:
                 paused = self.apply_refusal(delivery, receipt)
-            if paused and not self.recheck(send_id, pending, token):
+            if paused and not self.recheck(send_id, pending, token, windows):
                 return  # a wave of refusals paused the send: the rest waits
 
     def apply_refusal(self, delivery: ClaimedDelivery, receipt: Receipt) -> bool:
@@ -420,12 +442,22 @@ class _Drain:
             )
         return effects.paused is not None
 
-    def recheck(self, send_id: int, pending: deque[ClaimedDelivery], token: str) -> bool:
-        """False when the send is no longer running: the rest is given back (or cancelled)."""
+    def recheck(
+        self,
+        send_id: int,
+        pending: deque[ClaimedDelivery],
+        token: str,
+        windows: Windows | None = None,
+    ) -> bool:
+        """False when the send is no longer running, or its window closed: the rest is given
+        back (or cancelled)."""
         with self.factory.begin() as session:
             if send_state(session, send_id) is not SendState.RUNNING:
                 release_claims(session, token, [d.id for d in pending], self.clock())
                 cancel_waiting_deliveries(session, self.clock(), send_id=send_id)
+                return False
+            if windows is not None and not windows.open_at(self.clock()):
+                release_claims(session, token, [d.id for d in pending], self.clock())
                 return False
             renew_claims(session, token, self.clock() + self.lease)
             still = suppress_departed(session, list(pending), token=token, now=self.clock())
@@ -434,13 +466,26 @@ class _Drain:
         pending.extend(still)
         return True
 
-    def attempt(self, send_id: int, delivery: ClaimedDelivery, send_rate: float | None) -> Receipt:
+    def postpone(self, pending: deque[ClaimedDelivery], token: str, wait: Wait) -> None:
+        """The first delivery's domain can take nothing now: it and the rest of the batch's
+        deliveries to that domain wait from ``wait.until`` on (one ``wait.spacing`` apart),
+        deferred without an attempt, while the batch's other domains go on."""
+        domain = domain_of(pending[0].address)
+        waiting = [d.id for d in pending if domain_of(d.address) == domain]
+        with self.factory.begin() as session:
+            until = datetime.fromtimestamp(wait.until, UTC)
+            spacing = timedelta(seconds=wait.spacing)
+            postpone(session, token, waiting, until, wait.reason, self.clock(), spacing)
+        self.stats.add(DeliveryState.DEFERRED, len(waiting))
+        kept = [d for d in pending if domain_of(d.address) != domain]
+        pending.clear()
+        pending.extend(kept)
+
+    def attempt(
+        self, send_id: int, delivery: ClaimedDelivery, send_rate: float | None
+    ) -> Receipt | Wait:
         try:
             envelope = self.composer.compose(send_id, delivery)
         except InvalidRecipient as error:
             return Receipt(Outcome.FAILED, None, f"could not build this message: {error}")
-        if self.throttle is None:
-            return self.channel.send(envelope)
-        self.throttle.wait_for_turn(send_id, send_rate)
-        with self.throttle.hold_domain(delivery.address):
-            return self.channel.send(envelope)
+        return self.router.send(envelope, send_id=send_id, send_rate=send_rate, paced=self.paced)

@@ -109,6 +109,11 @@ class Send(Base):
     expires_at: Mapped[datetime | None]  # not started by then: expired, waits for staff
     rate_limit: Mapped[float | None]  # messages per second for this send, on top of the global one
     tracking: Mapped[bool] = mapped_column(default=False)  # opens and clicks report back
+    # Sending windows ("Mon-Fri 08:00-20:00", in ``window_zone``): it goes out only inside one.
+    windows: Mapped[list[str] | None] = mapped_column(JSON)
+    window_zone: Mapped[str | None] = mapped_column(String(64))
+    # Commercial mail (advertising): 【广告】 in the subject, the sender's name and address below.
+    commercial: Mapped[bool] = mapped_column(default=False)
     # A digest of several issues (a recurring rule's window); None: just ``issue_id``.
     issue_ids: Mapped[list[int] | None] = mapped_column(JSON)
     rule_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("schedule_rules.id"))
@@ -369,3 +374,31 @@ class DomainLease(Base):
 
     def __repr__(self) -> str:
         return f"<DomainLease {self.domain} {self.holder}>"
+
+
+class QuotaCount(Base):
+    """The embedded store's caps: messages counted in one window of a relay's or a domain's cap
+    (the key names the window), so a restarted worker keeps to what was already sent."""
+
+    __tablename__ = "quota_counts"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    n: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[float]  # seconds since the epoch: the window's end
+
+    def __repr__(self) -> str:
+        return f"<QuotaCount {self.key}={self.n}>"
+
+
+class RouteStrain(Base):
+    """A relay resting after failures, or a domain slowed after "too many" answers: shared by
+    every worker (``relay:<name>``, ``domain:<domain>``)."""
+
+    __tablename__ = "route_strains"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    level: Mapped[int]  # rests in a row / halvings of the domain's rate
+    until: Mapped[float]  # seconds since the epoch
+
+    def __repr__(self) -> str:
+        return f"<RouteStrain {self.key} {self.level}>"

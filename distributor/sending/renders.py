@@ -44,11 +44,18 @@ def render_variant(
     """Compile one variant of ``send``; RenderError (or ConfigurationError) says why not."""
     if send.issue_ids:  # a digest of several issues (a recurring rule's window)
         docs = [load_issue(session, i) for i in send.issue_ids]
-        compiled = compile_digest(docs, settings, tracking=send.tracking)
+        compiled = compile_digest(
+            docs, settings, tracking=send.tracking, commercial=send.commercial
+        )
     else:
         doc = load_issue(session, send.issue_id)
         compiled = compile_issue(
-            doc, variant, settings, test=send.is_test, tracking=send.tracking
+            doc,
+            variant,
+            settings,
+            test=send.is_test,
+            tracking=send.tracking,
+            commercial=send.commercial,
         )
     check_alignment(compiled, DkimSigner.from_settings(settings))
     return compiled

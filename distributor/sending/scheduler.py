@@ -16,6 +16,7 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.sending.claim import claimable, sweep_expired_claims
+from distributor.sending.dispatch import running_sends
 from distributor.sending.lifecycle import (
     cancel_waiting_deliveries,
     finish_complete_sends,
@@ -65,10 +66,9 @@ def sends_needing_a_planner(session: Session, now: datetime, grace: timedelta) -
 
 
 def has_ready_work(session: Session, now: datetime) -> bool:
-    """A running send (not a staff test: its command sends it) has a delivery ready now."""
-    running = session.scalars(
-        select(Send.id).where(Send.state == SendState.RUNNING, ~Send.is_test)
-    ).all()
+    """A running send (not a staff test: its command sends it) inside its sending windows has
+    a delivery ready now."""
+    running = running_sends(session, now)
     return any(
         session.scalar(select(exists().where(claimable(send_id, now))))
         for send_id in running

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from distributor.config import Settings
 from distributor.db import get_engine, utcnow
 from distributor.sending.monitoring import sending_snapshot
+from distributor.sending.route_status import routing_now
 from distributor.web.metrics import CONTENT_TYPE, Histogram, MetricsAccess, exposition
 from distributor.web.pages import WebDep
 
@@ -100,4 +101,5 @@ def metrics(request: Request, web: WebDep) -> PlainTextResponse:
     histogram: Histogram = request.app.state.request_histogram
     with web.transaction() as session:
         snapshot = sending_snapshot(session, utcnow())
-    return PlainTextResponse(exposition(snapshot, histogram), media_type=CONTENT_TYPE)
+    routing = routing_now(web.settings)
+    return PlainTextResponse(exposition(snapshot, histogram, routing), media_type=CONTENT_TYPE)

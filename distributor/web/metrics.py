@@ -1,5 +1,6 @@
 """``/metrics`` in the Prometheus text format (version 0.0.4), written here: a few gauges from
-the database and one histogram of this process's request latency.
+the database, the relays' and domains' routing, and one histogram of this process's request
+latency.
 
 Only for the addresses in ``METRICS_ALLOW_IPS`` or a request bearing ``METRICS_TOKEN``: the
 numbers say how much mail goes where, which is nobody else's business.
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from distributor.config import Settings
 from distributor.errors import ConfigurationError
 from distributor.sending.monitoring import SendingSnapshot
+from distributor.sending.route_status import DomainView, RelayView, RoutingReport
 from distributor.web.security import ASGIApp, Message, Scope, client_address
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -140,7 +142,44 @@ def _gauge(name: str, help_text: str, label: str, values: dict[str, int]) -> lis
     return lines
 
 
-def exposition(snapshot: SendingSnapshot, histogram: Histogram) -> str:
+def _routing(routing: RoutingReport, now: float) -> list[str]:
+    """Per relay and per capped or slowed domain; a cap's gauge only where there is a cap."""
+    relays: list[tuple[str, str, Callable[[RelayView], float | None]]] = [
+        ("sent_today", "Messages a relay took today (office day).", lambda r: r.sent_today),
+        ("deferred_today", "Messages a relay deferred or did not take today.",
+         lambda r: r.deferred_today),
+        ("resting_seconds", "Seconds a relay still rests after failing (0: in use).",
+         lambda r: max(0.0, (r.resting_until or now) - now)),
+        ("cap_left_today", "Messages a relay may still take today under its daily cap.",
+         lambda r: r.daily_cap_left),
+    ]
+    domains: list[tuple[str, str, Callable[[DomainView], float | None]]] = [
+        ("sent_today", "Messages sent to a capped receiving domain today.",
+         lambda d: d.sent_today),
+        ("cap_left_today", "Messages a receiving domain may still be sent today.",
+         lambda d: d.daily_cap_left),
+        ("cap_left_hour", "Messages a receiving domain may still be sent this hour.",
+         lambda d: d.hourly_cap_left),
+        ("slowdown", "Halvings of a receiving domain's rate after its 'too many' answers.",
+         lambda d: d.slowdown),
+    ]
+    lines: list[str] = []
+    for name, help_text, relay_value in relays:
+        values = {r.name: relay_value(r) for r in routing.relays}
+        lines += _gauge(f"distributor_relay_{name}", help_text, "relay", _known(values))
+    for name, help_text, domain_value in domains:
+        values = {d.domain: domain_value(d) for d in routing.domains}
+        lines += _gauge(f"distributor_domain_{name}", help_text, "domain", _known(values))
+    return lines
+
+
+def _known(values: dict[str, float | None]) -> dict[str, int]:
+    return {key: int(n) for key, n in values.items() if n is not None}
+
+
+def exposition(
+    snapshot: SendingSnapshot, histogram: Histogram, routing: RoutingReport | None = None
+) -> str:
     lines = [
         *_gauge("distributor_sends", "Sends by state.", "state", snapshot.sends),
         *_gauge(
@@ -161,6 +200,7 @@ def exposition(snapshot: SendingSnapshot, histogram: Histogram) -> str:
         "# HELP distributor_queue_depth Planned deliveries not sent yet.",
         "# TYPE distributor_queue_depth gauge",
         f"distributor_queue_depth {snapshot.queue_depth}",
+        *(_routing(routing, time.time()) if routing is not None else []),
         *histogram.lines("distributor_http_request_duration_seconds", "route"),
     ]
     return "\n".join(lines) + "\n"

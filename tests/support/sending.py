@@ -11,9 +11,11 @@ from sqlalchemy import select
 from distributor.campaigns.schedule import create_send
 from distributor.campaigns.status import SendStatus, send_status
 from distributor.cli import main
+from distributor.config import Settings
 from distributor.db import transaction, utcnow
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
+from distributor.runtime import WorkerRuntime
 from distributor.sending.lifecycle import start_due_sends
 from distributor.sending.models import SchedulerState
 from distributor.vocabulary import Variant
@@ -53,6 +55,23 @@ def created_by_cli(
     first_line = result.output.splitlines()[0]
     assert first_line.startswith("Created send ID: ")
     return int(first_line.removeprefix("Created send ID: "))
+
+
+def relays_file(directory: Path, text: str) -> str:
+    """A relays file (SMTP_RELAYS_FILE) with ``text`` in ``directory``; its path."""
+    path = directory / "relays.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def send_in_this_process(env: dict[str, str], send_id: int) -> None:
+    """Plan a started send and send it all from this process, as a worker would (no Celery)."""
+    runtime = WorkerRuntime.from_settings(Settings.from_env(env))
+    try:
+        runtime.plan(send_id)
+        runtime.drain_now()
+    finally:
+        runtime.close()
 
 
 def import_sample(url: str, sample: Path) -> int:

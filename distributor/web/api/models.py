@@ -10,6 +10,7 @@ from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from distributor.issues.document import BlockType
+from distributor.sending.windows import WINDOW_PATTERN
 from distributor.staff.models import STAFF_NAME_MAX, Role
 from distributor.staff.passwords import PASSWORD_MAX, PASSWORD_MIN
 from distributor.vocabulary import DeliveryState, FailureCause, SendState
@@ -65,6 +66,7 @@ PATTERN_RULES = {
     STAFF_NAME_PATTERN: "has a character a staff name cannot have (letters, digits, . _ - @ ·)",
     DOMAIN_PATTERN: "is not a domain name like qq.com",
     OPENID_PATTERN: "is not a WeChat openid (letters, digits, _ and -)",
+    WINDOW_PATTERN: 'is not a sending window like "Mon-Fri 08:00-20:00"',
 }
 
 
@@ -150,6 +152,17 @@ class SendCreate(AudienceIn):
         default=None, description="Messages per second."
     )
     allow_empty: StrictBool = False
+    windows: list[Annotated[str, Field(max_length=60, pattern=WINDOW_PATTERN)]] = Field(
+        default=[],
+        max_length=14,
+        description='Sending windows in `timezone`, e.g. "Mon-Fri 08:00-20:00": it goes out '
+        "only inside them, waits outside and resumes. Empty: any time.",
+    )
+    commercial: StrictBool = Field(
+        default=False,
+        description="Advertising: 【广告】 before the subject, the sender's name and address in "
+        "the footer.",
+    )
 
 
 class ScheduleIn(Body):
@@ -194,6 +207,12 @@ class SendOut(BaseModel):
     total: int
     possible_duplicates: int
     error: str | None = Field(description="Why it paused itself.")
+    windows: list[str] = Field(default=[], description="Its sending windows (none: any time).")
+    window_zone: str | None = Field(default=None, description="The zone of its windows.")
+    opens_at: datetime | None = Field(
+        default=None, description="Running outside its windows: when it goes on."
+    )
+    commercial: bool = False
 
 
 class SendCreated(BaseModel):

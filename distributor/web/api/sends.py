@@ -89,6 +89,10 @@ def send_out(status: SendStatus) -> SendOut:
         total=status.total,
         possible_duplicates=status.possible_duplicates,
         error=status.error,
+        windows=list(status.windows),
+        window_zone=status.window_zone,
+        opens_at=status.opens_at,
+        commercial=status.commercial,
     )
 
 
@@ -191,6 +195,8 @@ def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
             rate_limit=body.rate,
             allow_empty=body.allow_empty,
             wechat_account=wechat_account_of(web.settings),
+            windows=body.windows,
+            commercial=body.commercial,
         )
         audit(session, user, "send.create", "send", created.id, body.model_dump(mode="json"))
         return SendCreated(send=_status(session, created.id), readers=created.readers)

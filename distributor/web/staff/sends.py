@@ -13,7 +13,7 @@ import io
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,7 @@ from distributor.sending.lifecycle import (
 from distributor.sending.models import BY_PREFERENCE
 from distributor.sending.queries import DEFAULT_EXPIRY, get_send, list_deliveries
 from distributor.sending.reach import Reach
+from distributor.sending.route_status import routing_now
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
@@ -505,6 +506,12 @@ def _send_page(
         )
         audit = audit_of(session, "send", send_id)
         found = look_up_reader(session, send_id, who, wechat=wechat) if who.strip() else None
+    routing = routing_now(web.settings)
+    resting = {
+        relay.name: when(datetime.fromtimestamp(relay.resting_until, UTC), web.settings.zone)
+        for relay in routing.relays
+        if relay.resting_until is not None
+    }
     return staff_page(
         request,
         template,
@@ -512,6 +519,8 @@ def _send_page(
         send=shown,
         pictures=pictures,
         audit=audit,
+        routing=routing,
+        resting=resting,
         states=DELIVERY_STATES,
         status=status,
         error=error,
