@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-ENGINES = {"sending", "wechat", "bounces", "readers"}
+ENGINES = {"sending", "wechat", "bounces", "readers", "segments"}
 ABOVE_ENGINES = {"campaigns", "runtime"}
 FACES = {
     "cli", "web", "tasks", "celery", "broker", "supervisor", "redaction", "__main__", "startup"
@@ -30,9 +30,10 @@ FORBIDDEN: dict[str, set[str]] = {
     "channels": ENGINES | UPPER | {"issues", "render", "staff"},
     "staff": ENGINES | UPPER | BELOW_ENGINES - {"staff"},
     "sending": (ENGINES - {"sending"}) | UPPER,
-    "wechat": {"bounces", "readers"} | UPPER,
-    "bounces": {"wechat", "readers"} | UPPER,
-    "readers": {"wechat", "bounces"} | UPPER,
+    "wechat": {"bounces", "readers", "segments"} | UPPER,
+    "bounces": {"wechat", "readers", "segments"} | UPPER,
+    "readers": {"wechat", "bounces", "segments"} | UPPER,
+    "segments": {"wechat", "bounces"} | UPPER,
     "campaigns": {"runtime"} | FACES | LOCAL_SERVERS,
     "runtime": {"campaigns"} | FACES | LOCAL_SERVERS,
 }

@@ -66,9 +66,10 @@ def create_send(
         )
     if session.get(Issue, issue_id) is None:
         raise NotFound(f"there is no issue with ID {issue_id}")
-    if not audience.lists:
-        raise DistributorError("a send needs at least one list")
-    check_lists(session, audience.lists)
+    if not audience.lists and audience.segment is None:
+        raise DistributorError("a send needs at least one list or a segment")
+    if audience.lists:
+        check_lists(session, audience.lists)
     if at is not None:
         check_send_time(at, now, zone)
     when = now if at is None and not draft else at

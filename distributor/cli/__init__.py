@@ -70,6 +70,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
     "wechat": ("wechat_commands", "wechat", ()),
     "users": ("user_commands", "users", ()),
     "bounces": ("bounce_commands", "bounces", ()),
+    "segments": ("segment_commands", "segments", ()),
 }
 
 

@@ -20,7 +20,11 @@ class EngagementEvent(Base):
     """An open or a click of a tracked send, written in batches by the web server."""
 
     __tablename__ = "engagement_events"
-    __table_args__ = (Index("ix_engagement_events_send_kind", "send_id", "kind", "subscriber_id"),)
+    __table_args__ = (
+        Index("ix_engagement_events_send_kind", "send_id", "kind", "subscriber_id"),
+        # Segments' "opened since …": who did what since when (distributor.segments).
+        Index("ix_engagement_events_kind_at", "kind", "at", "subscriber_id"),
+    )
 
     id: Mapped[Id]
     send_id: Mapped[int] = mapped_column(BigId, ForeignKey("sends.id", ondelete="CASCADE"))

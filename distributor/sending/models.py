@@ -150,6 +150,14 @@ class Delivery(Base):
         ).ddl_if(dialect="postgresql"),
         # A reader's last deliveries, newest first: their repeated failures (distributor.failures).
         Index("ix_deliveries_subscriber_id", "subscriber_id", "id"),
+        # Segments' "bounced softly": the few failed rows by cause (distributor.segments).
+        Index(
+            "ix_deliveries_failure_cause",
+            "failure_cause",
+            "subscriber_id",
+            postgresql_where=text("failure_cause IS NOT NULL"),
+            sqlite_where=text("failure_cause IS NOT NULL"),
+        ),
         # Few rows are ever flagged: a partial index keeps their count instant at any size.
         Index(
             "ix_deliveries_possible_duplicate",

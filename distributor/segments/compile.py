@@ -1,0 +1,140 @@
+"""A segment's tree (:mod:`.language`) as SQLAlchemy conditions on ``Subscriber``: evaluated by
+the database, its values bound as parameters, so a million readers are counted and planned
+without passing through Python.
+
+Each fact about other rows (a list, a tag, an open, a failed delivery) is ``id IN (subquery)``:
+the database runs it as a semi-join (hashing the rows once) for a count, or as an index probe
+per reader for the planner's keyset pages, whichever it finds cheaper. Every condition is true
+or false, never unknown, so ``not`` is the plain complement (a reader without the attribute is
+among ``attr.x != y``).
+"""
+
+from __future__ import annotations
+
+import operator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, String, and_, cast, false, not_, or_, select, true
+
+from distributor.readers.models import EngagementEvent, EngagementKind
+from distributor.segments.language import (
+    All,
+    Any_,
+    Engaged,
+    Facet,
+    Joined,
+    JoinedWithin,
+    Node,
+    Not,
+    SoftBounced,
+    parse,
+)
+from distributor.sending.models import Delivery, Send
+from distributor.vocabulary import FailureCause, Variant
+from subscribers.models import (
+    ChannelPreference,
+    List,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Tag,
+    subscriber_tags,
+)
+
+# A full or disabled mailbox: the reader's, and maybe passing (distributor.failures' REPEATED).
+SOFT_CAUSES = (FailureCause.MAILBOX_FULL, FailureCause.MAILBOX_DISABLED)
+
+
+def compile_where(source: str, zone: ZoneInfo, now: datetime) -> ColumnElement[bool]:
+    """The condition on ``Subscriber`` that ``source`` says; SegmentSyntaxError if it does not
+    read. ``now`` anchors "within N days"."""
+    return condition(parse(source, zone), now)
+
+
+def condition(node: Node, now: datetime) -> ColumnElement[bool]:
+    match node:
+        case All(items):
+            return and_(true(), *(condition(item, now) for item in items))
+        case Any_(items):
+            return or_(false(), *(condition(item, now) for item in items))
+        case Not(item):
+            return not_(condition(item, now))
+        case Facet(field, values):
+            return _facet(field, values)
+        case Joined(comparison, moment):
+            return _COMPARE[comparison](Subscriber.created_at, moment)  # type: ignore[no-any-return]
+        case JoinedWithin(days):
+            return Subscriber.created_at >= now - timedelta(days=days)
+        case Engaged(kind, last_sends, since):
+            return _engaged(EngagementKind(kind), last_sends, since)
+        case SoftBounced(since):
+            failed: list[ColumnElement[bool]] = [
+                Delivery.failure_cause.in_(SOFT_CAUSES),
+                Delivery.subscriber_id.is_not(None),
+            ]
+            if since is not None:
+                failed.append(Delivery.updated_at >= since)
+            return Subscriber.id.in_(select(Delivery.subscriber_id).where(*failed))
+    raise AssertionError(node)  # pragma: no cover - the parser makes no other node
+
+
+def _facet(field: str, values: tuple[str, ...]) -> ColumnElement[bool]:
+    if field == "list":
+        lists = select(List.id).where(List.name.in_(values))
+        return Subscriber.id.in_(
+            select(Subscription.subscriber_id).where(
+                Subscription.status == SubscriptionStatus.ACTIVE, Subscription.list_id.in_(lists)
+            )
+        )
+    if field == "tag":
+        tags = select(Tag.id).where(Tag.name.in_(values))
+        return Subscriber.id.in_(
+            select(subscriber_tags.c.subscriber_id).where(subscriber_tags.c.tag_id.in_(tags))
+        )
+    if field == "channel":
+        return or_(false(), *(_channel(ChannelPreference(value)) for value in values))
+    if field == "format":
+        return Subscriber.format.in_([Variant(value) for value in values])
+    key = field.removeprefix("attr.")
+    text = cast(Subscriber.attributes[key].as_string(), String)
+    return and_(text.is_not(None), text.in_(values))
+
+
+def _channel(channel: ChannelPreference) -> ColumnElement[bool]:
+    """Reachable on ``channel`` (those who chose both are reachable on each), as a send's
+    audience reads it; ``both``: those who chose both."""
+    if channel is ChannelPreference.BOTH:
+        return Subscriber.channel == ChannelPreference.BOTH
+    chose = Subscriber.channel.in_([channel, ChannelPreference.BOTH])
+    if channel is ChannelPreference.WECHAT:
+        return and_(chose, Subscriber.openid.is_not(None))
+    return chose
+
+
+def _engaged(
+    kind: EngagementKind, last_sends: int | None, since: datetime | None
+) -> ColumnElement[bool]:
+    events: list[Any] = [EngagementEvent.kind == kind]
+    if kind is EngagementKind.CLICK:
+        events.append(EngagementEvent.machine.is_(False))  # a link scanner is not the reader
+    if last_sends is not None:
+        last = (
+            select(Send.id)
+            .where(Send.tracking, Send.is_test.is_(False), Send.started_at.is_not(None))
+            .order_by(Send.id.desc())
+            .limit(last_sends)
+        )
+        events.append(EngagementEvent.send_id.in_(last))
+    if since is not None:
+        events.append(EngagementEvent.at >= since)
+    return Subscriber.id.in_(select(EngagementEvent.subscriber_id).where(*events))
+
+
+_COMPARE: dict[str, Any] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
