@@ -10,6 +10,7 @@ from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from distributor.issues.document import BlockType
+from distributor.segments.models import SEGMENT_NAME_MAX
 from distributor.staff.models import STAFF_NAME_MAX, Role
 from distributor.staff.passwords import PASSWORD_MAX, PASSWORD_MIN
 from distributor.vocabulary import DeliveryState, FailureCause, SendState
@@ -131,7 +132,26 @@ class AudienceIn(Body):
     )
 
 
+def _lists_or_segment(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [
+        {"required": ["lists"], "properties": {"lists": {"minItems": 1}}},
+        {"required": ["segment"], "properties": {"segment": {"type": "string"}}},
+    ]
+
+
 class SendCreate(AudienceIn):
+    """The audience: `lists`, or a saved `segment` (within `lists` and `tags` if given)."""
+
+    model_config = ConfigDict(json_schema_extra=_lists_or_segment)
+    lists: list[ListName] = Field(
+        default=[], max_length=50, description="Active members of any (needed without a segment)."
+    )
+    segment: str | None = Field(
+        default=None,
+        max_length=SEGMENT_NAME_MAX,
+        pattern=label_pattern(),
+        description="A saved segment (`/api/v1/segments`): its readers.",
+    )
     issue_id: IssueId
     variant: SendVariant = SendVariant.FULL
     at: Moment | None = Field(
