@@ -124,9 +124,10 @@ def subscriber_has(subscriber_id: Any, *conditions: Any) -> Any:
     return probe.scalar_subquery().is_not(None)
 
 
-# (expression, zone name) -> a condition on Subscriber: installed by distributor.segments, which
-# knows the engagement the expressions speak of (a room this store may not import).
-WhereCompiler = Callable[[str, str], Any]
+# (expression, zone name, on some list) -> conditions on Subscriber: installed by
+# distributor.segments, which knows the engagement the expressions speak of (a room this store
+# may not import).
+WhereCompiler = Callable[[str, str, bool], list[Any]]
 _where_compiler: list[WhereCompiler] = []
 
 
@@ -135,21 +136,14 @@ def install_where_compiler(compiler: WhereCompiler) -> None:
 
 
 def _where(audience: Audience) -> list[Any]:
-    """A segment's condition and, without lists, "on some list": a segment narrows the readers
+    """A segment's conditions and, without lists, "on some list": a segment narrows the readers
     of the lists, never reaches someone who is on none."""
     if audience.where is None:
         return []
     if not _where_compiler:
         # Never plan a segment's send to everyone because its compiler was not loaded.
         raise ConfigurationError("this process cannot read segments: import distributor.segments")
-    conditions = [_where_compiler[0](audience.where, audience.zone or "UTC")]
-    if not audience.lists:
-        conditions.append(
-            subscriber_has(
-                Subscription.subscriber_id, Subscription.status == SubscriptionStatus.ACTIVE
-            )
-        )
-    return conditions
+    return list(_where_compiler[0](audience.where, audience.zone or "UTC", not audience.lists))
 
 
 def audience_conditions(audience: Audience) -> list[Any]:

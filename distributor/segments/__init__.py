@@ -22,8 +22,8 @@ from distributor.segments.compile import compile_where
 from subscribers.query import install_where_compiler
 
 
-def _compile(source: str, zone: str) -> ColumnElement[bool]:
-    return compile_where(source, ZoneInfo(zone), utcnow())
+def _compile(source: str, zone: str, on_a_list: bool) -> list[ColumnElement[bool]]:
+    return compile_where(source, ZoneInfo(zone), utcnow(), on_a_list=on_a_list)
 
 
 def install() -> None:

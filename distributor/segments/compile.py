@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, String, and_, cast, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, String, and_, cast, exists, false, not_, or_, select, true
 
 from distributor.readers.models import EngagementEvent, EngagementKind
 from distributor.segments.language import (
@@ -47,10 +47,34 @@ from subscribers.models import (
 SOFT_CAUSES = (FailureCause.MAILBOX_FULL, FailureCause.MAILBOX_DISABLED)
 
 
-def compile_where(source: str, zone: ZoneInfo, now: datetime) -> ColumnElement[bool]:
-    """The condition on ``Subscriber`` that ``source`` says; SegmentSyntaxError if it does not
-    read. ``now`` anchors "within N days"."""
-    return condition(parse(source, zone), now)
+def compile_where(
+    source: str, zone: ZoneInfo, now: datetime, *, on_a_list: bool = True
+) -> list[ColumnElement[bool]]:
+    """The conditions on ``Subscriber`` that ``source`` says; SegmentSyntaxError if it does not
+    read. ``now`` anchors "within N days"; ``on_a_list``: the reader must also hold an active
+    subscription (checked apart only where the expression does not already ask for a list)."""
+    node = parse(source, zone)
+    conditions = [condition(node, now)]
+    if on_a_list and not names_a_list(node):
+        conditions.append(
+            exists().where(
+                Subscription.subscriber_id == Subscriber.id,
+                Subscription.status == SubscriptionStatus.ACTIVE,
+            )
+        )
+    return conditions
+
+
+def names_a_list(node: Node) -> bool:
+    """Whether every reader ``node`` selects is on one of the lists it names."""
+    match node:
+        case Facet("list", _):
+            return True
+        case All(items):
+            return any(names_a_list(item) for item in items)
+        case Any_(items):
+            return all(names_a_list(item) for item in items)
+    return False
 
 
 def condition(node: Node, now: datetime) -> ColumnElement[bool]:
