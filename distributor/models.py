@@ -14,6 +14,8 @@ MODEL_MODULES = (
     "distributor.wechat.models",
     "distributor.staff.models",
     "distributor.segments.models",
+    "distributor.outbox",
+    "distributor.webhooks.models",
 )
 
 
