@@ -71,6 +71,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
     "users": ("user_commands", "users", ()),
     "bounces": ("bounce_commands", "bounces", ()),
     "segments": ("segment_commands", "segments", ()),
+    "webhooks": ("webhook_commands", "webhooks", ()),
 }
 
 

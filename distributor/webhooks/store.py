@@ -162,7 +162,7 @@ def delivery_log(
             row.delivered_at,
             row.created_at,
         )
-        for row, kind in session.execute(query).tuples()
+        for row, kind in session.execute(query)
     ]
 
 
