@@ -19,13 +19,16 @@ from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.redis_server import RedisServer
 from distributor.errors import DistributorError
 from distributor.outbox import EventKind, OutboxEvent, record_event
+from distributor.staff.models import Role
 from distributor.webhooks.deliver import Retry, run_webhooks
 from distributor.webhooks.signing import signature, verify
 from distributor.webhooks.store import add_webhook, delivery_log, set_active
+from tests.support.api import api_client, api_token, bearer
 from tests.support.audience import make_audience
 from tests.support.polling import wait_until
 from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
 from tests.support.smtp import SmtpServer
+from tests.support.web import web_settings
 from tests.support.webhooks import Receiver
 
 
@@ -145,3 +148,45 @@ def test_a_real_worker_posts_every_event_of_a_send_once_despite_refusals(
     )
     assert len(posts) == 3 * 32
     assert '"state": "delivered", "attempts": 3' in log.output
+
+
+def test_the_api_registers_pauses_and_shows_the_log(sqlite_url: str) -> None:
+    admin = bearer(api_token(sqlite_url, "hook-admin", Role.ADMIN))
+    with api_client(web_settings(sqlite_url)) as api:
+        client = api.client
+        body = {"url": "https://example.org/hooks", "events": ["send.done"]}
+        assert client.post("/api/v1/webhooks", json=body, headers=api.editor).status_code == 403
+        created = client.post("/api/v1/webhooks", json=body, headers=admin)
+        assert created.status_code == 201, created.text
+        hook = created.json()
+        assert hook["secret"].startswith("whsec_") and hook["active"] is True
+        wrong = client.post(
+            "/api/v1/webhooks", json={**body, "url": "https://u:p@example.org/"}, headers=admin
+        )
+        assert wrong.status_code == 422 and "is not a web address" in wrong.text
+        paused = client.patch(
+            f"/api/v1/webhooks/{hook['id']}", json={"active": False}, headers=admin
+        )
+        assert paused.json()["active"] is False
+        with transaction(sqlite_url) as session:
+            record_event(session, EventKind.SEND_DONE, {"send_id": 1})
+        assert _events(sqlite_url) == 0  # paused: not kept
+        client.patch(f"/api/v1/webhooks/{hook['id']}", json={"active": True}, headers=admin)
+        with transaction(sqlite_url) as session:
+            record_event(session, EventKind.SEND_DONE, {"send_id": 2})
+        run_webhooks(
+            session_factory(sqlite_url),
+            httpx.Client(timeout=0.5, transport=httpx.MockTransport(lambda _: httpx.Response(503))),
+            Retry(timedelta(hours=1), 5),
+        )
+        log = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=api.viewer)
+        [entry] = log.json()["items"]
+        assert (entry["kind"], entry["state"], entry["attempts"], entry["last_status"]) == (
+            "send.done",
+            "pending",
+            1,
+            503,
+        )
+        assert entry["last_error"].startswith("HTTP 503")
+        assert "secret" not in client.get("/api/v1/webhooks", headers=api.viewer).text
+        assert client.delete(f"/api/v1/webhooks/{hook['id']}", headers=admin).status_code == 204

@@ -27,13 +27,14 @@ from distributor.web.api import (
     sends,
     subscribers,
     users,
+    webhooks,
 )
 from distributor.web.api.document import document_maker, documented_methods
 from distributor.web.controls import UNFIT_VALUES
 from distributor.web.metrics import Histogram, MetricsAccess, RequestTimer
 from distributor.web.security import HEADERS
 
-ROUTERS = (issues, sends, subscribers, lists, schedules, users, segments)
+ROUTERS = (issues, sends, subscribers, lists, schedules, users, segments, webhooks)
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 

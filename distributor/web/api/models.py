@@ -53,6 +53,10 @@ Address = Annotated[
 ]
 OPENID_PATTERN = r"^[A-Za-z0-9_-]*$"  # WeChat's are 28 such characters
 OpenId = Annotated[str, Field(max_length=OPENID_MAX, pattern=OPENID_PATTERN)]
+# A webhook's address: http(s), a host name or IPv4 address, no user or password.
+WEB_URL_PATTERN = (
+    r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:[/?#][^\s]*)?$"
+)
 ListName = Annotated[str, Field(max_length=LIST_NAME_MAX, pattern=label_pattern())]
 TagName = Annotated[str, Field(max_length=TAG_NAME_MAX, pattern=label_pattern())]
 # Login names: letters and digits (Latin, Chinese), and . _ - @ ·
@@ -66,6 +70,7 @@ PATTERN_RULES = {
     STAFF_NAME_PATTERN: "has a character a staff name cannot have (letters, digits, . _ - @ ·)",
     DOMAIN_PATTERN: "is not a domain name like qq.com",
     OPENID_PATTERN: "is not a WeChat openid (letters, digits, _ and -)",
+    WEB_URL_PATTERN: "is not a web address like https://example.org/hooks (no password in it)",
 }
 
 
