@@ -13,23 +13,30 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from distributor.bounces.apply import process_feedback
 from distributor.cli import main
 from distributor.db import session_factory, transaction
 from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.redis_server import RedisServer
 from distributor.errors import DistributorError
 from distributor.outbox import EventKind, OutboxEvent, record_event
+from distributor.sending.models import Delivery
 from distributor.staff.models import Role
+from distributor.vocabulary import DeliveryState
 from distributor.webhooks.deliver import Retry, run_webhooks
 from distributor.webhooks.signing import signature, verify
 from distributor.webhooks.store import add_webhook, delivery_log, set_active
 from tests.support.api import api_client, api_token, bearer
 from tests.support.audience import make_audience
+from tests.support.bounces import VERP, fixture
+from tests.support.feedback import NOW_AT, seed_fixture_deliveries
 from tests.support.polling import wait_until
 from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
 from tests.support.smtp import SmtpServer
 from tests.support.web import web_settings
 from tests.support.webhooks import Receiver
+from tests.test_bounces_classify import EXPECTED
+from tests.test_bounces_effects import LENIENT
 
 
 def test_a_signature_holds_only_for_its_secret_id_time_and_body() -> None:
@@ -190,3 +197,28 @@ def test_the_api_registers_pauses_and_shows_the_log(sqlite_url: str) -> None:
         assert entry["last_error"].startswith("HTTP 503")
         assert "secret" not in client.get("/api/v1/webhooks", headers=api.viewer).text
         assert client.delete(f"/api/v1/webhooks/{hook['id']}", headers=admin).status_code == 204
+
+
+def test_bounces_and_complaints_are_events_in_their_own_transaction(database_url: str) -> None:
+    seed_fixture_deliveries(database_url)
+    with transaction(database_url) as session:
+        add_webhook(session, "https://example.org/h", ["delivery.bounced", "delivery.complained"])
+    for name in sorted(EXPECTED):
+        with transaction(database_url) as session:
+            process_feedback(session, fixture(name), verp=VERP, policy=LENIENT, now=NOW_AT)
+    with transaction(database_url) as session:
+        events = sorted(
+            (row.kind, row.payload["delivery_id"]) for row in session.scalars(select(OutboxEvent))
+        )
+        marked = sorted(
+            (f"delivery.{state.value}", delivery_id)
+            for delivery_id, state in session.execute(
+                select(Delivery.id, Delivery.state).where(
+                    Delivery.state.in_([DeliveryState.BOUNCED, DeliveryState.COMPLAINED])
+                )
+            )
+        )
+    assert events == marked and {kind for kind, _ in events} == {
+        "delivery.bounced",
+        "delivery.complained",
+    }
