@@ -9,6 +9,7 @@ checks :class:`EventListener` in the database, so sending pays nothing while no 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
@@ -97,3 +98,14 @@ def record_event(
         literal(at or utcnow(), UTCDateTime()),
     ).where(listened)
     session.execute(insert(_EVENTS).from_select(["kind", "payload", "fanned_out", "at"], rows))
+
+
+def record_events(
+    session: Session, kind: EventKind, events: Sequence[tuple[dict[str, Any], datetime]]
+) -> None:
+    """Many events of one kind (payload, when) in one statement, if anyone listens for it."""
+    if events and session.scalar(select(exists().where(EventListener.kind == kind.value))):
+        session.execute(
+            insert(_EVENTS),
+            [{"kind": kind.value, "payload": p, "fanned_out": False, "at": at} for p, at in events],
+        )

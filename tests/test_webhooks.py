@@ -20,6 +20,8 @@ from distributor.devservers.celery_worker import running_worker
 from distributor.devservers.redis_server import RedisServer
 from distributor.errors import DistributorError
 from distributor.outbox import EventKind, OutboxEvent, record_event
+from distributor.readers.engagement import EngagementBuffer
+from distributor.readers.models import EngagementKind
 from distributor.sending.models import Delivery
 from distributor.staff.models import Role
 from distributor.vocabulary import DeliveryState
@@ -37,6 +39,7 @@ from tests.support.web import web_settings
 from tests.support.webhooks import Receiver
 from tests.test_bounces_classify import EXPECTED
 from tests.test_bounces_effects import LENIENT
+from tests.test_claims import running_send_with
 
 
 def test_a_signature_holds_only_for_its_secret_id_time_and_body() -> None:
@@ -222,3 +225,19 @@ def test_bounces_and_complaints_are_events_in_their_own_transaction(database_url
         "delivery.bounced",
         "delivery.complained",
     }
+
+
+def test_opens_and_clicks_are_events_written_with_them(database_url: str) -> None:
+    send_id = running_send_with(database_url, 1)
+    with transaction(database_url) as session:
+        add_webhook(session, "https://example.org/h", ["reader.opened", "reader.clicked"])
+    buffer = EngagementBuffer(session_factory(database_url))
+    buffer.add(send_id, 1, EngagementKind.OPEN, None)
+    buffer.add(send_id, 2, EngagementKind.CLICK, "https://hzgh.org/1")
+    assert buffer.flush() == 2
+    with transaction(database_url) as session:
+        events = sorted(
+            (row.kind, row.payload["subscriber_id"], row.payload["url"])
+            for row in session.scalars(select(OutboxEvent))
+        )
+    assert events == [("reader.clicked", 2, "https://hzgh.org/1"), ("reader.opened", 1, None)]
