@@ -22,8 +22,9 @@ class EngagementEvent(Base):
     __tablename__ = "engagement_events"
     __table_args__ = (
         Index("ix_engagement_events_send_kind", "send_id", "kind", "subscriber_id"),
-        # Segments' "opened since …": who did what since when (distributor.segments).
-        Index("ix_engagement_events_kind_at", "kind", "at", "subscriber_id"),
+        # Segments' "opened since …", "clicked any of the last N sends": what one reader did
+        # (distributor.segments probes it reader by reader).
+        Index("ix_engagement_events_subscriber", "subscriber_id", "kind", "at"),
     )
 
     id: Mapped[Id]

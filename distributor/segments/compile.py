@@ -2,11 +2,13 @@
 the database, its values bound as parameters, so a million readers are counted and planned
 without passing through Python.
 
-Each fact about other rows (a list, a tag, an open, a failed delivery) is ``id IN (subquery)``:
-the database runs it as a semi-join (hashing the rows once) for a count, or as an index probe
-per reader for the planner's keyset pages, whichever it finds cheaper. Every condition is true
-or false, never unknown, so ``not`` is the plain complement (a reader without the attribute is
-among ``attr.x != y``).
+Each fact about other rows (a list, a tag, an open, a failed delivery) is a correlated
+``EXISTS``: where it stands alone (anded at the top) the database runs it as a semi-join (or
+``not``, an anti-join), hashing the rows once; under ``or`` or ``not`` it is one index probe per
+reader. Never ``id IN (subquery)``: under ``or``, PostgreSQL rescans such a subquery for every
+reader once its rows outgrow ``work_mem`` (minutes at a million readers). Every condition is
+true or false, never unknown, so ``not`` is the plain complement (a reader without the
+attribute is among ``attr.x != y``).
 """
 
 from __future__ import annotations
@@ -94,28 +96,25 @@ def condition(node: Node, now: datetime) -> ColumnElement[bool]:
         case Engaged(kind, last_sends, since):
             return _engaged(EngagementKind(kind), last_sends, since)
         case SoftBounced(since):
-            failed: list[ColumnElement[bool]] = [
-                Delivery.failure_cause.in_(SOFT_CAUSES),
-                Delivery.subscriber_id.is_not(None),
-            ]
+            failed: list[ColumnElement[bool]] = [Delivery.failure_cause.in_(SOFT_CAUSES)]
             if since is not None:
                 failed.append(Delivery.updated_at >= since)
-            return Subscriber.id.in_(select(Delivery.subscriber_id).where(*failed))
+            return exists().where(Delivery.subscriber_id == Subscriber.id, *failed)
     raise AssertionError(node)  # pragma: no cover - the parser makes no other node
 
 
 def _facet(field: str, values: tuple[str, ...]) -> ColumnElement[bool]:
     if field == "list":
         lists = select(List.id).where(List.name.in_(values))
-        return Subscriber.id.in_(
-            select(Subscription.subscriber_id).where(
-                Subscription.status == SubscriptionStatus.ACTIVE, Subscription.list_id.in_(lists)
-            )
+        return exists().where(
+            Subscription.subscriber_id == Subscriber.id,
+            Subscription.status == SubscriptionStatus.ACTIVE,
+            Subscription.list_id.in_(lists),
         )
     if field == "tag":
         tags = select(Tag.id).where(Tag.name.in_(values))
-        return Subscriber.id.in_(
-            select(subscriber_tags.c.subscriber_id).where(subscriber_tags.c.tag_id.in_(tags))
+        return exists().where(
+            subscriber_tags.c.subscriber_id == Subscriber.id, subscriber_tags.c.tag_id.in_(tags)
         )
     if field == "channel":
         return or_(false(), *(_channel(ChannelPreference(value)) for value in values))
@@ -153,7 +152,7 @@ def _engaged(
         events.append(EngagementEvent.send_id.in_(last))
     if since is not None:
         events.append(EngagementEvent.at >= since)
-    return Subscriber.id.in_(select(EngagementEvent.subscriber_id).where(*events))
+    return exists().where(EngagementEvent.subscriber_id == Subscriber.id, *events)
 
 
 _COMPARE: dict[str, Any] = {

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from distributor.db import utcnow
@@ -146,6 +146,10 @@ def count_segment(session: Session, name: str, zone: ZoneInfo) -> int:
     """How many active readers, on some list, the segment holds now: what a send to it (by
     any channel) would be planned from."""
     audience = segment_audience(session, name, zone)
+    if session.get_bind().dialect.name == "postgresql":
+        # A probe per reader looks costly to the planner, which would then compile the query
+        # (JIT): a second of LLVM for a count that takes a fraction of it.
+        session.execute(text("SET LOCAL jit = off"))
     return int(
         session.scalar(select(func.count(Subscriber.id)).where(*audience_conditions(audience))) or 0
     )

@@ -150,11 +150,11 @@ class Delivery(Base):
         ).ddl_if(dialect="postgresql"),
         # A reader's last deliveries, newest first: their repeated failures (distributor.failures).
         Index("ix_deliveries_subscriber_id", "subscriber_id", "id"),
-        # Segments' "bounced softly": the few failed rows by cause (distributor.segments).
+        # Segments' "bounced softly": a reader's few failed rows (distributor.segments).
         Index(
             "ix_deliveries_failure_cause",
-            "failure_cause",
             "subscriber_id",
+            "failure_cause",
             postgresql_where=text("failure_cause IS NOT NULL"),
             sqlite_where=text("failure_cause IS NOT NULL"),
         ),

@@ -35,14 +35,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_segments_name")),
     )
     op.create_index(
-        "ix_engagement_events_kind_at",
+        "ix_engagement_events_subscriber",
         "engagement_events",
-        ["kind", "at", "subscriber_id"],
+        ["subscriber_id", "kind", "at"],
     )
     op.create_index(
         "ix_deliveries_failure_cause",
         "deliveries",
-        ["failure_cause", "subscriber_id"],
+        ["subscriber_id", "failure_cause"],
         postgresql_where=sa.text("failure_cause IS NOT NULL"),
         sqlite_where=sa.text("failure_cause IS NOT NULL"),
     )
@@ -137,5 +137,5 @@ def downgrade() -> None:
     op.drop_table("outbox_events")
     op.drop_table("webhooks")
     op.drop_index("ix_deliveries_failure_cause", table_name="deliveries")
-    op.drop_index("ix_engagement_events_kind_at", table_name="engagement_events")
+    op.drop_index("ix_engagement_events_subscriber", table_name="engagement_events")
     op.drop_table("segments")
