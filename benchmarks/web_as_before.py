@@ -16,8 +16,8 @@ import uvicorn
 
 from distributor.cli import LAZY_COMMANDS
 
-for module, _, _ in LAZY_COMMANDS.values():
-    importlib.import_module(f"distributor.cli.{module}")
+for lazy in LAZY_COMMANDS.values():
+    importlib.import_module(f"distributor.cli.{lazy.module}")
 
 if __name__ == "__main__":
     uvicorn.run(

@@ -1,6 +1,9 @@
 """Every error a person may see. Each names the value, the place and, where it can, the fix.
 
 The CLI catches :class:`DistributorError`, prints ``Error: <message>`` and exits with ``exit_code``.
+The message is English, for the CLI, the API and the logs; an error a page shows also carries a
+``code`` and its ``params``, which the web face words in the page's language (the catalog's
+``err.<code>``, see distributor/locale).
 """
 
 from __future__ import annotations
@@ -11,12 +14,32 @@ class DistributorError(Exception):
 
     exit_code = 2
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, code: str | None = None, **params: object) -> None:
         super().__init__(message)
         self.message = message
+        self.code = code
+        self.params = params
 
     def format_message(self) -> str:
         return self.message
+
+
+class Notice(str):
+    """A warning in a report (an issue import's): its English text, which the CLI prints and the
+    JSON keeps, with the code and values a page words it with, like an error's."""
+
+    code: str
+    params: dict[str, object]
+
+    def __new__(cls, message: str, *, code: str, **params: object) -> Notice:
+        notice = super().__new__(cls, message)
+        notice.code = code
+        notice.params = params
+        return notice
+
+    def at(self, where: str) -> Notice:
+        """This notice about a spot of the file ("line 25", "paragraph 12", "masthead")."""
+        return Notice(f"{where}: {self}", code="issue.at", where=where, notice=self)
 
 
 class ConfigurationError(DistributorError):
@@ -39,16 +62,32 @@ class IssueFormatError(ImportFailed):
     """An issue file is readable but does not have the shape of an issue."""
 
     def __init__(
-        self, message: str, *, source: str = "", line: int | None = None, place: str | None = None
+        self,
+        message: str,
+        *,
+        source: str = "",
+        line: int | None = None,
+        place: str | None = None,
+        code: str | None = None,
+        **params: object,
     ) -> None:
         """``place`` names the spot where lines are not the unit ("paragraph 12", "page 3, line
-        7" in a .docx or PDF); otherwise it is "line ``line``"."""
+        7" in a .docx or PDF); otherwise it is "line ``line``". ``code`` and ``params`` are the
+        problem's; a page words it after the file and the spot."""
         where = source
-        spot = place or (f"line {line}" if line is not None else None)
+        spot = place or (
+            Notice(f"line {line}", code="place.line", line=line) if line is not None else None
+        )
         if spot is not None:
             where = f"{where}, {spot}" if where else spot
         super().__init__(f"{where}: {message}" if where else message)
         self.line = line
+        if code is not None and (source or spot is not None):
+            problem = Notice(message, code=code, **params)
+            self.code = "issue.format_at" if spot is not None else "issue.format"
+            self.params = {"file": source, "where": spot, "problem": problem}
+        else:
+            self.code, self.params = code, params
 
 
 class NotFound(DistributorError):
@@ -128,8 +167,8 @@ class InvalidCursor(DistributorError):
 class RequestRefused(DistributorError):
     """A web request that is refused as a whole: a stale form, too many attempts."""
 
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.status = status
 
 
@@ -175,12 +214,19 @@ class StaffAccountConflict(StaffAccountError):
 class NotAuthenticated(RequestRefused):
     """No valid staff session or API token came with the request (or the login was wrong)."""
 
-    def __init__(self, message: str = "sign in first: no valid session or API token") -> None:
-        super().__init__(message, status=401)
+    def __init__(
+        self,
+        message: str = "sign in first: no valid session or API token",
+        *,
+        code: str = "staff.sign_in",
+    ) -> None:
+        super().__init__(message, status=401, code=code)
 
 
 class NotPermitted(RequestRefused):
     """The staff member's role does not allow this (a viewer writing, an editor administering)."""
 
-    def __init__(self, message: str = "your role does not allow this") -> None:
-        super().__init__(message, status=403)
+    def __init__(
+        self, message: str = "your role does not allow this", *, code: str = "staff.not_permitted"
+    ) -> None:
+        super().__init__(message, status=403, code=code)

@@ -18,5 +18,7 @@ def zone_names() -> frozenset[str]:
 def zone_named(name: str) -> ZoneInfo:
     """The zone ``name`` names, or a :class:`DistributorError` that says what one looks like."""
     if name not in zone_names():
-        raise DistributorError(f"{name!r} is not a time zone like Asia/Shanghai")
+        raise DistributorError(
+            f"{name!r} is not a time zone like Asia/Shanghai", code="zone.unknown", name=name
+        )
     return ZoneInfo(name)

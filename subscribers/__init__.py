@@ -1,7 +1,9 @@
 """The subscriber store: who reads the newsletter, on which channel, in which format.
 
 The sending engine needs only :mod:`subscribers.query`; the CLI, :mod:`subscribers.store`,
-:mod:`subscribers.importer` and :mod:`subscribers.export`; the web pages, :mod:`subscribers.public`.
+:mod:`subscribers.importer` and :mod:`subscribers.export`; the web pages, :mod:`subscribers.public`
+(readers' own links) and :mod:`subscribers.care` (what staff change for a person at their
+request).
 Imports only the ground floor (:mod:`distributor.vocabulary`, ``db``, ``errors``): never the issue
 package, render, a channel, an engine or a face.
 """

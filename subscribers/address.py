@@ -76,11 +76,15 @@ def normalise_domain(domain: str) -> str:
         ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
     except idna.IDNAError as error:
         raise InvalidAddress(
-            f"domain '{shorten(domain)}' is not a valid domain name ({shorten(str(error))})"
+            f"domain '{shorten(domain)}' is not a valid domain name ({shorten(str(error))})",
+            code="address.bad_domain",
+            domain=shorten(domain),
         ) from None
     ascii_domain = ascii_domain.removesuffix(".")
     if "." not in ascii_domain:
-        raise InvalidAddress(f"domain '{shorten(domain)}' has no dot")
+        raise InvalidAddress(
+            f"domain '{shorten(domain)}' has no dot", code="address.no_dot", domain=shorten(domain)
+        )
     return ascii_domain
 
 
@@ -93,23 +97,42 @@ def normalise_address(raw: str) -> Address:
     shown = shorten(raw)
     text = unicodedata.normalize("NFKC", raw).strip()
     if not text:
-        raise InvalidAddress("the address is empty")
+        raise InvalidAddress("the address is empty", code="address.empty")
     local, at, domain = text.rpartition("@")
     if not at:
-        raise InvalidAddress(f"address '{shown}' has no @")
+        raise InvalidAddress(f"address '{shown}' has no @", code="address.no_at", address=shown)
     if not local:
-        raise InvalidAddress(f"address '{shown}' has nothing before the @")
+        raise InvalidAddress(
+            f"address '{shown}' has nothing before the @", code="address.no_local", address=shown
+        )
     if not domain:
-        raise InvalidAddress(f"address '{shown}' has no domain after the @")
+        raise InvalidAddress(
+            f"address '{shown}' has no domain after the @", code="address.no_domain", address=shown
+        )
     if len(local) > LOCAL_PART_MAX:
         raise InvalidAddress(
-            f"address '{shown}': the part before the @ is over {LOCAL_PART_MAX} characters"
+            f"address '{shown}': the part before the @ is over {LOCAL_PART_MAX} characters",
+            code="address.local_long",
+            address=shown,
         )
     if not _LOCAL_PART.fullmatch(local):
-        raise InvalidAddress(f"address '{shown}' has characters not allowed before the @")
+        raise InvalidAddress(
+            f"address '{shown}' has characters not allowed before the @",
+            code="address.local_chars",
+            address=shown,
+        )
     email = f"{local}@{normalise_domain(domain)}"
     if len(email) > EMAIL_MAX:
-        raise InvalidAddress(f"address '{shown}' is longer than {EMAIL_MAX} characters")
+        raise InvalidAddress(
+            f"address '{shown}' is longer than {EMAIL_MAX} characters",
+            code="address.long",
+            address=shown,
+            most=EMAIL_MAX,
+        )
     if not is_plain_address(email):  # the guarantee, whatever IDNA lets through
-        raise InvalidAddress(f"address '{shown}' is not a plain ASCII address that mail can reach")
+        raise InvalidAddress(
+            f"address '{shown}' is not a plain ASCII address that mail can reach",
+            code="address.not_plain",
+            address=shown,
+        )
     return Address(email=email, key=email.lower())

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -98,8 +99,10 @@ class Problem:
     """One line of the errors file."""
 
     line: int
-    reason: str
+    reason: str  # in English, as the errors file and the CLI give it
     text: str = ""
+    code: str | None = None  # the reason's code and values, which a page words in its language
+    params: Mapping[str, object] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,9 @@ def detect_encoding(path: Path) -> str:
         start = file.read(4)
     if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ImportFailed(
-            f"{path.name} is UTF-16 (Excel's 'Unicode text'): save it as 'CSV UTF-8' instead"
+            f"{path.name} is UTF-16 (Excel's 'Unicode text'): save it as 'CSV UTF-8' instead",
+            code="csv.utf16",
+            file=path.name,
         )
     if start.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -206,7 +211,9 @@ def detect_encoding(path: Path) -> str:
     if found["utf-8"]:
         return "utf-8"
     raise ImportFailed(
-        f"{path.name} is neither UTF-8 nor GB18030 text: save it from Excel as 'CSV UTF-8'"
+        f"{path.name} is neither UTF-8 nor GB18030 text: save it from Excel as 'CSV UTF-8'",
+        code="csv.encoding",
+        file=path.name,
     )
 
 
@@ -262,7 +269,7 @@ def split_line(text: str) -> list[str]:
     try:
         return next(csv.reader((text,), strict=True), [])
     except csv.Error as error:
-        raise RowError(f"broken quoting ({error})") from None
+        raise RowError(f"broken quoting ({error})", code="csv.quoting") from None
 
 
 # --- columns -------------------------------------------------------------------------------------
@@ -279,12 +286,18 @@ def map_columns(header: Sequence[str]) -> ColumnMap:
     if "email" not in fields:
         raise ImportFailed(
             f"no email column among {', '.join(repr(shorten(name)) for name in header)}: "
-            "name one 'email' (or 'Email Address')"
+            "name one 'email' (or 'Email Address')",
+            code="csv.no_email",
+            columns=", ".join(shorten(name) for name in header),
         )
     for field in set(fields) - {None}:
         names = [name for name, given in zip(header, fields, strict=True) if given == field]
         if len(names) > 1:
-            raise ImportFailed(f"columns {' and '.join(map(repr, names))} both give {field}")
+            raise ImportFailed(
+                f"columns {' and '.join(map(repr, names))} both give {field}",
+                code="csv.columns_clash",
+                columns=", ".join(names),
+            )
     extra = tuple(
         (position, _attribute_key(name))
         for position, (name, field) in enumerate(zip(header, fields, strict=True))
@@ -292,7 +305,11 @@ def map_columns(header: Sequence[str]) -> ColumnMap:
     )
     keys = [key for _, key in extra]
     for key in {key for key in keys if keys.count(key) > 1}:
-        raise ImportFailed(f"two columns are named '{key}': name each column once")
+        raise ImportFailed(
+            f"two columns are named '{key}': name each column once",
+            code="csv.column_twice",
+            name=key,
+        )
     unnamed = tuple(
         position
         for position, (name, field) in enumerate(zip(header, fields, strict=True))
@@ -304,7 +321,11 @@ def map_columns(header: Sequence[str]) -> ColumnMap:
 def _attribute_key(name: str) -> str:
     key = name.strip()
     if len(key) > TAG_NAME_MAX or has_control(key):
-        raise ImportFailed(f"column '{shorten(one_line(key))}' cannot name an attribute")
+        raise ImportFailed(
+            f"column '{shorten(one_line(key))}' cannot name an attribute",
+            code="csv.column_name",
+            name=shorten(one_line(key)),
+        )
     return key
 
 
@@ -338,17 +359,29 @@ def check_label(kind: str, name: str, limit: int) -> str:
     """A list or tag name fit to be written in a cell; :class:`InvalidName` saying why not."""
     name = name.strip()
     if not name:
-        raise InvalidName(f"a {kind} name cannot be empty")
+        raise InvalidName(f"a {kind} name cannot be empty", code="name.empty")
     if len(name) > limit:
-        raise InvalidName(f"{kind} name '{shorten(name)}' is longer than {limit} characters")
+        raise InvalidName(
+            f"{kind} name '{shorten(name)}' is longer than {limit} characters",
+            code="name.long",
+            name=shorten(name),
+            most=limit,
+        )
     if has_control(name):
         raise InvalidName(
             f"{kind} name '{shorten(one_line(name))}' cannot contain a line break or a "
-            "control character"
+            "control character",
+            code="name.control",
+            name=shorten(one_line(name)),
         )
     bad = set(name) & set(NAME_SEPARATORS + STATUS_SEPARATOR)
     if bad:
-        raise InvalidName(f"{kind} name '{shorten(name)}' cannot contain {' '.join(sorted(bad))}")
+        raise InvalidName(
+            f"{kind} name '{shorten(name)}' cannot contain {' '.join(sorted(bad))}",
+            code="name.separator",
+            name=shorten(name),
+            characters=" ".join(sorted(bad)),
+        )
     return name
 
 
@@ -371,7 +404,10 @@ def parse_memberships(cell: str) -> tuple[tuple[str, SubscriptionStatus], ...]:
         except ValueError:
             raise RowError(
                 f"list '{shorten(entry)}': '{shorten(status)}' is not one of "
-                f"{_choices(SubscriptionStatus)}"
+                f"{_choices(SubscriptionStatus)}",
+                code="csv.list_status",
+                list=shorten(entry),
+                status=shorten(status),
             ) from None
         memberships.append((_label("list", name, LIST_NAME_MAX), parsed))
     return tuple(memberships)
@@ -386,7 +422,7 @@ def _label(kind: str, name: str, limit: int) -> str:
     try:
         return check_label(kind, name, limit)
     except InvalidName as error:
-        raise RowError(error.message) from None
+        raise RowError(error.message, code=error.code, **error.params) from None
 
 
 def _choices(enum: Any) -> str:
@@ -395,7 +431,12 @@ def _choices(enum: Any) -> str:
 
 def _text(field: str, value: str, limit: int) -> str:
     if len(value) > limit:
-        raise RowError(f"{field} is longer than {limit} characters ({len(value)})")
+        raise RowError(
+            f"{field} is longer than {limit} characters ({len(value)})",
+            code="csv.too_long",
+            field=field,
+            most=limit,
+        )
     return value
 
 
@@ -408,7 +449,9 @@ def _status(value: str) -> SubscriberStatus:
         return STATUS_ALIASES[key]
     except KeyError:
         raise RowError(
-            f"status '{shorten(value)}' is not one of {_choices(SubscriberStatus)}"
+            f"status '{shorten(value)}' is not one of {_choices(SubscriberStatus)}",
+            code="csv.status",
+            value=shorten(value),
         ) from None
 
 
@@ -420,7 +463,13 @@ def _choice(choices: tuple[_Choice, ...], field: str, value: str, default: _Choi
     for choice in choices:
         if choice.value == key:
             return choice
-    raise RowError(f"{field} '{shorten(value)}' is not one of {_choices(choices)}")
+    raise RowError(
+        f"{field} '{shorten(value)}' is not one of {_choices(choices)}",
+        code="csv.choice",
+        field=field,
+        value=shorten(value),
+        choices=_choices(choices),
+    )
 
 
 def _attributes(value: str) -> dict[str, Any]:
@@ -430,9 +479,15 @@ def _attributes(value: str) -> dict[str, Any]:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as error:
-        raise RowError(f"attributes are not JSON ({error.msg} at column {error.colno})") from None
+        raise RowError(
+            f"attributes are not JSON ({error.msg} at column {error.colno})",
+            code="csv.attributes_json",
+            column=error.colno,
+        ) from None
     if not isinstance(parsed, dict):
-        raise RowError('attributes must be a JSON object like {"城市": "杭州"}')
+        raise RowError(
+            'attributes must be a JSON object like {"城市": "杭州"}', code="csv.attributes_object"
+        )
     return parsed
 
 
@@ -442,7 +497,11 @@ def _timestamp(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise RowError(f"created_at '{shorten(value)}' is not an ISO 8601 date and time") from None
+        raise RowError(
+            f"created_at '{shorten(value)}' is not an ISO 8601 date and time",
+            code="csv.created_at",
+            value=shorten(value),
+        ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
@@ -459,17 +518,22 @@ def parse_row(cells: Sequence[str], columns: ColumnMap, line: int) -> Subscriber
     if any(cell.strip() for cell in cells[len(columns.fields):]):
         raise RowError(
             f"{len(cells)} cells but the header names {len(columns.fields)} columns "
-            "(a value beyond the last column)"
+            "(a value beyond the last column)",
+            code="csv.extra_cells",
+            cells=len(cells),
+            columns=len(columns.fields),
         )
     if any(cells[position].strip() for position in columns.unnamed if position < len(cells)):
-        raise RowError("a value in a column without a header: name the column")
+        raise RowError(
+            "a value in a column without a header: name the column", code="csv.unnamed_value"
+        )
     if "'" in "".join(cells):  # rarely: only then can a cell be escaped
         cells = [unescape_cell(cell) for cell in cells]
     given: dict[str | None, str] = dict(zip(columns.fields, cells, strict=False))
     try:
         address = normalise_address(given.get("email", ""))
     except InvalidAddress as error:
-        raise RowError(error.message) from None
+        raise RowError(error.message, code=error.code, **error.params) from None
     status = _status(given.get("status", ""))
     if given.get("unsub_time", "").strip():
         status = SubscriberStatus.UNSUBSCRIBED
@@ -483,7 +547,7 @@ def parse_row(cells: Sequence[str], columns: ColumnMap, line: int) -> Subscriber
         attributes.update(_extra_attributes(cells, columns.extra))
     openid = given.get("openid", "").strip()
     if has_control(openid):
-        raise RowError("openid contains a control character")
+        raise RowError("openid contains a control character", code="csv.openid")
     return SubscriberRow(
         line=line,
         email=address.email,

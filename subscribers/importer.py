@@ -120,7 +120,9 @@ def read_chunks(
                 continue
             row = parse_row(cells, columns, number)
         except RowError as error:
-            problems.append(Problem(number, error.message, text.rstrip("\r\n")))
+            problems.append(
+                Problem(number, error.message, text.rstrip("\r\n"), error.code, error.params)
+            )
             continue
         if extra_lists:
             row = row._replace(lists=row.lists + extra_lists)
@@ -248,6 +250,8 @@ def _unknown_list(item: _Item, missing: set[str]) -> Problem:
         f"no list is named '{names}': the row is not imported (create the list first, "
         "or let the import create the lists it names)",
         text.rstrip("\r\n"),
+        code="csv.unknown_list",
+        params={"names": names},
     )
 
 
@@ -257,6 +261,8 @@ def _repeat(item: _Item, first_line: int) -> Problem:
         row.line,
         f"{row.email} repeats line {first_line}: the first row of an address wins",
         text.rstrip("\r\n"),
+        code="csv.repeat",
+        params={"address": row.email, "first": first_line},
     )
 
 
@@ -287,13 +293,18 @@ def import_subscribers(
     lines = read_lines(path, encoding)
     header = next(lines, None)
     if header is None:
-        raise ImportFailed(f"{path.name} is empty")
+        raise ImportFailed(f"{path.name} is empty", code="csv.empty", file=path.name)
     try:
         if header.error is not None:
             raise RowError(header.error)
         columns = map_columns(split_line(header.text))
     except RowError as error:
-        raise ImportFailed(f"{path.name}, line 1 (the header): {error.message}") from None
+        raise ImportFailed(
+            f"{path.name}, line 1 (the header): {error.message}",
+            code="csv.header",
+            file=path.name,
+            problem=error,
+        ) from None
     report = ImportReport(encoding=encoding, attribute_columns=columns.attribute_keys)
     job = _Import(
         connection, columns.columns, f"import {path.name}", dry_run, create_lists, report

@@ -75,14 +75,14 @@ def _ids(subject: str, most: int) -> list[int]:
     """The ids a subject names: ``<subscriber>``, or ``<subscriber>.<send>`` (unsubscribe)."""
     parts = subject.split(".")
     if len(parts) > most or not all(part.isdigit() for part in parts):
-        raise InvalidToken("this link is not valid for this page")
+        raise InvalidToken("this link is not valid for this page", code="link.elsewhere")
     return [int(part) for part in parts]
 
 
 def _subscriber_by_id(session: Session, subscriber_id: int) -> Subscriber:
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
-        raise NotFound("this subscription no longer exists")
+        raise NotFound("this subscription no longer exists", code="link.subscription_gone")
     return subscriber
 
 

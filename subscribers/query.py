@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import BigInteger, Row, Select, String, bindparam, cast, func, select
+from sqlalchemy import BigInteger, Row, Select, String, and_, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from distributor.errors import ConfigurationError
@@ -27,6 +27,9 @@ from subscribers.models import (
 )
 
 _Ts = TypeVarTuple("_Ts")
+# The choices of a reader that each delivery channel reaches.
+EMAIL_CHANNELS = (ChannelPreference.EMAIL, ChannelPreference.BOTH)
+WECHAT_CHANNELS = (ChannelPreference.WECHAT, ChannelPreference.BOTH)
 _AFTER = bindparam("after", type_=BigInteger)  # the last subscriber id of the page before
 IN_CHUNK = 5_000  # ids per IN (…): well under every backend's bound-parameter limit
 
@@ -179,6 +182,27 @@ def audience_conditions(audience: Audience) -> list[Any]:
     return conditions
 
 
+# Addresses under .invalid (RFC 2606) stand for people known only elsewhere (a WeChat
+# follower's key, distributor.wechat.followers): no message can be delivered there.
+UNDELIVERABLE_DOMAIN = ".invalid"
+
+
+def has_email() -> Any:
+    """The subscriber has an address that mail can reach."""
+    return and_(
+        Subscriber.email.is_not(None),
+        Subscriber.email != "",
+        ~Subscriber.email_key.like(f"%{UNDELIVERABLE_DOMAIN}"),
+    )
+
+
+def fell_back_to_email(*, wechat: bool) -> Any:
+    """The reader chose WeChat only but cannot be reached there: they have no follower account
+    (no OpenID), or WeChat is not set up (``wechat`` False). They get email instead."""
+    wechat_only = Subscriber.channel == ChannelPreference.WECHAT
+    return and_(wechat_only, Subscriber.openid.is_(None)) if wechat else wechat_only
+
+
 def stream_audience(
     session: Session, audience: Audience, *, batch_size: int = 1000, after_id: int = 0
 ) -> Iterator[list[AudienceMember]]:
@@ -231,16 +255,18 @@ def still_sendable(
     *,
     lists: Sequence[str],
     channels: Collection[ChannelPreference],
+    email_fallback: bool = False,
 ) -> set[int]:
     """Those of ``subscriber_ids`` still active now, still choosing one of ``channels`` (the
     choices that reach the delivery's channel: a reader who switched to WeChat only gets no more
     email) and, when the send targets ``lists``, still actively on one of them: leaving the one
     list a send is for stops it, leaving another does not. The same list rule as
-    :func:`stream_audience`; the other facets stay as planned."""
-    conditions = [
-        *audience_conditions(Audience(lists=tuple(lists))),
-        Subscriber.channel.in_(list(channels)),
-    ]
+    :func:`stream_audience`; the other facets stay as planned. ``email_fallback``: a reader
+    who chose WeChat only but has no follower account still gets the email planned for them."""
+    chose: Any = Subscriber.channel.in_(list(channels))
+    if email_fallback:
+        chose = or_(chose, fell_back_to_email(wechat=True))
+    conditions = [*audience_conditions(Audience(lists=tuple(lists))), chose]
     sendable: set[int] = set()
     for start in range(0, len(subscriber_ids), IN_CHUNK):
         sendable.update(

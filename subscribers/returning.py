@@ -106,4 +106,7 @@ def confirm_return(
         and subscription.status is SubscriptionStatus.ACTIVE
     ):
         return  # confirmed already
-    raise InvalidToken("this confirmation link is no longer valid: please subscribe again")
+    raise InvalidToken(
+        "this confirmation link is no longer valid: please subscribe again",
+        code="link.confirmation_stale",
+    )

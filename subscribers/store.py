@@ -69,6 +69,8 @@ class ListSummary:
     active: int
     pending: int
     unsubscribed: int
+    id: int = 0
+    public: bool = False  # anyone may sign up on its page
 
 
 # --- subscribers ---------------------------------------------------------------------------------
@@ -87,7 +89,11 @@ def find_subscriber(session: Session, email: str) -> Subscriber:
         keys = {typed}
     found = session.scalars(select(Subscriber).where(Subscriber.email_key.in_(keys))).all()
     if not found:
-        raise NotFound(f"no subscriber has the address {shorten(email)}")
+        raise NotFound(
+            f"no subscriber has the address {shorten(email)}",
+            code="subscriber.unknown_address",
+            address=shorten(email),
+        )
     return min(found, key=lambda subscriber: subscriber.email_key != typed)
 
 
@@ -102,7 +108,12 @@ def change_address(session: Session, email: str, new_email: str) -> Subscriber:
     address = normalise_address(new_email)
     holder = session.scalar(select(Subscriber.id).where(Subscriber.email_key == address.key))
     if holder is not None and holder != subscriber.id:
-        raise AddressTaken(f"another subscriber (ID {holder}) has the address {address.email}")
+        raise AddressTaken(
+            f"another subscriber (ID {holder}) has the address {address.email}",
+            code="subscriber.address_taken",
+            holder=holder,
+            address=address.email,
+        )
     subscriber.email, subscriber.email_key = address.email, address.key
     session.flush()
     return subscriber
@@ -190,7 +201,10 @@ def confirm(session: Session, subscriber: Subscriber) -> None:
     """The person followed their confirmation link: active, with every list they asked for."""
     if subscriber.status in SUPPRESSED:
         # They unsubscribed (or bounced) after asking: an old link must not undo that.
-        raise InvalidToken("this confirmation link is no longer valid: please subscribe again")
+        raise InvalidToken(
+            "this confirmation link is no longer valid: please subscribe again",
+            code="link.confirmation_stale",
+        )
     subscriber.status = SubscriberStatus.ACTIVE
     subscriber.consent_at = utcnow()
     _set_subscriptions(
@@ -502,16 +516,22 @@ def memberships(subscriber: Subscriber) -> list[tuple[str, SubscriptionStatus]]:
 def get_list(session: Session, name: str) -> List:
     found = session.scalar(select(List).where(List.name == name.strip()))
     if found is None:
-        raise UnknownList(f"no list is named '{shorten(name)}'")
+        raise UnknownList(
+            f"no list is named '{shorten(name)}'", code="list.unknown", name=shorten(name)
+        )
     return found
 
 
 def create_list(session: Session, name: str, description: str = "") -> List:
     name = check_label("list", name, LIST_NAME_MAX)
     if len(description) > DESCRIPTION_MAX:
-        raise DistributorError(f"the description is longer than {DESCRIPTION_MAX} characters")
+        raise DistributorError(
+            f"the description is longer than {DESCRIPTION_MAX} characters",
+            code="list.description_long",
+            most=DESCRIPTION_MAX,
+        )
     if session.scalar(select(List.id).where(List.name == name)) is not None:
-        raise DuplicateList(f"a list named '{name}' exists already")
+        raise DuplicateList(f"a list named '{name}' exists already", code="list.taken", name=name)
     created = List(name=name, description=description)
     session.add(created)
     session.flush()
@@ -540,6 +560,8 @@ def list_summaries(session: Session, name: str | None = None) -> list[ListSummar
             active=counts.get(found.id, {}).get(SubscriptionStatus.ACTIVE, 0),
             pending=counts.get(found.id, {}).get(SubscriptionStatus.PENDING, 0),
             unsubscribed=counts.get(found.id, {}).get(SubscriptionStatus.UNSUBSCRIBED, 0),
+            id=found.id,
+            public=found.public,
         )
         for found in found_lists
     ]
@@ -619,5 +641,9 @@ def search_subscribers(
 def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
     found = session.get(Subscriber, subscriber_id)
     if found is None:
-        raise NotFound(f"there is no subscriber with ID {subscriber_id}")
+        raise NotFound(
+            f"there is no subscriber with ID {subscriber_id}",
+            code="subscriber.missing",
+            subscriber=subscriber_id,
+        )
     return found

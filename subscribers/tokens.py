@@ -85,18 +85,23 @@ class TokenSigner:
             payload = _b64decode(payload_part)
             mac = _b64decode(mac_part)
         except (ValueError, binascii.Error):
-            raise InvalidToken("this link is damaged: copy the whole link from the email") from None
+            raise InvalidToken(
+                "this link is damaged: copy the whole link from the email", code="link.damaged"
+            ) from None
         if not hmac.compare_digest(mac, self.mac(purpose, payload)):
             raise InvalidToken(
-                "this link is not valid for this page (it was altered or is for another purpose)"
+                "this link is not valid for this page (it was altered or is for another purpose)",
+                code="link.altered",
             )
         try:
             token_purpose, subject, issued_hex = payload.decode().split(":")
             issued = int(issued_hex, 16)
         except ValueError:
-            raise InvalidToken("this link is damaged: copy the whole link from the email") from None
+            raise InvalidToken(
+                "this link is damaged: copy the whole link from the email", code="link.damaged"
+            ) from None
         if token_purpose != purpose.value:
-            raise InvalidToken("this link is not valid for this page")
+            raise InvalidToken("this link is not valid for this page", code="link.elsewhere")
         if max_age is not None and (time.time() if now is None else now) - issued > max_age:
-            raise InvalidToken("this link has expired: ask for a new one")
+            raise InvalidToken("this link has expired: ask for a new one", code="link.expired")
         return subject

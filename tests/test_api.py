@@ -125,7 +125,11 @@ def test_a_bad_issue_file_gets_the_importers_error_with_its_line(api: Api) -> No
     assert error["message"] == "bad.md, line 1: front matter has no 'number'"
     missing = api.client.get("/api/v1/issues/99", headers=api.viewer)
     assert missing.status_code == 404
-    assert error_of(missing) == {"code": "not_found", "message": "there is no issue with ID 99"}
+    assert error_of(missing) == {
+        "code": "not_found",
+        "message": "there is no issue with ID 99",
+        "reason": "issue.missing",
+    }
 
 
 # --- sends ---------------------------------------------------------------------------------------
@@ -136,7 +140,12 @@ def test_a_send_is_created_scheduled_and_controlled(api: Api, sample_issue_path:
     issue_id = import_sample(url, sample_issue_path)
     make_audience(url, "会员快讯", 12)
     count = client.get("/api/v1/audience", params={"list": "会员快讯"}, headers=api.viewer)
-    assert count.json() == {"readers": 12}
+    assert count.json() == {
+        "readers": 12,
+        "channels": {"email": 12},
+        "formats": {"full": 12},
+        "fell_back_to_email": 0,
+    }
     unknown = client.get("/api/v1/audience", params={"list": "nope"}, headers=api.viewer)
     assert unknown.status_code == 404
     assert error_of(unknown)["message"] == "there is no list named 'nope'"
@@ -157,6 +166,7 @@ def test_a_send_is_created_scheduled_and_controlled(api: Api, sample_issue_path:
         "code": "invalid_transition",
         "message": f"send {send_id} is draft: only a send that is scheduled or running can be "
         "paused",
+        "reason": "send.not_now",
     }
     scheduled = client.post(
         f"/api/v1/sends/{send_id}/schedule",

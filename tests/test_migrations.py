@@ -9,9 +9,18 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from distributor.db import Base, dispose_engines, get_engine, upgrade
+from distributor.db import (
+    Base,
+    alembic_config,
+    dispose_engines,
+    get_engine,
+    head_revision,
+    schema_is_current,
+    upgrade,
+)
 from distributor.devservers.postgres import throwaway_database
 from distributor.models import load_all_models
 from tests.conftest import POSTGRES_ADMIN_URL, _require_postgres
@@ -61,3 +70,17 @@ def test_a_send_by_preference_and_its_deliveries_survive_the_upgrade(empty_url: 
         deliveries = connection.execute(text("select count(*) from deliveries")).scalar()
     assert [tuple(row) for row in sends] == [(1, None), (2, "full")]
     assert deliveries == 1
+
+
+def test_the_newest_file_is_alembic_s_one_head_and_the_schema_check_knows_it(
+    empty_url: str,
+) -> None:
+    """Revisions are named after their files and numbered in one line, so the newest file is
+    the head: what a command's quick schema check (no Alembic import) compares with."""
+    script = ScriptDirectory.from_config(alembic_config(empty_url))
+    assert script.get_heads() == [head_revision()]
+    assert not schema_is_current(empty_url)
+    upgrade(empty_url, "0014_machine_clicks")
+    assert not schema_is_current(empty_url)
+    upgrade(empty_url)
+    assert schema_is_current(empty_url)

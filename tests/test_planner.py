@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from distributor.campaigns.schedule import create_send
 from distributor.db import session_factory, transaction, utcnow
@@ -90,13 +90,41 @@ def test_rows_go_to_active_email_readers_with_the_send_variant(
     database_url: str, sample_issue_path: object
 ) -> None:
     send_id = _send(database_url, sample_issue_path, Variant.FULL)
-    plan_send(session_factory(database_url), send_id, batch_size=1000, lease=timedelta(minutes=1))
+    factory = session_factory(database_url)
+    plan_send(factory, send_id, batch_size=1000, lease=timedelta(minutes=1), wechat=True)
     assert _rows(database_url, send_id) == [
         ("a@example.org", "email", "读者 a", "full"),
         ("c@example.org", "email", "读者 c", "full"),
         ("e@example.org", "email", "读者 e", "full"),
         ("f@example.org", "email", "读者 f", "full"),
     ]
+
+
+def test_a_wechat_reader_whom_wechat_cannot_reach_gets_email(
+    database_url: str, sample_issue_path: object
+) -> None:
+    """WeChat not set up: the WeChat-only reader gets email instead of nothing. Set up, but
+    they follow no account (no OpenID): the same."""
+    send_id = _send(database_url, sample_issue_path, Variant.FULL)
+    factory = session_factory(database_url)
+    plan_send(factory, send_id, batch_size=1000, lease=timedelta(minutes=1))
+    assert ("b@example.org", "email", "读者 b", "full") in _rows(database_url, send_id)
+    with transaction(database_url) as session:
+        session.execute(update(Subscriber).where(Subscriber.openid == "o-b").values(openid=None))
+        by_preference = create_send(
+            session,
+            issue_id=session.get_one(Send, send_id).issue_id,
+            audience=Audience(lists=("members",)),
+            variant=None,
+            at=None,
+            now=utcnow(),
+            zone=ZoneInfo("UTC"),
+        ).id
+        start_due_sends(session, utcnow())
+    plan_send(factory, by_preference, batch_size=1000, lease=timedelta(minutes=1), wechat=True)
+    rows = _rows(database_url, by_preference)
+    assert ("b@example.org", "email", "读者 b", "full") in rows
+    assert not [row for row in rows if row[0] == "o-b"]
 
 
 def test_a_send_by_preference_gives_each_reader_their_format_and_channel(
@@ -126,7 +154,12 @@ def test_batches_move_the_checkpoint_and_a_repeated_batch_adds_nothing(
     while True:
         with factory.begin() as session:
             n = plan_next_batch(
-                session, send_id, batch_size=2, now=utcnow(), lease=timedelta(minutes=1)
+                session,
+                send_id,
+                batch_size=2,
+                now=utcnow(),
+                lease=timedelta(minutes=1),
+                wechat=True,
             )
             send = session.get_one(Send, send_id)
             seen.append((n, send.planned_through - first_checkpoint, send.planned_at is not None))
@@ -139,5 +172,5 @@ def test_batches_move_the_checkpoint_and_a_repeated_batch_adds_nothing(
     with factory.begin() as session:  # a planner that died before moving the checkpoint redoes…
         session.get_one(Send, send_id).planned_through = first_checkpoint
         session.get_one(Send, send_id).planned_at = None
-    plan_send(factory, send_id, batch_size=2, lease=timedelta(minutes=1))
+    plan_send(factory, send_id, batch_size=2, lease=timedelta(minutes=1), wechat=True)
     assert len(_rows(database_url, send_id)) == 4  # …and the unique key keeps each row once

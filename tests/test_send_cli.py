@@ -432,3 +432,31 @@ def test_reopen_waits_until_no_worker_holds_a_message_of_the_send(
         )
         assert reopen_send(session, send_id, utcnow()) == 3
     assert stored_send(sqlite_url, send_id).state is SendState.RUNNING
+
+
+def test_a_draft_or_scheduled_send_is_changed_until_it_starts(
+    env: dict[str, str], sqlite_url: str, issue_id: int
+) -> None:
+    make_audience(sqlite_url, "youth", 2, prefix="young")
+    later = local(utcnow() + timedelta(days=2))
+    send_id = created_by_cli(env, issue_id, "--draft")
+    changed = run(env, "send", "edit", str(send_id), "--list", "youth", "--variant", "digest")
+    assert changed.output == f"Send {send_id} changed: draft, to 2 readers, no time yet.\n"
+    run(env, "send", "edit", str(send_id), "--at", later, "--track")
+    scheduled = run(env, "send", "schedule", str(send_id)).output
+    assert later.replace("T", " ") in scheduled
+    send = stored_send(sqlite_url, send_id)
+    assert (send.state, send.audience.lists, send.variant, send.tracking) == (
+        SendState.SCHEDULED,
+        ("youth",),
+        Variant.DIGEST,
+        True,
+    )
+    unscheduled = run(env, "send", "edit", str(send_id), "--draft").output
+    assert unscheduled.startswith(f"Send {send_id} changed: draft, to 2 readers, ")
+    with transaction(sqlite_url) as session:
+        start_due_sends(session, utcnow() + timedelta(days=3))  # a draft never starts
+        schedule_send(session, send_id, None, now=utcnow(), zone=ZONE)
+        start_due_sends(session, utcnow() + timedelta(days=2, hours=1))
+    refused = run(env, "send", "edit", str(send_id), "--list", "members", code=2)
+    assert "only a draft or a scheduled send that has not started can be changed" in refused.output

@@ -131,19 +131,21 @@ def test_an_editor_imports_previews_tests_sends_and_retries(
             # Schedule a send to the list, with its live recipient count.
             page.click("#send-issue")
             page.check("input[name=lists][value='会员快讯']")
-            expect(page.locator("#audience-count")).to_have_text(str(READERS))
+            expect(page.locator("#audience-count")).to_have_text(f"{READERS:,}")
             page.select_option("select[name=variant]", "full")
             page.click("#schedule")
+            expect(page.locator("#confirm-readers")).to_have_text(str(READERS))
+            page.click("#confirm")
             expect(page).to_have_url(re.compile(r"/staff/sends/\d+$"))
             send_path = page.url.removeprefix(base)  # the test send was the first one
 
             # The page follows the send to done without a reload.
             page.evaluate("window.notReloaded = true")
-            state = page.locator("section.live [data-field=state]")
+            state = page.locator("section.live [data-field=state_text]")
             expect(state).to_have_text("done", timeout=240_000)
             assert page.evaluate("window.notReloaded") is True
             expect(page.locator("[data-count=failed]")).to_have_text("1")
-            expect(page.locator("[data-count=sent]")).to_have_text(str(READERS - 1))
+            expect(page.locator("[data-count=sent]")).to_have_text(f"{READERS - 1:,}")
             shoot(page, "send")
 
             # Find the failed recipient by searching.
@@ -167,9 +169,9 @@ def test_an_editor_imports_previews_tests_sends_and_retries(
             bounce.on.clear()
             page.goto(f"{base}{send_path}?lang=en")
             page.click("#action-retry")
-            expect(page.locator("ul.audit")).to_contain_text("send.retry")
-            expect(page.locator("[data-count=sent]")).to_have_text(str(READERS), timeout=60_000)
-            expect(page.locator("section.live [data-field=state]")).to_have_text("done")
+            expect(page.locator("ul.audit")).to_contain_text("retried the failed messages: 1")
+            expect(page.locator("[data-count=sent]")).to_have_text(f"{READERS:,}", timeout=60_000)
+            expect(page.locator("section.live [data-field=state_text]")).to_have_text("done")
             assert smtp.handler.counts()[BOUNCING] == 1
             page.goto(f"{base}/staff/?lang=en")
             shoot(page, "home")

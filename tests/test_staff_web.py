@@ -3,6 +3,7 @@ security around them (sessions, CSRF, roles, escaping)."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -30,6 +31,8 @@ STAFF_PAGES = [
     "/staff/sends/1/recipients",
     "/staff/sends/1/deliveries.csv",
     "/staff/sends/1/status.json",
+    "/staff/sends/1/left-out",
+    "/staff/sends/1/edit",
     "/staff/audience-count",
     "/staff/issues",
     "/staff/issues/1",
@@ -162,8 +165,8 @@ def test_an_editor_creates_a_send_and_acts_on_it_with_an_audit_trail(
     sign_in(client, "editor")
     form = client.get(f"/staff/sends/new?issue={issue_id}")
     assert form.status_code == 200 and "会员快讯" in form.text
-    count = client.get("/staff/audience-count", params={"lists": "会员快讯"})
-    assert count.json() == {"count": 5}
+    count = client.get("/staff/audience-count", params={"lists": "会员快讯", "variant": "full"})
+    assert count.json()["count"] == 5 and count.json()["channels"] == {"email": 5}
     created = client.post(
         "/staff/sends/new",
         data={
@@ -175,22 +178,92 @@ def test_an_editor_creates_a_send_and_acts_on_it_with_an_audit_trail(
             "csrf": csrf_of(form.text),
         },
     )
-    assert created.status_code == 303, created.text
+    assert created.status_code == 303, created.text  # a draft sends nothing: no confirmation
     send_id = int(created.headers["location"].rsplit("/", 1)[1])
     page = client.get(f"/staff/sends/{send_id}")
-    assert page.status_code == 200 and 'id="action-schedule"' in page.text
+    assert page.status_code == 200 and 'id="action-edit"' in page.text
     status = client.get(f"/staff/sends/{send_id}/status.json").json()
     assert (status["state"], status["scheduled_local"]) == ("draft", "2099-01-01 09:00")
-    scheduled = client.post(f"/staff/sends/{send_id}/schedule", data={"csrf": csrf_of(page.text)})
-    assert scheduled.status_code == 303
-    refused = client.post(f"/staff/sends/{send_id}/resume", data={"csrf": csrf_of(page.text)})
-    assert refused.status_code == 400 and "is scheduled" in refused.text
+    csrf = csrf_of(page.text)
+    edit = client.get(f"/staff/sends/{send_id}/edit")
+    assert edit.status_code == 200 and 'value="2099-01-01T09:00"' in edit.text
+    fields = {"lists": "会员快讯", "variant": "full", "expiry_hours": "6", "csrf": csrf}
+    # Scheduling asks for the time, then for a confirmation; only that schedules it.
+    timeless = client.post(f"/staff/sends/{send_id}/edit", data={**fields, "at": ""})
+    assert timeless.status_code == 400
+    asked = client.post(f"/staff/sends/{send_id}/edit", data={**fields, "at": "2099-01-02T10:00"})
+    assert asked.status_code == 200 and 'id="confirm"' in asked.text
+    assert 'id="confirm-readers">5<' in asked.text and "2099-01-02 10:00" in asked.text
+    assert client.get(f"/staff/sends/{send_id}/status.json").json()["state"] == "draft"
+    scheduled = client.post(
+        f"/staff/sends/{send_id}/edit",
+        data={**fields, "at": "2099-01-02T10:00", "confirmed": "yes"},
+    )
+    assert scheduled.status_code == 303, scheduled.text
+    status = client.get(f"/staff/sends/{send_id}/status.json").json()
+    assert (status["state"], status["scheduled_local"]) == ("scheduled", "2099-01-02 10:00")
+    refused = client.post(f"/staff/sends/{send_id}/resume", data={"csrf": csrf})
+    assert refused.status_code == 400 and "当前为「已排期」" in refused.text
+    # Cancelling asks first; the confirmation's POST cancels; reopening too.
+    ask = client.post(f"/staff/sends/{send_id}/cancel", data={"csrf": csrf})
+    assert ask.status_code == 200 and 'id="confirm"' in ask.text
+    assert client.get(f"/staff/sends/{send_id}/status.json").json()["state"] == "scheduled"
+    done = client.post(f"/staff/sends/{send_id}/cancel", data={"csrf": csrf, "confirmed": "yes"})
+    assert done.status_code == 303
+    assert client.get(f"/staff/sends/{send_id}/status.json").json()["state"] == "cancelled"
+    twice = client.post(f"/staff/sends/{send_id}/cancel?lang=en", data={"csrf": csrf})
+    assert twice.status_code == 400 and "is cancelled: it cannot be cancelled" in twice.text
+    reopen = client.post(f"/staff/sends/{send_id}/reopen", data={"csrf": csrf})
+    assert reopen.status_code == 200 and 'id="confirm"' in reopen.text
+    client.post(f"/staff/sends/{send_id}/reopen", data={"csrf": csrf, "confirmed": "yes"})
+    assert client.get(f"/staff/sends/{send_id}/status.json").json()["state"] == "draft"
     with transaction(sqlite_url) as session:
         send = session.scalars(select(Send).where(Send.id == send_id)).one()
-        assert send.state == "scheduled"
+        assert send.state == "draft"
         actions = [(e.actor, e.action) for e in audit_of(session, "send", send_id)]
-    assert actions == [("editor", "send.schedule"), ("editor", "send.create")]
-    assert "send.schedule" in client.get(f"/staff/sends/{send_id}").text
+    assert actions == [
+        ("editor", "send.reopen"),
+        ("editor", "send.cancel"),
+        ("editor", "send.schedule"),
+        ("editor", "send.create"),
+    ]
+    assert "把发送排期到" in client.get(f"/staff/sends/{send_id}").text
+
+
+def test_a_send_goes_out_only_from_its_confirmation(
+    sqlite_url: str, client: TestClient, issue_id: int
+) -> None:
+    add_staff(sqlite_url, "editor", Role.EDITOR)
+    sign_in(client, "editor")
+    csrf = csrf_of(client.get("/staff/sends/new").text)
+    fields = {"issue": str(issue_id), "lists": "会员快讯", "variant": "full", "csrf": csrf}
+    summary = client.post("/staff/sends/new?lang=en", data={**fields, "track": "on"})
+    assert summary.status_code == 200, summary.text[-3000:]
+    assert 'id="confirm-readers">5<' in summary.text
+    assert 'data-format="full">5<' in summary.text and 'id="confirm-tracking">on<' in summary.text
+    with transaction(sqlite_url) as session:
+        assert session.scalars(select(Send)).all() == []
+    back = client.post("/staff/sends/new", data={**fields, "action": "back"})
+    assert back.status_code == 200 and 'id="schedule"' in back.text
+    made = client.post("/staff/sends/new", data={**fields, "confirmed": "yes"})
+    assert made.status_code == 303
+    # The same issue to the same readers again: the confirmation says so.
+    again = client.post("/staff/sends/new?lang=en", data=fields)
+    assert 'id="confirm-already"' in again.text and "#1" in again.text
+    # In Chinese, every word of the new pages has its translation (no message id shows).
+    chinese = [
+        client.post("/staff/sends/new?lang=zh-CN", data=fields).text,
+        client.get("/staff/sends/1?lang=zh-CN").text,
+        client.get("/staff/sends/1/left-out?lang=zh-CN&who=reader00001@example.org").text,
+        client.get("/staff/sends/1/edit?lang=zh-CN").text,
+        client.post("/staff/sends/1/cancel?lang=zh-CN", data={"csrf": csrf}).text,
+        client.get("/staff/subscribers/1?lang=zh-CN").text,
+        client.get("/staff/lists?lang=zh-CN").text,
+    ]
+    for html in chinese:
+        assert "确认" in html or "未包含" in html or "列表" in html
+        untranslated = re.findall(r"\bstaff\.[a-z_]+\.[a-z_.]+", html)  # staff.css is a file
+        assert not untranslated, untranslated
 
 
 def test_a_bad_send_form_shows_the_services_message(
@@ -199,12 +272,12 @@ def test_a_bad_send_form_shows_the_services_message(
     add_staff(sqlite_url, "editor", Role.EDITOR)
     sign_in(client, "editor")
     csrf = csrf_of(client.get("/staff/sends/new").text)
-    answer = client.post(
-        "/staff/sends/new",
-        data={"issue": str(issue_id), "lists": "没有这个", "csrf": csrf, "lang": "en"},
-    )
+    form = {"issue": str(issue_id), "lists": "没有这个", "csrf": csrf}
+    answer = client.post("/staff/sends/new", data=form)
     assert answer.status_code == 400
-    assert "there is no list named" in answer.text
+    assert "没有名为“没有这个”的列表。" in answer.text
+    in_english = client.post("/staff/sends/new?lang=en", data=form)
+    assert "There is no list named “没有这个”." in in_english.text
 
 
 def test_a_viewer_sees_no_write_buttons_and_may_not_post(
@@ -319,7 +392,7 @@ def test_subscribers_are_added_edited_imported_and_audited(
     )
     assert edited.status_code == 303, edited.text
     page = client.get(page_path + "?lang=en")
-    assert "li.ming@example.org" in page.text and "subscriber.edit" in page.text
+    assert "li.ming@example.org" in page.text and "edited the subscriber" in page.text
     assert "周刊" in client.get("/staff/lists").text
     members = "email,name\nwang@qq.com,王\nbad@,坏\n".encode("gb18030")
     imported = client.post(

@@ -57,7 +57,9 @@ def switch_to_wechat(url: str, emails: list[str]) -> None:
         session.execute(
             update(Subscriber)
             .where(Subscriber.email.in_(emails))
-            .values(channel=ChannelPreference.WECHAT)
+            # A follower now: WeChat reaches them, so email stops (without an OpenID they
+            # would get email instead, test_left_out's fallback).
+            .values(channel=ChannelPreference.WECHAT, openid="o-follower")
         )
 
 

@@ -96,7 +96,9 @@ def test_an_upload_by_a_viewer_is_refused_and_by_an_editor_read(
     refused = httpx.post(f"{server}/api/v1/issues", files=files, headers=viewer)
     assert refused.status_code == 403
     assert refused.json()["error"] == {
-        "code": "forbidden", "message": "a viewer cannot upload: it needs the editor role"
+        "code": "forbidden",
+        "message": "a viewer cannot upload: it needs the editor role",
+        "reason": "staff.not_permitted",
     }
     editor = bearer(api_token(sqlite_url, "editor", Role.EDITOR))
     imported = httpx.post(f"{server}/api/v1/issues", files=files, headers=editor)

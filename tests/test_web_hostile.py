@@ -44,10 +44,11 @@ HOSTILE = [
     "²",
 ]
 PARAMETERS = ("q", "email", "list", "tag", "after", "before", "state", "address", "lang",
-              "next", "limit", "page", "variant", "issue", "format")
+              "next", "limit", "page", "variant", "issue", "format", "who")
 STAFF_GETS = [
     "/staff/", "/staff/sends", "/staff/sends/new", "/staff/sends/1", "/staff/sends/1/recipients",
     "/staff/sends/1/status.json", "/staff/audience-count", "/staff/issues", "/staff/issues/1",
+    "/staff/sends/1/left-out", "/staff/sends/1/edit",
     "/staff/subscribers", "/staff/subscribers/1", "/staff/lists", "/staff/schedules",
     "/staff/users", "/archive", "/archive/471", "/subscribe/1", "/staff/login",
 ]

@@ -162,7 +162,7 @@ def _with_issue_number() -> Any:
 def send_status(session: Session, send_id: int) -> SendStatus:
     row = session.execute(_with_issue_number().where(Send.id == send_id)).one_or_none()
     if row is None:
-        raise NotFound(f"there is no send with ID {send_id}")
+        raise NotFound(f"there is no send with ID {send_id}", code="send.missing", send=send_id)
     status = _statuses(session, [(row[0], row[1])])[0]
     return replace(
         status,

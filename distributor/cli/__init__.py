@@ -4,12 +4,10 @@ web calls) and show the result. Nothing but ``__main__`` imports it."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
-from sqlalchemy.exc import OperationalError
 
-from distributor.cli.context import AppContext, unreachable
 from distributor.cli.terminal import plain
 from distributor.errors import DistributorError
 
@@ -34,13 +32,24 @@ class DistributorGroup(click.Group):
             return super().invoke(ctx)
         except DistributorError as error:
             raise _UserError(error) from error
-        except OperationalError as error:
-            app = ctx.find_object(AppContext)
-            lost = unreachable(app.settings.database_url, error) if app else None
+        except Exception as error:
+            lost = _unreachable_database(ctx, error)
             if lost is None:
                 raise
             hint = "; is the server running, and is DATABASE_URL right?"
             raise _UserError(lost, hint) from error
+
+
+def _unreachable_database(ctx: click.Context, error: Exception) -> DistributorError | None:
+    """SQLAlchemy is imported here, when a command failed, not by every start of the program."""
+    from sqlalchemy.exc import OperationalError
+
+    from distributor.cli.context import AppContext, unreachable
+
+    app = ctx.find_object(AppContext)
+    if not isinstance(error, OperationalError) or app is None:
+        return None
+    return unreachable(app.settings.database_url, error)
 
 
 def _load(module: str, name: str) -> click.Command:
@@ -49,29 +58,64 @@ def _load(module: str, name: str) -> click.Command:
     return command
 
 
-# Each command is imported when it is run (or listed by --help), not when the program starts: a
-# command, and each process of `distributor web`, imports what it needs and no more. Name →
-# (module, attribute, the subcommands other modules add to it).
-LAZY_COMMANDS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
-    "db": ("db_commands", "db", ()),
-    "issue": ("issue_commands", "issue", (("render_commands", "render"),
-                                          ("render_commands", "preview"))),
-    "send": ("send_commands", "send", ()),
-    "worker": ("worker_commands", "worker", ()),
-    "beat": ("worker_commands", "beat", ()),
-    "schedule": ("schedule_commands", "schedule", ()),
-    "demo": ("demo_command", "demo", ()),
-    "subscribers": ("subscriber_commands", "subscribers", (
-        ("suppression_commands", "unsuppress_command"),
-        ("suppression_commands", "suppressions_command"),
-    )),
-    "lists": ("subscriber_commands", "lists", ()),
-    "web": ("web_commands", "web", ()),
-    "wechat": ("wechat_commands", "wechat", ()),
-    "users": ("user_commands", "users", ()),
-    "bounces": ("bounce_commands", "bounces", ()),
-    "segments": ("segment_commands", "segments", ()),
-    "webhooks": ("webhook_commands", "webhooks", ()),
+class LazyCommand(NamedTuple):
+    module: str
+    attribute: str
+    summary: str  # what --help lists, without importing the command
+    extras: tuple[tuple[str, str], ...] = ()  # subcommands other modules add to it
+
+
+# Each command is imported when it is run, not when the program starts or lists its commands:
+# a command, and each process of `distributor web`, imports what it needs and no more.
+LAZY_COMMANDS: dict[str, LazyCommand] = {
+    "db": LazyCommand("db_commands", "db", "Create or upgrade the database schema."),
+    "issue": LazyCommand(
+        "issue_commands",
+        "issue",
+        "Import, list, show, render and preview newsletter issues.",
+        (("render_commands", "render"), ("render_commands", "preview")),
+    ),
+    "send": LazyCommand(
+        "send_commands", "send", "Create, schedule, test, control and watch sends."
+    ),
+    "worker": LazyCommand(
+        "worker_commands", "worker", "Run a Celery worker (with --beat, the scheduler too)."
+    ),
+    "beat": LazyCommand("worker_commands", "beat", "Run the scheduler on its own."),
+    "schedule": LazyCommand(
+        "schedule_commands", "schedule", "Recurring digests of each period's issues."
+    ),
+    "demo": LazyCommand(
+        "demo_command", "demo", "Run the whole job on the embedded default, with local servers."
+    ),
+    "subscribers": LazyCommand(
+        "subscriber_commands",
+        "subscribers",
+        "Import, export, add, list, show and unsubscribe subscribers.",
+        (
+            ("suppression_commands", "unsuppress_command"),
+            ("suppression_commands", "suppressions_command"),
+        ),
+    ),
+    "lists": LazyCommand(
+        "subscriber_commands", "lists", "Create, list, show, make public and delete lists."
+    ),
+    "web": LazyCommand(
+        "web_commands", "web", "Serve the readers' pages, the staff dashboard and the JSON API."
+    ),
+    "wechat": LazyCommand("wechat_commands", "wechat", "The WeChat Official Account channel."),
+    "users": LazyCommand(
+        "user_commands", "users", "Staff accounts, their passwords and API tokens."
+    ),
+    "bounces": LazyCommand(
+        "bounce_commands", "bounces", "Process bounces and complaints, and list them."
+    ),
+    "segments": LazyCommand(
+        "segment_commands", "segments", "Saved segments: audiences by their facts, to send to."
+    ),
+    "webhooks": LazyCommand(
+        "webhook_commands", "webhooks", "Webhooks: URLs sent each event they listen for, signed."
+    ),
 }
 
 
@@ -83,13 +127,24 @@ class LazyGroup(DistributorGroup):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
-            module, name, extras = LAZY_COMMANDS[cmd_name]
-            command = _load(module, name)
+            lazy = LAZY_COMMANDS[cmd_name]
+            command = _load(lazy.module, lazy.attribute)
+            command.short_help = lazy.summary  # listed the same, loaded or not
             if isinstance(command, click.Group):
-                for extra_module, extra_name in extras:
+                for extra_module, extra_name in lazy.extras:
                     command.add_command(_load(extra_module, extra_name))
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The list of commands from ``LAZY_COMMANDS``: ``--help`` imports none of them."""
+        rows = [
+            (name, LAZY_COMMANDS[name].summary if name in LAZY_COMMANDS
+             else self.commands[name].get_short_help_str())
+            for name in self.list_commands(ctx)
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,4 +156,6 @@ def main(ctx: click.Context) -> None:
     Configuration comes from the environment (see .env.example); with none, everything runs on
     SQLite in the current directory.
     """
+    from distributor.cli.context import AppContext
+
     ctx.obj = AppContext.from_env()

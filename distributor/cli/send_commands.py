@@ -8,7 +8,14 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from distributor.campaigns.schedule import create_send, schedule_send
+from distributor.campaigns.left_out import ReaderLookup, left_out, look_up_reader
+from distributor.campaigns.schedule import (
+    SendChanges,
+    create_send,
+    edit_send,
+    schedule_send,
+    wechat_account_of,
+)
 from distributor.campaigns.status import list_sends, send_status
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.hints import hinted
@@ -30,9 +37,9 @@ from distributor.sending.lifecycle import (
     retry_failed,
 )
 from distributor.sending.models import BY_PREFERENCE
-from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries, local_time
+from distributor.sending.queries import DEFAULT_EXPIRY, get_send, list_deliveries, local_time
 from distributor.sending.test_sends import create_test_send
-from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, Variant
+from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
 from subscribers.query import Audience
 
 EMAIL_VARIANT_NAMES = [variant.value for variant in EMAIL_VARIANTS]
@@ -170,7 +177,7 @@ def create_command(
             rate_limit=rate,
             expires_after=expiry(expires_in) or DEFAULT_EXPIRY,
             tracking=track,
-            wechat_account=wechat_account(app),
+            wechat_account=wechat_account_of(app.settings),
         )
     click.echo(f"Created send ID: {created.id}")
     readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
@@ -198,11 +205,6 @@ def create_command(
         )
 
 
-def wechat_account(app: AppContext) -> str | None:
-    """The WeChat account type whose quota sends are checked against; None without WeChat."""
-    return app.settings.wechat_account_type if app.settings.wechat_app_id else None
-
-
 @send.command("schedule")
 @click.argument("send_id", type=int)
 @click.option("--at", "at", help=AT_HELP + "; default the time it was given (none: now).")
@@ -223,9 +225,73 @@ def schedule_command(
             now=utcnow(),
             zone=zone,
             expires_after=expiry(expires_in),
-            wechat_account=wechat_account(app),
+            wechat_account=wechat_account_of(app.settings),
         )
     click.echo(f"Send {send_id} is scheduled for {local_time(when, zone)}, {WORKER_HINT}.")
+
+
+@send.command("edit")
+@click.argument("send_id", type=int)
+@click.option("--list", "lists", multiple=True, help="Its lists instead; repeatable.")
+@click.option("--tag", "tags", multiple=True, help="Its tags instead; repeatable.")
+@click.option("--no-tags", is_flag=True, help="No tag condition any more.")
+@click.option("--variant", type=click.Choice(VARIANTS), help="Its variant instead.")
+@click.option("--at", "at", help=AT_HELP + "; default the time it has.")
+@click.option("--draft", is_flag=True, help="Make (or keep) it a draft: it does not go out.")
+@EXPIRES_IN
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Messages per second.")
+@click.option("--track/--no-track", default=None, help="Count opens and clicks, or stop.")
+@pass_app
+def edit_command(
+    app: AppContext,
+    send_id: int,
+    lists: tuple[str, ...],
+    tags: tuple[str, ...],
+    no_tags: bool,
+    variant: str | None,
+    at: str | None,
+    draft: bool,
+    expires_in: float | None,
+    rate: float | None,
+    track: bool | None,
+) -> None:
+    """Change a draft or a scheduled send that has not started.
+
+    What is not given stays as it is; it is checked as a new send is, and prints its readers."""
+    zone = app.settings.zone
+    with app.session() as session:
+        current = get_send(session, send_id)
+        keep_expiry = (
+            current.expires_at - current.scheduled_at
+            if current.expires_at is not None and current.scheduled_at is not None
+            else DEFAULT_EXPIRY
+        )
+        changes = SendChanges(
+            audience=Audience(
+                lists=lists or current.audience.lists,
+                tags=() if no_tags else (tags or current.audience.tags),
+            ),
+            variant=current.variant
+            if variant is None
+            else None if variant == BY_PREFERENCE else Variant(variant),
+            at=parse_when(at, zone) if at else current.scheduled_at,
+            rate_limit=rate if rate is not None else current.rate_limit,
+            expires_after=expiry(expires_in) or keep_expiry,
+            tracking=current.tracking if track is None else track,
+        )
+        reach = edit_send(
+            session,
+            send_id,
+            changes,
+            now=utcnow(),
+            zone=zone,
+            draft=draft or current.state is SendState.DRAFT,
+            wechat_account=wechat_account_of(app.settings),
+        )
+        state, when = current.state.value, current.scheduled_at
+    readers = f"{reach.readers:,} reader{'s' if reach.readers != 1 else ''}"
+    moment = local_time(when, zone) if when is not None else "no time yet"
+    click.echo(f"Send {send_id} changed: {state}, to {readers}, {moment}.")
 
 
 @send.command("test")
@@ -393,6 +459,67 @@ def status_command(app: AppContext, send_id: int, as_json: bool, watch: bool) ->
         click.echo(json.dumps(status.to_json(), ensure_ascii=False))
         return
     print_status(app, status)
+
+
+REASONS = {
+    "unsubscribed": "unsubscribed",
+    "bounced": "suppressed: their address bounced",
+    "complained": "suppressed: reported a message as spam",
+    "not_confirmed": "not confirmed",
+    "left_list": "left the send's lists",
+    "not_tagged": "without the send's tags",
+    "not_in_segment": "outside the audience's other conditions",
+    "wechat_only": "chose WeChat only; this send goes by email only",
+    "no_address": "no address on the channels they chose",
+    "joined_later": "joined after the send started",
+    "not_planned_yet": "not planned yet",
+    "not_on_lists": "not on the send's lists",
+    "unknown": "no subscriber has this address",
+}
+
+
+@send.command("left-out")
+@click.argument("send_id", type=int)
+@click.option("--email", help="Say where this address stands with the send, and why.")
+@click.option("--json", "as_json", is_flag=True, help="The same, as one JSON object.")
+@pass_app
+def left_out_command(app: AppContext, send_id: int, email: str | None, as_json: bool) -> None:
+    """Every reader of a send's lists: in it, or left out and why.
+
+    Counts per reason (unsubscribed, suppressed, not confirmed, …); --email looks one up."""
+    wechat = app.settings.wechat_app_id is not None
+    with app.session() as session:
+        counts = left_out(session, send_id, wechat=wechat)
+        found = look_up_reader(session, send_id, email, wechat=wechat) if email else None
+    if as_json:
+        body = {**counts.to_json(), "reader": found.to_json() if found else None}
+        click.echo(json.dumps(body, ensure_ascii=False))
+        return
+    if found is not None:
+        click.echo(_standing_line(app, found))
+        return
+    click.echo(f"Readers of its lists: {counts.list_readers:,}")
+    click.echo(f"In the send:          {counts.in_send:,}")
+    if counts.fell_back:
+        click.echo(f"  of them by email instead of WeChat (cannot be reached there): "
+                   f"{counts.fell_back:,}")
+    for reason, n in counts.reasons.items():
+        click.echo(f"Left out, {REASONS[reason]}: {n:,}")
+
+
+def _standing_line(app: AppContext, found: ReaderLookup) -> str:
+    zone = app.settings.zone
+    if found.standing.value == "in_send":
+        what = f"in this send: {found.state}" if found.state else "will get this send"
+        if found.fell_back:
+            what += " (by email: chose WeChat, cannot be reached there)"
+    else:
+        what = REASONS[found.standing.value]
+    if found.since is not None:
+        what += f" on {local_time(found.since, zone)}"
+    if found.detail:
+        what += f" ({'because ' if found.standing.value != 'in_send' else ''}{found.detail})"
+    return f"{plain(found.address)}: {plain(what)}"
 
 
 @send.command("deliveries")

@@ -15,7 +15,7 @@ from rich.table import Table
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.terminal import plain, rich_text
 from distributor.db import get_engine
-from distributor.errors import UnknownList
+from distributor.errors import DistributorError, UnknownList
 from distributor.private_files import open_private
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from subscribers.csvfile import ProblemLog
@@ -305,6 +305,33 @@ def unsubscribe_command(app: AppContext, email: str) -> None:
         unsubscribe(session, subscriber)
     click.echo(f"Unsubscribed {plain(subscriber.email)}: nothing more is sent to them, on any "
                "list, until they subscribe again themselves.")
+
+
+@subscribers.command("erase")
+@click.argument("email")
+@click.option("--note", required=True, help="Who asked for it, and how (kept in the audit log).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def erase_command(app: AppContext, email: str, note: str, yes: bool) -> None:
+    """Erase the person at EMAIL at their request (personal-data deletion).
+
+    They, their lists, tags, attributes and status log go; their deliveries stay counted,
+    anonymous. It cannot be undone."""
+    from distributor.campaigns.erasure import erase_subscriber
+    from distributor.staff.audit import record_audit
+
+    if not note.strip():
+        raise DistributorError("a note is required: who asked for it, and how")
+    if not yes:
+        click.confirm(f"Erase {plain(email)} for good?", abort=True)
+    with app.session() as session:
+        subscriber_id = find_subscriber(session, email).id
+        made_anonymous = erase_subscriber(session, subscriber_id)
+        detail = {"note": note, "deliveries": made_anonymous}
+        record_audit(session, None, "subscriber.erase", "subscriber", subscriber_id, detail,
+                     actor="cli")
+    click.echo(f"Erased subscriber ID {subscriber_id}: {made_anonymous} of their deliveries stay, "
+               "counted, without their address or name.")
 
 
 @subscribers.command("set-email")

@@ -44,11 +44,15 @@ def file_kind(data: bytes, source: str) -> FileKind:
         if b"E\x00n\x00c\x00r\x00y\x00p\x00t\x00i\x00o\x00n\x00I\x00n\x00f\x00o" in data:
             raise ImportFailed(
                 f"{source}: the document is encrypted (password-protected); remove the password "
-                "in Word (File → Info → Protect Document) and save it again"
+                "in Word (File → Info → Protect Document) and save it again",
+                code="issue.encrypted",
+                file=source,
             )
         raise ImportFailed(
             f"{source}: an old Word 97–2003 (.doc) or other OLE file; save it as .docx "
-            "(Word: File → Save As → Word Document)"
+            "(Word: File → Save As → Word Document)",
+            code="issue.old_word",
+            file=source,
         )
     return "text"
 
@@ -57,7 +61,10 @@ def check_document_size(size: int, source: str) -> None:
     if size > MAX_DOCUMENT_BYTES:
         raise ImportFailed(
             f"{source}: the document is {size / 2**20:.1f} MiB; a .docx or PDF may be at most "
-            f"{MAX_DOCUMENT_BYTES / 2**20:.0f} MiB (compress its pictures and save it again)"
+            f"{MAX_DOCUMENT_BYTES / 2**20:.0f} MiB (compress its pictures and save it again)",
+            code="issue.document_large",
+            file=source,
+            most=round(MAX_DOCUMENT_BYTES / 2**20),
         )
 
 
@@ -69,7 +76,9 @@ def open_zip(data: bytes, source: str) -> zipfile.ZipFile:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
         raise ImportFailed(
             f"{source}: the .docx is damaged (not a readable zip); open it in Word or WPS and "
-            "save it again"
+            "save it again",
+            code="issue.damaged",
+            file=source,
         ) from None
     if len(members) > MAX_ZIP_MEMBERS:
         raise ImportFailed(f"{source}: the .docx has {len(members):,} parts; it is not a document")
@@ -94,6 +103,8 @@ def open_zip(data: bytes, source: str) -> zipfile.ZipFile:
     if "word/document.xml" not in archive.namelist():
         raise ImportFailed(
             f"{source}: a zip, but not a Word document (it has no word/document.xml); "
-            "save the issue from Word or WPS as .docx"
+            "save the issue from Word or WPS as .docx",
+            code="issue.not_word",
+            file=source,
         )
     return archive

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from distributor.errors import ImportFailed
+from distributor.errors import ImportFailed, Notice
 from distributor.issues.document import IssueImage
 
 MAX_IMAGE_BYTES = 1024 * 1024
@@ -42,7 +42,11 @@ class ImageCollector:
         """The kept picture's name, or None (with a warning) when it is not a JPEG or PNG."""
         content_type = sniff_image(data)
         if content_type is None:
-            self.warnings.append(f"{where}: a picture that is not JPEG or PNG is left out")
+            self.warnings.append(
+                Notice(
+                    "a picture that is not JPEG or PNG is left out", code="issue.picture_format"
+                ).at(where)
+            )
             return None
         if len(data) > MAX_IMAGE_BYTES:
             raise ImportFailed(

@@ -15,7 +15,7 @@ import os
 from dataclasses import replace
 from pathlib import Path, PurePath
 
-from distributor.errors import ImportFailed, IssueFormatError
+from distributor.errors import ImportFailed, IssueFormatError, Notice
 from distributor.issues.document import ImportReport, IssueDocument
 from distributor.issues.files import MAX_DOCUMENT_BYTES, check_document_size, file_kind
 from distributor.issues.lunar import check_printed_dates
@@ -27,6 +27,7 @@ MAX_ISSUE_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_BYTES = MAX_DOCUMENT_BYTES
 """Most bytes read from an upload or file: the largest document; text is checked after."""
 FORMATS = ("auto", "text", "markdown", "json", "docx", "pdf")
+MASTHEAD = Notice("masthead", code="place.masthead")  # where a JSON issue's printed dates are
 _EXTENSIONS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
 _DOCUMENT_EXTENSIONS = (".docx", ".pdf")
 _SNIFF_BYTES = 8192
@@ -55,7 +56,7 @@ def read_issue(data: bytes, *, source: str, format: str = "auto") -> ImportRepor
     _check_size(len(data), source)
     text, encoding = _decode(data, source)
     if not text.strip():
-        raise ImportFailed(f"{source}: the file is empty")
+        raise ImportFailed(f"{source}: the file is empty", code="issue.empty", file=source)
     chosen = _detect_format(source, text) if format == "auto" else format
     if chosen == "json":
         report = _read_json(text, source)
@@ -93,7 +94,10 @@ def _check_size(size: int, source: str) -> None:
     if size > MAX_ISSUE_BYTES:
         raise ImportFailed(
             f"{source}: the file is {size / 2**20:.1f} MiB; an issue file may be at most "
-            f"{MAX_ISSUE_BYTES / 2**20:.0f} MiB (is it the right file?)"
+            f"{MAX_ISSUE_BYTES / 2**20:.0f} MiB (is it the right file?)",
+            code="issue.too_large",
+            file=source,
+            most=round(MAX_ISSUE_BYTES / 2**20),
         )
 
 
@@ -105,7 +109,9 @@ def _decode(data: bytes, source: str) -> tuple[str, str]:
     lines would come out as mojibake.
     """
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise ImportFailed(f"{source}: the file is UTF-16; save it as UTF-8")
+        raise ImportFailed(
+            f"{source}: the file is UTF-16; save it as UTF-8", code="issue.utf16", file=source
+        )
     _check_not_binary(data, source)
     bom = data.startswith(codecs.BOM_UTF8)
     body = data.removeprefix(codecs.BOM_UTF8)
@@ -168,13 +174,17 @@ def _check_not_binary(data: bytes, source: str) -> None:
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         raise ImportFailed(
-            f"{source}, line {line}: the file is binary (it contains NUL bytes), not a text export"
+            f"{source}, line {line}: the file is binary (it contains NUL bytes), not a text export",
+            code="issue.binary",
+            file=source,
         )
     head = data[:_SNIFF_BYTES]
     controls = sum(byte in _CONTROL_BYTES for byte in head)
     if head and controls / len(head) > _MAX_CONTROL_SHARE:
         raise ImportFailed(
-            f"{source}: the file is binary (mostly control characters), not a text export"
+            f"{source}: the file is binary (mostly control characters), not a text export",
+            code="issue.binary",
+            file=source,
         )
 
 
@@ -214,5 +224,5 @@ def _read_json(text: str, source: str) -> ImportReport:
     document = IssueDocument.from_json(data, source=source)
     dates = check_printed_dates(document.date, document.masthead)
     return ImportReport(
-        document=document, format="json", warnings=[f"masthead: {w}" for w in dates]
+        document=document, format="json", warnings=[warning.at(MASTHEAD) for warning in dates]
     )

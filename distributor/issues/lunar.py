@@ -11,6 +11,7 @@ from datetime import date
 
 from lunar_python import Solar
 
+from distributor.errors import Notice
 from distributor.issues.document import Masthead
 
 _DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -24,13 +25,17 @@ _PRINTED_LUNAR = re.compile(
 _PRINTED_WEEKDAY = re.compile(r"^(?:星期|周|礼拜)(?P<day>[一二三四五六日天])$")
 
 
-def check_lunar_date(gregorian: date, printed: str) -> str | None:
+def check_lunar_date(gregorian: date, printed: str) -> Notice | None:
     """A warning when ``printed`` ("农历壬寅年十二月初五") is not ``gregorian``'s lunar date."""
     match = _PRINTED_LUNAR.match(printed.strip())
     month = _month_number(match["month"]) if match else None
     day = _day_number(match["day"]) if match else None
     if match is None or month is None or day is None:
-        return f"lunar date '{printed}' is not written like 壬寅年十二月初五; it was not checked"
+        return Notice(
+            f"lunar date '{printed}' is not written like 壬寅年十二月初五; it was not checked",
+            code="issue.lunar_unreadable",
+            printed=printed,
+        )
     lunar = Solar.fromYmd(gregorian.year, gregorian.month, gregorian.day).getLunar()
     actual = f"{lunar.getYearInGanZhi()}年{lunar.getMonthInChinese()}月{lunar.getDayInChinese()}"
     # lunar_python marks a leap month with a negative number.
@@ -41,22 +46,38 @@ def check_lunar_date(gregorian: date, printed: str) -> str | None:
     )
     if same:
         return None
-    return f"lunar date '{printed}' does not match {gregorian.isoformat()}, which is {actual}"
+    return Notice(
+        f"lunar date '{printed}' does not match {gregorian.isoformat()}, which is {actual}",
+        code="issue.lunar_mismatch",
+        printed=printed,
+        date=gregorian.isoformat(),
+        actual=actual,
+    )
 
 
-def check_weekday(gregorian: date, printed: str) -> str | None:
+def check_weekday(gregorian: date, printed: str) -> Notice | None:
     """A warning when ``printed`` (e.g. "星期二") is not the weekday of ``gregorian``."""
     match = _PRINTED_WEEKDAY.match(printed.strip())
     if match is None:
-        return f"weekday '{printed}' is not written like 星期二; it was not checked"
+        return Notice(
+            f"weekday '{printed}' is not written like 星期二; it was not checked",
+            code="issue.weekday_unreadable",
+            printed=printed,
+        )
     day = "日" if match["day"] == "天" else match["day"]
     actual = _WEEKDAYS[gregorian.weekday()]
     if day == actual:
         return None
-    return f"weekday '{printed}' does not match {gregorian.isoformat()}, which is 星期{actual}"
+    return Notice(
+        f"weekday '{printed}' does not match {gregorian.isoformat()}, which is 星期{actual}",
+        code="issue.weekday_mismatch",
+        printed=printed,
+        date=gregorian.isoformat(),
+        actual=f"星期{actual}",
+    )
 
 
-def check_printed_dates(issue_date: date, masthead: Masthead) -> list[str]:
+def check_printed_dates(issue_date: date, masthead: Masthead) -> list[Notice]:
     """The warnings for a masthead's weekday and lunar date, whichever are printed."""
     warnings = []
     if masthead.weekday is not None:

@@ -47,7 +47,7 @@ from typing import Any
 
 import yaml
 
-from distributor.errors import IssueFormatError
+from distributor.errors import IssueFormatError, Notice
 from distributor.issues.document import (
     MASTHEAD_FIELDS,
     MAX_NEWSLETTER_TITLE_CHARS,
@@ -90,7 +90,9 @@ def parse_markdown(text: str, *, source: str = "") -> ImportReport:
         masthead=Masthead(**{key: values.get(key) for key in MASTHEAD_FIELDS}),
         articles=_articles(lines, end + 1, source),
     )
-    warnings = [f"front matter: {w}" for w in check_printed_dates(document.date, document.masthead)]
+    dates = check_printed_dates(document.date, document.masthead)
+    where = Notice("front matter", code="place.front_matter")
+    warnings: list[str] = [warning.at(where) for warning in dates]
     return ImportReport(document=document, format="markdown", warnings=warnings)
 
 

@@ -46,7 +46,7 @@ from pdfminer.pdfdocument import PDFDocument, PDFEncryptionError, PDFPasswordInc
 from pdfminer.pdfparser import PDFParser
 from pdfminer.pdftypes import LITERALS_DCT_DECODE
 
-from distributor.errors import ImportFailed
+from distributor.errors import ImportFailed, Notice
 from distributor.issues.document import ImportReport, Repair
 from distributor.issues.images import ImageCollector
 from distributor.issues.layout import (
@@ -136,7 +136,12 @@ def read_pdf(data: bytes, *, source: str) -> ImportReport:
     captions: set[int] = set()  # paragraphs read as a picture's caption
     for number, paragraph in enumerate(paragraphs, start=1):
         first = paragraph.lines[0]
-        where = f"page {first.page}, paragraph {number}"
+        where = Notice(
+            f"page {first.page}, paragraph {number}",
+            code="place.page_paragraph",
+            page=first.page,
+            paragraph=number,
+        )
         if number in captions:
             continue
         if first.picture is not None:

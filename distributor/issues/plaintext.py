@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from distributor.errors import IssueFormatError
+from distributor.errors import IssueFormatError, Notice
 from distributor.issues.document import (
     MAX_NEWSLETTER_TITLE_CHARS,
     Article,
@@ -112,7 +112,7 @@ class SourceLine:
 
     @property
     def where(self) -> str:
-        return self.place or f"line {self.number}"
+        return self.place or Notice(f"line {self.number}", code="place.line", line=self.number)
 
 
 _Line = SourceLine
@@ -137,18 +137,28 @@ def parse_lines(lines: Sequence[SourceLine], *, source: str, format: str) -> Imp
     reads it; ``format`` names what they came from in the report."""
     lines = list(lines)
     if not lines:
-        raise IssueFormatError("the file is empty", source=source)
+        raise IssueFormatError("the file is empty", source=source, code="issue.nothing")
     head, start, skipped = _read_masthead(lines, source)
     articles: list[Article] = []
     repairs: list[Repair] = []
     dates = check_printed_dates(head.date, head.masthead)
-    warnings = [f"{head.date_place}: {warning}" for warning in dates]
-    warnings += [f"{line.where}: a picture in the masthead is not kept" for line in skipped]
+    warnings: list[str] = [warning.at(head.date_place) for warning in dates]
+    warnings += [
+        Notice("a picture in the masthead is not kept", code="issue.masthead_picture").at(
+            line.where
+        )
+        for line in skipped
+    ]
     for segment in _split_articles(lines[start:], source):
         article, article_repairs, article_warnings = _read_article(segment, source)
         if article.byline is None:
             article_warnings.insert(
-                0, f"{segment[0].where}: “{_clip(article.headline)}” has no byline; check it"
+                0,
+                Notice(
+                    f"“{_clip(article.headline)}” has no byline; check it",
+                    code="issue.no_byline",
+                    headline=_clip(article.headline),
+                ).at(segment[0].where),
             )
         articles.append(article)
         repairs += article_repairs
@@ -198,7 +208,9 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
     skipped = [line for line in lines if line.role == "image"]
     start = next((i for i, line in enumerate(lines) if line.role != "image"), len(lines))
     if start == len(lines):
-        raise IssueFormatError("the document has pictures but no text", source=source)
+        raise IssueFormatError(
+            "the document has pictures but no text", source=source, code="issue.pictures_only"
+        )
     title = lines[start]
     if is_masthead_line(title.text):
         raise IssueFormatError(
@@ -206,6 +218,8 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
             source=source,
             line=title.number,
             place=title.place,
+            code="issue.first_line",
+            text=_clip(title.text),
         )
     fields: dict[str, str | None] = {}
     dated: tuple[int, date, str] | None = None
@@ -222,7 +236,11 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
             dated = (*_read_date_line(line, fields, source), line.where)
         else:
             raise IssueFormatError(
-                "a second date line", source=source, line=line.number, place=line.place
+                "a second date line",
+                source=source,
+                line=line.number,
+                place=line.place,
+                code="issue.second_date",
             )
         index += 1
     if dated is None:
@@ -232,6 +250,8 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
             source=source,
             line=at.number,
             place=at.place,
+            code="issue.no_date_line",
+            example=_DATE_EXAMPLE,
         )
     if index < len(lines) and lines[index].role != "image" and _is_couplet(lines[index].text):
         fields["slogan"] = _checked(
@@ -246,6 +266,7 @@ def _read_masthead(lines: list[_Line], source: str) -> tuple[_Head, int, list[_L
             source=source,
             line=lines[-1].number,
             place=lines[-1].place,
+            code="issue.no_article",
         )
     number, issue_date, date_place = dated
     head = _Head(
@@ -278,6 +299,9 @@ def _read_date_line(line: _Line, fields: dict[str, str | None], source: str) -> 
             source=source,
             line=line.number,
             place=line.place,
+            code="issue.date_unreadable",
+            text=line.text,
+            example=_DATE_EXAMPLE,
         )
     if match["number"] is None:
         raise IssueFormatError(
@@ -285,6 +309,8 @@ def _read_date_line(line: _Line, fields: dict[str, str | None], source: str) -> 
             source=source,
             line=line.number,
             place=line.place,
+            code="issue.no_number",
+            text=line.text,
         )
     try:
         issue_date = date(int(match["year"]), int(match["month"]), int(match["day"]))
@@ -295,6 +321,8 @@ def _read_date_line(line: _Line, fields: dict[str, str | None], source: str) -> 
             source=source,
             line=line.number,
             place=line.place,
+            code="issue.no_such_date",
+            printed=printed,
         ) from None
     fields["weekday"] = match["weekday"]
     fields["lunar_date"] = match["lunar"]
@@ -316,6 +344,8 @@ def _read_labels(line: _Line, fields: dict[str, str | None], source: str) -> Non
                 source=source,
                 line=line.number,
                 place=line.place,
+                code="issue.label_twice",
+                label=match["label"],
             )
         value = line.text[match.end() : end].strip()
         fields[field] = _checked(line, value, f"the masthead's {match['label']}", source) or None
@@ -403,6 +433,8 @@ def _ends_article(lines: list[_Line], index: int, source: str) -> bool:
             source=source,
             line=lines[index].number,
             place=lines[index].place,
+            code="issue.byline_open",
+            byline=unclosed["byline"].strip(),
         )
     return False
 
@@ -415,6 +447,8 @@ def _read_article(lines: list[_Line], source: str) -> tuple[Article, list[Repair
             source=source,
             line=title.number,
             place=title.place,
+            code="issue.headline_expected",
+            text=_clip(title.text),
         )
     kicker, headline = _split_title(title.text)
     if kicker:
@@ -433,6 +467,8 @@ def _read_article(lines: list[_Line], source: str) -> tuple[Article, list[Repair
             source=source,
             line=title.number,
             place=title.place,
+            code="issue.headline_alone",
+            headline=headline,
         )
     blocks, repairs, warnings = _read_blocks(body, source)
     article = Article(
@@ -493,9 +529,13 @@ def _read_blocks(lines: list[_Line], source: str) -> tuple[list[Block], list[Rep
             continue
         blocks.append(Block("heading" if heading else "paragraph", line.text))
         last_lines.append("" if line.role == "paragraph" else line.where)
-    warnings = [
-        f"{where}: paragraph ends without final punctuation (“…{block.text[-12:]}”); "
-        "check it against the print layout"
+    warnings: list[str] = [
+        Notice(
+            f"paragraph ends without final punctuation (“…{block.text[-12:]}”); "
+            "check it against the print layout",
+            code="issue.cut_off",
+            end=block.text[-12:],
+        ).at(where)
         for block, where in zip(blocks, last_lines, strict=True)
         if _is_cut_off(block) and where
     ]

@@ -61,7 +61,11 @@ def save_issue(session: Session, doc: IssueDocument, *, source_format: str) -> S
             return SavedIssue(existing_id, created=False)
         raise DuplicateIssue(
             f"issue {doc.number} of {doc.title} is already imported as ID {existing_id} "
-            "with different content; fix the issue number or remove the old one first"
+            "with different content; fix the issue number or remove the old one first",
+            code="issue.duplicate",
+            number=doc.number,
+            title=doc.title,
+            id=existing_id,
         )
     issue = Issue(
         newsletter=newsletter,
@@ -114,7 +118,9 @@ def load_issue(session: Session, issue_id: int) -> IssueDocument:
         )
     )
     if issue is None:
-        raise NotFound(f"there is no issue with ID {issue_id}")
+        raise NotFound(
+            f"there is no issue with ID {issue_id}", code="issue.missing", issue=issue_id
+        )
     return IssueDocument(
         title=issue.newsletter.title,
         number=issue.number,

@@ -36,7 +36,7 @@ from docx.table import Table, _Cell, _Row
 from docx.text.paragraph import Paragraph
 from docx.text.run import Run
 
-from distributor.errors import ImportFailed
+from distributor.errors import ImportFailed, Notice
 from distributor.issues.document import ImportReport
 from distributor.issues.files import open_zip
 from distributor.issues.images import ImageCollector
@@ -96,7 +96,7 @@ class _Paragraph:
 
     @property
     def place(self) -> str:
-        return f"paragraph {self.number}"
+        return Notice(f"paragraph {self.number}", code="place.paragraph", paragraph=self.number)
 
 
 def read_docx(data: bytes, *, source: str) -> ImportReport:
@@ -110,7 +110,9 @@ def read_docx(data: bytes, *, source: str) -> ImportReport:
     except Exception as error:  # python-docx and lxml raise many kinds on a broken part
         raise ImportFailed(
             f"{source}: the .docx is damaged ({type(error).__name__}); open it in Word or WPS and "
-            "save it again"
+            "save it again",
+            code="issue.damaged",
+            file=source,
         ) from None
     images = ImageCollector(source)
     body_size = running_size(

@@ -59,7 +59,7 @@ def reader_of(signer: TokenSigner, token: str) -> tuple[int, int]:
     """(send id, subscriber id) of a tracking token; InvalidToken if it is not ours."""
     send, _, subscriber = signer.verify(token, TokenPurpose.TRACK).partition("-")
     if not (send.isdigit() and subscriber.isdigit()):
-        raise InvalidToken("this link is not valid")
+        raise InvalidToken("this link is not valid", code="link.elsewhere")
     return int(send), int(subscriber)
 
 
@@ -68,7 +68,7 @@ def checked_target(signer: TokenSigner, target: str, mac: str) -> str:
     if not target.startswith(("https://", "http://")) or not signer.check_text_mac(
         TokenPurpose.LINK, target, mac
     ):
-        raise InvalidToken("this link was altered: it leads nowhere")
+        raise InvalidToken("this link was altered: it leads nowhere", code="link.nowhere")
     return target
 
 

@@ -79,7 +79,7 @@ def unsubscribe_from_link(
         subscriber_id, send_id = unsubscribe_link_ids(signer, token)
         left = leave_everything(session, subscriber_id)
         if left is None:
-            raise NotFound("this subscription no longer exists")
+            raise NotFound("this subscription no longer exists", code="link.subscription_gone")
         locale, changed = left
         list_name = None
     else:

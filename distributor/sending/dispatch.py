@@ -42,12 +42,11 @@ from distributor.sending.lifecycle import (
 )
 from distributor.sending.limits import Throttle
 from distributor.sending.models import AttemptOutcome, Delivery, DeliveryAttempt, Send
-from distributor.sending.planner import EMAIL_CHANNELS
 from distributor.sending.policy import RetryPolicy, decide
 from distributor.sending.refusals import FailedDelivery, record_refusal
 from distributor.sending.tunables import Tunables
 from distributor.vocabulary import DeliveryState, SendState
-from subscribers.query import still_sendable
+from subscribers.query import EMAIL_CHANNELS, still_sendable
 
 
 class Composer(Protocol):
@@ -242,7 +241,9 @@ def suppress_departed(
     if subscriber_ids:
         audience = session.scalar(select(Send.audience).where(Send.id == claimed[0].send_id))
         lists = audience.lists if audience is not None else ()
-        sendable = still_sendable(session, subscriber_ids, lists=lists, channels=EMAIL_CHANNELS)
+        sendable = still_sendable(
+            session, subscriber_ids, lists=lists, channels=EMAIL_CHANNELS, email_fallback=True
+        )
     keep = [c for c in claimed if c.subscriber_id is None or c.subscriber_id in sendable]
     gone = [
         c.id for c in claimed if c.subscriber_id is not None and c.subscriber_id not in sendable

@@ -107,13 +107,16 @@ def _move(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         state = send_state(session, send_id)
         if state is None:
-            raise NotFound(f"there is no send with ID {send_id}")
+            raise NotFound(f"there is no send with ID {send_id}", code="send.missing", send=send_id)
         names = [s.value for s in sources]
         allowed = (
             " or ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " or " + names[-1]
         )
         raise InvalidTransition(
-            f"send {send_id} is {state.value}: only a send that is {allowed} can be {verb}"
+            f"send {send_id} is {state.value}: only a send that is {allowed} can be {verb}",
+            code="send.not_now",
+            send=send_id,
+            state=state,
         )
 
 
@@ -227,7 +230,10 @@ def reopen_send(session: Session, send_id: int, now: datetime) -> int:
     if in_flight:  # their worker is about to mark the rest of its batch cancelled
         raise InvalidTransition(
             f"send {send_id} is still stopping ({in_flight} messages are with a worker): "
-            "try again in a minute"
+            "try again in a minute",
+            code="send.stopping",
+            send=send_id,
+            messages=in_flight,
         )
     cancelled = (Delivery.send_id == send_id, Delivery.state == DeliveryState.CANCELLED)
     log_attempts_of(
@@ -250,9 +256,14 @@ def retry_failed(session: Session, send_id: int, now: datetime, *, code: int | N
     'states only move forward', logged on each row. Nobody already sent is touched."""
     state = send_state(session, send_id)
     if state is None:
-        raise NotFound(f"there is no send with ID {send_id}")
+        raise NotFound(f"there is no send with ID {send_id}", code="send.missing", send=send_id)
     if state in (SendState.CANCELLED, SendState.DRAFT):
-        raise InvalidTransition(f"send {send_id} is {state.value}: its failures cannot be retried")
+        raise InvalidTransition(
+            f"send {send_id} is {state.value}: its failures cannot be retried",
+            code="send.no_retry",
+            send=send_id,
+            state=state,
+        )
     query = update(Delivery).where(
         Delivery.send_id == send_id, Delivery.state == DeliveryState.FAILED
     )

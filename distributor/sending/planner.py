@@ -8,23 +8,24 @@ killed planner resumes from the checkpoint; two planners cannot both advance it.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, func, literal, select, update
+from sqlalchemy import BigInteger, and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import insert_ignoring_duplicates, utcnow
 from distributor.errors import CheckpointMoved
 from distributor.sending.models import Delivery, Send
 from distributor.vocabulary import DeliveryChannel, SendState
-from subscribers.models import ChannelPreference, Subscriber
-from subscribers.query import Audience, audience_conditions
-
-# The choices of a reader that each delivery channel reaches.
-EMAIL_CHANNELS = (ChannelPreference.EMAIL, ChannelPreference.BOTH)
-WECHAT_CHANNELS = (ChannelPreference.WECHAT, ChannelPreference.BOTH)
+from subscribers.models import Subscriber
+from subscribers.query import (
+    EMAIL_CHANNELS,
+    WECHAT_CHANNELS,
+    audience_conditions,
+    fell_back_to_email,
+    has_email,
+)
 
 
 def planned_channels(send: Send, *, wechat: bool = False) -> tuple[str, ...]:
@@ -37,15 +38,41 @@ def planned_channels(send: Send, *, wechat: bool = False) -> tuple[str, ...]:
     return (send.channel.value,)
 
 
-def audience_filter(send: Send, *, wechat: bool = False) -> Audience:
-    """The send's audience, reachable on the send's channel (on any, for a send by preference
-    when WeChat is set up)."""
-    channels = planned_channels(send, wechat=wechat)
-    return replace(send.audience, channel=channels[0] if len(channels) == 1 else None)
+def reach_conditions(channel: DeliveryChannel, *, wechat: bool = False) -> list[Any]:
+    """WHERE conditions on ``Subscriber`` for the readers a message on ``channel`` reaches: an
+    address there, and the choice of it. By email that includes a reader who chose WeChat but
+    cannot be reached there (no follower account, or WeChat not set up): they get email instead
+    rather than nothing."""
+    if channel is DeliveryChannel.EMAIL:
+        chose = or_(Subscriber.channel.in_(EMAIL_CHANNELS), fell_back_to_email(wechat=wechat))
+        return [has_email(), chose]
+    openid = Subscriber.openid
+    return [openid.is_not(None), openid != "", Subscriber.channel.in_(WECHAT_CHANNELS)]
+
+
+def planned_readers(send: Send, *, wechat: bool = False) -> list[Any]:
+    """WHERE conditions on ``Subscriber`` for the readers the send gives at least one message:
+    its audience, reachable on one of its channels. What planning freezes, and what every count
+    of a send's readers (the form's, the API's, the CLI's) counts."""
+    reach = [
+        and_(*reach_conditions(DeliveryChannel(channel), wechat=wechat))
+        for channel in planned_channels(send, wechat=wechat)
+    ]
+    return [*audience_conditions(send.audience), or_(*reach)]
+
+
+def variant_of(send: Send) -> Any:
+    """The format each reader gets: the send's, or for a send by preference their own."""
+    return Subscriber.format if send.variant is None else literal(send.variant, _VARIANT)
 
 
 def insert_deliveries(
-    session: Session, send: Send, channel: DeliveryChannel, members: list[Any]
+    session: Session,
+    send: Send,
+    channel: DeliveryChannel,
+    members: list[Any],
+    *,
+    wechat: bool = False,
 ) -> None:
     """One row per subscriber matching ``members`` (WHERE conditions) who is reachable on
     ``channel``, in one ``INSERT … SELECT`` (the unique key drops a row that exists): the rows
@@ -53,20 +80,14 @@ def insert_deliveries(
     by preference (no variant) gives each reader the format they chose."""
     email = channel is DeliveryChannel.EMAIL
     address = Subscriber.email if email else Subscriber.openid
-    variant = Subscriber.format if send.variant is None else literal(send.variant, _VARIANT)
     rows = select(
         literal(send.id, BigInteger),
         Subscriber.id,
         literal(channel, _CHANNEL),
         address,
         Subscriber.name,
-        variant,
-    ).where(
-        *members,
-        address.is_not(None),
-        address != "",
-        Subscriber.channel.in_(EMAIL_CHANNELS if email else WECHAT_CHANNELS),
-    )
+        variant_of(send),
+    ).where(*members, *reach_conditions(channel, wechat=wechat))
     columns = ("send_id", "subscriber_id", "channel", "address", "name", "variant")
     insert_ignoring_duplicates(session, Delivery, rows=rows, columns=columns)
 
@@ -89,7 +110,7 @@ def plan_next_batch(
     if send is None or send.planned_at is not None or send.state is SendState.CANCELLED:
         return None
     checkpoint = send.planned_through
-    audience = audience_conditions(audience_filter(send, wechat=wechat))
+    audience = planned_readers(send, wechat=wechat)
     page = (
         select(Subscriber.id)
         .where(*audience, Subscriber.id > checkpoint)
@@ -107,7 +128,7 @@ def plan_next_batch(
         return None
     members = [*audience, Subscriber.id > checkpoint, Subscriber.id <= last]
     for channel in planned_channels(send, wechat=wechat):
-        insert_deliveries(session, send, DeliveryChannel(channel), members)
+        insert_deliveries(session, send, DeliveryChannel(channel), members, wechat=wechat)
     moved = session.execute(
         update(Send)
         .where(Send.id == send_id, Send.planned_through == checkpoint)

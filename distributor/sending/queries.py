@@ -16,10 +16,9 @@ from sqlalchemy.orm import Session
 from distributor.db import like_prefix, prefix_key
 from distributor.errors import DistributorError, NotFound
 from distributor.sending.models import Delivery, Send, SendCount
-from distributor.sending.planner import audience_filter
+from distributor.sending.planner import planned_readers
 from distributor.vocabulary import DeliveryState
-from subscribers.models import List
-from subscribers.query import count_audience
+from subscribers.models import List, Subscriber
 
 DEFAULT_EXPIRY = timedelta(hours=6)
 # A time this little in the past is "now" typed slowly; anything earlier is a mistake.
@@ -36,14 +35,19 @@ def check_send_time(at: datetime, now: datetime, zone: ZoneInfo) -> None:
     if at < now - PAST_GRACE:
         raise DistributorError(
             f"{local_time(at, zone)} is in the past (it is now {local_time(now, zone)}): "
-            "give a time from now on"
+            "give a time from now on",
+            code="send.past",
+            at=at,
+            now=now,
         )
 
 
 def reachable_readers(session: Session, send: Send, *, wechat: bool = False) -> int:
     """How many readers the planner would give a message now: its own filter, counted
-    (``wechat``: the WeChat channel is set up, so WeChat readers count too)."""
-    return count_audience(session, audience_filter(send, wechat=wechat))
+    (``wechat``: the WeChat channel is set up, so WeChat readers count too). The one count of a
+    send's readers: the form's, the API's and the CLI's."""
+    counted = select(func.count(Subscriber.id)).where(*planned_readers(send, wechat=wechat))
+    return int(session.scalar(counted) or 0)
 
 
 def check_lists(session: Session, names: Sequence[str]) -> None:
@@ -51,13 +55,17 @@ def check_lists(session: Session, names: Sequence[str]) -> None:
     known = set(session.scalars(select(List.name).where(List.name.in_(names))))
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise NotFound(f"there is no list named {', '.join(map(repr, unknown))}")
+        raise NotFound(
+            f"there is no list named {', '.join(map(repr, unknown))}",
+            code="list.missing",
+            names=", ".join(unknown),
+        )
 
 
 def get_send(session: Session, send_id: int) -> Send:
     send = session.get(Send, send_id)
     if send is None:
-        raise NotFound(f"there is no send with ID {send_id}")
+        raise NotFound(f"there is no send with ID {send_id}", code="send.missing", send=send_id)
     return send
 
 

@@ -32,7 +32,9 @@ def parse_time_of_day(text: str) -> time:
         hours, minutes = (int(part) for part in text.split(":"))
         return time(hours, minutes)
     except ValueError:
-        raise DistributorError(f"{text!r} is not a time of day like 09:00") from None
+        raise DistributorError(
+            f"{text!r} is not a time of day like 09:00", code="schedule.time", value=text
+        ) from None
 
 
 def occurrences_after(weekday: int | None, at: time, zone: ZoneInfo, after: datetime) -> datetime:
@@ -77,13 +79,17 @@ def add_rule(
     now: datetime,
 ) -> ScheduleRule:
     if every not in EVERY:
-        raise DistributorError(f"{every!r} is not one of {', '.join(EVERY)}")
+        raise DistributorError(
+            f"{every!r} is not one of {', '.join(EVERY)}", code="schedule.every", value=every
+        )
     if not lists:
-        raise DistributorError("a schedule needs at least one list")
+        raise DistributorError("a schedule needs at least one list", code="schedule.no_lists")
     check_lists(session, lists)
     zone = zone_named(timezone)
     if session.scalar(select(ScheduleRule.id).where(ScheduleRule.name == name)) is not None:
-        raise AlreadyExists(f"a schedule named {name!r} exists already")
+        raise AlreadyExists(
+            f"a schedule named {name!r} exists already", code="schedule.taken", name=name
+        )
     weekday = None if every == "day" else WEEKDAYS.index(every)
     at = parse_time_of_day(at_time)
     rule = ScheduleRule(
@@ -119,7 +125,9 @@ def remove_rule(session: Session, name: str) -> None:
     """The rule goes; the sends it made stay, with their history."""
     rule_id = session.scalar(select(ScheduleRule.id).where(ScheduleRule.name == name))
     if rule_id is None:
-        raise NotFound(f"there is no schedule named {name!r}")
+        raise NotFound(
+            f"there is no schedule named {name!r}", code="schedule.missing", name=name
+        )
     session.execute(update(Send).where(Send.rule_id == rule_id).values(rule_id=None))
     session.execute(delete(ScheduleRule).where(ScheduleRule.id == rule_id))
 

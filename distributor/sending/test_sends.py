@@ -41,7 +41,9 @@ def create_test_send(
     """A running test send with one delivery per address, its message rendered first: a render
     error raises before anything is stored. Suppressed addresses are recorded as suppressed."""
     if session.get(Issue, issue_id) is None:
-        raise NotFound(f"there is no issue with ID {issue_id}")
+        raise NotFound(
+            f"there is no issue with ID {issue_id}", code="issue.missing", issue=issue_id
+        )
     emails = list(dict.fromkeys(normalise_address(address).email for address in addresses))
     send = Send(
         issue_id=issue_id,

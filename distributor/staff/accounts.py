@@ -28,11 +28,19 @@ WRONG_LOGIN = "wrong name or password, or the account is disabled"
 def clean_name(name: str) -> str:
     name = name.strip()
     if not name:
-        raise StaffAccountError("a staff name cannot be empty")
+        raise StaffAccountError("a staff name cannot be empty", code="staff.name_empty")
     if len(name) > STAFF_NAME_MAX:
-        raise StaffAccountError(f"a staff name has at most {STAFF_NAME_MAX} characters")
+        raise StaffAccountError(
+            f"a staff name has at most {STAFF_NAME_MAX} characters",
+            code="staff.name_long",
+            most=STAFF_NAME_MAX,
+        )
     if any(not char.isprintable() or char.isspace() for char in name):
-        raise StaffAccountError(f"a staff name has no spaces or control characters: {name!r}")
+        raise StaffAccountError(
+            f"a staff name has no spaces or control characters: {name!r}",
+            code="staff.name_spaces",
+            name=name,
+        )
     return name
 
 
@@ -46,7 +54,11 @@ def add_user(session: Session, name: str, role: Role, password: str | None) -> S
                   if name_key(other) == key), None)
     if taken is not None:
         same = "" if taken == name else f" (as {taken!r}: it reads the same)"
-        raise StaffAccountConflict(f"a staff account named {name!r} exists already{same}")
+        raise StaffAccountConflict(
+            f"a staff account named {name!r} exists already{same}",
+            code="staff.name_taken",
+            name=taken,
+        )
     if password is not None:
         check_strength(password, name=name)
     user = StaffUser(
@@ -67,14 +79,14 @@ def list_users(session: Session) -> Sequence[StaffUser]:
 def find_user(session: Session, name: str) -> StaffUser:
     user = session.scalar(select(StaffUser).where(StaffUser.name == name.strip()))
     if user is None:
-        raise NotFound(f"no staff account named {name!r}")
+        raise NotFound(f"no staff account named {name!r}", code="staff.no_name", name=name)
     return user
 
 
 def get_user(session: Session, user_id: int) -> StaffUser:
     user = session.get(StaffUser, user_id)
     if user is None:
-        raise NotFound(f"no staff account with id {user_id}")
+        raise NotFound(f"no staff account with id {user_id}", code="staff.no_id", id=user_id)
     return user
 
 
@@ -95,7 +107,9 @@ def disable_user(session: Session, name: str) -> StaffUser:
         ).all()
         if len(admins) <= 1:
             raise StaffAccountConflict(
-                f"{user.name!r} is the last active admin: add another admin before disabling it"
+                f"{user.name!r} is the last active admin: add another admin before disabling it",
+                code="staff.last_admin",
+                name=user.name,
             )
     user.disabled = True
     end_sessions_of(session, user.id)
@@ -131,7 +145,7 @@ def authenticate_password(session: Session, name: str, password: str) -> StaffUs
     user = session.scalar(select(StaffUser).where(StaffUser.name == name.strip()))
     matched = verify_password(user.password_hash if user else None, password)
     if user is None or not matched or user.disabled:
-        raise NotAuthenticated(WRONG_LOGIN)
+        raise NotAuthenticated(WRONG_LOGIN, code="staff.wrong_login")
     assert user.password_hash is not None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)

@@ -30,16 +30,23 @@ def check_strength(password: str, *, name: str) -> None:
     or site-derived passwords an attacker tries first."""
     if len(password) < PASSWORD_MIN:
         raise StaffAccountError(
-            f"the password is too short: use at least {PASSWORD_MIN} characters"
+            f"the password is too short: use at least {PASSWORD_MIN} characters",
+            code="staff.password_short",
+            least=PASSWORD_MIN,
         )
     if len(password) > PASSWORD_MAX:
-        raise StaffAccountError(f"the password is too long: at most {PASSWORD_MAX} characters")
+        raise StaffAccountError(
+            f"the password is too long: at most {PASSWORD_MAX} characters",
+            code="staff.password_long",
+            most=PASSWORD_MAX,
+        )
     verdict = zxcvbn(password[:SCORED_CHARACTERS], user_inputs=[name, *SITE_WORDS])
     if verdict["score"] < MIN_SCORE:
         why = verdict["feedback"]["warning"] or "it is built from common words or patterns"
         raise StaffAccountError(
             f"the password is too easy to guess ({why.rstrip('.').lower()}): use a few "
-            "unrelated words, or let a password manager make one"
+            "unrelated words, or let a password manager make one",
+            code="staff.password_guessable",
         )
 
 

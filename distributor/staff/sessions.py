@@ -50,7 +50,7 @@ def session_user(session: Session, session_id: str, now: datetime | None = None)
         or now - row.last_seen_at > SESSION_IDLE
         or row.user.disabled
     ):
-        raise NotAuthenticated("the session has ended: sign in again")
+        raise NotAuthenticated("the session has ended: sign in again", code="staff.session_ended")
     if now - row.last_seen_at >= LAST_SEEN_EVERY:
         row.last_seen_at = now
     return row.user

@@ -26,6 +26,7 @@ from distributor.models import load_all_models
 from distributor.web import (
     archive,
     bounce_intake,
+    formats,
     preferences,
     signup,
     tracking,
@@ -37,7 +38,7 @@ from distributor.web.api.document import documented_methods
 from distributor.web.api.errors import API_PREFIX, error_response
 from distributor.web.bodies import BodyLimit
 from distributor.web.controls import UNFIT, UNFIT_VALUES, NoNul
-from distributor.web.i18n import service_message, translator
+from distributor.web.i18n import translator, worded
 from distributor.web.page_cache import PageCache
 from distributor.web.pages import Web, page_language, render
 from distributor.web.security import HEADERS, Csrf, RateLimiter, SecurityHeaders, rate_limiter
@@ -128,6 +129,7 @@ def app_from_environment() -> FastAPI:
     collector: a full pass over it (some 160,000 objects) stalls every request in flight for
     tens of milliseconds, which is most of the pixel's p99 under a burst."""
     app = create_app(Settings.from_env())
+    formats.preload()
     gc.collect()
     gc.freeze()
     return app
@@ -139,7 +141,11 @@ def _confirmation_task(subscriber_id: int) -> None:
     send_confirmation.delay(subscriber_id)
 
 
-def _error_page(request: Request, status: int, message: str | None = None) -> HTMLResponse:
+def _error_page(
+    request: Request, status: int, error: DistributorError | None = None
+) -> HTMLResponse:
+    """``error``: the service's refusal, worded in the page's language; without one, the
+    status's own sentence."""
     lang = page_language(request)
     t = translator(lang)
     text = {
@@ -148,8 +154,8 @@ def _error_page(request: Request, status: int, message: str | None = None) -> HT
         404: "error.404.text",
         429: "error.429.text",
         500: "error.500.text",
-    }.get(status)
-    shown = (message and service_message(message, lang)) or t(text or "error.generic")
+    }.get(status, "error.generic")
+    shown = worded(error, lang) if error is not None and error.code else t(text)
     return render(
         request, "error.html", lang=lang, status=status, title=t(f"error.{status}"), message=shown
     )
@@ -159,8 +165,8 @@ def _refused(request: Request, error: DistributorError) -> HTMLResponse:
     """A bad, altered, expired or other-purpose link, a missing page, a stale form: a page in
     the reader's language, never a traceback."""
     if isinstance(error, RequestRefused):
-        return _error_page(request, error.status)
-    return _error_page(request, 404 if isinstance(error, NotFound) else 400, error.message)
+        return _error_page(request, error.status, error)
+    return _error_page(request, 404 if isinstance(error, NotFound) else 400, error)
 
 
 def _http_error(request: Request, error: HTTPException) -> HTMLResponse:
@@ -211,7 +217,7 @@ def _edge_refusal(path: str, status: int, code: str, message: str) -> Response:
 
 
 def _unfit_value(request: Request, error: Exception) -> HTMLResponse:
-    return _error_page(request, 400, UNFIT)
+    return _error_page(request, 400, DistributorError(UNFIT, code="form.unfit"))
 
 
 def _server_error(request: Request, error: Exception) -> HTMLResponse:

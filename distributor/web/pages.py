@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from distributor.config import Settings
 from distributor.errors import RequestRefused
 from distributor.render.views import render_template
+from distributor.web.formats import day, number
 from distributor.web.i18n import LANGUAGES, choose, supported, translator
 from distributor.web.page_cache import PageCache
 from distributor.web.security import Csrf, RateLimiter
@@ -140,6 +141,8 @@ def page_html(request: Request, template: str, *, lang: str, **context: object) 
         f"web/{template}",
         lang=lang,
         t=translator(lang),
+        number=lambda value: number(value, lang),
+        day=lambda value: day(value, lang),
         site_name=get_web(request).site_name,
         languages=switch,
         **context,

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from distributor.errors import DistributorError
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from distributor.web.i18n import LANGUAGES, supported
 from distributor.web.pages import WebDep, here, local_path, page_language, render
@@ -17,6 +18,14 @@ from subscribers.models import ChannelPreference, SubscriberStatus
 from subscribers.public import preferences_by_token, update_preferences_by_token
 
 router = APIRouter(include_in_schema=False)
+
+
+def offered_channels(web: WebDep) -> list[str]:
+    """WeChat is offered only where it is set up: a reader choosing it elsewhere would get
+    nothing by it (their email goes on instead)."""
+    if web.settings.wechat_app_id is None:
+        return [ChannelPreference.EMAIL.value]
+    return [value.value for value in ChannelPreference]
 
 
 @router.get(PREFERENCES_PATH + "{token}")
@@ -33,7 +42,7 @@ def preferences_form(
         prefs_language=supported(prefs.locale) or "",
         active=prefs.status is SubscriberStatus.ACTIVE,
         formats=[value.value for value in EMAIL_VARIANTS],
-        channels=[value.value for value in ChannelPreference],
+        channels=offered_channels(web),
         saved=saved,
         action=here(request),
         csrf=web.csrf.for_link(token),
@@ -55,6 +64,8 @@ def save_preferences(
     """Saved, then back to the page in the language chosen (post, redirect, get)."""
     limit(web.limiter, request, "form", web.settings.web_form_rate_limit, 60)
     web.csrf.check_link(token, csrf)
+    if channel.value not in offered_channels(web):
+        raise DistributorError("WeChat is not set up on this site: messages come by email")
     with web.transaction() as session:
         update_preferences_by_token(
             session,

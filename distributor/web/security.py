@@ -148,7 +148,9 @@ def _check(expected: str, submitted: str | None) -> None:
 
 
 def _stale_form() -> RequestRefused:
-    return RequestRefused("the form is out of date or incomplete: reload the page", status=403)
+    return RequestRefused(
+        "the form is out of date or incomplete: reload the page", status=403, code="form.stale"
+    )
 
 
 # --- rate limits ----------------------------------------------------------------------------
@@ -225,4 +227,6 @@ def client_address(request: Request) -> str:
 
 def limit(limiter: RateLimiter, request: Request, what: str, most: int, window: int) -> None:
     if most > 0 and not limiter.allow(f"{what}:{client_address(request)}", most, window):
-        raise RequestRefused("too many attempts from this address: try again later", status=429)
+        raise RequestRefused(
+            "too many attempts from this address: try again later", status=429, code="form.too_many"
+        )

@@ -41,8 +41,9 @@ from subscribers.models import (
     SubscriberStatus,
     SubscriptionStatus,
 )
+from subscribers.query import UNDELIVERABLE_DOMAIN
 
-KEY_DOMAIN = "wechat.invalid"
+KEY_DOMAIN = "wechat" + UNDELIVERABLE_DOMAIN  # what the email planner never picks
 SOURCE = "WeChat followers (user/get)"
 
 _STAGING = MetaData()

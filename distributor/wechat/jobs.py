@@ -47,7 +47,6 @@ from distributor.sending.attempts import LogEntry, log_attempts
 from distributor.sending.dispatch import mark_suppressed
 from distributor.sending.lifecycle import pause_for_error
 from distributor.sending.models import AttemptOutcome, Delivery, Send
-from distributor.sending.planner import WECHAT_CHANNELS
 from distributor.vocabulary import DeliveryChannel, DeliveryState, SendState
 from distributor.wechat.models import (
     OPEN_JOB_STATES,
@@ -61,7 +60,7 @@ from distributor.wechat.publish import (
     prepare_articles,
 )
 from subscribers.models import Subscriber
-from subscribers.query import still_sendable
+from subscribers.query import WECHAT_CHANNELS, still_sendable
 
 POLL_AFTER = timedelta(minutes=2)  # an accepted job with no callback by then is asked about
 LEASE_MARGIN = timedelta(seconds=15)  # beyond the call's timeout, before another may retry it

@@ -1,4 +1,5 @@
-"""The API's one error shape, ``{"error": {"code", "message"}}``, and the handlers that give it.
+"""The API's one error shape, ``{"error": {"code", "message"}}`` (with ``line`` and ``reason``
+where they apply), and the handlers that give it.
 
 The messages are the services' own (:class:`DistributorError`), the same words the CLI prints;
 the code says what kind of refusal it is, the HTTP status follows from it.
@@ -34,6 +35,9 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     line: int | None = None  # the line of an uploaded file the error is about
+    # The service's own code of the refusal ("send.no_lists"), where it has one: finer than
+    # ``code``, and stable where the English message may be reworded.
+    reason: str | None = None
 
 
 class ApiError(BaseModel):
@@ -58,9 +62,9 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 
 
 def error_response(
-    status: int, code: str, message: str, *, line: int | None = None
+    status: int, code: str, message: str, *, line: int | None = None, reason: str | None = None
 ) -> JSONResponse:
-    body = ApiError(error=ErrorBody(code=code, message=message, line=line))
+    body = ApiError(error=ErrorBody(code=code, message=message, line=line, reason=reason))
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
 
 
@@ -83,7 +87,7 @@ def status_of(error: DistributorError) -> tuple[int, str]:
 def refused(error: DistributorError) -> JSONResponse:
     status, code = status_of(error)
     line = error.line if isinstance(error, IssueFormatError) else None
-    return error_response(status, code, error.message, line=line)
+    return error_response(status, code, error.message, line=line, reason=error.code)
 
 
 def http_error(error: HTTPException) -> JSONResponse:

@@ -232,7 +232,36 @@ class SendAction(BaseModel):
 
 
 class ReadersOut(BaseModel):
-    readers: int
+    readers: int = Field(description="People who get at least one message: the send's count.")
+    channels: dict[str, int] = Field(default={}, description="Messages per channel.")
+    formats: dict[str, int] = Field(default={}, description="Email messages per format.")
+    fell_back_to_email: int = Field(
+        default=0, description="Readers who chose WeChat but cannot be reached there: email."
+    )
+
+
+class ReaderStandingOut(BaseModel):
+    address: str
+    standing: str = Field(
+        description="in_send, or why not: unsubscribed, bounced, complained, not_confirmed, "
+        "left_list, not_tagged, not_in_segment, wechat_only, no_address, joined_later, "
+        "not_planned_yet, not_on_lists, unknown."
+    )
+    since: datetime | None = Field(description="When it became so, where known.")
+    detail: str | None = Field(description="The recorded reason, or the delivery's last answer.")
+    state: DeliveryState | None = Field(description="In the send: its delivery's state.")
+    channel: str | None
+    fell_back_to_email: bool
+
+
+class LeftOutOut(BaseModel):
+    send_id: int
+    list_readers: int = Field(description="Everyone on one of its lists, in any state.")
+    in_send: int
+    fell_back_to_email: int
+    left_out: int = Field(description="list_readers - in_send: the sum of `reasons`.")
+    reasons: dict[str, int] = Field(description="Readers left out, per reason.")
+    reader: ReaderStandingOut | None = Field(description="The address looked up (`email`).")
 
 
 class DeliveryOut(BaseModel):

@@ -11,7 +11,13 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from distributor.campaigns.schedule import create_send, schedule_send
+from distributor.campaigns.left_out import left_out, look_up_reader
+from distributor.campaigns.schedule import (
+    audience_reach,
+    create_send,
+    schedule_send,
+    wechat_account_of,
+)
 from distributor.campaigns.status import SendStatus, list_sends, send_status
 from distributor.db import utcnow
 from distributor.errors import DistributorError
@@ -40,20 +46,23 @@ from distributor.web.api.models import (
     AudienceOut,
     DeliveryOut,
     ItemId,
+    LeftOutOut,
     ReadersOut,
+    ReaderStandingOut,
     RetryIn,
     ScheduleIn,
     SendAction,
     SendCreate,
     SendCreated,
     SendOut,
+    SendVariant,
     TestSendIn,
     TestSendOut,
 )
 from distributor.web.api.pagination import Cursor, Limit, Page, cursors
 from distributor.web.pages import WebDep
 from distributor.zones import zone_named
-from subscribers.query import Audience, count_audience
+from subscribers.query import Audience
 
 router = APIRouter(prefix="/api/v1", tags=["sends"], responses=COMMON_ERRORS)
 ONE = {**NOT_FOUND, **CONFLICT}
@@ -134,13 +143,26 @@ def readers(
     user: Viewer,
     lists: Annotated[list[str], Query(alias="list", min_length=1, max_length=50)],
     tags: Annotated[list[str], Query(alias="tag", max_length=50)] = [],  # noqa: B006
+    variant: SendVariant = SendVariant.FULL,
+    issue_id: int | None = None,
 ) -> ReadersOut:
-    """Active subscribers reachable by email on any of the lists (and with one of the tags) now:
-    what a send created now would reach."""
+    """Active subscribers on any of the lists (and with one of the tags) whom a send in
+    `variant` created now would reach: the count `POST /sends` answers with."""
     with web.transaction() as session:
         check_lists(session, lists)
-        audience = Audience(lists=tuple(lists), tags=tuple(tags))
-        return ReadersOut(readers=count_audience(session, audience))
+        reach = audience_reach(
+            session,
+            issue_id=issue_id,
+            audience=Audience(lists=tuple(lists), tags=tuple(tags)),
+            variant=None if variant == BY_PREFERENCE else Variant(variant),
+            wechat_account=wechat_account_of(web.settings),
+        )
+        return ReadersOut(
+            readers=reach.readers,
+            channels=reach.channels,
+            formats=reach.formats,
+            fell_back_to_email=reach.fell_back,
+        )
 
 
 @router.post(
@@ -172,6 +194,7 @@ def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
             expires_after=_hours(body.expires_in_hours) or DEFAULT_EXPIRY,
             rate_limit=body.rate,
             allow_empty=body.allow_empty,
+            wechat_account=wechat_account_of(web.settings),
         )
         audit(session, user, "send.create", "send", created.id, body.model_dump(mode="json"))
         return SendCreated(send=_status(session, created.id), readers=created.readers)
@@ -286,6 +309,47 @@ def deliveries(
     return Page(
         items=[delivery_out(row) for row in page.rows],
         next_cursor=cursors(web).encode(kind, list(page.after)) if page.after else None,
+    )
+
+
+@router.get(
+    "/sends/{send_id}/left-out",
+    response_model=LeftOutOut,
+    responses=NOT_FOUND,
+    summary="Readers of its lists left out, and why",
+)
+def left_out_of(
+    send_id: ItemId,
+    web: WebDep,
+    user: Viewer,
+    email: Annotated[
+        str | None, Query(max_length=320, description="Also say where this address stands.")
+    ] = None,
+) -> LeftOutOut:
+    """Every reader of the send's lists is in it or counted under one reason (unsubscribed,
+    suppressed, not confirmed, …); `email` looks one address up."""
+    wechat = web.settings.wechat_app_id is not None
+    with web.reading() as session:
+        counts = left_out(session, send_id, wechat=wechat)
+        found = look_up_reader(session, send_id, email, wechat=wechat) if email else None
+    return LeftOutOut(
+        send_id=send_id,
+        list_readers=counts.list_readers,
+        in_send=counts.in_send,
+        fell_back_to_email=counts.fell_back,
+        left_out=sum(counts.reasons.values()),
+        reasons=counts.reasons,
+        reader=ReaderStandingOut(
+            address=found.address,
+            standing=found.standing.value,
+            since=found.since,
+            detail=found.detail,
+            state=DeliveryState(found.state) if found.state else None,
+            channel=found.channel,
+            fell_back_to_email=found.fell_back,
+        )
+        if found
+        else None,
     )
 
 

@@ -10,12 +10,16 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from distributor.errors import DistributorError
 from distributor.staff.models import StaffUser
 from distributor.staff.secrets import secret_hash
-from distributor.web.i18n import service_message
+from distributor.web.formats import moment
+from distributor.web.i18n import noticed, worded, words
 from distributor.web.pages import WebDep, get_web, page_language, render
 from distributor.web.security import CSP, set_csrf_cookie
 from distributor.web.staff_auth import SESSION_COOKIE, AdminDep, EditorDep, StaffDep
+from distributor.web.wording import audience_words, audit_sentence
+from subscribers.query import Audience
 
 PAGE_SIZE = 50
 # The public policy, and the live parts' requests to this site's JSON endpoints.
@@ -49,7 +53,11 @@ def staff_page(
         user=user,
         csrf=csrf,
         zone=web.settings.zone,
-        when=lambda moment: when(moment, web.settings.zone),
+        when=lambda value: moment(value, web.settings.zone, lang),
+        said=lambda entry: audit_sentence(entry, lang, web.settings.zone),
+        reason=lambda problem: words(lang, problem.code, problem.params, problem.reason),
+        noticed=lambda notice: noticed(notice, lang),
+        audience=lambda chosen: audience_words(Audience.from_json(chosen), lang),
         **cast(dict[str, Any], context),
     )
     if fresh_cookie is not None:
@@ -58,15 +66,15 @@ def staff_page(
     return response
 
 
-def when(moment: datetime | None, zone: ZoneInfo) -> str:
-    """A time as staff read it: in their zone, to the minute."""
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else "—"
+def when(value: datetime | None, zone: ZoneInfo) -> str:
+    """A time in the live parts' JSON: in the staff's zone, to the minute, in digits any page
+    language reads (pages word times with :func:`distributor.web.formats.moment`)."""
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
-def shown_error(request: Request, message: str) -> str:
-    """A service's message in the page's language where a translation exists."""
-    lang = page_language(request)
-    return service_message(message, lang) or message
+def shown_error(request: Request, error: DistributorError | ValueError) -> str:
+    """A service's error in the page's language."""
+    return worded(error, page_language(request))
 
 
 def checked_writer(

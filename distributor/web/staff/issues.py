@@ -73,7 +73,7 @@ async def upload_issue(
             status=400,
             issues=issues,
             report=None,
-            error=shown_error(request, error.message),
+            error=shown_error(request, error),
         )
     return staff_page(request, "issues.html", user, issues=issues, report=report, saved=saved)
 
@@ -130,7 +130,11 @@ def test_send(
     wanted = [a.strip() for a in addresses.replace(",", "\n").splitlines() if a.strip()]
     try:
         if not wanted or len(wanted) > TEST_ADDRESSES_MAX:
-            raise DistributorError(f"give between 1 and {TEST_ADDRESSES_MAX} addresses")
+            raise DistributorError(
+                f"give between 1 and {TEST_ADDRESSES_MAX} addresses",
+                code="test.addresses",
+                most=TEST_ADDRESSES_MAX,
+            )
         with web.transaction() as session:
             send = create_test_send(
                 session,
@@ -157,8 +161,7 @@ def test_send(
         with web.transaction() as session:
             results: list[object] = list(list_deliveries(session, send_id))
     except (DistributorError, ValueError) as error:
-        message = error.message if isinstance(error, DistributorError) else str(error)
         return _issue_page(
-            request, issue_id, web, user, status=400, error=shown_error(request, message)
+            request, issue_id, web, user, status=400, error=shown_error(request, error)
         )
     return _issue_page(request, issue_id, web, user, results=results)

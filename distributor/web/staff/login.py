@@ -73,12 +73,16 @@ class FailedLogins:
         """Refuse a try from an address past its limits; slow one at an account under attack."""
         (here, most_here), (at_account_here, most_at_account), (at_account, _) = self._keys
         if self.limiter.hits(here, WINDOW) >= most_here:
-            raise RequestRefused("too many failed logins from this address: try again later",
-                                 status=429)
+            raise RequestRefused(
+                "too many failed logins from this address: try again later",
+                status=429,
+                code="staff.login_limit",
+            )
         if self.limiter.hits(at_account_here, WINDOW) >= most_at_account:
             raise RequestRefused(
                 "too many failed logins at this account from this address: try again later",
                 status=429,
+                code="staff.login_limit",
             )
         beyond = self.limiter.hits(at_account, WINDOW) - SLOW_AFTER
         if beyond >= 0:

@@ -11,25 +11,43 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from distributor.campaigns.schedule import create_send, schedule_send
+from distributor.campaigns.left_out import LEFT_OUT_ORDER, left_out, look_up_reader
+from distributor.campaigns.schedule import (
+    SendChanges,
+    audience_reach,
+    create_send,
+    edit_send,
+    wechat_account_of,
+)
 from distributor.campaigns.status import SendStatus, list_sends, send_status
 from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.issues.store import list_issues
-from distributor.sending.lifecycle import cancel_send, pause_send, resume_send, retry_failed
-from distributor.sending.queries import DEFAULT_EXPIRY, list_deliveries
+from distributor.locale import text
+from distributor.sending.lifecycle import (
+    WAITING_DELIVERY_STATES,
+    cancel_send,
+    pause_send,
+    reopen_send,
+    resume_send,
+    retry_failed,
+)
+from distributor.sending.queries import DEFAULT_EXPIRY, get_send, list_deliveries
+from distributor.sending.reach import Reach
 from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
-from distributor.web.pages import WebDep
+from distributor.web.pages import WebDep, page_language
 from distributor.web.staff.common import (
     PAGE_SIZE,
     WriterDep,
@@ -40,7 +58,7 @@ from distributor.web.staff.common import (
 )
 from distributor.web.staff_auth import StaffDep
 from subscribers.csvfile import escape_cell
-from subscribers.query import Audience, count_audience
+from subscribers.query import Audience
 from subscribers.store import list_summaries
 
 router = APIRouter(include_in_schema=False)
@@ -54,13 +72,16 @@ PREFERENCE = "preference"  # the form's word for "each reader's own format" (var
 
 
 ACTIONS = {
-    SendState.DRAFT: ("schedule", "cancel"),
-    SendState.SCHEDULED: ("pause", "cancel"),
+    SendState.DRAFT: ("edit", "cancel"),
+    SendState.SCHEDULED: ("edit", "pause", "cancel"),
     SendState.RUNNING: ("pause", "cancel", "retry"),
     SendState.PAUSED: ("resume", "cancel", "retry"),
     SendState.DONE: ("retry",),
     SendState.EXPIRED: ("resume",),
+    SendState.CANCELLED: ("reopen",),
 }
+# Actions that stop or send mail: each asks for a confirmation first (a second POST).
+CONFIRMED_ACTIONS = ("cancel", "reopen")
 
 
 def progress(status: SendStatus, zone: ZoneInfo) -> dict[str, Any]:
@@ -120,8 +141,16 @@ def sends_list(
 
 
 def _new_form(
-    request: Request, web: WebDep, user: StaffDep, *, status: int = 200, **values: object
+    request: Request,
+    web: WebDep,
+    user: StaffUser,
+    *,
+    status: int = 200,
+    editing: dict[str, Any] | None = None,
+    **values: object,
 ) -> HTMLResponse:
+    """The create form, or (``editing``: the send's progress) the form changing a draft or a
+    scheduled send."""
     with web.transaction() as session:
         issues = list_issues(session)
         lists = list_summaries(session)
@@ -135,6 +164,7 @@ def _new_form(
         variants=[PREFERENCE, *(variant.value for variant in EMAIL_VARIANTS)],
         default_expiry=int(DEFAULT_EXPIRY.total_seconds() // 3600),
         values=values,
+        editing=editing,
     )
 
 
@@ -157,12 +187,32 @@ def audience_count(
     user: StaffDep,
     lists: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
     tags: str = "",
+    variant: str = PREFERENCE,
+    issue: str = "",
 ) -> JSONResponse:
-    """How many readers the create form's audience reaches now (the form polls this)."""
+    """How many readers the create form's audience reaches now (the form polls this): the count
+    the send will be created with."""
     audience = audience_of(lists, tags)
+    if not audience.lists:
+        return JSONResponse({"count": 0})
     with web.transaction() as session:
-        count = count_audience(session, audience) if audience.lists else 0
-    return JSONResponse({"count": count})
+        reach = audience_reach(
+            session,
+            issue_id=int(issue) if issue.isdecimal() else None,
+            audience=audience,
+            variant=_variant(variant),
+            wechat_account=wechat_account_of(web.settings),
+        )
+    return JSONResponse({"count": reach.readers, **reach.to_json()})
+
+
+def _variant(text: str) -> Variant | None:
+    if text == PREFERENCE:
+        return None
+    try:
+        return Variant(text)
+    except ValueError:
+        raise DistributorError(f"no variant {text[:40]!r}") from None
 
 
 def _local_time(text: str, web: WebDep) -> datetime | None:
@@ -172,72 +222,248 @@ def _local_time(text: str, web: WebDep) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise DistributorError(f"not a date and time: {text!r}") from None
+        raise DistributorError(
+            f"not a date and time: {text!r}", code="form.not_time", value=text
+        ) from None
     return moment.replace(tzinfo=web.settings.zone) if moment.tzinfo is None else moment
 
 
-@router.post(SENDS + "/new")
-def new_send(
-    request: Request,
-    web: WebDep,
-    user: WriterDep,
-    issue: Annotated[int, Form()],
+@dataclass(frozen=True)
+class SendForm:
+    """The fields of the create and edit forms, as posted (their confirmation posts them again,
+    with ``confirmed``)."""
+
+    lists: list[str]
+    tags: str
+    variant: str
+    at: str
+    rate: str
+    expiry_hours: str
+    track: str
+    action: str
+    confirmed: str
+
+    @property
+    def draft(self) -> bool:
+        return self.action == "draft"
+
+    @property
+    def to_confirm(self) -> bool:
+        """Mail would leave: the first POST only sums it up."""
+        return not self.draft and not self.confirmed
+
+    def values(self) -> dict[str, Any]:
+        """What the form (and the confirmation's hidden fields) show again."""
+        return {
+            "lists": self.lists,
+            "tags": self.tags,
+            "variant": self.variant,
+            "at": self.at,
+            "rate": self.rate,
+            "expiry_hours": self.expiry_hours,
+            "track": self.track,
+        }
+
+    def changes(self, web: WebDep) -> SendChanges:
+        """The fields, read (a ValueError or DistributorError says which is wrong)."""
+        return SendChanges(
+            audience=audience_of(self.lists, self.tags),
+            variant=_variant(self.variant),
+            at=_local_time(self.at, web),
+            rate_limit=float(self.rate) if self.rate.strip() else None,
+            expires_after=(
+                timedelta(hours=float(self.expiry_hours))
+                if self.expiry_hours.strip()
+                else DEFAULT_EXPIRY
+            ),
+            tracking=bool(self.track),
+        )
+
+
+def send_form(
     lists: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies it
     tags: Annotated[str, Form(max_length=2000)] = "",
     variant: Annotated[str, Form()] = PREFERENCE,
     at: Annotated[str, Form(max_length=40)] = "",
     rate: Annotated[str, Form(max_length=20)] = "",
     expiry_hours: Annotated[str, Form(max_length=10)] = "",
+    track: Annotated[str, Form(max_length=5)] = "",
     action: Annotated[str, Form()] = "schedule",
+    confirmed: Annotated[str, Form(max_length=5)] = "",
+) -> SendForm:
+    return SendForm(lists, tags, variant, at, rate, expiry_hours, track, action, confirmed)
+
+
+SendFormDep = Annotated[SendForm, Depends(send_form)]
+
+
+@router.post(SENDS + "/new")
+def new_send_post(
+    request: Request,
+    web: WebDep,
+    user: WriterDep,
+    issue: Annotated[int, Form()],
+    form: SendFormDep,
 ) -> Response:
-    values = {
-        "issue": str(issue),
-        "lists": lists,
-        "tags": tags,
-        "variant": variant,
-        "at": at,
-        "rate": rate,
-        "expiry_hours": expiry_hours,
-    }
+    """Save a draft at once (nothing leaves); a send to go out is summed up for a confirmation
+    first, and made only by the confirmation's own POST."""
+    values = {"issue": str(issue), **form.values()}
+    if form.action == "back":
+        return _new_form(request, web, user, **values)
     try:
-        chosen = None if variant == PREFERENCE else Variant(variant)
-        when = _local_time(at, web)
-        rate_limit = float(rate) if rate.strip() else None
-        expiry = timedelta(hours=float(expiry_hours)) if expiry_hours.strip() else DEFAULT_EXPIRY
+        changes = form.changes(web)
         with web.transaction() as session:
             created = create_send(
                 session,
                 issue_id=issue,
-                audience=audience_of(lists, tags),
-                variant=chosen,
-                at=when,
+                audience=changes.audience,
+                variant=changes.variant,
+                at=changes.at,
                 now=utcnow(),
                 zone=web.settings.zone,
-                draft=action == "draft",
-                expires_after=expiry,
-                rate_limit=rate_limit,
+                draft=form.draft,
+                expires_after=changes.expires_after,
+                rate_limit=changes.rate_limit,
+                tracking=changes.tracking,
+                wechat_account=wechat_account_of(web.settings),
+                dry_run=form.to_confirm,
             )
+            if form.to_confirm:
+                return _confirmation(
+                    request, session, web, user, f"{SENDS}/new", values, created.reach, changes,
+                    issue_id=issue,
+                )
             record_audit(
                 session,
                 user,
                 "send.create",
                 "send",
                 created.id,
-                {
-                    "issue": issue,
-                    "lists": lists,
-                    "tags": tags,
-                    "variant": variant,
-                    "state": created.state,
-                    "readers": created.readers,
-                },
+                {**values, "state": created.state, "readers": created.readers},
             )
     except (DistributorError, ValueError) as error:
-        message = error.message if isinstance(error, DistributorError) else str(error)
         return _new_form(
-            request, web, user, status=400, error=shown_error(request, message), **values
+            request, web, user, status=400, error=shown_error(request, error), **values
         )
     return see_other(f"{SENDS}/{created.id}")
+
+
+def _confirmation(
+    request: Request,
+    session: Session,
+    web: WebDep,
+    user: StaffUser,
+    post_to: str,
+    values: dict[str, Any],
+    reach: Reach,
+    changes: SendChanges,
+    *,
+    issue_id: int,
+    send: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    """The summary of a send about to be made or scheduled, with the button that does it."""
+    issue = next(i for i in list_issues(session) if i.id == issue_id)
+    zone = web.settings.zone
+    return staff_page(
+        request,
+        "send_confirm.html",
+        user,
+        kind="create" if send is None else "schedule",
+        post_to=post_to,
+        hidden=values,
+        send=send,
+        summary={
+            "issue": issue,
+            "lists": changes.audience.lists,
+            "tags": changes.audience.tags,
+            "variant": PREFERENCE if changes.variant is None else changes.variant.value,
+            "reach": reach,
+            "at_local": when(changes.at, zone) if changes.at else None,
+            "tracking": changes.tracking,
+            "rate": changes.rate_limit,
+            "expiry_hours": round(changes.expires_after.total_seconds() / 3600, 2),
+        },
+    )
+
+
+def _edit_values(web: WebDep, send_id: int) -> dict[str, Any]:
+    with web.transaction() as session:
+        send = get_send(session, send_id)
+        hours = (
+            (send.expires_at - send.scheduled_at).total_seconds() / 3600
+            if send.expires_at is not None and send.scheduled_at is not None
+            else None
+        )
+        return {
+            "issue": str(send.issue_id),
+            "lists": list(send.audience.lists),
+            "tags": ", ".join(send.audience.tags),
+            "variant": send.variant_label,
+            "at": (
+                send.scheduled_at.astimezone(web.settings.zone).strftime("%Y-%m-%dT%H:%M")
+                if send.scheduled_at is not None
+                else ""
+            ),
+            "rate": "" if send.rate_limit is None else f"{send.rate_limit:g}",
+            "expiry_hours": "" if hours is None else f"{hours:g}",
+            "track": "on" if send.tracking else "",
+        }
+
+
+@router.get(SENDS + "/{send_id}/edit")
+def edit_form(request: Request, send_id: int, web: WebDep, user: StaffDep) -> HTMLResponse:
+    """A draft or a scheduled send, to change (and a draft, to schedule: its time is asked)."""
+    with web.transaction() as session:
+        shown = progress(send_status(session, send_id), web.settings.zone)
+    return _new_form(request, web, user, editing=shown, **_edit_values(web, send_id))
+
+
+@router.post(SENDS + "/{send_id}/edit")
+def edit_post(
+    request: Request, send_id: int, web: WebDep, user: WriterDep, form: SendFormDep
+) -> Response:
+    """Keep it a draft (at once), or schedule it: a time is required, and the change is summed
+    up for a confirmation first."""
+    values = form.values()
+    with web.transaction() as session:
+        shown = progress(send_status(session, send_id), web.settings.zone)
+    if form.action == "back":
+        return _new_form(request, web, user, editing=shown, issue=str(shown["issue_id"]), **values)
+    try:
+        if not form.draft and not form.at.strip():
+            raise DistributorError("give the time it is to go out")
+        changes = form.changes(web)
+        with web.transaction() as session:
+            reach = edit_send(
+                session,
+                send_id,
+                changes,
+                now=utcnow(),
+                zone=web.settings.zone,
+                draft=form.draft,
+                wechat_account=wechat_account_of(web.settings),
+                dry_run=form.to_confirm,
+            )
+            if form.to_confirm:
+                return _confirmation(
+                    request, session, web, user, f"{SENDS}/{send_id}/edit", values, reach,
+                    changes, issue_id=shown["issue_id"], send=shown,
+                )
+            action = "send.edit" if form.draft else "send.schedule"
+            detail = {**values, "readers": reach.readers}
+            record_audit(session, user, action, "send", send_id, detail)
+    except (DistributorError, ValueError) as error:
+        return _new_form(
+            request,
+            web,
+            user,
+            status=400,
+            editing=shown,
+            error=shown_error(request, error),
+            issue=str(shown["issue_id"]),
+            **values,
+        )
+    return see_other(f"{SENDS}/{send_id}")
 
 
 @router.get(SENDS + "/{send_id}")
@@ -254,9 +480,12 @@ def _send_page(
     status: int = 200,
     error: str | None = None,
 ) -> HTMLResponse:
+    who = request.query_params.get("who", "")[:254]
+    wechat = web.settings.wechat_app_id is not None
     with web.transaction() as session:
         shown = progress(send_status(session, send_id), web.settings.zone)
         audit = audit_of(session, "send", send_id)
+        found = look_up_reader(session, send_id, who, wechat=wechat) if who.strip() else None
     return staff_page(
         request,
         "send.html",
@@ -266,20 +495,29 @@ def _send_page(
         states=DELIVERY_STATES,
         status=status,
         error=error,
+        who=who,
+        found=found,
     )
 
 
 @router.get(SENDS + "/{send_id}/status.json")
-def send_status_json(send_id: int, web: WebDep, user: StaffDep) -> JSONResponse:
+def send_status_json(
+    request: Request, send_id: int, web: WebDep, user: StaffDep
+) -> JSONResponse:
     with web.transaction() as session:
-        return JSONResponse(progress(send_status(session, send_id), web.settings.zone))
+        shown = progress(send_status(session, send_id), web.settings.zone)
+    # The live page shows the state in its own language.
+    state_text = text(page_language(request), "state." + shown["state"])
+    return JSONResponse({**shown, "state_text": state_text})
 
 
 def _state(value: str | None) -> DeliveryState | None:
     try:
         return DeliveryState(value) if value else None
     except ValueError:
-        raise DistributorError(f"no delivery state {value!r}") from None
+        raise DistributorError(
+            f"no delivery state {value!r}", code="form.no_state", value=value
+        ) from None
 
 
 @router.get(SENDS + "/{send_id}/recipients")
@@ -361,34 +599,95 @@ def send_action(
     web: WebDep,
     user: WriterDep,
     code: Annotated[str, Form(max_length=3)] = "",
-    at: Annotated[str, Form(max_length=40)] = "",
+    confirmed: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
+    """Pause, resume, retry at once; cancel and reopen only from their confirmation."""
     now = utcnow()
     detail: dict[str, object] = {}
     try:
         with web.transaction() as session:
+            if action in CONFIRMED_ACTIONS and not confirmed:
+                return _confirm_action(request, session, web, user, send_id, action)
             if action == "pause":
                 pause_send(session, send_id, now)
             elif action == "resume":
                 resume_send(session, send_id, now)
             elif action == "cancel":
                 detail["cancelled"] = cancel_send(session, send_id, now)
+            elif action == "reopen":
+                detail["waiting"] = reopen_send(session, send_id, now)
             elif action == "retry":
                 smtp_code = int(code) if code.strip() else None
                 detail.update(
                     code=smtp_code, retried=retry_failed(session, send_id, now, code=smtp_code)
                 )
-            elif action == "schedule":
-                when = schedule_send(
-                    session, send_id, _local_time(at, web), now=now, zone=web.settings.zone
-                )
-                detail["at"] = when.isoformat()
             else:
-                raise DistributorError(f"no action {action!r} on a send")
+                raise DistributorError(
+                    f"no action {action!r} on a send", code="send.no_action", action=action
+                )
             record_audit(session, user, f"send.{action}", "send", send_id, detail)
     except (DistributorError, ValueError) as error:
-        message = error.message if isinstance(error, DistributorError) else str(error)
         return _send_page(
-            request, send_id, web, user, status=400, error=shown_error(request, message)
+            request, send_id, web, user, status=400, error=shown_error(request, error)
         )
     return see_other(f"{SENDS}/{send_id}")
+
+
+def _confirm_action(
+    request: Request, session: Session, web: WebDep, user: StaffUser, send_id: int, action: str
+) -> HTMLResponse:
+    """What cancelling (or reopening) would do to this send, and the button that does it."""
+    shown = progress(send_status(session, send_id), web.settings.zone)
+    if action not in ACTIONS.get(SendState(shown["state"]), ()):
+        done = {"cancel": "cancelled", "reopen": "reopened"}[action]
+        raise DistributorError(f"send {send_id} is {shown['state']}: it cannot be {done}")
+    counts = shown["counts"]
+    waiting = sum(counts.get(state.value, 0) for state in WAITING_DELIVERY_STATES)
+    reach = None
+    if shown["started_at"] is None:  # nothing planned yet: whom it would have reached
+        send = get_send(session, send_id)
+        reach = audience_reach(
+            session,
+            issue_id=send.issue_id,
+            audience=send.audience,
+            variant=send.variant,
+            wechat_account=wechat_account_of(web.settings),
+        )
+    return staff_page(
+        request,
+        "send_confirm.html",
+        user,
+        kind=action,
+        send=shown,
+        post_to=f"{SENDS}/{send_id}/{action}",
+        hidden={},
+        waiting=waiting,
+        cancelled=counts.get(DeliveryState.CANCELLED.value, 0),
+        summary={"reach": reach} if reach is not None else {},
+    )
+
+
+@router.get(SENDS + "/{send_id}/left-out")
+def left_out_page(
+    request: Request,
+    send_id: int,
+    web: WebDep,
+    user: StaffDep,
+    who: Annotated[str, Query(max_length=254)] = "",
+) -> HTMLResponse:
+    """Every reader of the send's lists: in it, or left out and why; one address looked up."""
+    wechat = web.settings.wechat_app_id is not None
+    with web.transaction() as session:
+        shown = progress(send_status(session, send_id), web.settings.zone)
+        counts = left_out(session, send_id, wechat=wechat)
+        found = look_up_reader(session, send_id, who, wechat=wechat) if who.strip() else None
+    return staff_page(
+        request,
+        "left_out.html",
+        user,
+        send=shown,
+        left_out=counts,
+        reasons=[s.value for s in LEFT_OUT_ORDER],
+        who=who,
+        found=found,
+    )

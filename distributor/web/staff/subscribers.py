@@ -8,6 +8,7 @@ import base64
 import csv
 import io
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from distributor.campaigns.erasure import erase_subscriber
 from distributor.db import get_engine, utcnow
 from distributor.errors import DistributorError, NotFound
 from distributor.sending.history import subscriber_history
@@ -26,11 +28,20 @@ from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from distributor.web.pages import WebDep, cursor_id, upload_name
 from distributor.web.staff.common import PAGE_SIZE, WriterDep, see_other, shown_error, staff_page
 from distributor.web.staff_auth import StaffDep
+from subscribers.care import (
+    resubscribe_at_request,
+    set_attributes,
+    set_lists,
+    set_tags,
+    unsubscribe_at_request,
+)
 from subscribers.csvfile import Problem, escape_cell
 from subscribers.export import export_subscribers
 from subscribers.importer import ImportReport, import_subscribers
+from subscribers.links import signup_url
 from subscribers.models import ChannelPreference, Subscriber
 from subscribers.search import search_subscribers
+from subscribers.signup import set_list_public
 from subscribers.store import (
     add_subscriber,
     change_address,
@@ -38,6 +49,8 @@ from subscribers.store import (
     list_summaries,
     memberships,
     set_preferences,
+    status_history,
+    unsuppress,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -45,10 +58,6 @@ router = APIRouter(include_in_schema=False)
 SUBSCRIBERS = "/staff/subscribers"
 IMPORT_MAX_BYTES = 50 * 1024 * 1024
 PROBLEMS_SHOWN = 50
-
-
-def _error_text(error: Exception) -> str:
-    return error.message if isinstance(error, DistributorError) else str(error)
 
 
 def _subscribers_page(
@@ -112,7 +121,7 @@ def add(
             )
     except DistributorError as error:
         return _subscribers_page(
-            request, web, user, status=400, error=shown_error(request, error.message)
+            request, web, user, status=400, error=shown_error(request, error)
         )
     return see_other(f"{SUBSCRIBERS}/{subscriber_id}")
 
@@ -130,7 +139,11 @@ async def import_csv(
     data = await file.read(IMPORT_MAX_BYTES + 1)
     try:
         if len(data) > IMPORT_MAX_BYTES:
-            raise DistributorError(f"the file is larger than {IMPORT_MAX_BYTES // 2**20} MB")
+            raise DistributorError(
+                f"the file is larger than {IMPORT_MAX_BYTES // 2**20} MB",
+                code="upload.too_large",
+                megabytes=IMPORT_MAX_BYTES // 2**20,
+            )
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / upload_name(file.filename, "upload.csv")
             path.write_bytes(data)
@@ -159,7 +172,7 @@ async def import_csv(
             )
     except DistributorError as error:
         return _subscribers_page(
-            request, web, user, status=400, error=shown_error(request, error.message)
+            request, web, user, status=400, error=shown_error(request, error)
         )
     return _subscribers_page(
         request,
@@ -199,7 +212,11 @@ def export_csv(web: WebDep, user: StaffDep) -> Response:
 def _subscriber(session: Session, subscriber_id: int) -> Subscriber:
     found = session.get(Subscriber, subscriber_id)
     if found is None:
-        raise NotFound(f"there is no subscriber with ID {subscriber_id}")
+        raise NotFound(
+            f"there is no subscriber with ID {subscriber_id}",
+            code="subscriber.missing",
+            subscriber=subscriber_id,
+        )
     return found
 
 
@@ -218,6 +235,8 @@ def _subscriber_page(
         tags = [tag.name for tag in subscriber.tags]
         history = subscriber_history(session, subscriber_id)
         audit = audit_of(session, "subscriber", subscriber_id)
+        events = status_history(session, subscriber_id)
+        all_lists = list_summaries(session)
     return staff_page(
         request,
         "subscriber.html",
@@ -231,6 +250,9 @@ def _subscriber_page(
         error=error,
         channels=[c.value for c in ChannelPreference],
         formats=[v.value for v in EMAIL_VARIANTS],
+        events=events,
+        all_lists=all_lists,
+        attributes="\n".join(f"{k}={v}" for k, v in subscriber.attributes.items()),
     )
 
 
@@ -252,27 +274,42 @@ def edit_subscriber(
     channel: Annotated[str, Form()] = ChannelPreference.EMAIL.value,
     format: Annotated[str, Form()] = Variant.FULL.value,
 ) -> Response:
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        before = _fields(subscriber)
+        if email.strip() != subscriber.email:
+            change_address(session, subscriber.email, email)
+        subscriber.name = name.strip()
+        set_preferences(subscriber, channel=ChannelPreference(channel), format=Variant(format))
+        after = _fields(subscriber)
+        return {key: after[key] for key in after if after[key] != before[key]}
+
+    return _care(request, web, user, subscriber_id, "edit", act)
+
+
+def _fields(subscriber: Subscriber) -> dict[str, str]:
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "channel": subscriber.channel.value,
+        "format": subscriber.format.value,
+    }
+
+
+def _care(
+    request: Request,
+    web: WebDep,
+    user: StaffUser,
+    subscriber_id: int,
+    action: str,
+    act: Callable[[Session, Subscriber], dict[str, object]],
+) -> Response:
+    """One act of subscriber care: done through its service, audited (what the service
+    returns is the audit's detail), or the page again with the service's message."""
     try:
         with web.transaction() as session:
             subscriber = _subscriber(session, subscriber_id)
-            before = {
-                "email": subscriber.email,
-                "name": subscriber.name,
-                "channel": subscriber.channel.value,
-                "format": subscriber.format.value,
-            }
-            if email.strip() != subscriber.email:
-                change_address(session, subscriber.email, email)
-            subscriber.name = name.strip()
-            set_preferences(subscriber, channel=ChannelPreference(channel), format=Variant(format))
-            after = {
-                "email": subscriber.email,
-                "name": subscriber.name,
-                "channel": subscriber.channel.value,
-                "format": subscriber.format.value,
-            }
-            changed = {key: after[key] for key in after if after[key] != before[key]}
-            record_audit(session, user, "subscriber.edit", "subscriber", subscriber_id, changed)
+            detail = act(session, subscriber)
+            record_audit(session, user, f"subscriber.{action}", "subscriber", subscriber_id, detail)
     except (DistributorError, ValueError) as error:
         return _subscriber_page(
             request,
@@ -280,9 +317,139 @@ def edit_subscriber(
             web,
             user,
             status=400,
-            error=shown_error(request, _error_text(error)),
+            error=shown_error(request, error),
         )
     return see_other(f"{SUBSCRIBERS}/{subscriber_id}")
+
+
+def _source(user: StaffUser) -> str:
+    return f"staff {user.name}"
+
+
+Note = Annotated[str, Form(max_length=2000)]
+Lists = Annotated[list[str], Form()]
+
+
+@router.post(SUBSCRIBERS + "/{subscriber_id}/unsubscribe")
+def unsubscribe_person(
+    request: Request, subscriber_id: int, web: WebDep, user: WriterDep, note: Note = ""
+) -> Response:
+    """They asked to stop (by phone, in a letter): the note says so."""
+
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        unsubscribe_at_request(session, subscriber, note=note, source=_source(user))
+        return {"note": note}
+
+    return _care(request, web, user, subscriber_id, "unsubscribe", act)
+
+
+@router.post(SUBSCRIBERS + "/{subscriber_id}/resubscribe")
+def resubscribe_person(
+    request: Request,
+    subscriber_id: int,
+    web: WebDep,
+    user: WriterDep,
+    note: Note = "",
+    lists: Lists = [],  # noqa: B006 - FastAPI copies it
+) -> Response:
+    """They asked to be sent again: their consent is the note."""
+
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        resubscribe_at_request(session, subscriber, lists, note=note, source=_source(user))
+        return {"note": note, "lists": lists}
+
+    return _care(request, web, user, subscriber_id, "resubscribe", act)
+
+
+@router.post(SUBSCRIBERS + "/{subscriber_id}/lists")
+def change_lists(
+    request: Request,
+    subscriber_id: int,
+    web: WebDep,
+    user: WriterDep,
+    lists: Lists = [],  # noqa: B006 - FastAPI copies it
+) -> Response:
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        set_lists(session, subscriber, lists)
+        return {"lists": lists}
+
+    return _care(request, web, user, subscriber_id, "lists", act)
+
+
+@router.post(SUBSCRIBERS + "/{subscriber_id}/labels")
+def change_labels(
+    request: Request,
+    subscriber_id: int,
+    web: WebDep,
+    user: WriterDep,
+    tags: Annotated[str, Form(max_length=2000)] = "",
+    attributes: Annotated[str, Form(max_length=10000)] = "",
+) -> Response:
+    """Tags (comma-separated) and attributes (one ``name=value`` a line)."""
+
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        pairs = {}
+        for line in attributes.splitlines():
+            if line.strip():
+                key, equals, value = line.partition("=")
+                if not equals:
+                    raise DistributorError(f"an attribute is written name=value, not {line!r}")
+                pairs[key.strip()] = value.strip()
+        names = [tag.strip() for tag in tags.replace("，", ",").split(",")]
+        set_tags(session, subscriber, names)
+        set_attributes(subscriber, pairs)
+        return {"tags": [name for name in names if name], "attributes": sorted(pairs)}
+
+    return _care(request, web, user, subscriber_id, "labels", act)
+
+
+@router.post(SUBSCRIBERS + "/{subscriber_id}/unsuppress")
+def lift_suppression(
+    request: Request, subscriber_id: int, web: WebDep, user: WriterDep, note: Note = ""
+) -> Response:
+    """A bounce or a complaint lifted knowingly (the address was fixed, it was a mistake)."""
+
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        unsuppress(session, subscriber.email, reason=note, source=_source(user))
+        return {"reason": note}
+
+    return _care(request, web, user, subscriber_id, "unsuppress", act)
+
+
+@router.post(SUBSCRIBERS + "/{subscriber_id}/erase")
+def erase_person(
+    request: Request,
+    subscriber_id: int,
+    web: WebDep,
+    user: WriterDep,
+    confirmed: Annotated[str, Form(max_length=5)] = "",
+    note: Note = "",
+) -> Response:
+    """Erase a person at their request; the first POST only asks to confirm."""
+    if not confirmed:
+        with web.transaction() as session:
+            subscriber = _subscriber(session, subscriber_id)
+            history = subscriber_history(session, subscriber_id)
+        return staff_page(
+            request, "subscriber_erase.html", user, s=subscriber, deliveries=len(history)
+        )
+    try:
+        if not note.strip():
+            raise DistributorError("a note is required: who asked for it, and how")
+        with web.transaction() as session:
+            made_anonymous = erase_subscriber(session, subscriber_id)
+            record_audit(
+                session,
+                user,
+                "subscriber.erase",
+                "subscriber",
+                subscriber_id,
+                {"note": note, "deliveries": made_anonymous},
+            )
+    except DistributorError as error:
+        message = shown_error(request, error)
+        return _subscriber_page(request, subscriber_id, web, user, status=400, error=message)
+    return see_other(f"{SUBSCRIBERS}?erased={subscriber_id}")
 
 
 # --- lists ----------------------------------------------------------------------------------
@@ -293,7 +460,16 @@ def _lists_page(
 ) -> HTMLResponse:
     with web.transaction() as session:
         lists = list_summaries(session)
-    return staff_page(request, "lists.html", user, status=status, lists=lists, error=error)
+    base = web.settings.public_base_url
+    return staff_page(
+        request,
+        "lists.html",
+        user,
+        status=status,
+        lists=lists,
+        error=error,
+        signup={each.id: signup_url(base, each.id) for each in lists if each.public},
+    )
 
 
 @router.get("/staff/lists")
@@ -315,7 +491,31 @@ def new_list(
             record_audit(session, user, "list.create", "list", created.id, {"name": name})
     except DistributorError as error:
         return _lists_page(
-            request, web, user, status=400, error=shown_error(request, error.message)
+            request, web, user, status=400, error=shown_error(request, error)
+        )
+    return see_other("/staff/lists")
+
+
+@router.post("/staff/lists/{list_id}/public")
+def list_public(
+    request: Request,
+    list_id: int,
+    web: WebDep,
+    user: WriterDep,
+    public: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Open a list to sign-ups on its page (and members' preferences), or close it."""
+    try:
+        with web.transaction() as session:
+            name = next((each.name for each in list_summaries(session) if each.id == list_id), None)
+            if name is None:
+                raise NotFound(f"there is no list with ID {list_id}")
+            set_list_public(session, name, public=bool(public))
+            detail = {"name": name, "public": bool(public)}
+            record_audit(session, user, "list.public", "list", list_id, detail)
+    except DistributorError as error:
+        return _lists_page(
+            request, web, user, status=400, error=shown_error(request, error)
         )
     return see_other("/staff/lists")
 
@@ -377,7 +577,7 @@ def new_schedule(
             )
     except DistributorError as error:
         return _schedules_page(
-            request, web, user, status=400, error=shown_error(request, error.message)
+            request, web, user, status=400, error=shown_error(request, error)
         )
     return see_other("/staff/schedules")
 
@@ -390,6 +590,6 @@ def drop_schedule(request: Request, name: str, web: WebDep, user: WriterDep) -> 
             record_audit(session, user, "schedule.remove", "schedule", name)
     except DistributorError as error:
         return _schedules_page(
-            request, web, user, status=400, error=shown_error(request, error.message)
+            request, web, user, status=400, error=shown_error(request, error)
         )
     return see_other("/staff/schedules")

@@ -63,7 +63,7 @@ def users_page(request: Request, web: WebDep, admin: AdminDep) -> HTMLResponse:
 
 
 def _refused(request: Request, web: WebDep, admin: StaffUser, error: DistributorError) -> Response:
-    return _users_page(request, web, admin, status=400, error=shown_error(request, error.message))
+    return _users_page(request, web, admin, status=400, error=shown_error(request, error))
 
 
 @router.post(USERS)

@@ -3,14 +3,20 @@
 // a form with [data-count-url] shows how many readers its audience reaches.
 "use strict";
 
+// Numbers as the page's language writes them (1,234), as the server wrote them at first.
+function shown(value) {
+  return typeof value === "number"
+    ? value.toLocaleString(document.documentElement.lang || undefined) : String(value);
+}
+
 function fill(section, data) {
   section.querySelectorAll("[data-field]").forEach(function (el) {
     var value = data[el.getAttribute("data-field")];
     if (value === undefined || value === null) { return; }
-    if (el.tagName === "PROGRESS") { el.value = value; } else { el.textContent = String(value); }
+    if (el.tagName === "PROGRESS") { el.value = value; } else { el.textContent = shown(value); }
   });
   section.querySelectorAll("[data-count]").forEach(function (el) {
-    el.textContent = String((data.counts || {})[el.getAttribute("data-count")] || 0);
+    el.textContent = shown((data.counts || {})[el.getAttribute("data-count")] || 0);
   });
 }
 
@@ -32,13 +38,27 @@ function countAudience(form) {
     params.append("lists", box.value);
   });
   params.append("tags", form.querySelector("input[name=tags]").value);
+  params.append("variant", form.querySelector("select[name=variant]").value);
+  params.append("issue", form.querySelector("[name=issue]").value);
   fetch(form.getAttribute("data-count-url") + "?" + params.toString(),
         { credentials: "same-origin" })
     .then(function (response) { return response.json(); })
     .then(function (data) { fill(form, data); });
 }
 
+// a button with [data-copy] copies the value of the field it names (a list's sign-up link).
+function copyField(button) {
+  var field = document.getElementById(button.getAttribute("data-copy"));
+  field.select();
+  if (navigator.clipboard) { navigator.clipboard.writeText(field.value); }
+  else { document.execCommand("copy"); }
+  button.setAttribute("data-copied", "true");
+}
+
 document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    button.addEventListener("click", function () { copyField(button); });
+  });
   document.querySelectorAll("[data-poll]").forEach(function (section) {
     window.setTimeout(function () { poll(section); }, 1000);
   });
