@@ -192,6 +192,13 @@ def cases(dialect: str) -> list[tuple[str, str]]:
             EVENT.format("e.kind = 'click' and not e.machine and e.at >= :jan"),
         ),
         (
+            "tag = 青年 or opened any of last 2 sends or clicked since 2026-06-01",
+            f"{HAS_TAG.format('青年')} or "
+            + EVENT.format(f"e.kind = 'open' and e.send_id in ({LAST_SENDS.format(2)})")
+            + " or "
+            + EVENT.format("e.kind = 'click' and not e.machine and e.at >= :june"),
+        ),
+        (
             "bounced softly",
             "exists (select 1 from deliveries d where d.subscriber_id = s.id and "
             "d.failure_cause in ('mailbox_full', 'mailbox_disabled'))",

@@ -84,7 +84,15 @@ def condition(node: Node, now: datetime) -> ColumnElement[bool]:
         case All(items):
             return and_(true(), *(condition(item, now) for item in items))
         case Any_(items):
-            return or_(false(), *(condition(item, now) for item in items))
+            # Opens and clicks or'ed together are one probe of the reader's events, not several.
+            engaged = [item for item in items if isinstance(item, Engaged)]
+            rest = [condition(item, now) for item in items if not isinstance(item, Engaged)]
+            if len(engaged) > 1:
+                either = or_(*(and_(*_event_conditions(item)) for item in engaged))
+                rest.append(exists().where(EngagementEvent.subscriber_id == Subscriber.id, either))
+            else:
+                rest.extend(condition(item, now) for item in engaged)
+            return or_(false(), *rest)
         case Not(item):
             return not_(condition(item, now))
         case Facet(field, values):
@@ -93,8 +101,10 @@ def condition(node: Node, now: datetime) -> ColumnElement[bool]:
             return _COMPARE[comparison](Subscriber.created_at, moment)  # type: ignore[no-any-return]
         case JoinedWithin(days):
             return Subscriber.created_at >= now - timedelta(days=days)
-        case Engaged(kind, last_sends, since):
-            return _engaged(EngagementKind(kind), last_sends, since)
+        case Engaged():
+            return exists().where(
+                EngagementEvent.subscriber_id == Subscriber.id, *_event_conditions(node)
+            )
         case SoftBounced(since):
             failed: list[ColumnElement[bool]] = [Delivery.failure_cause.in_(SOFT_CAUSES)]
             if since is not None:
@@ -136,10 +146,10 @@ def _channel(channel: ChannelPreference) -> ColumnElement[bool]:
     return chose
 
 
-def _engaged(
-    kind: EngagementKind, last_sends: int | None, since: datetime | None
-) -> ColumnElement[bool]:
-    events: list[Any] = [EngagementEvent.kind == kind]
+def _event_conditions(engaged: Engaged) -> list[ColumnElement[bool]]:
+    """The events (of one reader) that make ``engaged`` true."""
+    kind, last_sends, since = EngagementKind(engaged.kind), engaged.last_sends, engaged.since
+    events: list[ColumnElement[bool]] = [EngagementEvent.kind == kind]
     if kind is EngagementKind.CLICK:
         events.append(EngagementEvent.machine.is_(False))  # a link scanner is not the reader
     if last_sends is not None:
@@ -152,7 +162,7 @@ def _engaged(
         events.append(EngagementEvent.send_id.in_(last))
     if since is not None:
         events.append(EngagementEvent.at >= since)
-    return exists().where(EngagementEvent.subscriber_id == Subscriber.id, *events)
+    return events
 
 
 _COMPARE: dict[str, Any] = {
