@@ -27,6 +27,7 @@ from distributor.redaction import redact_every_log_record
 from distributor.startup import check_settings
 
 TICK_SECONDS = 1.0
+WEBHOOK_SECONDS = 2.0  # how often the outbox is posted to webhooks
 TICK_TASK = "distributor.tick"
 
 # The SQL transport polls once a second by default; passing polling_interval in
@@ -72,6 +73,12 @@ def make_app(settings: Settings) -> Celery:
                 "task": TICK_TASK,
                 "schedule": TICK_SECONDS,
                 "options": {"expires": 10 * TICK_SECONDS},
+            },
+            # The outbox's events to their webhooks: a round that waited is stale, drop it.
+            "webhooks": {
+                "task": "distributor.webhooks",
+                "schedule": WEBHOOK_SECONDS,
+                "options": {"expires": 2 * WEBHOOK_SECONDS},
             },
         },
         timezone="UTC",

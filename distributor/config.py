@@ -191,6 +191,11 @@ class Settings:
     bounce_imap_done_folder: str = "Processed"
     bounce_imap_failed_folder: str = "Failed"
     bounce_imap_poll_seconds: float = 60.0
+    # Outgoing webhooks (distributor.webhooks): the first retry's wait, doubling up to an hour,
+    # and how many tries an event gets (the default: about nine hours of retrying).
+    webhook_retry_base_seconds: float = 30.0
+    webhook_max_attempts: int = 15
+    webhook_timeout_seconds: float = 10.0
     # The web server (distributor web).
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For/-Proto are believed
     web_form_rate_limit: int = 30  # form posts per minute from one IP address
@@ -313,6 +318,13 @@ class Settings:
             or cls.bounce_imap_failed_folder,
             bounce_imap_poll_seconds=_float(
                 env, "BOUNCE_IMAP_POLL_SECONDS", cls.bounce_imap_poll_seconds
+            ),
+            webhook_retry_base_seconds=_float(
+                env, "WEBHOOK_RETRY_BASE_SECONDS", cls.webhook_retry_base_seconds
+            ),
+            webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts),
+            webhook_timeout_seconds=_float(
+                env, "WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds
             ),
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip()
             or cls.forwarded_allow_ips,

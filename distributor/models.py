@@ -13,6 +13,9 @@ MODEL_MODULES = (
     "distributor.channels.wechat.models",
     "distributor.wechat.models",
     "distributor.staff.models",
+    "distributor.segments.models",
+    "distributor.outbox",
+    "distributor.webhooks.models",
 )
 
 

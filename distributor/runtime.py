@@ -23,6 +23,7 @@ from distributor.channels.wechat.client import WechatClient
 from distributor.config import Settings
 from distributor.db import session_factory, utcnow
 from distributor.errors import ConfigurationError, RenderError
+from distributor.segments import install as install_segments
 from distributor.sending.compose import EmailComposer
 from distributor.sending.dispatch import Composer, DrainStats, drain
 from distributor.sending.lifecycle import pause_for_error
@@ -52,6 +53,7 @@ class WorkerRuntime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerRuntime:
+        install_segments()  # the planner reads sends to segments
         factory = session_factory(settings.database_url)
         limits = shared_limits(settings, factory)
         plan = settings.routing

@@ -35,6 +35,7 @@ from distributor.errors import ConfirmationDeferred
 from distributor.readers import confirmation
 from distributor.readers.mailto import mailto_unsubscriber
 from distributor.runtime import WorkerRuntime
+from distributor.webhooks.deliver import deliver_webhooks
 
 logger = get_task_logger(__name__)
 # Each pool thread (the default pool) or process has a runtime of its own: its own SMTP connection
@@ -158,3 +159,9 @@ def poll_bounces() -> dict[str, int] | None:
     settings = runtime().settings  # mail to the List-Unsubscribe address is read there too
     report = poll_bounce_mailbox(settings, take_first=mailto_unsubscriber(settings))
     return None if report is None else report.to_json()
+
+
+@app.task(name="distributor.webhooks")
+def post_webhooks() -> dict[str, int]:
+    """Post the outbox's events to their webhooks (scheduled every few seconds)."""
+    return vars(deliver_webhooks(runtime().factory, runtime().settings))

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from distributor.errors import DistributorError, InvalidToken, NotFound
+from distributor.outbox import EventKind, record_event
 from distributor.vocabulary import Variant
 from subscribers.models import (
     LOCALE_MAX,
@@ -110,6 +111,11 @@ def leave(session: Session, subscriber: Subscriber, list_id: int | None = None) 
         return False
     subscription.status = SubscriptionStatus.UNSUBSCRIBED
     session.flush()
+    record_event(
+        session,
+        EventKind.READER_UNSUBSCRIBED,
+        {"subscriber_id": subscriber.id, "email": subscriber.email, "list_id": list_id},
+    )
     return True
 
 

@@ -25,6 +25,7 @@ from distributor.errors import (
     NotFound,
     UnknownList,
 )
+from distributor.outbox import EventKind, record_event
 from distributor.vocabulary import EMAIL_VARIANTS, FailureCause, Variant
 from subscribers.address import normalise_address
 from subscribers.bulk import write_rows
@@ -150,7 +151,16 @@ def add_subscriber(
         tag_ids={},
     )
     subscriber = session.scalars(by_address.execution_options(populate_existing=True)).one()
+    if not known:
+        _announce(session, EventKind.READER_SUBSCRIBED, subscriber, lists=list(list_ids))
     return Added(subscriber, created=not known)
+
+
+def _announce(session: Session, kind: EventKind, subscriber: Subscriber, **detail: object) -> None:
+    """Tell the webhooks listening (distributor.outbox), in the transaction of the change."""
+    record_event(
+        session, kind, {"subscriber_id": subscriber.id, "email": subscriber.email, **detail}
+    )
 
 
 def request_subscription(
@@ -183,6 +193,7 @@ def request_subscription(
         elif subscription.status is not SubscriptionStatus.ACTIVE:
             subscription.status = SubscriptionStatus.PENDING
     session.flush()
+    _announce(session, EventKind.READER_SUBSCRIBED, subscriber, lists=list(lists), pending=True)
     return subscriber
 
 
@@ -199,6 +210,7 @@ def confirm(session: Session, subscriber: Subscriber) -> None:
     _set_subscriptions(
         session, subscriber, SubscriptionStatus.ACTIVE, only=SubscriptionStatus.PENDING
     )
+    _announce(session, EventKind.READER_CONFIRMED, subscriber)
 
 
 def come_back(session: Session, subscriber: Subscriber, list_id: int, *, source: str) -> None:
@@ -225,6 +237,7 @@ def come_back(session: Session, subscriber: Subscriber, list_id: int, *, source:
     else:
         subscription.status = SubscriptionStatus.ACTIVE
     session.flush()
+    _announce(session, EventKind.READER_CONFIRMED, subscriber, list=name)
 
 
 def unsubscribe(session: Session, subscriber: Subscriber) -> None:
@@ -270,6 +283,7 @@ def _unsubscribe_rows(session: Session, subscriber_id: int, *, again: bool) -> s
             .values(status=SubscriptionStatus.UNSUBSCRIBED, updated_at=now),
             execution_options={"synchronize_session": "evaluate"},
         )
+        record_event(session, EventKind.READER_UNSUBSCRIBED, {"subscriber_id": subscriber_id})
     return locale
 
 

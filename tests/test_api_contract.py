@@ -31,7 +31,7 @@ from tests.support.sending import import_sample
 from tests.support.web import web_settings
 
 EXAMPLES = 6
-ADMIN_PATHS = ("/api/v1/users", "/api/v1/tokens")
+ADMIN_PATHS = ("/api/v1/users", "/api/v1/tokens", "/api/v1/webhooks")
 
 
 def test_the_api_keeps_to_its_document(sqlite_url: str, sample_issue_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-ENGINES = {"sending", "wechat", "bounces", "readers"}
+ENGINES = {"sending", "wechat", "bounces", "readers", "segments", "webhooks"}
 ABOVE_ENGINES = {"campaigns", "runtime"}
 FACES = {
     "cli", "web", "tasks", "celery", "broker", "supervisor", "redaction", "__main__", "startup"
@@ -31,9 +31,13 @@ FORBIDDEN: dict[str, set[str]] = {
     "channels": ENGINES | UPPER | {"issues", "render", "staff"},
     "staff": ENGINES | UPPER | BELOW_ENGINES - {"staff"},
     "sending": (ENGINES - {"sending"}) | UPPER,
-    "wechat": {"bounces", "readers"} | UPPER,
-    "bounces": {"wechat", "readers"} | UPPER,
-    "readers": {"wechat", "bounces"} | UPPER,
+    "wechat": {"bounces", "readers", "segments", "webhooks"} | UPPER,
+    "bounces": {"wechat", "readers", "segments", "webhooks"} | UPPER,
+    "readers": {"wechat", "bounces", "segments", "webhooks"} | UPPER,
+    "segments": {"wechat", "bounces", "webhooks"} | UPPER,
+    "webhooks": ENGINES - {"webhooks"} | UPPER | BELOW_ENGINES,
+    # The outbox is written by every room, so it imports none of them.
+    "outbox": ENGINES | UPPER | BELOW_ENGINES,
     "campaigns": {"runtime"} | FACES | LOCAL_SERVERS,
     "runtime": {"campaigns"} | FACES | LOCAL_SERVERS,
 }

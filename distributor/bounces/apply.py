@@ -35,6 +35,7 @@ from distributor.bounces.message import MAX_TEXT_CHARS, one_line
 from distributor.bounces.models import FeedbackMessage, FeedbackOutcome
 from distributor.config import Settings
 from distributor.failures import Verdict, domain_of
+from distributor.outbox import EventKind, record_event
 from distributor.render.verp import Verp
 from distributor.sending.lifecycle import pause_for_error
 from distributor.sending.models import Delivery
@@ -422,6 +423,20 @@ class _Batch:
         connection = session.connection()
         if self.marks:
             connection.execute(_MARK, self.marks)
+        for mark in self.marks:  # told to the webhooks listening, in this transaction
+            target = self.by_id[int(str(mark["b_id"]))]
+            record_event(
+                session,
+                _FEEDBACK_EVENTS[target.state],
+                {
+                    "send_id": target.send_id,
+                    "delivery_id": target.id,
+                    "subscriber_id": target.subscriber_id,
+                    "address": target.address,
+                    "reason": mark["b_error"],
+                },
+                at=now,
+            )
         if self.causes:
             connection.execute(_SET_CAUSE, self.causes)
         paused = {}
@@ -432,6 +447,10 @@ class _Batch:
         return paused
 
 
+_FEEDBACK_EVENTS = {
+    DeliveryState.BOUNCED: EventKind.DELIVERY_BOUNCED,
+    DeliveryState.COMPLAINED: EventKind.DELIVERY_COMPLAINED,
+}
 _SOURCES = {
     SubscriberStatus.COMPLAINED: "complaint",
     SubscriberStatus.UNSUBSCRIBED: "opt-out report",

@@ -74,9 +74,10 @@ def _checked(
         raise NotFound(
             f"there is no issue with ID {send.issue_id}", code="issue.missing", issue=send.issue_id
         )
-    if not send.audience.lists:
-        raise DistributorError("a send needs at least one list", code="send.no_lists")
-    check_lists(session, send.audience.lists)
+    if not send.audience.lists and send.audience.segment is None:
+        raise DistributorError("a send needs at least one list or a segment", code="send.no_lists")
+    if send.audience.lists:
+        check_lists(session, send.audience.lists)
     if at is not None:
         check_send_time(at, now, zone)
     when = now if at is None and not draft else at

@@ -110,6 +110,12 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "bounces": LazyCommand(
         "bounce_commands", "bounces", "Process bounces and complaints, and list them."
     ),
+    "segments": LazyCommand(
+        "segment_commands", "segments", "Saved segments: audiences by their facts, to send to."
+    ),
+    "webhooks": LazyCommand(
+        "webhook_commands", "webhooks", "Webhooks: URLs sent each event they listen for, signed."
+    ),
 }
 
 

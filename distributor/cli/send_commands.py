@@ -29,6 +29,7 @@ from distributor.cli.send_status_output import (
 from distributor.cli.terminal import plain
 from distributor.db import utcnow
 from distributor.errors import DistributorError, EmptyAudience, NotFound
+from distributor.segments.store import segment_audience
 from distributor.sending.lifecycle import (
     cancel_send,
     pause_send,
@@ -96,8 +97,12 @@ def send() -> None:
 @click.option(
     "--issue", "issue_id", type=int, required=True, help="Issue ID (distributor issue list)."
 )
-@click.option("--list", "lists", multiple=True, required=True, help="Audience list; repeatable.")
+@click.option("--list", "lists", multiple=True, help="Audience list; repeatable.")
 @click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag; repeatable.")
+@click.option(
+    "--segment",
+    help="A saved segment (distributor segments list): its readers (on its --list, if given).",
+)
 @click.option(
     "--variant",
     type=click.Choice(VARIANTS),
@@ -142,6 +147,7 @@ def create_command(
     issue_id: int,
     lists: tuple[str, ...],
     tags: tuple[str, ...],
+    segment: str | None,
     variant: str,
     at: str | None,
     draft: bool,
@@ -152,7 +158,7 @@ def create_command(
     windows: tuple[str, ...],
     commercial: bool,
 ) -> None:
-    """Create a send of an issue to one or more lists.
+    """Create a send of an issue to one or more lists, or to a segment.
 
     Prints its ID, how many readers it reaches today and when it goes out. A time in the past,
     a date without a time of day and a list with nobody to send to are refused."""
@@ -164,15 +170,22 @@ def create_command(
             "--expires-in counts from the send's time, and this draft has none: "
             "give it with --at, or later with send schedule"
         )
+    if not lists and segment is None:
+        raise click.UsageError("give the audience: --list NAME (repeatable) or --segment NAME")
     with (
         hinted(EmptyAudience, "{message} (--allow-empty creates it anyway)"),
         hinted(NotFound, "{message} (see distributor issue list, distributor lists list)"),
         app.session() as session,
     ):
+        audience = (
+            Audience(lists=lists, tags=tags)
+            if segment is None
+            else segment_audience(session, segment, zone, lists=lists, tags=tags)
+        )
         created = create_send(
             session,
             issue_id=issue_id,
-            audience=Audience(lists=lists, tags=tags),
+            audience=audience,
             variant=None if variant == BY_PREFERENCE else Variant(variant),
             at=when,
             now=utcnow(),
@@ -188,21 +201,21 @@ def create_command(
         )
     click.echo(f"Created send ID: {created.id}")
     readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
-    audience = plain(Audience(lists=lists, tags=tags).describe())
+    described = plain(audience.describe())
     if created.scheduled_at is None:
         click.echo(
-            f"It is a draft to {readers} ({audience}) with no time yet: "
+            f"It is a draft to {readers} ({described}) with no time yet: "
             f"distributor send schedule {created.id} --at … schedules it."
         )
     elif draft:
         click.echo(
-            f"It is a draft to {readers} ({audience}) for "
+            f"It is a draft to {readers} ({described}) for "
             f"{local_time(created.scheduled_at, zone)}: "
             f"distributor send schedule {created.id} schedules it for that time."
         )
     else:
         moment = f"at {local_time(created.scheduled_at, zone)}" if when else "now"
-        click.echo(f"It goes to {readers} ({audience}) {moment}, {WORKER_HINT}.")
+        click.echo(f"It goes to {readers} ({described}) {moment}, {WORKER_HINT}.")
     if windows:
         click.echo(f"It goes out only within {', '.join(windows)} ({zone.key}).")
     if created.readers == 0:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import utcnow
 from distributor.errors import InvalidToken
+from distributor.outbox import EventKind, record_events
 from distributor.readers.models import EngagementEvent, EngagementKind, SendEngagement
 from distributor.sending.breakdown import per_minute
 from distributor.sending.models import Delivery
@@ -117,6 +118,7 @@ class EngagementBuffer:
                 mark_machine_clicks(session, rows)
                 # The table, not the class: the ORM's bulk path would look at every row again.
                 session.execute(insert(_EVENTS), rows)
+                announce(session, rows)
         except Exception:
             with self._lock:
                 kept = (rows + self._pending)[-KEEP_ROWS:]
@@ -146,6 +148,18 @@ class EngagementBuffer:
             except Exception:  # the database is away: keep serving, try again next round
                 log.exception("could not write tracking events; they wait for the next try")
                 time.sleep(FLUSH_SECONDS)
+
+
+def announce(session: Session, rows: list[dict[str, object]]) -> None:
+    """Opens and a reader's clicks (not a scanner's) to the webhooks listening, if any, in the
+    transaction that writes them."""
+    for kind, event in ((EngagementKind.OPEN, EventKind.READER_OPENED),
+                        (EngagementKind.CLICK, EventKind.READER_CLICKED)):
+        record_events(session, event, [
+            ({"send_id": row["send_id"], "subscriber_id": row["subscriber_id"], "url": row["url"]},
+             cast(datetime, row["at"]))
+            for row in rows if row["kind"] is kind and not row["machine"]
+        ])
 
 
 def mark_machine_clicks(session: Session, rows: list[dict[str, object]]) -> None:

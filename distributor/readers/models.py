@@ -31,6 +31,9 @@ class EngagementEvent(Base):
             postgresql_where=text("kind = 'click' AND NOT machine"),
             sqlite_where=text("kind = 'click' AND NOT machine"),
         ),
+        # Segments' "opened since …", "clicked any of the last N sends": what one reader did
+        # (distributor.segments probes it reader by reader).
+        Index("ix_engagement_events_subscriber", "subscriber_id", "kind", "at"),
     )
 
     id: Mapped[Id]

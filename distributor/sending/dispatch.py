@@ -6,6 +6,7 @@ a killed worker leaves at most its in-flight transaction unrecorded: the bound o
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter, deque
@@ -30,6 +31,7 @@ from distributor.channels.base import Envelope, Outcome, Receipt
 from distributor.db import utcnow
 from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
 from distributor.failures import Verdict, domain_of, read_failure
+from distributor.outbox import EventKind, record_event
 from distributor.sending.attempts import LogEntry, log_attempts
 from distributor.sending.claim import (
     ClaimedDelivery,
@@ -114,14 +116,26 @@ _RECORD_POSTGRES = """
              smtp_response = %(b_response)s, sent_at = %(b_sent_at)s, claim_token = NULL,
              lease_until = NULL, updated_at = %(b_now)s
        WHERE id = %(b_id)s AND claim_token = %(b_token)s AND state = 'claimed'
-      RETURNING id)
-    INSERT INTO delivery_attempts (delivery_id, attempt, outcome, smtp_code, detail, worker, at)
-    SELECT %(b_id)s, %(b_attempt)s,
-           CASE WHEN EXISTS (SELECT 1 FROM updated) THEN %(b_state)s ELSE %(b_late)s END,
-           %(b_code)s,
-           CASE WHEN EXISTS (SELECT 1 FROM updated) THEN %(b_response)s ELSE %(b_late_detail)s END,
-           %(b_worker)s, %(b_now)s
+      RETURNING id),
+    logged AS (
+      INSERT INTO delivery_attempts (delivery_id, attempt, outcome, smtp_code, detail, worker, at)
+      SELECT %(b_id)s, %(b_attempt)s,
+             CASE WHEN EXISTS (SELECT 1 FROM updated) THEN %(b_state)s ELSE %(b_late)s END,
+             %(b_code)s,
+             CASE WHEN EXISTS (SELECT 1 FROM updated)
+                  THEN %(b_response)s ELSE %(b_late_detail)s END,
+             %(b_worker)s, %(b_now)s)
+    INSERT INTO outbox_events (kind, payload, fanned_out, at)
+    SELECT %(b_kind)s::varchar, %(b_event)s::json, false, %(b_now)s
+     WHERE EXISTS (SELECT 1 FROM updated)
+       AND EXISTS (SELECT 1 FROM event_listeners WHERE kind = %(b_kind)s::varchar)
     """
+
+
+_EVENTS = {
+    DeliveryState.SENT: EventKind.DELIVERY_SENT,
+    DeliveryState.FAILED: EventKind.DELIVERY_FAILED,
+}
 
 
 class ResultRecorder:
@@ -166,12 +180,28 @@ class ResultRecorder:
             "b_sent_at": now if decision.state is DeliveryState.SENT else None,
         }
         late = AttemptOutcome.late(decision.state)
+        # A final answer is an event for the webhooks listening (distributor.outbox), written
+        # in the answer's own transaction: nothing at all while nobody listens.
+        kind = _EVENTS.get(decision.state)
+        event = {
+            "send_id": delivery.send_id,
+            "delivery_id": delivery.id,
+            "subscriber_id": delivery.subscriber_id,
+            "address": delivery.address,
+            "smtp_code": receipt.code,
+        }
         if self.postgres:
             if self._cursor is None:
                 self._cursor = self._result_cursor()
             self._cursor.execute(
                 _RECORD_POSTGRES,
-                {**params, "b_late": late.value, "b_late_detail": LATE_DETAIL},
+                {
+                    **params,
+                    "b_late": late.value,
+                    "b_late_detail": LATE_DETAIL,
+                    "b_kind": kind,
+                    "b_event": json.dumps(event, ensure_ascii=False),
+                },
                 prepare=True,
             )
         else:
@@ -185,6 +215,8 @@ class ResultRecorder:
                         "b_detail": response if held else LATE_DETAIL,
                     },
                 )
+                if held and kind is not None:
+                    record_event(connection, kind, event, at=now)
         return decision.state
 
     def _result_cursor(self) -> Any:

@@ -17,6 +17,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from distributor.errors import InvalidTransition, NotFound
+from distributor.outbox import EventKind, record_event
 from distributor.sending.attempts import LogEntry, log_attempts, log_attempts_of
 from distributor.sending.models import OPEN_DELIVERY_STATES, AttemptOutcome, Delivery, Send
 from distributor.vocabulary import DeliveryState, SendState
@@ -48,7 +49,17 @@ def start_due_sends(session: Session, now: datetime) -> list[int]:
         .values(state=SendState.RUNNING, started_at=now, updated_at=now)
         .returning(Send.id)
     )
-    return sorted(row.id for row in rows)
+    started = sorted(row.id for row in rows)
+    for send_id in started:
+        _announce(session, EventKind.SEND_STARTED, send_id, now)
+    return started
+
+
+def _announce(
+    session: Session, kind: EventKind, send_id: int, now: datetime, **detail: object
+) -> None:
+    """Tell the webhooks listening (distributor.outbox), in the transaction of the move."""
+    record_event(session, kind, {"send_id": send_id, **detail}, at=now)
 
 
 def finish_if_complete(session: Session, send_id: int, now: datetime) -> bool:
@@ -66,7 +77,10 @@ def finish_if_complete(session: Session, send_id: int, now: datetime) -> bool:
         )
         .values(state=SendState.DONE, finished_at=now, updated_at=now)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if result.rowcount:  # type: ignore[attr-defined]
+        _announce(session, EventKind.SEND_DONE, send_id, now)
+        return True
+    return False
 
 
 def finish_complete_sends(session: Session, now: datetime) -> list[int]:
@@ -111,6 +125,7 @@ def pause_send(session: Session, send_id: int, now: datetime) -> None:
     _move(
         session, send_id, (SendState.SCHEDULED, SendState.RUNNING), SendState.PAUSED, now, "paused"
     )
+    _announce(session, EventKind.SEND_PAUSED, send_id, now, reason=None)
 
 
 def pause_for_error(session: Session, send_id: int, error: str, now: datetime) -> bool:
@@ -121,7 +136,10 @@ def pause_for_error(session: Session, send_id: int, error: str, now: datetime) -
         .where(Send.id == send_id, Send.state.in_((SendState.SCHEDULED, SendState.RUNNING)))
         .values(state=SendState.PAUSED, error=error[:2000], updated_at=now)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if result.rowcount:  # type: ignore[attr-defined]
+        _announce(session, EventKind.SEND_PAUSED, send_id, now, reason=error[:2000])
+        return True
+    return False
 
 
 def resume_send(session: Session, send_id: int, now: datetime) -> None:

@@ -163,6 +163,14 @@ class Delivery(Base):
         ),
         # A reader's last deliveries, newest first: their repeated failures (distributor.failures).
         Index("ix_deliveries_subscriber_id", "subscriber_id", "id"),
+        # Segments' "bounced softly": a reader's few failed rows (distributor.segments).
+        Index(
+            "ix_deliveries_failure_cause",
+            "subscriber_id",
+            "failure_cause",
+            postgresql_where=text("failure_cause IS NOT NULL"),
+            sqlite_where=text("failure_cause IS NOT NULL"),
+        ),
         # Few rows are ever flagged: a partial index keeps their count instant at any size.
         Index(
             "ix_deliveries_possible_duplicate",

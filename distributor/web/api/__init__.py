@@ -18,13 +18,23 @@ from starlette.responses import Response
 from distributor.config import Settings
 from distributor.errors import DistributorError
 from distributor.web import health
-from distributor.web.api import errors, issues, lists, schedules, sends, subscribers, users
+from distributor.web.api import (
+    errors,
+    issues,
+    lists,
+    schedules,
+    segments,
+    sends,
+    subscribers,
+    users,
+    webhooks,
+)
 from distributor.web.api.document import document_maker, documented_methods
 from distributor.web.controls import UNFIT_VALUES
 from distributor.web.metrics import Histogram, MetricsAccess, RequestTimer
 from distributor.web.security import HEADERS
 
-ROUTERS = (issues, sends, subscribers, lists, schedules, users)
+ROUTERS = (issues, sends, subscribers, lists, schedules, users, segments, webhooks)
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 

@@ -10,6 +10,7 @@ from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from distributor.issues.document import BlockType
+from distributor.segments.models import SEGMENT_NAME_MAX
 from distributor.sending.windows import WINDOW_PATTERN
 from distributor.staff.models import STAFF_NAME_MAX, Role
 from distributor.staff.passwords import PASSWORD_MAX, PASSWORD_MIN
@@ -53,6 +54,10 @@ Address = Annotated[
 ]
 OPENID_PATTERN = r"^[A-Za-z0-9_-]*$"  # WeChat's are 28 such characters
 OpenId = Annotated[str, Field(max_length=OPENID_MAX, pattern=OPENID_PATTERN)]
+# A webhook's address: http(s), a host name or IPv4 address, no user or password.
+WEB_URL_PATTERN = (
+    r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:[/?#][^\s]*)?$"
+)
 ListName = Annotated[str, Field(max_length=LIST_NAME_MAX, pattern=label_pattern())]
 TagName = Annotated[str, Field(max_length=TAG_NAME_MAX, pattern=label_pattern())]
 # Login names: letters and digits (Latin, Chinese), and . _ - @ ·
@@ -67,6 +72,7 @@ PATTERN_RULES = {
     DOMAIN_PATTERN: "is not a domain name like qq.com",
     OPENID_PATTERN: "is not a WeChat openid (letters, digits, _ and -)",
     WINDOW_PATTERN: 'is not a sending window like "Mon-Fri 08:00-20:00"',
+    WEB_URL_PATTERN: "is not a web address like https://example.org/hooks (no password in it)",
 }
 
 
@@ -133,7 +139,26 @@ class AudienceIn(Body):
     )
 
 
+def _lists_or_segment(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [
+        {"required": ["lists"], "properties": {"lists": {"minItems": 1}}},
+        {"required": ["segment"], "properties": {"segment": {"type": "string"}}},
+    ]
+
+
 class SendCreate(AudienceIn):
+    """The audience: `lists`, or a saved `segment` (within `lists` and `tags` if given)."""
+
+    model_config = ConfigDict(json_schema_extra=_lists_or_segment)
+    lists: list[ListName] = Field(
+        default=[], max_length=50, description="Active members of any (needed without a segment)."
+    )
+    segment: str | None = Field(
+        default=None,
+        max_length=SEGMENT_NAME_MAX,
+        pattern=label_pattern(),
+        description="A saved segment (`/api/v1/segments`): its readers.",
+    )
     issue_id: IssueId
     variant: SendVariant = SendVariant.FULL
     at: Moment | None = Field(

@@ -21,6 +21,7 @@ from distributor.campaigns.schedule import (
 from distributor.campaigns.status import SendStatus, list_sends, send_status
 from distributor.db import utcnow
 from distributor.errors import DistributorError
+from distributor.segments.store import segment_audience
 from distributor.sending.lifecycle import (
     cancel_send,
     pause_send,
@@ -182,10 +183,13 @@ def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
             "the expiry counts from the send's time, and this draft has none: give it a time"
         )
     with web.transaction() as session:
+        lists, tags = tuple(body.lists), tuple(body.tags)
         created = create_send(
             session,
             issue_id=body.issue_id,
-            audience=Audience(lists=tuple(body.lists), tags=tuple(body.tags)),
+            audience=Audience(lists=lists, tags=tags)
+            if body.segment is None
+            else segment_audience(session, body.segment, zone, lists=lists, tags=tags),
             variant=None if body.variant == BY_PREFERENCE else Variant(body.variant),
             at=at,
             now=utcnow(),
