@@ -10,18 +10,20 @@ Only worker and beat processes import this module, so it is where they check the
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 from typing import Any, NoReturn
 
 from celery import Celery
-from celery.signals import beat_init, worker_init
+from celery.signals import beat_embedded_init, beat_init, worker_init, worker_ready
 from celery.utils.log import get_logger
 from kombu.transport import sqlalchemy as sqla_transport
 
 from distributor import broker
 from distributor.config import Settings
 from distributor.errors import ConfigurationError
+from distributor.ops.heartbeats import Heartbeat
 from distributor.private_files import create_private, sqlite_file
 from distributor.redaction import redact_every_log_record
 from distributor.startup import check_settings
@@ -123,6 +125,28 @@ def _redact_logs(**_: Any) -> None:
     redact_every_log_record()
 
 
+_heartbeats: list[Heartbeat] = []
+
+
+def _keep_a_heartbeat(role: str) -> None:
+    """Say in the database, until this process exits, that it runs: a restore refuses to
+    replace the database under it (distributor.ops.heartbeats)."""
+    heartbeat = Heartbeat(_settings().database_url, role)
+    heartbeat.start()
+    _heartbeats.append(heartbeat)
+    atexit.register(heartbeat.stop)
+
+
+def _embedded_beat(**_: Any) -> None:
+    """A beat inside a worker (``--beat``) is a child that is ended without running exit
+    handlers; the worker's heartbeat speaks for it."""
+    while _heartbeats:
+        _heartbeats.pop().stop()
+
+
+worker_ready.connect(lambda **_: _keep_a_heartbeat("worker"), weak=False)
+beat_init.connect(lambda **_: _keep_a_heartbeat("beat"), weak=False)
+beat_embedded_init.connect(_embedded_beat)
 for _starting in (worker_init, beat_init):
     _starting.connect(_redact_logs)
     _starting.connect(_check_settings)

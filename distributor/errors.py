@@ -184,3 +184,8 @@ class NotPermitted(RequestRefused):
 
     def __init__(self, message: str = "your role does not allow this") -> None:
         super().__init__(message, status=403)
+
+
+class BackupRefused(DistributorError):
+    """A backup cannot be made or restored here (a newer schema, a running worker, a database
+    that is not empty, a file that is not a backup)."""

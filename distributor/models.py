@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "distributor.channels.wechat.models",
     "distributor.wechat.models",
     "distributor.staff.models",
+    "distributor.ops.models",
 )
 
 

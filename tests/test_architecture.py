@@ -35,6 +35,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "readers": {"wechat", "bounces"} | UPPER,
     "campaigns": {"runtime"} | FACES | LOCAL_SERVERS,
     "runtime": {"campaigns"} | FACES | LOCAL_SERVERS,
+    "ops": UPPER,
 }
 # The pure reading of bounces: bytes in, a value out, no database and no engine.
 BOUNCE_READING = ("addresses", "autoreply", "classify", "feedback", "match", "message",

@@ -54,6 +54,7 @@ def _load(module: str, name: str) -> click.Command:
 # (module, attribute, the subcommands other modules add to it).
 LAZY_COMMANDS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
     "db": ("db_commands", "db", ()),
+    "backup": ("backup_commands", "backup", ()),
     "issue": ("issue_commands", "issue", (("render_commands", "render"),
                                           ("render_commands", "preview"))),
     "send": ("send_commands", "send", ()),
