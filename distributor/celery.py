@@ -144,12 +144,13 @@ def _embedded_beat(**_: Any) -> None:
         _heartbeats.pop().stop()
 
 
-worker_ready.connect(lambda **_: _keep_a_heartbeat("worker"), weak=False)
-beat_init.connect(lambda **_: _keep_a_heartbeat("beat"), weak=False)
-beat_embedded_init.connect(_embedded_beat)
 for _starting in (worker_init, beat_init):
     _starting.connect(_redact_logs)
     _starting.connect(_check_settings)
+# After the settings are checked: a process that refuses to start leaves no mark.
+worker_ready.connect(lambda **_: _keep_a_heartbeat("worker"), weak=False)
+beat_init.connect(lambda **_: _keep_a_heartbeat("beat"), weak=False)
+beat_embedded_init.connect(_embedded_beat)
 for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
     logging.getLogger(_name).addFilter(_WithoutTicks())
 

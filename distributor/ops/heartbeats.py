@@ -75,4 +75,7 @@ class Heartbeat:
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join(timeout=5)
-        forget_process(self.url, self.name)
+        try:
+            forget_process(self.url, self.name)
+        except Exception as error:  # the mark goes stale by itself
+            logger.warning("Heartbeat of %s not removed: %s", self.name, error)
