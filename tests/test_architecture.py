@@ -24,6 +24,7 @@ UPPER = ABOVE_ENGINES | FACES | LOCAL_SERVERS
 FORBIDDEN: dict[str, set[str]] = {
     "vocabulary": ENGINES | UPPER | BELOW_ENGINES | {"config", "db", "errors"},
     "failures": ENGINES | UPPER | BELOW_ENGINES | {"config", "db", "errors"},
+    "logs": ENGINES | UPPER | BELOW_ENGINES | {"config", "db", "errors"},
     "issues": ENGINES | UPPER | {"subscribers", "render", "channels", "staff"},
     "subscribers": ENGINES | UPPER | {"issues", "render", "channels", "staff"},
     "render": ENGINES | UPPER | {"channels", "staff"},

@@ -28,6 +28,7 @@ from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.server import Server
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from distributor.logs import uvicorn_log_config
 from distributor.redaction import redact_every_log_record
 from distributor.web.protocol import BoundedHttpToolsProtocol
 
@@ -166,7 +167,13 @@ class PatientSupervisor(Multiprocess):
 
 
 def serve(
-    *, host: str, port: int, workers: int, start_timeout: float, hang_timeout: float
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    start_timeout: float,
+    hang_timeout: float,
+    log_format: str = "text",
 ) -> None:
     """Serve the pages on ``host``:``port`` in ``workers`` processes (one: in this process)."""
     redact_every_log_record()
@@ -183,6 +190,7 @@ def serve(
         server_header=False,
         # Page URLs carry signed tokens, which are credentials: keep them out of the logs.
         access_log=False,
+        log_config=uvicorn_log_config(log_format),
     )
     if workers == 1:
         server = Server(config)
