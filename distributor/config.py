@@ -200,6 +200,7 @@ class Settings:
     wechat_encoding_aes_key: str | None = field(default=None, repr=False)
     wechat_timeout_seconds: float = 30.0  # how long a call to WeChat may take to answer
     log_format: str = "text"  # or "json": one object per line (distributor.logs)
+    doctor_nameserver: str | None = None  # the DNS server `distributor doctor` asks
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -321,6 +322,7 @@ class Settings:
                 env, "WECHAT_TIMEOUT_SECONDS", cls.wechat_timeout_seconds
             ),
             log_format=log_format,
+            doctor_nameserver=env.get("DOCTOR_NAMESERVER", "").strip() or None,
         )
 
     def require_secret_key(self) -> str:

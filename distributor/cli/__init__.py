@@ -55,6 +55,7 @@ def _load(module: str, name: str) -> click.Command:
 LAZY_COMMANDS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
     "db": ("db_commands", "db", ()),
     "backup": ("backup_commands", "backup", ()),
+    "doctor": ("doctor_command", "doctor", ()),
     "issue": ("issue_commands", "issue", (("render_commands", "render"),
                                           ("render_commands", "preview"))),
     "send": ("send_commands", "send", ()),
