@@ -18,8 +18,12 @@ from one that hangs:
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import pickle
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from socket import socket
@@ -30,6 +34,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from distributor.logs import uvicorn_log_config
 from distributor.redaction import redact_every_log_record
+from distributor.web.prometheus import MULTIPROCESS_DIR
 from distributor.web.protocol import BoundedHttpToolsProtocol
 
 log = logging.getLogger("uvicorn.error")
@@ -198,6 +203,10 @@ def serve(
         if not server.started:
             raise SystemExit(STARTUP_FAILURE)
         return
+    if not os.environ.get(MULTIPROCESS_DIR):
+        # Each process writes its request latencies here, and /metrics sums them all.
+        os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="distributor-metrics-")
+        atexit.register(shutil.rmtree, os.environ[MULTIPROCESS_DIR], ignore_errors=True)
     supervisor = PatientSupervisor(
         config, [config.bind_socket()], start_timeout=start_timeout, hang_timeout=hang_timeout
     )
