@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,7 +14,6 @@ import pytest
 
 from distributor.config import Settings
 from distributor.devservers.celery_worker import WorkerProcess
-from distributor.devservers.ports import free_port
 from distributor.devservers.redis_server import RedisServer
 from distributor.devservers.wechat_sandbox import SandboxConfig, SandboxServer
 from distributor.errors import ConfigurationError
@@ -25,9 +22,9 @@ from distributor.render.tracking import open_pixel_url
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 from tests.support.audience import make_audience
-from tests.support.polling import wait_until
 from tests.support.sending import SECRET, created_by_cli, engine_env, import_sample, wait_until_done
 from tests.support.smtp import SmtpServer
+from tests.support.web import web_process
 from tests.support.wechat import wechat_env
 from tests.support.wechat_sends import LIST, synced
 
@@ -102,32 +99,11 @@ def test_a_worker_sending_by_email_with_tracking_and_by_wechat_logs_clean_json_l
 def test_distributor_web_with_log_format_json_writes_json_lines_from_every_process(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    port, log = free_port(), tmp_path / "web.log"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_URL": sqlite_url,
-           "DISTRIBUTOR_SECRET_KEY": SECRET, "LOG_FORMAT": "json", "WEB_WORKERS": "2"}
     token = LINKS.tracking_token(1, 1)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "distributor", "web", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until(
-            lambda: answers(f"http://127.0.0.1:{port}/healthz"), bool, timeout=90, what="/healthz"
-        )
-        httpx.get(open_pixel_url(f"http://127.0.0.1:{port}", token), timeout=30)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with web_process(tmp_path, sqlite_url, LOG_FORMAT="json", WEB_WORKERS="2") as (base, log):
+        httpx.get(open_pixel_url(base, token), timeout=30)
     lines = log.read_text().splitlines()
     entries = [json.loads(line) for line in lines]  # every line, or this fails
     assert all(list(entry)[:6] == FIELDS for entry in entries)
     assert sum("Application startup complete" in entry["message"] for entry in entries) >= 2
     assert token not in log.read_text() and SECRET not in log.read_text()
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,32 +16,18 @@ from distributor.cli import main
 from distributor.db import (
     UPGRADE_LOCK_KEY,
     current_revision,
-    dispose_engines,
     get_engine,
     is_sqlite,
     pending_migrations,
     upgrade,
     upgrade_lock,
 )
-from distributor.devservers.postgres import throwaway_database
 from distributor.private_files import sqlite_file
-from tests.conftest import POSTGRES_ADMIN_URL, _require_postgres
 from tests.support.polling import wait_until
 
 HEAD = "0016_ops"
 # Each release's newest migration (CHANGELOG.md).
 RELEASES = {"0.4.0": "0015_issue_images", "0.3.0": "0011_api_indexes"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'site.db'}"
-        dispose_engines()
-        return
-    _require_postgres()
-    with throwaway_database(POSTGRES_ADMIN_URL, "distributor_upgrade") as url:
-        yield url
 
 
 def waiting_upgraders(url: str) -> int:
