@@ -41,13 +41,6 @@ REQUEST_SECONDS = Histogram(
 )
 
 
-def _gauge(name: str, text: str, labels: list[str], values: dict[tuple[str, ...], float]) -> Metric:
-    family = GaugeMetricFamily(name, text, labels=labels)
-    for key, value in sorted(values.items()):
-        family.add_metric(list(key), value)
-    return family
-
-
 class SendingCollector(Collector):
     """The database's figures, as read for this scrape."""
 
@@ -57,47 +50,50 @@ class SendingCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         snapshot, figures = self.snapshot, self.figures
-        yield _gauge("distributor_sends", "Sends by state.", ["state"],
-                     {(k,): v for k, v in snapshot.sends.items()})
-        yield _gauge("distributor_deliveries", "Deliveries by state (all sends).", ["state"],
-                     {(k,): v for k, v in snapshot.deliveries.items()})
-        yield _gauge("distributor_smtp_answers_last_hour",
-                     "Mail server answers in the last hour, by class (none: no answer).",
-                     ["class"], {(k,): v for k, v in snapshot.answers.items()})
-        yield GaugeMetricFamily("distributor_sent_per_second",
-                                "Messages accepted per second over the last minute.",
-                                value=snapshot.sent_per_second)
-        yield GaugeMetricFamily("distributor_queue_depth", "Planned deliveries not sent yet.",
-                                value=snapshot.queue_depth)
-        yield _gauge("distributor_messages_last_hour",
-                     "Messages in the last hour by channel, receiving domain (the 20 busiest; "
-                     "the rest: other) and outcome (sent, deferred, failed).",
-                     ["channel", "domain", "outcome"],
-                     {key: float(n) for key, n in figures.outcomes.items()})
-        yield _gauge("distributor_send_progress_ratio",
-                     "Share of a running send's deliveries that are final.", ["send_id"],
-                     {(str(send_id),): ratio for send_id, ratio in figures.progress.items()})
-        yield GaugeMetricFamily("distributor_sent_last_day",
-                                "Messages accepted in the last 24 hours.",
-                                value=figures.sent_last_day)
-        yield GaugeMetricFamily("distributor_bounced_last_day",
-                                "Hard bounces received in the last 24 hours.",
-                                value=figures.bounced_last_day)
-        yield GaugeMetricFamily("distributor_complained_last_day",
-                                "Complaints (spam reports) received in the last 24 hours.",
-                                value=figures.complained_last_day)
-        yield GaugeMetricFamily("distributor_bounce_rate",
-                                "Hard bounces per message accepted, last 24 hours.",
-                                value=figures.bounce_rate)
-        yield GaugeMetricFamily("distributor_complaint_rate",
-                                "Complaints per message accepted, last 24 hours.",
-                                value=figures.complaint_rate)
-        yield _gauge("distributor_complaint_rate_limit",
-                     "Providers' complaint-rate thresholds (Gmail: under 0.1 %, never 0.3 %).",
-                     ["provider", "level"], COMPLAINT_LIMITS)
-        yield _gauge("distributor_bounce_rate_limit",
-                     "The hard-bounce rate above which receivers start to refuse.",
-                     ["provider", "level"], BOUNCE_LIMITS)
+        by_label: list[tuple[str, str, list[str], dict[tuple[str, ...], float]]] = [
+            ("distributor_sends", "Sends by state.", ["state"],
+             {(k,): v for k, v in snapshot.sends.items()}),
+            ("distributor_deliveries", "Deliveries by state (all sends).", ["state"],
+             {(k,): v for k, v in snapshot.deliveries.items()}),
+            ("distributor_smtp_answers_last_hour",
+             "Mail server answers in the last hour, by class (none: no answer).", ["class"],
+             {(k,): v for k, v in snapshot.answers.items()}),
+            ("distributor_messages_last_hour",
+             "Messages in the last hour by channel, receiving domain (the 20 busiest; the rest: "
+             "other) and outcome (sent, deferred, failed).", ["channel", "domain", "outcome"],
+             {key: float(n) for key, n in figures.outcomes.items()}),
+            ("distributor_send_progress_ratio",
+             "Share of a running send's deliveries that are final.", ["send_id"],
+             {(str(send_id),): ratio for send_id, ratio in figures.progress.items()}),
+            ("distributor_complaint_rate_limit",
+             "Providers' complaint-rate thresholds (Gmail: under 0.1 %, never 0.3 %).",
+             ["provider", "level"], COMPLAINT_LIMITS),
+            ("distributor_bounce_rate_limit",
+             "The hard-bounce rate above which receivers start to refuse.",
+             ["provider", "level"], BOUNCE_LIMITS),
+        ]
+        for name, text, labels, values in by_label:
+            family = GaugeMetricFamily(name, text, labels=labels)
+            for key, value in sorted(values.items()):
+                family.add_metric(list(key), value)
+            yield family
+        single: list[tuple[str, str, float]] = [
+            ("distributor_sent_per_second", "Messages accepted per second over the last minute.",
+             snapshot.sent_per_second),
+            ("distributor_queue_depth", "Planned deliveries not sent yet.", snapshot.queue_depth),
+            ("distributor_sent_last_day", "Messages accepted in the last 24 hours.",
+             figures.sent_last_day),
+            ("distributor_bounced_last_day", "Hard bounces received in the last 24 hours.",
+             figures.bounced_last_day),
+            ("distributor_complained_last_day", "Complaints received in the last 24 hours.",
+             figures.complained_last_day),
+            ("distributor_bounce_rate", "Hard bounces per message accepted, last 24 hours.",
+             figures.bounce_rate),
+            ("distributor_complaint_rate", "Complaints per message accepted, last 24 hours.",
+             figures.complaint_rate),
+        ]
+        for name, text, value in single:
+            yield GaugeMetricFamily(name, text, value=value)
 
 
 def exposition(snapshot: SendingSnapshot, figures: OutcomeFigures) -> bytes:
