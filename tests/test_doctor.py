@@ -4,18 +4,25 @@ the settings' public address: each broken thing is reported with its fix, the re
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from click.testing import CliRunner, Result
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from distributor.cli import main
+from distributor.devservers.ports import free_port
 from distributor.ops.doctor import organisational_domain
 from tests.support.dns_server import DnsServer, Zone, txt
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import RecordingHandler, SmtpServer
 
 DOMAIN = "hzgh.org.cn"
 
@@ -58,7 +65,8 @@ def good_zone(public_key: str) -> Zone:
     }
 
 
-def doctor(server: DnsServer, smtp: SmtpServer, key: Path, **extra: str) -> Result:
+def doctor(server: DnsServer, relay: dict[str, str], key: Path, **extra: str) -> Result:
+    """``distributor doctor`` with a good site's settings, the relay's and ``extra``."""
     env = {
         "DOCTOR_NAMESERVER": server.nameserver,
         "MAIL_FROM": f"杭州工运 <newsletter@{DOMAIN}>",
@@ -67,7 +75,7 @@ def doctor(server: DnsServer, smtp: SmtpServer, key: Path, **extra: str) -> Resu
         "DKIM_SELECTOR": "s2026",
         "DKIM_PRIVATE_KEY_FILE": str(key),
         "PUBLIC_BASE_URL": "http://news.hzgh.org.cn",
-        **smtp.env(),
+        **relay,
         **extra,
     }
     return CliRunner().invoke(main, ["doctor"], env=env)
@@ -78,7 +86,7 @@ def test_a_good_domain_passes_its_dns_checks_and_the_relay_and_url_are_named(
 ) -> None:
     path, public = dkim_key
     with DnsServer(good_zone(public)) as server:
-        result = doctor(server, smtp, path)
+        result = doctor(server, smtp.env(), path)
     lines = result.output.splitlines()
     assert "ok   SPF: bounces.hzgh.org.cn allows the relay 127.0.0.1" in lines, result.output
     key = f"s2026._domainkey.{DOMAIN}"
@@ -131,7 +139,7 @@ def test_each_broken_record_is_reported_with_its_fix(
     else:
         del zone[(f"bounces.{DOMAIN}", "MX")]
     with DnsServer(zone) as server:
-        result = doctor(server, smtp, path)
+        result = doctor(server, smtp.env(), path)
     lines = result.output.splitlines()
     at = next((i for i, line in enumerate(lines) if line.startswith(reported)), None)
     assert at is not None, result.output
@@ -150,7 +158,7 @@ def test_dmarc_fails_when_neither_dkim_nor_the_return_path_aligns(
     zone[("mailer.example.net", "TXT")] = [txt("v=spf1 ip4:127.0.0.1 -all")]
     zone[("mailer.example.net", "MX")] = ["10 mail.hzgh.org.cn."]
     with DnsServer(zone) as server:
-        result = doctor(server, smtp, path, DKIM_DOMAIN="mailer.example.net",
+        result = doctor(server, smtp.env(), path, DKIM_DOMAIN="mailer.example.net",
                         BOUNCE_DOMAIN="mailer.example.net")
     assert "FAIL DMARC: DMARC p=quarantine but neither the DKIM domain (mailer.example.net) nor " \
         "the return path's (mailer.example.net) aligns with From's hzgh.org.cn" in result.output
@@ -165,3 +173,50 @@ def test_doctor_nameserver_must_be_an_address() -> None:
 def test_the_organisational_domain_keeps_a_registry_s_second_level() -> None:
     assert organisational_domain("mail.hzgh.org.cn") == "hzgh.org.cn"
     assert organisational_domain("bounces.news.example.org") == "example.org"
+
+
+def self_signed_context(tmp_path: Path) -> ssl.SSLContext:
+    """A server's TLS with a certificate nobody vouches for (itself)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.hzgh.org.cn")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "relay.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private_key_path = tmp_path / "relay.key"
+    private_key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "relay.pem", private_key_path)
+    return context
+
+
+def test_a_relay_with_a_certificate_nobody_vouches_for_and_an_unreachable_https_address(
+    dkim_key: tuple[Path, str], tmp_path: Path
+) -> None:
+    path, public = dkim_key
+    port = free_port()
+    relay = Controller(RecordingHandler(), hostname="127.0.0.1", port=port,
+                       tls_context=self_signed_context(tmp_path))
+    relay.start()
+    try:
+        with DnsServer(good_zone(public)) as server:
+            relay_env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port),
+                         "SMTP_SECURITY": "starttls"}
+            result = doctor(server, relay_env, path,
+                            PUBLIC_BASE_URL=f"https://127.0.0.1:{free_port()}")
+    finally:
+        relay.stop()
+    lines = result.output.splitlines()
+    tls = next(line for line in lines if line.startswith("FAIL TLS: "))
+    assert f"TLS with 127.0.0.1:{port} failed" in tls and "certificate verify failed" in tls
+    assert "     fix: give the relay a certificate valid for 127.0.0.1" in lines
+    assert any(line.startswith("FAIL HTTPS: https://127.0.0.1:") and "cannot be reached over "
+               "https" in line for line in lines), result.output
