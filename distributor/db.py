@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import fcntl
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -221,8 +222,9 @@ UPGRADE_LOCK_KEY = 0x64697374
 def upgrade_lock(url: str) -> Iterator[None]:
     """Held by one upgrader of the database at ``url`` at a time: workers that all start at once
     with ``db upgrade`` before them migrate once, the others wait and find nothing to do.
-    PostgreSQL: a session advisory lock. SQLite: an exclusive lock on a file beside the database
-    (its own locks are per transaction, and SQLite migrations run one transaction each)."""
+    PostgreSQL: a session advisory lock. SQLite: an exclusive lock on the database's folder
+    (SQLite's own locks last a transaction, and its migrations run one transaction each; a lock
+    on the database file itself would be dropped with SQLite's own when its descriptor closes)."""
     if not is_sqlite(url):
         with get_engine(url).connect() as connection:
             connection.execute(text("select pg_advisory_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
@@ -239,14 +241,12 @@ def upgrade_lock(url: str) -> Iterator[None]:
     if path is None:
         yield
         return
-    lock = path.with_name(f"{path.name}-upgrade.lock")
-    create_private(lock)
-    with lock.open("rb") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(file, fcntl.LOCK_UN)
+    folder = os.open(path.absolute().parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # and with it the lock
 
 
 def pending_migrations(url: str, revision: str = "head") -> list[tuple[str, str]]:

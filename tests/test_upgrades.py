@@ -32,7 +32,7 @@ RELEASES = {"0.4.0": "0015_issue_images", "0.3.0": "0011_api_indexes"}
 
 def waiting_upgraders(url: str) -> int:
     """How many processes wait for the upgrade lock (PostgreSQL's lock table, or the kernel's
-    list of file locks for SQLite's lock file)."""
+    list of file locks for the SQLite database's folder)."""
     if not is_sqlite(url):
         with get_engine(url).connect() as connection:
             query = (
@@ -42,7 +42,7 @@ def waiting_upgraders(url: str) -> int:
             return int(connection.execute(text(query), {"key": UPGRADE_LOCK_KEY}).scalar_one())
     database = sqlite_file(url)
     assert database is not None
-    inode = database.with_name(f"{database.name}-upgrade.lock").stat().st_ino
+    inode = database.parent.stat().st_ino
     locks = Path("/proc/locks").read_text().splitlines()
     return sum(1 for line in locks if "->" in line and "FLOCK" in line and f":{inode} " in line)
 
