@@ -10,18 +10,30 @@ Only worker and beat processes import this module, so it is where they check the
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import sys
 from typing import Any, NoReturn
 
 from celery import Celery
-from celery.signals import beat_init, worker_init
+from celery.apps import worker as celery_worker
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    beat_embedded_init,
+    beat_init,
+    worker_init,
+    worker_ready,
+)
 from celery.utils.log import get_logger
 from kombu.transport import sqlalchemy as sqla_transport
 
 from distributor import broker
 from distributor.config import Settings
 from distributor.errors import ConfigurationError
+from distributor.logs import JsonFormatter, json_handler, use_json
+from distributor.ops.heartbeats import Heartbeat
 from distributor.private_files import create_private, sqlite_file
 from distributor.redaction import redact_every_log_record
 from distributor.startup import check_settings
@@ -130,10 +142,58 @@ def _redact_logs(**_: Any) -> None:
     redact_every_log_record()
 
 
+def _log_format(logger: logging.Logger, **_: Any) -> None:
+    """LOG_FORMAT=json: Celery's handlers write JSON lines (distributor.logs)."""
+    if _settings().log_format == "json":
+        use_json(logger)
+
+
+def _say_as_json(message: str, _stream: Any = None) -> None:
+    """What Celery says at a signal ("worker: Warm shutdown"), as a JSON line. Celery writes it
+    with os.write, outside logging (no lock inside a signal handler), and so does this."""
+    record = logging.LogRecord("celery.worker", logging.WARNING, "", 0, message.strip(), None, None)
+    os.write(2, (JsonFormatter().format(record) + "\n").encode())
+
+
+def _json_from_the_first_line() -> None:
+    """LOG_FORMAT=json before Celery sets up logging: its start-up warnings (running as root)
+    and what it says at a signal are JSON lines too. Celery keeps a handler it finds."""
+    logging.basicConfig(level=logging.INFO, handlers=[json_handler()])
+    logging.captureWarnings(True)
+    celery_worker.safe_say = _say_as_json
+
+
+after_setup_logger.connect(_log_format)
+after_setup_task_logger.connect(_log_format)
+_heartbeats: list[Heartbeat] = []
+
+
+def _keep_a_heartbeat(role: str) -> None:
+    """Say in the database, until this process exits, that it runs: a restore refuses to
+    replace the database under it (distributor.ops.heartbeats)."""
+    heartbeat = Heartbeat(_settings().database_url, role)
+    heartbeat.start()
+    _heartbeats.append(heartbeat)
+    atexit.register(heartbeat.stop)
+
+
+def _embedded_beat(**_: Any) -> None:
+    """A beat inside a worker (``--beat``) is a child that is ended without running exit
+    handlers; the worker's heartbeat speaks for it."""
+    while _heartbeats:
+        _heartbeats.pop().stop()
+
+
 for _starting in (worker_init, beat_init):
     _starting.connect(_redact_logs)
     _starting.connect(_check_settings)
+# After the settings are checked: a process that refuses to start leaves no mark.
+worker_ready.connect(lambda **_: _keep_a_heartbeat("worker"), weak=False)
+beat_init.connect(lambda **_: _keep_a_heartbeat("beat"), weak=False)
+beat_embedded_init.connect(_embedded_beat)
 for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
     logging.getLogger(_name).addFilter(_WithoutTicks())
 
+if _settings().log_format == "json":
+    _json_from_the_first_line()
 app = make_app(_settings())

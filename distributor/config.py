@@ -23,6 +23,7 @@ from distributor.config_relays import (
     load_relays_file,
 )
 from distributor.errors import ConfigurationError
+from distributor.logs import LOG_FORMATS
 
 WECHAT_ACCOUNT_TYPES = ("subscription", "service")
 # 32 characters of token_urlsafe are 192 random bits: out of reach of guessing a link's signature.
@@ -219,6 +220,8 @@ class Settings:
     # Safe mode: callbacks encrypted, their signature covering the body (None: plain mode).
     wechat_encoding_aes_key: str | None = field(default=None, repr=False)
     wechat_timeout_seconds: float = 30.0  # how long a call to WeChat may take to answer
+    log_format: str = "text"  # or "json": one object per line (distributor.logs)
+    doctor_nameserver: str | None = None  # the DNS server `distributor doctor` asks
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -247,6 +250,11 @@ class Settings:
             raise ConfigurationError(
                 f"BOUNCE_IMAP_SECURITY={imap_security!r} is not one of "
                 f"{', '.join(SMTP_SECURITY_MODES)}"
+            )
+        log_format = env.get("LOG_FORMAT", "").strip().lower() or cls.log_format
+        if log_format not in LOG_FORMATS:
+            raise ConfigurationError(
+                f"LOG_FORMAT={log_format!r} is not one of {', '.join(LOG_FORMATS)}"
             )
         return cls(
             database_url=database_url,
@@ -350,6 +358,8 @@ class Settings:
             wechat_timeout_seconds=_float(
                 env, "WECHAT_TIMEOUT_SECONDS", cls.wechat_timeout_seconds
             ),
+            log_format=log_format,
+            doctor_nameserver=env.get("DOCTOR_NAMESERVER", "").strip() or None,
         )
 
     def require_secret_key(self) -> str:

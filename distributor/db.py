@@ -7,10 +7,12 @@ embedded set-up behaves like a server under the worker's concurrent writes.
 from __future__ import annotations
 
 import enum
+import fcntl
 import functools
 import json
+import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,11 +216,67 @@ def alembic_config(url: str) -> Any:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema at ``url`` to ``revision`` (the newest by default)."""
+# The key of `db upgrade`'s PostgreSQL advisory lock: "dist" in ASCII.
+UPGRADE_LOCK_KEY = 0x64697374
+
+
+@contextmanager
+def upgrade_lock(url: str) -> Iterator[None]:
+    """Held by one upgrader of the database at ``url`` at a time: workers that all start at once
+    with ``db upgrade`` before them migrate once, the others wait and find nothing to do.
+    PostgreSQL: a session advisory lock. SQLite: an exclusive lock on the database's folder
+    (SQLite's own locks last a transaction, and its migrations run one transaction each; a lock
+    on the database file itself would be dropped with SQLite's own when its descriptor closes)."""
+    if not is_sqlite(url):
+        with get_engine(url).connect() as connection:
+            connection.execute(text("select pg_advisory_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("select pg_advisory_unlock(:key)"), {"key": UPGRADE_LOCK_KEY}
+                )
+                connection.commit()
+        return
+    path = sqlite_file(url)
+    if path is None:
+        yield
+        return
+    folder = os.open(path.absolute().parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # and with it the lock
+
+
+def pending_migrations(url: str, revision: str = "head") -> list[tuple[str, str]]:
+    """The migrations an upgrade to ``revision`` would apply, oldest first: (revision, what it
+    does)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(url))
+    steps = script.iterate_revisions(revision, current_revision(url) or "base")
+    return [(step.revision, (step.doc or "").strip()) for step in reversed(list(steps))]
+
+
+def upgrade(url: str, revision: str = "head", say: Callable[[str], None] | None = None) -> None:
+    """Bring the schema at ``url`` to ``revision`` (the newest by default), one upgrader at a
+    time; ``say`` is told what is about to happen, before it does."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), revision)
+    with upgrade_lock(url):
+        if say is not None:
+            steps = pending_migrations(url, revision)
+            current = current_revision(url) or "empty"
+            if not steps:
+                say(f"Database is at {current}: nothing to do")
+            else:
+                say(f"Upgrading from {current} to {steps[-1][0]}, {len(steps)} migrations:")
+                for step, doc in steps:
+                    say(f"  {step}: {doc}")
+        command.upgrade(alembic_config(url), revision)
 
 
 __all__ = [

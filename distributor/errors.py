@@ -230,3 +230,8 @@ class NotPermitted(RequestRefused):
         self, message: str = "your role does not allow this", *, code: str = "staff.not_permitted"
     ) -> None:
         super().__init__(message, status=403, code=code)
+
+
+class BackupRefused(DistributorError):
+    """A backup cannot be made or restored here (a newer schema, a running worker, a database
+    that is not empty, a file that is not a backup)."""

@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "distributor.segments.models",
     "distributor.outbox",
     "distributor.webhooks.models",
+    "distributor.ops.models",
 )
 
 

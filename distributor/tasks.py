@@ -32,6 +32,7 @@ from distributor.celery import app
 from distributor.config import Settings
 from distributor.db import dispose_engines
 from distributor.errors import ConfirmationDeferred
+from distributor.logs import log_context
 from distributor.readers import confirmation
 from distributor.readers.mailto import mailto_unsubscriber
 from distributor.runtime import WorkerRuntime
@@ -125,7 +126,10 @@ def tick() -> dict[str, Any]:
 
 @app.task(name="distributor.plan")
 def plan(send_id: int) -> int:
-    return runtime().plan(send_id)
+    with log_context(send_id=send_id):
+        planned = runtime().plan(send_id)
+        logger.info("Planned send %d: %d deliveries", send_id, planned)
+    return planned
 
 
 @app.task(name="distributor.drain")
@@ -150,7 +154,10 @@ def send_confirmation(subscriber_id: int) -> str | None:
 @app.task(name="distributor.send_wechat")
 def send_wechat(send_id: int) -> dict[str, Any]:
     """The WeChat jobs of a send; what is left (an answer that never came) waits for a tick."""
-    return vars(runtime().send_wechat(send_id))
+    with log_context(send_id=send_id):
+        report = vars(runtime().send_wechat(send_id))
+        logger.info("WeChat jobs of send %d: %s", send_id, report)
+    return report
 
 
 @app.task(name="distributor.poll_bounces")

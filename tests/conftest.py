@@ -85,6 +85,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield from _fresh_postgres(request)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of each kind with nothing in it (no schema): for migrations and restores."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        dispose_engines()
+        return
+    _require_postgres()
+    with throwaway_database(POSTGRES_ADMIN_URL, "distributor_empty") as url:
+        yield url
+
+
 @pytest.fixture
 def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """Only PostgreSQL: for what is measured on the distributed set-up."""

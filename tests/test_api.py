@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from distributor.db import transaction
@@ -468,23 +469,37 @@ def test_metrics_are_shown_to_allowed_addresses_or_the_token_only(
         metrics = httpx.get(f"{base}/metrics", timeout=30)
         assert metrics.status_code == 200, metrics.text
         assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
-        text = metrics.text
-        for line in (
-            'distributor_sends{state="running"} 1',
-            'distributor_deliveries{state="sent"} 4',
-            'distributor_deliveries{state="deferred"} 1',
-            'distributor_smtp_answers_last_hour{class="2xx"} 4',
-            'distributor_smtp_answers_last_hour{class="4xx"} 1',
-            "distributor_queue_depth 1",
-            # Routing: the presets' capped domains (one relay without caps is not counted).
-            'distributor_domain_cap_left_today{domain="163.com"} 100000',
-            'distributor_domain_cap_left_hour{domain="163.com"} 3000',
-            'distributor_domain_slowdown{domain="163.com"} 0',
-        ):
-            assert line in text.splitlines(), (line, text)
-        assert "distributor_relay_sent_today{" not in text
-        rate = re.search(r"^distributor_sent_per_second (\S+)$", text, re.MULTILINE)
-        assert rate and float(rate[1]) == pytest.approx(4 / 60, abs=0.001)
+        families = {
+            family.name: {
+                tuple(sorted(sample.labels.items())): sample.value for sample in family.samples
+            }
+            for family in text_string_to_metric_families(metrics.text)
+        }
+        assert families["distributor_sends"][(("state", "running"),)] == 1
+        assert families["distributor_deliveries"][(("state", "sent"),)] == 4
+        assert families["distributor_deliveries"][(("state", "deferred"),)] == 1
+        assert families["distributor_smtp_answers_last_hour"][(("class", "2xx"),)] == 4
+        assert families["distributor_smtp_answers_last_hour"][(("class", "4xx"),)] == 1
+        assert families["distributor_queue_depth"][()] == 1
+        assert families["distributor_sent_per_second"][()] == pytest.approx(4 / 60, abs=0.001)
+        # By channel and receiving domain; the running send's progress; the rates and the
+        # providers' thresholds they are held to.
+        by_domain = families["distributor_messages_last_hour"]
+        email = (("channel", "email"), ("domain", "example.org"))
+        assert by_domain[(*email, ("outcome", "sent"))] == 4
+        assert by_domain[(*email, ("outcome", "deferred"))] == 1
+        [progress] = families["distributor_send_progress_ratio"].values()
+        assert progress == pytest.approx(0.8)
+        assert families["distributor_sent_last_day"][()] == 4
+        assert families["distributor_complaint_rate"][()] == 0
+        limits = families["distributor_complaint_rate_limit"]
+        assert limits[(("level", "target"), ("provider", "gmail"))] == 0.001
+        assert limits[(("level", "maximum"), ("provider", "gmail"))] == 0.003
+        # Routing: the presets' capped domains (one relay without caps is not counted).
+        assert families["distributor_domain_cap_left_today"][(("domain", "163.com"),)] == 100000
+        assert families["distributor_domain_cap_left_hour"][(("domain", "163.com"),)] == 3000
+        assert families["distributor_domain_slowdown"][(("domain", "163.com"),)] == 0
+        assert not families["distributor_relay_sent_today"]
         again = httpx.get(f"{base}/metrics").text
         assert re.search(r'_count\{route="/metrics"\} [1-9]', again), again
     remote = web_settings(

@@ -25,6 +25,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "vocabulary": ENGINES | UPPER | BELOW_ENGINES | {"config", "db", "errors"},
     "failures": ENGINES | UPPER | BELOW_ENGINES | {"config", "db", "errors"},
     "locale": ENGINES | UPPER | BELOW_ENGINES | {"config", "db", "errors"},
+    "logs": ENGINES | UPPER | BELOW_ENGINES | {"config", "db", "errors"},
     "issues": ENGINES | UPPER | {"subscribers", "render", "channels", "staff"},
     "subscribers": ENGINES | UPPER | {"issues", "render", "channels", "staff"},
     "render": ENGINES | UPPER | {"channels", "staff"},
@@ -40,6 +41,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "outbox": ENGINES | UPPER | BELOW_ENGINES,
     "campaigns": {"runtime"} | FACES | LOCAL_SERVERS,
     "runtime": {"campaigns"} | FACES | LOCAL_SERVERS,
+    "ops": UPPER,
 }
 # The pure reading of bounces: bytes in, a value out, no database and no engine.
 BOUNCE_READING = ("addresses", "autoreply", "classify", "feedback", "match", "message",

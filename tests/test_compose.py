@@ -26,7 +26,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-SERVICES = {"postgres", "redis", "migrate", "worker", "beat", "mailpit", "web"}
+SERVICES = {"postgres", "redis", "migrate", "worker", "beat", "mailpit", "web", "proxy"}
 APP_SERVICES = ("migrate", "worker", "beat", "web")
 # migrate runs to completion (worker and beat wait for that); every other service stays up and
 # says whether it is healthy, with a check of its own kind.
@@ -37,6 +37,7 @@ HEALTHCHECKS = {
     "worker": ("celery", "inspect ping", "HOSTNAME"),
     "beat": ("database_url", "select 1", "ensure_connection"),
     "web": ("urlopen", "http://127.0.0.1:8000/healthz"),
+    "proxy": ("wget", "http://127.0.0.1:2019/config/"),
 }
 # Secrets the file must demand from the environment; `docker compose` refuses to run without.
 REQUIRED = ("DISTRIBUTOR_SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD")
@@ -149,17 +150,29 @@ def test_compose_file_passes_every_setting() -> None:
         assert not missing, f"{name} does not get {sorted(missing)} from the environment"
 
 
-def test_the_web_service_believes_the_proxy_on_the_host_only() -> None:
-    """A proxy on the host reaches the published port from the network's gateway: that address,
-    and no other, is trusted for X-Forwarded-For, so each reader has a rate limit of their own
-    and nobody else can claim an address."""
+def test_the_web_service_believes_its_proxies_only() -> None:
+    """The `proxy` service (Caddy, at a fixed address) and a proxy on the host (which reaches the
+    published port from the network's gateway): those addresses, and no other, are trusted for
+    X-Forwarded-For, so each reader has a rate limit of their own and nobody else can claim an
+    address."""
     config = load_raw()
     (subnet,) = config["networks"]["default"]["ipam"]["config"]
     forwarded = config["services"]["web"]["environment"]["FORWARDED_ALLOW_IPS"]
     match = INTERPOLATION.fullmatch(forwarded)
     assert match and match["name"] == "FORWARDED_ALLOW_IPS" and match["op"] == ":-"
-    assert match["arg"] == subnet["gateway"]
-    assert ipaddress.ip_address(subnet["gateway"]) in ipaddress.ip_network(subnet["subnet"])
+    proxy = config["services"]["proxy"]
+    address = proxy["networks"]["default"]["ipv4_address"]
+    assert match["arg"].split(",") == [address, subnet["gateway"]]
+    network = ipaddress.ip_network(subnet["subnet"])
+    assert ipaddress.ip_address(subnet["gateway"]) in network
+    assert ipaddress.ip_address(address) in network
+    # It is the https proxy in front of web, with the Caddyfile of deploy/.
+    assert proxy["image"].startswith("caddy:")
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text(encoding="utf-8")
+    assert "reverse_proxy web:8000" in caddyfile
+    assert "header_up X-Forwarded-For {remote_host}" in caddyfile
 
 
 def test_compose_file_holds_no_secret() -> None:

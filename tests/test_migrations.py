@@ -3,10 +3,6 @@ data of an older schema survives an upgrade (a send by preference, its deliverie
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -15,27 +11,12 @@ from sqlalchemy import text
 from distributor.db import (
     Base,
     alembic_config,
-    dispose_engines,
     get_engine,
     head_revision,
     schema_is_current,
     upgrade,
 )
-from distributor.devservers.postgres import throwaway_database
 from distributor.models import load_all_models
-from tests.conftest import POSTGRES_ADMIN_URL, _require_postgres
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        dispose_engines()
-        return
-    _require_postgres()
-    with throwaway_database(POSTGRES_ADMIN_URL, "distributor_migrations") as url:
-        yield url
-        dispose_engines()
 
 
 def test_migrations_build_the_schema_the_models_declare(empty_url: str) -> None:

@@ -69,6 +69,12 @@ class LazyCommand(NamedTuple):
 # a command, and each process of `distributor web`, imports what it needs and no more.
 LAZY_COMMANDS: dict[str, LazyCommand] = {
     "db": LazyCommand("db_commands", "db", "Create or upgrade the database schema."),
+    "backup": LazyCommand(
+        "backup_commands", "backup", "Back the database up to a file, or restore it from one."
+    ),
+    "doctor": LazyCommand(
+        "doctor_command", "doctor", "Check the sending domain's DNS, the relay and the web site."
+    ),
     "issue": LazyCommand(
         "issue_commands",
         "issue",

@@ -17,9 +17,10 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True, help="Migration to upgrade to.")
 @pass_app
 def db_upgrade(app: AppContext, revision: str) -> None:
-    """Apply every pending migration to DATABASE_URL."""
+    """Apply every pending migration to DATABASE_URL, saying which first. Many processes may
+    run it at once: one migrates, the others wait for it and find nothing to do."""
     url = app.settings.database_url
-    upgrade(url, revision)
+    upgrade(url, revision, say=app.console.print)
     app.console.print(f"Database is at revision {current_revision(url)} ({redacted(url)})")
 
 

@@ -42,4 +42,5 @@ def web(app: AppContext, host: str, port: int, workers: int | None) -> None:
         workers=workers or app.settings.web_worker_count,
         start_timeout=app.settings.web_start_timeout,
         hang_timeout=app.settings.web_hang_timeout,
+        log_format=app.settings.log_format,
     )

@@ -31,6 +31,7 @@ from distributor.channels.base import Envelope, Outcome, Receipt
 from distributor.db import utcnow
 from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
 from distributor.failures import Verdict, domain_of, read_failure
+from distributor.logs import log_context
 from distributor.outbox import EventKind, record_event
 from distributor.sending.attempts import LogEntry, log_attempts
 from distributor.sending.claim import (
@@ -414,7 +415,8 @@ class _Drain:
                 next_check = time.monotonic() + self.tunables.recheck_seconds
                 continue
             try:
-                receipt = self.attempt(send_id, pending[0], send_rate)
+                with log_context(send_id=send_id, delivery_id=pending[0].id):
+                    receipt = self.attempt(send_id, pending[0], send_rate)
             except (RenderError, ConfigurationError) as error:
                 # The send's message cannot be made: nothing of this batch went out; the send
                 # waits for staff with the reason, instead of failing everyone in turn.

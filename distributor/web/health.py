@@ -19,12 +19,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from distributor.campaigns.outcome_figures import outcome_figures
 from distributor.config import Settings
 from distributor.db import get_engine, utcnow
 from distributor.sending.monitoring import sending_snapshot
 from distributor.sending.route_status import routing_now
-from distributor.web.metrics import CONTENT_TYPE, Histogram, MetricsAccess, exposition
+from distributor.web.metrics import MetricsAccess
 from distributor.web.pages import WebDep
+from distributor.web.prometheus import CONTENT_TYPE, exposition
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -98,8 +100,8 @@ def metrics(request: Request, web: WebDep) -> PlainTextResponse:
     access: MetricsAccess = request.app.state.metrics_access
     if not access.allows(request):
         return PlainTextResponse("metrics are not shown to this address\n", status_code=403)
-    histogram: Histogram = request.app.state.request_histogram
     with web.transaction() as session:
-        snapshot = sending_snapshot(session, utcnow())
+        now = utcnow()
+        snapshot, figures = sending_snapshot(session, now), outcome_figures(session, now)
     routing = routing_now(web.settings)
-    return PlainTextResponse(exposition(snapshot, histogram, routing), media_type=CONTENT_TYPE)
+    return PlainTextResponse(exposition(snapshot, figures, routing), media_type=CONTENT_TYPE)

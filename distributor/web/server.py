@@ -18,8 +18,12 @@ from one that hangs:
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import pickle
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from socket import socket
@@ -28,7 +32,9 @@ from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.server import Server
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from distributor.logs import uvicorn_log_config
 from distributor.redaction import redact_every_log_record
+from distributor.web.prometheus import MULTIPROCESS_DIR
 from distributor.web.protocol import BoundedHttpToolsProtocol
 
 log = logging.getLogger("uvicorn.error")
@@ -166,7 +172,13 @@ class PatientSupervisor(Multiprocess):
 
 
 def serve(
-    *, host: str, port: int, workers: int, start_timeout: float, hang_timeout: float
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    start_timeout: float,
+    hang_timeout: float,
+    log_format: str = "text",
 ) -> None:
     """Serve the pages on ``host``:``port`` in ``workers`` processes (one: in this process)."""
     redact_every_log_record()
@@ -183,6 +195,7 @@ def serve(
         server_header=False,
         # Page URLs carry signed tokens, which are credentials: keep them out of the logs.
         access_log=False,
+        log_config=uvicorn_log_config(log_format),
     )
     if workers == 1:
         server = Server(config)
@@ -190,6 +203,10 @@ def serve(
         if not server.started:
             raise SystemExit(STARTUP_FAILURE)
         return
+    if not os.environ.get(MULTIPROCESS_DIR):
+        # Each process writes its request latencies here, and /metrics sums them all.
+        os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="distributor-metrics-")
+        atexit.register(shutil.rmtree, os.environ[MULTIPROCESS_DIR], ignore_errors=True)
     supervisor = PatientSupervisor(
         config, [config.bind_socket()], start_timeout=start_timeout, hang_timeout=hang_timeout
     )

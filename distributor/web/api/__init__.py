@@ -31,7 +31,8 @@ from distributor.web.api import (
 )
 from distributor.web.api.document import document_maker, documented_methods
 from distributor.web.controls import UNFIT_VALUES
-from distributor.web.metrics import Histogram, MetricsAccess, RequestTimer
+from distributor.web.metrics import MetricsAccess
+from distributor.web.prometheus import RequestTimer
 from distributor.web.security import HEADERS
 
 ROUTERS = (issues, sends, subscribers, lists, schedules, users, segments, webhooks)
@@ -45,8 +46,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(health.router)
     app.openapi = document_maker(app)  # type: ignore[method-assign]
     app.state.metrics_access = MetricsAccess.from_settings(settings)
-    app.state.request_histogram = Histogram()
-    app.add_middleware(RequestTimer, histogram=app.state.request_histogram)
+    app.add_middleware(RequestTimer)
     json_handlers: dict[Any, Callable[[Any], Response]] = {
         DistributorError: errors.refused,
         HTTPException: errors.http_error,
