@@ -40,7 +40,9 @@ from distributor.startup import check_settings
 
 TICK_SECONDS = 1.0
 WEBHOOK_SECONDS = 2.0  # how often the outbox is posted to webhooks
+WEBHOOK_TASK = "distributor.webhooks"
 TICK_TASK = "distributor.tick"
+PERIODIC_TASKS = (TICK_TASK, WEBHOOK_TASK)
 
 # The SQL transport polls once a second by default; passing polling_interval in
 # broker_transport_options would reach create_engine and crash, so set it on the class.
@@ -88,7 +90,7 @@ def make_app(settings: Settings) -> Celery:
             },
             # The outbox's events to their webhooks: a round that waited is stale, drop it.
             "webhooks": {
-                "task": "distributor.webhooks",
+                "task": WEBHOOK_TASK,
                 "schedule": WEBHOOK_SECONDS,
                 "options": {"expires": 2 * WEBHOOK_SECONDS},
             },
@@ -130,11 +132,13 @@ def _check_settings(**_: Any) -> None:
 
 
 class _WithoutTicks(logging.Filter):
-    """Celery logs every task it sends, receives and finishes: for the once-a-second tick that is
-    three lines a second of an idle worker. The tick logs its own line when it did something."""
+    """Celery logs every task it sends, receives and finishes: for the once-a-second tick (and
+    the webhooks' round every two seconds) that is lines every second of an idle worker. Each
+    logs its own line when it did something."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return TICK_TASK not in record.getMessage()
+        message = record.getMessage()
+        return not any(task in message for task in PERIODIC_TASKS)
 
 
 def _redact_logs(**_: Any) -> None:

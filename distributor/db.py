@@ -258,7 +258,7 @@ def pending_migrations(url: str, revision: str = "head") -> list[tuple[str, str]
 
     script = ScriptDirectory.from_config(alembic_config(url))
     steps = script.iterate_revisions(revision, current_revision(url) or "base")
-    return [(step.revision, (step.doc or "").strip()) for step in reversed(list(steps))]
+    return [(step.revision, " ".join((step.doc or "").split())) for step in reversed(list(steps))]
 
 
 def upgrade(url: str, revision: str = "head", say: Callable[[str], None] | None = None) -> None:

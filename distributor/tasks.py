@@ -28,7 +28,7 @@ from celery.signals import (
 from celery.utils.log import get_task_logger
 
 from distributor.bounces.mailbox import poll_bounce_mailbox
-from distributor.celery import app
+from distributor.celery import TICK_TASK, WEBHOOK_TASK, app
 from distributor.config import Settings
 from distributor.db import dispose_engines
 from distributor.errors import ConfirmationDeferred
@@ -109,7 +109,7 @@ def _close(**_: Any) -> None:
         _runtimes.clear()
 
 
-@app.task(name="distributor.tick")
+@app.task(name=TICK_TASK)
 def tick() -> dict[str, Any]:
     report = vars(
         runtime().tick(
@@ -168,7 +168,7 @@ def poll_bounces() -> dict[str, int] | None:
     return None if report is None else report.to_json()
 
 
-@app.task(name="distributor.webhooks")
+@app.task(name=WEBHOOK_TASK)
 def post_webhooks() -> dict[str, int]:
     """Post the outbox's events to their webhooks (scheduled every few seconds)."""
     return vars(deliver_webhooks(runtime().factory, runtime().settings))

@@ -231,7 +231,9 @@ def test_a_send_is_created_with_windows_and_marked_commercial(
         "/api/v1/sends", json={**body, "windows": ["weekdays 8-20"]}, headers=editor
     )
     assert wrong.status_code == 422
-    assert error_of(wrong)["message"].startswith("window 'weekdays 8-20' is not like ")
+    assert error_of(wrong)["message"].endswith(
+        "'weekdays 8-20' is not a sending window like \"Mon-Fri 08:00-20:00\""
+    )
 
 
 def test_deliveries_page_by_state_and_address_and_failures_are_retried(

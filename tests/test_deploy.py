@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from distributor.campaigns.outcome_figures import OutcomeFigures
 from distributor.cli import main
 from distributor.sending.monitoring import SendingSnapshot
+from distributor.sending.route_status import RoutingReport
 from distributor.web.prometheus import REQUEST_SECONDS, exposition
 from tests.conftest import ROOT
 
@@ -75,11 +76,9 @@ def test_the_dashboard_and_the_alerts_use_only_metrics_that_exist() -> None:
     snapshot = SendingSnapshot({"running": 1}, {"sent": 1}, {"2xx": 1}, 0.5, 3)
     figures = OutcomeFigures({("email", "qq.com", "sent"): 1}, 1, 0, 0, {1: 0.5})
     REQUEST_SECONDS.labels("/livez").observe(0.01)
-    shown = {
-        sample.name
-        for family in text_string_to_metric_families(exposition(snapshot, figures).decode())
-        for sample in family.samples
-    }
+    text = exposition(snapshot, figures, RoutingReport([], [])).decode()
+    families = text_string_to_metric_families(text)
+    shown = {sample.name for family in families for sample in family.samples}
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "distributor-dashboard.json").read_text())

@@ -39,6 +39,7 @@ PROPER_NOUNS = {
 # The words a subscriber file itself must contain (its status column): an error names them.
 CSV_VOCABULARY = {"active", "pending", "unsubscribed", "bounced", "complained"}
 ADDRESS = re.compile(r"\S+@\S+")
+DOMAIN = re.compile(r"\b[a-z0-9-]+(?:\.[a-z0-9-]+)+\b")  # 163.com, yeah.net: data, as addresses
 WORD = re.compile(r"[A-Za-z]{2,}")
 # The data this test typed or made, which a page shows as it is.
 DATA = {
@@ -54,7 +55,7 @@ def browser() -> Iterator[Browser]:
 
 def english_words(text: str, allowed: frozenset[str] = frozenset()) -> list[str]:
     """The Latin words of a page's visible text that are neither names nor data."""
-    text = ADDRESS.sub(" ", text)
+    text = DOMAIN.sub(" ", ADDRESS.sub(" ", text))
     return sorted(
         {word for word in WORD.findall(text) if word not in PROPER_NOUNS | DATA | allowed}
     )

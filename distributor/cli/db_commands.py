@@ -20,7 +20,8 @@ def db_upgrade(app: AppContext, revision: str) -> None:
     """Apply every pending migration to DATABASE_URL, saying which first. Many processes may
     run it at once: one migrates, the others wait for it and find nothing to do."""
     url = app.settings.database_url
-    upgrade(url, revision, say=app.console.print)
+    # One line a migration, however long its description: a log and a grep read it whole.
+    upgrade(url, revision, say=lambda line: app.console.print(line, soft_wrap=True))
     app.console.print(f"Database is at revision {current_revision(url)} ({redacted(url)})")
 
 

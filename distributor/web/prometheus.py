@@ -150,7 +150,9 @@ def exposition(
 
 class RequestTimer:
     """ASGI middleware: each HTTP request's time, labelled by its route's path template (so
-    ``/api/v1/sends/{send_id}`` is one series, not one per send)."""
+    ``/api/v1/sends/{send_id}`` is one series, not one per send); the time to the response's
+    headers is also told in a ``Server-Timing: app;dur=<ms>`` header (the browser's developer
+    tools show it; ``benchmarks/web_staff.py`` reads it)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -165,8 +167,16 @@ class RequestTimer:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000
+                headers = [*message.get("headers", []), (b"server-timing", b"app;dur=%.1f" % took)]
+                message = {**message, "headers": headers}
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, timed)
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
