@@ -139,7 +139,7 @@ def load(connection: Connection, table: Table, rows: Sequence[tuple[object, ...]
     dialect = connection.dialect
     if dialect.name != "postgresql":
         processors = [
-            (index, processor)
+            (index, processor, processor(None) is None)
             for index, column in enumerate(table.columns)
             if (processor := column.type.dialect_impl(dialect).bind_processor(dialect))
         ]
@@ -156,11 +156,14 @@ def load(connection: Connection, table: Table, rows: Sequence[tuple[object, ...]
 
 
 def _processed(
-    row: tuple[object, ...], processors: Sequence[tuple[int, Callable[[Any], Any]]]
+    row: tuple[object, ...], processors: Sequence[tuple[int, Callable[[Any], Any], bool]]
 ) -> tuple[object, ...]:
+    """``row`` through ``processors``, but for the NULLs a processor keeps NULL (most cells of
+    an optional column): a call per cell is much of the cost."""
     values = list(row)
-    for index, processor in processors:
-        values[index] = processor(values[index])
+    for index, processor, keeps_null in processors:
+        if values[index] is not None or not keeps_null:
+            values[index] = processor(values[index])
     return tuple(values)
 
 
@@ -174,8 +177,14 @@ def clear(connection: Connection) -> None:
             connection.execute(table.delete())
 
 
+_to_json = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one a row
+
+
 def stage_rows(connection: Connection, rows: Iterable[SubscriberRow]) -> None:
-    """Load ``rows`` (one per address) into ``import_rows``."""
+    """Load ``rows`` (one per address) into ``import_rows``.
+
+    ``str()`` of a member of a string enum is its value, without the enum's descriptor.
+    """
     load(
         connection,
         ROWS,
@@ -187,10 +196,10 @@ def stage_rows(connection: Connection, rows: Iterable[SubscriberRow]) -> None:
                 row.name,
                 row.openid,
                 row.locale,
-                json.dumps(row.attributes, ensure_ascii=False),
-                row.status.value,
-                row.channel.value,
-                row.format.value,
+                _to_json(row.attributes) if row.attributes else "{}",
+                str(row.status),
+                str(row.channel),
+                str(row.format),
                 row.created_at,
             )
             for row in rows
@@ -204,19 +213,25 @@ def stage_links(
     list_ids: Mapping[str, int],
     tag_ids: Mapping[str, int],
 ) -> None:
-    """Load the lists and tags of ``rows``; a list named twice in a row counts once, the first."""
+    """Load the lists and tags of ``rows``; a list named twice in a row counts once, the first.
+
+    Rows repeat a few combinations of lists and of tags: each is worked out once.
+    """
+    links: dict[tuple[tuple[str, SubscriptionStatus], ...], list[tuple[int, str]]] = {}
+    tagged: dict[tuple[str, ...], list[int]] = {}
     memberships: list[tuple[object, ...]] = []
     taggings: list[tuple[object, ...]] = []
     for row in rows:
-        firsts: dict[int, SubscriptionStatus] = {}
-        for name, status in row.lists:
-            firsts.setdefault(list_ids[name], status)
-        memberships += [
-            (row.email_key, list_id, status.value) for list_id, status in firsts.items()
-        ]
-        taggings += [
-            (row.email_key, tag_id) for tag_id in dict.fromkeys(tag_ids[tag] for tag in row.tags)
-        ]
+        if (lists := links.get(row.lists)) is None:
+            firsts: dict[int, str] = {}
+            for name, status in row.lists:
+                firsts.setdefault(list_ids[name], str(status))
+            lists = links[row.lists] = list(firsts.items())
+        memberships += [(row.email_key, list_id, status) for list_id, status in lists]
+        if row.tags:
+            if (tags := tagged.get(row.tags)) is None:
+                tags = tagged[row.tags] = list(dict.fromkeys(tag_ids[tag] for tag in row.tags))
+            taggings += [(row.email_key, tag_id) for tag_id in tags]
     load(connection, MEMBERSHIPS, memberships)
     load(connection, TAGGINGS, taggings)
 

@@ -118,14 +118,12 @@ def read_chunks(
             cells = split_line(text)
             if not any(cell.strip() for cell in cells):
                 continue
-            row = parse_row(cells, columns, number)
+            row = parse_row(cells, columns, number, extra_lists)
         except RowError as error:
             problems.append(
                 Problem(number, error.message, text.rstrip("\r\n"), error.code, error.params)
             )
             continue
-        if extra_lists:
-            row = row._replace(lists=row.lists + extra_lists)
         rows.append((row, text))
         if len(rows) == size:
             yield Chunk(rows, problems, read)
@@ -162,8 +160,8 @@ class _Import:
 
     def write(self, chunk: Sequence[_Item]) -> list[Problem]:
         """One chunk, in the transaction the caller commits; returns the rows not written."""
-        missing = self._ids(LISTS, {name for row, _ in chunk for name, _ in row.lists},
-                            self.list_ids, create=self.create_lists)
+        named = {name for lists in {row.lists for row, _ in chunk} for name, _ in lists}
+        missing = self._ids(LISTS, named, self.list_ids, create=self.create_lists)
         unknown = [_unknown_list(item, missing) for item in chunk if _names_any(item, missing)]
         if unknown:
             chunk = [item for item in chunk if not _names_any(item, missing)]
@@ -174,21 +172,24 @@ class _Import:
             for item in chunk
             if first.setdefault(item[0].email_key, item) is not item
         ]
-        stage_rows(self.connection, [row for row, _ in first.values()])
+        rows = [row for row, _ in first.values()]
+        stage_rows(self.connection, rows)
         seen, stored = self._known()
         if seen:
             self.connection.execute(ROWS.delete().where(ROWS.c.email_key.in_(seen)))
             repeats += [_repeat(first.pop(key), line) for key, line in seen.items()]
+            rows = [row for row, _ in first.values()]
         self.connection.execute(
             SEEN.insert().from_select(["email_key", "line"], select(ROWS.c.email_key, ROWS.c.line))
         )
-        rows = [row for row, _ in first.values()]
         self.report.imported += len(rows) - len(stored)
-        self.report.kept_suppressed += sum(
-            stored.get(row.email_key) in SUPPRESSED and row.status not in SUPPRESSED
-            for row in rows
-        )
-        self._ids(TAGS, {tag for row in rows for tag in row.tags}, self.tag_ids, create=True)
+        if stored:
+            self.report.kept_suppressed += sum(
+                stored.get(row.email_key) in SUPPRESSED and row.status not in SUPPRESSED
+                for row in rows
+            )
+        tags = {tag for tagged in {row.tags for row in rows} for tag in tagged}
+        self._ids(TAGS, tags, self.tag_ids, create=True)
         stage_links(self.connection, rows, self.list_ids, self.tag_ids)
         if stored:
             self.report.updated += count_changed(self.connection, columns=self.columns)
