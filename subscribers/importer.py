@@ -1,7 +1,8 @@
 """Importing a CSV file of subscribers: read it line by line, write it chunk by chunk.
 
-Each chunk of :data:`CHUNK_ROWS` valid rows is one transaction through :mod:`subscribers.bulk`;
-memory stays flat however long the file. Bad rows are reported with their line and never stop
+Each chunk of up to :data:`CHUNK_ROWS` valid rows is one transaction through
+:mod:`subscribers.bulk`; memory stays flat however long the file. A big file is parsed by one
+process per core while this one writes. Bad rows are reported with their line and never stop
 the good ones. Within the file the first row of an address wins; later ones are reported. A list
 that does not exist is created only when asked: a typo in a list name must not make a new list.
 A dry run stages rows in temporary tables only and never writes to a real one.
@@ -9,9 +10,13 @@ A dry run stages rows in temporary tables only and never writes to a real one.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
@@ -56,6 +61,8 @@ from subscribers.models import (
 from subscribers.text import shorten
 
 CHUNK_ROWS = 5_000  # rows per transaction: amortises round trips, keeps memory flat
+PARALLEL_FROM = 4 << 20  # bytes (some 40,000 rows): a file parsed by several processes
+PARSERS = len(os.sched_getaffinity(0))  # processes parsing such a file: one per core
 
 # Addresses already read from this file, with their line. A temporary table, so that "the first
 # row of an address wins" costs the database a little, not this process memory in proportion
@@ -130,6 +137,56 @@ def read_chunks(
             rows, problems = [], []
     if rows or problems:
         yield Chunk(rows, problems, read)
+
+
+def parse_chunks(
+    lines: Iterator[Line],
+    columns: ColumnMap,
+    extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
+    *,
+    size: int,
+) -> Iterator[Chunk]:
+    """The chunks of ``lines``, each parsed while the caller writes the one before.
+
+    Parsing is most of an import's work, and Python: in a thread it holds the GIL the writing
+    needs too. So a file of :data:`PARALLEL_FROM` bytes or more (``size``) is parsed by one
+    process per core, a chunk of lines each, while this one reads and writes; a smaller one, in
+    less time than processes take to start, by a thread.
+    """
+    if size < PARALLEL_FROM or PARSERS < 2:
+        return read_ahead(read_chunks(lines, columns, extra_lists))
+    return _parsed_apart(lines, columns, extra_lists)
+
+
+def _parsed_apart(
+    lines: Iterator[Line],
+    columns: ColumnMap,
+    extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
+) -> Iterator[Chunk]:
+    """Chunks in order, parsed by :data:`PARSERS` processes, two chunks each in hand at most:
+    memory stays flat. The processes come from a fork server: never forked from this process,
+    whose threads (a progress bar's) may hold a lock at the moment of the fork."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(PARSERS, mp_context=context)
+    pending: deque[Future[Chunk]] = deque()
+    try:
+        while batch := list(islice(lines, CHUNK_ROWS)):
+            pending.append(pool.submit(_parse, batch, columns, extra_lists))
+            if len(pending) > 2 * PARSERS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _parse(
+    lines: list[Line], columns: ColumnMap, extra_lists: tuple[tuple[str, SubscriptionStatus], ...]
+) -> Chunk:
+    """``lines`` as one chunk (in a parsing process)."""
+    parsed = list(read_chunks(lines, columns, extra_lists, size=len(lines) + 1))
+    return parsed[0] if parsed else Chunk([], [], lines[-1].read)
 
 
 def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
@@ -312,7 +369,8 @@ def import_subscribers(
     )
     try:
         with staging(connection, SEEN):
-            for chunk in read_ahead(read_chunks(lines, columns, extra_lists)):
+            size = path.stat().st_size
+            for chunk in parse_chunks(lines, columns, extra_lists, size=size):
                 not_written = job.write(chunk.rows) if chunk.rows else []
                 connection.commit()
                 report.errors += len(chunk.problems)
