@@ -127,6 +127,27 @@ def staging(connection: Connection, *extra: Table) -> Iterator[None]:
         table.drop(connection)
 
 
+BULK_CACHE_KB = 65_536  # SQLite's page cache during a bulk write, instead of its default 2 MB
+
+
+@contextmanager
+def bulk_writing(connection: Connection) -> Iterator[None]:
+    """SQLite tuned for a big write while the block runs, then as before.
+
+    A page cache big enough for the address index of a million readers: with the default, each
+    insert reads the index's pages from the file again. Durability is untouched: every commit
+    is as any other (WAL, ``synchronous=NORMAL``, see :mod:`distributor.db`). After an error
+    the setting stays with the connection, which the caller then drops (as :func:`staging`).
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KB}")
+    yield
+    connection.exec_driver_sql(f"PRAGMA cache_size={before}")
+
+
 def load(connection: Connection, table: Table, rows: Sequence[tuple[object, ...]]) -> None:
     """Put ``rows`` (values in column order) into a staging table.
 

@@ -29,6 +29,7 @@ from subscribers.bulk import (
     SUBSCRIBERS,
     TAGS,
     apply,
+    bulk_writing,
     clear,
     count_changed,
     ensure_named,
@@ -368,7 +369,7 @@ def import_subscribers(
         connection, columns.columns, f"import {path.name}", dry_run, create_lists, report
     )
     try:
-        with staging(connection, SEEN):
+        with bulk_writing(connection), staging(connection, SEEN):
             size = path.stat().st_size
             for chunk in parse_chunks(lines, columns, extra_lists, size=size):
                 not_written = job.write(chunk.rows) if chunk.rows else []

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 
 from distributor.db import get_engine, transaction, upgrade
 from subscribers import importer
+from subscribers.bulk import BULK_CACHE_KB
 from subscribers.csvfile import Problem
 from subscribers.export import export_subscribers
 from subscribers.importer import CHUNK_ROWS, ImportReport, import_subscribers
@@ -161,6 +162,26 @@ def test_a_big_file_is_parsed_in_processes_with_the_same_outcome(
         SubscriberStatus.ACTIVE,
         [("青年", SubscriptionStatus.ACTIVE)],
     )
+
+
+def test_sqlite_has_its_page_cache_back_after_an_import(sqlite_url: str, tmp_path: Path) -> None:
+    """An import widens the cache for its writes only: the connection goes back to the pool as
+    it came."""
+    path = tmp_path / "subscribers.csv"
+    path.write_text("email\nwang@qq.com\n", encoding="utf-8")
+    with get_engine(sqlite_url).connect() as connection:
+        before = connection.exec_driver_sql("PRAGMA cache_size").scalar_one()
+        seen: list[int] = []
+        import_subscribers(
+            connection,
+            path,
+            on_problem=lambda problem: None,
+            on_progress=lambda done: seen.append(
+                connection.exec_driver_sql("PRAGMA cache_size").scalar_one()
+            ),
+        )
+        assert seen == [-BULK_CACHE_KB]
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar_one() == before != seen[0]
 
 
 def test_a_reimport_never_reactivates_a_suppressed_person(
