@@ -164,9 +164,9 @@ def _parsed_apart(
     columns: ColumnMap,
     extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
 ) -> Iterator[Chunk]:
-    """Chunks in order, parsed by :data:`PARSERS` processes, two chunks each in hand at most:
-    memory stays flat. The processes come from a fork server: never forked from this process,
-    whose threads (a progress bar's) may hold a lock at the moment of the fork."""
+    """Chunks in order, parsed by :data:`PARSERS` processes, one chunk each in hand and one
+    more: memory stays flat. The processes come from a fork server, never forked from this
+    one, whose threads (a progress bar's) may hold a lock at the moment of the fork."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     pool = ProcessPoolExecutor(PARSERS, mp_context=context)
@@ -174,7 +174,7 @@ def _parsed_apart(
     try:
         while batch := list(islice(lines, CHUNK_ROWS)):
             pending.append(pool.submit(_parse, batch, columns, extra_lists))
-            if len(pending) > 2 * PARSERS:
+            if len(pending) > PARSERS:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
