@@ -229,18 +229,24 @@ class Line(NamedTuple):
     error: str | None = None  # why the line cannot be read as the file's encoding
 
 
-def read_lines(path: Path, encoding: str) -> Iterator[Line]:
-    """The file's lines, one at a time (never the whole file).
+def read_lines(
+    path: Path, encoding: str, *, start: int = 0, stop: int | None = None, first: int = 1
+) -> Iterator[Line]:
+    """The file's lines, one at a time (never the whole file); or those from byte ``start``
+    (where line ``first`` begins) to byte ``stop`` (where one ends).
 
     A line that does not decode as ``encoding``, or (in a GB18030 file) that is plainly UTF-8,
     is given with an error, never turned into mojibake: GB18030 decodes almost any bytes, so
     UTF-8 Chinese read as GB18030 would corrupt a name without a sign.
     """
     label = describe_encoding(encoding)
-    done = 0
+    done = start
     with path.open("rb") as file:
+        file.seek(start)
         # GB18030 and UTF-8 never use the byte 0x0A inside a character: splitting on it is safe.
-        for number, raw in enumerate(file, start=1):
+        for number, raw in enumerate(file, start=first):
+            if stop is not None and done >= stop:
+                return
             done += len(raw)
             try:
                 text = raw.decode(encoding)

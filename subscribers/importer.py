@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
@@ -63,6 +63,7 @@ from subscribers.text import shorten
 
 CHUNK_ROWS = 5_000  # rows per transaction: amortises round trips, keeps memory flat
 PARALLEL_FROM = 4 << 20  # bytes (some 40,000 rows): a file parsed by several processes
+PIECE_BYTES = 1 << 19  # of such a file, parsed at a time by one process: some 5,000 rows
 PARSERS = len(os.sched_getaffinity(0))  # processes parsing such a file: one per core
 
 # Addresses already read from this file, with their line. A temporary table, so that "the first
@@ -101,7 +102,8 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class Chunk:
-    """Up to :data:`CHUNK_ROWS` valid rows, with the problems of the lines read for them."""
+    """Up to :data:`CHUNK_ROWS` valid rows (or those of a piece of a big file), with the
+    problems of the lines read for them."""
 
     rows: list[_Item]
     problems: list[Problem]
@@ -141,30 +143,36 @@ def read_chunks(
 
 
 def parse_chunks(
+    path: Path,
+    encoding: str,
     lines: Iterator[Line],
     columns: ColumnMap,
     extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
     *,
-    size: int,
+    start: int,
 ) -> Iterator[Chunk]:
-    """The chunks of ``lines``, each parsed while the caller writes the one before.
+    """The chunks of ``lines`` (the file's from byte ``start``, after the header), each parsed
+    while the caller writes the one before.
 
     Parsing is most of an import's work, and Python: in a thread it holds the GIL the writing
-    needs too. So a file of :data:`PARALLEL_FROM` bytes or more (``size``) is parsed by one
-    process per core, a chunk of lines each, while this one reads and writes; a smaller one, in
-    less time than processes take to start, by a thread.
+    needs too. So a file of :data:`PARALLEL_FROM` bytes or more is parsed by one process per
+    core, a piece of the file each (read by the process itself: nothing per line crosses from
+    this one), while this one writes; a smaller one, in less time than processes take to
+    start, by a thread.
     """
-    if size < PARALLEL_FROM or PARSERS < 2:
+    if PARSERS < 2 or path.stat().st_size < PARALLEL_FROM:
         return read_ahead(read_chunks(lines, columns, extra_lists))
-    return _parsed_apart(lines, columns, extra_lists)
+    return _parsed_apart(path, encoding, start, columns, extra_lists)
 
 
 def _parsed_apart(
-    lines: Iterator[Line],
+    path: Path,
+    encoding: str,
+    start: int,
     columns: ColumnMap,
     extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
 ) -> Iterator[Chunk]:
-    """Chunks in order, parsed by :data:`PARSERS` processes, one chunk each in hand and one
+    """Chunks in order, parsed by :data:`PARSERS` processes, one piece each in hand and one
     more: memory stays flat. The processes come from a fork server, never forked from this
     one, whose threads (a progress bar's) may hold a lock at the moment of the fork."""
     context = multiprocessing.get_context("forkserver")
@@ -172,8 +180,8 @@ def _parsed_apart(
     pool = ProcessPoolExecutor(PARSERS, mp_context=context)
     pending: deque[Future[Chunk]] = deque()
     try:
-        while batch := list(islice(lines, CHUNK_ROWS)):
-            pending.append(pool.submit(_parse, batch, columns, extra_lists))
+        for piece in _pieces(path, start):
+            pending.append(pool.submit(_parse, path, encoding, piece, columns, extra_lists))
             if len(pending) > PARSERS:
                 yield pending.popleft().result()
         while pending:
@@ -182,12 +190,32 @@ def _parsed_apart(
         pool.shutdown(cancel_futures=True)
 
 
+def _pieces(path: Path, start: int) -> Iterator[tuple[int, int, int]]:
+    """The file from byte ``start`` (line 2) in pieces of about :data:`PIECE_BYTES`, each cut
+    where a line ends: its first byte, the byte after its last, the number of its first line."""
+    number = 2
+    with path.open("rb") as file:
+        file.seek(start)
+        while block := file.read(PIECE_BYTES):
+            if not block.endswith(b"\n"):
+                block += file.readline()
+            yield start, start + len(block), number
+            start += len(block)
+            number += block.count(b"\n")
+
+
 def _parse(
-    lines: list[Line], columns: ColumnMap, extra_lists: tuple[tuple[str, SubscriptionStatus], ...]
+    path: Path,
+    encoding: str,
+    piece: tuple[int, int, int],
+    columns: ColumnMap,
+    extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
 ) -> Chunk:
-    """``lines`` as one chunk (in a parsing process)."""
-    parsed = list(read_chunks(lines, columns, extra_lists, size=len(lines) + 1))
-    return parsed[0] if parsed else Chunk([], [], lines[-1].read)
+    """One piece of the file (from :func:`_pieces`) as one chunk, in a parsing process."""
+    start, stop, number = piece
+    lines = read_lines(path, encoding, start=start, stop=stop, first=number)
+    parsed = list(read_chunks(lines, columns, extra_lists, size=sys.maxsize))
+    return parsed[0] if parsed else Chunk([], [], stop)
 
 
 def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
@@ -370,8 +398,8 @@ def import_subscribers(
     )
     try:
         with bulk_writing(connection), staging(connection, SEEN):
-            size = path.stat().st_size
-            for chunk in parse_chunks(lines, columns, extra_lists, size=size):
+            chunks = parse_chunks(path, encoding, lines, columns, extra_lists, start=header.read)
+            for chunk in chunks:
                 not_written = job.write(chunk.rows) if chunk.rows else []
                 connection.commit()
                 report.errors += len(chunk.problems)

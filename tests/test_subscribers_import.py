@@ -136,10 +136,11 @@ def test_the_first_row_of_an_address_wins_across_chunks(database_url: str, tmp_p
 def test_a_big_file_is_parsed_in_processes_with_the_same_outcome(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Processes parse a file of PARALLEL_FROM bytes or more: rows, repeats across chunks and
-    bad lines come out as from the thread, in line order."""
+    """Processes parse a file of PARALLEL_FROM bytes or more, a piece each: rows, repeats
+    across pieces and bad lines come out as from the thread, in line order."""
     monkeypatch.setattr(importer, "PARALLEL_FROM", 0)
     monkeypatch.setattr(importer, "PARSERS", 2)
+    monkeypatch.setattr(importer, "PIECE_BYTES", 20_000)  # some 800 lines a chunk
     monkeypatch.setattr(importer, "read_ahead", None)  # the thread's path would fail
     lines = GOOD_AND_BAD.format(long="名" * 201).splitlines()
     lines += [f"reader{i}@qq.com,读者,,青年" for i in range(2 * CHUNK_ROWS)]
