@@ -103,6 +103,7 @@ TAGGINGS = Table(
     prefixes=["TEMPORARY"],
 )
 BATCH_TABLES = (ROWS, MEMBERSHIPS, TAGGINGS)
+STORED_TABLES = ("subscribers", "subscriptions", "subscriber_tags")  # what a bulk write grows
 
 
 def _insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -438,10 +439,18 @@ def write_rows(
         apply(connection, columns=columns, source=source)
 
 
-def refresh_statistics(connection: Connection) -> None:
-    """After a big write, let PostgreSQL plan with the new sizes now, not after autovacuum."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("ANALYZE subscribers, subscriptions, subscriber_tags"))
+def refresh_statistics(connection: Connection, *staged: Table, stored: bool = True) -> None:
+    """Let PostgreSQL plan with the tables' sizes now, not after autovacuum: the ``stored``
+    ones a bulk write grows, and the temporary ones ``staged`` (autovacuum never visits them).
+
+    Planned with the sizes of an empty database, each chunk of an import would hash the whole
+    subscribers table, a cost growing with every chunk, instead of looking its rows up.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    names = [*(STORED_TABLES if stored else ()), *(table.name for table in staged)]
+    if names:
+        connection.execute(text(f"ANALYZE {', '.join(names)}"))
 
 
 def ensure_named(

@@ -396,11 +396,16 @@ def import_subscribers(
     job = _Import(
         connection, columns.columns, f"import {path.name}", dry_run, create_lists, report
     )
+    analyzed = 1  # rows when the statistics were last refreshed
     try:
         with bulk_writing(connection), staging(connection, SEEN):
             chunks = parse_chunks(path, encoding, lines, columns, extra_lists, start=header.read)
             for chunk in chunks:
                 not_written = job.write(chunk.rows) if chunk.rows else []
+                if (read := report.imported + report.updated + report.skipped) >= 2 * analyzed:
+                    # Sizes doubled: plan with the new ones (a few times in a whole import).
+                    refresh_statistics(connection, SEEN, stored=not dry_run)
+                    analyzed = read
                 connection.commit()
                 report.errors += len(chunk.problems)
                 for problem in sorted(chunk.problems + not_written, key=lambda p: p.line):
