@@ -62,7 +62,7 @@ from subscribers.models import (
 from subscribers.text import shorten
 
 CHUNK_ROWS = 5_000  # rows per transaction: amortises round trips, keeps memory flat
-PARALLEL_FROM = 4 << 20  # bytes (some 40,000 rows): a file parsed by several processes
+PARALLEL_FROM = 16 << 20  # bytes (some 150,000 rows): a file parsed by several processes
 PIECE_BYTES = 1 << 19  # of such a file, parsed at a time by one process: some 5,000 rows
 PARSERS = len(os.sched_getaffinity(0))  # processes parsing such a file: one per core
 
