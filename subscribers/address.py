@@ -92,8 +92,15 @@ def normalise_address(raw: str) -> Address:
     """The address as we store it, or :class:`InvalidAddress`; always a :data:`PLAIN_ADDRESS`.
 
     NFKC first: addresses typed with a Chinese input method often carry full-width letters or a
-    full-width ＠, which mean the ASCII ones.
+    full-width ＠, which mean the ASCII ones. An ASCII address already plain (most, in a file of a
+    million) only has its domain lower-cased: one test, where the steps below take five.
     """
+    text = raw.strip()
+    if text.isascii() and PLAIN_ADDRESS.fullmatch(text) and len(text) <= EMAIL_MAX:
+        local, _, domain = text.rpartition("@")
+        if len(local) <= LOCAL_PART_MAX:
+            email = f"{local}@{domain.lower()}"
+            return Address(email=email, key=email.lower())
     shown = shorten(raw)
     text = unicodedata.normalize("NFKC", raw).strip()
     if not text:

@@ -103,6 +103,7 @@ TAGGINGS = Table(
     prefixes=["TEMPORARY"],
 )
 BATCH_TABLES = (ROWS, MEMBERSHIPS, TAGGINGS)
+STORED_TABLES = ("subscribers", "subscriptions", "subscriber_tags")  # what a bulk write grows
 
 
 def _insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -127,6 +128,27 @@ def staging(connection: Connection, *extra: Table) -> Iterator[None]:
         table.drop(connection)
 
 
+BULK_CACHE_KB = 65_536  # SQLite's page cache during a bulk write, instead of its default 2 MB
+
+
+@contextmanager
+def bulk_writing(connection: Connection) -> Iterator[None]:
+    """SQLite tuned for a big write while the block runs, then as before.
+
+    A page cache big enough for the address index of a million readers: with the default, each
+    insert reads the index's pages from the file again. Durability is untouched: every commit
+    is as any other (WAL, ``synchronous=NORMAL``, see :mod:`distributor.db`). After an error
+    the setting stays with the connection, which the caller then drops (as :func:`staging`).
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KB}")
+    yield
+    connection.exec_driver_sql(f"PRAGMA cache_size={before}")
+
+
 def load(connection: Connection, table: Table, rows: Sequence[tuple[object, ...]]) -> None:
     """Put ``rows`` (values in column order) into a staging table.
 
@@ -139,7 +161,7 @@ def load(connection: Connection, table: Table, rows: Sequence[tuple[object, ...]
     dialect = connection.dialect
     if dialect.name != "postgresql":
         processors = [
-            (index, processor)
+            (index, processor, processor(None) is None)
             for index, column in enumerate(table.columns)
             if (processor := column.type.dialect_impl(dialect).bind_processor(dialect))
         ]
@@ -156,11 +178,14 @@ def load(connection: Connection, table: Table, rows: Sequence[tuple[object, ...]
 
 
 def _processed(
-    row: tuple[object, ...], processors: Sequence[tuple[int, Callable[[Any], Any]]]
+    row: tuple[object, ...], processors: Sequence[tuple[int, Callable[[Any], Any], bool]]
 ) -> tuple[object, ...]:
+    """``row`` through ``processors``, but for the NULLs a processor keeps NULL (most cells of
+    an optional column): a call per cell is much of the cost."""
     values = list(row)
-    for index, processor in processors:
-        values[index] = processor(values[index])
+    for index, processor, keeps_null in processors:
+        if values[index] is not None or not keeps_null:
+            values[index] = processor(values[index])
     return tuple(values)
 
 
@@ -174,8 +199,14 @@ def clear(connection: Connection) -> None:
             connection.execute(table.delete())
 
 
+_to_json = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one a row
+
+
 def stage_rows(connection: Connection, rows: Iterable[SubscriberRow]) -> None:
-    """Load ``rows`` (one per address) into ``import_rows``."""
+    """Load ``rows`` (one per address) into ``import_rows``.
+
+    ``str()`` of a member of a string enum is its value, without the enum's descriptor.
+    """
     load(
         connection,
         ROWS,
@@ -187,10 +218,10 @@ def stage_rows(connection: Connection, rows: Iterable[SubscriberRow]) -> None:
                 row.name,
                 row.openid,
                 row.locale,
-                json.dumps(row.attributes, ensure_ascii=False),
-                row.status.value,
-                row.channel.value,
-                row.format.value,
+                _to_json(row.attributes) if row.attributes else "{}",
+                str(row.status),
+                str(row.channel),
+                str(row.format),
                 row.created_at,
             )
             for row in rows
@@ -204,19 +235,25 @@ def stage_links(
     list_ids: Mapping[str, int],
     tag_ids: Mapping[str, int],
 ) -> None:
-    """Load the lists and tags of ``rows``; a list named twice in a row counts once, the first."""
+    """Load the lists and tags of ``rows``; a list named twice in a row counts once, the first.
+
+    Rows repeat a few combinations of lists and of tags: each is worked out once.
+    """
+    links: dict[tuple[tuple[str, SubscriptionStatus], ...], list[tuple[int, str]]] = {}
+    tagged: dict[tuple[str, ...], list[int]] = {}
     memberships: list[tuple[object, ...]] = []
     taggings: list[tuple[object, ...]] = []
     for row in rows:
-        firsts: dict[int, SubscriptionStatus] = {}
-        for name, status in row.lists:
-            firsts.setdefault(list_ids[name], status)
-        memberships += [
-            (row.email_key, list_id, status.value) for list_id, status in firsts.items()
-        ]
-        taggings += [
-            (row.email_key, tag_id) for tag_id in dict.fromkeys(tag_ids[tag] for tag in row.tags)
-        ]
+        if (lists := links.get(row.lists)) is None:
+            firsts: dict[int, str] = {}
+            for name, status in row.lists:
+                firsts.setdefault(list_ids[name], str(status))
+            lists = links[row.lists] = list(firsts.items())
+        memberships += [(row.email_key, list_id, status) for list_id, status in lists]
+        if row.tags:
+            if (tags := tagged.get(row.tags)) is None:
+                tags = tagged[row.tags] = list(dict.fromkeys(tag_ids[tag] for tag in row.tags))
+            taggings += [(row.email_key, tag_id) for tag_id in tags]
     load(connection, MEMBERSHIPS, memberships)
     load(connection, TAGGINGS, taggings)
 
@@ -402,10 +439,18 @@ def write_rows(
         apply(connection, columns=columns, source=source)
 
 
-def refresh_statistics(connection: Connection) -> None:
-    """After a big write, let PostgreSQL plan with the new sizes now, not after autovacuum."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("ANALYZE subscribers, subscriptions, subscriber_tags"))
+def refresh_statistics(connection: Connection, *staged: Table, stored: bool = True) -> None:
+    """Let PostgreSQL plan with the tables' sizes now, not after autovacuum: the ``stored``
+    ones a bulk write grows, and the temporary ones ``staged`` (autovacuum never visits them).
+
+    Planned with the sizes of an empty database, each chunk of an import would hash the whole
+    subscribers table, a cost growing with every chunk, instead of looking its rows up.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    names = [*(STORED_TABLES if stored else ()), *(table.name for table in staged)]
+    if names:
+        connection.execute(text(f"ANALYZE {', '.join(names)}"))
 
 
 def ensure_named(

@@ -92,6 +92,7 @@ STATUS_ALIASES = {
 
 
 _Choice = TypeVar("_Choice", ChannelPreference, Variant)
+_CHANNELS = tuple(ChannelPreference)
 
 
 @dataclass(frozen=True)
@@ -228,18 +229,24 @@ class Line(NamedTuple):
     error: str | None = None  # why the line cannot be read as the file's encoding
 
 
-def read_lines(path: Path, encoding: str) -> Iterator[Line]:
-    """The file's lines, one at a time (never the whole file).
+def read_lines(
+    path: Path, encoding: str, *, start: int = 0, stop: int | None = None, first: int = 1
+) -> Iterator[Line]:
+    """The file's lines, one at a time (never the whole file); or those from byte ``start``
+    (where line ``first`` begins) to byte ``stop`` (where one ends).
 
     A line that does not decode as ``encoding``, or (in a GB18030 file) that is plainly UTF-8,
     is given with an error, never turned into mojibake: GB18030 decodes almost any bytes, so
     UTF-8 Chinese read as GB18030 would corrupt a name without a sign.
     """
     label = describe_encoding(encoding)
-    done = 0
+    done = start
     with path.open("rb") as file:
+        file.seek(start)
         # GB18030 and UTF-8 never use the byte 0x0A inside a character: splitting on it is safe.
-        for number, raw in enumerate(file, start=1):
+        for number, raw in enumerate(file, start=first):
+            if stop is not None and done >= stop:
+                return
             done += len(raw)
             try:
                 text = raw.decode(encoding)
@@ -414,6 +421,13 @@ def parse_memberships(cell: str) -> tuple[tuple[str, SubscriptionStatus], ...]:
 
 
 @lru_cache(maxsize=1024)
+def _memberships(
+    cell: str, extra: tuple[tuple[str, SubscriptionStatus], ...]
+) -> tuple[tuple[str, SubscriptionStatus], ...]:
+    return parse_memberships(cell) + extra
+
+
+@lru_cache(maxsize=1024)
 def parse_tags(cell: str) -> tuple[str, ...]:
     return tuple(_label("tag", tag, TAG_NAME_MAX) for tag in split_names(cell))
 
@@ -513,9 +527,17 @@ def join_name(first: str, last: str) -> str:
     return " ".join(part for part in (first, last) if part)
 
 
-def parse_row(cells: Sequence[str], columns: ColumnMap, line: int) -> SubscriberRow:
-    """One CSV row as a subscriber; :class:`RowError` with the first thing wrong with it."""
-    if any(cell.strip() for cell in cells[len(columns.fields):]):
+def parse_row(
+    cells: Sequence[str],
+    columns: ColumnMap,
+    line: int,
+    extra_lists: tuple[tuple[str, SubscriptionStatus], ...] = (),
+) -> SubscriberRow:
+    """One CSV row as a subscriber, on ``extra_lists`` too; :class:`RowError` with the first
+    thing wrong with it. Called once a row: each test is skipped when it cannot fail."""
+    if len(cells) > len(columns.fields) and any(
+        cell.strip() for cell in cells[len(columns.fields):]
+    ):
         raise RowError(
             f"{len(cells)} cells but the header names {len(columns.fields)} columns "
             "(a value beyond the last column)",
@@ -523,7 +545,9 @@ def parse_row(cells: Sequence[str], columns: ColumnMap, line: int) -> Subscriber
             cells=len(cells),
             columns=len(columns.fields),
         )
-    if any(cells[position].strip() for position in columns.unnamed if position < len(cells)):
+    if columns.unnamed and any(
+        cells[position].strip() for position in columns.unnamed if position < len(cells)
+    ):
         raise RowError(
             "a value in a column without a header: name the column", code="csv.unnamed_value"
         )
@@ -554,11 +578,9 @@ def parse_row(cells: Sequence[str], columns: ColumnMap, line: int) -> Subscriber
         email_key=address.key,
         name=_text("name", name, NAME_MAX),
         status=status,
-        lists=parse_memberships(given.get("lists", "")),
+        lists=_memberships(given.get("lists", ""), extra_lists),
         tags=parse_tags(given.get("tags", "")),
-        channel=_choice(
-            tuple(ChannelPreference), "channel", given.get("channel", ""), ChannelPreference.EMAIL
-        ),
+        channel=_choice(_CHANNELS, "channel", given.get("channel", ""), ChannelPreference.EMAIL),
         format=_choice(EMAIL_VARIANTS, "format", given.get("format", ""), Variant.FULL),
         openid=_text("openid", openid, OPENID_MAX) or None,
         locale=_text("locale", given.get("locale", "").strip(), LOCALE_MAX) or DEFAULT_LOCALE,

@@ -1,7 +1,8 @@
 """Importing a CSV file of subscribers: read it line by line, write it chunk by chunk.
 
-Each chunk of :data:`CHUNK_ROWS` valid rows is one transaction through :mod:`subscribers.bulk`;
-memory stays flat however long the file. Bad rows are reported with their line and never stop
+Each chunk of up to :data:`CHUNK_ROWS` valid rows is one transaction through
+:mod:`subscribers.bulk`; memory stays flat however long the file. A big file is parsed by one
+process per core while this one writes. Bad rows are reported with their line and never stop
 the good ones. Within the file the first row of an address wins; later ones are reported. A list
 that does not exist is created only when asked: a typo in a list name must not make a new list.
 A dry run stages rows in temporary tables only and never writes to a real one.
@@ -9,8 +10,12 @@ A dry run stages rows in temporary tables only and never writes to a real one.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +29,7 @@ from subscribers.bulk import (
     SUBSCRIBERS,
     TAGS,
     apply,
+    bulk_writing,
     clear,
     count_changed,
     ensure_named,
@@ -56,6 +62,9 @@ from subscribers.models import (
 from subscribers.text import shorten
 
 CHUNK_ROWS = 5_000  # rows per transaction: amortises round trips, keeps memory flat
+PARALLEL_FROM = 16 << 20  # bytes (some 150,000 rows): a file parsed by several processes
+PIECE_BYTES = 1 << 19  # of such a file, parsed at a time by one process: some 5,000 rows
+PARSERS = len(os.sched_getaffinity(0))  # processes parsing such a file: one per core
 
 # Addresses already read from this file, with their line. A temporary table, so that "the first
 # row of an address wins" costs the database a little, not this process memory in proportion
@@ -93,7 +102,8 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class Chunk:
-    """Up to :data:`CHUNK_ROWS` valid rows, with the problems of the lines read for them."""
+    """Up to :data:`CHUNK_ROWS` valid rows (or those of a piece of a big file), with the
+    problems of the lines read for them."""
 
     rows: list[_Item]
     problems: list[Problem]
@@ -118,20 +128,94 @@ def read_chunks(
             cells = split_line(text)
             if not any(cell.strip() for cell in cells):
                 continue
-            row = parse_row(cells, columns, number)
+            row = parse_row(cells, columns, number, extra_lists)
         except RowError as error:
             problems.append(
                 Problem(number, error.message, text.rstrip("\r\n"), error.code, error.params)
             )
             continue
-        if extra_lists:
-            row = row._replace(lists=row.lists + extra_lists)
         rows.append((row, text))
         if len(rows) == size:
             yield Chunk(rows, problems, read)
             rows, problems = [], []
     if rows or problems:
         yield Chunk(rows, problems, read)
+
+
+def parse_chunks(
+    path: Path,
+    encoding: str,
+    lines: Iterator[Line],
+    columns: ColumnMap,
+    extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
+    *,
+    start: int,
+) -> Iterator[Chunk]:
+    """The chunks of ``lines`` (the file's from byte ``start``, after the header), each parsed
+    while the caller writes the one before.
+
+    Parsing is most of an import's work, and Python: in a thread it holds the GIL the writing
+    needs too. So a file of :data:`PARALLEL_FROM` bytes or more is parsed by one process per
+    core, a piece of the file each (read by the process itself: nothing per line crosses from
+    this one), while this one writes; a smaller one, in less time than processes take to
+    start, by a thread.
+    """
+    if PARSERS < 2 or path.stat().st_size < PARALLEL_FROM:
+        return read_ahead(read_chunks(lines, columns, extra_lists))
+    return _parsed_apart(path, encoding, start, columns, extra_lists)
+
+
+def _parsed_apart(
+    path: Path,
+    encoding: str,
+    start: int,
+    columns: ColumnMap,
+    extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
+) -> Iterator[Chunk]:
+    """Chunks in order, parsed by :data:`PARSERS` processes, one piece each in hand and one
+    more: memory stays flat. The processes come from a fork server, never forked from this
+    one, whose threads (a progress bar's) may hold a lock at the moment of the fork."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(PARSERS, mp_context=context)
+    pending: deque[Future[Chunk]] = deque()
+    try:
+        for piece in _pieces(path, start):
+            pending.append(pool.submit(_parse, path, encoding, piece, columns, extra_lists))
+            if len(pending) > PARSERS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _pieces(path: Path, start: int) -> Iterator[tuple[int, int, int]]:
+    """The file from byte ``start`` (line 2) in pieces of about :data:`PIECE_BYTES`, each cut
+    where a line ends: its first byte, the byte after its last, the number of its first line."""
+    number = 2
+    with path.open("rb") as file:
+        file.seek(start)
+        while block := file.read(PIECE_BYTES):
+            if not block.endswith(b"\n"):
+                block += file.readline()
+            yield start, start + len(block), number
+            start += len(block)
+            number += block.count(b"\n")
+
+
+def _parse(
+    path: Path,
+    encoding: str,
+    piece: tuple[int, int, int],
+    columns: ColumnMap,
+    extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
+) -> Chunk:
+    """One piece of the file (from :func:`_pieces`) as one chunk, in a parsing process."""
+    start, stop, number = piece
+    lines = read_lines(path, encoding, start=start, stop=stop, first=number)
+    parsed = list(read_chunks(lines, columns, extra_lists, size=sys.maxsize))
+    return parsed[0] if parsed else Chunk([], [], stop)
 
 
 def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
@@ -162,8 +246,8 @@ class _Import:
 
     def write(self, chunk: Sequence[_Item]) -> list[Problem]:
         """One chunk, in the transaction the caller commits; returns the rows not written."""
-        missing = self._ids(LISTS, {name for row, _ in chunk for name, _ in row.lists},
-                            self.list_ids, create=self.create_lists)
+        named = {name for lists in {row.lists for row, _ in chunk} for name, _ in lists}
+        missing = self._ids(LISTS, named, self.list_ids, create=self.create_lists)
         unknown = [_unknown_list(item, missing) for item in chunk if _names_any(item, missing)]
         if unknown:
             chunk = [item for item in chunk if not _names_any(item, missing)]
@@ -174,21 +258,24 @@ class _Import:
             for item in chunk
             if first.setdefault(item[0].email_key, item) is not item
         ]
-        stage_rows(self.connection, [row for row, _ in first.values()])
+        rows = [row for row, _ in first.values()]
+        stage_rows(self.connection, rows)
         seen, stored = self._known()
         if seen:
             self.connection.execute(ROWS.delete().where(ROWS.c.email_key.in_(seen)))
             repeats += [_repeat(first.pop(key), line) for key, line in seen.items()]
+            rows = [row for row, _ in first.values()]
         self.connection.execute(
             SEEN.insert().from_select(["email_key", "line"], select(ROWS.c.email_key, ROWS.c.line))
         )
-        rows = [row for row, _ in first.values()]
         self.report.imported += len(rows) - len(stored)
-        self.report.kept_suppressed += sum(
-            stored.get(row.email_key) in SUPPRESSED and row.status not in SUPPRESSED
-            for row in rows
-        )
-        self._ids(TAGS, {tag for row in rows for tag in row.tags}, self.tag_ids, create=True)
+        if stored:
+            self.report.kept_suppressed += sum(
+                stored.get(row.email_key) in SUPPRESSED and row.status not in SUPPRESSED
+                for row in rows
+            )
+        tags = {tag for tagged in {row.tags for row in rows} for tag in tagged}
+        self._ids(TAGS, tags, self.tag_ids, create=True)
         stage_links(self.connection, rows, self.list_ids, self.tag_ids)
         if stored:
             self.report.updated += count_changed(self.connection, columns=self.columns)
@@ -309,10 +396,16 @@ def import_subscribers(
     job = _Import(
         connection, columns.columns, f"import {path.name}", dry_run, create_lists, report
     )
+    analyzed = 1  # rows when the statistics were last refreshed
     try:
-        with staging(connection, SEEN):
-            for chunk in read_ahead(read_chunks(lines, columns, extra_lists)):
+        with bulk_writing(connection), staging(connection, SEEN):
+            chunks = parse_chunks(path, encoding, lines, columns, extra_lists, start=header.read)
+            for chunk in chunks:
                 not_written = job.write(chunk.rows) if chunk.rows else []
+                if (read := report.imported + report.updated + report.skipped) >= 2 * analyzed:
+                    # Sizes doubled: plan with the new ones (a few times in a whole import).
+                    refresh_statistics(connection, SEEN, stored=not dry_run)
+                    analyzed = read
                 connection.commit()
                 report.errors += len(chunk.problems)
                 for problem in sorted(chunk.problems + not_written, key=lambda p: p.line):

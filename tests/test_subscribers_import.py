@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from sqlalchemy import delete, select
 
 from distributor.db import get_engine, transaction, upgrade
+from subscribers import importer
+from subscribers.bulk import BULK_CACHE_KB
 from subscribers.csvfile import Problem
 from subscribers.export import export_subscribers
 from subscribers.importer import CHUNK_ROWS, ImportReport, import_subscribers
@@ -83,20 +86,23 @@ zhou@hz.gov.cn,周,unsubscribed,会员快讯
 """
 
 
-def test_good_rows_import_and_bad_ones_are_reported_with_their_line(
-    database_url: str, tmp_path: Path
-) -> None:
-    report, problems = import_text(database_url, tmp_path, GOOD_AND_BAD.format(long="名" * 201))
-    assert (report.imported, report.updated, report.skipped, report.errors) == (3, 0, 1, 5)
-    assert report.new_lists == ["会员快讯", "青年"]
-    assert [(p.line, p.reason.split(":")[0]) for p in problems] == [
+GOOD_AND_BAD_PROBLEMS = [  # each bad row of GOOD_AND_BAD: its line, and why (to the colon)
         (3, "address 'bad@' has no domain after the @"),
         (5, "WANG@qq.com repeats line 2"),
         (6, "5 cells but the header names 4 columns (a value beyond the last column)"),
         (7, "broken quoting (unexpected end of data)"),
         (8, "name is longer than 200 characters (201)"),
         (9, "status 'sleeping' is not one of pending, active, unsubscribed, bounced, complained"),
-    ]
+]
+
+
+def test_good_rows_import_and_bad_ones_are_reported_with_their_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    report, problems = import_text(database_url, tmp_path, GOOD_AND_BAD.format(long="名" * 201))
+    assert (report.imported, report.updated, report.skipped, report.errors) == (3, 0, 1, 5)
+    assert report.new_lists == ["会员快讯", "青年"]
+    assert [(p.line, p.reason.split(":")[0]) for p in problems] == GOOD_AND_BAD_PROBLEMS
     assert state(database_url, "wang@qq.com") == (
         SubscriberStatus.ACTIVE,
         [("会员快讯", SubscriptionStatus.ACTIVE)],
@@ -125,6 +131,56 @@ def test_the_first_row_of_an_address_wins_across_chunks(database_url: str, tmp_p
     ]
     with transaction(database_url) as session:
         assert find_subscriber(session, "first@qq.com").name == "第一"
+
+
+def test_a_big_file_is_parsed_in_processes_with_the_same_outcome(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processes parse a file of PARALLEL_FROM bytes or more, a piece each: rows, repeats
+    across pieces and bad lines come out as from the thread, in line order."""
+    monkeypatch.setattr(importer, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(importer, "PARSERS", 2)
+    monkeypatch.setattr(importer, "PIECE_BYTES", 20_000)  # some 800 lines a chunk
+    monkeypatch.setattr(importer, "read_ahead", None)  # the thread's path would fail
+    lines = GOOD_AND_BAD.format(long="名" * 201).splitlines()
+    lines += [f"reader{i}@qq.com,读者,,青年" for i in range(2 * CHUNK_ROWS)]
+    lines += ["WANG@qq.com,后来,,", "zhou@hz.gov.cn,周,active,会员快讯"]
+    lines += ["reader3@qq.com,又,,", "x@,坏,,"]
+    report, problems = import_text(database_url, tmp_path, "\n".join(lines) + "\n")
+    assert (report.imported, report.skipped, report.errors) == (3 + 2 * CHUNK_ROWS, 4, 6)
+    end = 2 * CHUNK_ROWS + 10
+    assert [(p.line, p.reason.split(":")[0]) for p in problems] == [
+        *GOOD_AND_BAD_PROBLEMS,
+        (end + 1, "WANG@qq.com repeats line 2"),
+        (end + 2, "zhou@hz.gov.cn repeats line 10"),
+        (end + 3, "reader3@qq.com repeats line 14"),
+        (end + 4, "address 'x@' has no domain after the @"),
+    ]
+    assert state(database_url, "zhou@hz.gov.cn")[0] is SubscriberStatus.UNSUBSCRIBED
+    assert state(database_url, f"reader{2 * CHUNK_ROWS - 1}@qq.com") == (
+        SubscriberStatus.ACTIVE,
+        [("青年", SubscriptionStatus.ACTIVE)],
+    )
+
+
+def test_sqlite_has_its_page_cache_back_after_an_import(sqlite_url: str, tmp_path: Path) -> None:
+    """An import widens the cache for its writes only: the connection goes back to the pool as
+    it came."""
+    path = tmp_path / "subscribers.csv"
+    path.write_text("email\nwang@qq.com\n", encoding="utf-8")
+    with get_engine(sqlite_url).connect() as connection:
+        before = connection.exec_driver_sql("PRAGMA cache_size").scalar_one()
+        seen: list[int] = []
+        import_subscribers(
+            connection,
+            path,
+            on_problem=lambda problem: None,
+            on_progress=lambda done: seen.append(
+                connection.exec_driver_sql("PRAGMA cache_size").scalar_one()
+            ),
+        )
+        assert seen == [-BULK_CACHE_KB]
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar_one() == before != seen[0]
 
 
 def test_a_reimport_never_reactivates_a_suppressed_person(
