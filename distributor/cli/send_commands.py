@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
 
-from distributor.campaigns.left_out import ReaderLookup, left_out, look_up_reader
+if TYPE_CHECKING:
+    from distributor.campaigns.left_out import ReaderLookup
 from distributor.campaigns.schedule import (
     SendChanges,
     create_send,
@@ -512,6 +514,8 @@ def left_out_command(app: AppContext, send_id: int, email: str | None, as_json: 
     """Every reader of a send's lists: in it, or left out and why.
 
     Counts per reason (unsubscribed, suppressed, not confirmed, …); --email looks one up."""
+    from distributor.campaigns.left_out import left_out, look_up_reader  # its own, heavy
+
     wechat = app.settings.wechat_app_id is not None
     with app.session() as session:
         counts = left_out(session, send_id, wechat=wechat)
