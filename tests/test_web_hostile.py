@@ -101,6 +101,11 @@ def test_a_nul_anywhere_is_a_400_with_a_message(
     assert form.status_code == 400 and "<html" in form.text  # the reader's error page
     with transaction(database_url) as session:
         assert session.scalar(select(func.count()).select_from(List)) == 1
+    # In JSON, "%00" is three characters of text, not a NUL: the list is made as named.
+    percent = client.post("/api/v1/lists", json={"name": "涨幅100%00"}, headers=token)
+    assert percent.status_code == 201, percent.text
+    with transaction(database_url) as session:
+        assert session.scalar(select(List.name).where(List.name == "涨幅100%00")) == "涨幅100%00"
 
 
 def test_long_names_bad_cursors_and_choices_are_refused_or_kept_whole(

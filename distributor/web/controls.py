@@ -19,8 +19,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REFUSAL = "the request contains a NUL character, which no field of this site takes"
-# A NUL as it travels: raw, percent-encoded (a query, a form) or as a JSON escape.
-_NUL_FORMS = (b"\x00", b"%00", b"\\u0000")
+# A NUL as it travels: raw, percent-encoded (a query, a form) or as a JSON escape. Each body is
+# read in its own encoding: in JSON, "100%00" is text, not a NUL.
+_PERCENT, _JSON_ESCAPE = b"%00", b"\\u0000"
+_NUL_FORMS = (b"\x00", _PERCENT, _JSON_ESCAPE)
+_BODY_FORMS = {
+    "application/json": (b"\x00", _JSON_ESCAPE),
+    "application/x-www-form-urlencoded": (b"\x00", _PERCENT),
+}
 _OVERLAP = max(len(form) for form in _NUL_FORMS) - 1
 
 
@@ -31,8 +37,8 @@ UNFIT_VALUES: tuple[type[Exception], ...] = (DataError, OverflowError)
 UNFIT = "a value in the request is out of range or too long"
 
 
-def carries_nul(data: bytes) -> bool:
-    return any(form in data for form in _NUL_FORMS)
+def carries_nul(data: bytes, forms: tuple[bytes, ...] = _NUL_FORMS) -> bool:
+    return any(form in data for form in forms)
 
 
 # The answer to a request refused at the edge: (path, status, code, message) → response, in the
@@ -56,10 +62,11 @@ class NoNul:
         if content_type.startswith("multipart/"):
             await self.app(scope, receive, send)
             return
-        await self.app(scope, _checked(receive), send)
+        media_type = content_type.partition(";")[0].strip().lower()
+        await self.app(scope, _checked(receive, _BODY_FORMS.get(media_type, _NUL_FORMS)), send)
 
 
-def _checked(receive: Receive) -> Receive:
+def _checked(receive: Receive, forms: tuple[bytes, ...]) -> Receive:
     """``receive``, refusing a body with a NUL (an HTTPException: the app answers it 400)."""
     tail = b""  # the end of the previous chunk, where an encoded NUL may have begun
 
@@ -68,7 +75,7 @@ def _checked(receive: Receive) -> Receive:
         message = await receive()
         if message["type"] == "http.request":
             body = message.get("body", b"")
-            if carries_nul(tail + body):
+            if carries_nul(tail + body, forms):
                 raise HTTPException(400, REFUSAL)
             tail = body[-_OVERLAP:]
         return message
