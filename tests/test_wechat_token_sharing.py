@@ -100,7 +100,9 @@ def test_two_processes_use_one_token_and_refresh_it_once(
         assert sandbox.sandbox.tokens_issued == 2  # one refresh for both processes
         assert sum(result["fetches"] for result in second) == 2
         assert sandbox.sandbox.token_uses[second[0]["token"]] == 2
-        assert sandbox.sandbox.calls["tags/get"] == 6  # two refused, each retried once
+        # Round two: a worker that calls with the stale token is refused and retries once; a
+        # worker that reaches the store after the other's refresh goes straight to the new one.
+        assert sandbox.sandbox.calls["tags/get"] in (5, 6)
     finally:
         for worker in workers:
             worker.stop()
