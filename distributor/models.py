@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "distributor.outbox",
     "distributor.webhooks.models",
     "distributor.ops.models",
+    "distributor.automations.models",
 )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from distributor.automations.steps import run_due_steps
 from distributor.channels.base import Channel
 from distributor.channels.smtp import SmtpChannel
 from distributor.channels.wechat.client import WechatClient
@@ -92,14 +93,20 @@ class WorkerRuntime:
         enqueue_drain: Callable[[int], None],
         enqueue_wechat: Callable[[int], None] | None = None,
     ) -> TickReport:
-        return tick(
+        """Automation steps first: the readers whose moment came have their deliveries when the
+        engine's tick looks for work."""
+        now = utcnow()
+        readers = run_due_steps(self.factory, self.settings, now)
+        report = tick(
             self.factory,
-            now=utcnow(),
+            now=now,
             tunables=self.tunables,
             enqueue_plan=enqueue_plan,
             enqueue_drain=enqueue_drain,
             jobs=JobQueue(sends_with_wechat_work, enqueue_wechat) if enqueue_wechat else None,
         )
+        report.automations = readers
+        return report
 
     def plan(self, send_id: int) -> int:
         """Render the send, then freeze its audience into deliveries. A send whose message

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ROOT
 
 ENGINES = {"sending", "wechat", "bounces", "readers", "segments", "webhooks"}
-ABOVE_ENGINES = {"campaigns", "runtime"}
+ABOVE_ENGINES = {"campaigns", "runtime", "automations"}
 FACES = {
     "cli", "web", "tasks", "celery", "broker", "supervisor", "redaction", "__main__", "startup"
 }
@@ -41,6 +41,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "outbox": ENGINES | UPPER | BELOW_ENGINES,
     "campaigns": {"runtime"} | FACES | LOCAL_SERVERS,
     "runtime": {"campaigns"} | FACES | LOCAL_SERVERS,
+    "automations": {"campaigns", "runtime"} | FACES | LOCAL_SERVERS,
     "ops": UPPER,
 }
 # The pure reading of bounces: bytes in, a value out, no database and no engine.

@@ -122,6 +122,11 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "webhooks": LazyCommand(
         "webhook_commands", "webhooks", "Webhooks: URLs sent each event they listen for, signed."
     ),
+    "automations": LazyCommand(
+        "automation_commands",
+        "automations",
+        "Welcome mail and later steps, once to each reader who joins.",
+    ),
 }
 
 

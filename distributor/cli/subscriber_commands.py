@@ -12,9 +12,10 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from distributor.automations.joins import record_joins
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.terminal import plain, rich_text
-from distributor.db import get_engine
+from distributor.db import get_engine, utcnow
 from distributor.errors import UnknownList
 from distributor.private_files import open_private
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
@@ -84,6 +85,9 @@ def subscribers() -> None:
               help="Create the lists that do not exist yet (--list, or the lists column); "
                    "without it a missing list is an error, so a typo makes no new list.")
 @click.option("--dry-run", is_flag=True, help="Read and check every row, but write nothing.")
+@click.option("--welcome", is_flag=True,
+              help="Give the lists' automation steps (the welcome first) to those this adds "
+                   "to a list (distributor automations).")
 @click.option("--errors", "errors_path", metavar="FILE", type=click.Path(dir_okay=False,
                                                                           path_type=Path),
               help="Where to list the rows not imported  [default: FILE.errors.csv beside the "
@@ -96,6 +100,7 @@ def import_command(
     create_lists: bool,
     dry_run: bool,
     errors_path: Path | None,
+    welcome: bool,
 ) -> None:
     """Import subscribers from FILE.csv, adding new addresses and updating known ones.
 
@@ -105,6 +110,7 @@ def import_command(
     numbers; the other rows are imported all the same.
     """
     url = app.ready_database()
+    since = utcnow()
     progress = Progress(
         TextColumn("Importing"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
         console=app.console, transient=True, disable=not app.console.is_terminal,
@@ -125,6 +131,9 @@ def import_command(
             on_problem=problems.add,
             on_progress=lambda done: progress.update(task, completed=done),
         )
+    if welcome and not dry_run:
+        with app.session() as session:
+            record_joins(session, since, utcnow())
     _print_import(app, path, report, problems, dry_run)
 
 
@@ -198,6 +207,9 @@ def export_command(app: AppContext, list_name: str | None, out: Path | None, bom
 @click.option("--openid", metavar="ID", help="Their WeChat openid, for the WeChat channel.")
 @click.option("--channel", type=click.Choice(CHANNELS), help="How they receive issues.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="What they receive.")
+@click.option("--welcome", is_flag=True,
+              help="Give the lists' automation steps (the welcome first) to those this adds "
+                   "to a list (distributor automations).")
 @pass_app
 def add_command(
     app: AppContext,
@@ -207,11 +219,13 @@ def add_command(
     openid: str | None,
     channel: str | None,
     fmt: str | None,
+    welcome: bool,
 ) -> None:
     """Add EMAIL as an active subscriber, or update the details of a known one.
 
     A known address keeps its status: someone who unsubscribed is not signed up again.
     """
+    since = utcnow()
     with list_hint(), app.session() as session:
         added = add_subscriber(
             session,
@@ -223,6 +237,8 @@ def add_command(
             format=Variant(fmt) if fmt else None,
         )
         subscriber = added.subscriber
+        if welcome:
+            record_joins(session, since, utcnow(), subscriber_id=subscriber.id)
         lists_cell = _lists_cell(subscriber)
     verb = "Added" if added.created else "Updated"
     click.echo(f"{verb} {plain(subscriber.email)} (ID {subscriber.id}, {subscriber.status})"

@@ -38,6 +38,7 @@ class TickReport:
     finished: list[int] = field(default_factory=list)
     drains: list[int] = field(default_factory=list)
     jobs: list[int] = field(default_factory=list)  # sends whose channel jobs were queued
+    automations: int = 0  # readers given an automation step's delivery (by the runtime)
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
+from distributor.automations.joins import confirm_and_join
 from distributor.errors import InvalidAddress
 from distributor.web.i18n import translator
 from distributor.web.pages import WebDep, here, page_language, render
 from distributor.web.security import limit, set_csrf_cookie
 from subscribers.links import CONFIRM_PATH, SIGNUP_PATH
-from subscribers.public import confirm_by_token, read_confirm_link
+from subscribers.public import read_confirm_link
 from subscribers.signup import PublicList, public_list, sign_up
 
 HOUR = 3600
@@ -111,5 +112,5 @@ def confirm(
     limit(web.limiter, request, "form", web.settings.web_form_rate_limit, 60)
     web.csrf.check_link(token, csrf)
     with web.transaction() as session:
-        locale = confirm_by_token(session, web.signer, token).locale
+        locale = confirm_and_join(session, web.signer, token).locale
     return render(request, "confirmed.html", lang=page_language(request, locale))

@@ -19,6 +19,7 @@ from distributor.config import Settings
 from distributor.errors import DistributorError
 from distributor.web import health
 from distributor.web.api import (
+    automations,
     errors,
     issues,
     lists,
@@ -35,7 +36,9 @@ from distributor.web.metrics import MetricsAccess
 from distributor.web.prometheus import RequestTimer
 from distributor.web.security import HEADERS
 
-ROUTERS = (issues, sends, subscribers, lists, schedules, users, segments, webhooks)
+ROUTERS = (
+    issues, sends, subscribers, lists, schedules, users, segments, webhooks, automations
+)
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 

@@ -433,6 +433,11 @@ class SubscriberIn(Body):
     openid: OpenId | None = None
     channel: ChannelPreference | None = None
     format: EmailVariant | None = None
+    welcome: bool = Field(
+        default=False,
+        description="Give the lists' automation steps (the welcome first) to the reader, for "
+        "each list this adds them to.",
+    )
 
 
 class SubscriberEdit(Body):

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
+from distributor.automations.joins import record_joins
+from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.vocabulary import FailureCause, Variant
 from distributor.web.api.access import Editor, Viewer, audit
@@ -102,6 +104,7 @@ def search(
 def add(body: SubscriberIn, web: WebDep, user: Editor, response: Response) -> SubscriberAdded:
     """An active subscriber (201), or a known address's details updated (200): a known
     address keeps its status, so nobody who unsubscribed is signed up again."""
+    since = utcnow()
     with web.transaction() as session:
         added = add_subscriber(
             session,
@@ -113,6 +116,8 @@ def add(body: SubscriberIn, web: WebDep, user: Editor, response: Response) -> Su
             format=Variant(body.format) if body.format else None,
         )
         subscriber = added.subscriber
+        if body.welcome:
+            record_joins(session, since, utcnow(), subscriber_id=subscriber.id)
         audit(
             session,
             user,

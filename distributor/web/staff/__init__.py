@@ -7,6 +7,13 @@ from fastapi import APIRouter
 
 
 def staff_routers() -> list[APIRouter]:
-    from distributor.web.staff import issues, login, sends, subscribers, users
+    from distributor.web.staff import automations, issues, login, sends, subscribers, users
 
-    return [login.router, sends.router, issues.router, subscribers.router, users.router]
+    return [
+        login.router,
+        sends.router,
+        issues.router,
+        subscribers.router,
+        users.router,
+        automations.router,
+    ]

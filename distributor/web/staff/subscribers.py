@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from distributor.automations.store import reader_steps
 from distributor.campaigns.erasure import erase_subscriber
 from distributor.db import get_engine, utcnow
 from distributor.errors import DistributorError, NotFound
@@ -235,6 +236,7 @@ def _subscriber_page(
         lists = memberships(subscriber)
         tags = [tag.name for tag in subscriber.tags]
         history = subscriber_history(session, subscriber_id)
+        steps = reader_steps(session, subscriber_id)
         audit = audit_of(session, "subscriber", subscriber_id)
         events = status_history(session, subscriber_id)
         all_lists = list_summaries(session)
@@ -247,6 +249,7 @@ def _subscriber_page(
         lists=lists,
         tags=tags,
         history=history,
+        steps=steps,
         audit=audit,
         error=error,
         channels=[c.value for c in ChannelPreference],
