@@ -41,6 +41,7 @@ STAFF_PAGES = [
     "/staff/subscribers/export.csv",
     "/staff/lists",
     "/staff/schedules",
+    "/staff/automations",
     "/staff/users",
 ]
 
