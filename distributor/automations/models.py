@@ -43,6 +43,9 @@ class AutomationStep(Base):
     issue_id: Mapped[int] = mapped_column(BigId, ForeignKey("issues.id"))
     send_id: Mapped[int] = mapped_column(BigId, ForeignKey("sends.id"), unique=True)
     created_at: Mapped[CreatedAt]
+    # Every reader who joined by then has been given the step or was not on the list when their
+    # moment came: a tick looks only at later joins, so its work does not grow with the list.
+    claimed_through: Mapped[Timestamp | None]
 
     def __repr__(self) -> str:
         return f"<AutomationStep {self.id} +{self.delay_seconds}s issue={self.issue_id}>"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, select, update
+from sqlalchemy import Select, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +35,9 @@ from subscribers.models import Subscriber, SubscriberStatus, Subscription, Subsc
 
 CLAIM_BATCH = 1000  # readers claimed per step in one transaction
 CLAIMING_STATES = (SendState.RUNNING, SendState.DONE)  # a paused or cancelled send waits
+# A join is written in the transaction of its confirmation, with that transaction's time: one
+# that commits late is still looked at if it is no older than this behind the step's watermark.
+SETTLE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class DueStep:
     list_id: int
     delay: timedelta
     created_at: datetime
+    claimed_through: datetime | None  # joins until then are decided (AutomationStep)
 
 
 def due_steps(session: Session) -> list[DueStep]:
@@ -55,6 +59,7 @@ def due_steps(session: Session) -> list[DueStep]:
             Automation.list_id,
             AutomationStep.delay_seconds,
             AutomationStep.created_at,
+            AutomationStep.claimed_through,
         )
         .join(Automation, Automation.id == AutomationStep.automation_id)
         .join(Send, Send.id == AutomationStep.send_id)
@@ -62,8 +67,8 @@ def due_steps(session: Session) -> list[DueStep]:
         .order_by(AutomationStep.id)
     )
     return [
-        DueStep(step_id, send_id, list_id, timedelta(seconds=delay), created)
-        for step_id, send_id, list_id, delay, created in rows
+        DueStep(step_id, send_id, list_id, timedelta(seconds=delay), created, through)
+        for step_id, send_id, list_id, delay, created, through in rows
     ]
 
 
@@ -71,12 +76,14 @@ def readers_due(step: DueStep, now: datetime, limit: int) -> Select[Any]:
     """The readers the step owes its message now: joined ``delay`` ago or more (but not before
     the step existed, less its delay), still active on the list, not yet claimed."""
     join = AutomationJoin
+    since = [] if step.claimed_through is None else [join.joined_at > step.claimed_through]
     return (
         select(join.subscriber_id)
         .where(
             join.list_id == step.list_id,
             join.joined_at <= now - step.delay,
             join.joined_at >= step.created_at - step.delay,
+            *since,
             ~exists().where(
                 AutomationRun.step_id == step.step_id,
                 AutomationRun.subscriber_id == join.subscriber_id,
@@ -102,6 +109,19 @@ def claim_due(
     send (by email: the engine's channel for one reader at a time), which runs again if it had
     finished. Returns how many were claimed; a reader claimed by someone else meanwhile is not."""
     due = list(session.scalars(readers_due(step, now, limit)))
+    if len(due) < limit:  # every join until its moment is decided by this transaction
+        settled = now - step.delay - SETTLE
+        session.execute(
+            update(AutomationStep)
+            .where(
+                AutomationStep.id == step.step_id,
+                or_(
+                    AutomationStep.claimed_through.is_(None),
+                    AutomationStep.claimed_through < settled,
+                ),
+            )
+            .values(claimed_through=settled)
+        )
     if not due:
         return 0
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("issue_id", BIG_ID, nullable=False),
         sa.Column("send_id", BIG_ID, nullable=False),
         sa.Column("created_at", WHEN, nullable=False),
+        sa.Column("claimed_through", WHEN, nullable=True),
         sa.ForeignKeyConstraint(
             ["automation_id"], ["automations.id"],
             name=op.f("fk_automation_steps_automation_id_automations"), ondelete="CASCADE",
