@@ -26,9 +26,15 @@ def parse_delay(text: str) -> int:
     return seconds
 
 
-def describe_delay(seconds: int) -> str:
-    """The shortest exact spelling :func:`parse_delay` reads back: ``0``, ``3d``, ``36h``."""
+def delay_parts(seconds: int) -> tuple[int, str]:
+    """The delay in its largest exact unit: ``(3, "d")``, ``(36, "h")``; ``(0, "")``."""
     for unit, size in UNITS.items():
         if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return "0" if seconds == 0 else f"{seconds // 60}m"
+            return seconds // size, unit
+    return (0, "") if seconds == 0 else (seconds // 60, "m")
+
+
+def describe_delay(seconds: int) -> str:
+    """The shortest exact spelling :func:`parse_delay` reads back: ``0``, ``3d``, ``36h``."""
+    count, unit = delay_parts(seconds)
+    return f"{count}{unit}"

@@ -38,6 +38,7 @@ CLAIMING_STATES = (SendState.RUNNING, SendState.DONE)  # a paused or cancelled s
 # A join is written in the transaction of its confirmation, with that transaction's time: one
 # that commits late is still looked at if it is no older than this behind the step's watermark.
 SETTLE = timedelta(minutes=10)
+ADVANCE = timedelta(minutes=1)  # the watermark moves by at least this: not a write every tick
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def claim_due(
                 AutomationStep.id == step.step_id,
                 or_(
                     AutomationStep.claimed_through.is_(None),
-                    AutomationStep.claimed_through < settled,
+                    AutomationStep.claimed_through < settled - ADVANCE,
                 ),
             )
             .values(claimed_through=settled)

@@ -48,6 +48,7 @@ class ReaderStep:
 
     list_name: str
     delay: str
+    delay_seconds: int
     issue_id: int
     send_id: int
     claimed_at: datetime
@@ -259,6 +260,7 @@ def reader_steps(session: Session, subscriber_id: int) -> list[ReaderStep]:
         ReaderStep(
             list_name=name,
             delay=describe_delay(delay),
+            delay_seconds=delay,
             issue_id=issue_id,
             send_id=send_id,
             claimed_at=claimed_at,

@@ -32,13 +32,19 @@ from subscribers.models import LIST_NAME_MAX, Subscriber
 router = APIRouter(prefix="/api/v1", tags=["automations"], responses=COMMON_ERRORS)
 
 ListPath = Annotated[str, Path(max_length=LIST_NAME_MAX)]
-Delay = Annotated[int, Path(ge=0, le=DELAY_MAX, description="Seconds after joining.")]
+Delay = Annotated[
+    int, Path(ge=0, le=DELAY_MAX, multiple_of=60, description="Seconds after joining.")
+]
 
 
 class StepIn(Body):
     issue_id: int = Field(ge=1, le=MAX_ID, description="The issue to send.")
     delay_seconds: int = Field(
-        default=0, ge=0, le=DELAY_MAX, description="Seconds after joining; 0: the welcome."
+        default=0,
+        ge=0,
+        le=DELAY_MAX,
+        multiple_of=60,
+        description="Seconds after joining, in whole minutes; 0: the welcome.",
     )
 
 

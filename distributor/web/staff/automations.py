@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from distributor.automations.delays import describe_delay, parse_delay
+from distributor.automations.delays import delay_parts, describe_delay, parse_delay
 from distributor.automations.store import (
     list_automations,
     pause_automation,
@@ -23,7 +23,8 @@ from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.staff.audit import record_audit
 from distributor.staff.models import StaffUser
-from distributor.web.pages import WebDep
+from distributor.web.i18n import translator
+from distributor.web.pages import WebDep, page_language
 from distributor.web.staff.common import WriterDep, see_other, shown_error, staff_page
 from distributor.web.staff_auth import StaffDep
 from subscribers.store import list_summaries
@@ -31,6 +32,19 @@ from subscribers.store import list_summaries
 router = APIRouter(include_in_schema=False)
 
 AUTOMATIONS = "/staff/automations"
+
+
+def when_words(request: Request) -> Callable[[int], str]:
+    """A step's moment in the page's language: "on joining (welcome)", "3 days after joining"."""
+    t = translator(page_language(request))
+
+    def words(seconds: int) -> str:
+        count, unit = delay_parts(seconds)
+        if not unit:
+            return t("staff.auto.welcome")
+        return t("staff.auto.later", after=t(f"staff.auto.unit.{unit}", n=count))
+
+    return words
 
 
 def _page(
@@ -46,6 +60,7 @@ def _page(
         status=status,
         automations=automations,
         lists=lists,
+        moment_of=when_words(request),
         error=error,
     )
 

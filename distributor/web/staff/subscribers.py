@@ -27,6 +27,7 @@ from distributor.staff.audit import audit_of, record_audit
 from distributor.staff.models import StaffUser
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from distributor.web.pages import WebDep, cursor_id, upload_name
+from distributor.web.staff.automations import when_words
 from distributor.web.staff.common import PAGE_SIZE, WriterDep, see_other, shown_error, staff_page
 from distributor.web.staff_auth import StaffDep
 from subscribers.care import (
@@ -250,6 +251,7 @@ def _subscriber_page(
         tags=tags,
         history=history,
         steps=steps,
+        moment_of=when_words(request),
         audit=audit,
         error=error,
         channels=[c.value for c in ChannelPreference],
