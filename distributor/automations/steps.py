@@ -49,6 +49,7 @@ class DueStep:
     delay: timedelta
     created_at: datetime
     claimed_through: datetime | None  # joins until then are decided (AutomationStep)
+    rendered: bool  # its message is rendered already
 
 
 def due_steps(session: Session) -> list[DueStep]:
@@ -61,6 +62,7 @@ def due_steps(session: Session) -> list[DueStep]:
             AutomationStep.delay_seconds,
             AutomationStep.created_at,
             AutomationStep.claimed_through,
+            exists().where(SendRender.send_id == AutomationStep.send_id),
         )
         .join(Automation, Automation.id == AutomationStep.automation_id)
         .join(Send, Send.id == AutomationStep.send_id)
@@ -68,8 +70,8 @@ def due_steps(session: Session) -> list[DueStep]:
         .order_by(AutomationStep.id)
     )
     return [
-        DueStep(step_id, send_id, list_id, timedelta(seconds=delay), created, through)
-        for step_id, send_id, list_id, delay, created, through in rows
+        DueStep(step_id, send_id, list_id, timedelta(seconds=delay), created, through, rendered)
+        for step_id, send_id, list_id, delay, created, through, rendered in rows
     ]
 
 
@@ -155,11 +157,8 @@ def claim_due(
 def rendered(
     factory: sessionmaker[Session], send_id: int, settings: Settings, now: datetime
 ) -> bool:
-    """The step's message is rendered (now, if it was not), before a delivery of it exists; one
-    that cannot be pauses its send with the reason, as a send's would."""
-    with factory.begin() as session:
-        if session.scalar(select(exists().where(SendRender.send_id == send_id))):
-            return True
+    """Render the step's message now, before a delivery of it exists; one that cannot be made
+    pauses its send with the reason, as a send's would."""
     try:
         with factory.begin() as session:
             render_send(session, send_id, settings)
@@ -177,7 +176,7 @@ def run_due_steps(factory: sessionmaker[Session], settings: Settings, now: datet
     wechat = settings.wechat_app_id is not None
     total = 0
     for step in steps:
-        if not rendered(factory, step.send_id, settings, now):
+        if not step.rendered and not rendered(factory, step.send_id, settings, now):
             continue
         while True:
             with factory.begin() as session:
