@@ -71,7 +71,7 @@ def test_many_upgraders_started_at_once_migrate_once(empty_url: str, tmp_path: P
     assert [process.returncode for process in processes] == [0] * 4, outputs
     migrated = [out for out in outputs if "Upgrading from empty to " in out]
     assert len(migrated) == 1, outputs
-    assert f"  {HEAD}: ops: the heartbeats" in migrated[0]
+    assert f"  {HEAD}: " in migrated[0]
     assert "  0001_issues: " in migrated[0]
     assert sum(f"Database is at {HEAD}: nothing to do" in out for out in outputs) == 3
     assert current_revision(empty_url) == HEAD
