@@ -12,14 +12,20 @@ from sqlalchemy import func, select
 
 from distributor.automations.models import AutomationJoin
 from distributor.automations.steps import run_due_steps
+from distributor.automations.store import set_step
 from distributor.cli import main
 from distributor.db import session_factory, transaction, utcnow
 from distributor.staff.models import Role
 from distributor.web.app import create_app
 from distributor.web.security import MemoryRateLimiter
+from subscribers.links import PublicLinks
+from subscribers.models import List
+from subscribers.signup import set_list_public
+from subscribers.store import add_subscriber, create_list
+from subscribers.tokens import TokenSigner
 from tests.support.api import api_client
 from tests.support.audience import make_audience
-from tests.support.sending import import_sample
+from tests.support.sending import SECRET, import_sample
 from tests.support.staff import add_staff, sign_in
 from tests.support.web import BASE_URL, csrf_of, web_settings
 
@@ -133,3 +139,33 @@ def test_an_import_gives_the_welcome_only_when_asked(
     run("automations", "pause", "members")
     assert "paused" in run("automations", "list")
     assert "was given no automation step" in run("automations", "reader", "w1@example.org")
+
+
+def test_a_reader_joining_a_public_list_on_their_preferences_page_is_welcomed_once(
+    sqlite_url: str, sample_issue_path: Path
+) -> None:
+    url = sqlite_url
+    make_audience(url, "members", 1)
+    issue_id = import_sample(url, sample_issue_path)
+    with transaction(url) as session:
+        for name in ("open", "news"):
+            create_list(session, name)
+            set_list_public(session, name)
+        reader_id = add_subscriber(session, "reader00001@example.org", lists=["open"]).subscriber.id
+        ids = dict(session.execute(select(List.name, List.id)).all())
+        for name in ("open", "news"):
+            set_step(session, name, 0, issue_id, utcnow())
+    client = TestClient(create_app(web_settings(url), limiter=MemoryRateLimiter()))
+    path = PublicLinks("", TokenSigner(SECRET)).preferences(reader_id)
+    for _ in range(2):  # saved twice: the list joined once, the list they were on never
+        page = client.get(path)
+        saved = client.post(
+            path,
+            data={"format": "full", "channel": "email", "language": "zh-CN",
+                  "lists": [ids["open"], ids["news"]], "csrf": csrf_of(page.text)},
+            follow_redirects=False,
+        )
+        assert saved.status_code == 303, saved.text
+    with transaction(url) as session:
+        joined = session.execute(select(AutomationJoin.list_id, AutomationJoin.subscriber_id))
+        assert joined.all() == [(ids["news"], reader_id)]

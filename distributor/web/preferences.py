@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from distributor.automations.joins import record_joins
+from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from distributor.web.i18n import LANGUAGES, supported
@@ -66,8 +68,9 @@ def save_preferences(
     web.csrf.check_link(token, csrf)
     if channel.value not in offered_channels(web):
         raise DistributorError("WeChat is not set up on this site: messages come by email")
+    since = utcnow()
     with web.transaction() as session:
-        update_preferences_by_token(
+        subscriber = update_preferences_by_token(
             session,
             web.signer,
             token,
@@ -76,4 +79,5 @@ def save_preferences(
             locale=language,
             public_lists=lists or [],
         )
+        record_joins(session, since, utcnow(), subscriber_id=subscriber.id)  # a list joined here
     return RedirectResponse(f"{local_path(request)}?lang={language}&saved=true", status_code=303)
