@@ -1,5 +1,5 @@
 """The staff dashboard under ``/staff/``: sign in, then issues, sends, subscribers, schedules;
-admins also staff accounts."""
+saved segments and webhooks; admins also staff accounts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,14 @@ from fastapi import APIRouter
 
 
 def staff_routers() -> list[APIRouter]:
-    from distributor.web.staff import issues, login, sends, subscribers, users
+    from distributor.web.staff import issues, login, segments, sends, subscribers, users, webhooks
 
-    return [login.router, sends.router, issues.router, subscribers.router, users.router]
+    return [
+        login.router,
+        sends.router,
+        issues.router,
+        subscribers.router,
+        users.router,
+        segments.router,
+        webhooks.router,
+    ]
