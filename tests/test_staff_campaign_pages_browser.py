@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -25,6 +26,7 @@ from tests.support.web import serving, web_settings
 
 pytestmark = pytest.mark.slow
 
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 UNTRANSLATED = re.compile(r"\b(?:staff|err|audit)\.[a-z_]+\.[a-z_.]+")  # staff.css is a file
 
 
@@ -39,6 +41,11 @@ def sign_in(page: Page, base: str, name: str) -> None:
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     expect(page).to_have_url(f"{base}/staff/segments?lang=zh-CN")
+
+
+def shoot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"staff-{name}-1280.png"), full_page=True)
 
 
 def translated(page: Page) -> None:
@@ -67,6 +74,7 @@ def test_segments_and_webhooks_are_kept_from_the_dashboard(
             "list = 会员快讯 and\n" + " " * 19 + "^"
         )
         translated(page)
+        shoot(page, "segments")
         form.locator("textarea[name=expression]").fill("list = 会员快讯 and not tag = 退休")
         page.click("#add-segment")
         expect(page.locator("#segment-error")).to_contain_text("退休")  # no such tag
@@ -106,6 +114,7 @@ def test_segments_and_webhooks_are_kept_from_the_dashboard(
         page.goto(f"{base}/staff/webhooks/1?lang=zh-CN")
         expect(page.locator("#webhook-state")).to_have_text("已暂停")
         translated(page)
+        shoot(page, "webhook")
         page.click("#webhook-remove")
         expect(page.locator("#no-webhooks")).to_have_text("还没有 Webhook。")
         page.close()

@@ -34,7 +34,9 @@ from distributor.vocabulary import DeliveryState, SendState
 MIN_SHARE, MAX_SHARE = 2, 90  # percent of the audience in the test: both arms, and a rest
 MAX_WAIT = timedelta(days=7)
 # One line with something to read: no control character could split the header.
-SUBJECT_PATTERN = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,200}$"
+_LINE = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+SUBJECT_PATTERN = rf"^{_LINE}*[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]{_LINE}*$"
+SUBJECT_MAX = 200
 REACHED = (DeliveryState.SENT, DeliveryState.BOUNCED, DeliveryState.COMPLAINED)
 ARMS = (ARM_A, ARM_B, ARM_REST)
 
@@ -67,7 +69,7 @@ class AbTest:
 
     def check(self) -> None:
         """Refuse what cannot make a test, in words staff can act on."""
-        if not re.fullmatch(SUBJECT_PATTERN, self.subject_b):
+        if len(self.subject_b) > SUBJECT_MAX or not re.fullmatch(SUBJECT_PATTERN, self.subject_b):
             raise DistributorError(
                 "subject B must be one line of 1 to 200 characters", code="send.ab_subject"
             )

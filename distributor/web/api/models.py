@@ -11,7 +11,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from distributor.issues.document import BlockType
 from distributor.segments.models import SEGMENT_NAME_MAX
-from distributor.sending.ab import MAX_SHARE, MAX_WAIT, MIN_SHARE, SUBJECT_PATTERN, WinnerBy
+from distributor.sending.ab import (
+    MAX_SHARE,
+    MAX_WAIT,
+    MIN_SHARE,
+    SUBJECT_MAX,
+    SUBJECT_PATTERN,
+    WinnerBy,
+)
 from distributor.sending.windows import WINDOW_PATTERN
 from distributor.staff.models import STAFF_NAME_MAX, Role
 from distributor.staff.passwords import PASSWORD_MAX, PASSWORD_MIN
@@ -154,7 +161,7 @@ class AbTestIn(Body):
     the rest get the subject more of whose readers opened (`winner_by`: opens) or clicked. Nobody
     opening either, or a tie: A. Opens and clicks are tracked."""
 
-    subject_b: str = Field(max_length=200, pattern=SUBJECT_PATTERN)
+    subject_b: str = Field(max_length=SUBJECT_MAX, pattern=SUBJECT_PATTERN)
     share: Annotated[int, Field(ge=MIN_SHARE, le=MAX_SHARE), BeforeValidator(_a_number)] = 20
     winner_by: WinnerBy = WinnerBy.OPENS
     winner_after_seconds: Annotated[
