@@ -68,7 +68,7 @@ def test_segments_and_webhooks_are_kept_from_the_dashboard(
         form.locator("input[name=name]").fill("会员")
         form.locator("textarea[name=expression]").fill("list = 会员快讯 and")
         page.click("#add-segment")
-        expect(page.locator("#segment-error")).to_contain_text("表达式在第 16 个字符处读不通")
+        expect(page.locator("p.error[role=alert]")).to_contain_text("表达式在第 16 个字符处读不通")
         # The mark under the place, each Chinese character two columns wide.
         expect(page.locator("#segment-caret")).to_have_text(
             "list = 会员快讯 and\n" + " " * 19 + "^"
@@ -77,7 +77,7 @@ def test_segments_and_webhooks_are_kept_from_the_dashboard(
         shoot(page, "segments")
         form.locator("textarea[name=expression]").fill("list = 会员快讯 and not tag = 退休")
         page.click("#add-segment")
-        expect(page.locator("#segment-error")).to_contain_text("退休")  # no such tag
+        expect(page.locator("p.error[role=alert]")).to_contain_text("退休")  # no such tag
         form.locator("textarea[name=expression]").fill("list = 会员快讯")
         page.click("#add-segment")
         row = page.locator("tr[data-segment='会员']")
@@ -91,7 +91,7 @@ def test_segments_and_webhooks_are_kept_from_the_dashboard(
         form = page.locator("#webhook-form")
         form.locator("input[name=url]").fill("https://hooks.example.org/distributor")
         page.click("#add-webhook")
-        expect(page.locator("#webhook-error")).to_contain_text("name at least one event")
+        expect(page.locator("p.error[role=alert]")).to_contain_text("name at least one event")
         form.locator("input[value='send.done']").check()
         form.locator("input[value='delivery.failed']").check()
         page.click("#add-webhook")
