@@ -24,6 +24,7 @@ from distributor.channels.wechat.client import WechatClient
 from distributor.config import Settings
 from distributor.db import session_factory, utcnow
 from distributor.errors import ConfigurationError, RenderError
+from distributor.readers.arms import decide_due_tests
 from distributor.segments import install as install_segments
 from distributor.sending.compose import EmailComposer
 from distributor.sending.dispatch import Composer, DrainStats, drain
@@ -104,6 +105,7 @@ class WorkerRuntime:
             enqueue_plan=enqueue_plan,
             enqueue_drain=enqueue_drain,
             jobs=JobQueue(sends_with_wechat_work, enqueue_wechat) if enqueue_wechat else None,
+            decide=decide_due_tests,
         )
         report.automations = readers
         return report

@@ -48,6 +48,8 @@ class DeliveryState(StrEnum):
     """One recipient's message in one send (see :mod:`distributor.sending.models` for the moves)."""
 
     PENDING = "pending"
+    # An A/B test's rest of the audience: waits, never claimed, until the winner is known.
+    HELD = "held"
     CLAIMED = "claimed"
     SENT = "sent"
     DEFERRED = "deferred"

@@ -3,6 +3,7 @@ and a database of an earlier release (CHANGELOG.md), with its data, comes to the
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from sqlalchemy import text
 
 from distributor.cli import main
 from distributor.db import (
+    MIGRATIONS_DIR,
     UPGRADE_LOCK_KEY,
     current_revision,
     get_engine,
@@ -27,6 +29,10 @@ from distributor.private_files import sqlite_file
 from tests.support.polling import wait_until
 
 HEAD = head_revision()
+# The head migration's title, as the upgrade lists it (whichever migration is newest).
+HEAD_TITLE = (
+    ast.get_docstring(ast.parse((MIGRATIONS_DIR / "versions" / f"{HEAD}.py").read_text())) or ""
+).splitlines()[0]
 # Each release's newest migration (CHANGELOG.md).
 RELEASES = {"0.4.0": "0015_issue_images", "0.3.0": "0011_api_indexes"}
 
@@ -71,7 +77,7 @@ def test_many_upgraders_started_at_once_migrate_once(empty_url: str, tmp_path: P
     assert [process.returncode for process in processes] == [0] * 4, outputs
     migrated = [out for out in outputs if "Upgrading from empty to " in out]
     assert len(migrated) == 1, outputs
-    assert f"  {HEAD}: " in migrated[0]
+    assert f"  {HEAD}: {HEAD_TITLE}" in migrated[0]
     assert "  0001_issues: " in migrated[0]
     assert sum(f"Database is at {HEAD}: nothing to do" in out for out in outputs) == 3
     assert current_revision(empty_url) == HEAD

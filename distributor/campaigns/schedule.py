@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from distributor.config import Settings
 from distributor.errors import DistributorError, EmptyAudience, InvalidTransition, NotFound
 from distributor.issues.models import Issue
+from distributor.sending.ab import AbTest
 from distributor.sending.models import Send
 from distributor.sending.queries import (
     DEFAULT_EXPIRY,
@@ -116,6 +117,7 @@ def create_send(
     dry_run: bool = False,
     windows: Sequence[str] = (),
     commercial: bool = False,
+    ab: AbTest | None = None,
 ) -> NewSend:
     """A send scheduled for ``at`` (None: now), or a draft (None: no time yet). Its audience is
     frozen when it starts; not started within ``expires_after`` of its time (workers down), it
@@ -125,9 +127,13 @@ def create_send(
     would break its mass-send quota is refused here rather than at WeChat. ``dry_run``: every
     check made and its readers counted, nothing saved (what staff confirm; its id is 0).
     ``windows`` ("Mon-Fri 08:00-20:00", in ``zone``): it goes out only inside them;
-    ``commercial``: advertising, marked as the rules on commercial email ask."""
+    ``commercial``: advertising, marked as the rules on commercial email ask. ``ab``: an A/B
+    subject test (:mod:`distributor.sending.ab`), which tracks opens and clicks to choose."""
     for window in windows:
         parse_window(window)
+    if ab is not None:
+        ab.check()
+        tracking = True  # the winner is the arm whose readers opened (clicked) more
     send = Send(
         issue_id=issue_id,
         audience=audience,
@@ -140,6 +146,9 @@ def create_send(
         window_zone=zone.key if windows else None,
         commercial=commercial,
     )
+    if ab is not None:
+        send.ab_subject_b, send.ab_share = ab.subject_b.strip(), ab.share
+        send.ab_winner_by, send.ab_wait = ab.winner_by.value, int(ab.wait.total_seconds())
     reach = _checked(
         session,
         send,
@@ -151,6 +160,14 @@ def create_send(
         allow_empty=allow_empty,
         wechat_account=wechat_account,
     )
+    if ab is not None and reach.readers * ab.share // 100 < 2:
+        raise DistributorError(
+            f"an A/B test of {ab.share}% of {reach.readers} readers has nobody in an arm: "
+            "give it a larger share or audience",
+            code="send.ab_too_few",
+            share=ab.share,
+            readers=reach.readers,
+        )
     if not dry_run:
         session.add(send)
         session.flush()

@@ -16,6 +16,7 @@ from distributor.bounces.models import FeedbackMessage, FeedbackOutcome
 from distributor.db import utcnow
 from distributor.errors import NotFound
 from distributor.issues.models import Issue
+from distributor.readers.arms import AbStatus, ab_status
 from distributor.readers.engagement import EngagementCounts, engagement_counts
 from distributor.readers.unsubscribes import unsubscribes_by_send
 from distributor.sending.models import FINAL_DELIVERY_STATES, Send
@@ -58,6 +59,7 @@ class SendStatus:
     window_zone: str | None = None
     opens_at: datetime | None = None  # running outside its windows: when the next one opens
     commercial: bool = False  # advertising, marked as such
+    ab: AbStatus | None = None  # an A/B subject test: its arms and decision (one send's status)
 
     @property
     def bounced(self) -> int:
@@ -112,6 +114,7 @@ class SendStatus:
             "commercial": self.commercial,
             **({"unsubscribes": self.unsubscribes} if self.unsubscribes is not None else {}),
             **({"engagement": self.engagement.to_json()} if self.engagement else {}),
+            **({"ab_test": self.ab.to_json()} if self.ab else {}),
             **({"wechat_jobs": [job.to_json() for job in self.wechat_jobs]}
                if self.wechat_jobs else {}),
             "feedback": {
@@ -195,6 +198,7 @@ def send_status(session: Session, send_id: int, *, engagement: bool = True) -> S
         engagement=engagement_counts(session, send_id) if status.tracking and engagement else None,
         unsubscribes=unsubscribes_by_send(session, send_id),
         refused_by=worst_refusal(session, send_id),
+        ab=ab_status(session, row[0]),
     )
 
 

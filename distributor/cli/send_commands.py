@@ -32,6 +32,7 @@ from distributor.cli.terminal import plain
 from distributor.db import utcnow
 from distributor.errors import DistributorError, EmptyAudience, NotFound
 from distributor.segments.store import segment_audience
+from distributor.sending.ab import AbTest, WinnerBy, parse_wait
 from distributor.sending.lifecycle import (
     cancel_send,
     pause_send,
@@ -143,6 +144,33 @@ def send() -> None:
     help="Advertising: the subject starts with 【广告】 (AD in English) and the footer shows the "
     "sender's name and address. See README, Commercial mail.",
 )
+@click.option(
+    "--subject-b",
+    help="An A/B subject test: half of the test share gets this subject, half the issue's own; "
+    "the rest of the audience gets the better one. Tracks opens and clicks. See README, "
+    "A/B subject tests.",
+)
+@click.option(
+    "--test-share",
+    type=click.IntRange(2, 90),
+    default=20,
+    show_default=True,
+    help="With --subject-b: percent of the audience in the test (both halves).",
+)
+@click.option(
+    "--winner-by",
+    type=click.Choice([by.value for by in WinnerBy]),
+    default=WinnerBy.OPENS.value,
+    show_default=True,
+    help="With --subject-b: the better subject is the one more of its readers opened (clicked).",
+)
+@click.option(
+    "--winner-after",
+    default="4h",
+    show_default=True,
+    help="With --subject-b: how long after the test's last message the winner is chosen "
+    "(4h, 90m, 30s, 1d).",
+)
 @pass_app
 def create_command(
     app: AppContext,
@@ -159,6 +187,10 @@ def create_command(
     track: bool,
     windows: tuple[str, ...],
     commercial: bool,
+    subject_b: str | None,
+    test_share: int,
+    winner_by: str,
+    winner_after: str,
 ) -> None:
     """Create a send of an issue to one or more lists, or to a segment.
 
@@ -174,6 +206,11 @@ def create_command(
         )
     if not lists and segment is None:
         raise click.UsageError("give the audience: --list NAME (repeatable) or --segment NAME")
+    ab = (
+        AbTest(subject_b, test_share, WinnerBy(winner_by), parse_wait(winner_after))
+        if subject_b is not None
+        else None
+    )
     with (
         hinted(EmptyAudience, "{message} (--allow-empty creates it anyway)"),
         hinted(NotFound, "{message} (see distributor issue list, distributor lists list)"),
@@ -200,6 +237,7 @@ def create_command(
             wechat_account=wechat_account_of(app.settings),
             windows=windows,
             commercial=commercial,
+            ab=ab,
         )
     click.echo(f"Created send ID: {created.id}")
     readers = f"{created.readers:,} reader{'s' if created.readers != 1 else ''}"
@@ -222,7 +260,14 @@ def create_command(
         click.echo(f"It goes out only within {', '.join(windows)} ({zone.key}).")
     if created.readers == 0:
         click.echo("Nobody can receive it now; readers who join its lists before it starts will.")
-    if track:
+    if ab is not None:
+        click.echo(
+            f"A/B subject test: {ab.share // 2}% get the issue's subject (A), {ab.share // 2}% "
+            f"get {plain(ab.subject_b)!r} (B); the rest get the one more of its readers "
+            f"{'opened' if ab.winner_by is WinnerBy.OPENS else 'clicked'}, {winner_after} after "
+            "the test's last message (A if nobody did)."
+        )
+    if track or ab is not None:
         click.echo(
             f"Opens and clicks are tracked through {app.settings.public_base_url}: "
             "distributor web must answer there while readers read it."

@@ -16,6 +16,9 @@ from rich.table import Table
 from distributor.campaigns.status import SendStatus, send_status
 from distributor.cli.context import AppContext
 from distributor.cli.terminal import rich_text
+from distributor.readers.arms import AbStatus
+from distributor.sending.ab import Reason, WinnerBy, wait_text
+from distributor.sending.models import ARM_A, ARM_B, ARM_REST
 from distributor.sending.queries import DeliveryView, local_time
 from distributor.sending.route_status import RoutingReport
 from distributor.vocabulary import DeliveryState
@@ -24,6 +27,7 @@ from distributor.wechat.status import wechat_delivery_counts
 # What each delivery state means to someone who did not write the engine.
 STATE_MEANINGS = {
     DeliveryState.PENDING: "waiting to go out",
+    DeliveryState.HELD: "A/B test: waiting for the winning subject",
     DeliveryState.CLAIMED: "being sent now",
     DeliveryState.SENT: "accepted by the mail server",
     DeliveryState.DEFERRED: "server said 'try later': will be retried",
@@ -65,6 +69,8 @@ def print_status(app: AppContext, status: SendStatus) -> None:
     if status.commercial:
         app.console.print("Commercial: marked as advertising (【广告】 in the subject)")
     print_counts(app, status)
+    if status.ab is not None:
+        print_ab_test(app, status.ab)
     print_feedback(app, status)
     if status.error:
         app.console.print(f"It stopped by itself: {rich_text(status.error)}", highlight=False)
@@ -78,6 +84,52 @@ def print_status(app: AppContext, status: SendStatus) -> None:
     print_readers(app, status)
     if status.wechat_jobs:
         print_wechat_jobs(app, status)
+
+
+AB_REASONS = {
+    Reason.BETTER: "its readers {verb} more",
+    Reason.TIE: "a tie: the issue's own subject",
+    Reason.NO_SIGNAL: "nobody {verb} either: the issue's own subject",
+}
+
+
+def print_ab_test(app: AppContext, ab: AbStatus) -> None:
+    """Both arms side by side, then what was decided (or when it will be)."""
+    table = Table("Arm", "Subject", "Readers", "Reached", "Opened", "Clicked")
+    for column in table.columns[2:]:
+        column.justify = "right"
+    subjects = {ARM_A: ab.subject_a or "the issue's own", ARM_B: ab.subject_b, ARM_REST: "—"}
+    names = {ARM_A: "A", ARM_B: "B", ARM_REST: "rest"}
+    for arm, figures in ab.arms.items():
+        table.add_row(
+            names[arm],
+            rich_text(subjects[arm]),
+            f"{figures.readers:,}",
+            f"{figures.reached:,}",
+            f"{figures.opened:,}",
+            f"{figures.clicked:,}",
+        )
+    app.console.print(
+        f"A/B subject test: {ab.share}% of the audience, winner by {ab.winner_by.value}, "
+        f"{wait_text(ab.wait)} after the test's last message",
+        highlight=False,
+    )
+    app.console.print(table)
+    verb = "opened" if ab.winner_by is WinnerBy.OPENS else "clicked"
+    if ab.winner is not None and ab.reason is not None:
+        why = AB_REASONS[ab.reason].format(verb=verb)
+        app.console.print(
+            f"Winner:    {names[ab.winner]} ({why}), chosen {when_text(app, ab.decided_at)}; "
+            "the rest get its subject",
+            highlight=False,
+        )
+    elif ab.tested_at is not None:
+        app.console.print(
+            f"Winner:    chosen {when_text(app, ab.tested_at + ab.wait)}; the rest wait",
+            highlight=False,
+        )
+    else:
+        app.console.print("Winner:    chosen once the test's messages are out; the rest wait")
 
 
 def print_counts(app: AppContext, status: SendStatus) -> None:

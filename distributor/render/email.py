@@ -146,17 +146,20 @@ def compile_issue(
     test: bool = False,
     tracking: bool = False,
     commercial: bool = False,
+    subject: str | None = None,
 ) -> CompiledMessage:
     """The email ``variant`` of one issue, ready to personalise for any number of recipients;
     ``test`` marks the subject of a staff test send, ``tracking`` reports opens and clicks,
-    ``commercial`` marks advertising (subject and footer)."""
+    ``commercial`` marks advertising (subject and footer); ``subject`` replaces the issue's own
+    (an A/B test's other subject), the marks still before it."""
     if variant is Variant.WECHAT:
         raise RenderError("the wechat variant is not an email: render it as a WeChat article")
-    subject = (
-        f"{doc.title}第{doc.number}期 要闻摘要"
-        if variant is Variant.DIGEST
-        else f"{doc.title}第{doc.number}期:{doc.articles[0].headline}"
-    )
+    if subject is None:
+        subject = (
+            f"{doc.title}第{doc.number}期 要闻摘要"
+            if variant is Variant.DIGEST
+            else f"{doc.title}第{doc.number}期:{doc.articles[0].headline}"
+        )
     if commercial:
         subject = COMMERCIAL_SUBJECT_PREFIX + subject
     if test:

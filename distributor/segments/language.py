@@ -49,7 +49,12 @@ class SegmentSyntaxError(DistributorError):
 
     def __init__(self, source: str, position: int, problem: str) -> None:
         self.position = position  # 0-based, in characters
-        super().__init__(f"at position {position + 1}: {problem}\n  {source}\n  {' ' * position}^")
+        super().__init__(
+            f"at position {position + 1}: {problem}\n  {source}\n  {' ' * position}^",
+            code="segment.syntax",
+            position=position + 1,
+            problem=problem,
+        )
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ class ClaimedDelivery:
     name: str | None
     variant: Variant
     attempts: int
+    arm: str | None = None  # an A/B test's arm (distributor.sending.ab)
 
 
 def _ready(send_id: int, state: DeliveryState, now: datetime) -> ColumnElement[bool]:
@@ -86,7 +87,7 @@ def claim_batch(
             .values(state=DeliveryState.CLAIMED, claim_token=token, lease_until=lease_until)
             .returning(*_CLAIMED_COLUMNS)
         ).all()
-        claimed.extend(ClaimedDelivery(*row) for row in rows)
+        claimed.extend(ClaimedDelivery(**row._mapping) for row in rows)
     return sorted(claimed, key=lambda delivery: delivery.id)
 
 
@@ -98,6 +99,7 @@ _CLAIMED_COLUMNS = (
     Delivery.name,
     Delivery.variant,
     Delivery.attempts,
+    Delivery.arm,
 )
 
 

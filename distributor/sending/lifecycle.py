@@ -13,16 +13,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from distributor.errors import InvalidTransition, NotFound
 from distributor.outbox import EventKind, record_event
 from distributor.sending.attempts import LogEntry, log_attempts, log_attempts_of
-from distributor.sending.models import OPEN_DELIVERY_STATES, AttemptOutcome, Delivery, Send
+from distributor.sending.models import (
+    ARM_REST,
+    OPEN_DELIVERY_STATES,
+    AttemptOutcome,
+    Delivery,
+    Send,
+)
 from distributor.vocabulary import DeliveryState, SendState
 
-WAITING_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.DEFERRED)
+WAITING_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.DEFERRED, DeliveryState.HELD)
 
 
 def send_state(session: Session, send_id: int) -> SendState | None:
@@ -243,10 +249,19 @@ def reopen_send(session: Session, send_id: int, now: datetime) -> int:
         "send reopened by staff",
         at=now,
     )
+    # An A/B test still undecided holds its rest of the audience again (distributor.sending.ab).
+    undecided = session.scalar(
+        select(Send.ab_decided_at.is_(None) & Send.ab_share.is_not(None)).where(Send.id == send_id)
+    )
+    waiting: object = DeliveryState.PENDING.value
+    if undecided:
+        waiting = case(
+            (Delivery.arm == ARM_REST, DeliveryState.HELD.value), else_=DeliveryState.PENDING.value
+        )
     result = session.execute(
         update(Delivery)
         .where(*cancelled)
-        .values(state=DeliveryState.PENDING, not_before=None, last_error=None, updated_at=now)
+        .values(state=waiting, not_before=None, last_error=None, updated_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -68,8 +68,16 @@ FINAL_DELIVERY_STATES = (
     DeliveryState.BOUNCED,
     DeliveryState.COMPLAINED,
 )
-OPEN_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.CLAIMED, DeliveryState.DEFERRED)
+OPEN_DELIVERY_STATES = (
+    DeliveryState.PENDING,
+    DeliveryState.CLAIMED,
+    DeliveryState.DEFERRED,
+    DeliveryState.HELD,
+)
 
+
+# A delivery's arm in an A/B subject test (distributor.sending.ab).
+ARM_A, ARM_B, ARM_REST = "a", "b", "rest"
 
 BY_PREFERENCE = "preference"  # a send in which each reader gets the format they chose
 
@@ -125,6 +133,19 @@ class Send(Base):
     planned_through: Mapped[int] = mapped_column(BigId, default=0)
     planned_at: Mapped[datetime | None]
     planner_lease_until: Mapped[datetime | None]
+    # An A/B subject test (distributor.sending.ab): ``ab_share`` percent of the audience, in two
+    # equal random arms, get the issue's subject (A) or ``ab_subject_b``; the rest are held until
+    # the arm with more readers opening (or clicking) ``ab_winner_by`` is known, ``ab_wait``
+    # seconds after the test arms went out, and then get the winner's subject.
+    ab_subject_b: Mapped[str | None] = mapped_column(Text)
+    ab_share: Mapped[int | None]
+    ab_winner_by: Mapped[str | None] = mapped_column(String(10))
+    ab_wait: Mapped[int | None]  # seconds
+    ab_planned: Mapped[int] = mapped_column(BigInteger, default=0)  # email rows planned so far
+    ab_tested_at: Mapped[datetime | None]  # the test arms' last message went then
+    ab_decided_at: Mapped[datetime | None]
+    ab_winner: Mapped[str | None] = mapped_column(String(1))  # "a" or "b"
+    ab_reason: Mapped[str | None] = mapped_column(String(20))  # distributor.sending.ab.Reason
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -172,6 +193,14 @@ class Delivery(Base):
             sqlite_where=text("failure_cause IS NOT NULL"),
         ),
         # Few rows are ever flagged: a partial index keeps their count instant at any size.
+        # An A/B test's arms (distributor.sending.ab): only the rows of such sends have one.
+        Index(
+            "ix_deliveries_send_arm",
+            "send_id",
+            "arm",
+            postgresql_where=text("arm IS NOT NULL"),
+            sqlite_where=text("arm IS NOT NULL"),
+        ),
         Index(
             "ix_deliveries_possible_duplicate",
             "send_id",
@@ -203,6 +232,8 @@ class Delivery(Base):
     # the reader's repeated failures and a domain's wave of refusals are counted by.
     failure_cause: Mapped[FailureCause | None]
     sent_at: Mapped[datetime | None]
+    # A/B subject test: "a", "b", or "rest" (held until the winner is known); None otherwise.
+    arm: Mapped[str | None] = mapped_column(String(4))
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -243,6 +274,8 @@ class SendRender(Base):
         BigId, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True
     )
     variant: Mapped[Variant] = mapped_column(primary_key=True)
+    # "" for the send's own subject; "b" for an A/B test's other subject (distributor.sending.ab)
+    subject: Mapped[str] = mapped_column(String(1), primary_key=True, default="", server_default="")
     compiled: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[CreatedAt]
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, func, literal, or_, select, update
+from sqlalchemy import BigInteger, Select, and_, case, func, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import insert_ignoring_duplicates, utcnow
 from distributor.errors import CheckpointMoved
-from distributor.sending.models import Delivery, Send
-from distributor.vocabulary import DeliveryChannel, SendState
+from distributor.sending.ab import arm_quota
+from distributor.sending.models import ARM_A, ARM_B, ARM_REST, Delivery, Send
+from distributor.vocabulary import DeliveryChannel, DeliveryState, SendState
 from subscribers.models import Subscriber
 from subscribers.query import (
     EMAIL_CHANNELS,
@@ -73,13 +74,17 @@ def insert_deliveries(
     members: list[Any],
     *,
     wechat: bool = False,
+    arms: tuple[int, int] | None = None,
 ) -> None:
     """One row per subscriber matching ``members`` (WHERE conditions) who is reachable on
     ``channel``, in one ``INSERT … SELECT`` (the unique key drops a row that exists): the rows
     never pass through Python, so planning keeps the worker's interpreter free for sending. A send
-    by preference (no variant) gives each reader the format they chose."""
+    by preference (no variant) gives each reader the format they chose. ``arms`` (an A/B
+    test's email rows): that many random rows get arm A, and B, the others wait as the rest,
+    held until the winner is known (:mod:`distributor.sending.ab`)."""
     email = channel is DeliveryChannel.EMAIL
     address = Subscriber.email if email else Subscriber.openid
+    columns = ["send_id", "subscriber_id", "channel", "address", "name", "variant"]
     rows = select(
         literal(send.id, BigInteger),
         Subscriber.id,
@@ -88,8 +93,25 @@ def insert_deliveries(
         Subscriber.name,
         variant_of(send),
     ).where(*members, *reach_conditions(channel, wechat=wechat))
-    columns = ("send_id", "subscriber_id", "channel", "address", "name", "variant")
+    if arms is not None:
+        rows = _with_arms(rows, arms, decided=send.ab_decided_at is not None)
+        columns = [*columns, "arm", "state"]
     insert_ignoring_duplicates(session, Delivery, rows=rows, columns=columns)
+
+
+def _with_arms(rows: Select[Any], arms: tuple[int, int], *, decided: bool) -> Select[Any]:
+    """``rows`` in a random order, the first ones in arm A, the next in arm B (as many as
+    ``arms`` says), the rest held (or waiting, once the winner is known)."""
+    shuffled = rows.add_columns(func.row_number().over(order_by=func.random()).label("place"))
+    inner = shuffled.subquery()
+    place = inner.c.place
+    rest = DeliveryState.PENDING if decided else DeliveryState.HELD
+    tested = arms[0] + arms[1]
+    return select(
+        *[column for column in inner.c if column.name != "place"],
+        case((place <= arms[0], ARM_A), (place <= tested, ARM_B), else_=ARM_REST),
+        case((place <= tested, DeliveryState.PENDING.value), else_=rest.value),
+    ).where(place > 0)  # SQLite reads an upsert's SELECT only with a WHERE
 
 
 _VARIANT = Delivery.__table__.c.variant.type
@@ -127,12 +149,27 @@ def plan_next_batch(
         )
         return None
     members = [*audience, Subscriber.id > checkpoint, Subscriber.id <= last]
+    tested = 0  # an A/B test's email rows in this batch
     for channel in planned_channels(send, wechat=wechat):
-        insert_deliveries(session, send, DeliveryChannel(channel), members, wechat=wechat)
+        arms = None
+        if send.ab_share is not None and channel == DeliveryChannel.EMAIL:
+            email_rows = select(func.count(Subscriber.id)).where(
+                *members, *reach_conditions(DeliveryChannel.EMAIL, wechat=wechat)
+            )
+            tested = session.scalar(email_rows) or 0
+            arms = arm_quota(send.ab_planned, tested, send.ab_share)
+        insert_deliveries(
+            session, send, DeliveryChannel(channel), members, wechat=wechat, arms=arms
+        )
     moved = session.execute(
         update(Send)
         .where(Send.id == send_id, Send.planned_through == checkpoint)
-        .values(planned_through=last, planner_lease_until=now + lease, updated_at=now)
+        .values(
+            planned_through=last,
+            planner_lease_until=now + lease,
+            ab_planned=Send.ab_planned + tested,
+            updated_at=now,
+        )
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise CheckpointMoved(send_id)

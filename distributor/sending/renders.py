@@ -19,7 +19,7 @@ from distributor.issues.store import load_issue
 from distributor.render.dkim import DkimSigner
 from distributor.render.email import CompiledMessage, compile_digest, compile_issue
 from distributor.render.personalise import check_alignment
-from distributor.sending.models import Send, SendRender
+from distributor.sending.models import ARM_B, Send, SendRender
 from distributor.sending.planner import planned_readers
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from subscribers.models import Subscriber
@@ -39,9 +39,10 @@ def needed_variants(session: Session, send: Send) -> list[Variant]:
 
 
 def render_variant(
-    session: Session, send: Send, variant: Variant, settings: Settings
+    session: Session, send: Send, variant: Variant, settings: Settings, subject: str = ""
 ) -> CompiledMessage:
-    """Compile one variant of ``send``; RenderError (or ConfigurationError) says why not."""
+    """Compile one variant of ``send``; RenderError (or ConfigurationError) says why not.
+    ``subject`` "b": with an A/B test's other subject (:mod:`distributor.sending.ab`)."""
     if send.issue_ids:  # a digest of several issues (a recurring rule's window)
         docs = [load_issue(session, i) for i in send.issue_ids]
         compiled = compile_digest(
@@ -56,6 +57,7 @@ def render_variant(
             test=send.is_test,
             tracking=send.tracking,
             commercial=send.commercial,
+            subject=send.ab_subject_b if subject == ARM_B else None,
         )
     check_alignment(compiled, DkimSigner.from_settings(settings))
     return compiled
@@ -67,31 +69,48 @@ def render_send(session: Session, send_id: int, settings: Settings) -> list[Vari
     send = session.get(Send, send_id)
     if send is None:
         return []
-    done = set(session.scalars(select(SendRender.variant).where(SendRender.send_id == send_id)))
+    stored = session.execute(
+        select(SendRender.variant, SendRender.subject).where(SendRender.send_id == send_id)
+    )
+    done = {(variant, subject) for variant, subject in stored}
+    subjects = ["", ARM_B] if send.ab_subject_b is not None else [""]
     for variant in needed_variants(session, send):
-        if variant not in done:
-            store_render(session, send_id, render_variant(session, send, variant, settings))
-            done.add(variant)
-    return sorted(done)
+        for subject in subjects:
+            if (variant, subject) not in done:
+                compiled = render_variant(session, send, variant, settings, subject)
+                store_render(session, send_id, compiled, subject)
+                done.add((variant, subject))
+    return sorted({variant for variant, _ in done})
 
 
-def store_render(session: Session, send_id: int, compiled: CompiledMessage) -> None:
+def store_render(
+    session: Session, send_id: int, compiled: CompiledMessage, subject: str = ""
+) -> None:
     """Keep ``compiled`` for ``send_id``; a render stored meanwhile by another worker wins."""
     insert_ignoring_duplicates(
         session,
         SendRender,
-        [{"send_id": send_id, "variant": compiled.variant, "compiled": compiled.to_json()}],
+        [
+            {
+                "send_id": send_id,
+                "variant": compiled.variant,
+                "subject": subject,
+                "compiled": compiled.to_json(),
+            }
+        ],
     )
 
 
 def load_render(
-    session: Session, send_id: int, variant: Variant, settings: Settings
+    session: Session, send_id: int, variant: Variant, settings: Settings, subject: str = ""
 ) -> CompiledMessage:
     """The stored render, rendered and stored now if missing (a reader's format changed between
     the send's start and its planning, or the send began before renders were stored)."""
     stored = session.scalar(
         select(SendRender.compiled).where(
-            SendRender.send_id == send_id, SendRender.variant == variant
+            SendRender.send_id == send_id,
+            SendRender.variant == variant,
+            SendRender.subject == subject,
         )
     )
     if stored is not None:
@@ -99,6 +118,6 @@ def load_render(
     send = session.get(Send, send_id)
     if send is None:
         raise NotFound(f"there is no send with ID {send_id}")
-    compiled = render_variant(session, send, variant, settings)
-    store_render(session, send_id, compiled)
+    compiled = render_variant(session, send, variant, settings, subject)
+    store_render(session, send_id, compiled, subject)
     return compiled

@@ -1,7 +1,8 @@
 """The periodic tick (Celery beat): every decision about time lives here, in the database.
 
 One tick: create the sends of due recurring digests, start due sends, sweep claims of dead
-workers, queue planning of unplanned sends, finish completed ones, and keep the dispatcher slots
+workers, queue planning of unplanned sends, choose the winners of A/B tests that are due, finish
+completed ones, and keep the dispatcher slots
 busy while there is work; and queue the work of a channel that sends by jobs (:class:`JobQueue`).
 Queuing is a callback, so the same tick runs under Celery, in the CLI and in tests.
 """
@@ -39,6 +40,7 @@ class TickReport:
     drains: list[int] = field(default_factory=list)
     jobs: list[int] = field(default_factory=list)  # sends whose channel jobs were queued
     automations: int = 0  # readers given an automation step's delivery (by the runtime)
+    decided: list[int] = field(default_factory=list)  # A/B sends whose winner was chosen
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,10 @@ def tick(
     enqueue_plan: Callable[[int], None],
     enqueue_drain: Callable[[int], None],
     jobs: JobQueue | None = None,
+    decide: Callable[[Session, datetime], list[int]] | None = None,
 ) -> TickReport:
+    """One tick. ``decide`` chooses the winners of A/B tests whose wait is over (it reads the
+    readers' opens, a room above this one: :func:`distributor.readers.arms.decide_due_tests`)."""
     report = TickReport()
     with factory.begin() as session:
         report.digests = run_due_rules(session, now)
@@ -99,6 +104,9 @@ def tick(
         report.planning = sends_needing_a_planner(session, now, tunables.planner_lease)
     for send_id in report.planning:
         enqueue_plan(send_id)
+    if decide is not None:  # before the drains: released rows are ready work at once
+        with factory.begin() as session:
+            report.decided = decide(session, now)
     with factory.begin() as session:
         report.finished = finish_complete_sends(session, now)
     with factory.begin() as session:

@@ -11,6 +11,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from distributor.issues.document import BlockType
 from distributor.segments.models import SEGMENT_NAME_MAX
+from distributor.sending.ab import (
+    MAX_SHARE,
+    MAX_WAIT,
+    MIN_SHARE,
+    SUBJECT_MAX,
+    SUBJECT_PATTERN,
+    WinnerBy,
+)
 from distributor.sending.windows import WINDOW_PATTERN
 from distributor.staff.models import STAFF_NAME_MAX, Role
 from distributor.staff.passwords import PASSWORD_MAX, PASSWORD_MIN
@@ -73,6 +81,7 @@ PATTERN_RULES = {
     OPENID_PATTERN: "is not a WeChat openid (letters, digits, _ and -)",
     WINDOW_PATTERN: 'is not a sending window like "Mon-Fri 08:00-20:00"',
     WEB_URL_PATTERN: "is not a web address like https://example.org/hooks (no password in it)",
+    SUBJECT_PATTERN: "is not a subject: one line of 1 to 200 characters, not only spaces",
 }
 
 
@@ -146,6 +155,20 @@ def _lists_or_segment(schema: dict[str, Any]) -> None:
     ]
 
 
+class AbTestIn(Body):
+    """An A/B subject test: `share` percent of the audience, in two equal random halves, get the
+    issue's own subject (A) or `subject_b`; `winner_after_seconds` after the test's last message
+    the rest get the subject more of whose readers opened (`winner_by`: opens) or clicked. Nobody
+    opening either, or a tie: A. Opens and clicks are tracked."""
+
+    subject_b: str = Field(max_length=SUBJECT_MAX, pattern=SUBJECT_PATTERN)
+    share: Annotated[int, Field(ge=MIN_SHARE, le=MAX_SHARE), BeforeValidator(_a_number)] = 20
+    winner_by: WinnerBy = WinnerBy.OPENS
+    winner_after_seconds: Annotated[
+        int, Field(ge=1, le=int(MAX_WAIT.total_seconds())), BeforeValidator(_a_number)
+    ] = 4 * 3600
+
+
 class SendCreate(AudienceIn):
     """The audience: `lists`, or a saved `segment` (within `lists` and `tags` if given)."""
 
@@ -188,6 +211,7 @@ class SendCreate(AudienceIn):
         description="Advertising: 【广告】 before the subject, the sender's name and address in "
         "the footer.",
     )
+    ab_test: AbTestIn | None = Field(default=None, description="An A/B subject test.")
 
 
 class ScheduleIn(Body):
@@ -217,6 +241,29 @@ class AudienceOut(BaseModel):
     text: str
 
 
+class ArmOut(BaseModel):
+    readers: int = Field(description="Deliveries in the arm.")
+    reached: int = Field(description="Accepted by the receiving server.")
+    opened: int = Field(description="Readers who opened it.")
+    clicked: int = Field(description="Readers who clicked a link.")
+
+
+class AbTestOut(BaseModel):
+    share: int
+    winner_by: WinnerBy
+    winner_after_seconds: int
+    subject_a: str | None = Field(description="The issue's own subject, once rendered.")
+    subject_b: str
+    arms: dict[str, ArmOut] = Field(description='"a", "b", and "rest": the rest of the audience.')
+    tested_at: datetime | None = Field(description="When the test's last message went out.")
+    decided_at: datetime | None
+    winner: str | None = Field(description='"a" or "b", once chosen.')
+    reason: str | None = Field(
+        description="better: its readers opened (clicked) more; tie, or no_signal (nobody "
+        "did): A, the issue's own subject."
+    )
+
+
 class SendOut(BaseModel):
     id: int
     state: SendState
@@ -238,6 +285,9 @@ class SendOut(BaseModel):
         default=None, description="Running outside its windows: when it goes on."
     )
     commercial: bool = False
+    ab_test: AbTestOut | None = Field(
+        default=None, description="Its A/B subject test (one send's status; not in a list)."
+    )
 
 
 class SendCreated(BaseModel):

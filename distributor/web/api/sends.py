@@ -21,7 +21,9 @@ from distributor.campaigns.schedule import (
 from distributor.campaigns.status import SendStatus, list_sends, send_status
 from distributor.db import utcnow
 from distributor.errors import DistributorError
+from distributor.readers.arms import AbStatus
 from distributor.segments.store import segment_audience
+from distributor.sending.ab import AbTest
 from distributor.sending.lifecycle import (
     cancel_send,
     pause_send,
@@ -43,6 +45,8 @@ from distributor.vocabulary import DeliveryState, Variant
 from distributor.web.api.access import Editor, Viewer, audit
 from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from distributor.web.api.models import (
+    AbTestOut,
+    ArmOut,
     AudienceOut,
     DeliveryOut,
     ItemId,
@@ -94,6 +98,27 @@ def send_out(status: SendStatus) -> SendOut:
         window_zone=status.window_zone,
         opens_at=status.opens_at,
         commercial=status.commercial,
+        ab_test=ab_test_out(status.ab) if status.ab else None,
+    )
+
+
+def ab_test_out(ab: AbStatus) -> AbTestOut:
+    return AbTestOut(
+        share=ab.share,
+        winner_by=ab.winner_by,
+        winner_after_seconds=int(ab.wait.total_seconds()),
+        subject_a=ab.subject_a,
+        subject_b=ab.subject_b,
+        arms={
+            arm: ArmOut(
+                readers=f.readers, reached=f.reached, opened=f.opened, clicked=f.clicked
+            )
+            for arm, f in ab.arms.items()
+        },
+        tested_at=ab.tested_at,
+        decided_at=ab.decided_at,
+        winner=ab.winner,
+        reason=ab.reason.value if ab.reason else None,
     )
 
 
@@ -201,6 +226,14 @@ def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
             wechat_account=wechat_account_of(web.settings),
             windows=body.windows,
             commercial=body.commercial,
+            ab=None
+            if body.ab_test is None
+            else AbTest(
+                body.ab_test.subject_b,
+                body.ab_test.share,
+                body.ab_test.winner_by,
+                timedelta(seconds=body.ab_test.winner_after_seconds),
+            ),
         )
         audit(session, user, "send.create", "send", created.id, body.model_dump(mode="json"))
         return SendCreated(send=_status(session, created.id), readers=created.readers)

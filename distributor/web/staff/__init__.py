@@ -1,5 +1,5 @@
 """The staff dashboard under ``/staff/``: sign in, then issues, sends, subscribers, schedules;
-admins also staff accounts."""
+saved segments and webhooks; admins also staff accounts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from fastapi import APIRouter
 
 
 def staff_routers() -> list[APIRouter]:
-    from distributor.web.staff import automations, issues, login, sends, subscribers, users
+    from distributor.web.staff import (
+        automations,
+        issues,
+        login,
+        segments,
+        sends,
+        subscribers,
+        users,
+        webhooks,
+    )
 
     return [
         login.router,
@@ -16,4 +25,6 @@ def staff_routers() -> list[APIRouter]:
         subscribers.router,
         users.router,
         automations.router,
+        segments.router,
+        webhooks.router,
     ]

@@ -34,6 +34,8 @@ from distributor.campaigns.status import SendStatus, list_sends, send_status
 from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.issues.store import list_issues
+from distributor.readers.arms import AbStatus
+from distributor.sending.ab import AbTest, WinnerBy, arm_quota, parse_wait, wait_text
 from distributor.sending.breakdown import Outlook, outlook_of
 from distributor.sending.lifecycle import (
     WAITING_DELIVERY_STATES,
@@ -114,6 +116,18 @@ def progress(status: SendStatus, zone: ZoneInfo) -> dict[str, Any]:
         "started_local": when(status.started_at, zone),
         "finished_local": when(status.finished_at, zone),
         "actions": ACTIONS.get(SendState(status.state), ()),
+        **({"ab_local": ab_times(status.ab, zone)} if status.ab else {}),
+    }
+
+
+def ab_times(ab: AbStatus, zone: ZoneInfo) -> dict[str, str]:
+    """An A/B test's moments in the staff's zone: decided, or when it will be ("" not known);
+    its wait as staff typed it."""
+    due = ab.tested_at + ab.wait if ab.tested_at else None
+    return {
+        "decided": when(ab.decided_at, zone),
+        "due": when(due, zone),
+        "wait": wait_text(ab.wait),
     }
 
 
@@ -256,6 +270,11 @@ class SendForm:
     track: str
     action: str
     confirmed: str
+    # An A/B subject test (the create form only): subject B, and how the winner is chosen.
+    subject_b: str = ""
+    test_share: str = ""
+    winner_by: str = ""
+    winner_after: str = ""
 
     @property
     def draft(self) -> bool:
@@ -276,7 +295,29 @@ class SendForm:
             "rate": self.rate,
             "expiry_hours": self.expiry_hours,
             "track": self.track,
+            **(
+                {
+                    "subject_b": self.subject_b,
+                    "test_share": self.test_share,
+                    "winner_by": self.winner_by,
+                    "winner_after": self.winner_after,
+                }
+                if self.subject_b.strip()
+                else {}
+            ),
         }
+
+    def ab_test(self) -> AbTest | None:
+        """The A/B test asked for, or None (no subject B)."""
+        if not self.subject_b.strip():
+            return None
+        share = int(self.test_share) if self.test_share.strip() else 20
+        return AbTest(
+            self.subject_b,
+            share,
+            WinnerBy(self.winner_by or WinnerBy.OPENS),
+            parse_wait(self.winner_after or "4h"),
+        )
 
     def changes(self, web: WebDep) -> SendChanges:
         """The fields, read (a ValueError or DistributorError says which is wrong)."""
@@ -304,8 +345,15 @@ def send_form(
     track: Annotated[str, Form(max_length=5)] = "",
     action: Annotated[str, Form()] = "schedule",
     confirmed: Annotated[str, Form(max_length=5)] = "",
+    subject_b: Annotated[str, Form(max_length=400)] = "",
+    test_share: Annotated[str, Form(max_length=5)] = "",
+    winner_by: Annotated[str, Form(max_length=10)] = "",
+    winner_after: Annotated[str, Form(max_length=20)] = "",
 ) -> SendForm:
-    return SendForm(lists, tags, variant, at, rate, expiry_hours, track, action, confirmed)
+    return SendForm(
+        lists, tags, variant, at, rate, expiry_hours, track, action, confirmed,
+        subject_b, test_share, winner_by, winner_after,
+    )
 
 
 SendFormDep = Annotated[SendForm, Depends(send_form)]
@@ -326,6 +374,7 @@ def new_send_post(
         return _new_form(request, web, user, **values)
     try:
         changes = form.changes(web)
+        ab = form.ab_test()
         with web.transaction() as session:
             created = create_send(
                 session,
@@ -341,11 +390,12 @@ def new_send_post(
                 tracking=changes.tracking,
                 wechat_account=wechat_account_of(web.settings),
                 dry_run=form.to_confirm,
+                ab=ab,
             )
             if form.to_confirm:
                 return _confirmation(
                     request, session, web, user, f"{SENDS}/new", values, created.reach, changes,
-                    issue_id=issue,
+                    issue_id=issue, ab=ab,
                 )
             record_audit(
                 session,
@@ -374,8 +424,10 @@ def _confirmation(
     *,
     issue_id: int,
     send: dict[str, Any] | None = None,
+    ab: AbTest | None = None,
 ) -> HTMLResponse:
-    """The summary of a send about to be made or scheduled, with the button that does it."""
+    """The summary of a send about to be made or scheduled, with the button that does it; an
+    A/B test's arms as planning will cut them from today's readers."""
     issue = next(i for i in list_issues(session) if i.id == issue_id)
     zone = web.settings.zone
     return staff_page(
@@ -393,11 +445,26 @@ def _confirmation(
             "variant": PREFERENCE if changes.variant is None else changes.variant.value,
             "reach": reach,
             "at_local": when(changes.at, zone) if changes.at else None,
-            "tracking": changes.tracking,
+            "tracking": changes.tracking or ab is not None,  # an A/B test counts opens
             "rate": changes.rate_limit,
             "expiry_hours": round(changes.expires_after.total_seconds() / 3600, 2),
+            "ab": None if ab is None else ab_summary(ab, reach.readers),
         },
     )
+
+
+def ab_summary(ab: AbTest, readers: int) -> dict[str, Any]:
+    """What the confirmation says of an A/B test: each arm's readers, as planning cuts them."""
+    in_a, in_b = arm_quota(0, readers, ab.share)
+    return {
+        "subject_b": ab.subject_b.strip(),
+        "share": ab.share,
+        "a": in_a,
+        "b": in_b,
+        "rest": readers - in_a - in_b,
+        "winner_by": ab.winner_by.value,
+        "wait": wait_text(ab.wait),
+    }
 
 
 def _edit_values(web: WebDep, send_id: int) -> dict[str, Any]:
