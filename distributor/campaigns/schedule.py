@@ -187,11 +187,14 @@ def edit_send(
     changed."""
     send = session.get(Send, send_id, with_for_update=True)
     if send is None:
-        raise NotFound(f"there is no send with ID {send_id}")
+        raise NotFound(f"there is no send with ID {send_id}", code="send.missing", send=send_id)
     if send.state not in (SendState.DRAFT, SendState.SCHEDULED) or send.started_at is not None:
         raise InvalidTransition(
             f"send {send_id} is {send.state.value}: only a draft or a scheduled send that has "
-            "not started can be changed"
+            "not started can be changed",
+            code="send.not_editable",
+            send=send_id,
+            state=send.state,
         )
     if dry_run:
         session.expunge(send)  # the checks below set its fields: none of it is kept
@@ -238,8 +241,9 @@ def schedule_send(
                 f"send {send_id} was to go out {local_time(at, zone)}, which has passed "
                 f"(it is now {local_time(now, zone)}): give it a new time",
                 code="send.time_passed",
-                at=at,
-                now=now,
+                send=send_id,
+                at=local_time(at, zone),
+                now=local_time(now, zone),
             )
     elif at is not None:
         check_send_time(at, now, zone)

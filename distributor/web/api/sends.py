@@ -180,7 +180,8 @@ def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
     at = in_zone(body.at, zone)
     if body.draft and at is None and body.expires_in_hours is not None:
         raise DistributorError(
-            "the expiry counts from the send's time, and this draft has none: give it a time"
+            "the expiry counts from the send's time, and this draft has none: give it a time",
+            code="send.expiry_no_time",
         )
     with web.transaction() as session:
         lists, tags = tuple(body.lists), tuple(body.tags)

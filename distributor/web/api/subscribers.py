@@ -179,7 +179,10 @@ def lift(body: SuppressionLiftIn, web: WebDep, user: Editor) -> SuppressionLiftO
         body.cause, body.domain, body.since, body.until, zone=web.settings.zone
     )
     if not any((body.cause, body.domain, body.since, body.until)):
-        raise DistributorError("name the suppressions to lift: cause, domain, since or until")
+        raise DistributorError(
+            "name the suppressions to lift: cause, domain, since or until",
+            code="suppression.no_filter",
+        )
     with web.transaction() as session:
         if body.dry_run:
             return SuppressionLiftOut(count=count_suppressions(session, where), dry_run=True)
