@@ -37,9 +37,17 @@ class Notice(str):
         notice.params = params
         return notice
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled with its code and values (str's own way would call ``Notice(text)``)."""
+        return (_notice, (str(self), self.code, self.params))
+
     def at(self, where: str) -> Notice:
         """This notice about a spot of the file ("line 25", "paragraph 12", "masthead")."""
         return Notice(f"{where}: {self}", code="issue.at", where=where, notice=self)
+
+
+def _notice(message: str, code: str, params: dict[str, object]) -> Notice:
+    return Notice(message, code=code, **params)
 
 
 class ConfigurationError(DistributorError):

@@ -395,7 +395,7 @@ def import_subscribers(
         raise ImportFailed(f"{path.name} is empty", code="csv.empty", file=path.name)
     try:
         if header.error is not None:
-            raise RowError(header.error, code=header.error.code, **header.error.params)
+            raise RowError(str(header.error), code=header.error.code, **header.error.params)
         columns = map_columns(split_line(header.text))
     except RowError as error:
         raise ImportFailed(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import pickle
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,12 +17,19 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import distributor.errors
-from distributor.errors import DistributorError, IssueFormatError, WechatUnavailable
+from distributor.channels.wechat.errcodes import ERRCODE_TEXTS, ERRCODES, describe
+from distributor.errors import (
+    DistributorError,
+    IssueFormatError,
+    Notice,
+    WechatError,
+    WechatUnavailable,
+)
 from distributor.issues.importer import read_issue
-from distributor.locale import CATALOGS, ERROR_PREFIX
+from distributor.locale import CATALOGS, ERROR_PREFIX, text
 from distributor.locale.__main__ import read_catalog
 from distributor.segments.language import SegmentSyntaxError, parse
-from distributor.web.i18n import worded
+from distributor.web.i18n import noticed, worded
 from tests.conftest import ROOT
 
 SOURCES = ("distributor", "subscribers")
@@ -203,3 +211,24 @@ def test_errors_once_uncoded_read_wholly_in_chinese() -> None:
         "条件表达式第 8 个字符处有误：这里应是一个值，而不是 '('",
     ]
     assert worded(refused, "zh-CN") == "微信对 draft/add 返回了 HTTP 502：稍后会自动重试"
+
+
+def test_every_wechat_errcode_is_worded_in_both_languages() -> None:
+    for errcode in ERRCODES:
+        for lang in CATALOGS:
+            assert text(lang, f"{ERRCODE_TEXTS}{errcode}"), (errcode, lang)
+    refused = WechatError(
+        "x", errcode=45028, api="message/mass/sendall", code="wechat.refused",
+        detail=describe(45028, "quota", "message/mass/sendall"),
+    )  # fmt: skip
+    assert worded(refused, "zh-CN").startswith(
+        "微信拒绝了请求 message/mass/sendall（错误码 45028）：公众号的群发次数已用完"
+    )
+    unknown = describe(99999, "odd", "draft/add")
+    assert "odd" in noticed(unknown, "zh-CN") and "不认识" in noticed(unknown, "zh-CN")
+
+
+def test_a_notice_keeps_its_code_and_values_across_processes() -> None:
+    notice = Notice("line 3: x", code="issue.at", where="line 3", notice=Notice("x", code="a"))
+    copy = pickle.loads(pickle.dumps(notice))
+    assert (copy, copy.code, copy.params["notice"].code) == ("line 3: x", "issue.at", "a")

@@ -222,17 +222,19 @@ class WechatClient:
     ) -> WechatError:
         """The error for an answer with an errcode (``wait`` for one that asks to slow down)."""
         errcode = int(answer["errcode"])
-        message = describe(errcode, str(answer.get("errmsg", "")), api)
+        described = describe(errcode, str(answer.get("errmsg", "")), api)
+        message = str(described)  # the English, for the CLI and the logs
         if errcode in BACKOFF_ERRCODES:
             if wait is None:
                 wait = self.backoff.retry_after(errcode, self.clock())
             return WechatRateLimited(
                 message, errcode=errcode, api=api, retry_after=wait, code="wechat.slow_down"
             )
-        # The meanings in errcodes.py are English: a page shows them after its own sentence.
         if errcode == -1:
             return WechatUnavailable(message, errcode=errcode, api=api, code="wechat.busy")
-        return WechatError(message, errcode=errcode, api=api, code="wechat.refused", detail=message)
+        return WechatError(
+            message, errcode=errcode, api=api, code="wechat.refused", detail=described
+        )
 
     def _call(
         self,
