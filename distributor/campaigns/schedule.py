@@ -251,17 +251,20 @@ def schedule_send(
     if wechat_account is not None:
         check_wechat_quota(session, send, when, wechat_account, zone)
     if expires_after is None:
-        expires_after = (
-            send.expires_at - send.scheduled_at
-            if send.expires_at is not None and send.scheduled_at is not None
-            else DEFAULT_EXPIRY
-        )
+        expires_after = expiry_window(send)
     send.state, send.scheduled_at, send.expires_at = (
         SendState.SCHEDULED,
         when,
         when + expires_after,
     )
     return when
+
+
+def expiry_window(send: Send) -> timedelta:
+    """How long after its time ``send`` may still start: the window it was given."""
+    if send.expires_at is not None and send.scheduled_at is not None:
+        return send.expires_at - send.scheduled_at
+    return DEFAULT_EXPIRY
 
 
 def audience_reach(

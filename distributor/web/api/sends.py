@@ -18,6 +18,7 @@ from distributor.campaigns.schedule import (
     audience_reach,
     create_send,
     edit_send,
+    expiry_window,
     schedule_send,
     wechat_account_of,
 )
@@ -286,17 +287,12 @@ def edit(send_id: ItemId, body: SendEdit, web: WebDep, user: Editor) -> SendEdit
                 tags=tuple(body.tags or ()),
             )
         )
-        kept_expiry = (
-            send.expires_at - send.scheduled_at
-            if send.expires_at is not None and send.scheduled_at is not None
-            else DEFAULT_EXPIRY
-        )
         changes = SendChanges(
             audience=audience,
             variant=send.variant if body.variant is None else _variant(body.variant),
             at=in_zone(body.at, zone) if body.at is not None else send.scheduled_at,
             rate_limit=body.rate if body.rate is not None else send.rate_limit,
-            expires_after=_hours(body.expires_in_hours) or kept_expiry,
+            expires_after=_hours(body.expires_in_hours) or expiry_window(send),
             tracking=send.tracking if body.tracking is None else body.tracking,
         )
         draft = send.state is SendState.DRAFT if body.draft is None else body.draft
