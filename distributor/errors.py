@@ -37,9 +37,17 @@ class Notice(str):
         notice.params = params
         return notice
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled with its code and values (str's own way would call ``Notice(text)``)."""
+        return (_notice, (str(self), self.code, self.params))
+
     def at(self, where: str) -> Notice:
         """This notice about a spot of the file ("line 25", "paragraph 12", "masthead")."""
         return Notice(f"{where}: {self}", code="issue.at", where=where, notice=self)
+
+
+def _notice(message: str, code: str, params: dict[str, object]) -> Notice:
+    return Notice(message, code=code, **params)
 
 
 class ConfigurationError(DistributorError):
@@ -167,8 +175,10 @@ class InvalidCursor(DistributorError):
 class RequestRefused(DistributorError):
     """A web request that is refused as a whole: a stale form, too many attempts."""
 
-    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
-        super().__init__(message, code=code)
+    def __init__(
+        self, message: str, *, status: int, code: str | None = None, **params: object
+    ) -> None:
+        super().__init__(message, code=code, **params)
         self.status = status
 
 
@@ -176,8 +186,16 @@ class WechatError(DistributorError):
     """WeChat refused a call, or did not answer. The message names the errcode, says what it
     means and what the staff can do; ``errcode`` is None when WeChat could not be reached."""
 
-    def __init__(self, message: str, *, errcode: int | None = None, api: str = "") -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        errcode: int | None = None,
+        api: str = "",
+        code: str | None = None,
+        **params: object,
+    ) -> None:
+        super().__init__(message, code=code, errcode=errcode, api=api, **params)
         self.errcode = errcode
         self.api = api
 
@@ -185,8 +203,17 @@ class WechatError(DistributorError):
 class WechatRateLimited(WechatError):
     """WeChat asked us to slow down (45009, 45011, 45066): try again after ``retry_after`` s."""
 
-    def __init__(self, message: str, *, errcode: int, api: str, retry_after: float) -> None:
-        super().__init__(message, errcode=errcode, api=api)
+    def __init__(
+        self,
+        message: str,
+        *,
+        errcode: int,
+        api: str,
+        retry_after: float,
+        code: str | None = None,
+        **params: object,
+    ) -> None:
+        super().__init__(message, errcode=errcode, api=api, code=code, **params)
         self.retry_after = retry_after
 
 
@@ -227,9 +254,13 @@ class NotPermitted(RequestRefused):
     """The staff member's role does not allow this (a viewer writing, an editor administering)."""
 
     def __init__(
-        self, message: str = "your role does not allow this", *, code: str = "staff.not_permitted"
+        self,
+        message: str = "your role does not allow this",
+        *,
+        code: str = "staff.not_permitted",
+        **params: object,
     ) -> None:
-        super().__init__(message, status=403, code=code)
+        super().__init__(message, status=403, code=code, **params)
 
 
 class BackupRefused(DistributorError):

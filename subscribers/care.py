@@ -42,7 +42,11 @@ def unsubscribe_at_request(
     note logged."""
     text = required_note(note)
     if subscriber.status is SubscriberStatus.UNSUBSCRIBED:
-        raise DistributorError(f"{shorten(subscriber.email)} is unsubscribed already")
+        raise DistributorError(
+            f"{shorten(subscriber.email)} is unsubscribed already",
+            code="care.unsubscribed_already",
+            email=shorten(subscriber.email),
+        )
     old = subscriber.status
     unsubscribe(session, subscriber)
     change = StatusChange(subscriber.id, old, SubscriberStatus.UNSUBSCRIBED, text, source)
@@ -63,10 +67,15 @@ def resubscribe_at_request(
     text = required_note(note)
     if subscriber.status is not SubscriberStatus.UNSUBSCRIBED:
         raise DistributorError(
-            f"{shorten(subscriber.email)} is {subscriber.status.value}, not unsubscribed"
+            f"{shorten(subscriber.email)} is {subscriber.status.value}, not unsubscribed",
+            code="care.not_unsubscribed",
+            email=shorten(subscriber.email),
+            status=subscriber.status,
         )
     if not lists:
-        raise DistributorError("choose at least one list to send them again")
+        raise DistributorError(
+            "choose at least one list to send them again", code="care.no_lists"
+        )
     change = StatusChange(
         subscriber.id, SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.ACTIVE, text, source
     )
@@ -86,7 +95,10 @@ def set_lists(session: Session, subscriber: Subscriber, names: Sequence[str]) ->
     ):
         raise DistributorError(
             f"{shorten(subscriber.email)} is {subscriber.status.value}: they join no list "
-            "until they are sent again"
+            "until they are sent again",
+            code="care.no_join",
+            email=shorten(subscriber.email),
+            status=subscriber.status,
         )
     joined = (
         SubscriptionStatus.ACTIVE
@@ -109,7 +121,12 @@ def set_tags(session: Session, subscriber: Subscriber, names: Sequence[str]) -> 
     clean = list(dict.fromkeys(name.strip() for name in names if name.strip()))
     for name in clean:
         if len(name) > TAG_NAME_MAX:
-            raise DistributorError(f"a tag is at most {TAG_NAME_MAX} characters: {shorten(name)}")
+            raise DistributorError(
+                f"a tag is at most {TAG_NAME_MAX} characters: {shorten(name)}",
+                code="care.tag_long",
+                most=TAG_NAME_MAX,
+                tag=shorten(name),
+            )
     known = {tag.name: tag for tag in session.scalars(select(Tag).where(Tag.name.in_(clean)))}
     for name in clean:
         if name not in known:
@@ -122,5 +139,5 @@ def set_tags(session: Session, subscriber: Subscriber, names: Sequence[str]) -> 
 def set_attributes(subscriber: Subscriber, attributes: Mapping[str, str]) -> None:
     """Exactly these attributes (key: value, as text); an empty key is refused."""
     if any(not key.strip() for key in attributes):
-        raise DistributorError("an attribute needs a name")
+        raise DistributorError("an attribute needs a name", code="care.attribute_name")
     subscriber.attributes = {key.strip(): value for key, value in attributes.items()}

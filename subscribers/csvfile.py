@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO, TypeVar
 
-from distributor.errors import ImportFailed, InvalidAddress, InvalidName, RowError
+from distributor.errors import ImportFailed, InvalidAddress, InvalidName, Notice, RowError
 from distributor.vocabulary import EMAIL_VARIANTS, Variant
 from subscribers.address import normalise_address
 from subscribers.models import (
@@ -226,7 +226,7 @@ class Line(NamedTuple):
     number: int
     text: str  # decoded; when ``error`` is set, as much as could be read, for the errors file
     read: int  # bytes of the file read so far
-    error: str | None = None  # why the line cannot be read as the file's encoding
+    error: Notice | None = None  # why the line cannot be read as the file's encoding
 
 
 def read_lines(
@@ -262,10 +262,13 @@ def read_lines(
             yield Line(number, text, done)
 
 
-def _other_encoding(file_encoding: str, line_encoding: str) -> str:
-    return (
+def _other_encoding(file_encoding: str, line_encoding: str) -> Notice:
+    return Notice(
         f"this line is {line_encoding} but the file is {file_encoding}: "
-        "save the whole file in one encoding ('CSV UTF-8') and import the line again"
+        "save the whole file in one encoding ('CSV UTF-8') and import the line again",
+        code="csv.line_encoding",
+        line_encoding=line_encoding,
+        file_encoding=file_encoding,
     )
 
 

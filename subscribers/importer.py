@@ -122,7 +122,15 @@ def read_chunks(
     read = 0
     for number, text, read, unreadable in lines:
         if unreadable is not None:
-            problems.append(Problem(number, unreadable, text.rstrip("\r\n")))
+            problems.append(
+                Problem(
+                    number,
+                    str(unreadable),  # a plain str: a Problem is pickled between processes
+                    text.rstrip("\r\n"),
+                    unreadable.code,
+                    unreadable.params,
+                )
+            )
             continue
         try:
             cells = split_line(text)
@@ -375,7 +383,11 @@ def import_subscribers(
     if list_name:
         extra_lists = ((check_label("list", list_name, LIST_NAME_MAX), SubscriptionStatus.ACTIVE),)
         if not create_lists and not existing_ids(connection, LISTS, [extra_lists[0][0]]):
-            raise UnknownList(f"no list is named '{shorten(list_name)}'")
+            raise UnknownList(
+                f"no list is named '{shorten(list_name)}'",
+                code="list.unknown",
+                name=shorten(list_name),
+            )
     encoding = detect_encoding(path)
     lines = read_lines(path, encoding)
     header = next(lines, None)
@@ -383,7 +395,7 @@ def import_subscribers(
         raise ImportFailed(f"{path.name} is empty", code="csv.empty", file=path.name)
     try:
         if header.error is not None:
-            raise RowError(header.error)
+            raise RowError(str(header.error), code=header.error.code, **header.error.params)
         columns = map_columns(split_line(header.text))
     except RowError as error:
         raise ImportFailed(

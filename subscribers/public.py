@@ -198,7 +198,11 @@ def update_preferences_by_token(
     set_preferences(subscriber, channel=channel, format=format)
     if locale is not None:
         if not locale or len(locale) > LOCALE_MAX:
-            raise DistributorError(f"the language {locale[:40]!r} is not a language tag")
+            raise DistributorError(
+                f"the language {locale[:40]!r} is not a language tag",
+                code="prefs.language",
+                language=locale[:40],
+            )
         subscriber.locale = locale
     if public_lists is not None:
         _choose_public_lists(session, subscriber, set(public_lists))

@@ -37,7 +37,7 @@ def public_list(session: Session, list_id: int) -> PublicList:
     """The list anyone may sign up for; NotFound for a private or missing one alike."""
     found = session.get(List, list_id)
     if found is None or not found.public:
-        raise NotFound("there is no such list to sign up for")
+        raise NotFound("there is no such list to sign up for", code="signup.no_list")
     return PublicList(found.id, found.name, found.description)
 
 

@@ -217,7 +217,12 @@ def come_back(session: Session, subscriber: Subscriber, list_id: int, *, source:
     """Someone who unsubscribed confirmed, from their own address, a new sign-up for one list:
     active again on that list only, the change logged (the one way back from an unsubscribe)."""
     if subscriber.status is not SubscriberStatus.UNSUBSCRIBED:
-        raise DistributorError(f"{shorten(subscriber.email)} is {subscriber.status.value}")
+        raise DistributorError(
+            f"{shorten(subscriber.email)} is {subscriber.status.value}",
+            code="subscriber.is_status",
+            email=shorten(subscriber.email),
+            status=subscriber.status,
+        )
     name = session.scalar(select(List.name).where(List.id == list_id))
     _log_status(
         session,
@@ -328,7 +333,11 @@ def suppress_all(session: Session, suppressions: Sequence[Suppression]) -> list[
         return []
     for each in suppressions:
         if each.status not in SUPPRESSED:
-            raise DistributorError(f"{each.status.value} is not a suppressed status")
+            raise DistributorError(
+                f"{each.status.value} is not a suppressed status",
+                code="subscriber.not_suppression",
+                status=each.status,
+            )
     ids = sorted({each.subscriber_id for each in suppressions})  # one lock order for everyone
     current = {
         row.id: (row.status, row.email_key)
@@ -362,12 +371,17 @@ def unsuppress(session: Session, email: str, *, reason: str, source: str) -> Sub
     complaint was a mistake): active again, with the reason logged. An unsubscribe is not
     lifted here: only the person can undo it, by subscribing again."""
     if not reason.strip():
-        raise DistributorError("a reason is required to lift a suppression")
+        raise DistributorError(
+            "a reason is required to lift a suppression", code="suppression.no_reason"
+        )
     subscriber = find_subscriber(session, email)
     if subscriber.status not in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
         raise DistributorError(
             f"{shorten(subscriber.email)} is {subscriber.status.value}, not suppressed by a "
-            "bounce or a complaint"
+            "bounce or a complaint",
+            code="suppression.not_suppressed",
+            email=shorten(subscriber.email),
+            status=subscriber.status,
         )
     _log_status(
         session,
@@ -475,7 +489,11 @@ def set_preferences(
     if format is not None:
         if format not in EMAIL_VARIANTS:
             choices = ", ".join(variant.value for variant in EMAIL_VARIANTS)
-            raise DistributorError(f"a reader's format is one of {choices}, not {format.value}")
+            raise DistributorError(
+                f"a reader's format is one of {choices}, not {format.value}",
+                code="subscriber.format",
+                variant=format,
+            )
         subscriber.format = format
 
 

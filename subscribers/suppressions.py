@@ -51,7 +51,11 @@ class SuppressionFilter:
 
     def __post_init__(self) -> None:
         if self.domain is not None and not _is_domain(self.domain):
-            raise DistributorError(f"{self.domain!r} is not a domain name like qq.com")
+            raise DistributorError(
+                f"{self.domain!r} is not a domain name like qq.com",
+                code="suppression.domain",
+                domain=self.domain[:80],
+            )
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,9 @@ def lift_suppressions(
     """Make every reader suppressed as ``where`` says active again, each lifting logged with
     ``reason``; how many. An unsubscribe is never lifted here (only the reader undoes it)."""
     if not reason.strip():
-        raise DistributorError("a reason is required to lift suppressions")
+        raise DistributorError(
+            "a reason is required to lift suppressions", code="suppression.no_reason"
+        )
     lifted = 0
     while True:
         rows = session.execute(

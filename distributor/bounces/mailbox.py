@@ -128,7 +128,10 @@ class BounceMailbox:
         except (OSError, imaplib.IMAP4.error) as error:
             raise DistributorError(
                 f"cannot reach the bounce mailbox {settings.user}@{settings.host}:"
-                f"{settings.port}: {error}"
+                f"{settings.port}: {error}",
+                code="bounce.unreachable",
+                mailbox=f"{settings.user}@{settings.host}:{settings.port}",
+                problem=str(error),
             ) from error
         mailbox = cls(imap, settings)
         try:
@@ -153,7 +156,11 @@ class BounceMailbox:
         for item in data:
             if isinstance(item, tuple) and _UID.search(item[0]):
                 return bytes(item[1])
-        raise DistributorError(f"the bounce mailbox returned no message for UID {uid}")
+        raise DistributorError(
+            f"the bounce mailbox returned no message for UID {uid}",
+            code="bounce.no_message",
+            uid=uid,
+        )
 
     def move(self, uid: str, folder: str) -> None:
         """MOVE where the server has it; else copy, then flag and expunge only that message."""
@@ -168,7 +175,12 @@ class BounceMailbox:
     def _check(response: tuple[str, list[Any]], what: str) -> list[Any]:
         status, data = response
         if status != "OK":
-            raise DistributorError(f"the bounce mailbox refused to {what}: {data!r}"[:300])
+            raise DistributorError(
+                f"the bounce mailbox refused to {what}: {data!r}"[:300],
+                code="bounce.refused",
+                what=what,
+                said=repr(data)[:200],
+            )
         return data
 
 

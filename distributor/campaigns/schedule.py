@@ -204,11 +204,14 @@ def edit_send(
     changed."""
     send = session.get(Send, send_id, with_for_update=True)
     if send is None:
-        raise NotFound(f"there is no send with ID {send_id}")
+        raise NotFound(f"there is no send with ID {send_id}", code="send.missing", send=send_id)
     if send.state not in (SendState.DRAFT, SendState.SCHEDULED) or send.started_at is not None:
         raise InvalidTransition(
             f"send {send_id} is {send.state.value}: only a draft or a scheduled send that has "
-            "not started can be changed"
+            "not started can be changed",
+            code="send.not_editable",
+            send=send_id,
+            state=send.state,
         )
     if dry_run:
         session.expunge(send)  # the checks below set its fields: none of it is kept
@@ -255,8 +258,9 @@ def schedule_send(
                 f"send {send_id} was to go out {local_time(at, zone)}, which has passed "
                 f"(it is now {local_time(now, zone)}): give it a new time",
                 code="send.time_passed",
-                at=at,
-                now=now,
+                send=send_id,
+                at=local_time(at, zone),
+                now=local_time(now, zone),
             )
     elif at is not None:
         check_send_time(at, now, zone)
@@ -264,17 +268,20 @@ def schedule_send(
     if wechat_account is not None:
         check_wechat_quota(session, send, when, wechat_account, zone)
     if expires_after is None:
-        expires_after = (
-            send.expires_at - send.scheduled_at
-            if send.expires_at is not None and send.scheduled_at is not None
-            else DEFAULT_EXPIRY
-        )
+        expires_after = expiry_window(send)
     send.state, send.scheduled_at, send.expires_at = (
         SendState.SCHEDULED,
         when,
         when + expires_after,
     )
     return when
+
+
+def expiry_window(send: Send) -> timedelta:
+    """How long after its time ``send`` may still start: the window it was given."""
+    if send.expires_at is not None and send.scheduled_at is not None:
+        return send.expires_at - send.scheduled_at
+    return DEFAULT_EXPIRY
 
 
 def audience_reach(

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from typing import Any, Literal
 
-from distributor.errors import IssueFormatError
+from distributor.errors import IssueFormatError, Notice
 
 BlockType = Literal["paragraph", "heading", "image"]
 BLOCK_TYPES: tuple[BlockType, ...] = ("paragraph", "heading", "image")
@@ -137,50 +137,71 @@ class IssueDocument:
     def from_json(cls, data: Any, *, source: str = "") -> IssueDocument:
         """Validate the JSON form; every complaint names the field that is wrong."""
 
-        def fail(message: str) -> IssueFormatError:
-            return IssueFormatError(message, source=source)
+        def fail(message: str, *, code: str, **params: Any) -> IssueFormatError:
+            return IssueFormatError(message, source=source, code=code, **params)
 
         if not isinstance(data, dict):
-            raise fail("the JSON document must be an object with title, number, date, articles")
+            raise fail(
+                "the JSON document must be an object with title, number, date, articles",
+                code="issue.json_shape",
+            )
         for key in ("title", "number", "date", "articles"):
             if key not in data:
-                raise fail(f"field '{key}' is missing")
+                raise fail(f"field '{key}' is missing", code="issue.json_missing", field=key)
         title = _text(data["title"], "title", fail, limit=MAX_NEWSLETTER_TITLE_CHARS)
         number = data["number"]
         if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-            raise fail(f"field 'number' must be a whole number, not {number!r}")
+            raise fail(
+                f"field 'number' must be a whole number, not {number!r}",
+                code="issue.json_number",
+                value=repr(number)[:40],
+            )
         issue_number(number, "field 'number'", source=source)
         try:
             issue_date = date.fromisoformat(str(data["date"]))
         except ValueError:
             raise fail(
-                f"field 'date' must be an ISO date (YYYY-MM-DD), not {data['date']!r}"
+                f"field 'date' must be an ISO date (YYYY-MM-DD), not {data['date']!r}",
+                code="issue.json_date",
+                value=repr(data["date"])[:40],
             ) from None
         raw_masthead = data.get("masthead") or {}
         if not isinstance(raw_masthead, dict):
-            raise fail("field 'masthead' must be an object")
+            raise fail("field 'masthead' must be an object", code="issue.json_masthead")
         unknown = sorted(set(raw_masthead) - set(MASTHEAD_FIELDS))
         if unknown:
             shown = ", ".join(ascii(key)[1:-1] for key in unknown)
-            raise fail(f"masthead has unknown field(s) {shown}")
+            raise fail(
+                f"masthead has unknown field(s) {shown}",
+                code="issue.json_masthead_unknown",
+                fields=shown,
+            )
         masthead = Masthead(
             **{k: _optional_text(v, f"masthead.{k}", fail) for k, v in raw_masthead.items()}
         )
         if not isinstance(data["articles"], list) or not data["articles"]:
-            raise fail("field 'articles' must be a non-empty list")
+            raise fail("field 'articles' must be a non-empty list", code="issue.json_articles")
         articles = []
         for index, raw in enumerate(data["articles"], start=1):
             where = f"articles[{index}]"
             if not isinstance(raw, dict):
-                raise fail(f"{where} must be an object")
+                raise fail(f"{where} must be an object", code="issue.json_object", field=where)
             raw_blocks = raw.get("blocks") or []
             if not isinstance(raw_blocks, list):
-                raise fail(f"field '{where}.blocks' must be a list")
+                raise fail(
+                    f"field '{where}.blocks' must be a list",
+                    code="issue.json_list",
+                    field=f"{where}.blocks",
+                )
             blocks = []
             for block_index, raw_block in enumerate(raw_blocks, start=1):
                 block_where = f"{where}.blocks[{block_index}]"
                 if not isinstance(raw_block, dict) or raw_block.get("type") not in TEXT_BLOCK_TYPES:
-                    raise fail(f"{block_where} must have a type of 'paragraph' or 'heading'")
+                    raise fail(
+                        f"{block_where} must have a type of 'paragraph' or 'heading'",
+                        code="issue.json_block_type",
+                        field=block_where,
+                    )
                 block_type = raw_block["type"]
                 text = _text(
                     raw_block.get("text"),
@@ -211,7 +232,7 @@ def _block_json(block: Block) -> dict[str, str]:
 def _optional_text(
     value: Any,
     where: str,
-    fail: Callable[[str], IssueFormatError],
+    fail: Callable[..., IssueFormatError],
     *,
     one_line: bool = True,
     limit: int | None = None,
@@ -219,28 +240,34 @@ def _optional_text(
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise fail(f"field '{where}' must be text, not {type(value).__name__}")
+        raise fail(
+            f"field '{where}' must be text, not {type(value).__name__}",
+            code="issue.json_text",
+            field=where,
+        )
     problem = text_problem(value, one_line=one_line, limit=limit)
     if problem:
-        raise fail(f"field '{where}' {problem}")
+        raise fail(
+            f"field '{where}' {problem}", code="issue.json_unfit", field=where, problem=problem
+        )
     return value
 
 
 def _text(
     value: Any,
     where: str,
-    fail: Callable[[str], IssueFormatError],
+    fail: Callable[..., IssueFormatError],
     *,
     one_line: bool = True,
     limit: int | None = None,
 ) -> str:
     text = _optional_text(value, where, fail, one_line=one_line, limit=limit)
     if text is None:
-        raise fail(f"field '{where}' is missing or empty")
+        raise fail(f"field '{where}' is missing or empty", code="issue.json_empty", field=where)
     return text
 
 
-def text_problem(text: str, *, one_line: bool = True, limit: int | None = None) -> str | None:
+def text_problem(text: str, *, one_line: bool = True, limit: int | None = None) -> Notice | None:
     """What makes ``text`` unfit for an issue, said after the field's name; None if it is fit.
 
     Caught at import, such text would otherwise be stored and then fail every delivery, or
@@ -248,9 +275,20 @@ def text_problem(text: str, *, one_line: bool = True, limit: int | None = None) 
     """
     unfit = (_NOT_IN_A_LINE if one_line else _NOT_IN_A_PARAGRAPH).search(text)
     if unfit:
-        return f"contains {_describe(unfit.group())} at character {unfit.start() + 1}; remove it"
+        char, at = unfit.group(), unfit.start() + 1
+        return Notice(
+            f"contains {_describe(char)} at character {at}; remove it",
+            code="issue.unfit_char",
+            char=f"U+{ord(char):04X}",
+            at=at,
+        )
     if limit is not None and len(text) > limit:
-        return f"is {len(text):,} characters long; it may be at most {limit}"
+        return Notice(
+            f"is {len(text):,} characters long; it may be at most {limit}",
+            code="issue.text_long",
+            length=len(text),
+            most=limit,
+        )
     return None
 
 
@@ -267,7 +305,15 @@ def checked_text(
     """``text`` unchanged, or IssueFormatError naming ``what`` (e.g. "the headline") and line."""
     problem = text_problem(text, one_line=one_line, limit=limit)
     if problem:
-        raise IssueFormatError(f"{what} {problem}", source=source, line=line, place=place)
+        raise IssueFormatError(
+            f"{what} {problem}",
+            source=source,
+            line=line,
+            place=place,
+            code="issue.text_unfit",
+            what=what,
+            problem=problem,
+        )
     return text
 
 
@@ -288,6 +334,10 @@ def issue_number(
         source=source,
         line=line,
         place=place,
+        code="issue.number_large",
+        what=what,
+        shown=shown,
+        most=MAX_ISSUE_NUMBER,
     )
 
 

@@ -81,7 +81,12 @@ def open_zip(data: bytes, source: str) -> zipfile.ZipFile:
             file=source,
         ) from None
     if len(members) > MAX_ZIP_MEMBERS:
-        raise ImportFailed(f"{source}: the .docx has {len(members):,} parts; it is not a document")
+        raise ImportFailed(
+            f"{source}: the .docx has {len(members):,} parts; it is not a document",
+            code="issue.docx_parts",
+            file=source,
+            parts=len(members),
+        )
     total = xml = 0
     for member in members:
         total += member.file_size
@@ -91,14 +96,20 @@ def open_zip(data: bytes, source: str) -> zipfile.ZipFile:
             raise ImportFailed(
                 f"{source}: the .docx would unpack to more than "
                 f"{MAX_UNPACKED_BYTES / 2**20:.0f} MiB ({member.filename} inflates "
-                f"{ratio:,.0f} times): refused as a zip bomb"
+                f"{ratio:,.0f} times): refused as a zip bomb",
+                code="issue.docx_bomb",
+                file=source,
+                most=round(MAX_UNPACKED_BYTES / 2**20),
             )
         if not member.filename.startswith("word/media/"):
             xml += member.file_size
         if xml > MAX_XML_BYTES:
             raise ImportFailed(
                 f"{source}: the .docx holds more than {MAX_XML_BYTES / 2**20:.0f} MiB of text and "
-                "markup; an issue has far less (is it the right file?)"
+                "markup; an issue has far less (is it the right file?)",
+                code="issue.docx_text_large",
+                file=source,
+                most=round(MAX_XML_BYTES / 2**20),
             )
     if "word/document.xml" not in archive.namelist():
         raise ImportFailed(

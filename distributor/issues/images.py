@@ -52,7 +52,12 @@ class ImageCollector:
             raise ImportFailed(
                 f"{self.source}, {where}: the picture is {len(data) / 2**20:.1f} MiB; a picture "
                 f"may be at most {MAX_IMAGE_BYTES / 2**20:.0f} MiB (WeChat's limit): compress "
-                "the pictures (Word: File → Compress Pictures) and save again"
+                "the pictures (Word: File → Compress Pictures) and save again",
+                code="issue.picture_large",
+                file=self.source,
+                where=where,
+                size=f"{len(data) / 2**20:.1f}",
+                most=round(MAX_IMAGE_BYTES / 2**20),
             )
         extension = "png" if content_type == "image/png" else "jpg"
         name = f"{hashlib.sha256(data).hexdigest()[:16]}.{extension}"
@@ -63,7 +68,12 @@ class ImageCollector:
             raise ImportFailed(
                 f"{self.source}, {where}: the issue's pictures exceed {MAX_ISSUE_IMAGES} or "
                 f"{MAX_ISSUE_IMAGE_BYTES / 2**20:.0f} MiB in all; every reader's email carries "
-                "them: keep fewer or compress them"
+                "them: keep fewer or compress them",
+                code="issue.pictures_large",
+                file=self.source,
+                where=where,
+                count=MAX_ISSUE_IMAGES,
+                most=round(MAX_ISSUE_IMAGE_BYTES / 2**20),
             )
         self.images[name] = IssueImage(name, content_type, data)
         return name

@@ -40,10 +40,20 @@ _CONTROL_BYTES = frozenset(range(0x20)) - frozenset(b"\t\n\r\f\v") | {0x7F}
 def read_issue(data: bytes, *, source: str, format: str = "auto") -> ImportReport:
     """Check and parse an issue's bytes; ``source`` (a file name) is named in every error."""
     if format not in FORMATS:
-        raise ImportFailed(f"unknown issue format '{format}'; use one of {', '.join(FORMATS)}")
+        raise ImportFailed(
+            f"unknown issue format '{format}'; use one of {', '.join(FORMATS)}",
+            code="issue.unknown_format",
+            format=format,
+            formats=", ".join(FORMATS),
+        )
     kind = file_kind(data, source)
     if format in ("docx", "pdf") and kind != format:
-        raise ImportFailed(f"{source}: the file is not a {format.upper()} (by its first bytes)")
+        raise ImportFailed(
+            f"{source}: the file is not a {format.upper()} (by its first bytes)",
+            code="issue.not_format",
+            file=source,
+            format=format.upper(),
+        )
     if kind != "text":
         check_document_size(len(data), source)
         if kind == "docx":
@@ -74,7 +84,11 @@ def read_issue_file(path: str | os.PathLike[str], format: str = "auto") -> Impor
     try:
         if not file_path.is_file():
             message = "is not a file" if file_path.exists() else "no such file"
-            raise ImportFailed(f"{file_path}: {message}")
+            raise ImportFailed(
+                f"{file_path}: {message}",
+                code="issue.not_a_file" if file_path.exists() else "issue.no_file",
+                file=str(file_path),
+            )
         size = file_path.stat().st_size
         if size > MAX_UPLOAD_BYTES:  # refused unopened; the limit named is its kind's by name
             if PurePath(source).suffix.lower() in _DOCUMENT_EXTENSIONS:
@@ -86,7 +100,12 @@ def read_issue_file(path: str | os.PathLike[str], format: str = "auto") -> Impor
             file.seek(0)
             data = file.read(MAX_UPLOAD_BYTES + 1)  # the file may have grown since stat()
     except OSError as error:
-        raise ImportFailed(f"{file_path}: cannot be read ({error.strerror})") from None
+        raise ImportFailed(
+            f"{file_path}: cannot be read ({error.strerror})",
+            code="issue.unreadable",
+            file=str(file_path),
+            reason=error.strerror,
+        ) from None
     return read_issue(data, source=source, format=format)
 
 
@@ -122,7 +141,10 @@ def _decode(data: bytes, source: str) -> tuple[str, str]:
         if bom:
             raise ImportFailed(
                 f"{source}, line {bad_line}: not valid UTF-8, though the file starts with a UTF-8 "
-                "byte order mark; save the file as UTF-8"
+                "byte order mark; save the file as UTF-8",
+                code="issue.bad_utf8",
+                file=source,
+                line=bad_line,
             ) from None
         text, encoding = _decode_gb18030(data, source, bad_line), "GB18030"
     return text.replace("\r\n", "\n").replace("\r", "\n"), encoding
@@ -134,7 +156,10 @@ def _decode_gb18030(data: bytes, source: str, bad_line: int) -> str:
 
     def neither(line: int) -> ImportFailed:
         return ImportFailed(
-            f"{source}, line {line}: neither UTF-8 nor GB18030/GBK text; save the file as UTF-8"
+            f"{source}, line {line}: neither UTF-8 nor GB18030/GBK text; save the file as UTF-8",
+            code="issue.unknown_encoding",
+            file=source,
+            line=line,
         )
 
     try:
@@ -150,7 +175,11 @@ def _decode_gb18030(data: bytes, source: str, bad_line: int) -> str:
     if utf8_line is not None:
         raise ImportFailed(
             f"{source}, line {bad_line}: the file mixes encodings (line {utf8_line} is UTF-8, "
-            f"line {bad_line} is GB18030/GBK); save the whole file as UTF-8"
+            f"line {bad_line} is GB18030/GBK); save the whole file as UTF-8",
+            code="issue.mixed_encodings",
+            file=source,
+            line=bad_line,
+            utf8_line=utf8_line,
         )
     try:
         text = data.decode("gb18030")
@@ -213,13 +242,22 @@ def _read_json(text: str, source: str) -> ImportReport:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise IssueFormatError(
-            f"not valid JSON: {error.msg} (column {error.colno})", source=source, line=error.lineno
+            f"not valid JSON: {error.msg} (column {error.colno})",
+            source=source,
+            line=error.lineno,
+            code="issue.json_invalid",
+            problem=error.msg,
+            column=error.colno,
         ) from None
     except ValueError:  # a number of more than 4,300 digits
-        raise IssueFormatError("not valid JSON: a number is far too long", source=source) from None
+        raise IssueFormatError(
+            "not valid JSON: a number is far too long", source=source, code="issue.json_long_number"
+        ) from None
     except RecursionError:
         raise IssueFormatError(
-            "not valid JSON for an issue: lists or objects are nested too deeply", source=source
+            "not valid JSON for an issue: lists or objects are nested too deeply",
+            source=source,
+            code="issue.json_deep",
         ) from None
     document = IssueDocument.from_json(data, source=source)
     dates = check_printed_dates(document.date, document.masthead)

@@ -128,13 +128,17 @@ def _front_matter_end(lines: list[str], source: str) -> int:
         raise IssueFormatError(
             "a Markdown issue starts with front matter: a '---' line, title, number, date, '---'",
             source=source,
+            code="issue.md_no_front_matter",
             line=1,
         )
     for index in range(1, len(lines)):
         if lines[index].rstrip() in (_FENCE, "..."):
             return index
     raise IssueFormatError(
-        "the front matter opened here is never closed with a '---' line", source=source, line=1
+        "the front matter opened here is never closed with a '---' line",
+        source=source,
+        line=1,
+        code="issue.md_front_matter_open",
     )
 
 
@@ -150,20 +154,32 @@ def _front_matter(lines: list[str], source: str) -> dict[str, str]:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 2 if mark else 1
         raise IssueFormatError(
-            f"front matter is not valid YAML: {error.problem}", source=source, line=line
+            f"front matter is not valid YAML: {error.problem}",
+            source=source,
+            line=line,
+            code="issue.md_yaml",
+            problem=error.problem,
         ) from None
     except yaml.YAMLError as error:  # the reader's: a character YAML does not allow
         raise IssueFormatError(
-            f"front matter is not valid YAML: {error}", source=source, line=1
+            f"front matter is not valid YAML: {error}",
+            source=source,
+            line=1,
+            code="issue.md_yaml",
+            problem=str(error),
         ) from None
     except RecursionError:
         raise IssueFormatError(
-            "front matter is nested too deeply: use 'key: value' lines", source=source, line=1
+            "front matter is nested too deeply: use 'key: value' lines",
+            source=source,
+            line=1,
+            code="issue.md_nested",
         ) from None
     if not isinstance(node, yaml.MappingNode):
         raise IssueFormatError(
             "front matter must be 'key: value' lines with title, number and date",
             source=source,
+            code="issue.md_front_matter_shape",
             line=1,
         )
     values: dict[str, str] = {}
@@ -174,12 +190,27 @@ def _front_matter(lines: list[str], source: str) -> dict[str, str]:
             raise IssueFormatError(
                 f"unknown front matter key '{key}'; the keys are {', '.join(_KEYS)}",
                 source=source,
+                code="issue.md_unknown_key",
+                field=key,
+                keys=", ".join(_KEYS),
                 line=line,
             )
         if key in seen:
-            raise IssueFormatError(f"'{key}' is given twice", source=source, line=line)
+            raise IssueFormatError(
+                f"'{key}' is given twice",
+                source=source,
+                line=line,
+                code="issue.md_twice",
+                field=key,
+            )
         if not isinstance(value_node, yaml.ScalarNode):
-            raise IssueFormatError(f"'{key}' must be a single value", source=source, line=line)
+            raise IssueFormatError(
+                f"'{key}' must be a single value",
+                source=source,
+                line=line,
+                code="issue.md_single",
+                field=key,
+            )
         seen.add(key)
         value = value_node.value.strip()
         if value:
@@ -190,14 +221,24 @@ def _front_matter(lines: list[str], source: str) -> dict[str, str]:
             )
     for key in _REQUIRED:
         if key not in values:
-            raise IssueFormatError(f"front matter has no '{key}'", source=source, line=1)
+            raise IssueFormatError(
+                f"front matter has no '{key}'",
+                source=source,
+                line=1,
+                code="issue.md_missing",
+                field=key,
+            )
     return values
 
 
 def _number(value: str, source: str) -> int:
     if not value.isascii() or not value.isdigit():
         raise IssueFormatError(
-            f"'number' must be a whole number, not '{value}'", source=source, line=1
+            f"'number' must be a whole number, not '{value}'",
+            source=source,
+            line=1,
+            code="issue.md_number",
+            value=value,
         )
     return issue_number(value, "'number'", source=source, line=1)
 
@@ -207,7 +248,11 @@ def _iso_date(value: str, source: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise IssueFormatError(
-            f"'date' must be an ISO date (YYYY-MM-DD), not '{value}'", source=source, line=1
+            f"'date' must be an ISO date (YYYY-MM-DD), not '{value}'",
+            source=source,
+            line=1,
+            code="issue.md_date",
+            value=value,
         ) from None
 
 
@@ -227,7 +272,10 @@ def _articles(lines: list[str], start: int, source: str) -> list[Article]:
         if not drafts:
             if line:
                 raise IssueFormatError(
-                    "text before the first '## ' headline", source=source, line=number
+                    "text before the first '## ' headline",
+                    source=source,
+                    line=number,
+                    code="issue.md_text_first",
                 )
             continue
         draft = drafts[-1]
@@ -245,7 +293,10 @@ def _articles(lines: list[str], start: int, source: str) -> list[Article]:
             _end_paragraph(draft)
     if not drafts:
         raise IssueFormatError(
-            "no article: each one starts with a '## ' headline", source=source, line=len(lines)
+            "no article: each one starts with a '## ' headline",
+            source=source,
+            line=len(lines),
+            code="issue.md_no_article",
         )
     for draft in drafts:
         _end_paragraph(draft)
@@ -255,7 +306,10 @@ def _articles(lines: list[str], start: int, source: str) -> list[Article]:
 def _add_heading(draft: _Draft, match: re.Match[str], number: int, source: str) -> None:
     if match["hashes"] != "###":
         raise IssueFormatError(
-            "use '## ' for a headline and '### ' for a section heading", source=source, line=number
+            "use '## ' for a headline and '### ' for a section heading",
+            source=source,
+            line=number,
+            code="issue.md_hashes",
         )
     _end_paragraph(draft)
     draft.article.blocks.append(Block("heading", _title(match, "heading", number, source)))
@@ -264,7 +318,12 @@ def _add_heading(draft: _Draft, match: re.Match[str], number: int, source: str) 
 def _title(match: re.Match[str], what: str, number: int, source: str) -> str:
     text = match["text"].strip()
     if not text:
-        raise IssueFormatError(f"the {what} is empty", source=source, line=number)
+        raise IssueFormatError(
+            f"the {what} is empty",
+            source=source,
+            line=number,
+            code="issue.empty_headline" if what == "headline" else "issue.empty_heading",
+        )
     return checked_text(text, f"the {what}", source=source, line=number)
 
 
@@ -272,7 +331,11 @@ def _set_meta(article: Article, match: re.Match[str], number: int, source: str) 
     key = match["key"].lower()
     if getattr(article, key) is not None:
         raise IssueFormatError(
-            f"'{match['key']}' is given twice for one article", source=source, line=number
+            f"'{match['key']}' is given twice for one article",
+            source=source,
+            line=number,
+            code="issue.md_meta_twice",
+            field=match["key"],
         )
     value = checked_text(match["value"].strip(), f"'{match['key']}'", source=source, line=number)
     setattr(article, key, value or None)

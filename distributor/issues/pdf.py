@@ -123,7 +123,9 @@ def read_pdf(data: bytes, *, source: str) -> ImportReport:
     if not any(line.text for page in pages for line in page.lines):
         raise ImportFailed(
             f"{source}: the PDF has no text layer (a scan?); export it from the layout program "
-            "as a text PDF, or import the .docx"
+            "as a text PDF, or import the .docx",
+            code="issue.pdf_no_text",
+            file=source,
         )
     _check_characters(pages, source)
     _drop_page_furniture(pages)
@@ -177,16 +179,22 @@ def _check_openable(data: bytes, source: str) -> None:
         document = PDFDocument(PDFParser(io.BytesIO(data)))
     except (PDFPasswordIncorrect, PDFEncryptionError):
         raise ImportFailed(
-            f"{source}: the PDF is encrypted (it needs a password); export it again without one"
+            f"{source}: the PDF is encrypted (it needs a password); export it again without one",
+            code="issue.pdf_password",
+            file=source,
         ) from None
     except Exception as error:  # pdfminer raises many kinds on a broken file
         raise ImportFailed(
-            f"{source}: the PDF is damaged ({type(error).__name__}); export it again"
+            f"{source}: the PDF is damaged ({type(error).__name__}); export it again",
+            code="issue.pdf_damaged",
+            file=source,
         ) from None
     if document.encryption is not None and not document.is_extractable:
         raise ImportFailed(
             f"{source}: the PDF is encrypted and forbids copying its text; export it again "
-            "without protection"
+            "without protection",
+            code="issue.pdf_no_copy",
+            file=source,
         )
 
 
@@ -205,7 +213,10 @@ def _check_inflated_size(data: bytes, source: str) -> None:
         if budget < 0:
             raise ImportFailed(
                 f"{source}: the PDF's contents inflate to more than "
-                f"{MAX_INFLATED_BYTES / 2**20:.0f} MiB: refused as a compression bomb"
+                f"{MAX_INFLATED_BYTES / 2**20:.0f} MiB: refused as a compression bomb",
+                code="issue.pdf_bomb",
+                file=source,
+                most=round(MAX_INFLATED_BYTES / 2**20),
             )
 
 
@@ -217,7 +228,10 @@ def _check_characters(pages: list[_Page], source: str) -> None:
         raise ImportFailed(
             f"{source}, page {unmapped[0].page}: the PDF's fonts do not say which characters they "
             "show, so its text cannot be read; export it again with the fonts embedded "
-            "(Word: Save As → PDF → Options → ISO 19005-1 / PDF/A), or import the .docx"
+            "(Word: Save As → PDF → Options → ISO 19005-1 / PDF/A), or import the .docx",
+            code="issue.pdf_fonts",
+            file=source,
+            page=unmapped[0].page,
         )
 
 
@@ -227,7 +241,10 @@ def _read_pages(data: bytes, source: str) -> list[_Page]:
         for number, page in enumerate(extract_pages(io.BytesIO(data), laparams=_LAYOUT), 1):
             if number > MAX_PDF_PAGES:
                 raise ImportFailed(
-                    f"{source}: the PDF has more than {MAX_PDF_PAGES} pages; an issue has fewer"
+                    f"{source}: the PDF has more than {MAX_PDF_PAGES} pages; an issue has fewer",
+                    code="issue.pdf_pages",
+                    file=source,
+                    most=MAX_PDF_PAGES,
                 )
             pages.append(_Page(number, page.width, page.height, list(_page_lines(page, number))))
     except ImportFailed:
@@ -235,7 +252,10 @@ def _read_pages(data: bytes, source: str) -> list[_Page]:
     except Exception as error:
         raise ImportFailed(
             f"{source}, page {len(pages) + 1}: the PDF is damaged ({type(error).__name__}); "
-            "export it again"
+            "export it again",
+            code="issue.pdf_page_damaged",
+            file=source,
+            page=len(pages) + 1,
         ) from None
     return pages
 

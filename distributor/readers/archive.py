@@ -51,7 +51,12 @@ def archive_page(session: Session, page: int, page_size: int = PAGE_SIZE) -> Arc
     ids = sent_issue_ids(session)
     pages = max(1, -(-len(ids) // page_size))
     if not 1 <= page <= pages:
-        raise NotFound(f"the archive has {pages} pages, not {page}")
+        raise NotFound(
+            f"the archive has {pages} pages, not {page}",
+            code="archive.page",
+            pages=pages,
+            page=page,
+        )
     lead = (
         select(Article.headline)
         .where(Article.issue_id == Issue.id, Article.position == 0)
@@ -77,5 +82,7 @@ def archived_issue(session: Session, number: int) -> IssueDocument:
         .limit(1)
     )
     if issue_id is None:
-        raise NotFound(f"issue {number} is not in the archive")
+        raise NotFound(
+            f"issue {number} is not in the archive", code="archive.no_issue", number=number
+        )
     return load_issue(session, issue_id)

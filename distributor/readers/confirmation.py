@@ -140,6 +140,7 @@ def send_confirmation(
             smtp.close()
     if receipt.outcome is Outcome.DEFERRED:
         raise ConfirmationDeferred(
-            f"the mail server deferred the confirmation message: {receipt.response}"
+            f"the mail server deferred the confirmation message: {receipt.response}",
+            code="signup.deferred",
         )
     return receipt

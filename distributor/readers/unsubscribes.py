@@ -87,7 +87,7 @@ def unsubscribe_from_link(
         subscriber_id, send_id, locale = link.subscriber.id, link.send_id, link.subscriber.locale
         found = session.get(List, list_id)
         if found is None:
-            raise NotFound("that list no longer exists")
+            raise NotFound("that list no longer exists", code="list.gone")
         list_name = found.name
         changed = leave(session, link.subscriber, list_id)
     if changed:

@@ -153,7 +153,10 @@ def compile_issue(
     ``commercial`` marks advertising (subject and footer); ``subject`` replaces the issue's own
     (an A/B test's other subject), the marks still before it."""
     if variant is Variant.WECHAT:
-        raise RenderError("the wechat variant is not an email: render it as a WeChat article")
+        raise RenderError(
+            "the wechat variant is not an email: render it as a WeChat article",
+            code="render.wechat_not_email",
+        )
     if subject is None:
         subject = (
             f"{doc.title}第{doc.number}期 要闻摘要"
@@ -182,7 +185,7 @@ def compile_digest(
 ) -> CompiledMessage:
     """One digest email of several issues (e.g. a month's), in the order given."""
     if not docs:
-        raise RenderError("a digest needs at least one issue")
+        raise RenderError("a digest needs at least one issue", code="render.digest_empty")
     name = newsletter_name or docs[0].title
     subject = f"{name} 要闻摘要({_numbers_label(docs)})"
     if commercial:
@@ -208,10 +211,16 @@ def _compile_email(
     from_name, from_address, domain = parse_from(settings.mail_from)
     list_label = list_id or f"newsletter.{domain}"
     if not _LIST_LABEL.fullmatch(list_label):
-        raise RenderError(f"list id {list_label!r} must look like label.example.org (RFC 2919)")
+        raise RenderError(
+            f"list id {list_label!r} must look like label.example.org (RFC 2919)",
+            code="render.list_id",
+            value=list_label,
+        )
     if not _SENDER_ID.fullmatch(feedback_sender):
         raise RenderError(
-            f"Feedback-ID sender {feedback_sender!r} must be 5–15 letters, digits or '-'"
+            f"Feedback-ID sender {feedback_sender!r} must be 5–15 letters, digits or '-'",
+            code="render.feedback_sender",
+            value=feedback_sender,
         )
     check_header_text(subject, f"the subject of issue {_numbers_label(docs)}")
     check_header_text(newsletter_name, "the newsletter name")
@@ -293,7 +302,11 @@ def _html_part(html: str, placeholders: Placeholders, what: str) -> BodyPart:
         raise RenderError(
             f"{what}: the HTML is {size / 1024:.0f} KB after inlining; the budget is "
             f"{HTML_BUDGET_BYTES // 1024} KB because Gmail clips at 102 KB and would hide the "
-            "unsubscribe link: send the digest variant or split the issue"
+            "unsubscribe link: send the digest variant or split the issue",
+            code="render.html_large",
+            what=what,
+            size=round(size / 1024),
+            most=HTML_BUDGET_BYTES // 1024,
         )
     return part
 

@@ -281,7 +281,11 @@ def check_header_text(text: str, what: str) -> str:
         raise RenderError(
             f"{what} {text[:60]!r} contains the control character {match.group()!r} "
             f"at position {match.start()}: a line break there would inject mail headers; "
-            "remove it from the source"
+            "remove it from the source",
+            code="render.header_control",
+            what=what,
+            text=text[:60],
+            at=match.start(),
         )
     return text
 
@@ -305,7 +309,10 @@ def check_address(address: str, what: str, *, sender: bool = False) -> str:
     """
     if not (is_sender_address(address) if sender else is_plain_address(address)):
         raise RenderError(
-            f"{what} {address[:80]!r} is not a plain ASCII email address like name@example.org"
+            f"{what} {address[:80]!r} is not a plain ASCII email address like name@example.org",
+            code="render.address",
+            what=what,
+            address=address[:80],
         )
     return address
 

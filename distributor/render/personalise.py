@@ -67,7 +67,7 @@ def personalise(
     try:
         address = check_address(recipient.email, "the recipient address")
     except RenderError as error:
-        raise InvalidRecipient(error.message) from None
+        raise InvalidRecipient(error.message, code=error.code, **error.params) from None
     name = clean_name(recipient.name)
     # A preview (send 0) is no send: its unsubscribe link is attributed to none.
     unsubscribe_url = links.unsubscribe(recipient.subscriber_id, send_id=send_id or None)
@@ -110,7 +110,10 @@ def check_alignment(compiled: CompiledMessage, signer: DkimSigner | None) -> Non
         return
     raise RenderError(
         f"DKIM_DOMAIN {signer.domain!r} does not align with the From domain "
-        f"{compiled.domain!r}: DMARC would fail; use the From domain or its parent"
+        f"{compiled.domain!r}: DMARC would fail; use the From domain or its parent",
+        code="render.dkim_alignment",
+        dkim=signer.domain,
+        sender=compiled.domain,
     )
 
 

@@ -65,7 +65,7 @@ def html_body(message: bytes) -> str:
     parsed = email.message_from_bytes(message, policy=email.policy.default)
     part = parsed.get_body(("html",))
     if part is None:
-        raise RenderError("the message has no HTML part")
+        raise RenderError("the message has no HTML part", code="render.no_html")
     return shown_inline(parsed, str(part.get_content()))
 
 
@@ -91,7 +91,7 @@ def variant_html(doc: IssueDocument, variant: Variant, settings: Settings) -> st
     )
     part = message.get_body(("html", "plain"))
     if part is None:
-        raise RenderError("the message has no body")
+        raise RenderError("the message has no body", code="render.no_body")
     content = str(part.get_content())
     if part.get_content_type() == "text/html":
         return shown_inline(message, content)

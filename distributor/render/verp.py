@@ -55,17 +55,28 @@ class Verp:
         return path of this site, or is older than ``max_age`` seconds."""
         local, _, domain = address.strip().strip("<>").lower().rpartition("@")
         if domain != self.domain.lower():
-            raise InvalidToken(f"the bounce address is for another domain ({domain[:80]!r})")
+            raise InvalidToken(
+                f"the bounce address is for another domain ({domain[:80]!r})",
+                code="bounce.other_domain",
+                domain=domain[:80],
+            )
         prefix, _, token = local.partition("+")
         found = _TOKEN.fullmatch(token)
         if prefix != VERP_PREFIX or found is None:
-            raise InvalidToken("the bounce address is not one of ours (damaged or made up)")
+            raise InvalidToken(
+                "the bounce address is not one of ours (damaged or made up)", code="bounce.not_ours"
+            )
         delivery_id, issued = int(found[1]), int(found[2], 16)
         if not hmac.compare_digest(found[3], self._tag(delivery_id, issued)):
-            raise InvalidToken("the bounce address was altered or forged (its signature is wrong)")
+            raise InvalidToken(
+                "the bounce address was altered or forged (its signature is wrong)",
+                code="bounce.forged",
+            )
         if (time.time() if now is None else now) - issued > max_age:
             raise InvalidToken(
-                f"the bounce address is older than {max_age // 86400} days: a replay, not a bounce"
+                f"the bounce address is older than {max_age // 86400} days: a replay, not a bounce",
+                code="bounce.old",
+                days=max_age // 86400,
             )
         return delivery_id
 

@@ -64,7 +64,11 @@ def templates_dir() -> Path:
     for candidate in (package.parent / "templates", package / "templates"):
         if candidate.is_dir():
             return candidate
-    raise RenderError(f"no templates directory beside {package}: the installation is incomplete")
+    raise RenderError(
+        f"no templates directory beside {package}: the installation is incomplete",
+        code="render.no_templates",
+        package=str(package),
+    )
 
 
 def inline_runs() -> int:
@@ -89,14 +93,24 @@ def check_sizes(docs: list[IssueDocument]) -> None:
     """Refuse absurd input before it reaches Jinja and the inliner, naming the article."""
     for doc in docs:
         if not doc.articles:
-            raise RenderError(f"issue {doc.number} has no articles: there is nothing to send")
+            raise RenderError(
+                f"issue {doc.number} has no articles: there is nothing to send",
+                code="render.no_articles",
+                number=doc.number,
+            )
         for number, article in enumerate(doc.articles, start=1):
             size = len(article.headline) + sum(len(block.text) for block in article.blocks)
             if size > MAX_ARTICLE_CHARS:
                 raise RenderError(
                     f"issue {doc.number}, article {number} “{article.headline[:30]}” has "
                     f"{size:,} characters; the limit is {MAX_ARTICLE_CHARS:,}: split it into "
-                    "several articles or publish it on the web and link to it"
+                    "several articles or publish it on the web and link to it",
+                    code="render.article_long",
+                    number=doc.number,
+                    article=number,
+                    headline=article.headline[:30],
+                    size=size,
+                    most=MAX_ARTICLE_CHARS,
                 )
 
 
@@ -155,7 +169,12 @@ def render_template(template: str, **context: object) -> str:
     try:
         return _environment().get_template(template).render(**context)
     except jinja2.TemplateError as error:
-        raise RenderError(f"template {template} failed: {error}") from error
+        raise RenderError(
+            f"template {template} failed: {error}",
+            code="render.template",
+            template=template,
+            problem=str(error),
+        ) from error
 
 
 def inline_css(html: str, *, remove_classes: bool = False) -> str:

@@ -62,7 +62,7 @@ def _content(view: IssueView) -> str:
     page = inline_css(render_template("wechat.html", issue=view), remove_classes=True)
     body = _BODY.search(page)
     if body is None:
-        raise RenderError("template wechat.html must produce a <body>")
+        raise RenderError("template wechat.html must produce a <body>", code="render.wechat_body")
     return body.group(1).strip()
 
 
@@ -75,7 +75,11 @@ def compile_wechat(doc: IssueDocument, settings: Settings) -> WechatArticle:
         raise RenderError(
             f"issue {doc.number} as a WeChat article is {wechat_length(content):,} characters; "
             "WeChat takes "
-            f"fewer than {WECHAT_MAX_CHARS:,}: publish the long articles separately"
+            f"fewer than {WECHAT_MAX_CHARS:,}: publish the long articles separately",
+            code="render.wechat_long",
+            number=doc.number,
+            size=wechat_length(content),
+            most=WECHAT_MAX_CHARS,
         )
     lead = doc.articles[0].headline
     return WechatArticle(
@@ -110,7 +114,13 @@ def compile_wechat_message(doc: IssueDocument, settings: Settings) -> list[Wecha
             raise RenderError(
                 f"issue {doc.number}, article {item.number} “{headline[:30]}” as a WeChat article "
                 f"is {wechat_length(content):,} characters; WeChat takes fewer than "
-                f"{WECHAT_MAX_CHARS:,}: split it into several articles"
+                f"{WECHAT_MAX_CHARS:,}: split it into several articles",
+                code="render.wechat_article_long",
+                number=doc.number,
+                article=item.number,
+                headline=headline[:30],
+                size=wechat_length(content),
+                most=WECHAT_MAX_CHARS,
             )
         lead = item.number == 1
         articles.append(

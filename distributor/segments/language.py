@@ -27,7 +27,7 @@ from datetime import date, datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from distributor.errors import DistributorError
+from distributor.errors import DistributorError, Notice
 from distributor.vocabulary import EMAIL_VARIANTS
 
 EXPRESSION_MAX = 2000  # characters of an expression; a segment is a sentence, not a program
@@ -47,13 +47,16 @@ Kind = Literal["open", "click"]
 class SegmentSyntaxError(DistributorError):
     """An expression that does not read; the message points at the place."""
 
-    def __init__(self, source: str, position: int, problem: str) -> None:
+    def __init__(
+        self, source: str, position: int, problem: str, *, code: str, **params: object
+    ) -> None:
+        """``code`` and ``params`` are the problem's; a page words it after the position."""
         self.position = position  # 0-based, in characters
         super().__init__(
             f"at position {position + 1}: {problem}\n  {source}\n  {' ' * position}^",
             code="segment.syntax",
             position=position + 1,
-            problem=problem,
+            problem=Notice(problem, code=code, **params),
         )
 
 
@@ -137,7 +140,9 @@ def _tokens(source: str) -> list[_Token]:
             found.append(_Token("word", match.group(), i))
             i = match.end()
         else:
-            raise SegmentSyntaxError(source, i, f"{char!r} cannot stand here")
+            raise SegmentSyntaxError(
+                source, i, f"{char!r} cannot stand here", code="segment.bad_char", char=char
+            )
     found.append(_Token("end", "", len(source)))
     return found
 
@@ -154,15 +159,25 @@ def _quoted(source: str, start: int) -> tuple[str, int]:
         else:
             text.append(char)
             i += 1
-    raise SegmentSyntaxError(source, start, f"this {quote} is never closed")
+    raise SegmentSyntaxError(
+        source, start, f"this {quote} is never closed", code="segment.open_quote", quote=quote
+    )
 
 
 def parse(source: str, zone: ZoneInfo) -> Node:
     """The tree of ``source``; :class:`SegmentSyntaxError` says where it does not read."""
     if len(source) > EXPRESSION_MAX:
-        raise SegmentSyntaxError(source[:40] + "…", 0, f"longer than {EXPRESSION_MAX} characters")
+        raise SegmentSyntaxError(
+            source[:40] + "…",
+            0,
+            f"longer than {EXPRESSION_MAX} characters",
+            code="segment.long",
+            most=EXPRESSION_MAX,
+        )
     if "\x00" in source:
-        raise SegmentSyntaxError("", 0, "a NUL character cannot be in an expression")
+        raise SegmentSyntaxError(
+            "", 0, "a NUL character cannot be in an expression", code="segment.nul"
+        )
     return _Parser(source, zone).expression_to_end()
 
 
@@ -180,11 +195,16 @@ class _Parser:
     def token(self) -> _Token:
         return self.tokens[self.at]
 
-    def fail(self, problem: str, token: _Token | None = None) -> SegmentSyntaxError:
-        return SegmentSyntaxError(self.source, (token or self.token).position, problem)
+    def fail(
+        self, problem: str, token: _Token | None = None, *, code: str, **params: object
+    ) -> SegmentSyntaxError:
+        position = (token or self.token).position
+        return SegmentSyntaxError(self.source, position, problem, code=code, **params)
 
     def shown(self, token: _Token) -> str:
-        return "the end" if token.kind == "end" else repr(token.value)
+        if token.kind == "end":
+            return Notice("the end", code="segment.the_end")
+        return repr(token.value)
 
     def keyword(self, *words: str) -> str | None:
         """The next token, taken, if it is one of ``words`` (a bare word, any case)."""
@@ -196,7 +216,13 @@ class _Parser:
 
     def expect(self, word: str, after: str) -> None:
         if self.keyword(word) is None:
-            raise self.fail(f"expected {word!r} {after}, found {self.shown(self.token)}")
+            found = self.shown(self.token)
+            raise self.fail(
+                f"expected {word!r} {after}, found {found}",
+                code="segment.expected_word",
+                word=word,
+                found=found,
+            )
 
     def symbol(self, *symbols: str) -> str | None:
         if self.token.kind == "symbol" and self.token.value in symbols:
@@ -212,11 +238,18 @@ class _Parser:
 
     def expression_to_end(self) -> Node:
         if self.token.kind == "end":
-            raise self.fail("the expression is empty: say who, e.g. list = members")
+            raise self.fail(
+                "the expression is empty: say who, e.g. list = members", code="segment.empty"
+            )
         node = self.expression()
         rest = self.token  # (read again: the expression moved on)
         if rest.kind != "end":
-            raise self.fail(f"expected 'and', 'or' or the end, found {self.shown(rest)}")
+            found = self.shown(rest)
+            raise self.fail(
+                f"expected 'and', 'or' or the end, found {found}",
+                code="segment.expected_end",
+                found=found,
+            )
         return node
 
     def expression(self) -> Node:
@@ -234,7 +267,9 @@ class _Parser:
     def factor(self) -> Node:
         self.depth += 1
         if self.depth > DEPTH_MAX:
-            raise self.fail(f"nested deeper than {DEPTH_MAX} levels")
+            raise self.fail(
+                f"nested deeper than {DEPTH_MAX} levels", code="segment.deep", most=DEPTH_MAX
+            )
         try:
             if self.keyword("not", "never"):
                 return Not(self.factor())
@@ -242,9 +277,13 @@ class _Parser:
                 opening = self.token_before
                 node = self.expression()
                 if not self.symbol(")"):
+                    found = self.shown(self.token)
                     raise self.fail(
                         f"expected ')' to close the '(' at position {opening.position + 1}, "
-                        f"found {self.shown(self.token)}"
+                        f"found {found}",
+                        code="segment.unclosed",
+                        opened=opening.position + 1,
+                        found=found,
                     )
                 return node
             return self.condition()
@@ -254,9 +293,12 @@ class _Parser:
     def condition(self) -> Node:
         token = self.token
         if token.kind != "word":
+            found = self.shown(token)
             raise self.fail(
                 f"expected a condition (list, tag, channel, format, attr.KEY, joined, opened, "
-                f"clicked, bounced), found {self.shown(token)}"
+                f"clicked, bounced), found {found}",
+                code="segment.expected_condition",
+                found=found,
             )
         word = token.value.lower()
         self.at += 1
@@ -266,7 +308,9 @@ class _Parser:
             key = token.value[len("attr.") :]
             if not _KEY.fullmatch(key):
                 raise self.fail(
-                    "an attribute is attr. followed by its name (letters, digits, _ and -)", token
+                    "an attribute is attr. followed by its name (letters, digits, _ and -)",
+                    token,
+                    code="segment.attribute",
                 )
             return self.facet("attr." + key, token)
         if word == "joined":
@@ -280,6 +324,8 @@ class _Parser:
             f"{token.value!r} is not a condition: use list, tag, channel, format, attr.KEY, "
             "joined, opened, clicked or bounced",
             token,
+            code="segment.not_condition",
+            word=token.value,
         )
 
     def facet(self, field: str, token: _Token) -> Node:
@@ -290,12 +336,21 @@ class _Parser:
             values = (self.value(),)
             negated = operator == "!="
         else:
-            raise self.fail(f"expected =, != or in after {token.value!r}")
+            raise self.fail(
+                f"expected =, != or in after {token.value!r}",
+                code="segment.expected_operator",
+                word=token.value,
+            )
         allowed = {"channel": CHANNELS, "format": FORMATS}.get(field)
         for value in values:
             if allowed is not None and value not in allowed:
                 raise self.fail(
-                    f"{field} is one of {', '.join(allowed)}, not {value!r}", self.token_before
+                    f"{field} is one of {', '.join(allowed)}, not {value!r}",
+                    self.token_before,
+                    code="segment.choice",
+                    field=field,
+                    allowed=", ".join(allowed),
+                    value=value,
                 )
         node: Node = Facet(field, values)
         return Not(node) if negated else node
@@ -303,20 +358,35 @@ class _Parser:
     def value(self) -> str:
         token = self.token
         if token.kind not in ("word", "text"):
-            raise self.fail(f"expected a value, found {self.shown(token)}")
+            found = self.shown(token)
+            raise self.fail(
+                f"expected a value, found {found}", code="segment.expected_value", found=found
+            )
         self.at += 1
         return token.value
 
     def value_list(self) -> tuple[str, ...]:
         if not self.symbol("("):
-            raise self.fail("expected '(' and a list of values after 'in'")
+            raise self.fail(
+                "expected '(' and a list of values after 'in'", code="segment.expected_list"
+            )
         values = [self.value()]
         while self.symbol(","):
             values.append(self.value())
         if not self.symbol(")"):
-            raise self.fail(f"expected ',' or ')' in the list, found {self.shown(self.token)}")
+            found = self.shown(self.token)
+            raise self.fail(
+                f"expected ',' or ')' in the list, found {found}",
+                code="segment.expected_comma",
+                found=found,
+            )
         if len(values) > VALUES_MAX:
-            raise self.fail(f"more than {VALUES_MAX} values in one list", self.token_before)
+            raise self.fail(
+                f"more than {VALUES_MAX} values in one list",
+                self.token_before,
+                code="segment.many_values",
+                most=VALUES_MAX,
+            )
         return tuple(values)
 
     def joined(self) -> Node:
@@ -326,7 +396,10 @@ class _Parser:
             return JoinedWithin(days)
         comparison = self.symbol("<", "<=", ">", ">=")
         if comparison is None:
-            raise self.fail("expected <, <=, >, >= and a date, or 'within N days', after 'joined'")
+            raise self.fail(
+                "expected <, <=, >, >= and a date, or 'within N days', after 'joined'",
+                code="segment.joined",
+            )
         return Joined(comparison, self.date())  # type: ignore[arg-type]
 
     def engaged(self, kind: Kind) -> Node:
@@ -342,9 +415,16 @@ class _Parser:
     def count(self) -> int:
         token = self.token
         if token.kind != "word" or not token.value.isascii() or not token.value.isdigit():
-            raise self.fail(f"expected a whole number, found {self.shown(token)}")
+            found = self.shown(token)
+            raise self.fail(
+                f"expected a whole number, found {found}",
+                code="segment.expected_number",
+                found=found,
+            )
         if not 1 <= int(token.value) <= COUNT_MAX:
-            raise self.fail(f"the number must be from 1 to {COUNT_MAX}")
+            raise self.fail(
+                f"the number must be from 1 to {COUNT_MAX}", code="segment.number", most=COUNT_MAX
+            )
         self.at += 1
         return int(token.value)
 
@@ -358,8 +438,11 @@ class _Parser:
             else:
                 moment = datetime.fromisoformat(token.value)
         except ValueError:
+            found = self.shown(token)
             raise self.fail(
-                f"expected a date like 2026-10-01 or 2026-10-01T09:00, found {self.shown(token)}"
+                f"expected a date like 2026-10-01 or 2026-10-01T09:00, found {found}",
+                code="segment.expected_date",
+                found=found,
             ) from None
         self.at += 1
         return moment if moment.tzinfo else moment.replace(tzinfo=self.zone)

@@ -68,14 +68,18 @@ def check_expression(session: Session, expression: str, zone: ZoneInfo) -> str:
     known = set(session.scalars(select(Tag.name).where(Tag.name.in_(tags)))) if tags else set()
     unknown = [tag for tag in dict.fromkeys(tags) if tag not in known]
     if unknown:
-        raise NotFound(f"there is no tag named {', '.join(map(repr, unknown))}")
+        raise NotFound(
+            f"there is no tag named {', '.join(map(repr, unknown))}",
+            code="segment.unknown_tag",
+            tags="、".join(unknown),
+        )
     return expression
 
 
 def get_segment(session: Session, name: str) -> Segment:
     found = session.scalar(select(Segment).where(Segment.name == name))
     if found is None:
-        raise NotFound(f"there is no segment named {name!r}")
+        raise NotFound(f"there is no segment named {name!r}", code="segment.missing", name=name)
     return found
 
 
@@ -86,7 +90,9 @@ def create_segment(
     _check_description(description)
     expression = check_expression(session, expression, zone)
     if session.scalar(select(Segment.id).where(Segment.name == name)) is not None:
-        raise AlreadyExists(f"a segment named {name!r} exists already")
+        raise AlreadyExists(
+            f"a segment named {name!r} exists already", code="segment.taken", name=name
+        )
     segment = Segment(name=name, expression=expression, description=description)
     session.add(segment)
     session.flush()
@@ -157,4 +163,8 @@ def count_segment(session: Session, name: str, zone: ZoneInfo) -> int:
 
 def _check_description(description: str) -> None:
     if len(description) > DESCRIPTION_MAX:
-        raise DistributorError(f"the description is longer than {DESCRIPTION_MAX} characters")
+        raise DistributorError(
+            f"the description is longer than {DESCRIPTION_MAX} characters",
+            code="segment.description_long",
+            most=DESCRIPTION_MAX,
+        )

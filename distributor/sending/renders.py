@@ -117,7 +117,7 @@ def load_render(
         return CompiledMessage.from_json(stored)
     send = session.get(Send, send_id)
     if send is None:
-        raise NotFound(f"there is no send with ID {send_id}")
+        raise NotFound(f"there is no send with ID {send_id}", code="send.missing", send=send_id)
     compiled = render_variant(session, send, variant, settings, subject)
     store_render(session, send_id, compiled, subject)
     return compiled

@@ -46,11 +46,15 @@ def parse_window(text: str) -> SendWindow:
     """``"Mon-Fri 08:00-20:00"`` → its days and minutes; DistributorError with an example."""
     found = _SHAPE.fullmatch(text.strip())
     if found is None:
-        raise DistributorError(f"window {text!r} is not like {EXAMPLE}")
+        raise DistributorError(
+            f"window {text!r} is not like {EXAMPLE}", code="window.shape", window=text[:60]
+        )
     days = _days(found["days"], text) if found["days"] else frozenset(range(7))
     start, end = _minutes(found["start"], text) % _MINUTES_A_DAY, _minutes(found["end"], text)
     if start == end:
-        raise DistributorError(f"window {text!r} starts when it ends")
+        raise DistributorError(
+            f"window {text!r} starts when it ends", code="window.empty", window=text[:60]
+        )
     return SendWindow(days, start, end)
 
 
@@ -60,7 +64,10 @@ def _days(spec: str, text: str) -> frozenset[int]:
         first, _, last = (piece.strip().title() for piece in part.partition("-"))
         if first not in DAYS or (last and last not in DAYS):
             raise DistributorError(
-                f"window {text!r}: days are {', '.join(DAYS)} (a range like Mon-Fri)"
+                f"window {text!r}: days are {', '.join(DAYS)} (a range like Mon-Fri)",
+                code="window.days",
+                window=text[:60],
+                days=", ".join(DAYS),
             )
         a, b = DAYS.index(first), DAYS.index(last or first)
         days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
@@ -70,7 +77,12 @@ def _days(spec: str, text: str) -> frozenset[int]:
 def _minutes(clock: str, text: str) -> int:
     hours, minutes = (int(n) for n in clock.split(":"))
     if hours > 24 or minutes > 59 or (hours == 24 and minutes):
-        raise DistributorError(f"window {text!r}: {clock} is not a time of day")
+        raise DistributorError(
+            f"window {text!r}: {clock} is not a time of day",
+            code="window.clock",
+            window=text[:60],
+            clock=clock,
+        )
     return hours * 60 + minutes  # 24:00: the end of the day
 
 

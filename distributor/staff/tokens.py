@@ -31,7 +31,7 @@ def issue_token(session: Session, name: str) -> tuple[ApiToken, str]:
 def revoke_token(session: Session, token_id: int, now: datetime | None = None) -> ApiToken:
     row = session.get(ApiToken, token_id)
     if row is None:
-        raise NotFound(f"no API token with id {token_id}")
+        raise NotFound(f"no API token with id {token_id}", code="token.missing", token=token_id)
     if row.revoked_at is None:
         row.revoked_at = now or utcnow()
     return row
@@ -63,7 +63,7 @@ def authenticate_token(session: Session, token: str, now: datetime | None = None
     if token.startswith(TOKEN_PREFIX) and len(token) <= TOKEN_MAX:
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == secret_hash(token)))
     if row is None or row.revoked_at is not None or row.user.disabled:
-        raise NotAuthenticated("the API token is missing, unknown or revoked")
+        raise NotAuthenticated("the API token is missing, unknown or revoked", code="token.unknown")
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
         row.last_used_at = now
     return row.user

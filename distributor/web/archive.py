@@ -73,6 +73,11 @@ def archive_image(request: Request, number: int, name: str, web: WebDep) -> Resp
     with web.transaction() as session:
         image = archived_issue(session, number).images.get(name)
     if image is None:
-        raise NotFound(f"issue {number} has no picture {name[:40]!r}")
+        raise NotFound(
+            f"issue {number} has no picture {name[:40]!r}",
+            code="archive.no_picture",
+            number=number,
+            name=name[:40],
+        )
     response = Response(image.data, media_type=image.content_type)
     return finish(request, response, cache=f"public, max-age={IMAGE_CACHE_SECONDS}, immutable")

@@ -81,7 +81,12 @@ def cursor_id(raw: str | None) -> int:
     if not raw:
         return 0
     if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_ID_DIGITS):
-        raise RequestRefused(f"{raw[:20]!r} is not where a page can start", status=400)
+        raise RequestRefused(
+            f"{raw[:20]!r} is not where a page can start",
+            status=400,
+            code="form.page_start",
+            value=raw[:20],
+        )
     return int(raw)
 
 

@@ -67,7 +67,9 @@ def save_preferences(
     limit(web.limiter, request, "form", web.settings.web_form_rate_limit, 60)
     web.csrf.check_link(token, csrf)
     if channel.value not in offered_channels(web):
-        raise DistributorError("WeChat is not set up on this site: messages come by email")
+        raise DistributorError(
+            "WeChat is not set up on this site: messages come by email", code="prefs.no_wechat"
+        )
     since = utcnow()
     with web.transaction() as session:
         subscriber = update_preferences_by_token(

@@ -83,7 +83,9 @@ def api_user(request: Request, web: WebDep) -> StaffUser:
     """The staff member whose API token came as ``Authorization: Bearer …``; else 401."""
     token = bearer_token(request)
     if token is None:
-        raise NotAuthenticated("send an API token: Authorization: Bearer <token>")
+        raise NotAuthenticated(
+            "send an API token: Authorization: Bearer <token>", code="token.none"
+        )
     with web.reading() as session:
         return authenticate_token(session, token)
 
@@ -105,7 +107,12 @@ async def upload_refusal(request: Request) -> Response | None:
             with web.transaction() as session:
                 user = session_user(session, request.cookies.get(SESSION_COOKIE, ""))
         if not user.role.allows(Role.EDITOR):
-            raise NotPermitted(f"a {user.role} cannot upload: it needs the {Role.EDITOR} role")
+            raise NotPermitted(
+                f"a {user.role} cannot upload: it needs the {Role.EDITOR} role",
+                code="staff.role_needed",
+                role=user.role,
+                needed=Role.EDITOR,
+            )
 
     try:
         await run_in_threadpool(check)
@@ -123,7 +130,12 @@ def require(
 
     async def allowed(user: StaffUser) -> StaffUser:  # no I/O: kept off the thread pool
         if not user.role.allows(role):
-            raise NotPermitted(f"a {user.role} cannot do this: it needs the {role} role")
+            raise NotPermitted(
+                f"a {user.role} cannot do this: it needs the {role} role",
+                code="staff.role_needed",
+                role=user.role,
+                needed=role,
+            )
         return user
 
     # Set, not annotated: a string annotation (this module's) could not name the local ``via``.

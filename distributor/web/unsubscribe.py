@@ -59,7 +59,12 @@ def _unsubscribe(request: Request, fields: dict[str, str]) -> Response:
         scope = fields.get("scope", EVERYTHING)
         if scope != EVERYTHING:
             if not (scope.isascii() and scope.isdigit() and len(scope) <= LIST_ID_DIGITS):
-                raise RequestRefused(f"{scope[:20]!r} is not a choice of this form", status=400)
+                raise RequestRefused(
+                    f"{scope[:20]!r} is not a choice of this form",
+                    status=400,
+                    code="form.not_a_choice",
+                    value=scope[:20],
+                )
             list_id = int(scope)
     with web.transaction() as session:
         done = unsubscribe_from_link(session, web.signer, token, list_id=list_id)

@@ -59,21 +59,32 @@ def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > URL_MAX:
         raise DistributorError(
-            f"{url[:80]!r} is not a web address like https://example.org/hooks/distributor"
+            f"{url[:80]!r} is not a web address like https://example.org/hooks/distributor",
+            code="webhook.url",
+            url=url[:80],
         )
     if parts.username or parts.password:
-        raise DistributorError("a webhook URL cannot carry a password: its posts are signed")
+        raise DistributorError(
+            "a webhook URL cannot carry a password: its posts are signed", code="webhook.password"
+        )
     return url
 
 
 def check_events(events: list[str]) -> list[str]:
     if not events:
-        raise DistributorError(f"name at least one event: {', '.join(EVENT_NAMES)}")
+        raise DistributorError(
+            f"name at least one event: {', '.join(EVENT_NAMES)}",
+            code="webhook.no_events",
+            events=", ".join(EVENT_NAMES),
+        )
     unknown = [event for event in events if event not in EVENT_NAMES]
     if unknown:
         raise DistributorError(
             f"{', '.join(map(repr, unknown))} is not an event; the events are "
-            f"{', '.join(EVENT_NAMES)}"
+            f"{', '.join(EVENT_NAMES)}",
+            code="webhook.unknown_events",
+            unknown=", ".join(unknown),
+            events=", ".join(EVENT_NAMES),
         )
     return list(dict.fromkeys(events))
 
@@ -83,7 +94,11 @@ def add_webhook(
 ) -> tuple[WebhookView, str]:
     """A new webhook and its secret (shown once here; ``webhook_secret`` shows it again)."""
     if len(description) > DESCRIPTION_MAX:
-        raise DistributorError(f"the description is longer than {DESCRIPTION_MAX} characters")
+        raise DistributorError(
+            f"the description is longer than {DESCRIPTION_MAX} characters",
+            code="webhook.description_long",
+            most=DESCRIPTION_MAX,
+        )
     hook = Webhook(
         url=check_url(url),
         secret=new_secret(),
@@ -107,7 +122,9 @@ def _listen(session: Session, hook: Webhook) -> None:
 def get_webhook(session: Session, webhook_id: int) -> Webhook:
     hook = session.get(Webhook, webhook_id)
     if hook is None:
-        raise NotFound(f"there is no webhook with ID {webhook_id}")
+        raise NotFound(
+            f"there is no webhook with ID {webhook_id}", code="webhook.missing", webhook=webhook_id
+        )
     return hook
 
 

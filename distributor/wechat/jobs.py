@@ -195,7 +195,7 @@ def prepare_message(
             return stored.articles
         send = session.get(Send, send_id)
         if send is None:
-            raise NotFound(f"there is no send with ID {send_id}")
+            raise NotFound(f"there is no send with ID {send_id}", code="send.missing", send=send_id)
         articles = compile_wechat_message(load_issue(session, send.issue_id), settings)
     prepared = articles_to_json(prepare_articles(client, articles))
     with factory.begin() as session:

@@ -56,13 +56,17 @@ def read_image(src: str) -> Image:
     if found is None:
         raise RenderError(
             f"the image {src[:80]!r} is not inside the issue (a data: URI of a JPEG or PNG): "
-            "WeChat shows only images uploaded to it"
+            "WeChat shows only images uploaded to it",
+            code="wechat.image_outside",
+            src=src[:80],
         )
     content_type = found[1].lower().replace("image/jpg", "image/jpeg")
     try:
         data = base64.b64decode(found[2], validate=False)
     except binascii.Error:
-        raise RenderError(f"the image {src[:80]!r} is not valid base64") from None
+        raise RenderError(
+            f"the image {src[:80]!r} is not valid base64", code="wechat.image_base64", src=src[:80]
+        ) from None
     extension = "png" if content_type == "image/png" else "jpg"
     return f"image.{extension}", data, content_type
 

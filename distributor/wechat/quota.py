@@ -95,7 +95,12 @@ def check_wechat_quota(
                 f"the WeChat service account's followers receive at most {SERVICE_MONTHLY} mass "
                 f"messages a month and sends {', '.join(map(str, same_month))} already go to "
                 f"them in {day:%Y-%m} (Beijing time): the next is possible from "
-                f"{_when(_next_month(at), zone)}"
+                f"{_when(_next_month(at), zone)}",
+                code="wechat.quota_month",
+                most=SERVICE_MONTHLY,
+                sends=", ".join(map(str, same_month)),
+                month=f"{day:%Y-%m}",
+                next=_when(_next_month(at), zone),
             )
         return
     same_day = [send_id for send_id, moment in others if moment.astimezone(BEIJING).date() == day]
@@ -103,7 +108,11 @@ def check_wechat_quota(
         raise WechatQuotaExceeded(
             f"the WeChat subscription account may mass-send once a day and send {same_day[0]} "
             f"already goes to WeChat readers on {day:%Y-%m-%d} (Beijing time): the next is "
-            f"possible from {_when(_next_day(at), zone)}"
+            f"possible from {_when(_next_day(at), zone)}",
+            code="wechat.quota_day",
+            send=same_day[0],
+            day=f"{day:%Y-%m-%d}",
+            next=_when(_next_day(at), zone),
         )
 
 

@@ -74,7 +74,8 @@ class WechatAccount:
         if not settings.wechat_app_id or not settings.wechat_app_secret:
             raise ConfigurationError(
                 "WECHAT_APP_ID and WECHAT_APP_SECRET must be set for the WeChat channel: copy "
-                "them from the WeChat console (设置与开发 → 基本配置)"
+                "them from the WeChat console (设置与开发 → 基本配置)",
+                code="wechat.no_credentials",
             )
         return cls(
             app_id=settings.wechat_app_id,
@@ -191,10 +192,15 @@ class WechatClient:
                 f"WeChat did not answer {api} within {self.timeout:g} s; it may have been "
                 "carried out all the same",
                 api=api,
+                code="wechat.timeout",
+                seconds=f"{self.timeout:g}",
             ) from None
         except httpx.TransportError as error:
             raise WechatUnavailable(
-                f"cannot reach WeChat at {self.account.api_base} for {api}: {error}", api=api
+                f"cannot reach WeChat at {self.account.api_base} for {api}: {error}",
+                api=api,
+                code="wechat.unreachable",
+                base=self.account.api_base,
             ) from None
         if not response.is_success:
             return response.status_code, {}
@@ -207,6 +213,7 @@ class WechatClient:
                 f"WeChat answered {api} with something that is not a JSON object: "
                 f"{response.text[:200]!r}",
                 api=api,
+                code="wechat.bad_answer",
             )
         return response.status_code, answer
 
@@ -215,14 +222,19 @@ class WechatClient:
     ) -> WechatError:
         """The error for an answer with an errcode (``wait`` for one that asks to slow down)."""
         errcode = int(answer["errcode"])
-        message = describe(errcode, str(answer.get("errmsg", "")), api)
+        described = describe(errcode, str(answer.get("errmsg", "")), api)
+        message = str(described)  # the English, for the CLI and the logs
         if errcode in BACKOFF_ERRCODES:
             if wait is None:
                 wait = self.backoff.retry_after(errcode, self.clock())
-            return WechatRateLimited(message, errcode=errcode, api=api, retry_after=wait)
+            return WechatRateLimited(
+                message, errcode=errcode, api=api, retry_after=wait, code="wechat.slow_down"
+            )
         if errcode == -1:
-            return WechatUnavailable(message, errcode=errcode, api=api)
-        return WechatError(message, errcode=errcode, api=api)
+            return WechatUnavailable(message, errcode=errcode, api=api, code="wechat.busy")
+        return WechatError(
+            message, errcode=errcode, api=api, code="wechat.refused", detail=described
+        )
 
     def _call(
         self,
@@ -247,7 +259,12 @@ class WechatClient:
                 files=files,
             )
             if not 200 <= status < 300:
-                raise WechatUnavailable(f"WeChat answered {api} with HTTP {status}", api=api)
+                raise WechatUnavailable(
+                    f"WeChat answered {api} with HTTP {status}",
+                    api=api,
+                    code="wechat.http_status",
+                    status=status,
+                )
             errcode = int(answer.get("errcode") or 0)
             if errcode == 0 or errcode in accept:
                 return answer
@@ -300,12 +317,21 @@ class WechatClient:
 
     def _read_token(self, status: int, answer: Mapping[str, Any], api: str) -> FetchedToken:
         if not 200 <= status < 300:
-            raise WechatUnavailable(f"WeChat answered {api} with HTTP {status}", api=api)
+            raise WechatUnavailable(
+                f"WeChat answered {api} with HTTP {status}",
+                api=api,
+                code="wechat.http_status",
+                status=status,
+            )
         if answer.get("errcode"):
             raise self._refuse(answer, api)
         token, expires_in = answer.get("access_token"), answer.get("expires_in")
         if not isinstance(token, str) or not token or not isinstance(expires_in, int):
-            raise WechatUnavailable(f"WeChat answered {api} without a token: {answer!r}", api=api)
+            raise WechatUnavailable(
+                f"WeChat answered {api} without a token: {answer!r}",
+                api=api,
+                code="wechat.no_token",
+            )
         return FetchedToken(token, float(expires_in))
 
     # Material.
@@ -317,7 +343,11 @@ class WechatClient:
         )
         url = answer.get("url")
         if not isinstance(url, str) or not url:
-            raise WechatUnavailable(f"WeChat gave no URL for {filename}: {answer!r}")
+            raise WechatUnavailable(
+                f"WeChat gave no URL for {filename}: {answer!r}",
+                code="wechat.no_url",
+                file=filename,
+            )
         return url
 
     def add_material(
@@ -336,7 +366,11 @@ class WechatClient:
         )
         media_id = answer.get("media_id")
         if not isinstance(media_id, str) or not media_id:
-            raise WechatUnavailable(f"WeChat gave no media_id for {filename}: {answer!r}")
+            raise WechatUnavailable(
+                f"WeChat gave no media_id for {filename}: {answer!r}",
+                code="wechat.no_media_id",
+                file=filename,
+            )
         return Material(media_id=media_id, url=str(answer.get("url") or ""))
 
     def add_draft(self, articles: Sequence[DraftArticle]) -> str:
@@ -347,7 +381,9 @@ class WechatClient:
         answer = self._call("POST", "draft/add", body=draft_body(articles))
         media_id = answer.get("media_id")
         if not isinstance(media_id, str) or not media_id:
-            raise WechatUnavailable(f"WeChat made a draft but gave no media_id: {answer!r}")
+            raise WechatUnavailable(
+                f"WeChat made a draft but gave no media_id: {answer!r}", code="wechat.no_draft_id"
+            )
         return media_id
 
     # Mass sends.
@@ -372,6 +408,7 @@ class WechatClient:
                 "one is set up as a subscription account (WECHAT_ACCOUNT_TYPE): send to all "
                 "followers or to a tag",
                 api="message/mass/send",
+                code="wechat.needs_service_account",
             )
         api, body = mass_body(
             media_id, audience, clientmsgid, send_ignore_reprint=send_ignore_reprint
@@ -382,7 +419,11 @@ class WechatClient:
     def preview(self, media_id: str, *, openid: str = "", wxname: str = "") -> MsgId:
         """Show a draft to one reader (a staff member) before the mass send; no quota used."""
         if bool(openid) == bool(wxname):
-            raise WechatError("a WeChat preview goes to one OpenID or one WeChat ID", api="preview")
+            raise WechatError(
+                "a WeChat preview goes to one OpenID or one WeChat ID",
+                api="preview",
+                code="wechat.preview_target",
+            )
         target = {"touser": openid} if openid else {"towxname": wxname}
         answer = self._call(
             "POST",
@@ -397,7 +438,8 @@ class WechatClient:
             return MassStatus(str(answer.get("msg_status")))
         except ValueError:
             raise WechatUnavailable(
-                f"WeChat answered message/mass/get with an unknown status: {answer!r}"
+                f"WeChat answered message/mass/get with an unknown status: {answer!r}",
+                code="wechat.unknown_status",
             ) from None
 
     def mass_speed(self) -> dict[str, Any]:

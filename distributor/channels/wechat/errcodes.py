@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from distributor.errors import Notice
+
 
 @dataclass(frozen=True)
 class Errcode:
@@ -218,13 +220,24 @@ BACKOFF_ERRCODES = frozenset({45009, 45011, 45066})
 CLIENTMSGID_EXISTS = 45065
 
 
-def describe(errcode: int, errmsg: str, api: str) -> str:
-    """One message for a person: which call, which code, what it means, what to do."""
+# The catalogs word each errcode above as err.wechat.errcode.<errcode>: what happened, what to do
+# (tests/test_wechat_protocol.py holds them to the table).
+ERRCODE_TEXTS = "err.wechat.errcode."
+
+
+def describe(errcode: int, errmsg: str, api: str) -> Notice:
+    """One message for a person: which call, which code, what it means, what to do; its code
+    words what it means and what to do in the page's language."""
     known = ERRCODES.get(errcode)
     if known is None:
-        return (
+        return Notice(
             f"WeChat refused {api} with errcode {errcode}, which we do not know "
             f"(WeChat said: {errmsg!r}). Look it up in WeChat's global return codes, or tell "
-            "the developers."
+            "the developers.",
+            code="wechat.errcode_unknown",
+            errmsg=errmsg[:200],
         )
-    return f"WeChat refused {api} (errcode {errcode}): {known.meaning}. {known.action}"
+    return Notice(
+        f"WeChat refused {api} (errcode {errcode}): {known.meaning}. {known.action}",
+        code=ERRCODE_TEXTS.removeprefix("err.") + str(errcode),
+    )

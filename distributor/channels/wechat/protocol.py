@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from distributor.errors import WechatError
+from distributor.errors import Notice, WechatError
 
 TITLE_MAX_CHARS = 32
 AUTHOR_MAX_CHARS = 16
@@ -39,8 +39,14 @@ class DraftArticle:
     only_fans_can_comment: bool = False
 
 
-def _limit_error(what: str, detail: str) -> WechatError:
-    return WechatError(f"the WeChat article {what} {detail}", api="draft/add")
+def _limit_error(what: str, detail: Notice) -> WechatError:
+    return WechatError(
+        f"the WeChat article {what} {detail}",
+        api="draft/add",
+        code="wechat.article_limit",
+        article=what,
+        detail=detail,
+    )
 
 
 def draft_body(articles: Sequence[DraftArticle]) -> dict[str, Any]:
@@ -49,42 +55,78 @@ def draft_body(articles: Sequence[DraftArticle]) -> dict[str, Any]:
         raise WechatError(
             f"a WeChat draft holds 1 to {ARTICLES_PER_DRAFT} articles, not {len(articles)}",
             api="draft/add",
+            code="wechat.draft_articles",
+            most=ARTICLES_PER_DRAFT,
+            count=len(articles),
         )
     body = []
     for number, article in enumerate(articles, start=1):
         name = f"{number} ({article.title[:20]!r})"
         if not article.title.strip():
-            raise _limit_error(name, "has no title")
+            raise _limit_error(name, Notice("has no title", code="wechat.article_no_title"))
         if len(article.title) > TITLE_MAX_CHARS:
             raise _limit_error(
-                name, f"has a title of {len(article.title)} characters; at most {TITLE_MAX_CHARS}"
+                name,
+                Notice(
+                    f"has a title of {len(article.title)} characters; at most {TITLE_MAX_CHARS}",
+                    code="wechat.article_title_long",
+                    length=len(article.title),
+                    most=TITLE_MAX_CHARS,
+                ),
             )
         if len(article.author) > AUTHOR_MAX_CHARS:
             raise _limit_error(
                 name,
-                f"has an author of {len(article.author)} characters; at most {AUTHOR_MAX_CHARS}",
+                Notice(
+                    f"has an author of {len(article.author)} characters; "
+                    f"at most {AUTHOR_MAX_CHARS}",
+                    code="wechat.article_author_long",
+                    length=len(article.author),
+                    most=AUTHOR_MAX_CHARS,
+                ),
             )
         if len(article.digest) > DIGEST_MAX_CHARS:
             raise _limit_error(
                 name,
-                f"has a summary of {len(article.digest)} characters; at most {DIGEST_MAX_CHARS}",
+                Notice(
+                    f"has a summary of {len(article.digest)} characters; "
+                    f"at most {DIGEST_MAX_CHARS}",
+                    code="wechat.article_digest_long",
+                    length=len(article.digest),
+                    most=DIGEST_MAX_CHARS,
+                ),
             )
         if article.digest and len(articles) > 1:
-            raise _limit_error(name, "has a summary, which WeChat takes only for a single article")
+            raise _limit_error(
+                name,
+                Notice(
+                    "has a summary, which WeChat takes only for a single article",
+                    code="wechat.article_digest_single",
+                ),
+            )
         if not article.content.strip():
-            raise _limit_error(name, "has no content")
+            raise _limit_error(name, Notice("has no content", code="wechat.article_empty"))
         if len(article.content) >= CONTENT_MAX_CHARS:
             raise _limit_error(
                 name,
-                f"has {len(article.content):,} characters of content; "
-                f"WeChat takes fewer than {CONTENT_MAX_CHARS:,}",
+                Notice(
+                    f"has {len(article.content):,} characters of content; "
+                    f"WeChat takes fewer than {CONTENT_MAX_CHARS:,}",
+                    code="wechat.article_long",
+                    length=len(article.content),
+                    most=CONTENT_MAX_CHARS,
+                ),
             )
         if len(article.content.encode()) >= CONTENT_MAX_BYTES:
-            raise _limit_error(name, "has 1 MB of content or more")
+            raise _limit_error(
+                name, Notice("has 1 MB of content or more", code="wechat.article_large")
+            )
         if len(article.content_source_url.encode()) > SOURCE_URL_MAX_BYTES:
-            raise _limit_error(name, "has a link longer than 1 KB")
+            raise _limit_error(
+                name, Notice("has a link longer than 1 KB", code="wechat.article_link_long")
+            )
         if not article.thumb_media_id:
-            raise _limit_error(name, "has no cover image")
+            raise _limit_error(name, Notice("has no cover image", code="wechat.article_no_cover"))
         fields: dict[str, Any] = {
             "article_type": "news",
             "title": article.title,
@@ -130,6 +172,9 @@ def check_clientmsgid(clientmsgid: str) -> None:
             f"a WeChat clientmsgid must be 1 to {CLIENTMSGID_MAX_BYTES} bytes, "
             f"not {size}: {clientmsgid[:80]!r}",
             api="message/mass",
+            code="wechat.clientmsgid",
+            most=CLIENTMSGID_MAX_BYTES,
+            size=size,
         )
 
 
@@ -151,6 +196,10 @@ def mass_body(
                 f"a WeChat send by OpenID list names {low} to {high:,} followers, "
                 f"not {len(audience.openids):,}",
                 api="message/mass/send",
+                code="wechat.openid_count",
+                low=low,
+                high=high,
+                count=len(audience.openids),
             )
         return "message/mass/send", {"touser": list(audience.openids), **body}
     if isinstance(audience, ToTag):
@@ -176,7 +225,10 @@ class MassJob:
 def read_mass_job(answer: Mapping[str, Any], *, existing: bool = False) -> MassJob:
     msg_id = answer.get("msg_id")
     if not isinstance(msg_id, int | str) or isinstance(msg_id, bool):
-        raise WechatError(f"WeChat accepted a mass send but gave no msg_id: {dict(answer)!r}")
+        raise WechatError(
+            f"WeChat accepted a mass send but gave no msg_id: {dict(answer)!r}",
+            code="wechat.no_msg_id",
+        )
     msg_data_id = answer.get("msg_data_id")
     return MassJob(
         msg_id=msg_id,

@@ -221,6 +221,8 @@ class AccessTokens:
                     f"another worker has been fetching the WeChat access token for more than "
                     f"{self.wait_seconds:.0f} s; WeChat or the token store may be slow",
                     api="stable_token",
+                    code="wechat.token_wait",
+                    seconds=round(self.wait_seconds),
                 )
             time.sleep(POLL_SECONDS)
 

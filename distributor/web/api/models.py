@@ -72,8 +72,11 @@ TagName = Annotated[str, Field(max_length=TAG_NAME_MAX, pattern=label_pattern())
 STAFF_NAME_PATTERN = r"^[A-Za-z0-9._@\-\u00b7\u00c0-\u024f\u3400-\u4dbf\u4e00-\u9fff]+$"
 
 
+NOTE_PATTERN = r"\S"  # a note staff must give: not blank
+
 # What each pattern asks for, in words: the refusal says it, not the pattern.
 PATTERN_RULES = {
+    NOTE_PATTERN: "is blank: say who asked for it, and how",
     ADDRESS_PATTERN: "is not an address like name@example.org (ASCII; a domain in its xn-- form)",
     label_pattern(): "has a line break, a control character, | , or : in it, or a space at an end",
     STAFF_NAME_PATTERN: "has a character a staff name cannot have (letters, digits, . _ - @ ·)",
@@ -222,6 +225,41 @@ class ScheduleIn(Body):
     expires_in_hours: Hours | None = None
 
 
+class SendEdit(Body):
+    """What changes in a draft or a scheduled send that has not started; what is not given
+    stays as it is (as `distributor send edit`)."""
+
+    lists: list[ListName] | None = Field(
+        default=None, min_length=1, max_length=50, description="Its lists instead."
+    )
+    tags: list[TagName] | None = Field(
+        default=None, max_length=50, description="Its tags instead; [] drops the tag condition."
+    )
+    segment: str | None = Field(
+        default=None,
+        max_length=SEGMENT_NAME_MAX,
+        pattern=label_pattern(),
+        description="A saved segment instead: its readers (within `lists` and `tags` if given).",
+    )
+    variant: SendVariant | None = None
+    at: Moment | None = Field(
+        default=None, description="Its time instead; without an offset, read in `timezone`."
+    )
+    timezone: Zone | None = Field(default=None, description="The zone of `at`; default the site's.")
+    draft: StrictBool | None = Field(
+        default=None,
+        description="true: make (or keep) it a draft; false: schedule it. Absent: as it is.",
+    )
+    expires_in_hours: Hours | None = None
+    rate: Annotated[float, Field(gt=0, le=1e6), BeforeValidator(_a_number)] | None = Field(
+        default=None, description="Messages per second."
+    )
+    tracking: StrictBool | None = Field(default=None, description="Count opens and clicks.")
+    dry_run: StrictBool = Field(
+        default=False, description="Only whom it would reach (what staff confirm); no change."
+    )
+
+
 class RetryIn(Body):
     code: Annotated[int, Field(ge=100, le=999), BeforeValidator(_a_number)] | None = Field(
         default=None, description="Only this SMTP code."
@@ -307,6 +345,12 @@ class ReadersOut(BaseModel):
     fell_back_to_email: int = Field(
         default=0, description="Readers who chose WeChat but cannot be reached there: email."
     )
+
+
+class SendEdited(BaseModel):
+    send: SendOut
+    readers: ReadersOut = Field(description="Whom it reaches (would reach, in a dry run).")
+    dry_run: bool
 
 
 class ReaderStandingOut(BaseModel):
@@ -428,6 +472,13 @@ class SubscriberOut(BaseModel):
     created_at: datetime
 
 
+class SubscriberDetailOut(SubscriberOut):
+    """One subscriber, with what staff care for: tags and attributes."""
+
+    tags: list[str]
+    attributes: dict[str, Any]
+
+
 class SuppressionOut(BaseModel):
     """A reader suppressed by a bounce or a complaint, with the evidence."""
 
@@ -496,6 +547,54 @@ class SubscriberEdit(Body):
     openid: OpenId | None = None
     channel: ChannelPreference | None = None
     format: EmailVariant | None = None
+
+
+Note = Annotated[
+    str,
+    Field(
+        max_length=2000,
+        pattern=NOTE_PATTERN,
+        description="Who asked, and how (kept in the reader's history).",
+    ),
+]
+AttributeName = Annotated[str, Field(min_length=1, max_length=100, pattern=label_pattern())]
+
+
+class CareNote(Body):
+    note: Note
+
+
+class ResubscribeIn(Body):
+    note: Note = Field(description="Their consent: who asked, and how.")
+    lists: list[ListName] = Field(min_length=1, max_length=50, description="Active on these.")
+
+
+class ListsIn(Body):
+    lists: list[ListName] = Field(
+        max_length=50, description="Exactly these lists; the others are left."
+    )
+
+
+class TagsIn(Body):
+    tags: list[TagName] = Field(max_length=50, description="Exactly these tags (made if new).")
+
+
+class AttributesIn(Body):
+    attributes: dict[AttributeName, Annotated[str, Field(max_length=1000)]] = Field(
+        max_length=50,
+        description="Exactly these attributes, as text.",
+        # (a name the pattern refuses is no attribute: the document says so too)
+        json_schema_extra={"additionalProperties": False},
+    )
+
+
+class UnsuppressIn(Body):
+    reason: Note = Field(description="Why it is lifted (the address was fixed, a mistake…).")
+
+
+class ErasedOut(BaseModel):
+    subscriber_id: int
+    deliveries: int = Field(description="Deliveries kept in the counts, made anonymous.")
 
 
 class EmailIn(Body):

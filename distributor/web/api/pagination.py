@@ -59,7 +59,8 @@ class Cursors:
             if isinstance(position, list):
                 return position
         raise InvalidCursor(
-            "the cursor is not one this listing gave out: start from the first page"
+            "the cursor is not one this listing gave out: start from the first page",
+            code="api.cursor",
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -13,8 +14,11 @@ from sqlalchemy.orm import Session
 
 from distributor.campaigns.left_out import left_out, look_up_reader
 from distributor.campaigns.schedule import (
+    SendChanges,
     audience_reach,
     create_send,
+    edit_send,
+    expiry_window,
     schedule_send,
     wechat_account_of,
 )
@@ -37,11 +41,13 @@ from distributor.sending.queries import (
     DeliveryView,
     check_lists,
     delivery_page,
+    get_send,
     list_deliveries,
 )
+from distributor.sending.reach import Reach
 from distributor.sending.test_sends import create_test_send
 from distributor.staff.models import StaffUser
-from distributor.vocabulary import DeliveryState, Variant
+from distributor.vocabulary import DeliveryState, SendState, Variant
 from distributor.web.api.access import Editor, Viewer, audit
 from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from distributor.web.api.models import (
@@ -58,6 +64,8 @@ from distributor.web.api.models import (
     SendAction,
     SendCreate,
     SendCreated,
+    SendEdit,
+    SendEdited,
     SendOut,
     SendVariant,
     TestSendIn,
@@ -186,12 +194,16 @@ def readers(
             variant=None if variant == BY_PREFERENCE else Variant(variant),
             wechat_account=wechat_account_of(web.settings),
         )
-        return ReadersOut(
-            readers=reach.readers,
-            channels=reach.channels,
-            formats=reach.formats,
-            fell_back_to_email=reach.fell_back,
-        )
+        return readers_out(reach)
+
+
+def readers_out(reach: Reach) -> ReadersOut:
+    return ReadersOut(
+        readers=reach.readers,
+        channels=reach.channels,
+        formats=reach.formats,
+        fell_back_to_email=reach.fell_back,
+    )
 
 
 @router.post(
@@ -205,7 +217,8 @@ def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
     at = in_zone(body.at, zone)
     if body.draft and at is None and body.expires_in_hours is not None:
         raise DistributorError(
-            "the expiry counts from the send's time, and this draft has none: give it a time"
+            "the expiry counts from the send's time, and this draft has none: give it a time",
+            code="send.expiry_no_time",
         )
     with web.transaction() as session:
         lists, tags = tuple(body.lists), tuple(body.tags)
@@ -215,7 +228,7 @@ def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
             audience=Audience(lists=lists, tags=tags)
             if body.segment is None
             else segment_audience(session, body.segment, zone, lists=lists, tags=tags),
-            variant=None if body.variant == BY_PREFERENCE else Variant(body.variant),
+            variant=_variant(body.variant),
             at=at,
             now=utcnow(),
             zone=zone,
@@ -237,6 +250,11 @@ def create(body: SendCreate, web: WebDep, user: Editor) -> SendCreated:
         )
         audit(session, user, "send.create", "send", created.id, body.model_dump(mode="json"))
         return SendCreated(send=_status(session, created.id), readers=created.readers)
+
+
+def _variant(variant: SendVariant) -> Variant | None:
+    """None: each reader's own format."""
+    return None if variant == BY_PREFERENCE else Variant(variant)
 
 
 def _hours(hours: float | None) -> timedelta | None:
@@ -278,6 +296,57 @@ def schedule(send_id: ItemId, body: ScheduleIn, web: WebDep, user: Editor) -> Se
             expires_after=_hours(body.expires_in_hours),
         )
         return _acted(session, user, send_id, "schedule", 0, body.model_dump(mode="json"))
+
+
+@router.patch("/sends/{send_id}", response_model=SendEdited, responses=ONE, summary="Edit")
+def edit(send_id: ItemId, body: SendEdit, web: WebDep, user: Editor) -> SendEdited:
+    """Change a draft or a scheduled send that has not started (409 once it has), with every
+    check a new send has: the service the dashboard's edit and `distributor send edit` use.
+    What is not given stays as it is; `dry_run` answers whom it would reach and changes
+    nothing (what the dashboard asks staff to confirm)."""
+    zone = zone_or(body.timezone, web.settings.zone)
+    with web.transaction() as session:
+        send = get_send(session, send_id)
+        lists = tuple(body.lists) if body.lists is not None else send.audience.lists
+        tags = tuple(body.tags) if body.tags is not None else send.audience.tags
+        audience = (
+            replace(send.audience, lists=lists, tags=tags)
+            if body.segment is None
+            else segment_audience(
+                session,
+                body.segment,
+                zone,
+                lists=tuple(body.lists or ()),
+                tags=tuple(body.tags or ()),
+            )
+        )
+        changes = SendChanges(
+            audience=audience,
+            variant=send.variant if body.variant is None else _variant(body.variant),
+            at=in_zone(body.at, zone) if body.at is not None else send.scheduled_at,
+            rate_limit=body.rate if body.rate is not None else send.rate_limit,
+            expires_after=_hours(body.expires_in_hours) or expiry_window(send),
+            tracking=send.tracking if body.tracking is None else body.tracking,
+        )
+        draft = send.state is SendState.DRAFT if body.draft is None else body.draft
+        reach = edit_send(
+            session,
+            send_id,
+            changes,
+            now=utcnow(),
+            zone=zone,
+            draft=draft,
+            wechat_account=wechat_account_of(web.settings),
+            dry_run=body.dry_run,
+        )
+        if not body.dry_run:
+            detail = body.model_dump(mode="json", exclude_none=True) | {"readers": reach.readers}
+            audit(session, user, "send.edit" if draft else "send.schedule", "send", send_id, detail)
+        session.flush()
+        session.expire_all()  # the send as stored (its time in UTC), not as it was set
+        return SendEdited(
+            send=_status(session, send_id), readers=readers_out(reach), dry_run=body.dry_run
+        )
 
 
 @router.post("/sends/{send_id}/pause", response_model=SendAction, responses=ONE)

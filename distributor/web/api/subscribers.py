@@ -1,35 +1,55 @@
-"""``/api/v1/subscribers``: search, add, edit, correct the address of, unsubscribe; list the
+"""``/api/v1/subscribers``: search, add, edit, correct the address of, unsubscribe; care for one
+person at their request (the dashboard's services: a note records who asked); list the
 suppressed by cause and lift suppressions in bulk."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from distributor.automations.joins import record_joins
+from distributor.campaigns.erasure import erase_subscriber
 from distributor.db import utcnow
 from distributor.errors import DistributorError
+from distributor.staff.models import StaffUser
 from distributor.vocabulary import FailureCause, Variant
 from distributor.web.api.access import Editor, Viewer, audit
 from distributor.web.api.errors import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from distributor.web.api.models import (
+    AttributesIn,
+    CareNote,
     EmailIn,
+    ErasedOut,
     ItemId,
+    ListsIn,
     MembershipOut,
     Moment,
+    ResubscribeIn,
     SubscriberAdded,
+    SubscriberDetailOut,
     SubscriberEdit,
     SubscriberIn,
     SubscriberOut,
     SuppressionLiftIn,
     SuppressionLiftOut,
     SuppressionOut,
+    TagsIn,
+    UnsuppressIn,
 )
 from distributor.web.api.pagination import Cursor, Limit, Page, cursors
 from distributor.web.pages import WebDep
 from subscribers.address import DOMAIN_PATTERN
+from subscribers.care import (
+    required_note,
+    resubscribe_at_request,
+    set_attributes,
+    set_lists,
+    set_tags,
+    unsubscribe_at_request,
+)
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.store import (
     add_subscriber,
@@ -38,6 +58,7 @@ from subscribers.store import (
     memberships,
     search_subscribers,
     unsubscribe,
+    unsuppress,
 )
 from subscribers.suppressions import (
     SuppressionFilter,
@@ -184,7 +205,10 @@ def lift(body: SuppressionLiftIn, web: WebDep, user: Editor) -> SuppressionLiftO
         body.cause, body.domain, body.since, body.until, zone=web.settings.zone
     )
     if not any((body.cause, body.domain, body.since, body.until)):
-        raise DistributorError("name the suppressions to lift: cause, domain, since or until")
+        raise DistributorError(
+            "name the suppressions to lift: cause, domain, since or until",
+            code="suppression.no_filter",
+        )
     with web.transaction() as session:
         if body.dry_run:
             return SuppressionLiftOut(count=count_suppressions(session, where), dry_run=True)
@@ -195,10 +219,20 @@ def lift(body: SuppressionLiftIn, web: WebDep, user: Editor) -> SuppressionLiftO
     return SuppressionLiftOut(count=count, dry_run=False)
 
 
-@router.get("/{subscriber_id}", response_model=SubscriberOut, responses=NOT_FOUND, summary="Show")
-def show(subscriber_id: ItemId, web: WebDep, user: Viewer) -> SubscriberOut:
+def subscriber_detail(s: Subscriber) -> SubscriberDetailOut:
+    return SubscriberDetailOut(
+        **subscriber_out(s).model_dump(),
+        tags=sorted(tag.name for tag in s.tags),
+        attributes=dict(s.attributes or {}),
+    )
+
+
+@router.get(
+    "/{subscriber_id}", response_model=SubscriberDetailOut, responses=NOT_FOUND, summary="Show"
+)
+def show(subscriber_id: ItemId, web: WebDep, user: Viewer) -> SubscriberDetailOut:
     with web.transaction() as session:
-        return subscriber_out(get_subscriber(session, subscriber_id))
+        return subscriber_detail(get_subscriber(session, subscriber_id))
 
 
 def _reloaded(session: Session, subscriber_id: int) -> SubscriberOut:
@@ -261,9 +295,151 @@ def set_email(subscriber_id: ItemId, body: EmailIn, web: WebDep, user: Editor) -
     responses=NOT_FOUND,
     summary="Unsubscribe",
 )
-def unsubscribe_one(subscriber_id: ItemId, web: WebDep, user: Editor) -> SubscriberOut:
-    """From every list, as if they had used the link themselves."""
+def unsubscribe_one(
+    subscriber_id: ItemId, web: WebDep, user: Editor, body: CareNote | None = None
+) -> SubscriberOut:
+    """From every list, as if they had used the link themselves. With a `note` (who asked, and
+    how: by phone, in a letter), as the dashboard does it: the note is kept in their history,
+    and one unsubscribed already is refused (422)."""
     with web.transaction() as session:
-        unsubscribe(session, get_subscriber(session, subscriber_id))
-        audit(session, user, "subscriber.unsubscribe", "subscriber", subscriber_id)
+        subscriber = get_subscriber(session, subscriber_id)
+        if body is None:
+            unsubscribe(session, subscriber)
+        else:
+            unsubscribe_at_request(session, subscriber, note=body.note, source=_source(user))
+        detail = {} if body is None else {"note": body.note}
+        audit(session, user, "subscriber.unsubscribe", "subscriber", subscriber_id, detail)
         return _reloaded(session, subscriber_id)
+
+
+def _source(user: StaffUser) -> str:
+    """Who made a change, in the reader's history (as the dashboard writes it)."""
+    return f"staff {user.name}"
+
+
+def _cared(
+    web: WebDep,
+    user: StaffUser,
+    subscriber_id: int,
+    action: str,
+    act: Callable[[Session, Subscriber], dict[str, object]],
+) -> SubscriberDetailOut:
+    """One act of care through its service, audited with what ``act`` returns, in one
+    transaction; answered with the person as they now stand."""
+    with web.transaction() as session:
+        detail = act(session, get_subscriber(session, subscriber_id))
+        audit(session, user, action, "subscriber", subscriber_id, detail)
+        session.expire_all()
+        return subscriber_detail(get_subscriber(session, subscriber_id))
+
+
+@router.post(
+    "/{subscriber_id}/resubscribe",
+    response_model=SubscriberDetailOut,
+    responses=NOT_FOUND,
+    summary="Send again, with their consent",
+)
+def resubscribe(
+    subscriber_id: ItemId, body: ResubscribeIn, web: WebDep, user: Editor
+) -> SubscriberDetailOut:
+    """One who unsubscribed asked to be sent again: active on `lists`, the `note` (their
+    consent: who asked, how) kept in their history and as their consent. A bounce or a
+    complaint is lifted with `unsuppress` instead."""
+
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        resubscribe_at_request(
+            session, subscriber, body.lists, note=body.note, source=_source(user)
+        )
+        return {"note": body.note, "lists": body.lists}
+
+    return _cared(web, user, subscriber_id, "subscriber.resubscribe", act)
+
+
+@router.put(
+    "/{subscriber_id}/lists",
+    response_model=SubscriberDetailOut,
+    responses=NOT_FOUND,
+    summary="Set the lists",
+)
+def put_lists(
+    subscriber_id: ItemId, body: ListsIn, web: WebDep, user: Editor
+) -> SubscriberDetailOut:
+    """On exactly `lists` (pending for one not confirmed yet), the others left; one who said
+    stop joins none (422) until sent again."""
+
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        set_lists(session, subscriber, body.lists)
+        return {"lists": body.lists}
+
+    return _cared(web, user, subscriber_id, "subscriber.lists", act)
+
+
+@router.put(
+    "/{subscriber_id}/tags",
+    response_model=SubscriberDetailOut,
+    responses=NOT_FOUND,
+    summary="Set the tags",
+)
+def put_tags(subscriber_id: ItemId, body: TagsIn, web: WebDep, user: Editor) -> SubscriberDetailOut:
+    """Exactly `tags` (a new name makes the tag)."""
+
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        set_tags(session, subscriber, body.tags)
+        return {"tags": body.tags}
+
+    return _cared(web, user, subscriber_id, "subscriber.labels", act)
+
+
+@router.put(
+    "/{subscriber_id}/attributes",
+    response_model=SubscriberDetailOut,
+    responses=NOT_FOUND,
+    summary="Set the attributes",
+)
+def put_attributes(
+    subscriber_id: ItemId, body: AttributesIn, web: WebDep, user: Editor
+) -> SubscriberDetailOut:
+    """Exactly `attributes` (name: value, as text), which segments match on."""
+
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        set_attributes(subscriber, body.attributes)
+        return {"attributes": sorted(body.attributes)}
+
+    return _cared(web, user, subscriber_id, "subscriber.labels", act)
+
+
+@router.post(
+    "/{subscriber_id}/unsuppress",
+    response_model=SubscriberDetailOut,
+    responses=NOT_FOUND,
+    summary="Lift a suppression",
+)
+def lift_one(
+    subscriber_id: ItemId, body: UnsuppressIn, web: WebDep, user: Editor
+) -> SubscriberDetailOut:
+    """A bounce or a complaint lifted knowingly (the address was fixed, it was a mistake):
+    active again, the `reason` kept in their history. An unsubscribe is not lifted here (422):
+    only the person undoes it."""
+
+    def act(session: Session, subscriber: Subscriber) -> dict[str, object]:
+        unsuppress(session, subscriber.email, reason=body.reason, source=_source(user))
+        return {"reason": body.reason}
+
+    return _cared(web, user, subscriber_id, "subscriber.unsuppress", act)
+
+
+@router.post(
+    "/{subscriber_id}/erase",
+    response_model=ErasedOut,
+    responses=NOT_FOUND,
+    summary="Erase a person",
+)
+def erase(subscriber_id: ItemId, body: CareNote, web: WebDep, user: Editor) -> ErasedOut:
+    """Personal-data deletion at the person's request: they are gone (address, name, history,
+    lists); their deliveries stay in the sends' counts, anonymous. The `note` says who asked."""
+    note = required_note(body.note)
+    with web.transaction() as session:
+        deliveries = erase_subscriber(session, subscriber_id)
+        detail = {"note": note, "deliveries": deliveries}
+        audit(session, user, "subscriber.erase", "subscriber", subscriber_id, detail)
+    return ErasedOut(subscriber_id=subscriber_id, deliveries=deliveries)

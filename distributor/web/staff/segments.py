@@ -106,7 +106,9 @@ def _name_of(web: WebDep, segment_id: int) -> str:
         segment = session.get(Segment, segment_id)
     if segment is None:
         raise NotFound(
-            f"there is no segment with ID {segment_id}", code="segment.missing", segment=segment_id
+            f"there is no segment with ID {segment_id}",
+            code="segment.missing_id",
+            segment=segment_id,
         )
     return segment.name
 

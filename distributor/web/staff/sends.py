@@ -240,7 +240,9 @@ def _variant(text: str) -> Variant | None:
     try:
         return Variant(text)
     except ValueError:
-        raise DistributorError(f"no variant {text[:40]!r}") from None
+        raise DistributorError(
+            f"no variant {text[:40]!r}", code="send.no_variant", variant=text[:40]
+        ) from None
 
 
 def _local_time(text: str, web: WebDep) -> datetime | None:
@@ -512,7 +514,7 @@ def edit_post(
         return _new_form(request, web, user, editing=shown, issue=str(shown["issue_id"]), **values)
     try:
         if not form.draft and not form.at.strip():
-            raise DistributorError("give the time it is to go out")
+            raise DistributorError("give the time it is to go out", code="send.no_time")
         changes = form.changes(web)
         with web.transaction() as session:
             reach = edit_send(
@@ -793,7 +795,12 @@ def _confirm_action(
     shown = progress(send_status(session, send_id), web.settings.zone)
     if action not in ACTIONS.get(SendState(shown["state"]), ()):
         done = {"cancel": "cancelled", "reopen": "reopened"}[action]
-        raise DistributorError(f"send {send_id} is {shown['state']}: it cannot be {done}")
+        raise DistributorError(
+            f"send {send_id} is {shown['state']}: it cannot be {done}",
+            code="send.cannot_cancel" if action == "cancel" else "send.cannot_reopen",
+            send=send_id,
+            state=SendState(shown["state"]),
+        )
     counts = shown["counts"]
     waiting = sum(counts.get(state.value, 0) for state in WAITING_DELIVERY_STATES)
     reach = None

@@ -399,7 +399,11 @@ def change_labels(
             if line.strip():
                 key, equals, value = line.partition("=")
                 if not equals:
-                    raise DistributorError(f"an attribute is written name=value, not {line!r}")
+                    raise DistributorError(
+                        f"an attribute is written name=value, not {line!r}",
+                        code="care.attribute_line",
+                        line=line[:80],
+                    )
                 pairs[key.strip()] = value.strip()
         names = [tag.strip() for tag in tags.replace("，", ",").split(",")]
         set_tags(session, subscriber, names)
@@ -514,7 +518,9 @@ def list_public(
         with web.transaction() as session:
             name = next((each.name for each in list_summaries(session) if each.id == list_id), None)
             if name is None:
-                raise NotFound(f"there is no list with ID {list_id}")
+                raise NotFound(
+                    f"there is no list with ID {list_id}", code="list.no_id", list=list_id
+                )
             set_list_public(session, name, public=bool(public))
             detail = {"name": name, "public": bool(public)}
             record_audit(session, user, "list.public", "list", list_id, detail)
