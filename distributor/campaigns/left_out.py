@@ -22,7 +22,9 @@ from distributor.readers.models import UnsubscribeEvent
 from distributor.sending.models import Delivery, Send
 from distributor.sending.planner import planned_channels, planned_readers, reach_conditions
 from distributor.sending.queries import get_send
+from distributor.sending.reach import kinds_of_one_list
 from distributor.vocabulary import DeliveryChannel
+from subscribers.counts import ReaderKind
 from subscribers.models import (
     ChannelPreference,
     List,
@@ -157,12 +159,44 @@ def standing_of(send: Send, *, wechat: bool) -> Any:
     return case(*branches, else_=literal(otherwise.value))
 
 
-def left_out(session: Session, send_id: int, *, wechat: bool = False) -> LeftOut:
+def kept_standing(kind: ReaderKind, send: Send, *, wechat: bool) -> Standing:
+    """:func:`standing_of` for a kind of reader of a send to one list that is not planned yet
+    (what :mod:`subscribers.counts` keeps): the same branches, in the same order."""
+    by_status = {
+        SubscriberStatus.UNSUBSCRIBED: Standing.UNSUBSCRIBED,
+        SubscriberStatus.BOUNCED: Standing.BOUNCED,
+        SubscriberStatus.COMPLAINED: Standing.COMPLAINED,
+        SubscriberStatus.PENDING: Standing.NOT_CONFIRMED,
+    }
+    if kind.status in by_status:
+        return by_status[SubscriberStatus(kind.status)]
+    if kind.subscription != SubscriptionStatus.ACTIVE:
+        pending = kind.subscription == SubscriptionStatus.PENDING
+        return Standing.NOT_CONFIRMED if pending else Standing.LEFT_LIST
+    if kind.status != SubscriberStatus.ACTIVE:
+        return Standing.NOT_IN_SEGMENT
+    if not any(kind.reached(c, wechat=wechat) for c in planned_channels(send, wechat=wechat)):
+        return Standing.WECHAT_ONLY if wechat and kind.on_wechat() else Standing.NO_ADDRESS
+    return Standing.IN_SEND
+
+
+def left_out(
+    session: Session, send_id: int, *, wechat: bool = False, kept: bool = True
+) -> LeftOut:
     """How many readers of the send's lists are in it, and why each of the others is not
-    (``wechat``: WeChat is set up). A test send, to named addresses, has no lists: all zero."""
+    (``wechat``: WeChat is set up). A send to one list not planned yet is counted from the
+    list's kept counts, unless ``kept`` is False (what they are checked against). A test send,
+    to named addresses, has no lists: all zero."""
     send = get_send(session, send_id)
     counts: dict[str, int] = {}
-    if send.audience.lists:
+    kinds = None
+    if kept and not _planned(send):
+        kinds = kinds_of_one_list(session, send.audience)
+    if kinds is not None:  # one list, not planned yet: from its kept counts
+        for kind, n in kinds.items():
+            standing = kept_standing(kind, send, wechat=wechat).value
+            counts[standing] = counts.get(standing, 0) + n
+    elif send.audience.lists:
         standing = standing_of(send, wechat=wechat).label("standing")
         rows = session.execute(
             select(standing, func.count(Subscriber.id))
@@ -175,7 +209,16 @@ def left_out(session: Session, send_id: int, *, wechat: bool = False) -> LeftOut
         send_id=send_id,
         list_readers=in_send + sum(counts.values()),
         in_send=in_send,
-        fell_back=_fell_back(session, send, wechat=wechat),
+        fell_back=(
+            _fell_back(session, send, wechat=wechat)
+            if kinds is None
+            else sum(
+                n
+                for kind, n in kinds.items()
+                if kept_standing(kind, send, wechat=wechat) is Standing.IN_SEND
+                and kind.fell_back(wechat=wechat)
+            )
+        ),
         reasons={s.value: counts[s.value] for s in LEFT_OUT_ORDER if counts.get(s.value)},
     )
 

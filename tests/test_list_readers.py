@@ -1,0 +1,142 @@
+"""The kept counts of each list's readers (migration 0020) equal a plain count of the
+subscriptions, on SQLite and PostgreSQL, after every kind of change: sign-ups, an import,
+unsubscribes, suppressions and their lifting, a move to WeChat, changed addresses, statements
+that change many rows at once, a list and a person deleted; and every figure read from them (a
+send's reach, a draft's left-out readers) is the one counted over the readers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import case, func, select, text
+from sqlalchemy.orm import Session
+
+from distributor.campaigns.erasure import erase_subscriber
+from distributor.campaigns.left_out import left_out
+from distributor.db import get_engine, transaction
+from distributor.sending.models import Send
+from distributor.sending.reach import send_reach
+from distributor.vocabulary import DeliveryChannel, SendState, Variant
+from subscribers.counts import EMPTY_OPENID, NO_OPENID, OPENID, ListReaders
+from subscribers.importer import import_subscribers
+from subscribers.models import ChannelPreference, List, Subscriber, Subscription
+from subscribers.query import Audience, has_email
+from subscribers.store import (
+    add_subscriber,
+    change_address,
+    delete_list,
+    find_subscriber,
+    unsubscribe,
+    unsuppress,
+)
+from tests.support.sending import import_sample
+from tests.support.standings import LIST, readers_in_each_state
+
+OTHER = "其他"
+
+
+def kept(session: Session) -> Counter[tuple[object, ...]]:
+    t = ListReaders
+    keys = (t.list_id, t.subscription, t.status, t.channel, t.format, t.email, t.openid)
+    rows = session.execute(select(*keys, func.sum(t.n)).group_by(*keys))
+    return Counter({tuple(key): int(n) for *key, n in rows if n})
+
+
+def plain(session: Session) -> Counter[tuple[object, ...]]:
+    """The same keys, counted over the subscriptions with the planner's own conditions."""
+    openid = Subscriber.openid
+    keys = (
+        Subscription.list_id,
+        Subscription.status,
+        Subscriber.status,
+        Subscriber.channel,
+        Subscriber.format,
+        case((has_email(), 1), else_=0),
+        case((openid.is_(None), NO_OPENID), (openid == "", EMPTY_OPENID), else_=OPENID),
+    )
+    rows = session.execute(
+        select(*keys, func.count()).join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .group_by(*keys)
+    )
+    return Counter(
+        {tuple(getattr(k, "value", k) for k in key): int(n) for *key, n in rows}
+    )
+
+
+def assert_counts_agree(url: str, issue_id: int) -> None:
+    with transaction(url) as session:
+        assert kept(session) == plain(session)
+        names = list(session.scalars(select(List.name)))
+        for name in [*names, "no such list"]:
+            audience = Audience(lists=(name,))
+            for variant in (None, Variant.DIGEST):
+                send = Send(
+                    issue_id=issue_id, audience=audience, variant=variant,
+                    channel=DeliveryChannel.EMAIL, is_test=False, state=SendState.DRAFT,
+                )
+                for wechat in (False, True):
+                    assert send_reach(session, send, wechat=wechat) == send_reach(
+                        session, send, wechat=wechat, kept=False
+                    ), (name, variant, wechat)
+                session.add(send)
+                session.flush()
+                for wechat in (False, True):
+                    assert left_out(session, send.id, wechat=wechat) == left_out(
+                        session, send.id, wechat=wechat, kept=False
+                    ), (name, variant, wechat)
+                session.delete(send)
+
+
+def test_the_kept_counts_equal_the_readers_counted(
+    database_url: str, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    readers_in_each_state(database_url)  # sign-ups, unsubscribes, suppressions, WeChat
+    issue_id = import_sample(database_url, sample_issue_path)
+    with transaction(database_url) as session:
+        for email, fmt in (("digest@x.cn", Variant.DIGEST), ("text@x.cn", Variant.TEXT)):
+            add_subscriber(session, email, lists=[LIST, OTHER])
+            find_subscriber(session, email).format = fmt
+        add_subscriber(session, "both@x.cn", lists=[LIST])
+        both = find_subscriber(session, "both@x.cn")
+        # An empty OpenID: WeChat cannot reach it.
+        both.channel, both.openid = ChannelPreference.BOTH, ""
+        # Another send of the issue, going out: the reach's "already" is counted beside.
+        session.add(
+            Send(issue_id=issue_id, audience=Audience(lists=(LIST,)), variant=None,
+                 channel=DeliveryChannel.EMAIL, is_test=False, state=SendState.SCHEDULED)
+        )
+    path = tmp_path / "readers.csv"
+    path.write_text(
+        "email,name,format\nin@x.cn,老读者,text\nnew1@x.cn,新读者,digest\nnew2@x.cn,,full\n"
+    )
+    with get_engine(database_url).connect() as connection:
+        import_subscribers(connection, path, list_name=OTHER, on_problem=lambda problem: None)
+    assert_counts_agree(database_url, issue_id)
+
+    with transaction(database_url) as session:
+        # Statements that change many rows at once, as an import's or a migration's would.
+        session.execute(text("UPDATE subscribers SET format = 'digest' WHERE id % 2 = 0"))
+        session.execute(
+            text("UPDATE subscriptions SET status = 'pending' WHERE subscriber_id % 3 = 0")
+        )
+        session.execute(
+            text("UPDATE subscribers SET channel = 'wechat', openid = NULL WHERE id % 5 = 1")
+        )
+        unsubscribe(session, find_subscriber(session, "new1@x.cn"))
+        unsuppress(session, "bounced@x.cn", reason="the box is back", source="test")
+        change_address(session, "text@x.cn", "wx-0001@wechat.invalid")
+        session.execute(
+            text(
+                "DELETE FROM subscriptions WHERE subscriber_id = :s AND list_id ="
+                " (SELECT id FROM lists WHERE name = :l)"
+            ),
+            {"s": find_subscriber(session, "digest@x.cn").id, "l": OTHER},
+        )
+        erase_subscriber(session, find_subscriber(session, "both@x.cn").id)
+        session.execute(text("DELETE FROM subscribers WHERE email_key = 'new2@x.cn'"))
+    assert_counts_agree(database_url, issue_id)
+
+    with transaction(database_url) as session:
+        delete_list(session, OTHER)
+    assert_counts_agree(database_url, issue_id)
