@@ -12,7 +12,7 @@ at seven receiving domains, answered over five hours (INSERT … SELECT generate
 The readers differ as an office's do: some unsubscribed or bounced, some off the list, some
 reading the digest, some WeChat only. The pages that count a send's audience (the create form's
 live count, its confirmation, a draft's cancel confirmation, the readers left out of the draft
-and of the running send) are asked for fewer times (``--requests`` / 10). Run it from another
+and of the running send) are asked for fewer times (``--requests`` / 40). Run it from another
 checkout (``PYTHONPATH=/tmp/base python benchmarks/web_staff.py`` in ``/tmp/base``, from
 ``git archive main | tar -x -C /tmp/base``) for a baseline of the same pages there.
 `distributor web` serves it in its own process; each
@@ -259,7 +259,7 @@ def audience_pages(browser: httpx.Client, requests: int, send_id: int) -> bool:
     match = CSRF.search(form.text)
     assert match, "the form has no CSRF field"
     confirm = {"issue": "2", "lists": "会员", "action": "schedule", "csrf": match.group(1)}
-    times = max(3, requests // 10)
+    times = max(3, requests // 40)
     ok = True
     for name, path, data in (
         ("dashboard: the form's audience count", "/staff/audience-count?lists=会员&issue=2",

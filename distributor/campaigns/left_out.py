@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from distributor.db import counting_over_readers
 from distributor.errors import NotFound
 from distributor.readers.models import UnsubscribeEvent
 from distributor.sending.models import Delivery, Send
@@ -197,6 +198,7 @@ def left_out(
             standing = kept_standing(kind, send, wechat=wechat).value
             counts[standing] = counts.get(standing, 0) + n
     elif send.audience.lists:
+        counting_over_readers(session)
         standing = standing_of(send, wechat=wechat).label("standing")
         rows = session.execute(
             select(standing, func.count(Subscriber.id))

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from distributor.db import counting_over_readers
 from distributor.sending.models import Delivery, Send
 from distributor.sending.planner import planned_channels, reach_conditions, variant_of
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryChannel, DeliveryState, SendState
@@ -168,6 +169,7 @@ def _already(send: Send, others: list[OtherSend], *, wechat: bool) -> dict[str, 
 
 def _counted(session: Session, send: Send, figures: dict[str, Any]) -> dict[str, int]:
     """Each figure's count of the send's audience, in one pass over it."""
+    counting_over_readers(session)
     row = session.execute(
         select(*(func.count(Subscriber.id).filter(cond) for cond in figures.values())).where(
             *audience_conditions(send.audience)
