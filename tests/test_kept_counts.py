@@ -1,20 +1,24 @@
-"""The kept counts of each list's readers (migration 0020) equal a plain count of the
-subscriptions, on SQLite and PostgreSQL, after every kind of change: sign-ups, an import,
-unsubscribes, suppressions and their lifting, a move to WeChat, changed addresses, statements
-that change many rows at once, a list and a person deleted; and every figure read from them (a
-send's reach, a draft's left-out readers) is the one counted over the readers."""
+"""The trigger-kept counts (migration 0020) equal a plain count, on SQLite and PostgreSQL.
+
+Each list's readers, after every kind of change: sign-ups, an import, unsubscribes,
+suppressions and their lifting, a move to WeChat, changed addresses, statements that change many
+rows at once, a list and a person deleted; and every figure read from them (a send's reach, a
+draft's left-out readers) is the one counted over the readers. A send's readers who opened and
+clicked, after events written, marked as a scanner's, changed and deleted."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import case, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from distributor.campaigns.erasure import erase_subscriber
 from distributor.campaigns.left_out import left_out
-from distributor.db import get_engine, transaction
+from distributor.db import get_engine, transaction, utcnow
+from distributor.readers.engagement import engagement_counts
+from distributor.readers.models import EngagementEvent, EngagementKind
 from distributor.sending.models import Send
 from distributor.sending.reach import send_reach
 from distributor.vocabulary import DeliveryChannel, SendState, Variant
@@ -32,6 +36,7 @@ from subscribers.store import (
 )
 from tests.support.sending import import_sample
 from tests.support.standings import LIST, readers_in_each_state
+from tests.test_claims import running_send_with
 
 OTHER = "其他"
 
@@ -140,3 +145,63 @@ def test_the_kept_counts_equal_the_readers_counted(
     with transaction(database_url) as session:
         delete_list(session, OTHER)
     assert_counts_agree(database_url, issue_id)
+
+
+def test_the_kept_engagement_equals_the_events_counted(database_url: str) -> None:
+    send_id = running_send_with(database_url, 5)
+    other = running_send_with(database_url, 2)
+    open_, click = EngagementKind.OPEN, EngagementKind.CLICK
+    events = [
+        (send_id, 1, open_, None, False),
+        (send_id, 1, open_, None, False),  # again: one reader
+        (send_id, 1, click, "https://hzgh.org/1", False),
+        (send_id, 1, click, "https://hzgh.org/1", False),  # the same link: one click
+        (send_id, 2, click, "https://hzgh.org/1", True),  # a scanner
+        (send_id, 2, click, "https://hzgh.org/2", True),
+        (send_id, 3, click, None, False),  # a link without an address is a link
+        (send_id, 3, click, "https://hzgh.org/2", False),
+        (send_id, 4, open_, None, False),
+        (other, 1, open_, None, False),
+    ]
+
+    def write(rows: list[tuple[int, int, EngagementKind, str | None, bool]]) -> None:
+        with transaction(database_url) as session:
+            session.execute(
+                insert(EngagementEvent),
+                [
+                    {"send_id": s, "subscriber_id": r, "kind": k, "url": u, "machine": m,
+                     "at": utcnow()}
+                    for s, r, k, u, m in rows
+                ],
+            )
+
+    def assert_counts_agree() -> None:
+        with transaction(database_url) as session:
+            for send in (send_id, other):
+                assert engagement_counts(session, send) == engagement_counts(
+                    session, send, kept=False
+                )
+
+    write(events[:6])
+    write(events[6:])  # readers seen before, and new ones
+    assert_counts_agree()
+    with transaction(database_url) as session:
+        session.execute(  # reader 1 turns out to be a scanner; reader 2 not
+            update(EngagementEvent)
+            .where(EngagementEvent.subscriber_id.in_([1, 2]), EngagementEvent.kind == click)
+            .values(machine=EngagementEvent.subscriber_id == 1)
+        )
+        session.execute(
+            update(EngagementEvent)
+            .where(EngagementEvent.subscriber_id == 3, EngagementEvent.url.is_(None))
+            .values(url="https://hzgh.org/2")  # now the link they had clicked already
+        )
+    assert_counts_agree()
+    with transaction(database_url) as session:  # a person erased: their events go
+        session.execute(delete(EngagementEvent).where(EngagementEvent.subscriber_id == 1))
+    assert_counts_agree()
+    with transaction(database_url) as session:
+        # Reader 2's two links, now a reader's; reader 3's one link, clicked twice.
+        assert engagement_counts(session, send_id).to_json() == {
+            "opened": 1, "clicked": 2, "clicks": 3
+        }

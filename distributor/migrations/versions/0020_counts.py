@@ -1,7 +1,8 @@
-"""list readers: the readers of each list per standing on it, status, channel, format and
-addresses, kept by triggers, so that a send's audience is counted from a few rows
+"""counts: the readers of each list per standing on it, status, channel, format and addresses,
+and each send's readers who opened and clicked, kept by triggers, so that a send's audience and
+its report are counted from a few rows
 
-Revision ID: 0020_list_readers
+Revision ID: 0020_counts
 Revises: 0019_ops
 Create Date: 2026-12-06 11:00:00
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020_list_readers"
+revision = "0020_counts"
 down_revision = "0019_ops"
 branch_labels = None
 depends_on = None
@@ -181,7 +182,128 @@ TRIGGERS = {
     "subscriptions": ("insert", "update", "delete"),
     "subscribers": ("update", "delete"),
     "lists": ("delete",),
+    "engagement_events": ("insert", "update", "delete"),
 }
+
+# A send's readers who opened, who clicked, and their clicks (each reader's each link once), a
+# scanner's apart: what readers.engagement counts over the events. A change to some readers'
+# events changes the figures by what those readers' events add up to after it, less what they
+# added up to before (the events now, less the changed rows' new versions, plus their old ones).
+READERS = "send_readers"
+FIGURES = ("opened", "clicked", "clicks", "machine_clicks")
+EVENT_COLUMNS = "id, send_id, subscriber_id, kind, machine, url"
+READER_CLICK = "kind = 'click' AND NOT machine"
+SCANNER_CLICK = "kind = 'click' AND machine"
+READERS_UPSERT = f"ON CONFLICT (send_id, figure, shard) DO UPDATE SET n = {READERS}.n + EXCLUDED.n"
+
+
+def _added_up(events: str) -> str:
+    """Per send and reader, what their ``events`` add to each figure (a link's NULL counted as
+    DISTINCT counts it: as one link)."""
+    return (
+        "SELECT send_id,"
+        " max(CASE WHEN kind = 'open' THEN 1 ELSE 0 END) AS opened,"
+        f" max(CASE WHEN {READER_CLICK} THEN 1 ELSE 0 END) AS clicked,"
+        f" count(DISTINCT CASE WHEN {READER_CLICK} THEN url END)"
+        f" + max(CASE WHEN {READER_CLICK} AND url IS NULL THEN 1 ELSE 0 END) AS clicks,"
+        f" count(DISTINCT CASE WHEN {SCANNER_CLICK} THEN url END)"
+        f" + max(CASE WHEN {SCANNER_CLICK} AND url IS NULL THEN 1 ELSE 0 END) AS machine_clicks"
+        f" FROM ({events}) AS events GROUP BY send_id, subscriber_id"
+    )
+
+
+def _changes(after: str, before: str) -> str:
+    """Per send and figure: after, less before (columns send_id, figure, n)."""
+    sides = []
+    for sign, events in ((1, after), (-1, before)):
+        sides += [
+            f"SELECT send_id, '{figure}' AS figure, {sign} * {figure} AS n"
+            f" FROM ({_added_up(events)}) AS readers"
+            for figure in FIGURES
+        ]
+    return " UNION ALL ".join(sides)
+
+
+def _pg_readers_function(operation: str) -> str:
+    changed = {
+        "insert": "SELECT * FROM new_rows",
+        "delete": "SELECT * FROM old_rows",
+        "update": "SELECT * FROM new_rows UNION ALL SELECT * FROM old_rows",
+    }[operation]
+    now = (
+        f"SELECT e.{EVENT_COLUMNS.replace(', ', ', e.')} FROM engagement_events e"
+        f" JOIN (SELECT DISTINCT send_id, subscriber_id FROM ({changed}) AS c) AS k"
+        " ON e.send_id = k.send_id AND e.subscriber_id = k.subscriber_id"
+        " AND e.kind IN ('open', 'click')"
+    )
+    before = "SELECT * FROM now_rows"
+    if operation != "delete":
+        before += " WHERE id NOT IN (SELECT id FROM new_rows)"
+    if operation != "insert":
+        before += f" UNION ALL SELECT {EVENT_COLUMNS} FROM old_rows"
+    # One writer of a send's events at a time, each reading what the one before committed: two
+    # processes writing a reader's first open at once must not both count it.
+    return f"""
+    CREATE FUNCTION engagement_events_{READERS}_{operation}() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM pg_advisory_xact_lock(hashtext('{READERS}:' || send_id))
+      FROM (SELECT DISTINCT send_id FROM ({changed}) AS c ORDER BY send_id) AS sends;
+      INSERT INTO {READERS} (send_id, figure, shard, n)
+      SELECT send_id, figure, pg_backend_pid(), sum(n) FROM (
+        WITH now_rows AS MATERIALIZED ({now})
+        {_changes("SELECT * FROM now_rows", before)}
+      ) AS changes GROUP BY send_id, figure HAVING sum(n) <> 0 {READERS_UPSERT};
+      RETURN NULL;
+    END $$
+    """
+
+
+def _pg_readers() -> list[str]:
+    statements = []
+    for operation, tables in (
+        ("insert", "NEW TABLE AS new_rows"),
+        ("update", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+        ("delete", "OLD TABLE AS old_rows"),
+    ):
+        statements += [
+            _pg_readers_function(operation),
+            f"CREATE TRIGGER engagement_events_{READERS}_{operation} AFTER {operation.upper()}"
+            f" ON engagement_events REFERENCING {tables} FOR EACH STATEMENT"
+            f" EXECUTE FUNCTION engagement_events_{READERS}_{operation}()",
+        ]
+    return statements
+
+
+def _sqlite_readers() -> list[str]:
+    """Row by row: the reader's events now, and without the new row but with the old one."""
+    statements = []
+    for operation, rows in (("insert", ("NEW",)), ("update", ("NEW", "OLD")), ("delete", ("OLD",))):
+        row = rows[0]
+        now = (
+            f"SELECT {EVENT_COLUMNS} FROM engagement_events"
+            f" WHERE send_id = {row}.send_id AND subscriber_id = {row}.subscriber_id"
+        )
+        before = now + (" AND id <> NEW.id" if "NEW" in rows else "")
+        if "OLD" in rows:
+            before += (
+                " UNION ALL SELECT OLD.id, OLD.send_id, OLD.subscriber_id, OLD.kind,"
+                " OLD.machine, OLD.url"
+            )
+        when = ""
+        if operation == "update":
+            when = (
+                " WHEN OLD.machine IS NOT NEW.machine OR OLD.kind IS NOT NEW.kind"
+                " OR OLD.url IS NOT NEW.url"
+            )
+        statements.append(
+            f"CREATE TRIGGER engagement_events_{READERS}_{operation} AFTER {operation.upper()}"
+            f" ON engagement_events{when} BEGIN"
+            f" INSERT INTO {READERS} (send_id, figure, shard, n)"
+            f" SELECT send_id, figure, 0, sum(n) FROM ({_changes(now, before)})"
+            f" WHERE true GROUP BY send_id, figure HAVING sum(n) <> 0 {READERS_UPSERT}; END"
+        )
+    return statements
 
 
 def upgrade() -> None:
@@ -212,17 +334,41 @@ def upgrade() -> None:
         f"INSERT INTO {TABLE} ({COLUMNS}, shard, n) SELECT {_keys('r', 's')}, 0, count(*)"
         f" {_of('subscriptions')} GROUP BY {_keys('r', 's')}"
     )
+    op.create_table(
+        READERS,
+        sa.Column("send_id", BIG_ID, nullable=False),
+        sa.Column("figure", sa.String(length=20), nullable=False),
+        sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["send_id"], ["sends.id"], name=op.f(f"fk_{READERS}_send_id_sends"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("send_id", "figure", "shard", name=op.f(f"pk_{READERS}")),
+    )
+    every = f"SELECT {EVENT_COLUMNS} FROM engagement_events"
+    op.execute(
+        f"INSERT INTO {READERS} (send_id, figure, shard, n) SELECT send_id, figure, 0, sum(n)"
+        f" FROM ({_changes(every, every + ' WHERE 1 = 0')}) AS figures"
+        " GROUP BY send_id, figure HAVING sum(n) <> 0"
+    )
     postgres = op.get_bind().dialect.name == "postgresql"
-    for statement in [*PG_FUNCTIONS, *PG_TRIGGERS] if postgres else SQLITE_TRIGGERS:
+    statements = (
+        [*PG_FUNCTIONS, *PG_TRIGGERS, *_pg_readers()]
+        if postgres
+        else [*SQLITE_TRIGGERS, *_sqlite_readers()]
+    )
+    for statement in statements:
         op.execute(statement)
 
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     for table, events in TRIGGERS.items():
+        counts = READERS if table == "engagement_events" else TABLE
         for event in events:
             op.execute(
-                f"DROP TRIGGER IF EXISTS {table}_{TABLE}_{event}"
+                f"DROP TRIGGER IF EXISTS {table}_{counts}_{event}"
                 + (f" ON {table}" if postgres else "")
             )
     if postgres:
@@ -231,6 +377,8 @@ def downgrade() -> None:
             f"subscribers_{TABLE}",
             f"subscribers_{TABLE}_gone",
             f"lists_{TABLE}",
+            *(f"engagement_events_{READERS}_{event}" for event in TRIGGERS["engagement_events"]),
         ):
             op.execute(f"DROP FUNCTION IF EXISTS {function}()")
     op.drop_table(TABLE)
+    op.drop_table(READERS)
