@@ -307,7 +307,7 @@ def main() -> None:
             httpx.Client(
                 base_url=f"http://127.0.0.1:{port}",
                 cookies={SESSION_COOKIE: session_id},
-                timeout=30,
+                timeout=120,  # a count over a million readers, as before the kept counts
             ) as browser,
         ):
             for _ in range(10):  # warm up the connection and the server's pool
