@@ -12,12 +12,14 @@ compares every figure with the SQL ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import BigInteger, SmallInteger, String, func, select
+from sqlalchemy import BigInteger, SmallInteger, String, case, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from distributor.db import Base, BigId
-from subscribers.models import List
+from subscribers.models import List, Subscriber, Subscription
+from subscribers.query import has_email
 
 # The OpenID column, in three: WeChat reaches only a set one, and a reader with none at all (not
 # an empty one) falls back to email (``subscribers.query.fell_back_to_email``).
@@ -98,3 +100,23 @@ def readers_of(session: Session, list_id: int) -> dict[ReaderKind, int]:
         for sub, status, channel, fmt, email, openid, n in rows
         if n
     }
+
+
+def kind_columns() -> tuple[Any, ...]:
+    """The key of :class:`ListReaders` as columns of a ``Subscription`` joined to its
+    ``Subscriber``: what the triggers compute, for a count over some of the rows."""
+    openid = Subscriber.openid
+    return (
+        Subscription.status,
+        Subscriber.status,
+        Subscriber.channel,
+        Subscriber.format,
+        case((has_email(), 1), else_=0),
+        case((openid.is_(None), NO_OPENID), (openid == "", EMPTY_OPENID), else_=OPENID),
+    )
+
+
+def kind_of(row: Any) -> ReaderKind:
+    """A row of :func:`kind_columns` as a :class:`ReaderKind`."""
+    sub, status, channel, fmt, email, openid = (getattr(v, "value", v) for v in row)
+    return ReaderKind(str(sub), str(status), str(channel), str(fmt), bool(email), int(openid))
