@@ -8,7 +8,14 @@ p95 < 100 ms, of the client's time for the API, of the server's own time for the
 
 A throw-away database gets 1,000,000 subscribers and a tracked send with 1,000,000 deliveries
 at seven receiving domains, answered over five hours (INSERT … SELECT generate_series), with
-200,000 opens and 20,000 clicks on 20 links. `distributor web` serves it in its own process; each
+200,000 opens and 20,000 clicks on 20 links; a second issue has a draft send to the same list.
+The readers differ as an office's do: some unsubscribed or bounced, some off the list, some
+reading the digest, some WeChat only. The pages that count a send's audience (the create form's
+live count, its confirmation, a draft's cancel confirmation, the readers left out of the draft
+and of the running send) are asked for fewer times (``--requests`` / 40). Run it from another
+checkout (``PYTHONPATH=/tmp/base python benchmarks/web_staff.py`` in ``/tmp/base``, from
+``git archive main | tar -x -C /tmp/base``) for a baseline of the same pages there.
+`distributor web` serves it in its own process; each
 request is timed at the client, over a kept-alive connection, and by the server
 (its ``Server-Timing`` header). Pages are asked for at random depths (a cursor for a random
 position) and searches for random prefixes. The baseline, timed in the same run directly on the
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -64,10 +72,20 @@ def fill(url: str, n: int) -> int:
             " channel, format, created_at, updated_at)"
             f" SELECT g, 'Reader' || g || '@' || ({DOMAINS})[1 + g % 7],"
             f" 'reader' || g || '@' || ({DOMAINS})[1 + g % 7],"
-            " '读者' || g, 'zh-CN', '{}', 'active', 'email', 'full', now(), now()"
+            " '读者' || g, 'zh-CN', '{}',"
+            " CASE WHEN g % 20 = 0 THEN 'unsubscribed' WHEN g % 50 = 1 THEN 'bounced'"
+            " ELSE 'active' END,"
+            " CASE WHEN g % 40 = 3 THEN 'wechat' ELSE 'email' END,"
+            " CASE WHEN g % 3 = 0 THEN 'digest' ELSE 'full' END, now(), now()"
             " FROM generate_series(1, :n) AS g",
             "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at)"
-            " SELECT g, 1, 'active', now(), now() FROM generate_series(1, :n) AS g",
+            " SELECT g, 1, CASE WHEN g % 25 = 2 THEN 'unsubscribed' ELSE 'active' END, now(),"
+            " now() FROM generate_series(1, :n) AS g",
+            "INSERT INTO issues (id, newsletter_id, number, issue_date, masthead, source_format,"
+            " imported_at) VALUES (2, 1, 2, '2023-01-03', '{}', 'json', now())",
+            "INSERT INTO sends (id, issue_id, audience, variant, channel, state, is_test,"
+            " planned_through, created_at, updated_at, tracking) VALUES (2, 2,"
+            " '{\"lists\": [\"会员\"]}', NULL, 'email', 'draft', false, 0, now(), now(), false)",
             "INSERT INTO sends (id, issue_id, audience, variant, channel, state, is_test,"
             " planned_through, created_at, updated_at, started_at, scheduled_at, tracking)"
             " VALUES (1, 1, '{\"lists\": [\"会员\"]}', 'full', 'email', 'running', false, 0,"
@@ -175,12 +193,15 @@ def report_page(
     return ok
 
 
-def measure_page(requests: int, client: httpx.Client, path: str) -> tuple[list[float], list[float]]:
-    """Client and server times of ``requests`` loads of one dashboard page."""
+def measure_page(
+    requests: int, client: httpx.Client, path: str, data: dict[str, str] | None = None
+) -> tuple[list[float], list[float]]:
+    """Client and server times of ``requests`` loads of one dashboard page (posting ``data``:
+    a form's answer)."""
     times, server = [], []
     for _ in range(requests):
         start = time.perf_counter()
-        response = client.get(path)
+        response = client.get(path) if data is None else client.post(path, data=data)
         times.append((time.perf_counter() - start) * 1000)
         server.append(server_ms(response))
     return times, server
@@ -225,6 +246,36 @@ def naive(
     return samples
 
 
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+DRAFT = 2  # the draft send of the second issue, to the same list
+
+
+def audience_pages(browser: httpx.Client, requests: int, send_id: int) -> bool:
+    """The pages that count a send's audience: the create form's live count (for an issue
+    nobody sent yet, and for the one going out: then who got it already is counted too), the
+    confirmation of a new send and of cancelling the draft, and the readers left out."""
+    form = browser.get("/staff/sends/new")
+    form.raise_for_status()
+    match = CSRF.search(form.text)
+    assert match, "the form has no CSRF field"
+    confirm = {"issue": "2", "lists": "会员", "action": "schedule", "csrf": match.group(1)}
+    times = max(3, requests // 40)
+    ok = True
+    for name, path, data in (
+        ("dashboard: the form's audience count", "/staff/audience-count?lists=会员&issue=2",
+         None),
+        ("dashboard: …, the issue going out already", "/staff/audience-count?lists=会员&issue=1",
+         None),
+        ("dashboard: a new send's confirmation", "/staff/sends/new", confirm),
+        ("dashboard: cancelling a draft, confirmed", f"/staff/sends/{DRAFT}/cancel",
+         {"csrf": match.group(1)}),
+        ("dashboard: a draft's left-out readers", f"/staff/sends/{DRAFT}/left-out", None),
+        ("dashboard: a running send's left-out", f"/staff/sends/{send_id}/left-out", None),
+    ):
+        ok &= report_page(name, *measure_page(times, browser, path, data))
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -236,6 +287,7 @@ def main() -> None:
     n, requests = args.rows, args.requests
     rng = random.Random(471)
     with throwaway_database(args.admin_url, "distributor_web_staff_bench") as url:
+        print("load average at the start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         upgrade(url)
         send_id = fill(url, n)
         token, session_id = editor_token(url)
@@ -255,7 +307,7 @@ def main() -> None:
             httpx.Client(
                 base_url=f"http://127.0.0.1:{port}",
                 cookies={SESSION_COOKIE: session_id},
-                timeout=30,
+                timeout=120,  # a count over a million readers, as before the kept counts
             ) as browser,
         ):
             for _ in range(10):  # warm up the connection and the server's pool
@@ -342,7 +394,9 @@ def main() -> None:
                     if sql
                     else None,
                 )
+            ok &= audience_pages(browser, requests, send_id)
         print("PASS" if ok else "FAIL", "(a shared 2-core machine: figures vary run to run)")
+        print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import importlib
 MODEL_MODULES = (
     "distributor.issues.models",
     "subscribers.models",
+    "subscribers.counts",
     "distributor.sending.models",
     "distributor.readers.models",
     "distributor.bounces.models",

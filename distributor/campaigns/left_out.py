@@ -14,15 +14,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from distributor.db import counting_over_readers
 from distributor.errors import NotFound
 from distributor.readers.models import UnsubscribeEvent
 from distributor.sending.models import Delivery, Send
 from distributor.sending.planner import planned_channels, planned_readers, reach_conditions
 from distributor.sending.queries import get_send
+from distributor.sending.reach import kinds_of_one_list
 from distributor.vocabulary import DeliveryChannel
+from subscribers.counts import ReaderKind, kind_columns, kind_of
 from subscribers.models import (
     ChannelPreference,
     List,
@@ -157,12 +160,54 @@ def standing_of(send: Send, *, wechat: bool) -> Any:
     return case(*branches, else_=literal(otherwise.value))
 
 
-def left_out(session: Session, send_id: int, *, wechat: bool = False) -> LeftOut:
+def kept_standing(kind: ReaderKind, send: Send, *, wechat: bool) -> Standing:
+    """:func:`standing_of` for a kind of reader of a send to one list (what
+    :mod:`subscribers.counts` keeps), without a message in it: the same branches, in the same
+    order (IN_SEND: the send would reach them)."""
+    by_status = {
+        SubscriberStatus.UNSUBSCRIBED: Standing.UNSUBSCRIBED,
+        SubscriberStatus.BOUNCED: Standing.BOUNCED,
+        SubscriberStatus.COMPLAINED: Standing.COMPLAINED,
+        SubscriberStatus.PENDING: Standing.NOT_CONFIRMED,
+    }
+    if kind.status in by_status:
+        return by_status[SubscriberStatus(kind.status)]
+    if kind.subscription != SubscriptionStatus.ACTIVE:
+        pending = kind.subscription == SubscriptionStatus.PENDING
+        return Standing.NOT_CONFIRMED if pending else Standing.LEFT_LIST
+    if kind.status != SubscriberStatus.ACTIVE:
+        return Standing.NOT_IN_SEGMENT
+    if not any(kind.reached(c, wechat=wechat) for c in planned_channels(send, wechat=wechat)):
+        return Standing.WECHAT_ONLY if wechat and kind.on_wechat() else Standing.NO_ADDRESS
+    return Standing.IN_SEND
+
+
+def left_out(
+    session: Session, send_id: int, *, wechat: bool = False, kept: bool = True
+) -> LeftOut:
     """How many readers of the send's lists are in it, and why each of the others is not
-    (``wechat``: WeChat is set up). A test send, to named addresses, has no lists: all zero."""
+    (``wechat``: WeChat is set up). A send to one list is counted from the list's kept counts
+    (once planned, less those of its readers who have no message in it, counted in one grouped
+    pass), unless ``kept`` is False (what they are checked against). A test send, to named
+    addresses, has no lists: all zero."""
     send = get_send(session, send_id)
     counts: dict[str, int] = {}
-    if send.audience.lists:
+    kinds = kinds_of_one_list(session, send.audience) if kept else None
+    if kinds is not None and _planned(send):
+        # Those with a message are in it; the others stand where their kind puts them.
+        missing = _without_messages(session, send)
+        for kind, n in missing.items():
+            standing = kept_standing(kind, send, wechat=wechat)
+            if standing is Standing.IN_SEND:
+                standing = Standing.JOINED_LATER if send.planned_at else Standing.NOT_PLANNED_YET
+            counts[standing.value] = counts.get(standing.value, 0) + n
+        counts[Standing.IN_SEND.value] = sum(kinds.values()) - sum(missing.values())
+    elif kinds is not None:  # one list, not planned yet: from its kept counts
+        for kind, n in kinds.items():
+            value = kept_standing(kind, send, wechat=wechat).value
+            counts[value] = counts.get(value, 0) + n
+    elif send.audience.lists:
+        counting_over_readers(session)
         standing = standing_of(send, wechat=wechat).label("standing")
         rows = session.execute(
             select(standing, func.count(Subscriber.id))
@@ -175,9 +220,37 @@ def left_out(session: Session, send_id: int, *, wechat: bool = False) -> LeftOut
         send_id=send_id,
         list_readers=in_send + sum(counts.values()),
         in_send=in_send,
-        fell_back=_fell_back(session, send, wechat=wechat),
+        fell_back=(
+            _fell_back(session, send, wechat=wechat)
+            if kinds is None or _planned(send)
+            else sum(
+                n
+                for kind, n in kinds.items()
+                if kept_standing(kind, send, wechat=wechat) is Standing.IN_SEND
+                and kind.fell_back(wechat=wechat)
+            )
+        ),
         reasons={s.value: counts[s.value] for s in LEFT_OUT_ORDER if counts.get(s.value)},
     )
+
+
+def _without_messages(session: Session, send: Send) -> dict[ReaderKind, int]:
+    """The readers of a planned send's one list who have no message in it, per kind: one
+    grouped pass over the list with the send's rows hashed beside it, not a probe per reader."""
+    counting_over_readers(session)
+    columns = kind_columns()
+    rows = session.execute(
+        select(*columns, func.count())
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(
+            Subscription.list_id.in_(select(List.id).where(List.name.in_(send.audience.lists))),
+            ~exists().where(
+                Delivery.send_id == send.id, Delivery.subscriber_id == Subscription.subscriber_id
+            ),
+        )
+        .group_by(*columns)
+    )
+    return {kind_of(row[:-1]): int(row[-1]) for row in rows}
 
 
 def _fell_back(session: Session, send: Send, *, wechat: bool) -> int:

@@ -31,7 +31,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from distributor.db import utcnow
 from distributor.errors import InvalidToken
 from distributor.outbox import EventKind, record_events
-from distributor.readers.models import EngagementEvent, EngagementKind, SendEngagement
+from distributor.readers.models import (
+    EngagementEvent,
+    EngagementKind,
+    SendEngagement,
+    SendReaders,
+)
 from distributor.sending.breakdown import per_minute
 from distributor.sending.models import Delivery
 from subscribers.tokens import TokenPurpose, TokenSigner
@@ -231,8 +236,19 @@ class EngagementCounts:
         return shown
 
 
-def engagement_counts(session: Session, send_id: int) -> EngagementCounts:
-    """Readers and reader-link pairs, not rows: replaying a link counts for nothing."""
+def engagement_counts(session: Session, send_id: int, *, kept: bool = True) -> EngagementCounts:
+    """Readers and reader-link pairs, not rows: replaying a link counts for nothing. Read from
+    the trigger-kept ``send_readers``, or (``kept`` False: what they are checked against)
+    counted over the events."""
+    if kept:
+        figures = dict.fromkeys(("opened", "clicked", "clicks", "machine_clicks"), 0)
+        rows = session.execute(
+            select(SendReaders.figure, func.sum(SendReaders.n))
+            .where(SendReaders.send_id == send_id)
+            .group_by(SendReaders.figure)
+        )
+        figures.update({str(figure): int(n) for figure, n in rows})
+        return EngagementCounts(**figures)
     of_send = EngagementEvent.send_id == send_id
     # DISTINCT in a subquery, not count(DISTINCT …): the index gives the readers in order, so
     # they are counted as they come instead of sorted first (a fifth of a million opens).

@@ -86,3 +86,21 @@ class UnsubscribeEvent(Base):
 
     def __repr__(self) -> str:
         return f"<UnsubscribeEvent {self.send_id} {self.subscriber_id} {self.list_id}>"
+
+
+class SendReaders(Base):
+    """A send's readers who opened, who clicked, and the links they followed (each reader's
+    each link once; a scanner's apart), per ``figure``, kept by database triggers on
+    ``engagement_events`` (migration 0020): its report reads four rows, however many opened."""
+
+    __tablename__ = "send_readers"
+
+    send_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True
+    )
+    figure: Mapped[str] = mapped_column(String(20), primary_key=True)
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    def __repr__(self) -> str:
+        return f"<SendReaders {self.send_id} {self.figure}={self.n}>"

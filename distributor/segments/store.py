@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from distributor.db import utcnow
+from distributor.db import counting_over_readers, utcnow
 from distributor.errors import AlreadyExists, DistributorError, NotFound
 from distributor.segments.language import All, Any_, Facet, Node, Not, parse
 from distributor.segments.models import DESCRIPTION_MAX, SEGMENT_NAME_MAX, Segment
@@ -152,10 +152,7 @@ def count_segment(session: Session, name: str, zone: ZoneInfo) -> int:
     """How many active readers, on some list, the segment holds now: what a send to it (by
     any channel) would be planned from."""
     audience = segment_audience(session, name, zone)
-    if session.get_bind().dialect.name == "postgresql":
-        # A probe per reader looks costly to the planner, which would then compile the query
-        # (JIT): a second of LLVM for a count that takes a fraction of it.
-        session.execute(text("SET LOCAL jit = off"))
+    counting_over_readers(session)
     return int(
         session.scalar(select(func.count(Subscriber.id)).where(*audience_conditions(audience))) or 0
     )
