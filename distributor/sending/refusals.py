@@ -29,12 +29,12 @@ from sqlalchemy.orm import Session
 from distributor.config import Settings
 from distributor.failures import FailureReading, Verdict, domain_of
 from distributor.sending.breakdown import domains_of
-from distributor.sending.lifecycle import pause_for_error
 from distributor.sending.models import Delivery
 from distributor.vocabulary import READER_CAUSES, DeliveryChannel, DeliveryState, FailureCause
 from subscribers.models import SubscriberStatus
 
-if TYPE_CHECKING:  # the store is imported where a reader is suppressed: a status starts without it
+if TYPE_CHECKING:  # the store and the lifecycle are imported where a refusal is recorded: a
+    # send's status (its worst refusal) starts without them
     from subscribers.store import Suppression
 
 REPEATED_LIMIT = 3  # failures of the reader's own mailbox …
@@ -291,6 +291,7 @@ def record_refusal(
     cause kept, the reader suppressed or the send paused as the rule says.
     ``unchecked``: the refusals at this domain since its wave was last looked at, this one
     included (0: do not look now)."""
+    from distributor.sending.lifecycle import pause_for_error
     from subscribers.store import suppress_all
 
     session.connection().execute(_SET_CAUSE, {"b_id": failed.id, "b_cause": reading.cause})
