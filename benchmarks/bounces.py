@@ -24,9 +24,10 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from distributor.bounces import MatchedFeedback, classify, match
 from distributor.bounces.apply import PausePolicy, Processed
+from distributor.bounces.classify import classify
 from distributor.bounces.mailbox import BATCH_SIZE, process_batch
+from distributor.bounces.match import MatchedFeedback, match
 from distributor.db import dispose_engines, session_factory, transaction, upgrade
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue

@@ -20,15 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from distributor.config import Settings
 from distributor.issues.plaintext import parse_plaintext
-from distributor.render import (
-    DkimSigner,
-    Recipient,
-    Variant,
-    compile_issue,
-    compile_wechat,
-    inline_runs,
-    personalise,
-)
+from distributor.render.dkim import DkimSigner
+from distributor.render.email import compile_issue
+from distributor.render.personalise import Recipient, personalise
+from distributor.render.views import inline_runs
+from distributor.render.wechat import compile_wechat
+from distributor.vocabulary import Variant
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenSigner
 

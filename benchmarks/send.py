@@ -56,9 +56,11 @@ from distributor.devservers.redis_server import RedisServer
 from distributor.devservers.smtp_sink import SmtpSink
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
-from distributor.render import DkimSigner, Recipient, Variant, compile_issue, personalise
+from distributor.render.dkim import DkimSigner
+from distributor.render.email import compile_issue
+from distributor.render.personalise import Recipient, personalise
 from distributor.sending.models import Delivery, Send
-from distributor.vocabulary import DeliveryState
+from distributor.vocabulary import DeliveryState, Variant
 from subscribers.links import PublicLinks
 from subscribers.models import List, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
 from subscribers.query import Audience

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from distributor.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import yaml
 
 SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
 
@@ -100,11 +102,7 @@ class _Located(dict[Any, Any]):
     key_lines: dict[Any, int]
 
 
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
+def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Located:
     loader.flatten_mapping(node)
     mapping = _Located()
     mapping.line, mapping.key_lines = node.start_mark.line + 1, {}
@@ -115,7 +113,17 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
     return mapping
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+@cache
+def _loader() -> type[yaml.SafeLoader]:
+    """A SafeLoader that keeps lines; made (and YAML imported) by the first relays file read,
+    not by every command that reads the settings."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    return Loader
 
 
 def load_relays_file(path: str, env: Mapping[str, str]) -> RoutingPlan:
@@ -126,8 +134,10 @@ def load_relays_file(path: str, env: Mapping[str, str]) -> RoutingPlan:
         raise ConfigurationError(
             f"SMTP_RELAYS_FILE={path!r} cannot be read: {error.strerror}"
         ) from None
+    import yaml
+
     try:
-        data = yaml.load(text, Loader=_Loader)  # a SafeLoader that keeps lines
+        data = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path

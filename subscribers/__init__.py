@@ -6,6 +6,10 @@ The sending engine needs only :mod:`subscribers.query`; the CLI, :mod:`subscribe
 request).
 Imports only the ground floor (:mod:`distributor.vocabulary`, ``db``, ``errors``): never the issue
 package, render, a channel, an engine or a face.
+
+The package brings only the models and the audience query (every user of the store needs them);
+the rest is imported from its module, so that reading a send's status does not load the store's
+writing side (imports, the outbox).
 """
 
 from subscribers.models import ChannelPreference as ChannelPreference
@@ -15,14 +19,10 @@ from subscribers.models import SubscriberStatus as SubscriberStatus
 from subscribers.models import Subscription as Subscription
 from subscribers.models import SubscriptionStatus as SubscriptionStatus
 from subscribers.models import Tag as Tag
-from subscribers.public import confirm_by_token as confirm_by_token
-from subscribers.public import unsubscribe_by_token as unsubscribe_by_token
-from subscribers.public import update_preferences_by_token as update_preferences_by_token
 from subscribers.query import Audience as Audience
 from subscribers.query import AudienceMember as AudienceMember
 from subscribers.query import still_sendable as still_sendable
 from subscribers.query import stream_audience as stream_audience
-from subscribers.store import request_subscription as request_subscription
 
 __all__ = [
     "Audience",
@@ -34,10 +34,6 @@ __all__ = [
     "Subscription",
     "SubscriptionStatus",
     "Tag",
-    "confirm_by_token",
-    "request_subscription",
     "still_sendable",
     "stream_audience",
-    "unsubscribe_by_token",
-    "update_preferences_by_token",
 ]

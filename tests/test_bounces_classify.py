@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from distributor.bounces import FeedbackKind, MatchedFeedback, Unmatched, classify, match
+from distributor.bounces import FeedbackKind
+from distributor.bounces.classify import classify
+from distributor.bounces.match import MatchedFeedback, Unmatched, match
 from distributor.render.message_ids import MessageRef
 from distributor.vocabulary import FailureCause
 from tests.support.bounces import FIXTURES, NOW, VERP, fixture

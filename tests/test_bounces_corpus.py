@@ -10,7 +10,8 @@ from functools import cache
 
 import pytest
 
-from distributor.bounces import Feedback, FeedbackKind, classify
+from distributor.bounces import Feedback, FeedbackKind
+from distributor.bounces.classify import classify
 from distributor.bounces.feedback import BOUNCES
 from distributor.vocabulary import FailureCause
 from tests.support.bounces import FIXTURES

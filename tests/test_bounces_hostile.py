@@ -10,14 +10,9 @@ import tracemalloc
 
 import pytest
 
-from distributor.bounces import (
-    MAX_MESSAGE_BYTES,
-    FeedbackKind,
-    MatchedFeedback,
-    Unmatched,
-    classify,
-    match,
-)
+from distributor.bounces import MAX_MESSAGE_BYTES, FeedbackKind
+from distributor.bounces.classify import classify
+from distributor.bounces.match import MatchedFeedback, Unmatched, match
 from distributor.bounces.message import one_line
 from distributor.render.message_ids import make_message_id
 from tests.support.bounces import BOUNCE_DOMAIN, FROM_DOMAIN, ISSUED, NOW, SECRET, VERP, fixture

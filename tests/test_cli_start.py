@@ -1,15 +1,21 @@
 """The CLI starts at once: ``distributor --help`` lists every command without importing any of
-them (nor SQLAlchemy, the web app, Celery), and lists each as it reads once loaded."""
+them (nor SQLAlchemy, the web app, Celery), and lists each as it reads once loaded; ``send status``
+and ``send list`` import the models and the status query, not the renderer, the bounce reading,
+the web app, Celery or Redis (issue 27)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 from click.testing import CliRunner
 
 from distributor.cli import LAZY_COMMANDS, main
+from tests.support.audience import make_audience
+from tests.support.sending import import_sample, started_send
 
 # What a command's own import would bring; the list of commands needs none of it.
 HEAVY = ("sqlalchemy", "fastapi", "celery", "premailer", "distributor.cli.send_commands")
@@ -28,6 +34,41 @@ def test_help_lists_every_command_without_importing_them() -> None:
     assert imported == "[]", imported
     for name, lazy in LAZY_COMMANDS.items():
         assert f"  {name} " in listing and lazy.summary in listing, (name, listing)
+
+
+# What reading a send's status must not load: each costs a person waiting for the answer.
+NOT_FOR_STATUS = (
+    "distributor.render",  # templates, premailer, the DKIM signer
+    "distributor.bounces.classify",  # reading bounces (the status counts them from the models)
+    "distributor.campaigns.schedule",  # making sends, counting audiences
+    "distributor.runtime",
+    "premailer",
+    "jinja2",
+    "celery",
+    "fastapi",
+    "redis",  # only where the shared counters are in Redis
+)
+
+
+def test_send_status_and_list_import_only_what_they_show(
+    sqlite_url: str, sample_issue_path: Path
+) -> None:
+    make_audience(sqlite_url, "members", 2)
+    send_id = started_send(sqlite_url, import_sample(sqlite_url, sample_issue_path), "members")
+    probe = (
+        "import sys\nfrom distributor.cli import main\n"
+        f"for args in (['send', 'status', '{send_id}'], ['send', 'list']):\n"
+        "    main(args, standalone_mode=False)\n"
+        f"print(sorted(m for m in sys.modules for h in {NOT_FOR_STATUS!r}"
+        " if m == h or m.startswith(h + '.')))"
+    )
+    env = {**os.environ, "DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": "x" * 32}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    shown, _, imported = out.rstrip().rpartition("\n")
+    assert f"Send {send_id}: issue" in shown and "list members" in shown, shown  # both answered
+    assert imported == "[]", imported
 
 
 def test_a_command_lists_the_same_loaded_or_not() -> None:

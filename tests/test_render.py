@@ -37,22 +37,18 @@ from distributor.config import Settings
 from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
 from distributor.issues.document import Article, Block, IssueDocument, Masthead
 from distributor.issues.plaintext import parse_plaintext
-from distributor.render import (
+from distributor.render.dkim import SIGNED_HEADERS, DkimSigner
+from distributor.render.email import (
+    HTML_BUDGET_BYTES,
     CompiledMessage,
-    DkimSigner,
-    Recipient,
-    Variant,
     compile_digest,
     compile_issue,
-    compile_wechat,
-    inline_runs,
-    personalise,
 )
-from distributor.render.dkim import SIGNED_HEADERS
-from distributor.render.email import HTML_BUDGET_BYTES
 from distributor.render.mime import encode_text
-from distributor.render.personalise import check_alignment
-from distributor.render.views import MAX_ARTICLE_CHARS
+from distributor.render.personalise import Recipient, check_alignment, personalise
+from distributor.render.views import MAX_ARTICLE_CHARS, inline_runs
+from distributor.render.wechat import compile_wechat
+from distributor.vocabulary import Variant
 from subscribers.links import PublicLinks
 from subscribers.tokens import TokenPurpose, TokenSigner
 from tests.conftest import SAMPLE_ISSUE as SAMPLE

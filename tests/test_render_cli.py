@@ -20,7 +20,8 @@ from distributor.db import transaction
 from distributor.errors import RenderError
 from distributor.issues.plaintext import parse_plaintext
 from distributor.issues.store import load_issue, save_issue
-from distributor.render import Recipient, Variant
+from distributor.render.personalise import Recipient
+from distributor.vocabulary import Variant
 from subscribers.links import PREFERENCES_PATH, UNSUBSCRIBE_PATH
 from subscribers.store import add_subscriber
 from subscribers.tokens import TokenPurpose, TokenSigner

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 from distributor.config import Settings
 from distributor.issues.document import Block
 from distributor.issues.plaintext import parse_plaintext
-from distributor.render import CompiledMessage, Recipient, compile_issue, personalise
+from distributor.render.email import CompiledMessage, compile_issue
+from distributor.render.personalise import Recipient, personalise
 from distributor.render.tracking import add_tracking
 from distributor.vocabulary import Variant
 from subscribers.links import PublicLinks

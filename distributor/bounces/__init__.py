@@ -10,22 +10,14 @@ the delivery, the reader and the send; :mod:`~distributor.bounces.mailbox` polls
 mailbox over IMAP; :mod:`~distributor.bounces.models` keeps every message processed. They build
 on the sending engine and the subscriber store; the reading modules import neither, and nothing
 below the engines imports this package.
+
+The package holds only the words (:class:`Feedback`, :class:`FeedbackKind`): the reading is
+imported from :mod:`~distributor.bounces.classify` and :mod:`~distributor.bounces.match`, so that
+counting a send's bounces (its status) does not load it.
 """
 
-from distributor.bounces.classify import classify as classify
 from distributor.bounces.feedback import Feedback as Feedback
 from distributor.bounces.feedback import FeedbackKind as FeedbackKind
-from distributor.bounces.match import MatchedFeedback as MatchedFeedback
-from distributor.bounces.match import Unmatched as Unmatched
-from distributor.bounces.match import match as match
 from distributor.bounces.message import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 
-__all__ = [
-    "MAX_MESSAGE_BYTES",
-    "Feedback",
-    "FeedbackKind",
-    "MatchedFeedback",
-    "Unmatched",
-    "classify",
-    "match",
-]
+__all__ = ["MAX_MESSAGE_BYTES", "Feedback", "FeedbackKind"]

@@ -29,8 +29,10 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from distributor.bounces import Feedback, FeedbackKind, MatchedFeedback, Unmatched, classify, match
+from distributor.bounces import Feedback, FeedbackKind
+from distributor.bounces.classify import classify
 from distributor.bounces.feedback import RecipientFailure
+from distributor.bounces.match import MatchedFeedback, Unmatched, match
 from distributor.bounces.message import MAX_TEXT_CHARS, one_line
 from distributor.bounces.models import FeedbackMessage, FeedbackOutcome
 from distributor.config import Settings

@@ -19,10 +19,7 @@ from distributor.cli.hints import ISSUE_HINT, hinted
 from distributor.cli.terminal import plain
 from distributor.errors import NotFound
 from distributor.issues.store import load_issue
-from distributor.render import (
-    Recipient,
-    Variant,
-)
+from distributor.render.personalise import Recipient
 from distributor.render.preview import (
     PREVIEW_ADDRESS,
     PREVIEW_SUBSCRIBER_ID,
@@ -31,6 +28,7 @@ from distributor.render.preview import (
     message_bytes,
     render_preview,
 )
+from distributor.vocabulary import Variant
 from subscribers.store import find_subscriber
 
 CHROMIUM = "/usr/bin/chromium"

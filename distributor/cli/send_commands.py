@@ -9,15 +9,6 @@ from zoneinfo import ZoneInfo
 
 import click
 
-if TYPE_CHECKING:
-    from distributor.campaigns.left_out import ReaderLookup
-from distributor.campaigns.schedule import (
-    SendChanges,
-    create_send,
-    edit_send,
-    schedule_send,
-    wechat_account_of,
-)
 from distributor.campaigns.status import list_sends, send_status
 from distributor.cli.context import AppContext, pass_app
 from distributor.cli.hints import hinted
@@ -31,22 +22,17 @@ from distributor.cli.send_status_output import (
 from distributor.cli.terminal import plain
 from distributor.db import utcnow
 from distributor.errors import DistributorError, EmptyAudience, NotFound
-from distributor.segments.store import segment_audience
 from distributor.sending.ab import AbTest, WinnerBy, parse_wait
-from distributor.sending.lifecycle import (
-    cancel_send,
-    pause_send,
-    reopen_send,
-    resume_send,
-    retry_failed,
-)
 from distributor.sending.models import BY_PREFERENCE
 from distributor.sending.queries import DEFAULT_EXPIRY, get_send, list_deliveries, local_time
-from distributor.sending.route_status import routing_now
-from distributor.sending.test_sends import create_test_send
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryState, SendState, Variant
 from subscribers.query import Audience
 
+if TYPE_CHECKING:
+    from distributor.campaigns.left_out import ReaderLookup
+
+# A command imports in its body what only it uses (making, scheduling, controlling a send):
+# `send status` and `send list` start without audience counts, segments or the engine.
 EMAIL_VARIANT_NAMES = [variant.value for variant in EMAIL_VARIANTS]
 VARIANTS = [*EMAIL_VARIANT_NAMES, BY_PREFERENCE]
 AT_HELP = (
@@ -196,6 +182,9 @@ def create_command(
 
     Prints its ID, how many readers it reaches today and when it goes out. A time in the past,
     a date without a time of day and a list with nobody to send to are refused."""
+    from distributor.campaigns.schedule import create_send, wechat_account_of
+    from distributor.segments.store import segment_audience
+
     app.settings.require_secret_key()  # its links are signed: say so now, not in the worker
     zone = app.settings.zone
     when = parse_when(at, zone) if at else None
@@ -285,6 +274,8 @@ def schedule_command(
     """Schedule a draft, or move a scheduled send.
 
     Without --at it keeps the time it was given (none: now)."""
+    from distributor.campaigns.schedule import schedule_send, wechat_account_of
+
     zone = app.settings.zone
     with app.session() as session:
         when = schedule_send(
@@ -327,6 +318,8 @@ def edit_command(
     """Change a draft or a scheduled send that has not started.
 
     What is not given stays as it is; it is checked as a new send is, and prints its readers."""
+    from distributor.campaigns.schedule import SendChanges, edit_send, wechat_account_of
+
     zone = app.settings.zone
     with app.session() as session:
         current = get_send(session, send_id)
@@ -377,6 +370,7 @@ def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...], var
     this command waited is reported as failed.
     """
     from distributor.runtime import WorkerRuntime
+    from distributor.sending.test_sends import create_test_send
 
     runtime = WorkerRuntime.from_settings(app.settings)
     try:
@@ -410,6 +404,8 @@ def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...], var
 @pass_app
 def pause_command(app: AppContext, send_id: int) -> None:
     """Pause a send: no new message goes out within 2 seconds."""
+    from distributor.sending.lifecycle import pause_send
+
     with app.session() as session:
         pause_send(session, send_id, utcnow())
     click.echo(
@@ -424,6 +420,8 @@ def resume_command(app: AppContext, send_id: int) -> None:
     """Resume a paused or expired send.
 
     It goes on where it stopped; one paused before its time waits for that time again."""
+    from distributor.sending.lifecycle import resume_send
+
     with app.session() as session:
         resume_send(session, send_id, utcnow())
         status = send_status(session, send_id)
@@ -443,6 +441,8 @@ def cancel_command(app: AppContext, send_id: int) -> None:
     """Cancel a send: nothing not yet sent goes out.
 
     `distributor send reopen` sends the rest after all."""
+    from distributor.sending.lifecycle import cancel_send
+
     with app.session() as session:
         cancel_send(session, send_id, utcnow())
     click.echo(
@@ -459,6 +459,8 @@ def reopen_command(app: AppContext, send_id: int) -> None:
 
     It goes to the readers it had not reached, never again to those who got it. One cancelled
     before it started comes back as a draft."""
+    from distributor.sending.lifecycle import reopen_send
+
     with app.session() as session:
         waiting = reopen_send(session, send_id, utcnow())
         status = send_status(session, send_id)
@@ -482,6 +484,8 @@ def retry_failed_command(app: AppContext, send_id: int, code: int | None) -> Non
     """Send the failed deliveries of a send again.
 
     Nobody already sent is touched."""
+    from distributor.sending.lifecycle import retry_failed
+
     with app.session() as session:
         reopened = retry_failed(session, send_id, utcnow(), code=code)
     which = f" with code {code}" if code else ""
@@ -520,6 +524,8 @@ def status_command(app: AppContext, send_id: int, as_json: bool, watch: bool) ->
     """Show a send: audience, time, state and progress.
 
     How many of its messages are in each state, and what each state means."""
+    from distributor.sending.route_status import routing_now  # reads Redis, if there is one
+
     with app.session() as session:
         status = send_status(session, send_id)
     if watch and status.state not in ("done",):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from distributor.campaigns.status import SendStatus, send_status
@@ -20,9 +20,11 @@ from distributor.readers.arms import AbStatus
 from distributor.sending.ab import Reason, WinnerBy, wait_text
 from distributor.sending.models import ARM_A, ARM_B, ARM_REST
 from distributor.sending.queries import DeliveryView, local_time
-from distributor.sending.route_status import RoutingReport
 from distributor.vocabulary import DeliveryState
 from distributor.wechat.status import wechat_delivery_counts
+
+if TYPE_CHECKING:
+    from distributor.sending.route_status import RoutingReport  # it reads Redis: imported by use
 
 # What each delivery state means to someone who did not write the engine.
 STATE_MEANINGS = {
@@ -271,6 +273,14 @@ def watch_send(
 ) -> SendStatus:
     """A live bar until the send is done or cancelled (Ctrl-C stops watching, not the send);
     ``check`` runs each round and may raise to stop watching (e.g. the worker died)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = (
         TextColumn("send {task.fields[send]} [{task.fields[state]}]"),
         BarColumn(),

@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.db import utcnow
 from distributor.errors import InvalidToken
-from distributor.outbox import EventKind, record_events
 from distributor.readers.models import (
     EngagementEvent,
     EngagementKind,
@@ -158,6 +157,8 @@ class EngagementBuffer:
 def announce(session: Session, rows: list[dict[str, object]]) -> None:
     """Opens and a reader's clicks (not a scanner's) to the webhooks listening, if any, in the
     transaction that writes them."""
+    from distributor.outbox import EventKind, record_events  # here: counting needs none of it
+
     for kind, event in ((EngagementKind.OPEN, EventKind.READER_OPENED),
                         (EngagementKind.CLICK, EventKind.READER_CLICKED)):
         record_events(session, event, [

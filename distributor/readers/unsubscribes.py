@@ -16,8 +16,6 @@ from distributor.errors import NotFound
 from distributor.readers.models import UnsubscribeEvent
 from distributor.sending.models import Send
 from subscribers.models import List, SubscriberStatus, Subscription, SubscriptionStatus
-from subscribers.public import leave, read_unsubscribe_link, unsubscribe_link_ids
-from subscribers.store import leave_everything
 from subscribers.tokens import TokenSigner
 
 
@@ -41,6 +39,8 @@ class UnsubscribePage:
 
 def unsubscribe_page(session: Session, signer: TokenSigner, token: str) -> UnsubscribePage:
     """Read-only: mail scanners fetch every link, so looking never unsubscribes."""
+    from subscribers.public import read_unsubscribe_link  # here: a status counts without it
+
     link = read_unsubscribe_link(session, signer, token)
     subscriber = link.subscriber
     send = session.get(Send, link.send_id) if link.send_id is not None else None
@@ -75,6 +75,9 @@ def unsubscribe_from_link(
 ) -> Unsubscribed:
     """Leave ``list_id`` or everything, and count it against the link's send. Doing it twice
     changes nothing and records nothing the second time."""
+    from subscribers.public import leave, read_unsubscribe_link, unsubscribe_link_ids
+    from subscribers.store import leave_everything
+
     if list_id is None:
         subscriber_id, send_id = unsubscribe_link_ids(signer, token)
         left = leave_everything(session, subscriber_id)

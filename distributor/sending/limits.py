@@ -17,9 +17,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +27,9 @@ from distributor.db import insert_ignoring_duplicates
 from distributor.errors import ConfigurationError
 from distributor.sending.models import DomainLease, QuotaCount, RateLimit
 from distributor.sending.routing import Quota
+
+if TYPE_CHECKING:
+    import redis  # imported where Redis is used: whoever has none (a status) starts without it
 
 log = logging.getLogger(__name__)
 GLOBAL_KEY = "rate:global"
@@ -132,6 +134,8 @@ class RedisLimits:
         self._take = self.client.register_script(_TAKE)
 
     def _call(self, script: object, keys: list[str], args: list[object]) -> bytes:
+        import redis
+
         while True:
             try:
                 return script(keys=keys, args=args)  # type: ignore[operator,no-any-return]
@@ -151,6 +155,8 @@ class RedisLimits:
 
     @contextmanager
     def hold_domain(self, domain: str, cap: int) -> Iterator[None]:
+        import redis
+
         key, holder = f"domain:{domain}", uuid.uuid4().hex
         while not int(self._call(self._acquire, [key], [cap, holder, DOMAIN_LEASE_SECONDS])):
             time.sleep(POLL_SECONDS)
@@ -169,6 +175,8 @@ class RedisLimits:
         return full - 1 if full else None
 
     def give_back(self, quotas: Sequence[Quota]) -> None:
+        import redis
+
         with suppress(redis.ConnectionError):  # the cap then errs on the safe side
             pipeline = self.client.pipeline()
             for quota in quotas:
@@ -289,7 +297,11 @@ class _Full(Exception):
 def shared_limits(settings: Settings, factory: sessionmaker[Session]) -> Limits:
     """The limits every worker shares: in Redis when there is one, else in the database."""
     redis_url = settings.shared_redis_url
-    return RedisLimits(redis.Redis.from_url(redis_url)) if redis_url else DatabaseLimits(factory)
+    if not redis_url:
+        return DatabaseLimits(factory)
+    import redis
+
+    return RedisLimits(redis.Redis.from_url(redis_url))
 
 
 @dataclass(frozen=True)

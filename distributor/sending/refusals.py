@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -29,11 +29,13 @@ from sqlalchemy.orm import Session
 from distributor.config import Settings
 from distributor.failures import FailureReading, Verdict, domain_of
 from distributor.sending.breakdown import domains_of
-from distributor.sending.lifecycle import pause_for_error
 from distributor.sending.models import Delivery
 from distributor.vocabulary import READER_CAUSES, DeliveryChannel, DeliveryState, FailureCause
 from subscribers.models import SubscriberStatus
-from subscribers.store import Suppression, suppress_all
+
+if TYPE_CHECKING:  # the store and the lifecycle are imported where a refusal is recorded: a
+    # send's status (its worst refusal) starts without them
+    from subscribers.store import Suppression
 
 REPEATED_LIMIT = 3  # failures of the reader's own mailbox …
 REPEATED_WINDOW = 5  # … among their last this many messages, that suppress them
@@ -121,6 +123,8 @@ def reader_suppression(
 ) -> Suppression | None:
     """The rule for the reader: the suppression it asks for, if any. ``recent`` are the reader's
     last messages' causes (:func:`recent_failures`), updated here with this one."""
+    from subscribers.store import Suppression
+
     if failed.subscriber_id is None:
         return None
     recent[failed.id] = reading.cause
@@ -287,6 +291,9 @@ def record_refusal(
     cause kept, the reader suppressed or the send paused as the rule says.
     ``unchecked``: the refusals at this domain since its wave was last looked at, this one
     included (0: do not look now)."""
+    from distributor.sending.lifecycle import pause_for_error
+    from subscribers.store import suppress_all
+
     session.connection().execute(_SET_CAUSE, {"b_id": failed.id, "b_cause": reading.cause})
     if reading.verdict is Verdict.NOT_READER:
         if not unchecked:

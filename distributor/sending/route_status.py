@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import redis
-
 from distributor.config import Settings
 from distributor.config_relays import RoutingPlan
 from distributor.db import session_factory
@@ -125,6 +123,15 @@ def routing_now(settings: Settings) -> RoutingReport:
         with factory.begin() as session:
             strains = read_strains(session)
         relays, domains = route_status(settings.routing, strains, limits, clock, time.time())
-    except redis.RedisError as error:  # a status is still shown without them
+    except _redis_errors(settings) as error:  # a status is still shown without them
         return RoutingReport([], [], f"the shared counters in Redis: {error}")
     return RoutingReport(relays, domains)
+
+
+def _redis_errors(settings: Settings) -> tuple[type[Exception], ...]:
+    """Redis's errors where the counters are in Redis; else none, and Redis is not imported."""
+    if not settings.shared_redis_url:
+        return ()
+    import redis
+
+    return (redis.RedisError,)
