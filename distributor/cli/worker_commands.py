@@ -18,9 +18,9 @@ CELERY = [sys.executable, "-m", "celery", "-A", "distributor"]
 def sending_processes(
     settings: Settings, concurrency: int | None, *, supervisor: int
 ) -> list[list[str]]:
-    """The Celery options of each sending process: one per core (WORKER_PROCESSES), because one
-    interpreter's threads share one core; the slots spread over them (each process a thread per
-    slot of its share, and two for ticks and planning), each its own node name."""
+    """The Celery options of each sending process (WORKER_PROCESSES of them; one interpreter's
+    threads share one core): the slots spread over them (each a thread per slot of its share, and
+    two for ticks and planning), each its own node name."""
     count = settings.worker_process_count
     if count == 1:
         return [[] if concurrency is None else [f"--concurrency={concurrency}"]]
@@ -42,8 +42,8 @@ def sending_processes(
 @click.option("--beat", is_flag=True, help="Also run the scheduler beside it (one per site).")
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
-    """Run a Celery worker per core (WORKER_PROCESSES; each as `celery -A distributor worker`),
-    and with --beat the scheduler beside them; a process of them that dies is started afresh."""
+    """Run the Celery worker (as `celery -A distributor worker`; WORKER_PROCESSES of them), and
+    with --beat the scheduler beside it; a process of them that dies is started afresh."""
     from distributor.config import Settings
     from distributor.startup import check_settings
     from distributor.supervisor import become_supervisor
