@@ -160,6 +160,7 @@ class Settings:
     dkim_private_key_file: str | None = None
     # The sending engine; each is documented with its unit in .env.example.
     dispatch_slots: int = 6
+    worker_processes: int = 1  # sending processes of `distributor worker`; 0: one per core
     batch_size: int = 250  # about a second of one slot's sending: claims cost little per message
     claim_lease_seconds: float = 30.0
     retry_base_seconds: float = 60.0
@@ -286,6 +287,7 @@ class Settings:
             dkim_selector=env.get("DKIM_SELECTOR") or None,
             dkim_private_key_file=env.get("DKIM_PRIVATE_KEY_FILE") or None,
             dispatch_slots=_int(env, "DISPATCH_SLOTS", _default_slots(database_url)),
+            worker_processes=_int(env, "WORKER_PROCESSES", cls.worker_processes),
             batch_size=_int(env, "DISPATCH_BATCH_SIZE", cls.batch_size),
             claim_lease_seconds=_float(env, "CLAIM_LEASE_SECONDS", cls.claim_lease_seconds),
             retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", cls.retry_base_seconds),
@@ -413,6 +415,18 @@ class Settings:
         if self.web_workers > 0:
             return self.web_workers
         return max(1, os.cpu_count() or 1) if self.shared_redis_url else 1
+
+    @property
+    def worker_process_count(self) -> int:
+        """WORKER_PROCESSES (1 by default); 0: one sending process per CPU core, as many as there
+        are slots at most, since one interpreter's threads share one core (the GIL) and a message
+        costs it about a millisecond of CPU; but one on SQLite, whose one writer is what the
+        dispatchers wait for (processes would only take turns at its file lock)."""
+        if self.worker_processes > 0:
+            return self.worker_processes
+        if self.database_url.startswith("sqlite"):
+            return 1
+        return max(1, min(os.cpu_count() or 1, self.dispatch_slots))
 
     @property
     def zone(self) -> ZoneInfo:

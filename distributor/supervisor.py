@@ -16,7 +16,9 @@ A child also gets SIGTERM when the supervisor itself dies, so none is left behin
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import NoReturn
 
 from distributor.errors import DistributorError
 
@@ -152,3 +155,27 @@ def supervise(children: Sequence[tuple[str, list[str]]]) -> int:
         level=logging.INFO, format="[%(asctime)s: %(levelname)s/Supervisor] %(message)s"
     )
     return Supervisor(children).run()
+
+
+def become_supervisor(children: Sequence[tuple[str, list[str]]], *, json_logs: bool) -> NoReturn:
+    """Replace this process (same pid: signals sent to it still reach the supervisor) with a
+    fresh interpreter that imports only this module: the command that checked the settings
+    holds tens of MB of modules the supervisor never uses."""
+    argv = [sys.executable, "-m", "distributor.supervisor", json.dumps(children)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [*argv, *(["--json"] if json_logs else [])])
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m distributor.supervisor CHILDREN_JSON [--json]`` (:func:`become_supervisor`)."""
+    if "--json" in argv:
+        from distributor.logs import json_handler
+
+        logging.basicConfig(level=logging.INFO, handlers=[json_handler()])
+    children = [(name, list(child_argv)) for name, child_argv in json.loads(argv[0])]
+    return supervise(children)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from distributor.cli import main
+from distributor.cli.worker_commands import sending_processes
 from distributor.config import Settings
 from distributor.devservers.ports import free_port
 from distributor.errors import ConfigurationError
@@ -260,6 +261,27 @@ def test_sqlite_gets_fewer_dispatcher_slots_than_a_database_server() -> None:
     assert Settings.from_env(server).dispatch_slots == 6
     assert Settings.from_env({**server, "DISPATCH_SLOTS": "3"}).dispatch_slots == 3
     assert Settings.from_env({"DISPATCH_SLOTS": "8"}).dispatch_slots == 8
+
+
+def test_a_worker_can_send_from_a_process_per_core_with_the_slots_spread_over_them() -> None:
+    """One interpreter's threads share one core: more processes than cores, or than slots,
+    would only wait; on SQLite they would wait for its one writer."""
+    cores = max(1, os.cpu_count() or 1)
+    server = {"DATABASE_URL": "postgresql+psycopg://localhost/distributor"}
+    assert Settings.from_env(server).worker_process_count == 1  # the default
+    per_core = {**server, "WORKER_PROCESSES": "0"}
+    assert Settings.from_env(per_core).worker_process_count == min(cores, 6)
+    assert Settings.from_env({**per_core, "DISPATCH_SLOTS": "1"}).worker_process_count == 1
+    assert Settings.from_env({"WORKER_PROCESSES": "0"}).worker_process_count == 1  # SQLite
+    three = Settings.from_env({"WORKER_PROCESSES": "3", "DISPATCH_SLOTS": "8"})
+    assert three.worker_process_count == 3
+    assert sending_processes(three, None, supervisor=7) == [
+        ["--concurrency=5", f"--hostname=worker{i}.7@%h"] for i in (1, 2, 3)
+    ]  # 3 of the 8 slots each, and two threads for ticks and planning
+    assert sending_processes(three, 2, supervisor=7)[0][0] == "--concurrency=2"
+    one = Settings.from_env({"WORKER_PROCESSES": "1"})
+    assert sending_processes(one, None, supervisor=7) == [[]]  # Celery's own: slots + 2
+    assert sending_processes(one, 3, supervisor=7) == [["--concurrency=3"]]
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-import logging
+import math
+import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from distributor.config import Settings
+
 CELERY = [sys.executable, "-m", "celery", "-A", "distributor"]
+
+
+def sending_processes(
+    settings: Settings, concurrency: int | None, *, supervisor: int
+) -> list[list[str]]:
+    """The Celery options of each sending process (WORKER_PROCESSES of them; one interpreter's
+    threads share one core): the slots spread over them (each a thread per slot of its share, and
+    two for ticks and planning), each its own node name."""
+    count = settings.worker_process_count
+    if count == 1:
+        return [[] if concurrency is None else [f"--concurrency={concurrency}"]]
+    threads = concurrency or math.ceil(settings.dispatch_slots / count) + 2
+    return [
+        [f"--concurrency={threads}", f"--hostname=worker{index}.{supervisor}@%h"]
+        for index in range(1, count + 1)
+    ]
 
 
 @click.command()
@@ -15,32 +36,30 @@ CELERY = [sys.executable, "-m", "celery", "-A", "distributor"]
     "--concurrency",
     "-c",
     type=int,
-    help="Pool threads [default: DISPATCH_SLOTS + 2: a thread per dispatcher, two for the rest].",
+    help="Pool threads of each sending process [default: a thread per dispatcher slot of its "
+    "share of DISPATCH_SLOTS, and two for the rest].",
 )
 @click.option("--beat", is_flag=True, help="Also run the scheduler beside it (one per site).")
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
-    """Run a Celery worker (as `celery -A distributor worker`, with the same defaults), and with
-    --beat the scheduler beside it; a process of them that dies is started afresh."""
+    """Run the Celery worker (as `celery -A distributor worker`; WORKER_PROCESSES of them), and
+    with --beat the scheduler beside it; a process of them that dies is started afresh."""
     from distributor.config import Settings
-    from distributor.logs import json_handler
     from distributor.startup import check_settings
-    from distributor.supervisor import supervise
+    from distributor.supervisor import become_supervisor
 
     settings = Settings.from_env()
     check_settings(settings)  # one line and exit 2 here, not one per child
-    celery = CELERY
-    if settings.log_format == "json":
-        # Only log records on the output: no banners, the supervisor's lines as JSON too.
-        logging.basicConfig(level=logging.INFO, handlers=[json_handler()])
-        celery = [*CELERY, "--quiet"]
-    argv = [*celery, "worker", f"--loglevel={loglevel}"]
-    if concurrency is not None:
-        argv.append(f"--concurrency={concurrency}")
-    children = [("worker", argv)]
+    json_logs = settings.log_format == "json"
+    # JSON: only log records on the output, no banners (the supervisor's lines as JSON too).
+    celery = [*CELERY, "--quiet"] if json_logs else CELERY
+    children = [
+        ("worker", [*celery, "worker", f"--loglevel={loglevel}", *options])
+        for options in sending_processes(settings, concurrency, supervisor=os.getpid())
+    ]
     if beat:
         children.append(("beat", [*celery, "beat", f"--loglevel={loglevel}"]))
-    sys.exit(supervise(children))
+    become_supervisor(children, json_logs=json_logs)
 
 
 @click.command()

@@ -89,14 +89,19 @@ class WorkerProcess:
         return self.process.poll() if self.process is not None else None
 
     def wait_until_ready(self, timeout: float = 60) -> None:
-        """Return once the worker says it is ready to take tasks."""
+        """Return once the worker says it is ready to take tasks (supervised: every sending
+        process it started)."""
         deadline = time.monotonic() + timeout
-        while b" ready." not in self.log_path.read_bytes():
+        while not self._ready():
             if self.exit_code() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
                     f"the worker did not start; {self.log_path} ends:\n{self.tail()}"
                 )
             time.sleep(0.1)
+
+    def _ready(self) -> bool:
+        ready = self.log_path.read_bytes().count(b" ready.")
+        return ready > 0 and (not self.supervised or ready >= len(self.started_pids()))
 
     def kill(self) -> None:
         """SIGKILL the whole worker: parent, pool children and beat, as a crashed machine."""
@@ -134,15 +139,18 @@ def running_worker(
     concurrency: int | None = 2,
     beat: bool = True,
     inherit_environment: bool = True,
+    supervised: bool = False,
 ) -> Iterator[WorkerProcess]:
     """A started worker, stopped when the block ends (see :class:`WorkerProcess`); with
-    ``concurrency=None`` it runs the product's defaults (what ``distributor worker`` runs)."""
+    ``concurrency=None`` and ``supervised`` it runs the product's defaults (what ``distributor
+    worker`` runs: a sending process per core)."""
     process = WorkerProcess(
         env,
         workdir,
         concurrency=concurrency,
         beat=beat,
         inherit_environment=inherit_environment,
+        supervised=supervised,
     )
     process.start()
     try:
