@@ -18,6 +18,7 @@ write this way, under the same rules, which live in the statements where no race
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -210,6 +211,7 @@ def clear(connection: Connection) -> None:
 _to_json = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one a row
 # What COPY's text format reads as a tab, a line break or a backslash inside a value.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _SQLITE = sqlite.dialect()
 # created_at as SQLite stores it: UTCDateTime's bind step and then DateTime's (text).
 _SQLITE_TIME = cast(
@@ -241,7 +243,8 @@ class Batch:
         return cls(copy=name == "postgresql")
 
     def add(self, row: SubscriberRow) -> None:
-        """Stage ``row``. ``.value``: a plain string pickles and binds faster than an enum."""
+        """Stage ``row``. An enum's ``_value_`` (a plain string, which pickles and binds faster
+        than the member) is an attribute, where ``value`` is a descriptor: a call."""
         list_set = tag_set = None
         if row.lists:
             list_set = self.list_sets.setdefault(row.lists, len(self.list_sets))
@@ -253,19 +256,24 @@ class Batch:
             created = None if row.created_at is None else _SQLITE_TIME(row.created_at)
             self.rows.append((
                 row.line, row.email, row.email_key, row.name, row.openid, row.locale, attributes,
-                row.status.value, row.channel.value, row.format.value, created, list_set, tag_set,
+                row.status._value_, row.channel._value_, row.format._value_, created, list_set,
+                tag_set,
             ))
             return
-        cells = (
-            str(row.line), row.email, row.email_key, row.name.translate(_COPY_ESCAPES),
-            "\\N" if row.openid is None else row.openid.translate(_COPY_ESCAPES),
-            row.locale.translate(_COPY_ESCAPES), attributes.translate(_COPY_ESCAPES),
-            row.status.value, row.channel.value, row.format.value,
+        name, openid, locale = row.name, row.openid, row.locale
+        if _COPY_SPECIAL.search(f"{name}{openid}{locale}{attributes}"):  # rarely
+            name, locale, attributes = (
+                value.translate(_COPY_ESCAPES) for value in (name, locale, attributes)
+            )
+            openid = None if openid is None else openid.translate(_COPY_ESCAPES)
+        line = "\t".join((
+            str(row.line), row.email, row.email_key, name, "\\N" if openid is None else openid,
+            locale, attributes, row.status._value_, row.channel._value_, row.format._value_,
             "\\N" if row.created_at is None else row.created_at.isoformat(),
             "\\N" if list_set is None else str(list_set),
             "\\N" if tag_set is None else str(tag_set),
-        )
-        self.rows.append("\t".join(cells) + "\n")
+        ))
+        self.rows.append(line + "\n")
 
     def __len__(self) -> int:
         return self.count

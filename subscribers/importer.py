@@ -43,12 +43,12 @@ from subscribers.csvfile import (
     ColumnMap,
     Line,
     Problem,
+    RowParser,
     SubscriberRow,
     check_label,
     describe_encoding,
     detect_encoding,
     map_columns,
-    parse_row,
     read_lines,
     split_line,
 )
@@ -130,6 +130,7 @@ def read_chunks(
     batch = Batch.for_dialect(parsing.dialect)
     problems: list[Problem] = []
     lines_of: dict[str, int] = {}  # address key → its first line in the chunk
+    parse_row = RowParser(parsing.columns, parsing.extra_lists)
     read = start
     for number, text, read, unreadable in lines:
         if unreadable is not None:
@@ -137,9 +138,9 @@ def read_chunks(
             continue
         try:
             cells = split_line(text)
-            if not any(cell.strip() for cell in cells):
+            if not any(map(str.strip, cells)):
                 continue
-            row = parse_row(cells, parsing.columns, number, parsing.extra_lists)
+            row = parse_row(cells, number)
         except RowError as error:
             problems.append(
                 Problem(number, error.message, text.rstrip("\r\n"), error.code, error.params)
