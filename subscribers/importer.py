@@ -2,10 +2,12 @@
 
 Each chunk of up to :data:`CHUNK_ROWS` valid rows is one transaction through
 :mod:`subscribers.bulk`; memory stays flat however long the file. A big file is parsed by one
-process per core while this one writes. Bad rows are reported with their line and never stop
-the good ones. Within the file the first row of an address wins; later ones are reported. A list
-that does not exist is created only when asked: a typo in a list name must not make a new list.
-A dry run stages rows in temporary tables only and never writes to a real one.
+process per core while this one writes; a parser hands over its rows staged, ready to load
+(see :class:`subscribers.bulk.Batch`), so that the writing process does nothing per row in
+Python. Bad rows are reported with their line and never stop the good ones. Within the file the
+first row of an address wins; later ones are reported. A list that does not exist is created
+only when asked: a typo in a list name must not make a new list. A dry run stages rows in
+temporary tables only and never writes to a real one.
 """
 
 from __future__ import annotations
