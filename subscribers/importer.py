@@ -269,7 +269,8 @@ class _Import:
         names = {name for lists in batch.list_sets for name, _ in lists}
         if missing := self._ids(LISTS, names, self.list_ids, create=self.create_lists):
             # Checked when the import began; gone since.
-            raise UnknownList(f"no list is named '{shorten(', '.join(sorted(missing)))}'")
+            gone = shorten(", ".join(sorted(missing)))
+            raise UnknownList(f"no list is named '{gone}'", code="list.unknown", name=gone)
         tags = {tag for tagged in batch.tag_sets for tag in tagged}
         self._ids(TAGS, tags, self.tag_ids, create=True)
         stage(self.connection, batch, self.list_ids, self.tag_ids)
