@@ -1,6 +1,7 @@
 """Writing many subscribers at once, through temporary staging tables.
 
-A batch of rows is loaded into ``import_rows`` (and their lists and tags beside it) with COPY on
+A batch of rows is made ready to load where it is parsed (a :class:`Batch`), loaded into
+``import_rows`` (and the combinations of lists and tags it names beside it) with one COPY on
 PostgreSQL or one executemany on SQLite, then moved into the real tables by a few set-based
 ``INSERT … SELECT … ON CONFLICT`` statements: no ORM object and no statement per row, so a
 million rows cost little more memory than a thousand. A CSV import and ``subscribers add`` both
@@ -17,8 +18,11 @@ write this way, under the same rules, which live in the statements where no race
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -85,24 +89,29 @@ ROWS = Table(
     Column("channel", String(20), nullable=False),
     Column("format", String(20), nullable=False),
     Column("created_at", UTCDateTime),
+    Column("list_set", Integer),  # in LIST_SETS; NULL: on no list
+    Column("tag_set", Integer),  # in TAG_SETS; NULL: no tag
     prefixes=["TEMPORARY"],
 )
-MEMBERSHIPS = Table(
-    "import_memberships",
+# The lists (and tags) of a staged row: the number of their combination in its batch, whose
+# members are staged once each here. A file repeats a few combinations; nothing is staged per
+# membership of a row.
+LIST_SETS = Table(
+    "import_list_sets",
     _STAGING,
-    Column("email_key", String(EMAIL_MAX), nullable=False),
+    Column("set_id", Integer, nullable=False),
     Column("list_id", BigInteger, nullable=False),
     Column("status", String(20), nullable=False),
     prefixes=["TEMPORARY"],
 )
-TAGGINGS = Table(
-    "import_taggings",
+TAG_SETS = Table(
+    "import_tag_sets",
     _STAGING,
-    Column("email_key", String(EMAIL_MAX), nullable=False),
+    Column("set_id", Integer, nullable=False),
     Column("tag_id", BigInteger, nullable=False),
     prefixes=["TEMPORARY"],
 )
-BATCH_TABLES = (ROWS, MEMBERSHIPS, TAGGINGS)
+BATCH_TABLES = (ROWS, LIST_SETS, TAG_SETS)
 STORED_TABLES = ("subscribers", "subscriptions", "subscriber_tags")  # what a bulk write grows
 
 
@@ -200,62 +209,121 @@ def clear(connection: Connection) -> None:
 
 
 _to_json = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one a row
+# What COPY's text format reads as a tab, a line break or a backslash inside a value.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_SQLITE = sqlite.dialect()
+# created_at as SQLite stores it: UTCDateTime's bind step and then DateTime's (text).
+_SQLITE_TIME = cast(
+    Callable[[datetime], str],
+    ROWS.c.created_at.type.dialect_impl(_SQLITE).bind_processor(_SQLITE),
+)
+
+ListSet = tuple[tuple[str, SubscriptionStatus], ...]
 
 
-def stage_rows(connection: Connection, rows: Iterable[SubscriberRow]) -> None:
-    """Load ``rows`` (one per address) into ``import_rows``.
+@dataclass
+class Batch:
+    """Rows (one per address) in the form ``import_rows`` loads them, made where they are parsed.
 
-    ``str()`` of a member of a string enum is its value, without the enum's descriptor.
+    For PostgreSQL the lines of COPY's text format, for SQLite the tuples executemany binds: so
+    the process that writes (a parsing process's parent) only hands them on. A row's lists and
+    tags are the number of their combination in :attr:`list_sets` / :attr:`tag_sets`. Plain
+    data, cheap to pickle: it crosses from a parsing process in one piece.
     """
+
+    copy: bool  # for PostgreSQL's COPY; else for SQLite
+    rows: list[Any] = field(default_factory=list)  # for COPY, packed: one text of them all
+    count: int = 0
+    list_sets: dict[ListSet, int] = field(default_factory=dict)
+    tag_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    @classmethod
+    def for_dialect(cls, name: str) -> Batch:
+        return cls(copy=name == "postgresql")
+
+    def add(self, row: SubscriberRow) -> None:
+        """Stage ``row``. An enum's ``_value_`` (a plain string, which pickles and binds faster
+        than the member) is an attribute, where ``value`` is a descriptor: a call."""
+        list_set = tag_set = None
+        if row.lists:
+            list_set = self.list_sets.setdefault(row.lists, len(self.list_sets))
+        if row.tags:
+            tag_set = self.tag_sets.setdefault(row.tags, len(self.tag_sets))
+        attributes = _to_json(row.attributes) if row.attributes else "{}"
+        self.count += 1
+        if not self.copy:
+            created = None if row.created_at is None else _SQLITE_TIME(row.created_at)
+            self.rows.append((
+                row.line, row.email, row.email_key, row.name, row.openid, row.locale, attributes,
+                row.status._value_, row.channel._value_, row.format._value_, created, list_set,
+                tag_set,
+            ))
+            return
+        name, openid, locale = row.name, row.openid, row.locale
+        if _COPY_SPECIAL.search(f"{name}{openid}{locale}{attributes}"):  # rarely
+            name, locale, attributes = (
+                value.translate(_COPY_ESCAPES) for value in (name, locale, attributes)
+            )
+            openid = None if openid is None else openid.translate(_COPY_ESCAPES)
+        line = "\t".join((
+            str(row.line), row.email, row.email_key, name, "\\N" if openid is None else openid,
+            locale, attributes, row.status._value_, row.channel._value_, row.format._value_,
+            "\\N" if row.created_at is None else row.created_at.isoformat(),
+            "\\N" if list_set is None else str(list_set),
+            "\\N" if tag_set is None else str(tag_set),
+        ))
+        self.rows.append(line + "\n")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def packed(self) -> Batch:
+        """The batch with its COPY lines as one text: one object to pickle, one write."""
+        if self.copy and len(self.rows) > 1:
+            self.rows = ["".join(self.rows)]
+        return self
+
+
+def stage(
+    connection: Connection, batch: Batch, list_ids: Mapping[str, int], tag_ids: Mapping[str, int]
+) -> None:
+    """Load ``batch`` into the staging tables; ``list_ids`` and ``tag_ids`` hold every name it
+    gives. A list named twice in a row counts once, the first."""
+    if batch.copy:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        names = ", ".join(column.name for column in ROWS.columns)
+        with cursor.copy(f"COPY {ROWS.name} ({names}) FROM STDIN") as copy:
+            for text_ in batch.rows:
+                copy.write(text_)
+    elif batch.rows:
+        connection.exec_driver_sql(str(ROWS.insert().compile(dialect=_SQLITE)), batch.rows)
     load(
         connection,
-        ROWS,
+        LIST_SETS,
         [
-            (
-                row.line,
-                row.email,
-                row.email_key,
-                row.name,
-                row.openid,
-                row.locale,
-                _to_json(row.attributes) if row.attributes else "{}",
-                str(row.status),
-                str(row.channel),
-                str(row.format),
-                row.created_at,
-            )
-            for row in rows
+            (set_id, list_id, status)
+            for lists, set_id in batch.list_sets.items()
+            for list_id, status in _firsts(lists, list_ids).items()
+        ],
+    )
+    load(
+        connection,
+        TAG_SETS,
+        [
+            (set_id, tag_id)
+            for tags, set_id in batch.tag_sets.items()
+            for tag_id in dict.fromkeys(tag_ids[tag] for tag in tags)
         ],
     )
 
 
-def stage_links(
-    connection: Connection,
-    rows: Iterable[SubscriberRow],
-    list_ids: Mapping[str, int],
-    tag_ids: Mapping[str, int],
-) -> None:
-    """Load the lists and tags of ``rows``; a list named twice in a row counts once, the first.
-
-    Rows repeat a few combinations of lists and of tags: each is worked out once.
-    """
-    links: dict[tuple[tuple[str, SubscriptionStatus], ...], list[tuple[int, str]]] = {}
-    tagged: dict[tuple[str, ...], list[int]] = {}
-    memberships: list[tuple[object, ...]] = []
-    taggings: list[tuple[object, ...]] = []
-    for row in rows:
-        if (lists := links.get(row.lists)) is None:
-            firsts: dict[int, str] = {}
-            for name, status in row.lists:
-                firsts.setdefault(list_ids[name], str(status))
-            lists = links[row.lists] = list(firsts.items())
-        memberships += [(row.email_key, list_id, status) for list_id, status in lists]
-        if row.tags:
-            if (tags := tagged.get(row.tags)) is None:
-                tags = tagged[row.tags] = list(dict.fromkeys(tag_ids[tag] for tag in row.tags))
-            taggings += [(row.email_key, tag_id) for tag_id in tags]
-    load(connection, MEMBERSHIPS, memberships)
-    load(connection, TAGGINGS, taggings)
+def _firsts(lists: ListSet, list_ids: Mapping[str, int]) -> dict[int, str]:
+    """The status of each list of ``lists`` by id, the first where a list is named twice."""
+    firsts: dict[int, str] = {}
+    for name, status in lists:
+        firsts.setdefault(list_ids[name], status.value)
+    return firsts
 
 
 def _only_toward(current: Any, proposed: Any, values: Iterable[str]) -> Any:
@@ -329,9 +397,9 @@ def count_changed(connection: Connection, *, columns: frozenset[str]) -> int:
     Asked before :func:`apply` (or instead, in a dry run), with the same rules as it.
     """
     stored, rows = SUBSCRIBERS.c, ROWS.c
-    links, subscriptions = MEMBERSHIPS.c, SUBSCRIPTIONS.c
+    links, subscriptions = LIST_SETS.c, SUBSCRIPTIONS.c
     new_membership = exists().where(
-        links.email_key == rows.email_key,
+        links.set_id == rows.list_set,
         not_(
             exists().where(
                 subscriptions.subscriber_id == stored.id,
@@ -344,11 +412,11 @@ def count_changed(connection: Connection, *, columns: frozenset[str]) -> int:
         ),
     )
     new_tag = exists().where(
-        TAGGINGS.c.email_key == rows.email_key,
+        TAG_SETS.c.set_id == rows.tag_set,
         not_(
             exists().where(
                 subscriber_tags.c.subscriber_id == stored.id,
-                subscriber_tags.c.tag_id == TAGGINGS.c.tag_id,
+                subscriber_tags.c.tag_id == TAG_SETS.c.tag_id,
             )
         ),
     )
@@ -389,7 +457,7 @@ def apply(connection: Connection, *, columns: frozenset[str], source: str) -> No
     )
 
     subscribers = SUBSCRIBERS.c
-    links = MEMBERSHIPS.c
+    links = LIST_SETS.c
     insert = _insert(connection, SUBSCRIPTIONS).from_select(
         ["subscriber_id", "list_id", "status", "created_at", "updated_at"],
         select(
@@ -399,7 +467,8 @@ def apply(connection: Connection, *, columns: frozenset[str], source: str) -> No
             now,
             now,
         )
-        .join_from(MEMBERSHIPS, SUBSCRIBERS, subscribers.email_key == links.email_key)
+        .join_from(ROWS, LIST_SETS, links.set_id == rows.list_set)
+        .join(SUBSCRIBERS, subscribers.email_key == rows.email_key)
         .where(true()),
     )
     status = _subscription_update(SUBSCRIPTIONS.c.status, insert.excluded.status)
@@ -415,8 +484,9 @@ def apply(connection: Connection, *, columns: frozenset[str], source: str) -> No
         _insert(connection, subscriber_tags)
         .from_select(
             ["subscriber_id", "tag_id"],
-            select(subscribers.id, TAGGINGS.c.tag_id)
-            .join_from(TAGGINGS, SUBSCRIBERS, subscribers.email_key == TAGGINGS.c.email_key)
+            select(subscribers.id, TAG_SETS.c.tag_id)
+            .join_from(ROWS, TAG_SETS, TAG_SETS.c.set_id == rows.tag_set)
+            .join(SUBSCRIBERS, subscribers.email_key == rows.email_key)
             .where(true()),
         )
         .on_conflict_do_nothing()
@@ -433,9 +503,11 @@ def write_rows(
     tag_ids: Mapping[str, int],
 ) -> None:
     """Upsert ``rows`` (one per address) with their lists and tags; no commit."""
+    batch = Batch.for_dialect(connection.dialect.name)
+    for row in rows:
+        batch.add(row)
     with staging(connection):
-        stage_rows(connection, rows)
-        stage_links(connection, rows, list_ids, tag_ids)
+        stage(connection, batch.packed(), list_ids, tag_ids)
         apply(connection, columns=columns, source=source)
 
 

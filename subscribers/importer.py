@@ -2,10 +2,12 @@
 
 Each chunk of up to :data:`CHUNK_ROWS` valid rows is one transaction through
 :mod:`subscribers.bulk`; memory stays flat however long the file. A big file is parsed by one
-process per core while this one writes. Bad rows are reported with their line and never stop
-the good ones. Within the file the first row of an address wins; later ones are reported. A list
-that does not exist is created only when asked: a typo in a list name must not make a new list.
-A dry run stages rows in temporary tables only and never writes to a real one.
+process per core while this one writes; a parser hands over its rows staged, ready to load
+(see :class:`subscribers.bulk.Batch`), so that the writing process does nothing per row in
+Python. Bad rows are reported with their line and never stop the good ones. Within the file the
+first row of an address wins; later ones are reported. A list that does not exist is created
+only when asked: a typo in a list name must not make a new list. A dry run stages rows in
+temporary tables only and never writes to a real one.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from subscribers.bulk import (
     ROWS,
     SUBSCRIBERS,
     TAGS,
+    Batch,
     apply,
     bulk_writing,
     clear,
@@ -35,20 +38,19 @@ from subscribers.bulk import (
     ensure_named,
     existing_ids,
     refresh_statistics,
-    stage_links,
-    stage_rows,
+    stage,
     staging,
 )
 from subscribers.csvfile import (
     ColumnMap,
     Line,
     Problem,
+    RowParser,
     SubscriberRow,
     check_label,
     describe_encoding,
     detect_encoding,
     map_columns,
-    parse_row,
     read_lines,
     split_line,
 )
@@ -96,30 +98,42 @@ class ImportReport:
         return describe_encoding(self.encoding)
 
 
-_Item = tuple[SubscriberRow, str]  # a valid row and its line's text
 _T = TypeVar("_T")
+_Status = SubscriberStatus
+
+
+@dataclass(frozen=True)
+class Parsing:
+    """What a parser needs besides the lines: plain data, sent to each parsing process."""
+
+    columns: ColumnMap
+    extra_lists: tuple[tuple[str, SubscriptionStatus], ...]  # every row's, as --list gives
+    dialect: str  # the database's, whose form the rows are staged in (see Batch)
+    lists: frozenset[str] | None  # the lists there are, when no list is to be created
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """Up to :data:`CHUNK_ROWS` valid rows (or those of a piece of a big file), with the
-    problems of the lines read for them."""
+    """Up to :data:`CHUNK_ROWS` valid rows (or those of a piece of a big file) staged in a
+    :class:`Batch`, one per address, with the problems of the lines read for them (a repeated
+    address, a list that does not exist). ``span``: where to read its lines' text again."""
 
-    rows: list[_Item]
+    batch: Batch
     problems: list[Problem]
     read: int  # bytes of the file read so far
+    span: tuple[int, int, int]  # its first byte, the byte after its last, its first line
 
 
 def read_chunks(
-    lines: Iterable[Line],
-    columns: ColumnMap,
-    extra_lists: tuple[tuple[str, SubscriptionStatus], ...] = (),
-    size: int = CHUNK_ROWS,
+    lines: Iterable[Line], parsing: Parsing, *, start: int, first: int, size: int = CHUNK_ROWS
 ) -> Iterator[Chunk]:
-    """Parse ``lines`` (from :func:`read_lines`) into chunks; blank lines are skipped."""
-    rows: list[_Item] = []
+    """Parse ``lines`` (from :func:`read_lines`, from byte ``start`` where line ``first`` is)
+    into chunks; blank lines are skipped. In a chunk the first row of an address wins."""
+    batch = Batch.for_dialect(parsing.dialect)
     problems: list[Problem] = []
-    read = 0
+    lines_of: dict[str, int] = {}  # address key → its first line in the chunk
+    parse_row = RowParser(parsing.columns, parsing.extra_lists)
+    read = start
     for number, text, read, unreadable in lines:
         if unreadable is not None:
             problems.append(
@@ -134,52 +148,48 @@ def read_chunks(
             continue
         try:
             cells = split_line(text)
-            if not any(cell.strip() for cell in cells):
+            if not any(map(str.strip, cells)):
                 continue
-            row = parse_row(cells, columns, number, extra_lists)
+            row = parse_row(cells, number)
         except RowError as error:
             problems.append(
                 Problem(number, error.message, text.rstrip("\r\n"), error.code, error.params)
             )
             continue
-        rows.append((row, text))
-        if len(rows) == size:
-            yield Chunk(rows, problems, read)
-            rows, problems = [], []
-    if rows or problems:
-        yield Chunk(rows, problems, read)
+        if parsing.lists is not None and (
+            missing := {name for name, _ in row.lists} - parsing.lists
+        ):
+            problems.append(_unknown_list(row, text, missing))
+        elif (earlier := lines_of.setdefault(row.email_key, number)) != number:
+            problems.append(_repeat(row.line, row.email, text, earlier))
+        else:
+            batch.add(row)
+            if len(batch) == size:
+                yield Chunk(batch.packed(), problems, read, (start, read, first))
+                batch, problems, lines_of = Batch.for_dialect(parsing.dialect), [], {}
+                start, first = read, number + 1
+    if len(batch) or problems:
+        yield Chunk(batch.packed(), problems, read, (start, read, first))
 
 
 def parse_chunks(
-    path: Path,
-    encoding: str,
-    lines: Iterator[Line],
-    columns: ColumnMap,
-    extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
-    *,
-    start: int,
+    path: Path, encoding: str, lines: Iterator[Line], parsing: Parsing, *, start: int
 ) -> Iterator[Chunk]:
-    """The chunks of ``lines`` (the file's from byte ``start``, after the header), each parsed
-    while the caller writes the one before.
+    """The chunks of ``lines`` (the file's from byte ``start``, line 2), each parsed while the
+    caller writes the one before.
 
     Parsing is most of an import's work, and Python: in a thread it holds the GIL the writing
     needs too. So a file of :data:`PARALLEL_FROM` bytes or more is parsed by one process per
     core, a piece of the file each (read by the process itself: nothing per line crosses from
-    this one), while this one writes; a smaller one, in less time than processes take to
-    start, by a thread.
+    this one, and the rows come back staged, ready to load), while this one writes; a smaller
+    one, in less time than processes take to start, by a thread.
     """
     if PARSERS < 2 or path.stat().st_size < PARALLEL_FROM:
-        return read_ahead(read_chunks(lines, columns, extra_lists))
-    return _parsed_apart(path, encoding, start, columns, extra_lists)
+        return read_ahead(read_chunks(lines, parsing, start=start, first=2))
+    return _parsed_apart(path, encoding, start, parsing)
 
 
-def _parsed_apart(
-    path: Path,
-    encoding: str,
-    start: int,
-    columns: ColumnMap,
-    extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
-) -> Iterator[Chunk]:
+def _parsed_apart(path: Path, encoding: str, start: int, parsing: Parsing) -> Iterator[Chunk]:
     """Chunks in order, parsed by :data:`PARSERS` processes, one piece each in hand and one
     more: memory stays flat. The processes come from a fork server, never forked from this
     one, whose threads (a progress bar's) may hold a lock at the moment of the fork."""
@@ -189,7 +199,7 @@ def _parsed_apart(
     pending: deque[Future[Chunk]] = deque()
     try:
         for piece in _pieces(path, start):
-            pending.append(pool.submit(_parse, path, encoding, piece, columns, extra_lists))
+            pending.append(pool.submit(_parse, path, encoding, piece, parsing))
             if len(pending) > PARSERS:
                 yield pending.popleft().result()
         while pending:
@@ -212,18 +222,25 @@ def _pieces(path: Path, start: int) -> Iterator[tuple[int, int, int]]:
             number += block.count(b"\n")
 
 
-def _parse(
-    path: Path,
-    encoding: str,
-    piece: tuple[int, int, int],
-    columns: ColumnMap,
-    extra_lists: tuple[tuple[str, SubscriptionStatus], ...],
-) -> Chunk:
+def _parse(path: Path, encoding: str, piece: tuple[int, int, int], parsing: Parsing) -> Chunk:
     """One piece of the file (from :func:`_pieces`) as one chunk, in a parsing process."""
     start, stop, number = piece
     lines = read_lines(path, encoding, start=start, stop=stop, first=number)
-    parsed = list(read_chunks(lines, columns, extra_lists, size=sys.maxsize))
-    return parsed[0] if parsed else Chunk([], [], stop)
+    parsed = list(read_chunks(lines, parsing, start=start, first=number, size=sys.maxsize))
+    return parsed[0] if parsed else Chunk(Batch.for_dialect(parsing.dialect), [], stop, piece)
+
+
+def line_texts(
+    path: Path, encoding: str, span: tuple[int, int, int], numbers: set[int]
+) -> dict[int, str]:
+    """The text of the lines ``numbers`` of a chunk (its ``span``), read from the file again:
+    a chunk carries no line's text, for the few problems found once it is staged."""
+    start, stop, first = span
+    return {
+        number: text.rstrip("\r\n")
+        for number, text, _, _ in read_lines(path, encoding, start=start, stop=stop, first=first)
+        if number in numbers
+    }
 
 
 def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
@@ -244,54 +261,50 @@ class _Import:
     """One file's import: what spans its chunks."""
 
     connection: Connection
+    path: Path
+    encoding: str
     columns: frozenset[str]
-    source: str
     dry_run: bool
     create_lists: bool
     report: ImportReport
     list_ids: dict[str, int] = field(default_factory=dict)
     tag_ids: dict[str, int] = field(default_factory=dict)
 
-    def write(self, chunk: Sequence[_Item]) -> list[Problem]:
-        """One chunk, in the transaction the caller commits; returns the rows not written."""
-        named = {name for lists in {row.lists for row, _ in chunk} for name, _ in lists}
-        missing = self._ids(LISTS, named, self.list_ids, create=self.create_lists)
-        unknown = [_unknown_list(item, missing) for item in chunk if _names_any(item, missing)]
-        if unknown:
-            chunk = [item for item in chunk if not _names_any(item, missing)]
-            self.report.errors += len(unknown)
-        first: dict[str, _Item] = {}
-        repeats = [
-            _repeat(item, first[item[0].email_key][0].line)
-            for item in chunk
-            if first.setdefault(item[0].email_key, item) is not item
-        ]
-        rows = [row for row, _ in first.values()]
-        stage_rows(self.connection, rows)
+    def write(self, chunk: Chunk) -> list[Problem]:
+        """One chunk, in the transaction the caller commits; returns the rows not written (an
+        address an earlier chunk gave)."""
+        batch = chunk.batch
+        names = {name for lists in batch.list_sets for name, _ in lists}
+        if missing := self._ids(LISTS, names, self.list_ids, create=self.create_lists):
+            # Checked when the import began; gone since.
+            gone = shorten(", ".join(sorted(missing)))
+            raise UnknownList(f"no list is named '{gone}'", code="list.unknown", name=gone)
+        tags = {tag for tagged in batch.tag_sets for tag in tagged}
+        self._ids(TAGS, tags, self.tag_ids, create=True)
+        stage(self.connection, batch, self.list_ids, self.tag_ids)
         seen, stored = self._known()
+        repeats = []
         if seen:
             self.connection.execute(ROWS.delete().where(ROWS.c.email_key.in_(seen)))
-            repeats += [_repeat(first.pop(key), line) for key, line in seen.items()]
-            rows = [row for row, _ in first.values()]
+            lines = {line for line, _, _ in seen.values()}
+            texts = line_texts(self.path, self.encoding, chunk.span, lines)
+            repeats = [
+                _repeat(line, email, texts.get(line, ""), first)
+                for line, email, first in seen.values()
+            ]
         self.connection.execute(
             SEEN.insert().from_select(["email_key", "line"], select(ROWS.c.email_key, ROWS.c.line))
         )
-        self.report.imported += len(rows) - len(stored)
-        if stored:
-            self.report.kept_suppressed += sum(
-                stored.get(row.email_key) in SUPPRESSED and row.status not in SUPPRESSED
-                for row in rows
-            )
-        tags = {tag for tagged in {row.tags for row in rows} for tag in tagged}
-        self._ids(TAGS, tags, self.tag_ids, create=True)
-        stage_links(self.connection, rows, self.list_ids, self.tag_ids)
+        self.report.imported += len(batch) - len(seen) - len(stored)
+        self.report.kept_suppressed += sum(
+            was in SUPPRESSED and now not in SUPPRESSED for was, now in stored.values()
+        )
         if stored:
             self.report.updated += count_changed(self.connection, columns=self.columns)
         if not self.dry_run:
-            apply(self.connection, columns=self.columns, source=self.source)
+            apply(self.connection, columns=self.columns, source=f"import {self.path.name}")
         clear(self.connection)
-        self.report.skipped += len(repeats)
-        return unknown + repeats
+        return repeats
 
     def _ids(
         self, table: Table, names: set[str], known: dict[str, int], *, create: bool
@@ -316,30 +329,32 @@ class _Import:
             self.report.new_lists += created
         return set()
 
-    def _known(self) -> tuple[dict[str, int], dict[str, SubscriberStatus]]:
-        """Staged addresses an earlier chunk gave (→ its line), and others stored (→ status).
+    def _known(self) -> tuple[dict[str, tuple[int, str, int]], dict[str, tuple[_Status, _Status]]]:
+        """Staged addresses an earlier chunk gave (→ the row's line and address, the earlier
+        line), and others stored (→ the stored status, the row's).
 
         One query, whose answer is empty for a file of new addresses.
         """
+        rows = ROWS.c
         found = self.connection.execute(
-            select(ROWS.c.email_key, SEEN.c.line, SUBSCRIBERS.c.status)
+            select(rows.email_key, rows.line, rows.email, rows.status, SEEN.c.line,
+                   SUBSCRIBERS.c.status)
             .select_from(ROWS)
-            .outerjoin(SEEN, SEEN.c.email_key == ROWS.c.email_key)
-            .outerjoin(SUBSCRIBERS, SUBSCRIBERS.c.email_key == ROWS.c.email_key)
+            .outerjoin(SEEN, SEEN.c.email_key == rows.email_key)
+            .outerjoin(SUBSCRIBERS, SUBSCRIBERS.c.email_key == rows.email_key)
             .where(or_(SEEN.c.line.is_not(None), SUBSCRIBERS.c.status.is_not(None)))
         ).all()
-        seen = {key: line for key, line, _ in found if line is not None}
-        stored = {key: status for key, line, status in found if line is None}
+        seen = {key: (line, email, first) for key, line, email, _, first, _ in found if first}
+        stored = {
+            key: (SubscriberStatus(was), SubscriberStatus(now))
+            for key, _, _, now, first, was in found
+            if first is None
+        }
         return seen, stored
 
 
-def _names_any(item: _Item, lists: set[str]) -> bool:
-    return bool(lists) and any(name in lists for name, _ in item[0].lists)
-
-
-def _unknown_list(item: _Item, missing: set[str]) -> Problem:
-    row, text = item
-    names = ", ".join(sorted({name for name, _ in row.lists if name in missing}))
+def _unknown_list(row: SubscriberRow, text: str, missing: set[str]) -> Problem:
+    names = ", ".join(sorted(missing))
     return Problem(
         row.line,
         f"no list is named '{names}': the row is not imported (create the list first, "
@@ -350,14 +365,13 @@ def _unknown_list(item: _Item, missing: set[str]) -> Problem:
     )
 
 
-def _repeat(item: _Item, first_line: int) -> Problem:
-    row, text = item
+def _repeat(line: int, email: str, text: str, first_line: int) -> Problem:
     return Problem(
-        row.line,
-        f"{row.email} repeats line {first_line}: the first row of an address wins",
+        line,
+        f"{email} repeats line {first_line}: the first row of an address wins",
         text.rstrip("\r\n"),
         code="csv.repeat",
-        params={"address": row.email, "first": first_line},
+        params={"address": email, "first": first_line},
     )
 
 
@@ -405,21 +419,25 @@ def import_subscribers(
             problem=error,
         ) from None
     report = ImportReport(encoding=encoding, attribute_columns=columns.attribute_keys)
-    job = _Import(
-        connection, columns.columns, f"import {path.name}", dry_run, create_lists, report
-    )
+    job = _Import(connection, path, encoding, columns.columns, dry_run, create_lists, report)
+    # Without --create-list a row naming a list that does not exist is reported: the parsers
+    # know the lists there are.
+    lists = None if create_lists else frozenset(connection.scalars(select(LISTS.c.name)))
+    parsing = Parsing(columns, extra_lists, connection.dialect.name, lists)
     analyzed = 1  # rows when the statistics were last refreshed
     try:
         with bulk_writing(connection), staging(connection, SEEN):
-            chunks = parse_chunks(path, encoding, lines, columns, extra_lists, start=header.read)
+            chunks = parse_chunks(path, encoding, lines, parsing, start=header.read)
             for chunk in chunks:
-                not_written = job.write(chunk.rows) if chunk.rows else []
+                not_written = job.write(chunk) if len(chunk.batch) else []
+                repeats = sum(problem.code == "csv.repeat" for problem in chunk.problems)
+                report.skipped += repeats + len(not_written)
+                report.errors += len(chunk.problems) - repeats
                 if (read := report.imported + report.updated + report.skipped) >= 2 * analyzed:
                     # Sizes doubled: plan with the new ones (a few times in a whole import).
                     refresh_statistics(connection, SEEN, stored=not dry_run)
                     analyzed = read
                 connection.commit()
-                report.errors += len(chunk.problems)
                 for problem in sorted(chunk.problems + not_written, key=lambda p: p.line):
                     on_problem(problem)
                 on_progress(chunk.read)

@@ -20,6 +20,8 @@ QUOTE_MAX = 60  # characters of a value quoted in an error message
 def one_line(text: str) -> str:
     """``text`` with every run of spaces and control characters made one space: a name typed
     across two lines of a form is still the person's name, on one line."""
+    if text.isprintable() and "  " not in text and text[:1] != " " != text[-1:]:
+        return text  # most: no control, no space but single ASCII ones inside (one C test each)
     return " ".join(_CONTROL.sub(" ", text).split())
 
 

@@ -163,6 +163,23 @@ def test_a_big_file_is_parsed_in_processes_with_the_same_outcome(
     )
 
 
+def test_values_with_what_copy_escapes_arrive_as_written(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Backslashes, and a tab inside an attribute, reach the database as the file gives them:
+    on PostgreSQL the rows travel as COPY text, where these are escapes and separators."""
+    text = (
+        "email,name,openid,locale,attributes\n"
+        'wang@qq.com,C:\\王,o\\1,zh\\CN,"{""k"": ""a\\tb\\\\""}"\n'
+    )
+    report, problems = import_text(database_url, tmp_path, text)
+    assert (report.imported, problems) == (1, [])
+    with transaction(database_url) as session:
+        wang = find_subscriber(session, "wang@qq.com")
+        assert (wang.name, wang.openid, wang.locale) == ("C:\\王", "o\\1", "zh\\CN")
+        assert wang.attributes == {"k": "a\tb\\"}
+
+
 def test_sqlite_has_its_page_cache_back_after_an_import(sqlite_url: str, tmp_path: Path) -> None:
     """An import widens the cache for its writes only: the connection goes back to the pool as
     it came."""
