@@ -68,7 +68,7 @@ def test_segments_and_webhooks_are_kept_from_the_dashboard(
         form.locator("input[name=name]").fill("会员")
         form.locator("textarea[name=expression]").fill("list = 会员快讯 and")
         page.click("#add-segment")
-        expect(page.locator("p.error[role=alert]")).to_contain_text("表达式在第 16 个字符处读不通")
+        expect(page.locator("p.error[role=alert]")).to_contain_text("条件表达式第 16 个字符处有误")
         # The mark under the place, each Chinese character two columns wide.
         expect(page.locator("#segment-caret")).to_have_text(
             "list = 会员快讯 and\n" + " " * 19 + "^"

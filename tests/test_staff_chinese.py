@@ -35,6 +35,7 @@ LIST = "会员快讯"
 PROPER_NOUNS = {
     "WeChat", "SMTP", "CSV", "API", "UTF", "GBK", "PDF", "Word", "WPS", "docx", "txt", "md",
     "json", "English", "Asia", "Shanghai", "MB", "HTML", "ID", "JSON", "Markdown", "px",
+    "Webhook",  # the name Chinese products (DingTalk, Feishu, WeCom) use as it is
 }
 # The words a subscriber file itself must contain (its status column): an error names them.
 CSV_VOCABULARY = {"active", "pending", "unsubscribed", "bounced", "complained"}

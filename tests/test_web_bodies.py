@@ -98,7 +98,7 @@ def test_an_upload_by_a_viewer_is_refused_and_by_an_editor_read(
     assert refused.json()["error"] == {
         "code": "forbidden",
         "message": "a viewer cannot upload: it needs the editor role",
-        "reason": "staff.not_permitted",
+        "reason": "staff.role_needed",
     }
     editor = bearer(api_token(sqlite_url, "editor", Role.EDITOR))
     imported = httpx.post(f"{server}/api/v1/issues", files=files, headers=editor)
