@@ -95,7 +95,8 @@ def test_a_paced_domain_waits_its_turns_while_the_other_domains_go_on(
         plan = relays_file(
             tmp_path,
             f"relays:\n  - {{name: only, host: 127.0.0.1, port: {smtp.port}}}\n"
-            "domains:\n  163.com: {rate: 2}\n",
+            "domains:\n  163.com: {rate: 0.25}\n",  # a turn every 4 s: longer than a busy
+            # machine takes to send the batch's 20 other readers
         )
         env = engine_env(sqlite_url, "memory://", smtp, SMTP_RELAYS_FILE=plan)
         send_id = started_send(sqlite_url, issue_id, "members")
@@ -107,11 +108,11 @@ def test_a_paced_domain_waits_its_turns_while_the_other_domains_go_on(
     to_others = [r.at for r in received if r.recipient in others]
     assert len(to_others) == 20 and len(to_163) >= 1
     assert len(to_163) == 1 or max(to_others) < to_163[1]
-    assert all(b - a >= 0.4 for a, b in pairwise(to_163))
+    assert all(b - a >= 3.9 for a, b in pairwise(to_163))
     with transaction(sqlite_url) as session:
         waiting = session.execute(
             select(Delivery.attempts, Delivery.last_error)
             .where(Delivery.send_id == send_id, Delivery.state == DeliveryState.DEFERRED)
         ).all()
     assert len(waiting) == 12 - len(to_163)
-    assert set(waiting) <= {(0, "waiting: 163.com is sent 2 a second")}
+    assert set(waiting) <= {(0, "waiting: 163.com is sent 0.25 a second")}
