@@ -2,7 +2,8 @@
 
 PostgreSQL tests run wherever a server is reachable (``TEST_POSTGRES_URL``, default the local
 server with trust auth) and are skipped elsewhere, unless ``REQUIRE_POSTGRES=1`` (CI) turns the
-skip into a failure. Each test gets a database of its own, copied from one migrated template.
+skip into a failure. Each test gets a database of its own, copied from one migrated template
+(one test ahead, tests/support/databases.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from distributor.devservers.postgres import (
     unreachable_reason,
 )
 from distributor.devservers.redis_server import RedisServer
+from tests.support.databases import DatabaseSupply
 
 ROOT = Path(__file__).resolve().parent.parent
 # The sample issue ships with the package (the demo imports it).
@@ -65,11 +67,16 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres_supply(postgres_template: str) -> Iterator[DatabaseSupply]:
+    supply = DatabaseSupply(POSTGRES_ADMIN_URL, postgres_template)
+    yield supply
+    supply.close()
+
+
 def _fresh_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
-    template_url = request.getfixturevalue("postgres_template")
-    with throwaway_database(
-        POSTGRES_ADMIN_URL, "distributor_test", template_url=template_url
-    ) as url:
+    supply: DatabaseSupply = request.getfixturevalue("postgres_supply")
+    with supply.database() as url:
         yield url
 
 

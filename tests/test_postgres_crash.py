@@ -27,11 +27,12 @@ from distributor.devservers.ports import free_port
 from distributor.devservers.redis_server import RedisServer
 from tests.support.audience import make_audience
 from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
+from tests.support.sizes import sized
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
 
-RECIPIENTS = 4000
+RECIPIENTS = sized(1600, 4000)
 SLOTS = 2
 FORGETS_AT_MOST_SECONDS = 3 * 0.2  # 3 × wal_writer_delay (the default, set below)
 MARGIN_SECONDS = 0.4  # between the sink taking a message and its answer's commit
@@ -110,7 +111,7 @@ def test_a_postgres_crash_mid_send_skips_nobody_and_resends_only_its_last_answer
         worker = WorkerProcess(env, tmp_path, concurrency=None)
         worker.start()
         try:
-            smtp.handler.wait_for(1000, timeout=120)
+            smtp.handler.wait_for(RECIPIENTS // 4, timeout=120)
             private_postgres.crash()
             crashed = time.monotonic()
             crashed_at = len(smtp.handler.received)

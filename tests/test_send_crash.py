@@ -14,11 +14,12 @@ from distributor.devservers.celery_worker import WorkerProcess
 from distributor.devservers.redis_server import RedisServer
 from tests.support.audience import make_audience
 from tests.support.sending import created_by_cli, engine_env, import_sample, wait_until_done
+from tests.support.sizes import sized
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
 
-RECIPIENTS = 5000
+RECIPIENTS = sized(2000, 5000)
 SLOTS = 2
 
 
@@ -33,11 +34,11 @@ def test_kill_9_and_a_redis_restart_lose_nobody(
         worker = WorkerProcess(env, tmp_path, concurrency=SLOTS)
         worker.start()
         try:
-            smtp.handler.wait_for(1000, timeout=90)
+            smtp.handler.wait_for(RECIPIENTS // 5, timeout=90)
             worker.kill()
             killed_at = len(smtp.handler.received)
             worker.start()
-            smtp.handler.wait_for(killed_at + 1500, timeout=90)
+            smtp.handler.wait_for(killed_at + RECIPIENTS * 3 // 10, timeout=90)
             redis_server.stop()
             restarted_at = len(smtp.handler.received)
             redis_server.start()

@@ -144,7 +144,7 @@ def test_distributor_web_serves_unsubscribes_and_pixels_under_cpu_load(
     """Two CPU burners per core, the default worker count (one per core: the limits are shared in
     Redis): /healthz answers, then every one-click unsubscribe and pixel is served, and no
     child is ever restarted."""
-    make_audience(sqlite_url, "members", 40)
+    make_audience(sqlite_url, "members", 16)
     issue_id = import_sample(sqlite_url, sample_issue_path)
     send_id = started_send(sqlite_url, issue_id, "members", tracking=True)
     with transaction(sqlite_url) as session:
