@@ -5,7 +5,7 @@ request the document allows, but where `schemathesis.toml` names a rule no schem
 whatever it does not allow, the API refuses; it never fails (no 5xx) and answers only what the
 document says it answers, in the shape it says.
 
-Bounded to about a minute: three examples per operation and mode, on SQLite with an imported
+Bounded to about a minute: two examples per operation and mode, on SQLite with an imported
 issue, a list and a few subscribers, so that some requests reach past the 404s."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.support.audience import make_audience
 from tests.support.sending import import_sample
 from tests.support.web import web_settings
 
-EXAMPLES = 3
+EXAMPLES = 2
 ADMIN_PATHS = ("/api/v1/users", "/api/v1/tokens", "/api/v1/webhooks")
 
 
