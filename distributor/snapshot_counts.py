@@ -7,8 +7,8 @@ deleted or truncated) or one of its columns (``subscribers.status``: rows update
 import of a million readers is one row, and writers never wait on each other's counter. A kept
 count names everything its query reads; it is still exact iff no change to any of those is
 visible now that was not visible in its snapshot (an index range scan from the snapshot's
-``xmin``). A count is kept only by a transaction that changed nothing it reads (its own
-uncommitted rows are in the count, not in any snapshot).
+``xmin``). A count is kept only by a transaction that changed nothing watched (its own
+uncommitted rows would be in the count, and in no snapshot).
 
 Pruning moves a horizon: change rows older than it go, and a kept count whose snapshot is
 older than it is no longer trusted. A query that reads a table or column no trigger watches
