@@ -189,8 +189,9 @@ def left_out(
     """How many readers of the send's lists are in it, and why each of the others is not
     (``wechat``: WeChat is set up). A send to one list is counted from the list's kept counts
     (once planned, less those of its readers who have no message in it, counted in one grouped
-    pass), unless ``kept`` is False (what they are checked against). A test send, to named
-    addresses, has no lists: all zero."""
+    pass), unless ``kept`` is False (what they are checked against). A pass over readers is
+    kept on PostgreSQL until something it reads changes (:mod:`distributor.snapshot_counts`). A
+    test send, to named addresses, has no lists: all zero."""
     send = get_send(session, send_id)
     counts: dict[str, int] = {}
     kinds = kinds_of_one_list(session, send.audience) if kept else None

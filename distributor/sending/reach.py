@@ -71,7 +71,8 @@ def send_reach(
     to one list is counted from the list's kept counts (:mod:`subscribers.counts`), whatever its
     size; any other audience (or any, ``kept`` False: what the kept counts are checked against)
     in one pass over it, every figure a filtered count of it: a million readers are read once,
-    not once per figure."""
+    not once per figure, and on PostgreSQL not again until something it reads changes
+    (:mod:`distributor.snapshot_counts`)."""
     channels = [DeliveryChannel(name) for name in planned_channels(send, wechat=wechat)]
     others = _other_sends(session, send)
     kinds = kinds_of_one_list(session, send.audience) if kept else None
