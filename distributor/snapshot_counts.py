@@ -49,8 +49,8 @@ WATCHED: dict[str, tuple[str, ...]] = {
         "send_id", "subscriber_id", "channel", "state", "failure_cause", "updated_at",
     ),
 }
-# A kept count older than this is dropped when the next one is kept, and pruning happens at
-# most this often.
+# A kept count older than this is no longer read, and dropped when the next one is kept;
+# pruning happens at most every PRUNE_EVERY.
 KEEP = timedelta(hours=1)
 PRUNE_EVERY = timedelta(minutes=10)
 
@@ -108,7 +108,7 @@ def counted_rows(session: Session, query: Select[*tuple[Any, ...]]) -> list[tupl
     if reads is None:
         return _plain(session.execute(query))
     key = _key(session, query)
-    found = session.execute(_FIND, {"key": key}).first()
+    found = session.execute(_FIND, {"key": key, "keep": KEEP.total_seconds()}).first()
     if found is not None:
         return [tuple(row) for row in found[0]]
     snapshot, oldest = session.execute(_SNAPSHOT).one()
@@ -158,10 +158,13 @@ def _key(session: Session, query: Select[*tuple[Any, ...]]) -> str:
     return hashlib.sha256(f"{compiled}\n{values}".encode()).hexdigest()
 
 
-# Still exact: no change to what it reads is visible now that its snapshot did not see.
+# Still exact: no change to what it reads is visible now that its snapshot did not see. One
+# older than KEEP is not looked at (the changes since it may be many), and soon pruned.
 _FIND = text(
     "SELECT k.rows FROM kept_counts k JOIN count_horizon h ON h.id = 1"
-    " WHERE k.key = :key AND k.oldest >= h.oldest AND NOT EXISTS (SELECT 1 FROM count_changes c"
+    " WHERE k.key = :key AND k.oldest >= h.oldest"
+    " AND k.made_at > now() - make_interval(secs => :keep)"
+    " AND NOT EXISTS (SELECT 1 FROM count_changes c"
     " WHERE c.xid >= k.oldest AND c.what = ANY (string_to_array(k.reads, ' '))"
     " AND NOT pg_visible_in_snapshot(c.xid::text::xid8, k.snapshot::pg_snapshot))"
 ).columns(rows=JSON)

@@ -223,6 +223,10 @@ def test_pruning_forgets_old_changes_and_no_count_older_than_them_is_trusted(url
         session.execute(text("UPDATE kept_counts SET oldest = :low"), {"low": horizon - 1})
     assert count(url, "members") == 7
     assert_exact(url, *SEGMENTS)
+    # One older than KEEP is not read (pruning is not due: it stays, unread).
+    with transaction(url) as session:
+        session.execute(text("UPDATE kept_counts SET made_at = now() - interval '2 hours'"))
+    assert count(url, "members") == 7
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
