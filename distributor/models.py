@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "distributor.webhooks.models",
     "distributor.ops.models",
     "distributor.automations.models",
+    "distributor.snapshot_counts",
 )
 
 

@@ -43,6 +43,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "runtime": {"campaigns"} | FACES | LOCAL_SERVERS,
     "automations": {"campaigns", "runtime"} | FACES | LOCAL_SERVERS,
     "ops": UPPER,
+    # Kept counts know SQL and the database, no room.
+    "snapshot_counts": ENGINES | UPPER | BELOW_ENGINES,
 }
 # The pure reading of bounces: bytes in, a value out, no database and no engine.
 BOUNCE_READING = ("addresses", "autoreply", "classify", "feedback", "match", "message",

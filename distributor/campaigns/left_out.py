@@ -24,6 +24,7 @@ from distributor.sending.models import Delivery, Send
 from distributor.sending.planner import planned_channels, planned_readers, reach_conditions
 from distributor.sending.queries import get_send
 from distributor.sending.reach import kinds_of_one_list
+from distributor.snapshot_counts import counted_rows
 from distributor.vocabulary import DeliveryChannel
 from subscribers.counts import ReaderKind, kind_columns, kind_of
 from subscribers.models import (
@@ -188,8 +189,9 @@ def left_out(
     """How many readers of the send's lists are in it, and why each of the others is not
     (``wechat``: WeChat is set up). A send to one list is counted from the list's kept counts
     (once planned, less those of its readers who have no message in it, counted in one grouped
-    pass), unless ``kept`` is False (what they are checked against). A test send, to named
-    addresses, has no lists: all zero."""
+    pass), unless ``kept`` is False (what they are checked against). A pass over readers is
+    kept on PostgreSQL until something it reads changes (:mod:`distributor.snapshot_counts`). A
+    test send, to named addresses, has no lists: all zero."""
     send = get_send(session, send_id)
     counts: dict[str, int] = {}
     kinds = kinds_of_one_list(session, send.audience) if kept else None
@@ -209,10 +211,11 @@ def left_out(
     elif send.audience.lists:
         counting_over_readers(session)
         standing = standing_of(send, wechat=wechat).label("standing")
-        rows = session.execute(
+        rows = counted_rows(
+            session,
             select(standing, func.count(Subscriber.id))
             .where(_on_lists(send.audience.lists))
-            .group_by(standing)
+            .group_by(standing),
         )
         counts = {str(value): int(n) for value, n in rows}
     in_send = counts.pop(Standing.IN_SEND.value, 0)
@@ -239,7 +242,8 @@ def _without_messages(session: Session, send: Send) -> dict[ReaderKind, int]:
     grouped pass over the list with the send's rows hashed beside it, not a probe per reader."""
     counting_over_readers(session)
     columns = kind_columns()
-    rows = session.execute(
+    rows = counted_rows(
+        session,
         select(*columns, func.count())
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(
@@ -248,7 +252,7 @@ def _without_messages(session: Session, send: Send) -> dict[ReaderKind, int]:
                 Delivery.send_id == send.id, Delivery.subscriber_id == Subscription.subscriber_id
             ),
         )
-        .group_by(*columns)
+        .group_by(*columns),
     )
     return {kind_of(row[:-1]): int(row[-1]) for row in rows}
 
@@ -263,7 +267,7 @@ def _fell_back(session: Session, send: Send, *, wechat: bool) -> int:
         conditions = [emailed, fell_back_to_email(wechat=wechat)]
     else:
         conditions = [*planned_readers(send, wechat=wechat), fell_back_to_email(wechat=wechat)]
-    return int(session.scalar(select(func.count(Subscriber.id)).where(*conditions)) or 0)
+    return int(counted_rows(session, select(func.count(Subscriber.id)).where(*conditions))[0][0])
 
 
 def look_up_reader(

@@ -19,6 +19,7 @@ from distributor.errors import AlreadyExists, DistributorError, NotFound
 from distributor.segments.language import All, Any_, Facet, Node, Not, parse
 from distributor.segments.models import DESCRIPTION_MAX, SEGMENT_NAME_MAX, Segment
 from distributor.sending.queries import check_lists
+from distributor.snapshot_counts import counted_rows
 from subscribers.csvfile import check_label
 from subscribers.models import Subscriber, Tag
 from subscribers.query import Audience, audience_conditions
@@ -150,12 +151,12 @@ def segment_audience(
 
 def count_segment(session: Session, name: str, zone: ZoneInfo) -> int:
     """How many active readers, on some list, the segment holds now: what a send to it (by
-    any channel) would be planned from."""
+    any channel) would be planned from (:mod:`distributor.snapshot_counts`: counted again only
+    after a change to what it reads)."""
     audience = segment_audience(session, name, zone)
     counting_over_readers(session)
-    return int(
-        session.scalar(select(func.count(Subscriber.id)).where(*audience_conditions(audience))) or 0
-    )
+    count = select(func.count(Subscriber.id)).where(*audience_conditions(audience))
+    return int(counted_rows(session, count)[0][0])
 
 
 def _check_description(description: str) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from distributor.db import counting_over_readers
 from distributor.sending.models import Delivery, Send
 from distributor.sending.planner import planned_channels, reach_conditions, variant_of
+from distributor.snapshot_counts import counted_rows
 from distributor.vocabulary import EMAIL_VARIANTS, DeliveryChannel, DeliveryState, SendState
 from subscribers.counts import ReaderKind, list_ids, readers_of
 from subscribers.models import Subscriber
@@ -70,7 +71,8 @@ def send_reach(
     to one list is counted from the list's kept counts (:mod:`subscribers.counts`), whatever its
     size; any other audience (or any, ``kept`` False: what the kept counts are checked against)
     in one pass over it, every figure a filtered count of it: a million readers are read once,
-    not once per figure."""
+    not once per figure, and on PostgreSQL not again until something it reads changes
+    (:mod:`distributor.snapshot_counts`)."""
     channels = [DeliveryChannel(name) for name in planned_channels(send, wechat=wechat)]
     others = _other_sends(session, send)
     kinds = kinds_of_one_list(session, send.audience) if kept else None
@@ -168,13 +170,15 @@ def _already(send: Send, others: list[OtherSend], *, wechat: bool) -> dict[str, 
 
 
 def _counted(session: Session, send: Send, figures: dict[str, Any]) -> dict[str, int]:
-    """Each figure's count of the send's audience, in one pass over it."""
+    """Each figure's count of the send's audience, in one pass over it (or kept from the last
+    one, while nothing it reads changed: :mod:`distributor.snapshot_counts`)."""
     counting_over_readers(session)
-    row = session.execute(
+    (row,) = counted_rows(
+        session,
         select(*(func.count(Subscriber.id).filter(cond) for cond in figures.values())).where(
             *audience_conditions(send.audience)
-        )
-    ).one()
+        ),
+    )
     return {name: int(n or 0) for name, n in zip(figures, row, strict=True)}
 
 
