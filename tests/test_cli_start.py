@@ -77,6 +77,32 @@ def test_send_status_and_list_import_only_what_they_show(
     assert compiled == "0", compiled
 
 
+def test_the_program_imports_its_command_without_collecting_then_runs_it_collecting(
+    sqlite_url: str, sample_issue_path: Path
+) -> None:
+    """No cyclic collection while the command is imported (SQLAlchemy, the models: all kept);
+    what the import built is frozen, and the command runs with the collector on (a worker or
+    the web server runs for days)."""
+    make_audience(sqlite_url, "members", 1)
+    send_id = started_send(sqlite_url, import_sample(sqlite_url, sample_issue_path), "members")
+    probe = (
+        "import gc, sys\nfrom distributor.cli import run\npasses = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and passes.append("
+        "gc.get_freeze_count()))\n"
+        f"sys.argv = ['distributor', 'send', 'status', '{send_id}']\n"
+        "try:\n    run()\nexcept SystemExit:\n    pass\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 0, passes.count(0), len(passes) > 0)"
+    )
+    env = {**os.environ, "DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": "x" * 32}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    shown, _, collector = out.rstrip().rpartition("\n")
+    assert f"Send {send_id}: issue" in shown, shown
+    # on again, the import frozen, no pass before the freeze, passes while the command ran
+    assert collector == "True True 0 True", collector
+
+
 def test_a_command_lists_the_same_loaded_or_not() -> None:
     before = CliRunner().invoke(main, ["--help"]).output
     context = click.Context(main)
