@@ -183,8 +183,8 @@ def run() -> None:
     """The ``distributor`` program, with the cyclic garbage collector paused until its command
     is loaded. Importing SQLAlchemy and declaring the models build some 100,000 objects that live
     as long as the process; the collector's passes over them while they are built free nothing
-    and cost a third of ``send status``. Once loaded they are frozen out of its sight (as the web
-    app freezes its own) and it runs as usual for the command."""
+    and cost about a third of ``send status``. Once loaded they are frozen out of its sight (as
+    the web app freezes its own) and it runs as usual for the command."""
     main.collector_paused = True
     gc.disable()
     main(prog_name="distributor")
