@@ -1,5 +1,5 @@
 """``python -m distributor`` is the ``distributor`` command."""
 
-from distributor.cli import main
+from distributor.cli import run
 
-main(prog_name="distributor")
+run()

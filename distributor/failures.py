@@ -21,6 +21,7 @@ toward repeated failures; everything else never counts against the reader.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,22 +41,33 @@ class Verdict(StrEnum):
     NOT_READER = "not_reader"  # us or the path: counts against the send and the domain only
 
 
-def _words(*phrases: str) -> re.Pattern[str]:
-    return re.compile("|".join(phrases), re.IGNORECASE)
+class _Words:
+    """Phrases matched case-blind, compiled at their first search, not when the module loads: a
+    send's status imports this module and reads no failure."""
+
+    def __init__(self, *phrases: str) -> None:
+        self.phrases = phrases
+
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile("|".join(self.phrases), re.IGNORECASE)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self._pattern.search(text)
 
 
 # Step 1: what is about us or the path, in the words of the systems that say it.
-_PATH_FIRST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
+_PATH_FIRST: tuple[tuple[FailureCause, _Words], ...] = (
     (
         FailureCause.NETWORK,
-        _words(
+        _Words(
             r"not found, try again", r"temporary failure in name resolution",
             r"dns (?:lookup|query) (?:timed out|failed temporarily)", r"servfail",
         ),
     ),
     (
         FailureCause.AUTHENTICATION,
-        _words(
+        _Words(
             r"\bspf\b", r"\bdkim\b", r"\bdmarc\b", r"sender policy framework",
             r"unauthenticated", r"not pass(?:ed)? (?:authentication|dmarc|spf|dkim)",
             r"authentication (?:check|result)s? fail", r"fails? (?:sender )?authentication",
@@ -64,7 +76,7 @@ _PATH_FIRST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     ),
     (
         FailureCause.BLOCKED,
-        _words(
+        _Words(
             r"block ?list", r"black ?list", r"deny ?list", r"spamhaus", r"spamcop", r"sorbs",
             r"barracuda", r"\bs?rbl\b", r"dnsbl", r"\bsbl\b", r"\bxbl\b", r"\bpbl\b",
             r"uceprotect", r"abuseat", r"senderscore", r"proofpoint dynamic reputation",
@@ -88,7 +100,7 @@ _PATH_FIRST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     ),
     (
         FailureCause.RELAY,
-        _words(
+        _Words(
             r"relay(?:ing)? (?:access )?(?:denied|not (?:permitted|allowed))",
             r"not (?:permitted|allowed|authori[sz]ed) to relay", r"unable to relay",
             r"we do not relay", r"relay not permitted", r"no relaying",
@@ -103,7 +115,7 @@ _PATH_FIRST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     ),
     (
         FailureCause.CONTENT,
-        _words(
+        _Words(
             r"spam", r"unsolicited", r"junk mail", r"bulk mail", r"\bvirus", r"malware",
             r"infected", r"phishing", r"content (?:rejected|denied|filter|polic)",
             r"message content", r"mail content", r"dt:spm", r"policy reasons",
@@ -117,10 +129,10 @@ _PATH_FIRST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     ),
 )
 # Step 3a: what is about the reader's own mailbox.
-_READER: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
+_READER: tuple[tuple[FailureCause, _Words], ...] = (
     (
         FailureCause.MAILBOX_FULL,
-        _words(
+        _Words(
             r"mailbox (?:is )?full", r"(?:mail ?box|inbox|mail ?folder|account|user)'?s? "
             r"(?:is )?(?:over|exceeded|exceeds) (?:\w+ )?(?:quota|storage|limit)",
             r"over (?:the )?(?:allowed )?quota", r"quota (?:exceeded|exceed|full)",
@@ -133,7 +145,7 @@ _READER: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     ),
     (
         FailureCause.MAILBOX_DISABLED,
-        _words(
+        _Words(
             r"(?:mailbox|account|user|address)(?: \S+)? (?:is |has been )?"
             r"(?:disabled|suspended|inactive|deactivated|frozen|locked|blocked|expired|closed|"
             r"stopped)",
@@ -146,7 +158,7 @@ _READER: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     ),
     (
         FailureCause.ADDRESS_GONE,
-        _words(
+        _Words(
             r"user(?:name)? (?:is )?unknown", r"unknown (?:user|recipient|mailbox|address|local)",
             r"no such (?:user|mailbox|recipient|address|account|person|local user)",
             r"(?:user|mailbox|recipient|address|account|addressee)(?: \S+)?(?: name)? "
@@ -180,10 +192,10 @@ _READER: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     ),
 )
 # Step 3b: the rest of the path, for what step 1 did not say.
-_PATH_LAST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
+_PATH_LAST: tuple[tuple[FailureCause, _Words], ...] = (
     (
         FailureCause.EXPIRED,
-        _words(
+        _Words(
             r"retry (?:timeout|time) (?:exceeded|not reached)", r"message expired", r"expired",
             r"in the queue too long", r"(?:could not|couldn't|cannot|can't) (?:be )?(?:delivered|"
             r"send message) for (?:\d+|more than)", r"delivery time expired", r"time ?out "
@@ -192,7 +204,7 @@ _PATH_LAST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     ),
     (
         FailureCause.NETWORK,
-        _words(
+        _Words(
             r"connection (?:timed out|time ?out|refused|reset|lost|closed|dropped)",
             r"(?:timed|time) out", r"unable to connect", r"(?:couldn't|could not|wasn't able "
             r"to|unable to) establish", r"network (?:is )?unreachable", r"no route to host",
@@ -203,7 +215,7 @@ _PATH_LAST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     ),
     (
         FailureCause.BLOCKED,
-        _words(
+        _Words(
             r"\bblocked\b", r"\bbanned\b", r"\brejected\b.{0,40}\bip\b", r"access denied",
             r"denied by policy", r"not (?:authori[sz]ed|permitted|allowed)", r"refused",
             r"\bpolicy\b", r"拒绝", r"频率", r"受限",
@@ -211,7 +223,7 @@ _PATH_LAST: tuple[tuple[FailureCause, re.Pattern[str]], ...] = (
     ),
     (
         FailureCause.SYSTEM,
-        _words(
+        _Words(
             r"loop", r"hop count", r"too many hops", r"system (?:error|failure|full|busy)",
             r"internal (?:server )?error", r"local error", r"service (?:not )?(?:available|"
             r"unavailable)", r"insufficient system", r"resources", r"protocol", r"syntax",

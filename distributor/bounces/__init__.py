@@ -11,13 +11,15 @@ mailbox over IMAP; :mod:`~distributor.bounces.models` keeps every message proces
 on the sending engine and the subscriber store; the reading modules import neither, and nothing
 below the engines imports this package.
 
-The package holds only the words (:class:`Feedback`, :class:`FeedbackKind`): the reading is
-imported from :mod:`~distributor.bounces.classify` and :mod:`~distributor.bounces.match`, so that
-counting a send's bounces (its status) does not load it.
+The package holds only the words (:class:`Feedback`, :class:`FeedbackKind`) and the size read of
+a message: the reading is imported from :mod:`~distributor.bounces.classify` and
+:mod:`~distributor.bounces.match`, and the parsing from :mod:`~distributor.bounces.message`, so
+that counting a send's bounces (its status) loads neither.
 """
 
 from distributor.bounces.feedback import Feedback as Feedback
 from distributor.bounces.feedback import FeedbackKind as FeedbackKind
-from distributor.bounces.message import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+
+MAX_MESSAGE_BYTES = 256 * 1024  # what is parsed of a message; an intake may read no more
 
 __all__ = ["MAX_MESSAGE_BYTES", "Feedback", "FeedbackKind"]

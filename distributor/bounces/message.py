@@ -2,7 +2,7 @@
 
 Anyone can mail the bounce mailbox, so every read here is capped and nothing raises on malformed
 input: a report's fields come before any returned copy of the original, so the first
-:data:`MAX_MESSAGE_BYTES` are enough to classify, and the rest is never parsed.
+:data:`~distributor.bounces.MAX_MESSAGE_BYTES` are enough to classify, and the rest is never parsed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from email.header import Header, decode_header
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
 
-MAX_MESSAGE_BYTES = 256 * 1024  # what is parsed of a message; an intake may read no more
+from distributor.bounces import MAX_MESSAGE_BYTES
+
 MAX_PARTS = 64
 MAX_DEPTH = 6
 MAX_TEXT_CHARS = 64 * 1024  # of one decoded text part
