@@ -44,6 +44,7 @@ from subscribers.bulk import (
 from subscribers.csvfile import (
     ColumnMap,
     Line,
+    LineSplitter,
     Problem,
     RowParser,
     SubscriberRow,
@@ -133,6 +134,7 @@ def read_chunks(
     problems: list[Problem] = []
     lines_of: dict[str, int] = {}  # address key → its first line in the chunk
     parse_row = RowParser(parsing.columns, parsing.extra_lists)
+    split_line = LineSplitter()
     read = start
     for number, text, read, unreadable in lines:
         if unreadable is not None:
