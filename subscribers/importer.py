@@ -66,9 +66,9 @@ from subscribers.text import shorten
 
 # Rows per transaction: amortises round trips and, on SQLite, writes a page the chunk's rows
 # share (an index's, a count's) once, not once per few thousand rows; memory stays flat.
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 10_000
 PARALLEL_FROM = 16 << 20  # bytes (some 150,000 rows): a file parsed by several processes
-PIECE_BYTES = 1 << 21  # of such a file, parsed at a time by one process: some 20,000 rows
+PIECE_BYTES = 1 << 20  # of such a file, parsed at a time by one process: some 10,000 rows
 PARSERS = len(os.sched_getaffinity(0))  # processes parsing such a file: one per core
 
 # Addresses already read from this file, with their line. A temporary table, so that "the first
