@@ -37,7 +37,7 @@ from pathlib import Path
 
 from sqlalchemy import func, make_url, select
 
-from distributor.db import dispose_engines, get_engine, transaction, upgrade
+from distributor.db import dispose_engines, get_engine, transaction
 from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_database
 from subscribers.csvfile import EXPORT_COLUMNS
 from subscribers.models import Subscriber
@@ -225,19 +225,26 @@ def in_child(*args: str) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
-    """A migrated empty database (a temporary SQLite file, or a PostgreSQL database dropped
-    afterwards); yields its URL."""
+def fresh_database(backend: str, workdir: Path, tree: Path | None) -> Iterator[str]:
+    """An empty database (a temporary SQLite file, or a PostgreSQL database dropped afterwards)
+    migrated by ``tree`` (None: this one), whose schema its import expects; yields its URL."""
     if backend == "sqlite":
         url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
-        upgrade(url)
-        dispose_engines()
+        _migrate(url, tree)
         yield url
         return
     with throwaway_database(POSTGRES_ADMIN_URL, "distributor_bench") as url:
-        upgrade(url)
-        dispose_engines()
+        _migrate(url, tree)
         yield url
+
+
+def _migrate(url: str, tree: Path | None) -> None:
+    """``distributor db upgrade`` as ``tree`` ships it: a baseline without this tree's newest
+    migration refuses a database that has it."""
+    subprocess.run(
+        [sys.executable, "-m", "distributor", "db", "upgrade"],
+        cwd=tree or ROOT, env={**os.environ, "DATABASE_URL": url}, check=True, capture_output=True,
+    )
 
 
 def main() -> None:
@@ -271,7 +278,7 @@ def main() -> None:
             write_csv(path, rows)
             for backend in args.backend:
                 for name, tree in trees:
-                    with fresh_database(backend, workdir) as url:
+                    with fresh_database(backend, workdir, tree) as url:
                         busy = load()
                         imported = cli_import(url, path, tree)
                         if stored(url) != rows:
