@@ -9,7 +9,9 @@ SQLite file; a PostgreSQL database created and dropped here), as a user would, t
 audience of one list in batches of 1,000. Each step runs in a process of its own: the import's
 time includes the interpreter's start, and each peak RSS is that step's alone. ``--baseline DIR``
 imports the same file with another source tree too (``git archive REV | tar -x -C DIR``), in
-the same run and on the same machine load, which is printed beside each figure. Targets on a
+the same run and on the same machine load, which is printed beside each figure. "DB CPU" is
+the CPU of the PostgreSQL backends serving the import (a local server), which "CPU s" (the
+import's processes) leaves out: on PostgreSQL most of the work is theirs. Targets on a
 2-core machine: 1,000,000 rows in under 30 s on each database, peak RSS under 300 MB and no
 growth with N.
 """
@@ -20,6 +22,7 @@ import argparse
 import contextlib
 import csv
 import json
+import math
 import os
 import random
 import resource
@@ -32,9 +35,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
-from distributor.db import dispose_engines, get_engine, transaction, upgrade
+from distributor.db import dispose_engines, get_engine, transaction
 from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_database
 from subscribers.csvfile import EXPORT_COLUMNS
 from subscribers.models import Subscriber
@@ -95,8 +98,9 @@ def load() -> str:
 
 def cli_import(url: str, path: Path, tree: Path | None) -> dict[str, float]:
     """The import command in a process of its own: wall time from the interpreter's start to
-    its exit, and the process's peak RSS. ``tree`` is another source tree to run instead: the
-    working directory, which ``python -m`` puts first on the path."""
+    its exit, the process's peak RSS, and the CPU of the PostgreSQL backends serving it (on a
+    local server: their share of the work is most of it). ``tree`` is another source tree to
+    run instead: the working directory, which ``python -m`` puts first on the path."""
     env = {**os.environ, "DATABASE_URL": url}
     command = [
         sys.executable, "-m", "distributor", "subscribers", "import", str(path),
@@ -107,8 +111,11 @@ def cli_import(url: str, path: Path, tree: Path | None) -> dict[str, float]:
         process = subprocess.Popen(
             command, cwd=tree or ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
         )
-        peak, cpu = [0.0], dict[int, float]()
-        sampler = threading.Thread(target=_sample, args=(process.pid, peak, cpu), daemon=True)
+        peak, cpu, server = [0.0], dict[int, float](), dict[int, float]()
+        database = make_url(url).database if url.startswith("postgresql") else None
+        sampler = threading.Thread(
+            target=_sample, args=(process.pid, peak, cpu, database, server), daemon=True
+        )
         sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
@@ -124,15 +131,45 @@ def cli_import(url: str, path: Path, tree: Path | None) -> dict[str, float]:
         "cpu": usage.ru_utime + usage.ru_stime + sum(cpu.values()) - cpu.get(process.pid, 0),
         "rss": usage.ru_maxrss / 1024,
         "all": peak[0],
+        "server": sum(server.values()) if database else float("nan"),
     }
 
 
-def _sample(pid: int, peak: list[float], cpu: dict[int, float]) -> None:
+def _sample(
+    pid: int,
+    peak: list[float],
+    cpu: dict[int, float],
+    database: str | None,
+    server: dict[int, float],
+) -> None:
     """Until ``pid`` ends, every 0.2 s: the most MB that it and its descendants (the processes
-    parsing a big file) held together (PSS) into ``peak``, the CPU seconds of each into ``cpu``."""
+    parsing a big file) held together (PSS) into ``peak``, the CPU seconds of each into ``cpu``,
+    those of each PostgreSQL backend serving ``database`` into ``server``."""
     while memory := _tree(pid, cpu):
         peak[0] = max(peak[0], memory / 1024)
+        if database:
+            _backends(database, server)
         time.sleep(0.2)
+
+
+def _cpu_seconds(stat: str) -> float:
+    """utime + stime of a ``/proc/PID/stat`` text."""
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _backends(database: str, server: dict[int, float]) -> None:
+    """The CPU seconds of each local PostgreSQL backend serving ``database`` (its process title
+    names it) into ``server``, as last seen."""
+    title = f" {database} ".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if title in (entry / "cmdline").read_bytes().partition(b"\0")[0]:
+                server[int(entry.name)] = _cpu_seconds((entry / "stat").read_text())
+        except OSError:  # ended meanwhile
+            continue
 
 
 def _tree(pid: int, cpu: dict[int, float]) -> int:
@@ -140,21 +177,25 @@ def _tree(pid: int, cpu: dict[int, float]) -> int:
     pages they share (PSS: a forked process's pages are its parent's until written); their CPU
     into ``cpu``."""
     total, pending = 0, [pid]
-    tick = os.sysconf("SC_CLK_TCK")
     while pending:
         current = pending.pop()
         try:
             memory = Path(f"/proc/{current}/smaps_rollup").read_text()
-            stat = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            stat = Path(f"/proc/{current}/stat").read_text()
             for task in Path(f"/proc/{current}/task").iterdir():
                 pending += map(int, (task / "children").read_text().split())
         except OSError:  # ended meanwhile
             continue
-        cpu[current] = (int(stat[11]) + int(stat[12])) / tick  # utime + stime
+        cpu[current] = _cpu_seconds(stat)
         total += sum(
             int(line.split()[1]) for line in memory.splitlines() if line.startswith("Pss:")
         )
     return total
+
+
+def _figure(value: float) -> str:
+    """``value`` to a tenth, or a dash where there is none (SQLite has no server)."""
+    return "-" if math.isnan(value) else f"{value:.1f}"
 
 
 def stored(url: str) -> int:
@@ -184,19 +225,26 @@ def in_child(*args: str) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
-    """A migrated empty database (a temporary SQLite file, or a PostgreSQL database dropped
-    afterwards); yields its URL."""
+def fresh_database(backend: str, workdir: Path, tree: Path | None) -> Iterator[str]:
+    """An empty database (a temporary SQLite file, or a PostgreSQL database dropped afterwards)
+    migrated by ``tree`` (None: this one), whose schema its import expects; yields its URL."""
     if backend == "sqlite":
         url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
-        upgrade(url)
-        dispose_engines()
+        _migrate(url, tree)
         yield url
         return
     with throwaway_database(POSTGRES_ADMIN_URL, "distributor_bench") as url:
-        upgrade(url)
-        dispose_engines()
+        _migrate(url, tree)
         yield url
+
+
+def _migrate(url: str, tree: Path | None) -> None:
+    """``distributor db upgrade`` as ``tree`` ships it: a baseline without this tree's newest
+    migration refuses a database that has it."""
+    subprocess.run(
+        [sys.executable, "-m", "distributor", "db", "upgrade"],
+        cwd=tree or ROOT, env={**os.environ, "DATABASE_URL": url}, check=True, capture_output=True,
+    )
 
 
 def main() -> None:
@@ -220,6 +268,7 @@ def main() -> None:
         trees.insert(0, ("baseline", args.baseline.resolve()))
     print(
         f"{'backend':<11}{'tree':<9}{'rows':>10}{'import s':>10}{'rows/s':>10}{'CPU s':>7}"
+        f"{'DB CPU':>7}"
         f"{'peak MB':>9}{'all PSS':>8}{'load':>6}{'stream s':>10}{'peak MB':>9}"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,7 +278,7 @@ def main() -> None:
             write_csv(path, rows)
             for backend in args.backend:
                 for name, tree in trees:
-                    with fresh_database(backend, workdir) as url:
+                    with fresh_database(backend, workdir, tree) as url:
                         busy = load()
                         imported = cli_import(url, path, tree)
                         if stored(url) != rows:
@@ -238,6 +287,7 @@ def main() -> None:
                     print(
                         f"{backend:<11}{name:<9}{rows:>10,}{imported['seconds']:>10.1f}"
                         f"{rows / imported['seconds']:>10,.0f}{imported['cpu']:>7.1f}"
+                        f"{_figure(imported['server']):>7}"
                         f"{imported['rss']:>9.0f}{imported['all']:>8.0f}"
                         f"{busy:>6}{streamed['seconds']:>10.1f}{streamed['rss']:>9.0f}",
                         flush=True,

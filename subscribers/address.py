@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import idna
 
@@ -52,8 +52,10 @@ def is_sender_address(address: str) -> bool:
     return is_plain_address(address) or LOCAL_SENDER.fullmatch(address) is not None
 
 
-@dataclass(frozen=True)
-class Address:
+class Address(NamedTuple):
+    """A named tuple: an import makes a million, and a tuple is made several times faster than
+    a frozen dataclass."""
+
     email: str  # the local part as given, the domain normalised: what we send to
     key: str  # all lower case: what makes two spellings the same subscriber
 

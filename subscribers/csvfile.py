@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO, TypeVar
 
@@ -274,12 +275,35 @@ def _other_encoding(file_encoding: str, line_encoding: str) -> Notice:
 
 def split_line(text: str) -> list[str]:
     """The cells of one CSV line; :class:`RowError` on broken quoting."""
-    if '"' not in text:  # what the csv module would do, without its cost per line
-        return text.rstrip("\r\n").split(",") if text.strip() else []
-    try:
-        return next(csv.reader((text,), strict=True), [])
-    except csv.Error as error:
-        raise RowError(f"broken quoting ({error})", code="csv.quoting") from None
+    return LineSplitter()(text)
+
+
+class LineSplitter:
+    """:func:`split_line` for the lines of one file: one csv reader for them all, fed a line at
+    a time, since making a reader costs more than the line's parsing. One per thread."""
+
+    def __init__(self) -> None:
+        self._line: str | None = None
+        self._reader = csv.reader(self, strict=True)
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        """The line to split, once: a quote left open ends the data there, as in a file."""
+        line, self._line = self._line, None
+        if line is None:
+            raise StopIteration
+        return line
+
+    def __call__(self, text: str) -> list[str]:
+        if '"' not in text:  # what the csv module would do, without its cost per line
+            return text.rstrip("\r\n").split(",") if text.strip() else []
+        self._line = text
+        try:
+            return next(self._reader, [])
+        except csv.Error as error:
+            raise RowError(f"broken quoting ({error})", code="csv.quoting") from None
 
 
 # --- columns -------------------------------------------------------------------------------------
@@ -556,13 +580,10 @@ class RowParser:
         self.columns = columns
         self.extra_lists = extra_lists
         self.width = len(columns.fields)
-        # A field the file lacks reads the blank cell put after the last column.
+        # A field the file lacks reads the blank cell put after the last column; the cells of
+        # all fields are taken in one call.
         where = {field: at for at, field in enumerate(columns.fields) if field is not None}
-        (
-            self._email, self._name, self._first_name, self._last_name, self._status,
-            self._unsub_time, self._clean_time, self._lists, self._tags, self._channel,
-            self._format, self._openid, self._locale, self._attributes, self._created_at,
-        ) = (where.get(field, self.width) for field in _FIELDS)
+        self._fields = itemgetter(*(where.get(field, self.width) for field in _FIELDS))
         # Per repeating kind of cell: each cell seen, parsed.
         self._parsed: dict[str, dict[str, Any]] = {
             "lists": {}, "tags": {}, "channel": {}, "format": {}
@@ -602,43 +623,45 @@ class RowParser:
             )
         if "'" in "".join(cells):  # rarely: only then can a cell be escaped
             cells = [unescape_cell(cell) for cell in cells]
-        cells = [*cells[:width], *[""] * (width + 1 - min(len(cells), width))]
+        if len(cells) >= width:
+            cells = [*cells[:width], ""]
+        else:
+            cells = [*cells, *[""] * (width + 1 - len(cells))]
+        (
+            email, name, first_name, last_name, status_cell, unsub_time, clean_time, lists_cell,
+            tags_cell, channel_cell, format_cell, openid, locale, attributes_cell, created_at,
+        ) = self._fields(cells)
         try:
-            address = normalise_address(cells[self._email])
+            address = normalise_address(email)
         except InvalidAddress as error:
             raise RowError(error.message, code=error.code, **error.params) from None
-        status = _status(cells[self._status])
-        if cells[self._unsub_time].strip():
+        status = _status(status_cell)
+        # An empty cell (most, and every field the file lacks) is tested without a call.
+        if unsub_time and unsub_time.strip():
             status = SubscriberStatus.UNSUBSCRIBED
-        if cells[self._clean_time].strip():
+        if clean_time and clean_time.strip():
             status = SubscriberStatus.BOUNCED
-        name = one_line(cells[self._name]) or join_name(
-            cells[self._first_name], cells[self._last_name]
-        )
-        attributes = _attributes(cells[self._attributes])
+        name = one_line(name) or join_name(first_name, last_name)
+        attributes = _attributes(attributes_cell) if attributes_cell else {}
         if columns.extra:
             attributes.update(_extra_attributes(cells, columns.extra))
-        openid = cells[self._openid].strip()
-        if has_control(openid):
+        openid = openid.strip()
+        if not openid.isprintable() and has_control(openid):  # a control is never printable
             raise RowError("openid contains a control character", code="csv.openid")
         if len(name) > NAME_MAX:
             _text("name", name, NAME_MAX)
         parsed = self._parsed
-        cell = cells[self._lists]
-        if (lists := parsed["lists"].get(cell)) is None:
-            lists = self._cell("lists", cell)
-        cell = cells[self._tags]
-        if (tags := parsed["tags"].get(cell)) is None:
-            tags = self._cell("tags", cell)
-        cell = cells[self._channel]
-        if (channel := parsed["channel"].get(cell)) is None:
-            channel = self._cell("channel", cell)
-        cell = cells[self._format]
-        if (format_ := parsed["format"].get(cell)) is None:
-            format_ = self._cell("format", cell)
+        if (lists := parsed["lists"].get(lists_cell)) is None:
+            lists = self._cell("lists", lists_cell)
+        if (tags := parsed["tags"].get(tags_cell)) is None:
+            tags = self._cell("tags", tags_cell)
+        if (channel := parsed["channel"].get(channel_cell)) is None:
+            channel = self._cell("channel", channel_cell)
+        if (format_ := parsed["format"].get(format_cell)) is None:
+            format_ = self._cell("format", format_cell)
         if len(openid) > OPENID_MAX:
             _text("openid", openid, OPENID_MAX)
-        locale = cells[self._locale].strip()
+        locale = locale.strip()
         if len(locale) > LOCALE_MAX:
             _text("locale", locale, LOCALE_MAX)
         return SubscriberRow(
@@ -654,7 +677,7 @@ class RowParser:
             openid or None,
             locale or DEFAULT_LOCALE,
             attributes,
-            _timestamp(cells[self._created_at]),
+            _timestamp(created_at) if created_at else None,
         )
 
 

@@ -11,6 +11,7 @@ from distributor.vocabulary import Variant
 from subscribers.address import normalise_address
 from subscribers.csvfile import (
     EXPORT_COLUMNS,
+    LineSplitter,
     SubscriberRow,
     detect_encoding,
     escape_cell,
@@ -156,6 +157,16 @@ def test_broken_quoting_is_caught_on_its_own_line() -> None:
     with pytest.raises(RowError, match="broken quoting"):
         split_line('a@b.cn,"unclosed\n')
     assert split_line('a@b.cn,"Wang, Yu"\r\n') == ["a@b.cn", "Wang, Yu"]
+
+
+def test_one_splitter_reads_each_line_alone_whatever_the_line_before() -> None:
+    split = LineSplitter()
+    for broken in ('a@b.cn,"unclosed\n', 'a@b.cn,"Wang" Yu\n'):
+        with pytest.raises(RowError, match="broken quoting"):
+            split(broken)
+        assert split('c@d.cn,"Li, Na",x\n') == ["c@d.cn", "Li, Na", "x"]
+    assert split("\n") == []
+    assert split('e@f.cn,""""\n') == ["e@f.cn", '"']
 
 
 def test_trailing_empty_cells_are_harmless() -> None:
