@@ -17,6 +17,17 @@ from distributor.cli import LAZY_COMMANDS, main
 from tests.support.audience import make_audience
 from tests.support.sending import import_sample, started_send
 
+
+def probed(probe: str, database_url: str | None = None) -> str:
+    """What ``probe`` prints, run in a fresh interpreter (against ``database_url``, if given)."""
+    env = dict(os.environ)
+    if database_url is not None:
+        env.update(DATABASE_URL=database_url, DISTRIBUTOR_SECRET_KEY="x" * 32)
+    return subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    ).stdout
+
+
 # What a command's own import would bring; the list of commands needs none of it.
 HEAVY = ("sqlalchemy", "fastapi", "celery", "premailer", "distributor.cli.send_commands")
 
@@ -27,9 +38,7 @@ def test_help_lists_every_command_without_importing_them() -> None:
         "result = CliRunner().invoke(main, ['--help'])\nprint(result.output)\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
+    out = probed(probe)
     listing, _, imported = out.rstrip().rpartition("\n")
     assert imported == "[]", imported
     for name, lazy in LAZY_COMMANDS.items():
@@ -67,10 +76,7 @@ def test_send_status_and_list_import_only_what_they_show(
         "from distributor import failures as f\n"
         "print(sum('_pattern' in vars(w) for _, w in f._PATH_FIRST + f._READER + f._PATH_LAST))"
     )
-    env = {**os.environ, "DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": "x" * 32}
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
-    ).stdout
+    out = probed(probe, sqlite_url)
     shown, imported, compiled = out.rstrip().rsplit("\n", 2)
     assert f"Send {send_id}: issue" in shown and "list members" in shown, shown  # both answered
     assert imported == "[]", imported
@@ -93,10 +99,7 @@ def test_the_program_imports_its_command_without_collecting_then_runs_it_collect
         "try:\n    run()\nexcept SystemExit:\n    pass\n"
         "print(gc.isenabled(), gc.get_freeze_count() > 0, passes.count(0), len(passes) > 0)"
     )
-    env = {**os.environ, "DATABASE_URL": sqlite_url, "DISTRIBUTOR_SECRET_KEY": "x" * 32}
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
-    ).stdout
+    out = probed(probe, sqlite_url)
     shown, _, collector = out.rstrip().rpartition("\n")
     assert f"Send {send_id}: issue" in shown, shown
     # on again, the import frozen, no pass before the freeze, passes while the command ran
