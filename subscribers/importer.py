@@ -4,7 +4,8 @@ Each chunk of up to :data:`CHUNK_ROWS` valid rows is one transaction through
 :mod:`subscribers.bulk`; memory stays flat however long the file. A big file is parsed by one
 process per core while this one writes; a parser hands over its rows staged, ready to load
 (see :class:`subscribers.bulk.Batch`), so that the writing process does nothing per row in
-Python. Bad rows are reported with their line and never stop the good ones. Within the file the
+Python. Into PostgreSQL a big file is written by one connection per core, each its share of
+the addresses and its own transaction per chunk (see :func:`writer_of`). Bad rows are reported with their line and never stop the good ones. Within the file the
 first row of an address wins; later ones are reported. A list that does not exist is created
 only when asked: a typo in a list name must not make a new list. A dry run stages rows in
 temporary tables only and never writes to a real one.
@@ -15,9 +16,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -70,6 +73,10 @@ CHUNK_ROWS = 10_000
 PARALLEL_FROM = 16 << 20  # bytes (some 150,000 rows): a file parsed by several processes
 PIECE_BYTES = 1 << 20  # of such a file, parsed at a time by one process: some 10,000 rows
 PARSERS = len(os.sched_getaffinity(0))  # processes parsing such a file: one per core
+# Connections writing such a file into PostgreSQL at once, each its share of the addresses: the
+# server's work per row (indexes, foreign-key checks, the count triggers) is most of an import,
+# and one backend uses one core. SQLite has one writer.
+MOST_WRITERS = 4
 
 # Addresses already read from this file, with their line. A temporary table, so that "the first
 # row of an address wins" costs the database a little, not this process memory in proportion
@@ -113,18 +120,35 @@ class Parsing:
     extra_lists: tuple[tuple[str, SubscriptionStatus], ...]  # every row's, as --list gives
     dialect: str  # the database's, whose form the rows are staged in (see Batch)
     lists: frozenset[str] | None  # the lists there are, when no list is to be created
+    writers: int = 1  # connections writing: a chunk has a batch for each (see writer_of)
+
+
+def writer_of(email_key: str, writers: int) -> int:
+    """The writer of an address: always the same one, so that each writer alone sees every row
+    of its addresses, in file order ("the first row of an address wins" needs no other). A
+    stable hash: Python's own is salted per process, and the parsing processes must agree."""
+    return zlib.crc32(email_key.encode()) % writers if writers > 1 else 0
 
 
 @dataclass(frozen=True)
 class Chunk:
     """Up to :data:`CHUNK_ROWS` valid rows (or those of a piece of a big file) staged in a
-    :class:`Batch`, one per address, with the problems of the lines read for them (a repeated
-    address, a list that does not exist). ``span``: where to read its lines' text again."""
+    :class:`Batch` per writer (see :func:`writer_of`), one row per address, with the problems
+    of the lines read for them (a repeated address, a list that does not exist). ``span``:
+    where to read its lines' text again."""
 
-    batch: Batch
+    batches: tuple[Batch, ...]
     problems: list[Problem]
     read: int  # bytes of the file read so far
     span: tuple[int, int, int]  # its first byte, the byte after its last, its first line
+
+    @property
+    def rows(self) -> int:
+        return sum(map(len, self.batches))
+
+
+def _batches(parsing: Parsing) -> tuple[Batch, ...]:
+    return tuple(Batch.for_dialect(parsing.dialect) for _ in range(parsing.writers))
 
 
 def read_chunks(
@@ -132,7 +156,7 @@ def read_chunks(
 ) -> Iterator[Chunk]:
     """Parse ``lines`` (from :func:`read_lines`, from byte ``start`` where line ``first`` is)
     into chunks; blank lines are skipped. In a chunk the first row of an address wins."""
-    batch = Batch.for_dialect(parsing.dialect)
+    batches, rows = _batches(parsing), 0
     problems: list[Problem] = []
     lines_of: dict[str, int] = {}  # address key → its first line in the chunk
     parse_row = RowParser(parsing.columns, parsing.extra_lists)
@@ -167,13 +191,18 @@ def read_chunks(
         elif (earlier := lines_of.setdefault(row.email_key, number)) != number:
             problems.append(_repeat(row.line, row.email, text, earlier))
         else:
-            batch.add(row)
-            if len(batch) == size:
-                yield Chunk(batch.packed(), problems, read, (start, read, first))
-                batch, problems, lines_of = Batch.for_dialect(parsing.dialect), [], {}
+            batches[writer_of(row.email_key, parsing.writers)].add(row)
+            rows += 1
+            if rows == size:
+                yield Chunk(_packed(batches), problems, read, (start, read, first))
+                batches, rows, problems, lines_of = _batches(parsing), 0, [], {}
                 start, first = read, number + 1
-    if len(batch) or problems:
-        yield Chunk(batch.packed(), problems, read, (start, read, first))
+    if rows or problems:
+        yield Chunk(_packed(batches), problems, read, (start, read, first))
+
+
+def _packed(batches: tuple[Batch, ...]) -> tuple[Batch, ...]:
+    return tuple(batch.packed() for batch in batches)
 
 
 def parse_chunks(
@@ -231,7 +260,7 @@ def _parse(path: Path, encoding: str, piece: tuple[int, int, int], parsing: Pars
     start, stop, number = piece
     lines = read_lines(path, encoding, start=start, stop=stop, first=number)
     parsed = list(read_chunks(lines, parsing, start=start, first=number, size=sys.maxsize))
-    return parsed[0] if parsed else Chunk(Batch.for_dialect(parsing.dialect), [], stop, piece)
+    return parsed[0] if parsed else Chunk(_batches(parsing), [], stop, piece)
 
 
 def line_texts(
@@ -261,10 +290,22 @@ def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
 
 
 @dataclass
-class _Import:
-    """One file's import: what spans its chunks."""
+class _Written:
+    """What one writer did with its share of a chunk."""
 
-    connection: Connection
+    imported: int  # new subscribers
+    updated: int
+    kept_suppressed: int
+    not_written: list[Problem]  # rows repeating an address an earlier chunk gave
+
+
+@dataclass
+class _Import:
+    """One file's import: what spans its chunks. ``writers`` share each chunk (see
+    :func:`writer_of`); the first of them is the caller's connection, which names lists and
+    tags."""
+
+    writers: list[Connection]
     path: Path
     encoding: str
     columns: frozenset[str]
@@ -274,41 +315,75 @@ class _Import:
     list_ids: dict[str, int] = field(default_factory=dict)
     tag_ids: dict[str, int] = field(default_factory=dict)
 
-    def write(self, chunk: Chunk) -> list[Problem]:
-        """One chunk, in the transaction the caller commits; returns the rows not written (an
+    @property
+    def connection(self) -> Connection:
+        return self.writers[0]
+
+    def write(self, chunk: Chunk, pool: ThreadPoolExecutor | None) -> list[Problem]:
+        """One chunk, each writer its share in the transaction the caller commits (the others
+        in ``pool`` while this thread writes the first); returns the rows not written (an
         address an earlier chunk gave)."""
-        batch = chunk.batch
-        names = {name for lists in batch.list_sets for name, _ in lists}
+        batches = chunk.batches
+        names = {name for batch in batches for lists in batch.list_sets for name, _ in lists}
+        tags = {tag for batch in batches for tagged in batch.tag_sets for tag in tagged}
+        known = (len(self.list_ids), len(self.tag_ids))
         if missing := self._ids(LISTS, names, self.list_ids, create=self.create_lists):
             # Checked when the import began; gone since.
             gone = shorten(", ".join(sorted(missing)))
             raise UnknownList(f"no list is named '{gone}'", code="list.unknown", name=gone)
-        tags = {tag for tagged in batch.tag_sets for tag in tagged}
         self._ids(TAGS, tags, self.tag_ids, create=True)
-        stage(self.connection, batch, self.list_ids, self.tag_ids)
-        seen, stored = self._known()
+        others: list[Future[_Written]] = []
+        if pool is not None:
+            if not self.dry_run and (len(self.list_ids), len(self.tag_ids)) != known:
+                self.connection.commit()  # lists or tags it made: the other writers refer to them
+            others = [
+                pool.submit(self._write, writer, batch, chunk.span)
+                for writer, batch in zip(self.writers[1:], batches[1:], strict=True)
+                if len(batch)
+            ]
+        done: list[_Written] = []
+        try:
+            if len(batches[0]):
+                done.append(self._write(self.connection, batches[0], chunk.span))
+        finally:
+            wait(others)
+        done += [other.result() for other in others]
+        for written in done:
+            self.report.imported += written.imported
+            self.report.updated += written.updated
+            self.report.kept_suppressed += written.kept_suppressed
+        return [problem for written in done for problem in written.not_written]
+
+    def _write(
+        self, connection: Connection, batch: Batch, span: tuple[int, int, int]
+    ) -> _Written:
+        """One writer's share of a chunk (its lines in ``span``)."""
+        stage(connection, batch, self.list_ids, self.tag_ids)
+        seen, stored = _known(connection)
         repeats = []
         if seen:
-            self.connection.execute(ROWS.delete().where(ROWS.c.email_key.in_(seen)))
+            connection.execute(ROWS.delete().where(ROWS.c.email_key.in_(seen)))
             lines = {line for line, _, _ in seen.values()}
-            texts = line_texts(self.path, self.encoding, chunk.span, lines)
+            texts = line_texts(self.path, self.encoding, span, lines)
             repeats = [
                 _repeat(line, email, texts.get(line, ""), first)
                 for line, email, first in seen.values()
             ]
-        self.connection.execute(
+        connection.execute(
             SEEN.insert().from_select(["email_key", "line"], select(ROWS.c.email_key, ROWS.c.line))
         )
-        self.report.imported += len(batch) - len(seen) - len(stored)
-        self.report.kept_suppressed += sum(
-            was in SUPPRESSED and now not in SUPPRESSED for was, now in stored.values()
+        written = _Written(
+            imported=len(batch) - len(seen) - len(stored),
+            updated=count_changed(connection, columns=self.columns) if stored else 0,
+            kept_suppressed=sum(
+                was in SUPPRESSED and now not in SUPPRESSED for was, now in stored.values()
+            ),
+            not_written=repeats,
         )
-        if stored:
-            self.report.updated += count_changed(self.connection, columns=self.columns)
         if not self.dry_run:
-            apply(self.connection, columns=self.columns, source=f"import {self.path.name}")
-        clear(self.connection)
-        return repeats
+            apply(connection, columns=self.columns, source=f"import {self.path.name}")
+        clear(connection)
+        return written
 
     def _ids(
         self, table: Table, names: set[str], known: dict[str, int], *, create: bool
@@ -333,28 +408,42 @@ class _Import:
             self.report.new_lists += created
         return set()
 
-    def _known(self) -> tuple[dict[str, tuple[int, str, int]], dict[str, tuple[_Status, _Status]]]:
-        """Staged addresses an earlier chunk gave (→ the row's line and address, the earlier
-        line), and others stored (→ the stored status, the row's).
 
-        One query, whose answer is empty for a file of new addresses.
-        """
-        rows = ROWS.c
-        found = self.connection.execute(
-            select(rows.email_key, rows.line, rows.email, rows.status, SEEN.c.line,
-                   SUBSCRIBERS.c.status)
-            .select_from(ROWS)
-            .outerjoin(SEEN, SEEN.c.email_key == rows.email_key)
-            .outerjoin(SUBSCRIBERS, SUBSCRIBERS.c.email_key == rows.email_key)
-            .where(or_(SEEN.c.line.is_not(None), SUBSCRIBERS.c.status.is_not(None)))
-        ).all()
-        seen = {key: (line, email, first) for key, line, email, _, first, _ in found if first}
-        stored = {
-            key: (SubscriberStatus(was), SubscriberStatus(now))
-            for key, _, _, now, first, was in found
-            if first is None
-        }
-        return seen, stored
+def _known(
+    connection: Connection,
+) -> tuple[dict[str, tuple[int, str, int]], dict[str, tuple[_Status, _Status]]]:
+    """Staged addresses an earlier chunk gave (→ the row's line and address, the earlier line),
+    and others stored (→ the stored status, the row's).
+
+    One query, whose answer is empty for a file of new addresses.
+    """
+    rows = ROWS.c
+    found = connection.execute(
+        select(rows.email_key, rows.line, rows.email, rows.status, SEEN.c.line,
+               SUBSCRIBERS.c.status)
+        .select_from(ROWS)
+        .outerjoin(SEEN, SEEN.c.email_key == rows.email_key)
+        .outerjoin(SUBSCRIBERS, SUBSCRIBERS.c.email_key == rows.email_key)
+        .where(or_(SEEN.c.line.is_not(None), SUBSCRIBERS.c.status.is_not(None)))
+    ).all()
+    seen = {key: (line, email, first) for key, line, email, _, first, _ in found if first}
+    stored = {
+        key: (SubscriberStatus(was), SubscriberStatus(now))
+        for key, _, _, now, first, was in found
+        if first is None
+    }
+    return seen, stored
+
+
+def _writers(connection: Connection, path: Path) -> list[Connection]:
+    """The connections writing the file at ``path``: ``connection``, and on PostgreSQL, for a
+    file big enough to be parsed by several processes, one more per core (up to
+    :data:`MOST_WRITERS`). Each commits its share of a chunk; a failed import leaves some
+    chunks written, as one writer does, and importing the file again finishes it."""
+    if connection.dialect.name != "postgresql" or path.stat().st_size < PARALLEL_FROM:
+        return [connection]
+    more = min(PARSERS, MOST_WRITERS) - 1
+    return [connection, *(connection.engine.connect() for _ in range(more))]
 
 
 def _unknown_list(row: SubscriberRow, text: str, missing: set[str]) -> Problem:
@@ -423,32 +512,47 @@ def import_subscribers(
             problem=error,
         ) from None
     report = ImportReport(encoding=encoding, attribute_columns=columns.attribute_keys)
-    job = _Import(connection, path, encoding, columns.columns, dry_run, create_lists, report)
     # Without --create-list a row naming a list that does not exist is reported: the parsers
     # know the lists there are.
     lists = None if create_lists else frozenset(connection.scalars(select(LISTS.c.name)))
-    parsing = Parsing(columns, extra_lists, connection.dialect.name, lists)
+    writers = _writers(connection, path)
+    parsing = Parsing(columns, extra_lists, connection.dialect.name, lists, len(writers))
+    job = _Import(writers, path, encoding, columns.columns, dry_run, create_lists, report)
     analyzed = 1  # rows when the statistics were last refreshed
     try:
-        with bulk_writing(connection), staging(connection, SEEN):
+        with ExitStack() as stack:
+            stack.enter_context(bulk_writing(connection))
+            for writer in writers:
+                stack.enter_context(staging(writer, SEEN))
+            pool = (
+                stack.enter_context(ThreadPoolExecutor(len(writers) - 1))
+                if len(writers) > 1 else None
+            )
             chunks = parse_chunks(path, encoding, lines, parsing, start=header.read)
             for chunk in chunks:
-                not_written = job.write(chunk) if len(chunk.batch) else []
+                not_written = job.write(chunk, pool) if chunk.rows else []
                 repeats = sum(problem.code == "csv.repeat" for problem in chunk.problems)
                 report.skipped += repeats + len(not_written)
                 report.errors += len(chunk.problems) - repeats
                 if (read := report.imported + report.updated + report.skipped) >= 2 * analyzed:
                     # Sizes doubled: plan with the new ones (a few times in a whole import).
-                    refresh_statistics(connection, SEEN, stored=not dry_run)
+                    for number, writer in enumerate(writers):
+                        refresh_statistics(writer, SEEN, stored=not dry_run and number == 0)
                     analyzed = read
-                connection.commit()
+                for writer in writers:
+                    writer.commit()
                 for problem in sorted(chunk.problems + not_written, key=lambda p: p.line):
                     on_problem(problem)
                 on_progress(chunk.read)
         if not dry_run:
             refresh_statistics(connection)
-        connection.commit()
+        for writer in writers:
+            writer.commit()
     except BaseException:
-        connection.invalidate()  # its temporary tables go with it
+        for writer in writers:
+            writer.invalidate()  # its temporary tables go with it
         raise
+    finally:
+        for writer in writers[1:]:
+            writer.close()
     return report

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, text
 
 from distributor.db import get_engine, transaction, upgrade
 from subscribers import importer
@@ -136,8 +136,9 @@ def test_the_first_row_of_an_address_wins_across_chunks(database_url: str, tmp_p
 def test_a_big_file_is_parsed_in_processes_with_the_same_outcome(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Processes parse a file of PARALLEL_FROM bytes or more, a piece each: rows, repeats
-    across pieces and bad lines come out as from the thread, in line order."""
+    """Processes parse a file of PARALLEL_FROM bytes or more, a piece each, and on PostgreSQL
+    as many connections write it, each its share of the addresses: rows, repeats across pieces
+    and bad lines come out as from the thread, in line order."""
     monkeypatch.setattr(importer, "PARALLEL_FROM", 0)
     monkeypatch.setattr(importer, "PARSERS", 2)
     monkeypatch.setattr(importer, "PIECE_BYTES", 20_000)  # some 800 lines a chunk
@@ -161,6 +162,14 @@ def test_a_big_file_is_parsed_in_processes_with_the_same_outcome(
         SubscriberStatus.ACTIVE,
         [("青年", SubscriptionStatus.ACTIVE)],
     )
+    if database_url.startswith("postgresql"):
+        # The count triggers keep a shard per backend: two wrote, and nothing went uncounted.
+        with get_engine(database_url).connect() as connection:
+            shards, counted = connection.execute(
+                text("SELECT count(DISTINCT shard), sum(n) FROM list_readers")
+            ).one()
+            stored = connection.scalar(select(func.count()).select_from(Subscription))
+        assert (shards, counted) == (2, stored)
 
 
 def test_values_with_what_copy_escapes_arrive_as_written(
