@@ -8,76 +8,47 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 
 from distributor.campaigns.left_out import left_out
 from distributor.campaigns.schedule import audience_reach, create_send
 from distributor.count_budget import give_budget, wait_for_counts, within_budget
-from distributor.db import get_engine, transaction, utcnow
-from distributor.staff.models import Role, StaffUser
+from distributor.db import transaction, utcnow
+from distributor.staff.models import StaffUser
 from distributor.staff.sessions import start_session
 from distributor.web.app import create_app
 from distributor.web.security import MemoryRateLimiter
 from distributor.web.staff_auth import SESSION_COOKIE
-from subscribers.models import Subscriber, Tag, subscriber_tags
 from subscribers.query import Audience
 from tests.support.audience import make_audience
+from tests.support.counting import (
+    AUDIENCE,
+    LIST,
+    OTHER,
+    PENDING_TEXT,
+    TAG,
+    ZONE,
+    forget_kept,
+    plain_readers,
+    slow_counts,
+    tagged_audience,
+)
 from tests.support.polling import wait_until
 from tests.support.sending import import_sample
-from tests.support.staff import add_staff, sign_in
+from tests.support.staff import sign_in
 from tests.support.web import BASE_URL, csrf_of, serving, web_settings
-
-LIST, OTHER, TAG = "会员快讯", "青年", "工会"
-AUDIENCE = Audience(lists=(LIST,), tags=(TAG,))  # not one list: counted over readers
-PENDING_TEXT = "正在计算…"
-ZONE = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
 def issue_id(postgres_url: str, sample_issue_path: Path) -> int:
-    """An audience whose counts are not kept per list: 40 readers on one list, 30 on another,
-    every third tagged; no count kept yet."""
-    make_audience(postgres_url, LIST, 40)
-    make_audience(postgres_url, OTHER, 30, prefix="young")
-    with transaction(postgres_url) as session:
-        tag_id = session.scalars(insert(Tag).returning(Tag.id), [{"name": TAG}]).one()
-        ids = session.scalars(select(Subscriber.id).order_by(Subscriber.id)).all()
-        session.execute(
-            insert(subscriber_tags), [{"subscriber_id": i, "tag_id": tag_id} for i in ids[::3]]
-        )
-    add_staff(postgres_url, "editor", Role.EDITOR)
-    return import_sample(postgres_url, sample_issue_path)
-
-
-def forget_kept(url: str) -> None:
-    with transaction(url) as session:
-        session.execute(text("DELETE FROM kept_counts"))
-
-
-def plain_readers(url: str, issue: int, audience: Audience) -> int:
-    """The audience's readers counted afresh, without a budget or a kept count."""
-    forget_kept(url)
-    with transaction(url) as session:
-        return audience_reach(session, issue_id=issue, audience=audience, variant=None).readers
-
-
-@contextmanager
-def slow_counts(url: str) -> Iterator[None]:
-    """Every count reading the readers' tags waits (a lock held by the test) until the block
-    ends: a count over a million readers, in miniature."""
-    with get_engine(url).connect() as connection, connection.begin():
-        connection.execute(text("LOCK TABLE subscriber_tags IN ACCESS EXCLUSIVE MODE"))
-        yield
+    return tagged_audience(postgres_url, sample_issue_path)
 
 
 def counts_under_way(url: str) -> int:
@@ -189,7 +160,8 @@ def pending_client(postgres_url: str) -> TestClient:
 def test_pages_with_pending_figures_cannot_be_confirmed_and_then_show_the_plain_ones(
     postgres_url: str, issue_id: int, pending_client: TestClient
 ) -> None:
-    """The new send's confirmation, a draft's cancel confirmation and its left-out readers, at
+    """The new send's confirmation, a draft's scheduling and cancel confirmations and its
+    left-out readers, at
     a budget of 0: each first says it is counting (a confirmation's button disabled, the same
     form ready to post again), then shows what a page without a budget shows."""
     client = pending_client
@@ -211,6 +183,15 @@ def test_pages_with_pending_figures_cannot_be_confirmed_and_then_show_the_plain_
     confirmation = until_counted(lambda: client.post("/staff/sends/new", data=fields))
     assert f'id="confirm-readers">{expected}<' in confirmation.text
     assert not re.search(r'id="confirm"[^>]* disabled', confirmation.text)
+
+    forget_kept(postgres_url)
+    edit = {**fields, "at": "2099-01-02T10:00"}
+    del edit["issue"]
+    scheduling = client.post(f"/staff/sends/{draft}/edit", data=edit)
+    assert scheduling.status_code == 200 and PENDING_TEXT in scheduling.text
+    assert re.search(r'id="confirm"[^>]* disabled', scheduling.text)
+    scheduling = until_counted(lambda: client.post(f"/staff/sends/{draft}/edit", data=edit))
+    assert f'id="confirm-readers">{expected}<' in scheduling.text
 
     forget_kept(postgres_url)
     cancel = client.post(f"/staff/sends/{draft}/cancel", data={"csrf": csrf})
