@@ -161,9 +161,9 @@ def test_pages_with_pending_figures_cannot_be_confirmed_and_then_show_the_plain_
     postgres_url: str, issue_id: int, pending_client: TestClient
 ) -> None:
     """The new send's confirmation, a draft's scheduling and cancel confirmations and its
-    left-out readers, at
-    a budget of 0: each first says it is counting (a confirmation's button disabled, the same
-    form ready to post again), then shows what a page without a budget shows."""
+    left-out readers, at a budget of 0: each first says it is counting (a confirmation's button
+    disabled, the same form ready to post again), then shows what a page without a budget
+    shows."""
     client = pending_client
     expected = plain_readers(postgres_url, issue_id, AUDIENCE)
     with transaction(postgres_url) as session:
