@@ -21,7 +21,7 @@ A count that does not fit in the page's budget (``COUNT_BUDGET_SECONDS``,
 that it is counting (202, or a page saying 正在计算…), and what a person waits for is the time
 until the figure is there, reported beside it: the first load's URL for the count
 (``/staff/counting/…``) asked every 0.1 s until it is made, then the page asked again, as
-``staff.js`` does (it asks every second).
+``staff.js`` does (it asks every half second).
 Run it from another
 checkout (``PYTHONPATH=/tmp/base python benchmarks/web_staff.py`` in ``/tmp/base``, from
 ``git archive main | tar -x -C /tmp/base``) for a baseline of the same pages there.

@@ -64,7 +64,7 @@ function countAudience(form) {
       });
       window.setTimeout(function () {
         if (asked === askedCount) { countAudience(form); }
-      }, 1000);
+      }, 500);
     });
 }
 
@@ -74,7 +74,7 @@ function awaitCount(figure) {
     .then(function (response) { return response.ok ? response.json() : null; })
     .then(function (data) {
       if (!data || data.pending) {
-        window.setTimeout(function () { awaitCount(figure); }, 1000);
+        window.setTimeout(function () { awaitCount(figure); }, 500);
         return;
       }
       var form = document.getElementById(figure.getAttribute("data-recount") || "");
@@ -152,7 +152,7 @@ document.addEventListener("DOMContentLoaded", function () {
     window.setTimeout(function () { poll(section); }, 1000);
   });
   var counting = document.querySelector("[data-counting]");
-  if (counting) { window.setTimeout(function () { awaitCount(counting); }, 500); }
+  if (counting) { window.setTimeout(function () { awaitCount(counting); }, 300); }
   document.querySelectorAll("form[data-count-url]").forEach(function (form) {
     form.addEventListener("change", function () { countAudience(form); });
     countAudience(form);
