@@ -135,10 +135,3 @@ def _count(engine: Engine, key: str, count: Callable[[Session], Any]) -> None:
         with _lock:
             _running.pop(key, None)
 
-
-def wait_for_counts(timeout: float | None = None) -> None:
-    """Block until every count this process started is made (tests, and a clean stop)."""
-    with _lock:
-        futures = list(_running.values())
-    for future in futures:
-        future.result(timeout)

@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 
 from distributor.campaigns.left_out import left_out
 from distributor.campaigns.schedule import audience_reach, create_send
-from distributor.count_budget import give_budget, wait_for_counts, within_budget
+from distributor.count_budget import give_budget, within_budget
 from distributor.db import transaction, utcnow
 from distributor.staff.models import StaffUser
 from distributor.staff.sessions import start_session
@@ -49,6 +49,9 @@ from tests.support.web import BASE_URL, csrf_of, serving, web_settings
 @pytest.fixture
 def issue_id(postgres_url: str, sample_issue_path: Path) -> int:
     return tagged_audience(postgres_url, sample_issue_path)
+
+
+COUNTING = re.compile(r'data-counting="([^"]+)"')
 
 
 def counts_under_way(url: str) -> int:
@@ -135,14 +138,18 @@ def test_a_budget_changes_nothing_on_sqlite(sqlite_url: str, sample_issue_path: 
         ).readers == 5
 
 
-def until_counted(ask: Any, tries: int = 5) -> Any:
-    """``ask()`` again after each count it started is made, until it shows no pending figure."""
+def until_counted(client: TestClient, ask: Any, tries: int = 5) -> Any:
+    """``ask()`` again each time the count its page waits for is made (as staff.js asks its
+    ``data-counting`` URL), until the page shows no pending figure."""
     for _ in range(tries):
         answer = ask()
-        if "data-counting" not in answer.text:
+        waiting = COUNTING.search(answer.text)
+        if waiting is None:
             return answer
-        assert PENDING_TEXT in answer.text or "Counting…" in answer.text
-        wait_for_counts(30)
+        assert PENDING_TEXT in answer.text
+        url = waiting.group(1)
+        wait_until(lambda: client.get(url), lambda r: r.status_code == 200,  # noqa: B023
+                   timeout=30, what="the count made")
     raise AssertionError("still counting")
 
 
@@ -180,7 +187,7 @@ def test_pages_with_pending_figures_cannot_be_confirmed_and_then_show_the_plain_
     assert asked.status_code == 200 and PENDING_TEXT in asked.text
     assert re.search(r'id="confirm"[^>]* disabled', asked.text)
     assert 'id="recount"' in asked.text and 'data-recount="recount"' in asked.text
-    confirmation = until_counted(lambda: client.post("/staff/sends/new", data=fields))
+    confirmation = until_counted(client, lambda: client.post("/staff/sends/new", data=fields))
     assert f'id="confirm-readers">{expected}<' in confirmation.text
     assert not re.search(r'id="confirm"[^>]* disabled', confirmation.text)
 
@@ -190,21 +197,23 @@ def test_pages_with_pending_figures_cannot_be_confirmed_and_then_show_the_plain_
     scheduling = client.post(f"/staff/sends/{draft}/edit", data=edit)
     assert scheduling.status_code == 200 and PENDING_TEXT in scheduling.text
     assert re.search(r'id="confirm"[^>]* disabled', scheduling.text)
-    scheduling = until_counted(lambda: client.post(f"/staff/sends/{draft}/edit", data=edit))
+    scheduling = until_counted(
+        client, lambda: client.post(f"/staff/sends/{draft}/edit", data=edit)
+    )
     assert f'id="confirm-readers">{expected}<' in scheduling.text
 
     forget_kept(postgres_url)
     cancel = client.post(f"/staff/sends/{draft}/cancel", data={"csrf": csrf})
     assert cancel.status_code == 200 and re.search(r'id="confirm"[^>]* disabled', cancel.text)
     cancelling = until_counted(
-        lambda: client.post(f"/staff/sends/{draft}/cancel", data={"csrf": csrf})
+        client, lambda: client.post(f"/staff/sends/{draft}/cancel", data={"csrf": csrf})
     )
     assert f'id="confirm-readers">{expected}<' in cancelling.text
 
     forget_kept(postgres_url)
     first = client.get(f"/staff/sends/{draft}/left-out")
     assert first.status_code == 200 and PENDING_TEXT in first.text
-    page = until_counted(lambda: client.get(f"/staff/sends/{draft}/left-out"))
+    page = until_counted(client, lambda: client.get(f"/staff/sends/{draft}/left-out"))
     assert (
         f'<div data-reason="list_readers"><dt>列表中的读者</dt><dd>{plain_left_out.list_readers}<'
         in page.text
