@@ -4,10 +4,11 @@ never skipped (issue 23: staff pages under 100 ms of server time at a million re
 A view that can wait for a figure gives its transaction a budget (:func:`give_budget`, the
 ``COUNT_BUDGET_SECONDS`` setting). On PostgreSQL a count that is not kept
 (:mod:`distributor.snapshot_counts`) is then tried within it (``statement_timeout`` inside a
-savepoint); one that does not fit is started on a small pool of this process's threads, once per
-count however often it is asked for, and :class:`CountPending` tells the view, which answers at
-once ("Counting…") and is asked again when :func:`still_counting` says the count is kept. The
-view's transaction is still usable: only the savepoint was rolled back.
+savepoint); one that does not fit is started on a thread of this process (two count at a
+time), once however often it is asked for, and :class:`CountPending` tells the view, which
+answers at once ("Counting…") and is asked again when :func:`still_counting` says the count is
+kept. The view's transaction is still usable: only the savepoint was rolled back. A count that
+failed in the background is made inline for a while, so that its error reaches the page.
 
 A count in the background holds an advisory lock on its key for its transaction: another web
 process asked for the same count waits for it and then reads what it kept, and any process can
@@ -21,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, text
@@ -35,10 +36,14 @@ T = TypeVar("T")
 BUDGET = "count_budget_seconds"  # the session.info key
 WORKERS = 2  # counts over a million readers at once: each is one backend's CPU for seconds
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement_timeout
+# A count that failed in the background is made inline for this long: its error reaches the
+# page, which would otherwise ask for it again and again.
+FAILED_FOR = 60.0
 
 _lock = threading.Lock()
-_running: dict[str, Future[None]] = {}
-_pool: ThreadPoolExecutor | None = None
+_running: set[str] = set()  # started or waiting for a worker
+_failed: dict[str, float] = {}  # when (monotonic) each count failed
+_workers = threading.BoundedSemaphore(WORKERS)
 
 
 class CountPending(Exception):
@@ -55,13 +60,18 @@ def give_budget(session: Session, seconds: float) -> None:
     session.info[BUDGET] = seconds
 
 
-def budget_of(session: Session) -> float | None:
-    """The session's budget; None (no budget, every count inline) on SQLite or when none was
-    given."""
+def budget_of(session: Session, key: str) -> float | None:
+    """The session's budget for the count ``key``; None (made inline) on SQLite, when none was
+    given, or when that count failed in the background lately."""
     if session.get_bind().dialect.name != "postgresql":
         return None
     budget = session.info.get(BUDGET)
-    return None if budget is None else float(budget)
+    with _lock:
+        failed = _failed.get(key)
+        if failed is not None and time.monotonic() - failed > FAILED_FOR:
+            del _failed[key]
+            failed = None
+    return None if budget is None or failed is not None else float(budget)
 
 
 def within_budget(session: Session, seconds: float, count: Callable[[], T]) -> T | None:
@@ -87,16 +97,17 @@ def _set_timeout(session: Session, value: str) -> None:
 
 
 def count_later(session: Session, key: str, count: Callable[[Session], Any]) -> CountPending:
-    """Start ``count`` (in its own transaction, on the session's engine) unless this process is
-    already making the count ``key``; what to raise to the view."""
+    """Start ``count`` (in its own transaction, on the session's engine, on a daemon thread: a
+    stopping web process does not wait for it) unless this process is already making the count
+    ``key``; what to raise to the view."""
     engine = session.get_bind()
     assert isinstance(engine, Engine)
-    global _pool
     with _lock:
         if key not in _running:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="count")
-            _running[key] = _pool.submit(_count, engine, key, count)
+            _running.add(key)
+            threading.Thread(
+                target=_count, args=(engine, key, count), name=f"count-{key[:8]}", daemon=True
+            ).start()
     return CountPending(key)
 
 
@@ -108,7 +119,8 @@ def counting_here(key: str) -> bool:
 
 def still_counting(session: Session, key: str) -> bool:
     """Whether the count ``key`` is being made, here or by another process (its lock is held):
-    False once it is kept, or if it failed (asking again starts it again)."""
+    False once it is kept, or if it failed (asked again, it is then made inline, its error
+    shown)."""
     if counting_here(key):
         return True
     if session.get_bind().dialect.name != "postgresql":
@@ -122,16 +134,18 @@ def still_counting(session: Session, key: str) -> bool:
 
 
 def _count(engine: Engine, key: str, count: Callable[[Session], Any]) -> None:
-    """One count in the background: after any other process making it (which kept it, so
-    ``count`` reads it back), kept when its transaction commits."""
+    """One count in the background, at most :data:`WORKERS` at a time: after any other process
+    making it (which kept it, so ``count`` reads it back), kept when its transaction commits."""
     try:
-        with sessionmaker(engine, expire_on_commit=False).begin() as session:
+        with _workers, sessionmaker(engine, expire_on_commit=False).begin() as session:
             session.execute(text("SELECT pg_advisory_xact_lock(hashtext('counting ' || :k))"),
                             {"k": key})
             count(session)
     except Exception:
         log.exception("count %s in the background failed", key[:12])
+        with _lock:
+            _failed[key] = time.monotonic()
     finally:
         with _lock:
-            _running.pop(key, None)
+            _running.discard(key)
 

@@ -123,7 +123,7 @@ def counted_rows(session: Session, query: Select[*tuple[Any, ...]]) -> list[tupl
     found = session.execute(_FIND, {"key": key, "keep": KEEP.total_seconds()}).first()
     if found is not None:
         return [tuple(row) for row in found[0]]
-    budget = budget_of(session)
+    budget = budget_of(session, key)
     if budget is not None and counting_here(key):  # started by an earlier load: no new try
         raise CountPending(key)
     snapshot, oldest = session.execute(_SNAPSHOT).one()

@@ -219,3 +219,30 @@ def test_pages_with_pending_figures_cannot_be_confirmed_and_then_show_the_plain_
         in page.text
     ), page.text
     assert f"<dd>{plain_left_out.in_send}<" in page.text
+
+
+def test_a_count_that_failed_in_the_background_is_made_inline_when_asked_again(
+    postgres_url: str, issue_id: int, pending_client: TestClient
+) -> None:
+    """The page is not left counting for ever: its count's backend ended mid-count, the page
+    is told the count is over, and asked again counts inline (an error would show there)."""
+    client = pending_client
+    expected = plain_readers(postgres_url, issue_id, AUDIENCE)
+    forget_kept(postgres_url)
+    path = f"/staff/audience-count?lists={LIST}&tags={TAG}&issue={issue_id}"
+    with slow_counts(postgres_url):
+        first = client.get(path)
+        assert first.status_code == 202
+        wait_until(lambda: counts_under_way(postgres_url), lambda n: n == 1, timeout=10,
+                   what="the count in the background")
+        with transaction(postgres_url) as session:
+            session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE state = 'active' AND query LIKE 'SELECT count(subscribers.id)%'"
+                )
+            )
+        wait_until(lambda: client.get(first.json()["counting"]), lambda r: r.status_code == 200,
+                   timeout=10, what="the count given up")
+    again = client.get(path)
+    assert again.status_code == 200 and again.json()["count"] == expected
