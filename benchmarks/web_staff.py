@@ -16,6 +16,12 @@ list and a tag, and for the issue going out already, its confirmation, a draft's
 confirmation, the readers left out of the draft and of the running send) are asked for fewer
 times (``--requests`` / 40, at least 5): the first load is reported apart (where counts are kept,
 :mod:`distributor.snapshot_counts`, it is the one that counts), p50 and p95 are of the others.
+A count that does not fit in the page's budget (``COUNT_BUDGET_SECONDS``,
+:mod:`distributor.count_budget`) is finished after the page: the first load then answers at once
+that it is counting (202, or a page saying 正在计算…), and what a person waits for is the time
+until the figure is there, reported beside it: the first load's URL for the count
+(``/staff/counting/…``) asked every 0.1 s until it is made, then the page asked again, as
+``staff.js`` does (it asks every half second).
 Run it from another
 checkout (``PYTHONPATH=/tmp/base python benchmarks/web_staff.py`` in ``/tmp/base``, from
 ``git archive main | tar -x -C /tmp/base``) for a baseline of the same pages there.
@@ -263,6 +269,39 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 DRAFT = 2  # the draft send of the second issue, to the same list
 
 
+COUNTING = re.compile(r'data-counting="([^"]+)"')
+
+
+def counting_url(response: httpx.Response) -> str | None:
+    """Where a first load says its figure is being counted (None: it has its figures)."""
+    response.raise_for_status()
+    if response.status_code == 202:
+        return str(response.json()["counting"])
+    match = COUNTING.search(response.text) if "html" in response.headers["content-type"] else None
+    return match.group(1) if match else None
+
+
+def first_load(
+    browser: httpx.Client, path: str, data: dict[str, str] | None
+) -> tuple[float, str]:
+    """A first load's server time, and whether it was answered pending and how long until its
+    figure was there (the page asked again until it had it)."""
+    ask = (lambda: browser.get(path)) if data is None else (lambda: browser.post(path, data=data))
+    start = time.perf_counter()
+    response = ask()
+    first = server_ms(response)
+    waiting, loads = counting_url(response), 1
+    if waiting is None:
+        return first, "with its figures"
+    while waiting is not None:
+        while browser.get(waiting).status_code == 202:
+            time.sleep(0.1)
+        response = ask()
+        waiting, loads = counting_url(response), loads + 1
+    took = time.perf_counter() - start
+    return first, f"pending; figures after {took:.2f} s ({loads} loads)"
+
+
 def audience_pages(browser: httpx.Client, requests: int, send_id: int) -> bool:
     """The pages that count a send's audience: the create form's live count (for an issue
     nobody sent yet, and for the one going out: then who got it already is counted too), the
@@ -288,9 +327,11 @@ def audience_pages(browser: httpx.Client, requests: int, send_id: int) -> bool:
         ("dashboard: a draft's left-out readers", f"/staff/sends/{DRAFT}/left-out", None),
         ("dashboard: a running send's left-out", f"/staff/sends/{send_id}/left-out", None),
     ):
-        client, server = measure_page(times, browser, path, data)
-        print(f"{name:<42} first load: server {server[0]:7.1f} ms, then:")
-        ok &= report_page("", client[1:], server[1:])
+        first, waited = first_load(browser, path, data)
+        client, server = measure_page(times - 1, browser, path, data)
+        print(f"{name:<42} first load: server {first:7.1f} ms, {waited}; then:")
+        ok &= first < 100
+        ok &= report_page("", client, server)
     return ok
 
 

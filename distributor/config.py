@@ -203,6 +203,9 @@ class Settings:
     web_form_rate_limit: int = 30  # form posts per minute from one IP address
     signup_rate_limit: int = 5  # sign-ups per hour from one IP address
     web_workers: int = 0  # processes of `distributor web`; 0: see web_worker_count
+    # A staff page's count over readers that is not kept waits at most this long; one that takes
+    # longer is finished in the background and shown when counted (distributor.count_budget).
+    count_budget_seconds: float = 0.06
     web_max_body_bytes: int = 1024 * 1024  # a request body (forms, JSON), before any route
     web_max_upload_bytes: int = 50 * 1024 * 1024  # an upload's body (issue files, CSV imports)
     web_header_timeout: float = 10.0  # seconds a request's head may take to arrive
@@ -341,6 +344,7 @@ class Settings:
             web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit),
             signup_rate_limit=_int(env, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
             web_workers=_int(env, "WEB_WORKERS", cls.web_workers),
+            count_budget_seconds=_float(env, "COUNT_BUDGET_SECONDS", cls.count_budget_seconds),
             web_max_body_bytes=_int(env, "WEB_MAX_BODY_BYTES", cls.web_max_body_bytes),
             web_max_upload_bytes=_int(env, "WEB_MAX_UPLOAD_BYTES", cls.web_max_upload_bytes),
             web_header_timeout=_float(env, "WEB_HEADER_TIMEOUT", cls.web_header_timeout),

@@ -10,6 +10,10 @@ visible now that was not visible in its snapshot (an index range scan from the s
 ``xmin``). A count is kept only by a transaction that changed nothing watched (its own
 uncommitted rows would be in the count, and in no snapshot).
 
+A count not kept, asked for by a view with a budget, is made within it or finished in the
+background (:mod:`distributor.count_budget`): the view hears :class:`CountPending`, and finds the
+count kept when it asks again. A count that cannot be kept is always made inline.
+
 Pruning moves a horizon: change rows older than it go, and a kept count whose snapshot is
 older than it is no longer trusted. A query that reads a table or column no trigger watches
 (:data:`WATCHED`) is counted every time, as on SQLite.
@@ -30,7 +34,14 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql import visitors
 from sqlalchemy.types import JSON
 
-from distributor.db import Base
+from distributor.count_budget import (
+    CountPending,
+    budget_of,
+    count_later,
+    counting_here,
+    within_budget,
+)
+from distributor.db import Base, counting_over_readers
 
 # The tables and columns the triggers of migration 0023 watch: a change to any other is not
 # seen, so a count reading one is never kept.
@@ -103,7 +114,8 @@ class CountHorizon(Base):
 def counted_rows(session: Session, query: Select[*tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """The rows of ``query`` (a count, or counts grouped by plain values), each value as JSON
     has it (an enum as its value): kept ones while still exact, else counted now (and kept,
-    where it can be)."""
+    where it can be). With a budget (:mod:`distributor.count_budget`) one that does not fit in
+    it raises :class:`~distributor.count_budget.CountPending`, and is kept in the background."""
     reads = _reads(query) if session.get_bind().dialect.name == "postgresql" else None
     if reads is None:
         return _plain(session.execute(query))
@@ -111,8 +123,17 @@ def counted_rows(session: Session, query: Select[*tuple[Any, ...]]) -> list[tupl
     found = session.execute(_FIND, {"key": key, "keep": KEEP.total_seconds()}).first()
     if found is not None:
         return [tuple(row) for row in found[0]]
+    budget = budget_of(session, key)
+    if budget is not None and counting_here(key):  # started by an earlier load: no new try
+        raise CountPending(key)
     snapshot, oldest = session.execute(_SNAPSHOT).one()
-    rows = _plain(session.execute(query))
+    if budget is None:
+        rows = _plain(session.execute(query))
+    else:
+        fitted = within_budget(session, budget, lambda: _plain(session.execute(query)))
+        if fitted is None:
+            raise count_later(session, key, lambda s: _in_background(s, query))
+        rows = fitted
     session.execute(
         _KEEP,
         {
@@ -125,6 +146,12 @@ def counted_rows(session: Session, query: Select[*tuple[Any, ...]]) -> list[tupl
     )
     _prune(session)
     return rows
+
+
+def _in_background(session: Session, query: Select[*tuple[Any, ...]]) -> None:
+    """A count the view could not wait for, made (and kept) in a transaction of its own."""
+    counting_over_readers(session)
+    counted_rows(session, query)
 
 
 def _plain(rows: Iterable[Any]) -> list[tuple[Any, ...]]:

@@ -45,6 +45,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "ops": UPPER,
     # Kept counts know SQL and the database, no room.
     "snapshot_counts": ENGINES | UPPER | BELOW_ENGINES,
+    "count_budget": ENGINES | UPPER | BELOW_ENGINES,
 }
 # The pure reading of bounces: bytes in, a value out, no database and no engine.
 BOUNCE_READING = ("addresses", "autoreply", "classify", "feedback", "match", "message",

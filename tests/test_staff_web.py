@@ -34,6 +34,7 @@ STAFF_PAGES = [
     "/staff/sends/1/left-out",
     "/staff/sends/1/edit",
     "/staff/audience-count",
+    "/staff/counting/" + "0" * 64,
     "/staff/issues",
     "/staff/issues/1",
     "/staff/subscribers",

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.config import Settings
+from distributor.count_budget import give_budget
 from distributor.errors import RequestRefused
 from distributor.render.views import render_template
 from distributor.web.formats import day, number
@@ -47,9 +48,14 @@ class Web:
     pages: PageCache  # pages that are the same for every reader (the archive)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """Short: a view reads or writes what it needs and renders after the commit."""
+    def transaction(self, *, budget: bool = False) -> Iterator[Session]:
+        """Short: a view reads or writes what it needs and renders after the commit.
+        ``budget``: a view that can show "Counting…" gives its counts over readers the
+        settings' time (:mod:`distributor.count_budget`); one that does not fit raises
+        :class:`~distributor.count_budget.CountPending`."""
         with self.factory.begin() as session:
+            if budget:
+                give_budget(session, self.settings.count_budget_seconds)
             yield session
 
     @contextmanager

@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from distributor.campaigns.left_out import LEFT_OUT_ORDER, left_out, look_up_reader
+from distributor.campaigns.left_out import LEFT_OUT_ORDER, LeftOut, left_out, look_up_reader
 from distributor.campaigns.schedule import (
     SendChanges,
     audience_reach,
@@ -31,6 +31,7 @@ from distributor.campaigns.schedule import (
     wechat_account_of,
 )
 from distributor.campaigns.status import SendStatus, list_sends, send_status
+from distributor.count_budget import CountPending, still_counting
 from distributor.db import utcnow
 from distributor.errors import DistributorError
 from distributor.issues.store import list_issues
@@ -219,19 +220,38 @@ def audience_count(
     issue: str = "",
 ) -> JSONResponse:
     """How many readers the create form's audience reaches now (the form polls this): the count
-    the send will be created with."""
+    the send will be created with; 202 ``{"pending": true}`` while a count too long for the
+    page is made (the form asks again)."""
     audience = audience_of(lists, tags)
     if not audience.lists:
         return JSONResponse({"count": 0})
-    with web.transaction() as session:
-        reach = audience_reach(
-            session,
-            issue_id=int(issue) if issue.isdecimal() else None,
-            audience=audience,
-            variant=_variant(variant),
-            wechat_account=wechat_account_of(web.settings),
-        )
+    with web.transaction(budget=True) as session:
+        try:
+            reach = audience_reach(
+                session,
+                issue_id=int(issue) if issue.isdecimal() else None,
+                audience=audience,
+                variant=_variant(variant),
+                wechat_account=wechat_account_of(web.settings),
+            )
+        except CountPending as pending:
+            return JSONResponse({"pending": True, "counting": counting_url(pending)}, 202)
     return JSONResponse({"count": reach.readers, **reach.to_json()})
+
+
+def counting_url(pending: CountPending) -> str:
+    return f"/staff/counting/{pending.key}"
+
+
+@router.get("/staff/counting/{key}")
+def counting(
+    web: WebDep, user: StaffDep, key: Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
+) -> JSONResponse:
+    """Whether a count a page is waiting for is still being made (202 ``{"pending": true}``);
+    once it is not, the page is asked for again and finds it kept."""
+    with web.reading() as session:
+        pending = still_counting(session, key)
+    return JSONResponse({"pending": pending}, 202 if pending else 200)
 
 
 def _variant(text: str) -> Variant | None:
@@ -377,23 +397,29 @@ def new_send_post(
     try:
         changes = form.changes(web)
         ab = form.ab_test()
-        with web.transaction() as session:
-            created = create_send(
-                session,
-                issue_id=issue,
-                audience=changes.audience,
-                variant=changes.variant,
-                at=changes.at,
-                now=utcnow(),
-                zone=web.settings.zone,
-                draft=form.draft,
-                expires_after=changes.expires_after,
-                rate_limit=changes.rate_limit,
-                tracking=changes.tracking,
-                wechat_account=wechat_account_of(web.settings),
-                dry_run=form.to_confirm,
-                ab=ab,
-            )
+        with web.transaction(budget=form.to_confirm) as session:
+            try:
+                created = create_send(
+                    session,
+                    issue_id=issue,
+                    audience=changes.audience,
+                    variant=changes.variant,
+                    at=changes.at,
+                    now=utcnow(),
+                    zone=web.settings.zone,
+                    draft=form.draft,
+                    expires_after=changes.expires_after,
+                    rate_limit=changes.rate_limit,
+                    tracking=changes.tracking,
+                    wechat_account=wechat_account_of(web.settings),
+                    dry_run=form.to_confirm,
+                    ab=ab,
+                )
+            except CountPending as pending:  # only a confirmation has a budget
+                return _confirmation(
+                    request, session, web, user, f"{SENDS}/new", values, None, changes,
+                    issue_id=issue, ab=ab, pending=pending,
+                )
             if form.to_confirm:
                 return _confirmation(
                     request, session, web, user, f"{SENDS}/new", values, created.reach, changes,
@@ -421,15 +447,18 @@ def _confirmation(
     user: StaffUser,
     post_to: str,
     values: dict[str, Any],
-    reach: Reach,
+    reach: Reach | None,
     changes: SendChanges,
     *,
     issue_id: int,
     send: dict[str, Any] | None = None,
     ab: AbTest | None = None,
+    pending: CountPending | None = None,
 ) -> HTMLResponse:
     """The summary of a send about to be made or scheduled, with the button that does it; an
-    A/B test's arms as planning will cut them from today's readers."""
+    A/B test's arms as planning will cut them from today's readers. ``pending`` (no ``reach``):
+    its readers are still being counted; the page says so, its button is disabled, and it is
+    posted again (unconfirmed) once they are counted, every check then made."""
     issue = next(i for i in list_issues(session) if i.id == issue_id)
     zone = web.settings.zone
     return staff_page(
@@ -440,6 +469,7 @@ def _confirmation(
         post_to=post_to,
         hidden=values,
         send=send,
+        counting=counting_url(pending) if pending else None,
         summary={
             "issue": issue,
             "lists": changes.audience.lists,
@@ -450,7 +480,7 @@ def _confirmation(
             "tracking": changes.tracking or ab is not None,  # an A/B test counts opens
             "rate": changes.rate_limit,
             "expiry_hours": round(changes.expires_after.total_seconds() / 3600, 2),
-            "ab": None if ab is None else ab_summary(ab, reach.readers),
+            "ab": None if ab is None or reach is None else ab_summary(ab, reach.readers),
         },
     )
 
@@ -516,21 +546,25 @@ def edit_post(
         if not form.draft and not form.at.strip():
             raise DistributorError("give the time it is to go out", code="send.no_time")
         changes = form.changes(web)
-        with web.transaction() as session:
-            reach = edit_send(
-                session,
-                send_id,
-                changes,
-                now=utcnow(),
-                zone=web.settings.zone,
-                draft=form.draft,
-                wechat_account=wechat_account_of(web.settings),
-                dry_run=form.to_confirm,
-            )
-            if form.to_confirm:
+        with web.transaction(budget=form.to_confirm) as session:
+            pending = None
+            try:
+                reach: Reach | None = edit_send(
+                    session,
+                    send_id,
+                    changes,
+                    now=utcnow(),
+                    zone=web.settings.zone,
+                    draft=form.draft,
+                    wechat_account=wechat_account_of(web.settings),
+                    dry_run=form.to_confirm,
+                )
+            except CountPending as counting:  # only a confirmation has a budget
+                reach, pending = None, counting
+            if form.to_confirm or reach is None:
                 return _confirmation(
                     request, session, web, user, f"{SENDS}/{send_id}/edit", values, reach,
-                    changes, issue_id=shown["issue_id"], send=shown,
+                    changes, issue_id=shown["issue_id"], send=shown, pending=pending,
                 )
             action = "send.edit" if form.draft else "send.schedule"
             detail = {**values, "readers": reach.readers}
@@ -759,9 +793,10 @@ def send_action(
     """Pause, resume, retry at once; cancel and reopen only from their confirmation."""
     now = utcnow()
     detail: dict[str, object] = {}
+    to_confirm = action in CONFIRMED_ACTIONS and not confirmed
     try:
-        with web.transaction() as session:
-            if action in CONFIRMED_ACTIONS and not confirmed:
+        with web.transaction(budget=to_confirm) as session:
+            if to_confirm:
                 return _confirm_action(request, session, web, user, send_id, action)
             if action == "pause":
                 pause_send(session, send_id, now)
@@ -803,16 +838,19 @@ def _confirm_action(
         )
     counts = shown["counts"]
     waiting = sum(counts.get(state.value, 0) for state in WAITING_DELIVERY_STATES)
-    reach = None
+    reach, pending = None, None
     if shown["started_at"] is None:  # nothing planned yet: whom it would have reached
         send = get_send(session, send_id)
-        reach = audience_reach(
-            session,
-            issue_id=send.issue_id,
-            audience=send.audience,
-            variant=send.variant,
-            wechat_account=wechat_account_of(web.settings),
-        )
+        try:
+            reach = audience_reach(
+                session,
+                issue_id=send.issue_id,
+                audience=send.audience,
+                variant=send.variant,
+                wechat_account=wechat_account_of(web.settings),
+            )
+        except CountPending as counting:
+            pending = counting
     return staff_page(
         request,
         "send_confirm.html",
@@ -823,6 +861,7 @@ def _confirm_action(
         hidden={},
         waiting=waiting,
         cancelled=counts.get(DeliveryState.CANCELLED.value, 0),
+        counting=counting_url(pending) if pending else None,
         summary={"reach": reach} if reach is not None else {},
     )
 
@@ -835,11 +874,16 @@ def left_out_page(
     user: StaffDep,
     who: Annotated[str, Query(max_length=254)] = "",
 ) -> HTMLResponse:
-    """Every reader of the send's lists: in it, or left out and why; one address looked up."""
+    """Every reader of the send's lists: in it, or left out and why; one address looked up.
+    Counts too long for the page are made meanwhile: "Counting…", and the page loads again."""
     wechat = web.settings.wechat_app_id is not None
-    with web.transaction() as session:
+    pending = None
+    with web.transaction(budget=True) as session:
         shown = progress(send_status(session, send_id), web.settings.zone)
-        counts = left_out(session, send_id, wechat=wechat)
+        try:
+            counts: LeftOut | None = left_out(session, send_id, wechat=wechat)
+        except CountPending as counting:
+            counts, pending = None, counting
         found = look_up_reader(session, send_id, who, wechat=wechat) if who.strip() else None
     return staff_page(
         request,
@@ -847,6 +891,7 @@ def left_out_page(
         user,
         send=shown,
         left_out=counts,
+        counting=counting_url(pending) if pending else None,
         reasons=[s.value for s in LEFT_OUT_ORDER],
         who=who,
         found=found,

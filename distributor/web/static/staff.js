@@ -1,6 +1,9 @@
 // The staff pages' live parts, without inline script (the CSP forbids it):
 // [data-poll] sections refresh from their JSON URL until the send is final;
-// a form with [data-count-url] shows how many readers its audience reaches;
+// a form with [data-count-url] shows how many readers its audience reaches (asked again while
+// the count is being made: 202);
+// a [data-counting] figure is being counted: once it is, the page is asked for again (the form
+// its [data-recount] names is posted again, a confirmation's, unconfirmed);
 // a [data-refresh] part (a send's pictures) is fetched again until it says it is final;
 // tables get their column names on each cell (for the cards of a phone's width);
 // previews are scaled to fit while keeping their true width; [data-print] prints the page.
@@ -35,7 +38,10 @@ function poll(section) {
     .catch(function () { window.setTimeout(function () { poll(section); }, 5000); });
 }
 
+var askedCount = 0;  // the form's latest count: an older one's answer is not shown
+
 function countAudience(form) {
+  var asked = ++askedCount;
   var params = new URLSearchParams();
   form.querySelectorAll("input[name=lists]:checked").forEach(function (box) {
     params.append("lists", box.value);
@@ -45,8 +51,36 @@ function countAudience(form) {
   params.append("issue", form.querySelector("[name=issue]").value);
   fetch(form.getAttribute("data-count-url") + "?" + params.toString(),
         { credentials: "same-origin" })
-    .then(function (response) { return response.json(); })
-    .then(function (data) { fill(form, data); });
+    .then(function (response) {
+      return response.json().then(function (data) {
+        return { pending: response.status === 202, data: data };
+      });
+    })
+    .then(function (answer) {
+      if (asked !== askedCount) { return; }
+      if (!answer.pending) { fill(form, answer.data); return; }
+      form.querySelectorAll("[data-field=count]").forEach(function (el) {
+        el.textContent = form.getAttribute("data-counting-text");
+      });
+      window.setTimeout(function () {
+        if (asked === askedCount) { countAudience(form); }
+      }, 500);
+    });
+}
+
+function awaitCount(figure) {
+  fetch(figure.getAttribute("data-counting"),
+        { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then(function (response) { return response.ok ? response.json() : null; })
+    .then(function (data) {
+      if (!data || data.pending) {
+        window.setTimeout(function () { awaitCount(figure); }, 500);
+        return;
+      }
+      var form = document.getElementById(figure.getAttribute("data-recount") || "");
+      if (form) { form.submit(); } else { window.location.reload(); }
+    })
+    .catch(function () { window.setTimeout(function () { awaitCount(figure); }, 3000); });
 }
 
 // a button with [data-copy] copies the value of the field it names (a list's sign-up link).
@@ -117,6 +151,8 @@ document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("[data-poll]").forEach(function (section) {
     window.setTimeout(function () { poll(section); }, 1000);
   });
+  var counting = document.querySelector("[data-counting]");
+  if (counting) { window.setTimeout(function () { awaitCount(counting); }, 300); }
   document.querySelectorAll("form[data-count-url]").forEach(function (form) {
     form.addEventListener("change", function () { countAudience(form); });
     countAudience(form);
