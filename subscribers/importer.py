@@ -5,9 +5,10 @@ Each chunk of up to :data:`CHUNK_ROWS` valid rows is one transaction through
 process per core while this one writes; a parser hands over its rows staged, ready to load
 (see :class:`subscribers.bulk.Batch`), so that the writing process does nothing per row in
 Python. Into PostgreSQL a big file is written by one connection per core, each its share of
-the addresses and its own transaction per chunk (see :func:`writer_of`). Bad rows are reported with their line and never stop the good ones. Within the file the
-first row of an address wins; later ones are reported. A list that does not exist is created
-only when asked: a typo in a list name must not make a new list. A dry run stages rows in
+the addresses and its own transaction per chunk (see :func:`writer_of`). Bad rows are reported
+with their line and never stop the good ones. Within the file the first row of an address
+wins; later ones are reported. A list that does not exist is created only when asked: a typo in
+a list name must not make a new list. A dry run stages rows in
 temporary tables only and never writes to a real one.
 """
 
