@@ -21,9 +21,11 @@ A ground-floor module: it knows SQL and the database, no room's models.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, text
@@ -33,7 +35,11 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-BUDGET = "count_budget_seconds"  # the session.info key
+BUDGET = "count_budget_seconds"  # the session.info keys
+WAITED = "counts_waited_for"
+COUNT_KEY = re.compile("[0-9a-f]{64}")  # a count's key (snapshot_counts: SQL and values hashed)
+# How long a count made in the background is shown to a page that waited for it.
+WAITED_FOR = timedelta(minutes=2)
 WORKERS = 2  # counts over a million readers at once: each is one backend's CPU for seconds
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement_timeout
 # A count that failed in the background is made inline for this long: its error reaches the
@@ -54,10 +60,22 @@ class CountPending(Exception):
         self.key = key
 
 
-def give_budget(session: Session, seconds: float) -> None:
+def give_budget(session: Session, seconds: float, waited: Iterable[str] = ()) -> None:
     """Counts in ``session`` that are not kept take at most ``seconds`` (0: none is tried;
-    each not kept is finished in the background)."""
+    each not kept is finished in the background). ``waited``: the keys of counts the page was
+    told were being made, and waited for: it is shown what they kept (see :func:`waited_for`)."""
     session.info[BUDGET] = seconds
+    session.info[WAITED] = frozenset(key for key in waited if COUNT_KEY.fullmatch(key))
+
+
+def waited_for(session: Session, key: str) -> bool:
+    """Whether the page asking waited for the count ``key`` to be made in the background.
+
+    It is then shown that count, as made, even if what it reads has changed since: while a
+    send of the issue is going out, every answer changes the deliveries the "already got this
+    issue" warning reads, and a page that waited for an exact count would wait for ever. What
+    leaves still goes by the exact number: a confirmed action counts inline, with no budget."""
+    return key in session.info.get(WAITED, ())
 
 
 def budget_of(session: Session, key: str) -> float | None:

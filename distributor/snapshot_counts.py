@@ -35,10 +35,12 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.types import JSON
 
 from distributor.count_budget import (
+    WAITED_FOR,
     CountPending,
     budget_of,
     count_later,
     counting_here,
+    waited_for,
     within_budget,
 )
 from distributor.db import Base, counting_over_readers
@@ -124,6 +126,10 @@ def counted_rows(session: Session, query: Select[*tuple[Any, ...]]) -> list[tupl
     if found is not None:
         return [tuple(row) for row in found[0]]
     budget = budget_of(session, key)
+    if budget is not None and waited_for(session, key):
+        made = session.execute(_MADE, {"key": key, "within": WAITED_FOR.total_seconds()}).first()
+        if made is not None:
+            return [tuple(row) for row in made[0]]
     if budget is not None and counting_here(key):  # started by an earlier load: no new try
         raise CountPending(key)
     snapshot, oldest = session.execute(_SNAPSHOT).one()
@@ -194,6 +200,11 @@ _FIND = text(
     " AND NOT EXISTS (SELECT 1 FROM count_changes c"
     " WHERE c.xid >= k.oldest AND c.what = ANY (string_to_array(k.reads, ' '))"
     " AND NOT pg_visible_in_snapshot(c.xid::text::xid8, k.snapshot::pg_snapshot))"
+).columns(rows=JSON)
+# A count as it was made, lately: for a page that waited for it (count_budget.waited_for).
+_MADE = text(
+    "SELECT rows FROM kept_counts"
+    " WHERE key = :key AND made_at > now() - make_interval(secs => :within)"
 ).columns(rows=JSON)
 # Taken before counting: a change committed meanwhile is in the count but not in the snapshot,
 # so the kept count is merely thrown away sooner than need be.

@@ -246,3 +246,39 @@ def test_a_count_that_failed_in_the_background_is_made_inline_when_asked_again(
                    timeout=10, what="the count given up")
     again = client.get(path)
     assert again.status_code == 200 and again.json()["count"] == expected
+
+
+def test_a_page_that_waited_for_a_count_is_shown_it_though_its_readers_changed_since(
+    postgres_url: str, issue_id: int
+) -> None:
+    """While a send of the issue goes out, every answer changes what the "already got this
+    issue" count reads: a page asked again with ``counted`` (the key it waited for) is shown
+    the count as made, where one asked afresh (or naming a count it did not wait for, or not
+    a key at all) waits for a new one."""
+    expected = plain_readers(postgres_url, issue_id, AUDIENCE)
+    forget_kept(postgres_url)
+    with transaction(postgres_url) as session:
+        user = session.scalars(select(StaffUser).where(StaffUser.name == "editor")).one()
+        cookie = start_session(session, user)
+    settings = web_settings(postgres_url, COUNT_BUDGET_SECONDS="0")
+    path = f"/staff/audience-count?lists={LIST}&tags={TAG}&issue={issue_id}"
+    with (
+        serving(create_app(settings, limiter=MemoryRateLimiter())) as base,
+        httpx.Client(base_url=base, cookies={SESSION_COOKIE: cookie}, timeout=30) as client,
+    ):
+        first = client.get(path)
+        assert first.status_code == 202
+        status_url = first.json()["counting"]
+        key = status_url.rpartition("/")[2]
+        wait_until(lambda: client.get(status_url).json(), lambda d: d == {"pending": False},
+                   timeout=30, what="the count made")
+        with transaction(postgres_url) as session:  # a reader's status written: a change
+            session.execute(text("UPDATE subscribers SET status = status WHERE id = "
+                                 "(SELECT min(id) FROM subscribers)"))
+        with slow_counts(postgres_url):  # the new count cannot end while the page asks
+            assert client.get(path).status_code == 202
+            assert client.get(f"{path}&counted={'0' * 64}").status_code == 202
+            assert client.get(f"{path}&counted=not-a-key").status_code == 202
+            waited = client.get(f"{path}&counted={key}")
+            assert waited.status_code == 200
+            assert waited.json()["count"] == expected

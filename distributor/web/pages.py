@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -48,14 +48,17 @@ class Web:
     pages: PageCache  # pages that are the same for every reader (the archive)
 
     @contextmanager
-    def transaction(self, *, budget: bool = False) -> Iterator[Session]:
+    def transaction(
+        self, *, budget: bool = False, waited: Sequence[str] = ()
+    ) -> Iterator[Session]:
         """Short: a view reads or writes what it needs and renders after the commit.
         ``budget``: a view that can show "Counting…" gives its counts over readers the
         settings' time (:mod:`distributor.count_budget`); one that does not fit raises
-        :class:`~distributor.count_budget.CountPending`."""
+        :class:`~distributor.count_budget.CountPending`; ``waited``: the counts it was told of
+        then, and waited for (the ``counted`` parameters of the page asked again)."""
         with self.factory.begin() as session:
             if budget:
-                give_budget(session, self.settings.count_budget_seconds)
+                give_budget(session, self.settings.count_budget_seconds, waited)
             yield session
 
     @contextmanager

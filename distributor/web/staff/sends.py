@@ -218,6 +218,7 @@ def audience_count(
     tags: str = "",
     variant: str = PREFERENCE,
     issue: str = "",
+    counted: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
 ) -> JSONResponse:
     """How many readers the create form's audience reaches now (the form polls this): the count
     the send will be created with; 202 ``{"pending": true}`` while a count too long for the
@@ -225,7 +226,7 @@ def audience_count(
     audience = audience_of(lists, tags)
     if not audience.lists:
         return JSONResponse({"count": 0})
-    with web.transaction(budget=True) as session:
+    with web.transaction(budget=True, waited=counted) as session:
         try:
             reach = audience_reach(
                 session,
@@ -241,6 +242,12 @@ def audience_count(
 
 def counting_url(pending: CountPending) -> str:
     return f"/staff/counting/{pending.key}"
+
+
+def waited(request: Request) -> list[str]:
+    """The counts a page waited for before it was asked again: its ``counted`` parameters
+    (staff.js adds the key of each count it waited for)."""
+    return request.query_params.getlist("counted")
 
 
 @router.get("/staff/counting/{key}")
@@ -397,7 +404,7 @@ def new_send_post(
     try:
         changes = form.changes(web)
         ab = form.ab_test()
-        with web.transaction(budget=form.to_confirm) as session:
+        with web.transaction(budget=form.to_confirm, waited=waited(request)) as session:
             try:
                 created = create_send(
                     session,
@@ -546,7 +553,7 @@ def edit_post(
         if not form.draft and not form.at.strip():
             raise DistributorError("give the time it is to go out", code="send.no_time")
         changes = form.changes(web)
-        with web.transaction(budget=form.to_confirm) as session:
+        with web.transaction(budget=form.to_confirm, waited=waited(request)) as session:
             pending = None
             try:
                 reach: Reach | None = edit_send(
@@ -795,7 +802,7 @@ def send_action(
     detail: dict[str, object] = {}
     to_confirm = action in CONFIRMED_ACTIONS and not confirmed
     try:
-        with web.transaction(budget=to_confirm) as session:
+        with web.transaction(budget=to_confirm, waited=waited(request)) as session:
             if to_confirm:
                 return _confirm_action(request, session, web, user, send_id, action)
             if action == "pause":
@@ -878,7 +885,7 @@ def left_out_page(
     Counts too long for the page are made meanwhile: "Counting…", and the page loads again."""
     wechat = web.settings.wechat_app_id is not None
     pending = None
-    with web.transaction(budget=True) as session:
+    with web.transaction(budget=True, waited=waited(request)) as session:
         shown = progress(send_status(session, send_id), web.settings.zone)
         try:
             counts: LeftOut | None = left_out(session, send_id, wechat=wechat)

@@ -40,7 +40,10 @@ function poll(section) {
 
 var askedCount = 0;  // the form's latest count: an older one's answer is not shown
 
-function countAudience(form) {
+// the key of the count a "being counted" URL (/staff/counting/KEY) names
+function countKey(url) { return url.substring(url.lastIndexOf("/") + 1); }
+
+function countAudience(form, counted) {
   var asked = ++askedCount;
   var params = new URLSearchParams();
   form.querySelectorAll("input[name=lists]:checked").forEach(function (box) {
@@ -49,6 +52,7 @@ function countAudience(form) {
   params.append("tags", form.querySelector("input[name=tags]").value);
   params.append("variant", form.querySelector("select[name=variant]").value);
   params.append("issue", form.querySelector("[name=issue]").value);
+  if (counted) { params.append("counted", counted); }  // waited for: shown as it was made
   fetch(form.getAttribute("data-count-url") + "?" + params.toString(),
         { credentials: "same-origin" })
     .then(function (response) {
@@ -63,7 +67,7 @@ function countAudience(form) {
         el.textContent = form.getAttribute("data-counting-text");
       });
       window.setTimeout(function () {
-        if (asked === askedCount) { countAudience(form); }
+        if (asked === askedCount) { countAudience(form, countKey(answer.data.counting)); }
       }, 500);
     });
 }
@@ -77,8 +81,16 @@ function awaitCount(figure) {
         window.setTimeout(function () { awaitCount(figure); }, 500);
         return;
       }
+      // asked again, saying which count it waited for: shown as it was made, even if a send
+      // going out has changed what it reads since (else the page would wait for ever)
+      var key = countKey(figure.getAttribute("data-counting"));
       var form = document.getElementById(figure.getAttribute("data-recount") || "");
-      if (form) { form.submit(); } else { window.location.reload(); }
+      // (the form's own attribute: its field named "action" hides the property)
+      var url = new URL(form ? form.getAttribute("action") : window.location.href,
+                        window.location.href);
+      url.searchParams.append("counted", key);
+      if (form) { form.setAttribute("action", url.toString()); form.submit(); }
+      else { window.location.replace(url.toString()); }
     })
     .catch(function () { window.setTimeout(function () { awaitCount(figure); }, 3000); });
 }
