@@ -319,7 +319,7 @@ def answers_coming(url: str, send_id: int) -> Iterator[None]:
     def answer() -> None:
         engine = create_engine(url)
         offset = 0
-        while not stop.wait(0.1):
+        while not stop.is_set():
             with engine.begin() as connection:
                 connection.execute(
                     text(
@@ -330,6 +330,7 @@ def answers_coming(url: str, send_id: int) -> Iterator[None]:
                     {"s": send_id, "o": offset},
                 )
             offset += 250
+            stop.wait(0.1)
         engine.dispose()
 
     thread = threading.Thread(target=answer, daemon=True)
@@ -375,6 +376,7 @@ def audience_pages(
         ok &= report_page("", client, server)
     with answers_coming(url, send_id):
         for _ in range(3):
+            time.sleep(0.5)  # answers recorded since the last count
             first, waited = first_load(browser, "/staff/audience-count?lists=会员&issue=1", None)
             name = "dashboard: …, already, while it goes out"
             print(f"{name:<42} a load:     server {first:7.1f} ms, {waited}")
