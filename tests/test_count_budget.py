@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,20 @@ def counts_under_way(url: str) -> int:
         )
 
 
+@contextmanager
+def editor_client(postgres_url: str, *, budget: str) -> Iterator[httpx.Client]:
+    """The editor's browser, signed in, on a server whose pages count within ``budget``."""
+    with transaction(postgres_url) as session:
+        user = session.scalars(select(StaffUser).where(StaffUser.name == "editor")).one()
+        cookie = start_session(session, user)
+    settings = web_settings(postgres_url, COUNT_BUDGET_SECONDS=budget)
+    with (
+        serving(create_app(settings, limiter=MemoryRateLimiter())) as base,
+        httpx.Client(base_url=base, cookies={SESSION_COOKIE: cookie}, timeout=30) as client,
+    ):
+        yield client
+
+
 def server_ms(answer: httpx.Response) -> float:
     return float(answer.headers["server-timing"].partition("dur=")[2])
 
@@ -81,15 +97,8 @@ def test_a_count_too_long_answers_pending_then_the_plain_figure_once_counted(
     expected = plain_readers(postgres_url, issue_id, AUDIENCE)
     assert expected == 14
     forget_kept(postgres_url)
-    with transaction(postgres_url) as session:
-        user = session.scalars(select(StaffUser).where(StaffUser.name == "editor")).one()
-        cookie = start_session(session, user)
-    settings = web_settings(postgres_url, COUNT_BUDGET_SECONDS="0.2")
     path = f"/staff/audience-count?lists={LIST}&tags={TAG}&issue={issue_id}"
-    with (
-        serving(create_app(settings, limiter=MemoryRateLimiter())) as base,
-        httpx.Client(base_url=base, cookies={SESSION_COOKIE: cookie}, timeout=30) as client,
-    ):
+    with editor_client(postgres_url, budget="0.2") as client:
         with slow_counts(postgres_url), ThreadPoolExecutor(max_workers=10) as pool:
             answers = list(pool.map(lambda _: client.get(path), range(10)))
             assert {a.status_code for a in answers} == {202}
@@ -257,15 +266,8 @@ def test_a_page_that_waited_for_a_count_is_shown_it_though_its_readers_changed_s
     a key at all) waits for a new one."""
     expected = plain_readers(postgres_url, issue_id, AUDIENCE)
     forget_kept(postgres_url)
-    with transaction(postgres_url) as session:
-        user = session.scalars(select(StaffUser).where(StaffUser.name == "editor")).one()
-        cookie = start_session(session, user)
-    settings = web_settings(postgres_url, COUNT_BUDGET_SECONDS="0")
     path = f"/staff/audience-count?lists={LIST}&tags={TAG}&issue={issue_id}"
-    with (
-        serving(create_app(settings, limiter=MemoryRateLimiter())) as base,
-        httpx.Client(base_url=base, cookies={SESSION_COOKIE: cookie}, timeout=30) as client,
-    ):
+    with editor_client(postgres_url, budget="0") as client:
         first = client.get(path)
         assert first.status_code == 202
         status_url = first.json()["counting"]
