@@ -8,7 +8,8 @@ savepoint); one that does not fit is started on a thread of this process (two co
 time), once however often it is asked for, and :class:`CountPending` tells the view, which
 answers at once ("Counting…") and is asked again when :func:`still_counting` says the count is
 kept. The view's transaction is still usable: only the savepoint was rolled back. A count that
-failed in the background is made inline for a while, so that its error reaches the page.
+failed in the background is made inline the next time it is asked for (within a minute), so
+that its error reaches the page.
 
 A count in the background holds an advisory lock on its key for its transaction: another web
 process asked for the same count waits for it and then reads what it kept, and any process can
@@ -42,8 +43,8 @@ COUNT_KEY = re.compile("[0-9a-f]{64}")  # a count's key (snapshot_counts: SQL an
 WAITED_FOR = timedelta(minutes=2)
 WORKERS = 2  # counts over a million readers at once: each is one backend's CPU for seconds
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement_timeout
-# A count that failed in the background is made inline for this long: its error reaches the
-# page, which would otherwise ask for it again and again.
+# A count that failed in the background is made inline when next asked for within this long:
+# its error reaches the page, which would otherwise ask for it again and again.
 FAILED_FOR = 60.0
 
 _lock = threading.Lock()
@@ -80,16 +81,18 @@ def waited_for(session: Session, key: str) -> bool:
 
 def budget_of(session: Session, key: str) -> float | None:
     """The session's budget for the count ``key``; None (made inline) on SQLite, when none was
-    given, or when that count failed in the background lately."""
+    given, or once after that count failed in the background lately (asked again after that,
+    it is tried within the budget again)."""
     if session.get_bind().dialect.name != "postgresql":
         return None
     budget = session.info.get(BUDGET)
+    if budget is None:
+        return None
     with _lock:
-        failed = _failed.get(key)
-        if failed is not None and time.monotonic() - failed > FAILED_FOR:
-            del _failed[key]
-            failed = None
-    return None if budget is None or failed is not None else float(budget)
+        failed = _failed.pop(key, None)
+    if failed is not None and time.monotonic() - failed <= FAILED_FOR:
+        return None
+    return float(budget)
 
 
 def within_budget(session: Session, seconds: float, count: Callable[[], T]) -> T | None:
