@@ -63,6 +63,7 @@ def counts_under_way(url: str) -> int:
             session.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                    " AND datname = current_database()"
                     " AND query LIKE 'SELECT count(subscribers.id)%'"
                 )
             )
@@ -248,7 +249,8 @@ def test_a_count_that_failed_in_the_background_is_made_inline_when_asked_again(
             session.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE state = 'active' AND query LIKE 'SELECT count(subscribers.id)%'"
+                    " WHERE datname = current_database()"
+                    " AND state = 'active' AND query LIKE 'SELECT count(subscribers.id)%'"
                 )
             )
         wait_until(lambda: client.get(first.json()["counting"]), lambda r: r.status_code == 200,

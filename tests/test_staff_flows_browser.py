@@ -70,10 +70,18 @@ def shoot(page: Page, width: str, name: str) -> None:
 
 
 def fits(page: Page) -> None:
-    """Nothing wider than the window: no button or count is cut off at 375 px."""
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
+    """Nothing wider than the window: no button or count is cut off at 375 px. Measured once
+    the page has settled (its fonts loaded; on a busy machine a page can be measured while a
+    fallback font still sets its text, for a moment)."""
+    overflow = 0
+    for _ in range(30):
+        overflow = page.evaluate(
+            "document.fonts.ready.then(() =>"
+            " document.documentElement.scrollWidth - document.documentElement.clientWidth)"
+        )
+        if overflow <= 1:
+            return
+        page.wait_for_timeout(100)
     assert overflow <= 1, f"{page.url} is {overflow}px wider than the window"
 
 

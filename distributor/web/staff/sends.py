@@ -212,13 +212,13 @@ def audience_of(lists: list[str], tags: str) -> Audience:
 
 @router.get("/staff/audience-count")
 def audience_count(
+    request: Request,
     web: WebDep,
     user: StaffDep,
     lists: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
     tags: str = "",
     variant: str = PREFERENCE,
     issue: str = "",
-    counted: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
 ) -> JSONResponse:
     """How many readers the create form's audience reaches now (the form polls this): the count
     the send will be created with; 202 ``{"pending": true}`` while a count too long for the
@@ -226,7 +226,7 @@ def audience_count(
     audience = audience_of(lists, tags)
     if not audience.lists:
         return JSONResponse({"count": 0})
-    with web.transaction(budget=True, waited=counted) as session:
+    with web.transaction(budget=True, waited=waited(request)) as session:
         try:
             reach = audience_reach(
                 session,
