@@ -42,8 +42,9 @@ def browser() -> Iterator[Browser]:
     yield from launched_chromium()
 
 
+@pytest.mark.parametrize("width", [375, 1280])
 def test_a_confirmation_waits_for_its_figures_before_it_can_be_confirmed(
-    browser: Browser, postgres_url: str, sample_issue_path: Path
+    browser: Browser, postgres_url: str, sample_issue_path: Path, width: int
 ) -> None:
     issue_id = tagged_audience(postgres_url, sample_issue_path)
     expected = plain_readers(postgres_url, issue_id, AUDIENCE)
@@ -53,7 +54,7 @@ def test_a_confirmation_waits_for_its_figures_before_it_can_be_confirmed(
         postgres_url, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", COUNT_BUDGET_SECONDS="0"
     )
     with serving(create_app(settings, limiter=MemoryRateLimiter()), port) as base:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": width, "height": 900})
         form_url = f"{base}/staff/sends/new?issue={issue_id}&lang=zh-CN"
         page.goto(form_url)
         page.fill("input[name=name]", "editor")
@@ -74,8 +75,14 @@ def test_a_confirmation_waits_for_its_figures_before_it_can_be_confirmed(
             page.wait_for_timeout(2500)  # the page asks, and is told it is still counting
             expect(readers).to_have_text(PENDING_TEXT)
             expect(page.locator("#confirm")).to_be_disabled()
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 1, f"the pending confirmation is {overflow}px too wide"
             ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "staff-confirm-counting-1280.png"))
+            page.screenshot(
+                path=str(ARTIFACTS / f"staff-confirm-counting-{width}.png"), full_page=True
+            )
 
         expect(readers).to_have_text(str(expected), timeout=15_000)
         expect(page.locator("#confirm")).to_be_enabled()

@@ -80,9 +80,15 @@ def fits(page: Page) -> None:
             " document.documentElement.scrollWidth - document.documentElement.clientWidth)"
         )
         if overflow <= 1:
-            return
+            break
         page.wait_for_timeout(100)
     assert overflow <= 1, f"{page.url} is {overflow}px wider than the window"
+    # A summary's values keep room beside long labels (not a column a character wide).
+    narrow = page.evaluate(
+        "Array.from(document.querySelectorAll('dl.summary dd'))"
+        ".map(dd => Math.round(dd.getBoundingClientRect().width)).filter(w => w < 120)"
+    )
+    assert not narrow, f"{page.url}: summary values only {narrow} px wide"
 
 
 def sends(url: str) -> list[Send]:
