@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from sqlalchemy import func, insert, select
 
 from distributor.campaigns.status import send_status
@@ -14,7 +15,7 @@ from distributor.db import get_engine, session_factory, transaction
 from distributor.issues.document import Article, Block, IssueDocument
 from distributor.issues.store import save_issue
 from distributor.sending.claim import claim_batch, release_claims, sweep_expired_claims
-from distributor.sending.dispatch import ResultRecorder
+from distributor.sending.dispatch import _JOURNAL_POSTGRES, ResultRecorder
 from distributor.sending.lifecycle import cancel_send
 from distributor.sending.models import Delivery, DeliveryAttempt, Send
 from distributor.sending.policy import RetryPolicy
@@ -194,6 +195,171 @@ def test_a_result_is_recorded_on_the_row_and_in_the_log(database_url: str) -> No
             "w1",
             NOW,
         )
+
+
+def test_a_taken_message_is_journalled_then_settled_with_its_batch(database_url: str) -> None:
+    """The server's 250 is committed (the log line) before the next message; the row says sent
+    once the recorder settles, which the drain does per batch and at least every recheck."""
+    send_id = running_send_with(database_url, 3)
+    with transaction(database_url) as session:
+        batch = claim_batch(session, send_id, token="t", limit=3, lease_until=LEASE, now=NOW)
+    recorder = ResultRecorder(get_engine(database_url))
+    for place, claimed in enumerate(batch[:2]):
+        at = NOW + timedelta(seconds=place)
+        receipt = Receipt(Outcome.SENT, 250, f"2.0.0 queued as {place}")
+        assert (
+            recorder.record(claimed, token="t", receipt=receipt, policy=POLICY, now=at, worker="w")
+            is DeliveryState.SENT
+        )
+    with transaction(database_url) as session:
+        assert {d.state for d in session.scalars(select(Delivery))} == {DeliveryState.CLAIMED}
+        logged = session.scalars(select(DeliveryAttempt.delivery_id).order_by("id")).all()
+        assert logged == [batch[0].id, batch[1].id]
+    recorder.close()  # settles
+    with transaction(database_url) as session:
+        rows = {d.id: d for d in session.scalars(select(Delivery))}
+        first, second, third = (rows[d.id] for d in batch)
+        assert (first.state, first.attempts, first.smtp_code) == (DeliveryState.SENT, 1, 250)
+        assert (first.smtp_response, first.sent_at, first.updated_at) == (
+            "2.0.0 queued as 0",
+            NOW,
+            NOW,
+        )
+        assert second.sent_at == NOW + timedelta(seconds=1)
+        assert (first.claim_token, first.lease_until) == (None, None)
+        assert third.state is DeliveryState.CLAIMED  # not attempted: still the worker's
+        assert send_status(session, send_id).counts["sent"] == 2  # the kept counts follow
+
+
+def test_a_dead_workers_journalled_messages_are_settled_never_sent_again(
+    database_url: str,
+) -> None:
+    """A worker killed after two 250s it had not settled: the sweep sets those two sent from
+    the log; only the third (it may have been in flight) counts as a possible duplicate."""
+    send_id = running_send_with(database_url, 4)
+    with transaction(database_url) as session:
+        batch = claim_batch(session, send_id, token="dead", limit=4, lease_until=NOW, now=NOW)
+    recorder = ResultRecorder(get_engine(database_url))
+    for claimed in batch[:2]:
+        receipt = Receipt(Outcome.SENT, 250, "ok")
+        recorder.record(claimed, token="dead", receipt=receipt, policy=POLICY, now=NOW, worker="w")
+    recorder.journalled.clear()  # killed: nothing settled
+    recorder.close()
+    later = NOW + timedelta(seconds=1)
+    with transaction(database_url) as session:
+        assert sweep_expired_claims(session, later, max_attempts=5) == 4
+    with transaction(database_url) as session:
+        rows = {d.id: d for d in session.scalars(select(Delivery))}
+        assert [rows[d.id].state for d in batch] == [
+            DeliveryState.SENT,
+            DeliveryState.SENT,
+            DeliveryState.DEFERRED,
+            DeliveryState.PENDING,
+        ]
+        assert [rows[d.id].possible_duplicate for d in batch] == [False, False, True, False]
+        assert [rows[d.id].sent_at for d in batch[:2]] == [NOW, NOW]
+        assert send_status(session, send_id).counts["sent"] == 2
+        again = claim_batch(session, send_id, token="next", limit=10, lease_until=LEASE, now=later)
+    assert [d.id for d in again] == [d.id for d in batch[2:]]
+
+
+def test_a_journalled_row_settled_by_a_sweep_is_left_alone_by_its_worker(
+    database_url: str,
+) -> None:
+    """A worker stalled past its lease: the sweep settles its journalled row; when the worker
+    settles later, it finds the row no longer its own and changes nothing."""
+    send_id = running_send_with(database_url, 1)
+    with transaction(database_url) as session:
+        [claimed] = claim_batch(session, send_id, token="slow", limit=1, lease_until=NOW, now=NOW)
+    recorder = ResultRecorder(get_engine(database_url))
+    receipt = Receipt(Outcome.SENT, 250, "ok")
+    recorder.record(claimed, token="slow", receipt=receipt, policy=POLICY, now=NOW, worker="w")
+    later = NOW + timedelta(seconds=5)
+    with transaction(database_url) as session:
+        sweep_expired_claims(session, later, max_attempts=5)
+    recorder.close()
+    with transaction(database_url) as session:
+        row = session.get(Delivery, claimed.id)
+        assert row is not None
+        assert (row.state, row.attempts, row.updated_at, row.reclaims) == (
+            DeliveryState.SENT,
+            1,
+            later,
+            0,
+        )
+        assert session.scalars(select(DeliveryAttempt.outcome)).all() == ["sent"]
+        assert send_status(session, send_id).counts["sent"] == 1
+
+
+def test_a_sweep_never_takes_a_row_whose_answer_is_being_journalled(postgres_url: str) -> None:
+    """The journal's statement holds the row (FOR SHARE) until it commits: a sweep meanwhile
+    skips it, and the next sweep settles it from the committed line instead of sending it
+    again."""
+    send_id = running_send_with(postgres_url, 2)
+    with transaction(postgres_url) as session:
+        batch = claim_batch(session, send_id, token="t", limit=2, lease_until=NOW, now=NOW)
+    later = NOW + timedelta(seconds=1)
+    with psycopg.connect(postgres_url.replace("+psycopg", "")) as journalling:
+        journalling.execute(
+            _JOURNAL_POSTGRES,
+            {
+                "b_id": batch[0].id,
+                "b_token": "t",
+                "b_attempt": 1,
+                "b_code": 250,
+                "b_response": "ok",
+                "b_worker": "w",
+                "b_now": NOW,
+                "b_kind": "delivery.sent",
+                "b_event": "{}",
+            },
+        )
+        with transaction(postgres_url) as session:
+            assert sweep_expired_claims(session, later, max_attempts=5) == 1  # the other row
+        journalling.commit()
+    with transaction(postgres_url) as session:
+        assert sweep_expired_claims(session, later, max_attempts=5) == 1
+    with transaction(postgres_url) as session:
+        rows = {d.id: d for d in session.scalars(select(Delivery))}
+        assert (rows[batch[0].id].state, rows[batch[0].id].possible_duplicate) == (
+            DeliveryState.SENT,
+            False,
+        )
+        # swept first, as the batch's lowest unrecorded row: it may have been in flight
+        assert rows[batch[1].id].state is DeliveryState.DEFERRED
+
+
+def test_an_answer_while_a_sweep_holds_the_row_is_late_not_journalled(postgres_url: str) -> None:
+    """The other order: a sweep has taken the row (not yet committed) when the server's 250
+    comes. The journal waits for the sweep, then finds the row no longer the worker's: the
+    answer is logged as late and no 'sent' line is left to be mistaken for this row's later."""
+    send_id = running_send_with(postgres_url, 1)
+    with transaction(postgres_url) as session:
+        [claimed] = claim_batch(session, send_id, token="t", limit=1, lease_until=NOW, now=NOW)
+    recorder = ResultRecorder(get_engine(postgres_url))
+    answered: list[DeliveryState] = []
+
+    def answer() -> None:
+        receipt = Receipt(Outcome.SENT, 250, "ok")
+        answered.append(
+            recorder.record(claimed, token="t", receipt=receipt, policy=POLICY, now=NOW, worker="w")
+        )
+
+    late = threading.Thread(target=answer)
+    with transaction(postgres_url) as session:
+        assert sweep_expired_claims(session, NOW + timedelta(seconds=1), max_attempts=5) == 1
+        late.start()
+        late.join(0.5)
+        assert late.is_alive()  # the journal waits for the sweep's transaction
+    late.join(10)
+    recorder.close()
+    assert answered == [DeliveryState.SENT]
+    with transaction(postgres_url) as session:
+        row = session.get(Delivery, claimed.id)
+        assert row is not None
+        assert (row.state, row.attempts) == (DeliveryState.DEFERRED, 1)
+        outcomes = session.scalars(select(DeliveryAttempt.outcome).order_by("id")).all()
+        assert outcomes == ["worker-died", "late-sent"]
 
 
 def test_released_rows_are_claimable_at_once(database_url: str) -> None:

@@ -187,20 +187,29 @@ def sweep_expired_claims(
 ) -> int:
     """Rows whose worker died go out again.
 
-    A batch is sent in id order with each answer recorded before the next message, so only its
-    lowest unrecorded row can have been in flight: that one may have reached the server (flagged
-    as a possible duplicate) and counts an attempt, so a recipient that kills its worker every
-    time ends ``failed`` once ``max_attempts`` are spent while the rest of the send goes on.
+    A batch is sent in id order with each answer recorded before the next message. A message the
+    server took may be recorded only in the attempt log, its row not yet settled (the recorder
+    journals, see :class:`~distributor.sending.dispatch.ResultRecorder`): such a row is settled
+    as sent here. Of the rest, only the lowest row of a batch can have been in flight: that one
+    may have reached the server (flagged as a possible duplicate) and counts an attempt, so a
+    recipient that kills its worker every time ends ``failed`` once ``max_attempts`` are spent
+    while the rest of the send goes on.
     """
-    expired = session.execute(
+    # A row being journalled is locked (FOR SHARE) and skipped here; once these are locked, no
+    # journal line can be added for them, so the next statement sees every one there is.
+    locked = session.execute(
         select(Delivery.id, Delivery.attempts, Delivery.claim_token)
         .where(Delivery.state == DeliveryState.CLAIMED, Delivery.lease_until < now)
         .order_by(Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    if not expired:
+    if not locked:
         return 0
+    settled = settle_journalled(session, {row.id: row.attempts for row in locked}, now)
+    expired = [row for row in locked if row.id not in settled]
+    if not expired:
+        return len(locked)
     first_of_batch: dict[str | None, int] = {}
     for row in expired:
         first_of_batch.setdefault(row.claim_token, row.id)
@@ -243,7 +252,48 @@ def sweep_expired_claims(
         )
         entries.append(LogEntry(row.id, AttemptOutcome.WORKER_DIED, attempt, IN_FLIGHT_DETAIL))
     log_attempts(session, entries, at=now)
-    return len(expired)
+    return len(locked)
+
+
+def settle_journalled(session: Session, attempts: dict[int, int], now: datetime) -> set[int]:
+    """Set as sent those of the claimed rows locked here (their ids and attempts so far) whose
+    current attempt the server took, by the attempt log; their ids. A taken message is never
+    sent again."""
+    attempt_of = {delivery_id: done + 1 for delivery_id, done in attempts.items()}
+    taken = [
+        line
+        for line in session.execute(
+            select(
+                DeliveryAttempt.delivery_id,
+                DeliveryAttempt.attempt,
+                DeliveryAttempt.smtp_code,
+                DeliveryAttempt.detail,
+                DeliveryAttempt.at,
+            ).where(
+                DeliveryAttempt.delivery_id.in_(list(attempt_of)),
+                DeliveryAttempt.outcome == AttemptOutcome.SENT,
+            )
+        )
+        if attempt_of[line.delivery_id] == line.attempt
+    ]
+    for line in taken:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == line.delivery_id, Delivery.state == DeliveryState.CLAIMED)
+            .values(
+                state=DeliveryState.SENT,
+                attempts=line.attempt,
+                not_before=None,
+                last_error=None,
+                smtp_code=line.smtp_code,
+                smtp_response=line.detail,
+                sent_at=line.at,
+                claim_token=None,
+                lease_until=None,
+                updated_at=now,
+            )
+        )
+    return {line.delivery_id for line in taken}
 
 
 RECLAIMED_DETAIL = "claim lease expired (worker lost) before this was sent"

@@ -22,13 +22,14 @@ from sqlalchemy import (
     Table,
     bindparam,
     insert,
+    literal,
     select,
     update,
 )
 from sqlalchemy.orm import Session, sessionmaker
 
 from distributor.channels.base import Envelope, Outcome, Receipt
-from distributor.db import utcnow
+from distributor.db import UTCDateTime, utcnow
 from distributor.errors import ConfigurationError, InvalidRecipient, RenderError
 from distributor.failures import Verdict, domain_of, read_failure
 from distributor.logs import log_context
@@ -131,6 +132,57 @@ _RECORD_POSTGRES = """
      WHERE EXISTS (SELECT 1 FROM updated)
        AND EXISTS (SELECT 1 FROM event_listeners WHERE kind = %(b_kind)s::varchar)
     """
+# A message the server took is journalled: its attempt logged (with its event, if anyone listens)
+# while this worker still holds the row, which FOR SHARE keeps a sweep from taking meanwhile. The
+# row itself is updated later, with the batch's other taken messages (_SETTLE_POSTGRES): its
+# update, index entries and count triggers are a message's largest cost in the database. The
+# answer selects 1 when it was journalled, nothing when the claim was lost (a late answer).
+_JOURNAL_POSTGRES = """
+    WITH held AS (
+      SELECT id FROM deliveries
+       WHERE id = %(b_id)s AND claim_token = %(b_token)s AND state = 'claimed' FOR SHARE),
+    logged AS (
+      INSERT INTO delivery_attempts (delivery_id, attempt, outcome, smtp_code, detail, worker, at)
+      SELECT id, %(b_attempt)s, 'sent', %(b_code)s, %(b_response)s, %(b_worker)s, %(b_now)s
+        FROM held
+      RETURNING delivery_id),
+    evented AS (
+      INSERT INTO outbox_events (kind, payload, fanned_out, at)
+      SELECT %(b_kind)s::varchar, %(b_event)s::json, false, %(b_now)s
+       WHERE EXISTS (SELECT 1 FROM logged)
+         AND EXISTS (SELECT 1 FROM event_listeners WHERE kind = %(b_kind)s::varchar))
+    SELECT 1 FROM logged
+    """
+# The journalled rows still held, set as sent in one statement (their count triggers run once).
+_SETTLE_POSTGRES = """
+    UPDATE deliveries AS d
+       SET state = 'sent', attempts = v.attempt, not_before = NULL, last_error = NULL,
+           smtp_code = v.code, smtp_response = v.response, sent_at = v.at, claim_token = NULL,
+           lease_until = NULL, updated_at = v.at
+      FROM unnest(%(ids)s::bigint[], %(tokens)s::varchar[], %(attempts)s::integer[],
+                  %(codes)s::integer[], %(responses)s::text[], %(ats)s::timestamptz[])
+           AS v(id, token, attempt, code, response, at)
+     WHERE d.id = v.id AND d.claim_token = v.token AND d.state = 'claimed'
+    """
+_JOURNAL = (
+    insert(_ATTEMPTS)
+    .from_select(
+        ["delivery_id", "attempt", "outcome", "smtp_code", "detail", "worker", "at"],
+        select(
+            _DELIVERIES.c.id,
+            bindparam("b_attempt"),
+            literal(AttemptOutcome.SENT.value),
+            bindparam("b_code"),
+            bindparam("b_response"),
+            bindparam("b_worker"),
+            bindparam("b_now", type_=UTCDateTime()),
+        ).where(
+            _DELIVERIES.c.id == bindparam("b_id"),
+            _DELIVERIES.c.claim_token == bindparam("b_token"),
+            _DELIVERIES.c.state == DeliveryState.CLAIMED,
+        ),
+    )
+)
 
 
 _EVENTS = {
@@ -139,13 +191,31 @@ _EVENTS = {
 }
 
 
-class ResultRecorder:
-    """Commits one attempt's answer, onto its row (if this worker still holds it) and into the log.
+@dataclass(frozen=True)
+class _Journalled:
+    """A taken message whose row still says claimed: what settling it writes."""
 
-    Each answer is committed before the next message goes out: that bounds duplicates after a
-    worker crash to the transactions in flight. So this is the hot path: prepared statements, and
-    on PostgreSQL a single autocommitted statement on one connection held for the whole drain,
-    without waiting for the disk (see :meth:`_result_connection`).
+    id: int
+    token: str
+    attempt: int
+    code: int | None
+    response: str | None
+    at: datetime
+
+
+class ResultRecorder:
+    """Commits one attempt's answer before the next message goes out, so a worker crash leaves
+    at most its message in flight unrecorded: the bound on duplicates. This is the hot path.
+
+    A message the server took is journalled (its attempt log line, committed while this worker
+    holds the row); its row is settled as sent with the others of the batch, in one statement, by
+    :meth:`settle` (the drain calls it at least every ``recheck_seconds``, and before it gives
+    anything back). A sweep of a dead worker's rows settles what its journal says
+    (:func:`~distributor.sending.claim.sweep_expired_claims`). Any other answer settles what is
+    journalled and is then written at once, row and log together.
+
+    On PostgreSQL each statement is autocommitted on one connection held for the whole drain,
+    without waiting for the disk (see :meth:`_result_cursor`), and prepared once.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -153,6 +223,7 @@ class ResultRecorder:
         self.postgres = engine.dialect.name == "postgresql"
         self._connection: Connection | None = None
         self._cursor: Any = None  # the driver's (psycopg) cursor on that connection
+        self.journalled: list[_Journalled] = []
 
     def record(
         self,
@@ -180,7 +251,6 @@ class ResultRecorder:
             "b_now": now,
             "b_sent_at": now if decision.state is DeliveryState.SENT else None,
         }
-        late = AttemptOutcome.late(decision.state)
         # A final answer is an event for the webhooks listening (distributor.outbox), written
         # in the answer's own transaction: nothing at all while nobody listens.
         kind = _EVENTS.get(decision.state)
@@ -191,14 +261,18 @@ class ResultRecorder:
             "address": delivery.address,
             "smtp_code": receipt.code,
         }
+        if decision.state is DeliveryState.SENT and self._journal(params, kind, event):
+            self.journalled.append(
+                _Journalled(delivery.id, token, attempt, receipt.code, response, now)
+            )
+            return decision.state
+        self.settle()
         if self.postgres:
-            if self._cursor is None:
-                self._cursor = self._result_cursor()
-            self._cursor.execute(
+            self._driver_cursor().execute(
                 _RECORD_POSTGRES,
                 {
                     **params,
-                    "b_late": late.value,
+                    "b_late": AttemptOutcome.late(decision.state).value,
                     "b_late_detail": LATE_DETAIL,
                     "b_kind": kind,
                     "b_event": json.dumps(event, ensure_ascii=False),
@@ -212,13 +286,80 @@ class ResultRecorder:
                     _INSERT_ATTEMPT,
                     {
                         **params,
-                        "b_outcome": AttemptOutcome(decision.state.value) if held else late,
+                        "b_outcome": (
+                            AttemptOutcome(decision.state.value)
+                            if held
+                            else AttemptOutcome.late(decision.state)
+                        ),
                         "b_detail": response if held else LATE_DETAIL,
                     },
                 )
                 if held and kind is not None:
                     record_event(connection, kind, event, at=now)
         return decision.state
+
+    def _journal(
+        self, params: dict[str, Any], kind: EventKind | None, event: dict[str, Any]
+    ) -> bool:
+        """Log a taken message's attempt while the row is still this worker's; False if it is
+        not (the caller then records it as late)."""
+        if self.postgres:
+            cursor = self._driver_cursor()
+            cursor.execute(
+                _JOURNAL_POSTGRES,
+                {**params, "b_kind": kind, "b_event": json.dumps(event, ensure_ascii=False)},
+                prepare=True,
+            )
+            return cursor.fetchone() is not None
+        with self.engine.begin() as connection:
+            held = connection.execute(_JOURNAL, params).rowcount == 1
+            if held and kind is not None:
+                record_event(connection, kind, event, at=params["b_now"])
+        return held
+
+    def settle(self) -> None:
+        """Set the journalled rows as sent, in one statement (those a sweep settled are no
+        longer held and are left alone)."""
+        rows, self.journalled = self.journalled, []
+        if not rows:
+            return
+        if self.postgres:
+            self._driver_cursor().execute(
+                _SETTLE_POSTGRES,
+                {
+                    "ids": [row.id for row in rows],
+                    "tokens": [row.token for row in rows],
+                    "attempts": [row.attempt for row in rows],
+                    "codes": [row.code for row in rows],
+                    "responses": [row.response for row in rows],
+                    "ats": [row.at for row in rows],
+                },
+            )
+            return
+        with self.engine.begin() as connection:
+            connection.execute(
+                _UPDATE_RESULT,
+                [
+                    {
+                        "b_id": row.id,
+                        "b_token": row.token,
+                        "b_state": DeliveryState.SENT.value,
+                        "b_attempt": row.attempt,
+                        "b_not_before": None,
+                        "b_error": None,
+                        "b_code": row.code,
+                        "b_response": row.response,
+                        "b_sent_at": row.at,
+                        "b_now": row.at,
+                    }
+                    for row in rows
+                ],
+            )
+
+    def _driver_cursor(self) -> Any:
+        if self._cursor is None:
+            self._cursor = self._result_cursor()
+        return self._cursor
 
     def _result_cursor(self) -> Any:
         """PostgreSQL: a cursor on an autocommit connection whose commits do not wait for the WAL
@@ -234,10 +375,13 @@ class ResultRecorder:
         return connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = self._cursor = None
-
+        """Settle what is journalled, then let the connection go."""
+        try:
+            self.settle()
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = self._cursor = None
 
 def suppress_departed(
     session: Session, claimed: list[ClaimedDelivery], *, token: str, now: datetime
@@ -401,7 +545,19 @@ class _Drain:
         window and the rest of the batch's subscriptions are read again and the lease renewed,
         so a pause, a window closing, an unsubscribe or a slow server is noticed within that
         time."""
-        pending = deque(batch)
+        try:
+            self._send_batch(send_id, deque(batch), token, send_rate, windows)
+        finally:
+            self.recorder.settle()
+
+    def _send_batch(
+        self,
+        send_id: int,
+        pending: deque[ClaimedDelivery],
+        token: str,
+        send_rate: float | None,
+        windows: Windows | None,
+    ) -> None:
         next_check = time.monotonic() + self.tunables.recheck_seconds
         while pending:
             if time.monotonic() > self.deadline or not self.keep_going():
@@ -484,7 +640,9 @@ class _Drain:
         windows: Windows | None = None,
     ) -> bool:
         """False when the send is no longer running, or its window closed: the rest is given
-        back (or cancelled)."""
+        back (or cancelled). What is journalled is settled first: a status read meanwhile is
+        at most this stale."""
+        self.recorder.settle()
         with self.factory.begin() as session:
             if send_state(session, send_id) is not SendState.RUNNING:
                 release_claims(session, token, [d.id for d in pending], self.clock())
@@ -504,6 +662,7 @@ class _Drain:
         """The first delivery's domain can take nothing now: it and the rest of the batch's
         deliveries to that domain wait from ``wait.until`` on (one ``wait.spacing`` apart),
         deferred without an attempt, while the batch's other domains go on."""
+        self.recorder.settle()
         domain = domain_of(pending[0].address)
         waiting = [d.id for d in pending if domain_of(d.address) == domain]
         with self.factory.begin() as session:
