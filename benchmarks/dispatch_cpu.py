@@ -1,9 +1,10 @@
 """Where one dispatcher's CPU goes, per message: the profile behind the send benchmark's figures.
 
-    python benchmarks/dispatch_cpu.py [--n 3000] [--dkim] [--batch-size B]
+    python benchmarks/dispatch_cpu.py [--n 3000] [--dkim] [--sqlite] [--batch-size B]
 
 One thread plans and then drains a send of N recipients of the sample issue through a PostgreSQL
-database of its own (server at BENCH_POSTGRES_URL) to a Postfix ``smtp-sink``: the real ``plan``
+database of its own (server at BENCH_POSTGRES_URL), or with ``--sqlite`` a SQLite file (the
+embedded default), to a Postfix ``smtp-sink``: the real ``plan``
 and ``drain``, without Celery. Each stage is timed with ``time.thread_time`` (CPU of this thread:
 what a worker's other dispatchers wait for while it holds the GIL), and printed per message.
 Stages nest: ``compose`` includes ``personalise``, which includes ``dkim``; ``smtp`` includes
@@ -21,7 +22,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from send import ENV, dkim_key, import_issue, make_audience, postgres_database, start_send
+from send import (
+    ENV,
+    dkim_key,
+    import_issue,
+    make_audience,
+    postgres_database,
+    sqlite_database,
+    start_send,
+)
 
 import distributor.channels.smtp as smtp
 import distributor.render.dkim as dkim
@@ -38,6 +47,7 @@ STAGES: list[tuple[Any, str, str]] = [
     (smtp.SmtpChannel, "send", "smtp"),
     (smtp.SmtpChannel, "_open_data", "smtp envelope"),
     (dispatch.ResultRecorder, "record", "record"),
+    (dispatch.ResultRecorder, "settle", "settle"),
     (dispatch, "claim_batch", "claim"),
     (dispatch, "suppress_departed", "re-check"),
 ]
@@ -72,10 +82,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=3000, help="recipients (default 3000)")
     parser.add_argument("--dkim", action="store_true", help="sign with a fresh RSA-2048 key")
+    parser.add_argument("--sqlite", action="store_true", help="the embedded default's database")
     parser.add_argument("--batch-size", type=int, help="DISPATCH_BATCH_SIZE (default: product's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        url = stack.enter_context(postgres_database())
+        database = sqlite_database(Path(tmp)) if args.sqlite else postgres_database()
+        url = stack.enter_context(database)
         sink = stack.enter_context(SmtpSink(Path(tmp) / "smtp-sink.log"))
         env = {**ENV, "DATABASE_URL": url, "SMTP_PORT": str(sink.port)}
         if args.dkim:
@@ -106,7 +118,8 @@ def main() -> None:
         total, wall = time.thread_time() - started, time.perf_counter() - wall
         runtime.close()
     signed = " + DKIM" if args.dkim else ""
-    print(f"dispatch CPU, one thread, PostgreSQL, {args.n:,} recipients{signed}")
+    kind = "SQLite" if args.sqlite else "PostgreSQL"
+    print(f"dispatch CPU, one thread, {kind}, {args.n:,} recipients{signed}")
     print(f"  planning: {1e6 * planning / args.n:.1f} µs of CPU per delivery row")
     print(f"  sent {sent:,} in {wall:.1f} s ({sent / wall:,.0f} msg/s on one connection)")
     print(f"  {'whole thread':14s} {1000 * total / max(sent, 1):.3f} ms per message")

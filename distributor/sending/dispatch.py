@@ -22,7 +22,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     insert,
-    literal,
     select,
     update,
 )
@@ -164,25 +163,25 @@ _SETTLE_POSTGRES = """
            AS v(id, token, attempt, code, response, at)
      WHERE d.id = v.id AND d.claim_token = v.token AND d.state = 'claimed'
     """
-_JOURNAL = (
-    insert(_ATTEMPTS)
-    .from_select(
-        ["delivery_id", "attempt", "outcome", "smtp_code", "detail", "worker", "at"],
-        select(
-            _DELIVERIES.c.id,
-            bindparam("b_attempt"),
-            literal(AttemptOutcome.SENT.value),
-            bindparam("b_code"),
-            bindparam("b_response"),
-            bindparam("b_worker"),
-            bindparam("b_now", type_=UTCDateTime()),
-        ).where(
-            _DELIVERIES.c.id == bindparam("b_id"),
-            _DELIVERIES.c.claim_token == bindparam("b_token"),
-            _DELIVERIES.c.state == DeliveryState.CLAIMED,
-        ),
-    )
-)
+# SQLite: the same, as two statements in one transaction on the driver's connection (a writer
+# holds the database alone, so no other writer can take the row meanwhile).
+_JOURNAL_SQLITE = """
+    INSERT INTO delivery_attempts (delivery_id, attempt, outcome, smtp_code, detail, worker, at)
+    SELECT id, :b_attempt, 'sent', :b_code, :b_response, :b_worker, :b_now
+      FROM deliveries WHERE id = :b_id AND claim_token = :b_token AND state = 'claimed'
+    """
+_EVENT_SQLITE = """
+    INSERT INTO outbox_events (kind, payload, fanned_out, at)
+    SELECT :b_kind, :b_event, 0, :b_now
+     WHERE EXISTS (SELECT 1 FROM event_listeners WHERE kind = :b_kind)
+    """
+_SETTLE_SQLITE = """
+    UPDATE deliveries
+       SET state = 'sent', attempts = :attempt, not_before = NULL, last_error = NULL,
+           smtp_code = :code, smtp_response = :response, sent_at = :at, claim_token = NULL,
+           lease_until = NULL, updated_at = :at
+     WHERE id = :id AND claim_token = :token AND state = 'claimed'
+    """
 
 
 _EVENTS = {
@@ -224,6 +223,10 @@ class ResultRecorder:
         self._connection: Connection | None = None
         self._cursor: Any = None  # the driver's (psycopg) cursor on that connection
         self.journalled: list[_Journalled] = []
+        # SQLite keeps times as the engine's type writes them: the same text here.
+        self._stamp: Callable[[datetime], Any] = UTCDateTime().bind_processor(
+            engine.dialect
+        ) or (lambda value: value)
 
     def record(
         self,
@@ -303,19 +306,25 @@ class ResultRecorder:
     ) -> bool:
         """Log a taken message's attempt while the row is still this worker's; False if it is
         not (the caller then records it as late)."""
+        cursor = self._driver_cursor()
+        payload = json.dumps(event, ensure_ascii=False)
         if self.postgres:
-            cursor = self._driver_cursor()
             cursor.execute(
-                _JOURNAL_POSTGRES,
-                {**params, "b_kind": kind, "b_event": json.dumps(event, ensure_ascii=False)},
-                prepare=True,
+                _JOURNAL_POSTGRES, {**params, "b_kind": kind, "b_event": payload}, prepare=True
             )
             return cursor.fetchone() is not None
-        with self.engine.begin() as connection:
-            held = connection.execute(_JOURNAL, params).rowcount == 1
+        stamped = {**params, "b_now": self._stamp(params["b_now"])}
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            cursor.execute(_JOURNAL_SQLITE, stamped)
+            held = cursor.rowcount == 1
             if held and kind is not None:
-                record_event(connection, kind, event, at=params["b_now"])
-        return held
+                cursor.execute(_EVENT_SQLITE, {**stamped, "b_kind": kind, "b_event": payload})
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+        return bool(held)
 
     def settle(self) -> None:
         """Set the journalled rows as sent, in one statement (those a sweep settled are no
@@ -336,25 +345,27 @@ class ResultRecorder:
                 },
             )
             return
-        with self.engine.begin() as connection:
-            connection.execute(
-                _UPDATE_RESULT,
+        cursor = self._driver_cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            cursor.executemany(
+                _SETTLE_SQLITE,
                 [
                     {
-                        "b_id": row.id,
-                        "b_token": row.token,
-                        "b_state": DeliveryState.SENT.value,
-                        "b_attempt": row.attempt,
-                        "b_not_before": None,
-                        "b_error": None,
-                        "b_code": row.code,
-                        "b_response": row.response,
-                        "b_sent_at": row.at,
-                        "b_now": row.at,
+                        "id": row.id,
+                        "token": row.token,
+                        "attempt": row.attempt,
+                        "code": row.code,
+                        "response": row.response,
+                        "at": self._stamp(row.at),
                     }
                     for row in rows
                 ],
             )
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
 
     def _driver_cursor(self) -> Any:
         if self._cursor is None:
@@ -362,15 +373,21 @@ class ResultRecorder:
         return self._cursor
 
     def _result_cursor(self) -> Any:
-        """PostgreSQL: a cursor on an autocommit connection whose commits do not wait for the WAL
-        flush (``synchronous_commit = off``, as SQLite's ``synchronous=NORMAL`` in WAL mode). A
-        killed worker loses nothing by it: its commits are in the server. Only a crash of the
-        server itself may forget the answers of its last ``3 × wal_writer_delay`` (0.6 s by
-        default); those recipients are sent again when their claims expire. The connection is
-        detached from the pool, so the setting never reaches another user of it."""
-        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        """A cursor on the driver's connection, held for the drain and detached from the pool.
+
+        PostgreSQL: autocommit, and commits do not wait for the WAL flush (``synchronous_commit
+        = off``, as SQLite's ``synchronous=NORMAL`` in WAL mode). A killed worker loses nothing
+        by it: its commits are in the server. Only a crash of the server itself may forget the
+        answers of its last ``3 × wal_writer_delay`` (0.6 s by default); those recipients are
+        sent again when their claims expire. Detached, the setting never reaches another user
+        of the connection. SQLite: the connection as the engine made it (WAL, a busy timeout,
+        no implicit transactions), each transaction begun here."""
+        connection = self.engine.connect()
+        if self.postgres:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         connection.detach()
-        connection.exec_driver_sql("SET synchronous_commit = off")
+        if self.postgres:
+            connection.exec_driver_sql("SET synchronous_commit = off")
         self._connection = connection
         return connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
