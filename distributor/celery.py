@@ -36,7 +36,6 @@ from distributor.logs import JsonFormatter, json_handler, use_json
 from distributor.ops.heartbeats import Heartbeat
 from distributor.private_files import create_private, sqlite_file
 from distributor.redaction import redact_every_log_record
-from distributor.startup import check_settings
 
 TICK_SECONDS = 1.0
 WEBHOOK_SECONDS = 2.0  # how often the outbox is posted to webhooks
@@ -51,11 +50,14 @@ sqla_transport.Transport.polling_interval = 0.2
 logger = get_logger(__name__)
 
 
-def make_app(settings: Settings) -> Celery:
+def make_app(settings: Settings, *, tasks: bool = True) -> Celery:
+    """The app; ``tasks`` False: without the task modules, for a scheduler, which sends the
+    periodic tasks by name (:mod:`distributor.celery_beat`)."""
     broker_file = sqlite_file(settings.broker_url)
     if broker_file is not None:
         create_private(broker_file)  # its messages name subscribers: owner only
-    app = Celery("distributor", broker=settings.broker_url, include=["distributor.tasks"])
+    include = ["distributor.tasks"] if tasks else []
+    app = Celery("distributor", broker=settings.broker_url, include=include)
     redis = settings.broker_url.startswith(("redis://", "rediss://"))
     app.conf.update(
         task_acks_late=True,
@@ -115,7 +117,7 @@ def _refuse_to_start(error: ConfigurationError) -> NoReturn:
     raise SystemExit(error.exit_code)
 
 
-def _settings() -> Settings:
+def startup_settings() -> Settings:
     try:
         return Settings.from_env()
     except ConfigurationError as error:
@@ -123,8 +125,10 @@ def _settings() -> Settings:
 
 
 def _check_settings(**_: Any) -> None:
+    from distributor.startup import check_settings  # the mail parts: only a worker loads them
+
     try:
-        warnings = check_settings(_settings())
+        warnings = check_settings(startup_settings())
     except ConfigurationError as error:
         _refuse_to_start(error)
     for warning in warnings:
@@ -148,7 +152,7 @@ def _redact_logs(**_: Any) -> None:
 
 def _log_format(logger: logging.Logger, **_: Any) -> None:
     """LOG_FORMAT=json: Celery's handlers write JSON lines (distributor.logs)."""
-    if _settings().log_format == "json":
+    if startup_settings().log_format == "json":
         use_json(logger)
 
 
@@ -175,7 +179,7 @@ _heartbeats: list[Heartbeat] = []
 def _keep_a_heartbeat(role: str) -> None:
     """Say in the database, until this process exits, that it runs: a restore refuses to
     replace the database under it (distributor.ops.heartbeats)."""
-    heartbeat = Heartbeat(_settings().database_url, role)
+    heartbeat = Heartbeat(startup_settings().database_url, role)
     heartbeat.start()
     _heartbeats.append(heartbeat)
     atexit.register(heartbeat.stop)
@@ -188,9 +192,19 @@ def _embedded_beat(**_: Any) -> None:
         _heartbeats.pop().stop()
 
 
+def _check_beat_settings(**_: Any) -> None:
+    """The scheduler only publishes ticks: it needs the settings to parse and, as every process,
+    a secret key; what sending needs (SMTP, MAIL_FROM, DKIM) is the worker's to refuse."""
+    try:
+        startup_settings().require_secret_key()
+    except ConfigurationError as error:
+        _refuse_to_start(error)
+
+
 for _starting in (worker_init, beat_init):
     _starting.connect(_redact_logs)
-    _starting.connect(_check_settings)
+worker_init.connect(_check_settings)
+beat_init.connect(_check_beat_settings)
 # After the settings are checked: a process that refuses to start leaves no mark.
 worker_ready.connect(lambda **_: _keep_a_heartbeat("worker"), weak=False)
 beat_init.connect(lambda **_: _keep_a_heartbeat("beat"), weak=False)
@@ -198,6 +212,6 @@ beat_embedded_init.connect(_embedded_beat)
 for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
     logging.getLogger(_name).addFilter(_WithoutTicks())
 
-if _settings().log_format == "json":
+if startup_settings().log_format == "json":
     _json_from_the_first_line()
-app = make_app(_settings())
+app = make_app(startup_settings())

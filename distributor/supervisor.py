@@ -149,32 +149,46 @@ class Supervisor:
         return worst
 
 
-def supervise(children: Sequence[tuple[str, list[str]]]) -> int:
-    """Run and keep alive ``children`` (a name and an argv each); the exit code to end with."""
+def supervise(children: Sequence[tuple[str, list[str]]], warnings: Sequence[str] = ()) -> int:
+    """Run and keep alive ``children`` (a name and an argv each); the exit code to end with.
+    ``warnings``: what the settings' check found, said once here rather than by each child."""
     logging.basicConfig(
         level=logging.INFO, format="[%(asctime)s: %(levelname)s/Supervisor] %(message)s"
     )
+    for warning in warnings:
+        logger.warning("%s", warning)
     return Supervisor(children).run()
 
 
-def become_supervisor(children: Sequence[tuple[str, list[str]]], *, json_logs: bool) -> NoReturn:
+def become_supervisor(
+    children: Sequence[tuple[str, list[str]]], *, json_logs: bool, warnings: Sequence[str] = ()
+) -> NoReturn:
     """Replace this process (same pid: signals sent to it still reach the supervisor) with a
     fresh interpreter that imports only this module: the command that checked the settings
     holds tens of MB of modules the supervisor never uses."""
-    argv = [sys.executable, "-m", "distributor.supervisor", json.dumps(children)]
+    argv = [
+        sys.executable,
+        "-m",
+        "distributor.supervisor",
+        json.dumps(children),
+        json.dumps(list(warnings)),
+    ]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [*argv, *(["--json"] if json_logs else [])])
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m distributor.supervisor CHILDREN_JSON [--json]`` (:func:`become_supervisor`)."""
+    """``python -m distributor.supervisor CHILDREN_JSON [WARNINGS_JSON] [--json]``
+    (:func:`become_supervisor`)."""
     if "--json" in argv:
         from distributor.logs import json_handler
 
         logging.basicConfig(level=logging.INFO, handlers=[json_handler()])
-    children = [(name, list(child_argv)) for name, child_argv in json.loads(argv[0])]
-    return supervise(children)
+    given = [arg for arg in argv if arg != "--json"]
+    children = [(name, list(child_argv)) for name, child_argv in json.loads(given[0])]
+    warnings = json.loads(given[1]) if len(given) > 1 else []
+    return supervise(children, warnings)
 
 
 if __name__ == "__main__":

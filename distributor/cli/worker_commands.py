@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from distributor.config import Settings
 
 CELERY = [sys.executable, "-m", "celery", "-A", "distributor"]
+# The scheduler's app has no task modules (distributor.celery_beat): a lighter process.
+CELERY_BEAT = [sys.executable, "-m", "celery", "-A", "distributor.celery_beat"]
 
 
 def sending_processes(
@@ -49,24 +51,25 @@ def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
     from distributor.supervisor import become_supervisor
 
     settings = Settings.from_env()
-    check_settings(settings)  # one line and exit 2 here, not one per child
+    # One line and exit 2 here, not one per child; the warnings said once, by the supervisor.
+    warnings = check_settings(settings)
     json_logs = settings.log_format == "json"
     # JSON: only log records on the output, no banners (the supervisor's lines as JSON too).
-    celery = [*CELERY, "--quiet"] if json_logs else CELERY
+    quiet = ["--quiet"] if json_logs else []
     children = [
-        ("worker", [*celery, "worker", f"--loglevel={loglevel}", *options])
+        ("worker", [*CELERY, *quiet, "worker", f"--loglevel={loglevel}", *options])
         for options in sending_processes(settings, concurrency, supervisor=os.getpid())
     ]
     if beat:
-        children.append(("beat", [*celery, "beat", f"--loglevel={loglevel}"]))
-    become_supervisor(children, json_logs=json_logs)
+        children.append(("beat", [*CELERY_BEAT, *quiet, "beat", f"--loglevel={loglevel}"]))
+    become_supervisor(children, json_logs=json_logs, warnings=warnings)
 
 
 @click.command()
 @click.option("--loglevel", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
     """Run the scheduler: it ticks every second (start due sends, recover lost work)."""
-    from distributor.celery import app
+    from distributor.celery_beat import app
     from distributor.config import Settings
 
     quiet = ["--quiet"] if Settings.from_env().log_format == "json" else []  # no banner
