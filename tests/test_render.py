@@ -15,10 +15,8 @@ import re
 import shutil
 import subprocess
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 from email.message import EmailMessage
@@ -563,25 +561,6 @@ def test_dkim_verifies_offline_and_covers_one_click(
     for message in tampered:
         assert message != data
         assert not dkim.verify(message, dnsfunc=dnsfunc)
-
-
-def test_dkim_signs_in_many_threads_at_once_each_with_its_own_key_object(
-    compiled: dict[Variant, CompiledMessage], signer: DkimSigner, private_key: rsa.RSAPrivateKey
-) -> None:
-    """A worker's dispatchers sign side by side: each thread gets the key as an object of its
-    own (OpenSSL signs with one object in one thread at a time), and every signature verifies."""
-    dnsfunc = _dnsfunc(private_key)
-    start = threading.Barrier(4)
-
-    def sign_in_a_thread(n: int) -> tuple[int, bytes]:
-        start.wait()
-        data = send(compiled[Variant.FULL], Recipient(n, f"r{n}@example.com"), signer)
-        return id(signer._key()), data
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        signed = list(pool.map(sign_in_a_thread, range(4)))
-    assert len({key for key, _ in signed}) == 4
-    assert all(dkim.verify(data, dnsfunc=dnsfunc) for _, data in signed)
 
 
 def test_dkim_fails_when_the_body_changes(

@@ -12,7 +12,6 @@ import base64
 import functools
 import hashlib
 import re
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,24 +55,6 @@ class DkimSigner:
     domain: str
     selector: str
     private_key: rsa.RSAPrivateKey = field(repr=False)
-    # Each thread signs with a key object of its own: with one object, OpenSSL lets one thread
-    # sign at a time (its RSA blinding is the key's), and a worker's dispatchers waited in turn.
-    _threads: threading.local = field(
-        default_factory=threading.local, init=False, repr=False, compare=False
-    )
-
-    def _key(self) -> rsa.RSAPrivateKey:
-        key: rsa.RSAPrivateKey | None = getattr(self._threads, "key", None)
-        if key is None:
-            der = self.private_key.private_bytes(
-                serialization.Encoding.DER,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            loaded = serialization.load_der_private_key(der, password=None)
-            assert isinstance(loaded, rsa.RSAPrivateKey)  # the same key, loaded again
-            key = self._threads.key = loaded
-        return key
 
     @classmethod
     def from_pem(cls, domain: str, selector: str, pem: bytes) -> DkimSigner:
@@ -152,6 +133,6 @@ class DkimSigner:
         data = b"".join(relaxed_header(name, text) for name, text in signed)
         data += relaxed_header("DKIM-Signature", value).removesuffix(b"\r\n")
         signature = base64.b64encode(
-            self._key().sign(data, padding.PKCS1v15(), hashes.SHA256())
+            self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         ).decode("ascii")
         return value + "\r\n ".join(signature[i : i + 72] for i in range(0, len(signature), 72))
