@@ -160,7 +160,7 @@ class Settings:
     dkim_private_key_file: str | None = None
     # The sending engine; each is documented with its unit in .env.example.
     dispatch_slots: int = 6
-    worker_processes: int = 1  # sending processes of `distributor worker`; 0: one per core
+    worker_processes: int = 0  # sending processes of `distributor worker`; 0: one per core
     batch_size: int = 250  # about a second of one slot's sending: claims cost little per message
     claim_lease_seconds: float = 30.0
     retry_base_seconds: float = 60.0
@@ -422,9 +422,9 @@ class Settings:
 
     @property
     def worker_process_count(self) -> int:
-        """WORKER_PROCESSES (1 by default); 0: one sending process per CPU core, as many as there
+        """WORKER_PROCESSES; 0 (the default): one sending process per CPU core, as many as there
         are slots at most, since one interpreter's threads share one core (the GIL) and a message
-        costs it about a millisecond of CPU; but one on SQLite, whose one writer is what the
+        costs it about half a millisecond of CPU; but one on SQLite, whose one writer is what the
         dispatchers wait for (processes would only take turns at its file lock)."""
         if self.worker_processes > 0:
             return self.worker_processes

@@ -1,8 +1,9 @@
 """A broker restart or outage stops nothing: ``distributor worker`` as shipped (a supervisor, its
 sending process of threads, beat) rides out Redis killed and back after 2 s, or down for a while
 (20 s; a minute under ``FULL_SIZE=1``, tests/support/sizes.py), and starts a fresh sending process
-when one is killed with kill -9. Nobody is lost; duplicates stay within the SMTP transactions in
-flight at the kill (one per dispatcher slot)."""
+when one is killed with kill -9 (on PostgreSQL one of several, each forked from the supervisor).
+Nobody is lost; duplicates stay within the SMTP transactions in flight at the kill (one per
+dispatcher slot)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,43 @@ def test_a_redis_restart_and_a_killed_sending_process_lose_nobody(
     counts = run.smtp.handler.counts()
     assert killed_at < recipients, "the kill came too late"
     assert len(pids) == 2 and pids[0] == first, "a fresh sending process took over"
+    assert sorted(counts) == run.emails, "every recipient got the message"
+    duplicates = sum(n - 1 for n in counts.values())
+    assert duplicates <= SLOTS, run.worker.logs()[-3000:]
+    assert status.counts == {"sent": recipients}
+    assert duplicates <= status.possible_duplicates <= SLOTS
+    assert "Unrecoverable error" not in run.worker.logs()
+
+
+def shared_kb(pid: int) -> int:
+    """How much of the process's written memory it shares with others (kB)."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return sum(
+        int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Shared_Dirty:")
+    )
+
+
+def test_two_sending_processes_forked_from_the_supervisor_and_one_killed_lose_nobody(
+    postgres_url: str, redis_server: RedisServer, sample_issue_path: Path, tmp_path: Path
+) -> None:
+    """On PostgreSQL the worker sends from several processes; each is forked from the supervisor,
+    whose modules it shares instead of loading its own copy (about 80 MB each)."""
+    recipients = sized(1500, 3000)
+    with sending(
+        postgres_url, redis_server, sample_issue_path, tmp_path, recipients, 0.005,
+        WORKER_PROCESSES="2",
+    ) as run:
+        run.smtp.handler.wait_for(recipients // 10, timeout=60)
+        first, second = run.worker.started_pids()
+        shared = {pid: shared_kb(pid) for pid in (first, second)}
+        os.kill(first, signal.SIGKILL)
+        killed_at = len(run.smtp.handler.received)
+        status = wait_until_done(postgres_url, run.send_id, timeout=120)
+        pids = run.worker.started_pids()
+    assert all(kb > 20_000 for kb in shared.values()), shared
+    counts = run.smtp.handler.counts()
+    assert killed_at < recipients, "the kill came too late"
+    assert len(pids) == 3 and pids[:2] == [first, second], "a fresh sending process took over"
     assert sorted(counts) == run.emails, "every recipient got the message"
     duplicates = sum(n - 1 for n in counts.values())
     assert duplicates <= SLOTS, run.worker.logs()[-3000:]

@@ -268,9 +268,11 @@ def test_a_worker_can_send_from_a_process_per_core_with_the_slots_spread_over_th
     would only wait; on SQLite they would wait for its one writer."""
     cores = max(1, os.cpu_count() or 1)
     server = {"DATABASE_URL": "postgresql+psycopg://localhost/distributor"}
-    assert Settings.from_env(server).worker_process_count == 1  # the default
+    assert Settings.from_env(server).worker_process_count == min(cores, 6)  # the default
     per_core = {**server, "WORKER_PROCESSES": "0"}
     assert Settings.from_env(per_core).worker_process_count == min(cores, 6)
+    assert Settings.from_env({**server, "WORKER_PROCESSES": "1"}).worker_process_count == 1
+    assert Settings.from_env({}).worker_process_count == 1  # SQLite: its one writer
     assert Settings.from_env({**per_core, "DISPATCH_SLOTS": "1"}).worker_process_count == 1
     assert Settings.from_env({"WORKER_PROCESSES": "0"}).worker_process_count == 1  # SQLite
     three = Settings.from_env({"WORKER_PROCESSES": "3", "DISPATCH_SLOTS": "8"})

@@ -16,11 +16,13 @@ from distributor.supervisor import MAX_PAUSE_SECONDS, pause_before_restart
 from tests.support.polling import wait_until
 
 
-def supervisor(children: list[tuple[str, list[str]]], log: Path) -> subprocess.Popen[bytes]:
+def supervisor(
+    children: list[tuple[str, list[str]]], log: Path, preload: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     """A real supervisor process around ``children``, logging to ``log``."""
     code = (
         "import sys\nfrom distributor.supervisor import supervise\n"
-        f"sys.exit(supervise({children!r}))"
+        f"sys.exit(supervise({children!r}, (), {preload!r}))"
     )
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT)
@@ -91,3 +93,80 @@ def test_a_killed_child_is_replaced_and_a_stop_signal_to_the_supervisor_stops_ev
         process.kill()
     assert code == 128 + signal.SIGTERM  # each child ended by a SIGTERM passed on
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
+
+
+PRELOADED = [sys.executable, "-m", "tests.support.preloaded"]
+
+
+def test_children_forked_from_a_preloading_supervisor_share_its_modules_and_are_kept_alike(
+    tmp_path: Path,
+) -> None:
+    """What the supervisor preloaded, its children do not import again (they share its pages);
+    a forked child that dies or is killed is started again, and a stop reaches every one."""
+    log = tmp_path / "supervisor.log"
+    children = [("worker", [*PRELOADED, "sleep"]), ("beat", [*PRELOADED, "3"])]
+    process = supervisor(children, log, preload=("tests.support.preloaded",))
+    try:
+        wait_until(
+            lambda: lines_with(log, "Started the worker"),
+            lambda lines: len(lines) == 1,
+            timeout=30,
+            what="the worker",
+        )
+        worker_pid = int(re.findall(r"worker process \(pid (\d+)\)", log.read_text())[0])
+        wait_until(
+            lambda: lines_with(log, f"running as {worker_pid}"),
+            lambda lines: len(lines) == 1,
+            timeout=10,
+            what="the worker's line",
+        )
+        assert lines_with(log, f"running as {worker_pid}") == [
+            f"imported by {process.pid}, running as {worker_pid}"
+        ]
+        # A child's own exit code, and Python's exit handling, as under a fresh interpreter.
+        wait_until(
+            lambda: lines_with(log, "The beat process"),
+            lambda lines: len(lines) >= 1,
+            timeout=10,
+            what="the beat's exit",
+        )
+        assert "died (exit code 3)" in lines_with(log, "The beat process")[0]
+        os.kill(worker_pid, signal.SIGKILL)
+        wait_until(
+            lambda: lines_with(log, "Started the worker"),
+            lambda lines: len(lines) == 2,
+            timeout=10,
+            what="a fresh worker",
+        )
+        assert f"(pid {worker_pid}) died (killed by SIGKILL)" in log.read_text()
+        fresh = int(re.findall(r"worker process \(pid (\d+)\)", log.read_text())[1])
+        wait_until(
+            lambda: lines_with(log, f"running as {fresh}"),
+            lambda lines: lines == [f"imported by {process.pid}, running as {fresh}"],
+            timeout=10,
+            what="the fresh worker, forked too",
+        )
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+    finally:
+        process.kill()
+    assert code == 128 + signal.SIGTERM
+    assert not Path(f"/proc/{fresh}").exists()
+
+
+def test_a_child_that_exits_0_ends_a_preloading_supervisor_and_a_failed_preload_is_said(
+    tmp_path: Path,
+) -> None:
+    """A module that cannot be preloaded is one warning; the children then start as fresh
+    interpreters (each imports for itself), and one that exits 0 ends the supervisor with 0."""
+    log = tmp_path / "supervisor.log"
+    process = supervisor(
+        [("worker", [*PRELOADED, "0"])], log, preload=("tests.support.no_such_module",)
+    )
+    assert process.wait(timeout=30) == 0
+    (warning,) = lines_with(log, "Could not preload")
+    assert "tests.support.no_such_module (ModuleNotFoundError" in warning
+    assert "each process starts as an interpreter of its own" in warning
+    (line,) = lines_with(log, "imported by")
+    imported_by, running_as = re.findall(r"\d+", line)
+    assert imported_by == running_as  # its own interpreter imported it

@@ -15,6 +15,38 @@ if TYPE_CHECKING:
 CELERY = [sys.executable, "-m", "celery", "-A", "distributor"]
 # The scheduler's app has no task modules (distributor.celery_beat): a lighter process.
 CELERY_BEAT = [sys.executable, "-m", "celery", "-A", "distributor.celery_beat"]
+# What every sending process and the scheduler import, and that does nothing as it is imported:
+# the supervisor loads it once and forks them, so that they share it (distributor.supervisor).
+# Not distributor.celery or distributor.tasks: they read the settings and set up logging.
+SHARED_MODULES = (
+    "distributor.runtime",
+    "distributor.bounces.mailbox",
+    "distributor.webhooks.deliver",
+    "distributor.readers.confirmation",
+    "distributor.readers.mailto",
+    "distributor.broker",
+    "distributor.ops.heartbeats",
+    "celery.bin.celery",
+    "celery.apps.worker",
+    "celery.apps.beat",
+    "celery.worker.consumer",
+    "celery.concurrency.thread",
+    "kombu.transport.sqlalchemy",
+    "kombu.mixins",
+    "celery.app.amqp",
+    "celery.app.control",
+    "celery.app.events",
+    "celery.backends.base",
+    "celery.events.state",
+    "celery.worker.autoscale",
+    "celery.worker.components",
+    "celery.worker.strategy",
+    "billiard.pool",
+    "sqlalchemy.dialects.postgresql.psycopg",
+    "psycopg",
+    "premailer",  # an issue's HTML is inlined where it is compiled: in a sending process
+    "httpcore",  # httpx loads it with its first client
+)
 
 
 def sending_processes(
@@ -62,7 +94,7 @@ def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
     ]
     if beat:
         children.append(("beat", [*CELERY_BEAT, *quiet, "beat", f"--loglevel={loglevel}"]))
-    become_supervisor(children, json_logs=json_logs, warnings=warnings)
+    become_supervisor(children, json_logs=json_logs, warnings=warnings, preload=SHARED_MODULES)
 
 
 @click.command()
