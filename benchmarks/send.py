@@ -283,7 +283,11 @@ def _baseline_share(port: int, sender: str, data: bytes, numbers: range) -> tupl
 def baseline(port: int, sender: str, data: bytes, n: int, processes: int) -> float:
     """Plain smtplib from ``processes`` processes: seconds from the first start to the last end."""
     shares = [(port, sender, data, range(1 + k, n + 1, processes)) for k in range(processes)]
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    # The pool's children must die of the SIGTERM its exit sends them: this script's handler
+    # (inherited through the fork) would leave one blocked on the queue's lock, for ever.
+    with multiprocessing.get_context("fork").Pool(
+        processes, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL)
+    ) as pool:
         spans = pool.starmap(_baseline_share, shares)
     return max(end for _, end in spans) - min(start for start, _ in spans)
 
