@@ -170,3 +170,22 @@ def test_a_child_that_exits_0_ends_a_preloading_supervisor_and_a_failed_preload_
     (line,) = lines_with(log, "imported by")
     imported_by, running_as = re.findall(r"\d+", line)
     assert imported_by == running_as  # its own interpreter imported it
+
+
+def test_what_distributor_worker_preloads_does_nothing_as_it_is_imported() -> None:
+    """The supervisor forks its children from what it preloaded: a thread, a log handler or the
+    Celery app made at import would be shared by every child (or lost in the fork)."""
+    code = (
+        "import importlib, logging, sys, threading\n"
+        "from distributor.cli.worker_commands import SHARED_MODULES\n"
+        "for module in SHARED_MODULES:\n"
+        "    importlib.import_module(module)\n"
+        "apps = sorted(m for m in sys.modules if m.startswith(('distributor.celery', "
+        "'distributor.tasks')))\n"
+        "print(threading.active_count(), len(logging.root.handlers), apps)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DISTRIBUTOR")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert result.stdout.split("\n")[0] == "1 0 []", result.stderr
