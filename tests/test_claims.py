@@ -7,14 +7,19 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from distributor.campaigns.status import send_status
 from distributor.channels.base import Outcome, Receipt
 from distributor.db import get_engine, session_factory, transaction
 from distributor.issues.document import Article, Block, IssueDocument
 from distributor.issues.store import save_issue
-from distributor.sending.claim import claim_batch, release_claims, sweep_expired_claims
+from distributor.sending.claim import (
+    claim_batch,
+    has_claimable,
+    release_claims,
+    sweep_expired_claims,
+)
 from distributor.sending.dispatch import _JOURNAL_POSTGRES, ResultRecorder
 from distributor.sending.lifecycle import cancel_send
 from distributor.sending.models import Delivery, DeliveryAttempt, Send
@@ -360,6 +365,34 @@ def test_an_answer_while_a_sweep_holds_the_row_is_late_not_journalled(postgres_u
         assert (row.state, row.attempts) == (DeliveryState.DEFERRED, 1)
         outcomes = session.scalars(select(DeliveryAttempt.outcome).order_by("id")).all()
         assert outcomes == ["worker-died", "late-sent"]
+
+
+def test_a_send_has_claimable_rows_while_one_is_pending_or_a_retry_is_due(
+    database_url: str,
+) -> None:
+    send_id = running_send_with(database_url, 3)
+    with transaction(database_url) as session:
+        assert has_claimable(session, send_id, NOW)
+        first, *rest = claim_batch(session, send_id, token="t", limit=3, lease_until=LEASE, now=NOW)
+        assert not has_claimable(session, send_id, NOW)  # all three in hand
+        later = NOW + timedelta(minutes=5)
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == first.id)
+            .values(state=DeliveryState.DEFERRED, not_before=later, claim_token=None)
+        )
+        assert not has_claimable(session, send_id, NOW)  # its retry is not due yet
+        assert has_claimable(session, send_id, later)
+        session.execute(
+            update(Delivery).where(Delivery.id == first.id).values(state=DeliveryState.SENT)
+        )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == rest[0].id)
+            .values(state=DeliveryState.PENDING, channel="wechat", claim_token=None)
+        )
+        assert not has_claimable(session, send_id, later)  # WeChat goes out as jobs
+        assert not has_claimable(session, send_id + 1, later)  # another send's rows
 
 
 def test_released_rows_are_claimable_at_once(database_url: str) -> None:

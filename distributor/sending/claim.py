@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from distributor.sending.attempts import LogEntry, log_attempts
@@ -43,10 +43,21 @@ def _ready(send_id: int, state: DeliveryState, now: datetime) -> ColumnElement[b
     return condition
 
 
-def claimable(send_id: int, now: datetime) -> ColumnElement[bool]:
-    """The one definition of 'ready to go out now' for a send's deliveries."""
-    return or_(
-        _ready(send_id, DeliveryState.PENDING, now), _ready(send_id, DeliveryState.DEFERRED, now)
+def has_claimable(session: Session, send_id: int, now: datetime) -> bool:
+    """The one definition of 'a delivery of the send is ready to go out now'. One EXISTS per
+    state, each a probe of the (send_id, state, id) index that stops at its first row: one
+    EXISTS over both states' OR became a bitmap of every open row, 46 ms a tick at 100,000."""
+    return bool(
+        session.scalar(
+            select(
+                or_(
+                    *(
+                        exists().where(_ready(send_id, state, now))
+                        for state in (DeliveryState.PENDING, DeliveryState.DEFERRED)
+                    )
+                )
+            )
+        )
     )
 
 

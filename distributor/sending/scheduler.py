@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.sending.claim import claimable, sweep_expired_claims
+from distributor.sending.claim import has_claimable, sweep_expired_claims
 from distributor.sending.dispatch import running_sends
 from distributor.sending.lifecycle import (
     cancel_waiting_deliveries,
@@ -72,10 +72,7 @@ def has_ready_work(session: Session, now: datetime) -> bool:
     """A running send (not a staff test: its command sends it) inside its sending windows has
     a delivery ready now."""
     running = running_sends(session, now)
-    return any(
-        session.scalar(select(exists().where(claimable(send_id, now))))
-        for send_id in running
-    )
+    return any(has_claimable(session, send_id, now) for send_id in running)
 
 
 def tick(
