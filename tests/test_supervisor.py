@@ -32,6 +32,25 @@ def lines_with(log: Path, text: str) -> list[str]:
     return [line for line in log.read_text().splitlines() if text in line]
 
 
+def worker_pids(log: Path) -> list[int]:
+    """The pids the supervisor started its worker children with, in order."""
+    found = re.findall(r"Started the worker process \(pid (\d+)\)", log.read_text())
+    return [int(pid) for pid in found]
+
+
+def kill_the_worker(log: Path, pid: int) -> int:
+    """SIGKILL the worker child ``pid`` and wait for the supervisor's next start: its pid."""
+    started = len(worker_pids(log))
+    os.kill(pid, signal.SIGKILL)
+    wait_until(
+        lambda: worker_pids(log),
+        lambda pids: len(pids) > started,
+        timeout=10,
+        what="a fresh worker",
+    )
+    return worker_pids(log)[started]
+
+
 def test_the_pause_grows_only_while_a_child_keeps_dying_at_once() -> None:
     assert [pause_before_restart(n) for n in range(5)] == [0, 1, 2, 4, 8]
     assert pause_before_restart(50) == MAX_PAUSE_SECONDS
@@ -75,14 +94,8 @@ def test_a_killed_child_is_replaced_and_a_stop_signal_to_the_supervisor_stops_ev
 
     try:
         wait_until(started, lambda pids: len(pids) == 2, timeout=30, what="both started")
-        worker_pid = int(re.findall(r"worker process \(pid (\d+)\)", log.read_text())[0])
-        os.kill(worker_pid, signal.SIGKILL)
-        wait_until(
-            lambda: lines_with(log, "Started the worker"),
-            lambda lines: len(lines) == 2,
-            timeout=10,
-            what="a fresh worker",
-        )
+        (worker_pid,) = worker_pids(log)
+        kill_the_worker(log, worker_pid)
         (death,) = lines_with(log, "died")
         assert f"The worker process (pid {worker_pid}) died (killed by SIGKILL)" in death
         assert "a fresh one starts in 1 s" in death  # it had lived for less than 10 s
@@ -113,7 +126,7 @@ def test_children_forked_from_a_preloading_supervisor_share_its_modules_and_are_
             timeout=30,
             what="the worker",
         )
-        worker_pid = int(re.findall(r"worker process \(pid (\d+)\)", log.read_text())[0])
+        (worker_pid,) = worker_pids(log)
         wait_until(
             lambda: lines_with(log, f"running as {worker_pid}"),
             lambda lines: len(lines) == 1,
@@ -131,15 +144,9 @@ def test_children_forked_from_a_preloading_supervisor_share_its_modules_and_are_
             what="the beat's exit",
         )
         assert "died (exit code 3)" in lines_with(log, "The beat process")[0]
-        os.kill(worker_pid, signal.SIGKILL)
-        wait_until(
-            lambda: lines_with(log, "Started the worker"),
-            lambda lines: len(lines) == 2,
-            timeout=10,
-            what="a fresh worker",
-        )
+        fresh = kill_the_worker(log, worker_pid)
+        assert fresh != worker_pid
         assert f"(pid {worker_pid}) died (killed by SIGKILL)" in log.read_text()
-        fresh = int(re.findall(r"worker process \(pid (\d+)\)", log.read_text())[1])
         wait_until(
             lambda: lines_with(log, f"running as {fresh}"),
             lambda lines: lines == [f"imported by {process.pid}, running as {fresh}"],
