@@ -120,8 +120,8 @@ def forkable(argv: Sequence[str]) -> bool:
 
 
 def _run_as_python_m(argv: Sequence[str]) -> NoReturn:
-    """In a forked child: run ``python -m MODULE ARGS`` as a fresh interpreter would, from the
-    supervisor's default signal handling and logging, and exit with its code."""
+    """In a forked child: run ``python -m MODULE ARGS`` as a fresh interpreter would, with an
+    interpreter's signal handling and logging (not the supervisor's), and exit with its code."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
