@@ -31,6 +31,10 @@ class ClaimedDelivery:
     arm: str | None = None  # an A/B test's arm (distributor.sending.ab)
 
 
+# The states a row waits to go out in, each walked on its own: due retries first.
+_READY_STATES = (DeliveryState.DEFERRED, DeliveryState.PENDING)
+
+
 def _ready(send_id: int, state: DeliveryState, now: datetime) -> ColumnElement[bool]:
     # WeChat deliveries go out as mass-send jobs (distributor.wechat.jobs), never one by one.
     condition = and_(
@@ -53,7 +57,7 @@ def has_claimable(session: Session, send_id: int, now: datetime) -> bool:
                 or_(
                     *(
                         exists().where(_ready(send_id, state, now))
-                        for state in (DeliveryState.PENDING, DeliveryState.DEFERRED)
+                        for state in _READY_STATES
                     )
                 )
             )
@@ -74,7 +78,7 @@ def claim_batch(
     first, then pending rows, each lowest id first. One state per statement, so each walks the
     (send_id, state, id) index in order instead of sorting every open row of a large send."""
     claimed: list[ClaimedDelivery] = []
-    for state in (DeliveryState.DEFERRED, DeliveryState.PENDING):
+    for state in _READY_STATES:
         if len(claimed) == limit:
             break
         # A materialised CTE, not `id IN (subquery)`: PostgreSQL may run such a subquery again
