@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 
 from distributor.campaigns.status import send_status
 from distributor.channels.base import Outcome, Receipt
@@ -123,6 +123,49 @@ def test_an_expired_claim_is_swept_to_go_out_again_and_logged(database_url: str)
         assert [outcome for _, outcome in logged] == ["worker-died", "reclaimed"]
         again = claim_batch(session, send_id, token="next", limit=10, lease_until=LEASE, now=later)
     assert [d.id for d in again] == [d.id for d in dead]
+
+
+def test_the_sweep_finds_expired_claims_in_an_index_of_claimed_rows_only(
+    postgres_url: str,
+) -> None:
+    """Planning a row and settling it as sent write nothing into the sweep's index (the most
+    frequent writes of a send); the sweep still finds a dead worker's rows through it, at once
+    among thousands sent."""
+    send_id = running_send_with(postgres_url, 3000)
+    with transaction(postgres_url) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.send_id == send_id, Delivery.id > 10)
+            .values(state=DeliveryState.SENT, sent_at=NOW)
+        )
+        dead = claim_batch(session, send_id, token="dead", limit=10, lease_until=NOW, now=NOW)
+    engine = get_engine(postgres_url)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE deliveries")
+    statements: list[tuple[str, object]] = []
+
+    def capture(*args: object) -> None:  # connection, cursor, statement, parameters, …
+        statements.append((str(args[2]), args[3]))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with transaction(postgres_url) as session:
+            assert sweep_expired_claims(session, NOW + timedelta(seconds=1), max_attempts=5) == 10
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    finding, parameters = statements[0]
+    with engine.connect() as connection:
+        plan = "\n".join(
+            row[0] for row in connection.exec_driver_sql(f"EXPLAIN {finding}", parameters)
+        )
+    assert "ix_deliveries_claimed_lease" in plan, plan
+    with psycopg.connect(postgres_url.replace("+psycopg", "")) as connection:
+        (predicate,) = connection.execute(
+            "SELECT pg_get_expr(indpred, indrelid) FROM pg_index"
+            " WHERE indexrelid = 'ix_deliveries_claimed_lease'::regclass"
+        ).fetchone() or (None,)
+    assert predicate is not None and "claimed" in predicate
+    assert len(dead) == 10
 
 
 def test_a_delivery_whose_worker_keeps_dying_fails_once_its_attempts_are_spent(
