@@ -136,6 +136,9 @@ def test_children_forked_from_a_preloading_supervisor_share_its_modules_and_are_
         assert lines_with(log, f"running as {worker_pid}") == [
             f"imported by {process.pid}, running as {worker_pid}"
         ]
+        # The command line is the supervisor's; the name says which is which (top, pgrep).
+        assert Path(f"/proc/{process.pid}/comm").read_text() == "dist-supervisor\n"
+        assert Path(f"/proc/{worker_pid}/comm").read_text() == "dist-worker\n"
         # A child's own exit code, and Python's exit handling, as under a fresh interpreter.
         wait_until(
             lambda: lines_with(log, "The beat process"),
