@@ -20,9 +20,10 @@ from distributor.sending.claim import (
     release_claims,
     sweep_expired_claims,
 )
-from distributor.sending.dispatch import _JOURNAL_POSTGRES, ResultRecorder
+from distributor.sending.dispatch import ResultRecorder
 from distributor.sending.lifecycle import cancel_send
 from distributor.sending.models import Delivery, DeliveryAttempt, Send
+from distributor.sending.pg_journal import journal_postgres
 from distributor.sending.policy import RetryPolicy
 from distributor.sending.slots import (
     hand_over_slot,
@@ -348,19 +349,11 @@ def test_a_sweep_never_takes_a_row_whose_answer_is_being_journalled(postgres_url
         batch = claim_batch(session, send_id, token="t", limit=2, lease_until=NOW, now=NOW)
     later = NOW + timedelta(seconds=1)
     with psycopg.connect(postgres_url.replace("+psycopg", "")) as journalling:
-        journalling.execute(
-            _JOURNAL_POSTGRES,
-            {
-                "b_id": batch[0].id,
-                "b_token": "t",
-                "b_attempt": 1,
-                "b_code": 250,
-                "b_response": "ok",
-                "b_worker": "w",
-                "b_now": NOW,
-                "b_kind": "delivery.sent",
-                "b_event": "{}",
-            },
+        journalling.execute("SELECT 1")  # a transaction, held open over the sweep below
+        assert journal_postgres(
+            journalling.pgconn,
+            (batch[0].id, "t", 1, 250, "ok", "w", NOW, "delivery.sent", "{}"),
+            prepared=False,
         )
         with transaction(postgres_url) as session:
             assert sweep_expired_claims(session, later, max_attempts=5) == 1  # the other row

@@ -131,27 +131,6 @@ _RECORD_POSTGRES = """
      WHERE EXISTS (SELECT 1 FROM updated)
        AND EXISTS (SELECT 1 FROM event_listeners WHERE kind = %(b_kind)s::varchar)
     """
-# A message the server took is journalled: its attempt logged (with its event, if anyone listens)
-# while this worker still holds the row, which FOR SHARE keeps a sweep from taking meanwhile. The
-# row itself is updated later, with the batch's other taken messages (_SETTLE_POSTGRES): its
-# update, index entries and count triggers are a message's largest cost in the database. The
-# answer selects 1 when it was journalled, nothing when the claim was lost (a late answer).
-_JOURNAL_POSTGRES = """
-    WITH held AS (
-      SELECT id FROM deliveries
-       WHERE id = %(b_id)s AND claim_token = %(b_token)s AND state = 'claimed' FOR SHARE),
-    logged AS (
-      INSERT INTO delivery_attempts (delivery_id, attempt, outcome, smtp_code, detail, worker, at)
-      SELECT id, %(b_attempt)s, 'sent', %(b_code)s, %(b_response)s, %(b_worker)s, %(b_now)s
-        FROM held
-      RETURNING delivery_id),
-    evented AS (
-      INSERT INTO outbox_events (kind, payload, fanned_out, at)
-      SELECT %(b_kind)s::varchar, %(b_event)s::json, false, %(b_now)s
-       WHERE EXISTS (SELECT 1 FROM logged)
-         AND EXISTS (SELECT 1 FROM event_listeners WHERE kind = %(b_kind)s::varchar))
-    SELECT 1 FROM logged
-    """
 # The journalled rows still held, set as sent in one statement (their count triggers run once).
 _SETTLE_POSTGRES = """
     UPDATE deliveries AS d
@@ -222,6 +201,7 @@ class ResultRecorder:
         self.postgres = engine.dialect.name == "postgresql"
         self._connection: Connection | None = None
         self._cursor: Any = None  # the driver's (psycopg) cursor on that connection
+        self._journal_prepared = False  # on that connection (PostgreSQL)
         self.journalled: list[_Journalled] = []
         # SQLite keeps times as the engine's type writes them: the same text here.
         self._stamp: Callable[[datetime], Any] = UTCDateTime().bind_processor(
@@ -309,10 +289,18 @@ class ResultRecorder:
         cursor = self._driver_cursor()
         payload = json.dumps(event, ensure_ascii=False)
         if self.postgres:
-            cursor.execute(
-                _JOURNAL_POSTGRES, {**params, "b_kind": kind, "b_event": payload}, prepare=True
-            )
-            return cursor.fetchone() is not None
+            from distributor.sending.pg_journal import journal_postgres  # psycopg: PostgreSQL only
+
+            held = journal_postgres(
+                cursor.connection.pgconn,
+                (
+                    params["b_id"], params["b_token"], params["b_attempt"], params["b_code"],
+                    params["b_response"], params["b_worker"], params["b_now"], kind, payload,
+                ),
+                prepared=self._journal_prepared,
+            )  # fmt: skip
+            self._journal_prepared = True
+            return held
         stamped = {**params, "b_now": self._stamp(params["b_now"])}
         cursor.execute("BEGIN IMMEDIATE")
         try:
@@ -399,6 +387,7 @@ class ResultRecorder:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = self._cursor = None
+                self._journal_prepared = False
 
 def suppress_departed(
     session: Session, claimed: list[ClaimedDelivery], *, token: str, now: datetime
