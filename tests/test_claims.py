@@ -11,6 +11,7 @@ from sqlalchemy import event, func, insert, select, update
 
 from distributor.campaigns.status import send_status
 from distributor.channels.base import Outcome, Receipt
+from distributor.channels.smtp import classify
 from distributor.db import get_engine, session_factory, transaction
 from distributor.issues.document import Article, Block, IssueDocument
 from distributor.issues.store import save_issue
@@ -212,6 +213,38 @@ def test_a_result_for_a_lost_claim_does_not_overwrite_the_row(database_url: str)
         ).all()
         assert [a.outcome for a in attempts] == ["worker-died", "late-sent"]
         assert attempts[1].detail == "answer came after the claim expired"
+
+
+def test_answers_holding_a_nul_are_recorded_as_the_server_gave_them_but_the_nul(
+    database_url: str,
+) -> None:
+    """A hostile server's 250 (journalled) and 550 (recorded at once) with a NUL in them: both
+    rows and log lines are written, the NUL kept as U+FFFD, and the recorder goes on."""
+    send_id = running_send_with(database_url, 2)
+    with transaction(database_url) as session:
+        taken, refused = claim_batch(
+            session, send_id, token="t", limit=2, lease_until=LEASE, now=NOW
+        )
+    recorder = ResultRecorder(get_engine(database_url))
+    for delivery, code in ((taken, 250), (refused, 550)):
+        recorder.record(
+            delivery,
+            token="t",
+            receipt=classify(code, b"2.0.0 ok\x00queued" if code == 250 else b"gone\x00\x01"),
+            policy=POLICY,
+            now=NOW,
+            worker="w",
+        )
+    recorder.close()
+    with transaction(database_url) as session:
+        rows = {d.id: d for d in session.scalars(select(Delivery))}
+        assert (rows[taken.id].state, rows[taken.id].smtp_response) == (
+            DeliveryState.SENT,
+            "2.0.0 ok\ufffdqueued",
+        )
+        assert rows[refused.id].state is DeliveryState.FAILED
+        details = session.scalars(select(DeliveryAttempt.detail).order_by(DeliveryAttempt.id))
+        assert list(details) == ["2.0.0 ok\ufffdqueued", "gone\ufffd\x01"]
 
 
 def test_a_result_is_recorded_on_the_row_and_in_the_log(database_url: str) -> None:

@@ -48,6 +48,17 @@ def test_4xx_is_deferred_5xx_failed_and_the_connection_survives() -> None:
     assert channel.connections_opened == 1
 
 
+def test_a_nul_in_an_answer_is_kept_as_a_replacement_character() -> None:
+    """PostgreSQL text cannot hold a NUL: a server that answers with one must not keep its
+    answer from being recorded (nor stop the drain that records it; test_claims records one)."""
+    with SmtpServer(RecordingHandler(fault=lambda *_: "550 5.1.1 gone\x00here")) as server:
+        channel = channel_for(server)
+        receipt = channel.send(Envelope("f@x.org", "gone@x.org", MESSAGE))
+        channel.close()
+    assert (receipt.outcome, receipt.code) == (Outcome.FAILED, 550)
+    assert receipt.response == "5.1.1 gone\ufffdhere"
+
+
 def test_421_closes_and_the_next_message_reconnects() -> None:
     def fault(recipient: str, attempt: int) -> str | None:
         return "421 4.7.0 too busy, closing" if recipient.startswith("first") else None

@@ -20,7 +20,10 @@ from subscribers.address import is_sender_address
 
 
 def classify(code: int, response: bytes | str) -> Receipt:
+    """The answer as an outcome; its text as the database can keep it (a NUL from a hostile or
+    broken server becomes U+FFFD instead of failing the statement that records it)."""
     text = response.decode("utf-8", "replace") if isinstance(response, bytes) else response
+    text = text.replace("\x00", "\ufffd")
     if 200 <= code < 300:
         return Receipt(Outcome.SENT, code, text)
     if 400 <= code < 500:
