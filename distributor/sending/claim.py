@@ -15,7 +15,13 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, upd
 from sqlalchemy.orm import Session
 
 from distributor.sending.attempts import LogEntry, log_attempts
-from distributor.sending.models import AttemptOutcome, Delivery, DeliveryAttempt, Send
+from distributor.sending.models import (
+    DELIVERIES,
+    AttemptOutcome,
+    Delivery,
+    DeliveryAttempt,
+    Send,
+)
 from distributor.vocabulary import DeliveryChannel, DeliveryState, SendState, Variant
 
 
@@ -93,28 +99,28 @@ def claim_batch(
             .prefix_with("MATERIALIZED", dialect="postgresql")
         )
         rows = session.execute(
-            update(Delivery)
+            update(DELIVERIES)
             .where(
-                Delivery.id == candidates.c.id,
-                Delivery.state == state,
+                DELIVERIES.c.id == candidates.c.id,
+                DELIVERIES.c.state == state,
                 select(Send.state).where(Send.id == send_id).scalar_subquery() == SendState.RUNNING,
             )
             .values(state=DeliveryState.CLAIMED, claim_token=token, lease_until=lease_until)
             .returning(*_CLAIMED_COLUMNS)
         ).all()
-        claimed.extend(ClaimedDelivery(**row._mapping) for row in rows)
+        claimed.extend(ClaimedDelivery(*row) for row in rows)
     return sorted(claimed, key=lambda delivery: delivery.id)
 
 
 _CLAIMED_COLUMNS = (
-    Delivery.id,
-    Delivery.send_id,
-    Delivery.subscriber_id,
-    Delivery.address,
-    Delivery.name,
-    Delivery.variant,
-    Delivery.attempts,
-    Delivery.arm,
+    DELIVERIES.c.id,
+    DELIVERIES.c.send_id,
+    DELIVERIES.c.subscriber_id,
+    DELIVERIES.c.address,
+    DELIVERIES.c.name,
+    DELIVERIES.c.variant,
+    DELIVERIES.c.attempts,
+    DELIVERIES.c.arm,
 )
 
 

@@ -47,7 +47,13 @@ from distributor.sending.lifecycle import (
     pause_for_error,
     send_state,
 )
-from distributor.sending.models import AttemptOutcome, Delivery, DeliveryAttempt, Send
+from distributor.sending.models import (
+    DELIVERIES,
+    AttemptOutcome,
+    Delivery,
+    DeliveryAttempt,
+    Send,
+)
 from distributor.sending.policy import RetryPolicy, decide
 from distributor.sending.refusals import FailedDelivery, record_refusal
 from distributor.sending.router import Router, Wait
@@ -73,18 +79,17 @@ class DrainStats:
         self.counts[state.value] = self.counts.get(state.value, 0) + n
 
 
-_DELIVERIES = cast(Table, Delivery.__table__)
 _ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
 LATE_DETAIL = "answer came after the claim expired"
 WAVE_CHECK_EVERY = 10  # refusals at one domain between two looks at its wave, after the first
 
 # Built once: per message only parameters change (no statement construction on the hot path).
 _UPDATE_RESULT = (
-    update(_DELIVERIES)
+    update(DELIVERIES)
     .where(
-        _DELIVERIES.c.id == bindparam("b_id"),
-        _DELIVERIES.c.claim_token == bindparam("b_token"),
-        _DELIVERIES.c.state == DeliveryState.CLAIMED,
+        DELIVERIES.c.id == bindparam("b_id"),
+        DELIVERIES.c.claim_token == bindparam("b_token"),
+        DELIVERIES.c.state == DeliveryState.CLAIMED,
     )
     .values(
         state=bindparam("b_state"),

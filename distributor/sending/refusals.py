@@ -21,15 +21,15 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from distributor.config import Settings
 from distributor.failures import FailureReading, Verdict, domain_of
 from distributor.sending.breakdown import domains_of
-from distributor.sending.models import Delivery
+from distributor.sending.models import DELIVERIES, Delivery
 from distributor.vocabulary import READER_CAUSES, DeliveryChannel, DeliveryState, FailureCause
 from subscribers.models import SubscriberStatus
 
@@ -46,24 +46,23 @@ ATTEMPTED = (
     DeliveryState.COMPLAINED,
 )
 PATH_CAUSES = frozenset(FailureCause) - READER_CAUSES
-_DELIVERIES = cast(Table, Delivery.__table__)
 _NEWEST = select(
-    _DELIVERIES.c.subscriber_id,
-    _DELIVERIES.c.id,
-    _DELIVERIES.c.failure_cause,
+    DELIVERIES.c.subscriber_id,
+    DELIVERIES.c.id,
+    DELIVERIES.c.failure_cause,
     func.row_number()
-    .over(partition_by=_DELIVERIES.c.subscriber_id, order_by=_DELIVERIES.c.id.desc())
+    .over(partition_by=DELIVERIES.c.subscriber_id, order_by=DELIVERIES.c.id.desc())
     .label("newest"),
 ).where(
-    _DELIVERIES.c.subscriber_id.in_(bindparam("b_subscriber_ids", expanding=True)),
-    _DELIVERIES.c.channel == DeliveryChannel.EMAIL,
-    _DELIVERIES.c.state.in_(ATTEMPTED),
+    DELIVERIES.c.subscriber_id.in_(bindparam("b_subscriber_ids", expanding=True)),
+    DELIVERIES.c.channel == DeliveryChannel.EMAIL,
+    DELIVERIES.c.state.in_(ATTEMPTED),
 )
 _NEWEST_ROWS = _NEWEST.subquery()
 _RECENT = select(_NEWEST_ROWS).where(_NEWEST_ROWS.c.newest <= bindparam("b_window"))
 _SET_CAUSE = (
-    update(_DELIVERIES)
-    .where(_DELIVERIES.c.id == bindparam("b_id"))
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("b_id"))
     .values(failure_cause=bindparam("b_cause"))
 )
 
