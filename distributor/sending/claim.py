@@ -124,14 +124,17 @@ _CLAIMED_COLUMNS = (
 )
 
 
-def renew_claims(session: Session, token: str, lease_until: datetime) -> int:
-    """Extend this worker's lease on rows it still holds: a slow server must not cause a sweep."""
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.claim_token == token, Delivery.state == DeliveryState.CLAIMED)
+def renew_claims(session: Session, token: str, lease_until: datetime) -> set[int]:
+    """Extend this worker's lease on the rows it still holds, and say which those are. A slow
+    server must not cause a sweep; and if the worker stalled past its lease all the same (one
+    answer can take longer), a row a sweep gave back meanwhile is no longer its to send."""
+    held = session.scalars(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.claim_token == token, DELIVERIES.c.state == DeliveryState.CLAIMED)
         .values(lease_until=lease_until)
+        .returning(DELIVERIES.c.id)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return set(held)
 
 
 def _waiting_again(now: datetime) -> dict[str, object]:

@@ -652,7 +652,8 @@ class _Drain:
     ) -> bool:
         """False when the send is no longer running, or its window closed: the rest is given
         back (or cancelled). What is journalled is settled first: a status read meanwhile is
-        at most this stale."""
+        at most this stale. Rows a sweep took back while this worker stalled (past its lease)
+        are dropped from the batch: whoever claims them next sends them, once."""
         self.recorder.settle()
         with self.factory.begin() as session:
             if send_state(session, send_id) is not SendState.RUNNING:
@@ -662,9 +663,10 @@ class _Drain:
             if windows is not None and not windows.open_at(self.clock()):
                 release_claims(session, token, [d.id for d in pending], self.clock())
                 return False
-            renew_claims(session, token, self.clock() + self.lease)
-            still = suppress_departed(session, list(pending), token=token, now=self.clock())
-        self.stats.add(DeliveryState.SUPPRESSED, len(pending) - len(still))
+            held = renew_claims(session, token, self.clock() + self.lease)
+            mine = [delivery for delivery in pending if delivery.id in held]
+            still = suppress_departed(session, mine, token=token, now=self.clock())
+        self.stats.add(DeliveryState.SUPPRESSED, len(mine) - len(still))
         pending.clear()
         pending.extend(still)
         return True
