@@ -24,7 +24,7 @@ from distributor.sending.claim import (
 from distributor.sending.dispatch import ResultRecorder
 from distributor.sending.lifecycle import cancel_send
 from distributor.sending.models import Delivery, DeliveryAttempt, Send
-from distributor.sending.pg_journal import journal_postgres
+from distributor.sending.pg_journal import PreparedJournal
 from distributor.sending.policy import RetryPolicy
 from distributor.sending.slots import (
     hand_over_slot,
@@ -383,10 +383,8 @@ def test_a_sweep_never_takes_a_row_whose_answer_is_being_journalled(postgres_url
     later = NOW + timedelta(seconds=1)
     with psycopg.connect(postgres_url.replace("+psycopg", "")) as journalling:
         journalling.execute("SELECT 1")  # a transaction, held open over the sweep below
-        assert journal_postgres(
-            journalling.pgconn,
-            (batch[0].id, "t", 1, 250, "ok", "w", NOW, "delivery.sent", "{}"),
-            prepared=False,
+        assert PreparedJournal(journalling.pgconn).run(
+            (batch[0].id, "t", 1, 250, "ok", "w", NOW, "delivery.sent", "{}")
         )
         with transaction(postgres_url) as session:
             assert sweep_expired_claims(session, later, max_attempts=5) == 1  # the other row

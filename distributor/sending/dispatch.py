@@ -13,7 +13,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -61,6 +61,9 @@ from distributor.sending.tunables import Tunables
 from distributor.sending.windows import Windows, send_is_open
 from distributor.vocabulary import DeliveryState, SendState
 from subscribers.query import EMAIL_CHANNELS, still_sendable
+
+if TYPE_CHECKING:
+    from distributor.sending.pg_journal import PreparedJournal
 
 
 class Composer(Protocol):
@@ -206,7 +209,7 @@ class ResultRecorder:
         self.postgres = engine.dialect.name == "postgresql"
         self._connection: Connection | None = None
         self._cursor: Any = None  # the driver's (psycopg) cursor on that connection
-        self._journal_prepared = False  # on that connection (PostgreSQL)
+        self._prepared_journal: PreparedJournal | None = None  # on that connection (PostgreSQL)
         self.journalled: list[_Journalled] = []
         # SQLite keeps times as the engine's type writes them: the same text here.
         self._stamp: Callable[[datetime], Any] = UTCDateTime().bind_processor(
@@ -294,18 +297,16 @@ class ResultRecorder:
         cursor = self._driver_cursor()
         payload = json.dumps(event, ensure_ascii=False)
         if self.postgres:
-            from distributor.sending.pg_journal import journal_postgres  # psycopg: PostgreSQL only
+            if self._prepared_journal is None:
+                from distributor.sending.pg_journal import PreparedJournal  # psycopg's: PostgreSQL
 
-            held = journal_postgres(
-                cursor.connection.pgconn,
+                self._prepared_journal = PreparedJournal(cursor.connection.pgconn)
+            return self._prepared_journal.run(
                 (
                     params["b_id"], params["b_token"], params["b_attempt"], params["b_code"],
                     params["b_response"], params["b_worker"], params["b_now"], kind, payload,
-                ),
-                prepared=self._journal_prepared,
+                )
             )  # fmt: skip
-            self._journal_prepared = True
-            return held
         stamped = {**params, "b_now": self._stamp(params["b_now"])}
         cursor.execute("BEGIN IMMEDIATE")
         try:
@@ -391,8 +392,7 @@ class ResultRecorder:
         finally:
             if self._connection is not None:
                 self._connection.close()
-                self._connection = self._cursor = None
-                self._journal_prepared = False
+                self._connection = self._cursor = self._prepared_journal = None
 
 def suppress_departed(
     session: Session, claimed: list[ClaimedDelivery], *, token: str, now: datetime
