@@ -40,7 +40,7 @@ from distributor.failures import Verdict, domain_of
 from distributor.outbox import EventKind, record_event
 from distributor.render.verp import Verp
 from distributor.sending.lifecycle import pause_for_error
-from distributor.sending.models import Delivery
+from distributor.sending.models import DELIVERIES, Delivery
 from distributor.sending.queries import delivery_counts_of, feedback_rate
 from distributor.sending.refusals import (
     FailedDelivery,
@@ -280,7 +280,6 @@ class Target:
 
 # The statements of the hot path, built once: building one costs more than running it.
 _FEEDBACK = cast(Table, FeedbackMessage.__table__)
-_DELIVERIES = cast(Table, Delivery.__table__)
 _BY_DIGESTS = select(
     *(
         _FEEDBACK.c[name]
@@ -289,21 +288,21 @@ _BY_DIGESTS = select(
 ).where(_FEEDBACK.c.digest.in_(bindparam("b_digests", expanding=True)))
 _INSERT = insert(_FEEDBACK).returning(_FEEDBACK.c.id, sort_by_parameter_order=True)
 _TARGET = select(
-    *(_DELIVERIES.c[name] for name in ("id", "send_id", "subscriber_id", "address", "state"))
-).order_by(_DELIVERIES.c.id)
+    *(DELIVERIES.c[name] for name in ("id", "send_id", "subscriber_id", "address", "state"))
+).order_by(DELIVERIES.c.id)
 _TARGETS_BY_ID = _TARGET.where(
-    _DELIVERIES.c.id.in_(bindparam("b_ids", expanding=True))
+    DELIVERIES.c.id.in_(bindparam("b_ids", expanding=True))
 ).with_for_update()
 _MARK = (
-    update(_DELIVERIES)
-    .where(_DELIVERIES.c.id == bindparam("b_id"), _DELIVERIES.c.state == DeliveryState.SENT)
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("b_id"), DELIVERIES.c.state == DeliveryState.SENT)
     .values(
         state=bindparam("b_state"), last_error=bindparam("b_error"), updated_at=bindparam("b_at")
     )
 )
 _SET_CAUSE = (
-    update(_DELIVERIES)
-    .where(_DELIVERIES.c.id == bindparam("b_id"))
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("b_id"))
     .values(failure_cause=bindparam("b_cause"))
 )
 
