@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import event, insert, select, update
 
 from distributor.campaigns.schedule import create_send
-from distributor.db import session_factory, transaction, utcnow
+from distributor.db import get_engine, session_factory, transaction, utcnow
 from distributor.issues.importer import read_issue_file
 from distributor.issues.store import save_issue
 from distributor.sending.lifecycle import start_due_sends
@@ -174,3 +176,64 @@ def test_batches_move_the_checkpoint_and_a_repeated_batch_adds_nothing(
         session.get_one(Send, send_id).planned_at = None
     plan_send(factory, send_id, batch_size=2, lease=timedelta(minutes=1), wechat=True)
     assert len(_rows(database_url, send_id)) == 4  # …and the unique key keeps each row once
+
+
+def test_a_page_of_readers_just_imported_walks_the_key_not_the_whole_list(
+    postgres_url: str, sample_issue_path: object
+) -> None:
+    """Readers just imported have no statistics yet. A page must still read about a page of
+    them, not every reader past the checkpoint (then sorted): planning a large send would grow
+    with its square. The page's query is explained (ANALYZE) on its own transaction, as run."""
+    send_id = _send(postgres_url, sample_issue_path, Variant.FULL)
+    with transaction(postgres_url) as session:
+        list_id = session.scalars(select(List.id)).one()
+        ids = session.scalars(
+            insert(Subscriber).returning(Subscriber.id),
+            [
+                {
+                    "email": f"r{i}@example.org",
+                    "email_key": f"r{i}@example.org",
+                    "name": f"读者{i}",
+                    "status": SubscriberStatus.ACTIVE,
+                    "channel": "email",
+                    "format": "full",
+                    "attributes": {},
+                }
+                for i in range(3000)
+            ],
+        ).all()
+        session.execute(
+            insert(Subscription),
+            [
+                {"subscriber_id": i, "list_id": list_id, "status": SubscriptionStatus.ACTIVE}
+                for i in ids
+            ],
+        )
+    engine = get_engine(postgres_url)
+    read: list[int] = []
+
+    def explain(_conn: object, cursor: Any, statement: str, parameters: Any, *_: object) -> None:
+        if statement.startswith("SELECT count(*)") and "subscribers" in statement:
+            explained = f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}"
+            plan = cursor.connection.execute(explained, parameters).fetchone()[0]
+            read.extend(_rows_read_from(json.loads(plan) if isinstance(plan, str) else plan))
+
+    event.listen(engine, "before_cursor_execute", explain)
+    try:
+        with session_factory(postgres_url).begin() as session:
+            seen = plan_next_batch(
+                session, send_id, batch_size=100, now=utcnow(), lease=timedelta(minutes=1)
+            )
+    finally:
+        event.remove(engine, "before_cursor_execute", explain)
+    assert seen == 100
+    assert read and max(read) <= 110, read  # a page, and the few readers it passes over
+
+
+def _rows_read_from(plan: Any) -> list[int]:
+    """The rows each scan of ``subscribers`` in an EXPLAIN (ANALYZE, FORMAT JSON) plan gave."""
+    if isinstance(plan, list):
+        return [n for node in plan for n in _rows_read_from(node)]
+    node = plan.get("Plan", plan)
+    rows = [node["Actual Rows"]] if node.get("Relation Name") == "subscribers" else []
+    return rows + [n for child in node.get("Plans", []) for n in _rows_read_from(child)]

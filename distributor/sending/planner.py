@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Select, and_, case, func, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from distributor.db import insert_ignoring_duplicates, utcnow
+from distributor.db import insert_ignoring_duplicates, utcnow, walking_readers_by_id
 from distributor.errors import CheckpointMoved
 from distributor.sending.ab import arm_quota
 from distributor.sending.models import ARM_A, ARM_B, ARM_REST, Delivery, Send
@@ -140,6 +140,7 @@ def plan_next_batch(
         .limit(batch_size)
         .subquery()
     )
+    walking_readers_by_id(session)
     seen, last = session.execute(select(func.count(), func.max(page.c.id))).one()
     if not seen:
         session.execute(
