@@ -1,6 +1,7 @@
 """A sender that stalls longer than its claim's lease (a server that takes its time to answer):
 the sweep gives its batch back meanwhile, and the stalled sender must then leave that batch to
-whoever claims it next. Otherwise every row behind the stalled one goes out twice."""
+whoever claims it next. Otherwise every row behind the stalled one goes out twice. And a batch
+merely slower than its lease renews it, so no sweep takes it; a quicker one never rewrites it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from distributor.config import Settings
-from distributor.db import transaction, utcnow
+from distributor.db import get_engine, transaction, utcnow
 from distributor.runtime import WorkerRuntime
 from distributor.sending.claim import sweep_expired_claims
 from distributor.sending.models import Delivery
@@ -79,3 +80,79 @@ def test_rows_swept_while_their_sender_stalled_go_out_once(
             select(Delivery.address).where(Delivery.send_id == send_id, Delivery.possible_duplicate)
         ).all()
     assert flagged == [SLOW]
+
+
+class SlowAnswers(RecordingHandler):
+    """Takes ``seconds`` to answer each message."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.seconds)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_batch_slower_than_its_lease_renews_it_and_a_quicker_one_never_rewrites_it(
+    database_url: str, sample_issue_path: Path
+) -> None:
+    """Five answers of 0.3 s each: a 1 s lease is renewed on the way (a sweep every 0.1 s meanwhile
+    takes nothing back); a 30 s lease, a third of which never passes, is never rewritten."""
+    issue_id = import_sample(database_url, sample_issue_path)
+    renewals: list[str] = []
+
+    def count_renewals(*args: object) -> None:  # connection, cursor, statement, …
+        if str(args[2]).startswith("UPDATE deliveries SET lease_until"):
+            renewals.append(str(args[2]))
+
+    engine = get_engine(database_url)
+    event.listen(engine, "before_cursor_execute", count_renewals)
+    try:
+        for lease in ("1", "30"):
+            renewals.clear()
+            send_id = _drain_while_sweeping(database_url, issue_id, lease)
+            with transaction(database_url) as session:
+                assert not session.scalars(
+                    select(Delivery.id).where(
+                        Delivery.send_id == send_id, Delivery.possible_duplicate
+                    )
+                ).all()
+            if lease == "1":
+                assert len(renewals) >= 2  # 1.5 s of answers: a third of 1 s passes 4 times
+            else:
+                assert renewals == []
+    finally:
+        event.remove(engine, "before_cursor_execute", count_renewals)
+
+
+def _drain_while_sweeping(url: str, issue_id: int, lease: str) -> int:
+    """A send to five new readers, drained with ``lease`` (seconds) while a sweep runs every
+    0.1 s; checks each reader got it once and no sweep took a row. The send's id."""
+    list_name = f"lease{lease}"
+    make_audience(url, list_name, 5, prefix=f"{list_name}-")
+    swept: list[int] = []
+    done = threading.Event()
+
+    def sweeping() -> None:  # the scheduler's tick, as often as can be
+        while not done.wait(0.1):
+            with transaction(url) as session:
+                swept.append(sweep_expired_claims(session, utcnow(), max_attempts=5))
+
+    with SmtpServer(SlowAnswers(seconds=0.3)) as smtp:
+        env = engine_env(url, "memory://", smtp, CLAIM_LEASE_SECONDS=lease, RECHECK_SECONDS="0.05")
+        send_id = started_send(url, issue_id, list_name)
+        runtime = WorkerRuntime.from_settings(Settings.from_env(env))
+        sweeper = threading.Thread(target=sweeping)
+        try:
+            runtime.plan(send_id)
+            sweeper.start()
+            runtime.drain_now()
+        finally:
+            done.set()
+            if sweeper.is_alive():
+                sweeper.join()
+            runtime.close()
+    assert list(smtp.handler.counts().values()) == [1] * 5
+    assert swept and not any(swept), swept
+    return send_id

@@ -124,13 +124,22 @@ _CLAIMED_COLUMNS = (
 )
 
 
-def renew_claims(session: Session, token: str, lease_until: datetime) -> set[int]:
-    """Extend this worker's lease on the rows it still holds, and say which those are. A slow
-    server must not cause a sweep; and if the worker stalled past its lease all the same (one
-    answer can take longer), a row a sweep gave back meanwhile is no longer its to send."""
+def renew_claims(
+    session: Session, token: str, ids: Sequence[int], lease_until: datetime
+) -> set[int]:
+    """Extend this worker's lease on the rows of ``ids`` it still holds, and say which those
+    are. A slow server must not cause a sweep; and if the worker stalled past its lease all the
+    same (one answer can take longer), a row a sweep gave back meanwhile is no longer its to
+    send. By id: the claim token has no index of its own."""
+    if not ids:
+        return set()
     held = session.scalars(
         update(DELIVERIES)
-        .where(DELIVERIES.c.claim_token == token, DELIVERIES.c.state == DeliveryState.CLAIMED)
+        .where(
+            DELIVERIES.c.id.in_(ids),
+            DELIVERIES.c.claim_token == token,
+            DELIVERIES.c.state == DeliveryState.CLAIMED,
+        )
         .values(lease_until=lease_until)
         .returning(DELIVERIES.c.id)
     )

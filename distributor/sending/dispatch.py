@@ -507,6 +507,7 @@ class _Drain:
     def __post_init__(self) -> None:
         self.deadline = time.monotonic() + self.tunables.budget_seconds
         self.lease = self.tunables.lease
+        self.lease_until = self.clock()  # the batch's lease: set by its claim, then renewed
 
     def all_batches(self) -> DrainStats:
         while self.next_batch() and not self.stats.out_of_time:
@@ -519,13 +520,14 @@ class _Drain:
             send_ids = running_sends(session, self.clock(), self.only_send)
         for send_id in send_ids:
             token, now = uuid.uuid4().hex, self.clock()
+            self.lease_until = now + self.lease
             with self.factory.begin() as session:
                 claimed = claim_batch(
                     session,
                     send_id,
                     token=token,
                     limit=self.tunables.batch_size,
-                    lease_until=now + self.lease,
+                    lease_until=self.lease_until,
                     now=now,
                 )
                 if not claimed:
@@ -653,7 +655,10 @@ class _Drain:
         """False when the send is no longer running, or its window closed: the rest is given
         back (or cancelled). What is journalled is settled first: a status read meanwhile is
         at most this stale. Rows a sweep took back while this worker stalled (past its lease)
-        are dropped from the batch: whoever claims them next sends them, once."""
+        are dropped from the batch: whoever claims them next sends them, once.
+
+        The lease is renewed only once a third of it has passed: before that no sweep can have
+        taken a row, and a batch usually ends long before (renewing rewrites every row)."""
         self.recorder.settle()
         with self.factory.begin() as session:
             if send_state(session, send_id) is not SendState.RUNNING:
@@ -663,8 +668,11 @@ class _Drain:
             if windows is not None and not windows.open_at(self.clock()):
                 release_claims(session, token, [d.id for d in pending], self.clock())
                 return False
-            held = renew_claims(session, token, self.clock() + self.lease)
-            mine = [delivery for delivery in pending if delivery.id in held]
+            mine = list(pending)
+            if self.lease_until - self.clock() <= self.lease * 2 / 3:
+                self.lease_until = self.clock() + self.lease
+                held = renew_claims(session, token, [d.id for d in pending], self.lease_until)
+                mine = [delivery for delivery in pending if delivery.id in held]
             still = suppress_departed(session, mine, token=token, now=self.clock())
         self.stats.add(DeliveryState.SUPPRESSED, len(mine) - len(still))
         pending.clear()
