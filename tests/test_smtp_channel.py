@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from distributor.channels.base import Envelope, Outcome
@@ -25,6 +26,17 @@ def test_one_connection_carries_many_messages() -> None:
     assert {r.outcome for r in receipts} == {Outcome.SENT}
     assert channel.connections_opened == 1
     assert len(server.handler.received) == 20
+
+
+def test_a_message_is_not_held_back_for_the_servers_acknowledgement() -> None:
+    """Each write is a whole message or command group: no Nagle delay on its last segment."""
+    with SmtpServer() as server:
+        channel = channel_for(server)
+        assert channel.send(Envelope("from@x.org", "r@x.org", MESSAGE)).outcome is Outcome.SENT
+        connection = channel._connection
+        assert connection is not None
+        assert connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        channel.close()
 
 
 def test_4xx_is_deferred_5xx_failed_and_the_connection_survives() -> None:

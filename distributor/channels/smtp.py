@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -98,6 +99,11 @@ class SmtpChannel:
             )
         else:
             connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        # Every write is a whole group of commands or a whole message, then the answer is
+        # awaited: Nagle's algorithm would only hold a message's last segment back until the
+        # server acknowledged the first (smtp-sink, 72 KB messages: 7-10 % more a second).
+        if connection.sock is not None:  # connected by the constructor, given a host
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection.ehlo()
         if self.security == "starttls":
             connection.starttls(context=context)
