@@ -38,6 +38,13 @@ def check_settings(settings: Settings) -> list[str]:
             f"MAIL_FROM is at {domain}: a mail server on this machine takes it, real receivers "
             f"refuse it. Set MAIL_FROM to an address at your own domain, e.g. '{EXAMPLE_MAIL_FROM}'"
         )
+    if settings.claim_lease_seconds < settings.smtp_timeout:
+        warnings.append(
+            f"CLAIM_LEASE_SECONDS ({settings.claim_lease_seconds:g}) is shorter than "
+            f"SMTP_TIMEOUT ({settings.smtp_timeout:g}): one answer that takes that long outlasts "
+            "the claim, and its message may go out twice (flagged as a possible duplicate). "
+            f"Set CLAIM_LEASE_SECONDS to at least {settings.smtp_timeout:g}"
+        )
     if not settings.one_click_unsubscribe:
         warnings.append(
             f"PUBLIC_BASE_URL {settings.public_base_url} is not https: messages offer no "

@@ -97,6 +97,17 @@ def test_one_click_unsubscribe_is_only_offered_over_https(
     assert "is not https: messages offer no one-click unsubscribe" in warning
 
 
+def test_a_claim_shorter_than_one_answer_may_take_is_a_warning() -> None:
+    https = replace(GOOD, public_base_url="https://news.example.org")
+    assert check_settings(https) == []  # the defaults: a 30 s lease, answers within 30 s
+    (warning,) = check_settings(replace(https, claim_lease_seconds=20, smtp_timeout=45))
+    assert warning == (
+        "CLAIM_LEASE_SECONDS (20) is shorter than SMTP_TIMEOUT (45): one answer that takes that "
+        "long outlasts the claim, and its message may go out twice (flagged as a possible "
+        "duplicate). Set CLAIM_LEASE_SECONDS to at least 45"
+    )
+
+
 def write_key(path: Path, bits: int, mode: int) -> Path:
     if bits < 1024:  # cryptography refuses to make one; OpenSSL still can
         pem = subprocess.run(

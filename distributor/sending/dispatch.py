@@ -657,8 +657,9 @@ class _Drain:
         at most this stale. Rows a sweep took back while this worker stalled (past its lease)
         are dropped from the batch: whoever claims them next sends them, once.
 
-        The lease is renewed only once a third of it has passed: before that no sweep can have
-        taken a row, and a batch usually ends long before (renewing rewrites every row)."""
+        The lease is renewed only once what is left of it might not outlast one more answer
+        (``SMTP_TIMEOUT``) before the next recheck: until then no sweep can take a row, and a
+        batch usually ends long before (renewing rewrites every row)."""
         self.recorder.settle()
         with self.factory.begin() as session:
             if send_state(session, send_id) is not SendState.RUNNING:
@@ -669,7 +670,7 @@ class _Drain:
                 release_claims(session, token, [d.id for d in pending], self.clock())
                 return False
             mine = list(pending)
-            if self.lease_until - self.clock() <= self.lease * 2 / 3:
+            if self.lease_until - self.clock() < self.tunables.renew_within:
                 self.lease_until = self.clock() + self.lease
                 held = renew_claims(session, token, [d.id for d in pending], self.lease_until)
                 mine = [delivery for delivery in pending if delivery.id in held]

@@ -18,6 +18,7 @@ from distributor.sending.refusals import RefusalPolicy
 class Tunables:
     batch_size: int  # deliveries claimed at a time
     lease: timedelta  # a dead worker's claims (and dispatcher slot) go out again after this
+    renew_within: timedelta  # a claim is renewed once less is left: an answer and a recheck
     budget_seconds: float  # a drain hands its slot on after this, so ticks get a process
     recheck_seconds: float  # how stale a pause or an unsubscribe may be when a message goes
     retry: RetryPolicy
@@ -32,6 +33,7 @@ class Tunables:
         return cls(
             batch_size=settings.batch_size,
             lease=timedelta(seconds=settings.claim_lease_seconds),
+            renew_within=timedelta(seconds=settings.smtp_timeout + settings.recheck_seconds),
             budget_seconds=settings.dispatch_budget_seconds,
             recheck_seconds=settings.recheck_seconds,
             retry=RetryPolicy(
