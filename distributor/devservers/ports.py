@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 
+# Below Linux's range for outgoing connections' own ports (32768-60999): a port given out here
+# cannot be taken meanwhile by one of the many connections a test or a benchmark opens.
+_PORTS = range(20000, 32768)
+
 
 def free_port() -> int:
-    """A TCP port nothing listens on right now (127.0.0.1)."""
+    """A TCP port nothing is bound to right now (127.0.0.1), one the kernel does not hand to
+    outgoing connections; any free port if none of a hundred tries is free."""
+    for port in random.sample(_PORTS, 100):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
