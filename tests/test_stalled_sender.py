@@ -141,7 +141,14 @@ def _drain_while_sweeping(url: str, issue_id: int, lease: str) -> int:
                 swept.append(sweep_expired_claims(session, utcnow(), max_attempts=5))
 
     with SmtpServer(SlowAnswers(seconds=0.3)) as smtp:
-        env = engine_env(url, "memory://", smtp, CLAIM_LEASE_SECONDS=lease, RECHECK_SECONDS="0.05")
+        env = engine_env(
+            url,
+            "memory://",
+            smtp,
+            CLAIM_LEASE_SECONDS=lease,
+            SMTP_TIMEOUT="30",
+            RECHECK_SECONDS="0.05",
+        )
         send_id = started_send(url, issue_id, list_name)
         runtime = WorkerRuntime.from_settings(Settings.from_env(env))
         sweeper = threading.Thread(target=sweeping)
