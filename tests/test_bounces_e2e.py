@@ -124,7 +124,9 @@ def test_a_reader_whose_bounce_arrives_mid_send_is_skipped(
             **dovecot.env(),
         )
         send_id = created_by_cli(env, issue_id)
-        with running_worker(env, tmp_path):
+        # The product's pool (a thread per slot and two for the rest), not two threads: with
+        # both taken by dispatchers, the bounce poll would wait for one of them to end.
+        with running_worker(env, tmp_path, concurrency=None):
             wait_until(
                 lambda: status_of(database_url, send_id).counts.get("sent", 0),
                 lambda sent: sent >= 20,
