@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from distributor.campaigns.status import send_status
 from distributor.channels.base import Outcome, Receipt
@@ -34,6 +34,7 @@ from distributor.sending.slots import (
 )
 from distributor.vocabulary import DeliveryState, SendState, Variant
 from subscribers.query import Audience
+from tests.support.statements import statements_run
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 LEASE = NOW + timedelta(seconds=30)
@@ -144,17 +145,8 @@ def test_the_sweep_finds_expired_claims_in_an_index_of_claimed_rows_only(
     engine = get_engine(postgres_url)
     with engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE deliveries")
-    statements: list[tuple[str, object]] = []
-
-    def capture(*args: object) -> None:  # connection, cursor, statement, parameters, …
-        statements.append((str(args[2]), args[3]))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        with transaction(postgres_url) as session:
-            assert sweep_expired_claims(session, NOW + timedelta(seconds=1), max_attempts=5) == 10
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
+    with statements_run(postgres_url) as statements, transaction(postgres_url) as session:
+        assert sweep_expired_claims(session, NOW + timedelta(seconds=1), max_attempts=5) == 10
     finding, parameters = statements[0]
     with engine.connect() as connection:
         plan = "\n".join(

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from distributor.config import Settings
-from distributor.db import get_engine, transaction, utcnow
+from distributor.db import transaction, utcnow
 from distributor.runtime import WorkerRuntime
 from distributor.sending.claim import sweep_expired_claims
 from distributor.sending.models import Delivery
@@ -22,6 +22,7 @@ from tests.support.audience import make_audience
 from tests.support.polling import wait_until
 from tests.support.sending import engine_env, import_sample, started_send
 from tests.support.smtp import RecordingHandler, SmtpServer
+from tests.support.statements import statements_run
 
 SLOW = "reader00001@example.org"
 
@@ -82,18 +83,6 @@ def test_rows_swept_while_their_sender_stalled_go_out_once(
     assert flagged == [SLOW]
 
 
-class SlowAnswers(RecordingHandler):
-    """Takes ``seconds`` to answer each message."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds = seconds
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(self.seconds)
-        return await super().handle_DATA(server, session, envelope)
-
-
 def test_a_batch_slower_than_its_lease_renews_it_and_a_quicker_one_never_rewrites_it(
     database_url: str, sample_issue_path: Path
 ) -> None:
@@ -101,30 +90,18 @@ def test_a_batch_slower_than_its_lease_renews_it_and_a_quicker_one_never_rewrite
     takes nothing back). A 60 s lease always outlasts one more answer (SMTP_TIMEOUT, 30 s) and
     a recheck: it is never rewritten."""
     issue_id = import_sample(database_url, sample_issue_path)
-    renewals: list[str] = []
-
-    def count_renewals(*args: object) -> None:  # connection, cursor, statement, …
-        if str(args[2]).startswith("UPDATE deliveries SET lease_until"):
-            renewals.append(str(args[2]))
-
-    engine = get_engine(database_url)
-    event.listen(engine, "before_cursor_execute", count_renewals)
-    try:
-        for lease in ("1", "60"):
-            renewals.clear()
+    for lease in ("1", "60"):
+        with statements_run(database_url) as statements:
             send_id = _drain_while_sweeping(database_url, issue_id, lease)
-            with transaction(database_url) as session:
-                assert not session.scalars(
-                    select(Delivery.id).where(
-                        Delivery.send_id == send_id, Delivery.possible_duplicate
-                    )
-                ).all()
-            if lease == "1":
-                assert len(renewals) >= 2  # 1.5 s of answers, a recheck after each
-            else:
-                assert renewals == []
-    finally:
-        event.remove(engine, "before_cursor_execute", count_renewals)
+        renewals = [s for s, _ in statements if s.startswith("UPDATE deliveries SET lease_until")]
+        with transaction(database_url) as session:
+            assert not session.scalars(
+                select(Delivery.id).where(Delivery.send_id == send_id, Delivery.possible_duplicate)
+            ).all()
+        if lease == "1":
+            assert len(renewals) >= 2  # 1.5 s of answers, a recheck after each
+        else:
+            assert renewals == []
 
 
 def _drain_while_sweeping(url: str, issue_id: int, lease: str) -> int:
@@ -140,7 +117,7 @@ def _drain_while_sweeping(url: str, issue_id: int, lease: str) -> int:
             with transaction(url) as session:
                 swept.append(sweep_expired_claims(session, utcnow(), max_attempts=5))
 
-    with SmtpServer(SlowAnswers(seconds=0.3)) as smtp:
+    with SmtpServer(RecordingHandler(delay=0.3)) as smtp:
         env = engine_env(
             url,
             "memory://",

@@ -669,9 +669,9 @@ class _Drain:
             if windows is not None and not windows.open_at(self.clock()):
                 release_claims(session, token, [d.id for d in pending], self.clock())
                 return False
-            mine = list(pending)
-            if self.lease_until - self.clock() < self.tunables.renew_within:
-                self.lease_until = self.clock() + self.lease
+            mine, now = list(pending), self.clock()
+            if self.lease_until - now < self.tunables.renew_within:
+                self.lease_until = now + self.lease
                 held = renew_claims(session, token, [d.id for d in pending], self.lease_until)
                 mine = [delivery for delivery in pending if delivery.id in held]
             still = suppress_departed(session, mine, token=token, now=self.clock())
