@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 from distributor.channels.base import Envelope, Outcome
 from distributor.channels.smtp import SmtpChannel
 from distributor.devservers.ports import free_port
 from distributor.devservers.smtp_sink import SmtpSink
-from tests.support.smtp import RecordingHandler, SmtpServer
+from tests.support.smtp import PipeliningHandler, RecordingHandler, SmtpServer, Tap
 
 MESSAGE = b"Subject: hi\r\nMessage-ID: <1@x>\r\n\r\nhello\r\n"
 
 
 def channel_for(server: SmtpServer) -> SmtpChannel:
     return SmtpChannel(host="127.0.0.1", port=server.port, timeout=5)
+
+
+def envelopes(*names: str) -> list[Envelope]:
+    return [Envelope("f@x.org", f"{name}@x.org", MESSAGE) for name in names]
+
+
+def recipients(server: SmtpServer) -> list[str]:
+    return [r.recipient for r in server.handler.received]
 
 
 def test_one_connection_carries_many_messages() -> None:
@@ -152,3 +161,110 @@ def test_envelope_addresses_reach_the_server_as_given() -> None:
         ("bounces+d12.a1b2c3@news.example.org", "o'neil+tag@example.org"),
         ("news@example.org", "r@example.org"),
     ]
+
+
+def test_the_next_message_is_started_behind_the_content_of_the_one_before() -> None:
+    """RFC 2920: the next transaction's commands go in the same write as the content before
+    them, so each message waits for the server once, not twice."""
+    with SmtpServer(PipeliningHandler()) as server, Tap(server.port) as tap:
+        channel = SmtpChannel(host="127.0.0.1", port=tap.port, timeout=5)
+        a, b, c = envelopes("a", "b", "c")
+        receipts = [channel.send(a, then=b), channel.send(b, then=c), channel.send(c)]
+        channel.close()
+    assert {r.outcome for r in receipts} == {Outcome.SENT}
+    assert recipients(server) == ["a@x.org", "b@x.org", "c@x.org"]
+    assert channel.connections_opened == 1
+    writes = [data for side, data in tap.turns() if side == "client"]
+    for name in ("b", "c"):
+        started = f"hello\r\n.\r\nMAIL FROM:<f@x.org>\r\nRCPT TO:<{name}@x.org>\r\nDATA\r\n"
+        assert any(started.encode() in write for write in writes), writes
+
+
+def test_a_started_message_that_is_not_sent_next_is_dropped_never_delivered() -> None:
+    """The server waits for the started message's content: it is taken back by closing the
+    connection. A "." or a QUIT would end it as an empty (or "QUIT") message."""
+    with SmtpServer(PipeliningHandler()) as server:
+        channel = channel_for(server)
+        a, b, c, d, e, f = envelopes("a", "b", "c", "d", "e", "f")
+        receipts = [channel.send(a, then=b), channel.send(c, then=d)]  # not b: b dropped
+        channel.drop_started()  # d is not coming
+        receipts.append(channel.send(e, then=f))
+        channel.close()  # nor f
+        server.handler.wait_for(3, timeout=5)
+        time.sleep(0.2)  # anything the server would still make of the dropped ones
+    assert {r.outcome for r in receipts} == {Outcome.SENT}
+    assert recipients(server) == ["a@x.org", "c@x.org", "e@x.org"]
+    assert channel.connections_opened == 3
+
+
+def test_a_started_message_refused_at_rcpt_is_failed_and_the_connection_goes_on() -> None:
+    def refuse(address: str) -> str | None:
+        return "550 5.1.1 no such mailbox" if address.startswith("gone") else None
+
+    with SmtpServer(PipeliningHandler(refuse_rcpt=refuse)) as server:
+        channel = channel_for(server)
+        a, gone, c = envelopes("a", "gone", "c")
+        receipts = [channel.send(a, then=gone), channel.send(gone, then=c), channel.send(c)]
+        channel.close()
+    assert [(r.outcome, r.code) for r in receipts] == [
+        (Outcome.SENT, 250), (Outcome.FAILED, 550), (Outcome.SENT, 250)
+    ]
+    assert "no such mailbox" in receipts[1].response
+    assert recipients(server) == ["a@x.org", "c@x.org"]
+    assert channel.connections_opened == 1
+
+
+def test_a_refused_message_leaves_the_one_started_behind_it_to_go_out() -> None:
+    """A refusal of the content ends that transaction only: the next one, started behind it,
+    goes on the same connection (no RSET, which would end it); after a 421 on a new one."""
+
+    def fault(recipient: str, attempt: int) -> str | None:
+        if recipient.startswith("spam"):
+            return "554 5.7.1 message refused"
+        if recipient.startswith("closing") and attempt == 1:
+            return "421 4.3.2 shutting down"
+        return None
+
+    with SmtpServer(PipeliningHandler(fault=fault)) as server:
+        channel = channel_for(server)
+        spam, b, closing, d = envelopes("spam", "b", "closing", "d")
+        receipts = [
+            channel.send(spam, then=b),
+            channel.send(b, then=closing),
+            channel.send(closing, then=d),
+            channel.send(d),
+        ]
+        channel.close()
+    assert [(r.outcome, r.code) for r in receipts] == [
+        (Outcome.FAILED, 554), (Outcome.SENT, 250), (Outcome.DEFERRED, 421), (Outcome.SENT, 250)
+    ]
+    assert recipients(server) == ["b@x.org", "d@x.org"]  # d once: on the new connection
+    assert channel.connections_opened == 2
+
+
+def test_a_started_message_whose_connection_died_goes_on_a_new_one_once() -> None:
+    """Lost before the server answered its commands: nothing of it went, so it is sent again
+    on a new connection, as a message whose connection died before DATA."""
+    handler = PipeliningHandler(rcpt_delay={"b@x.org": 0.5})
+    with SmtpServer(handler) as server, Tap(server.port) as tap:
+        channel = SmtpChannel(host="127.0.0.1", port=tap.port, timeout=5)
+        a, b = envelopes("a", "b")
+        first = channel.send(a, then=b)
+        tap.cut()  # while the server still thinks about b's RCPT
+        handler.rcpt_delay.clear()
+        second = channel.send(b)
+        channel.close()
+    assert (first.outcome, second.outcome) == (Outcome.SENT, Outcome.SENT)
+    assert recipients(server) == ["a@x.org", "b@x.org"]
+    assert channel.connections_opened == 2
+
+
+def test_without_pipelining_nothing_is_started_ahead() -> None:
+    with SmtpServer() as server, Tap(server.port) as tap:
+        channel = SmtpChannel(host="127.0.0.1", port=tap.port, timeout=5)
+        a, b = envelopes("a", "b")
+        receipts = [channel.send(a, then=b), channel.send(b)]
+        channel.close()
+    assert {r.outcome for r in receipts} == {Outcome.SENT}
+    assert recipients(server) == ["a@x.org", "b@x.org"]
+    assert not any(b".\r\nMAIL" in data for side, data in tap.turns() if side == "client")

@@ -35,8 +35,14 @@ class Receipt:
 class Channel(Protocol):
     name: str
 
-    def send(self, envelope: Envelope) -> Receipt:
-        """Deliver one message; never raises for a delivery problem, only reports it."""
+    def send(self, envelope: Envelope, then: Envelope | None = None) -> Receipt:
+        """Deliver one message; never raises for a delivery problem, only reports it. ``then``,
+        the message the caller will most likely send next on this channel, may be started
+        meanwhile (a following ``send(then)`` then waits less); any other next call drops it."""
+        ...
+
+    def drop_started(self) -> None:
+        """Take back what ``send``'s ``then`` started, if anything: it is not coming."""
         ...
 
     def close(self) -> None: ...

@@ -3,6 +3,11 @@
 The transaction is driven step by step (MAIL, RCPT, DATA) so that a connection found dead before
 DATA is retried once on a fresh one (nothing was sent), while a failure during or after DATA is
 reported as deferred: the server may or may not have taken the message.
+
+Where the server offers PIPELINING (RFC 2920), a message's MAIL, RCPT and DATA go in one write,
+and those of the message the caller names as next go behind the one before's content: a message
+then costs one wait for the server instead of two. A message started so and then not sent is
+dropped by closing the connection, never by ending its content: that would deliver it empty.
 """
 
 from __future__ import annotations
@@ -50,6 +55,18 @@ def _dot_stuffed(data: bytes) -> bytes:
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
+_ACCEPTED = ((250,), (250, 251), (354,))
+
+
+def _commands(envelope: Envelope) -> tuple[str, str, str]:
+    """MAIL, RCPT, DATA: what a transaction says before its content."""
+    return (f"MAIL FROM:{_path(envelope.sender)}", f"RCPT TO:{_path(envelope.recipient)}", "DATA")
+
+
+def _envelope_commands(envelope: Envelope) -> bytes:
+    return "".join(f"{command}\r\n" for command in _commands(envelope)).encode("utf-8")
+
+
 @dataclass
 class SmtpChannel:
     host: str
@@ -61,6 +78,9 @@ class SmtpChannel:
     allow_plaintext_auth: bool = False
     name: str = "email"
     _connection: smtplib.SMTP | None = None
+    # The message whose MAIL, RCPT and DATA went out behind the last one's content, their
+    # answers not yet read (the server will wait for its content).
+    _started: Envelope | None = None
     connections_opened: int = 0
 
     def __post_init__(self) -> None:
@@ -113,10 +133,11 @@ class SmtpChannel:
         self.connections_opened += 1
         return connection
 
-    def send(self, envelope: Envelope) -> Receipt:
+    def send(self, envelope: Envelope, then: Envelope | None = None) -> Receipt:
+        """Deliver ``envelope``; with PIPELINING, start ``then`` behind its content."""
         for fresh in (False, True):
             try:
-                return self._transaction(envelope, fresh=fresh)
+                return self._transaction(envelope, then, fresh=fresh)
             except ConnectionLostBeforeData as error:
                 if fresh:
                     return Receipt(
@@ -124,14 +145,18 @@ class SmtpChannel:
                     )
         raise AssertionError("unreachable")
 
-    def _transaction(self, envelope: Envelope, *, fresh: bool) -> Receipt:
-        if fresh:
+    def _transaction(self, envelope: Envelope, then: Envelope | None, *, fresh: bool) -> Receipt:
+        if fresh or (self._started is not None and self._started is not envelope):
             self.close()
         try:
             if self._connection is None:
                 self._connection = self._connect()
             connection = self._connection
-            refused = self._open_data(connection, envelope)
+            if self._started is envelope:
+                self._started = None
+                refused = self._answers(connection)
+            else:
+                refused = self._open_data(connection, envelope)
         except smtplib.SMTPResponseException as error:
             self.close()
             return classify(error.smtp_code, error.smtp_error)
@@ -140,14 +165,17 @@ class SmtpChannel:
             raise ConnectionLostBeforeData(f"{type(error).__name__}: {error}") from error
         if refused is not None:
             return refused
+        ahead = then if then is not None and connection.has_extn("pipelining") else None
         try:
             data = envelope.data if envelope.wire_ready else _dot_stuffed(envelope.data)
-            connection.send(data + b".\r\n")
+            connection.send(data + b".\r\n" + (_envelope_commands(ahead) if ahead else b""))
+            self._started = ahead
             code, response = connection.getreply()
         except (smtplib.SMTPException, OSError) as error:
             self.close()
             return Receipt(Outcome.DEFERRED, None, f"connection lost during DATA: {error}")
-        if code != 250:
+        # A refused message's transaction is over all the same: RSET only when no other began.
+        if code != 250 and (code == 421 or self._started is None):
             self._reset_or_close(code)
         return classify(code, response)
 
@@ -156,23 +184,23 @@ class SmtpChannel:
 
         With PIPELINING (RFC 2920) the three commands go in one write and their answers are read
         together: one round trip instead of three, per message."""
-        commands = (
-            f"MAIL FROM:{_path(envelope.sender)}",
-            f"RCPT TO:{_path(envelope.recipient)}",
-            "DATA",
-        )
-        accepted = ((250,), (250, 251), (354,))
         if connection.has_extn("pipelining"):
-            connection.send("".join(f"{command}\r\n" for command in commands).encode("utf-8"))
-            replies = [connection.getreply() for _ in commands]
-        else:
-            replies = []
-            for command, ok in zip(commands, accepted, strict=True):
-                connection.putcmd(command)
-                replies.append(connection.getreply())
-                if replies[-1][0] not in ok:
-                    break
-        for (code, response), ok in zip(replies, accepted, strict=False):
+            connection.send(_envelope_commands(envelope))
+            return self._answers(connection)
+        replies = []
+        for command, ok in zip(_commands(envelope), _ACCEPTED, strict=True):
+            connection.putcmd(command)
+            replies.append(connection.getreply())
+            if replies[-1][0] not in ok:
+                break
+        return self._check(replies)
+
+    def _answers(self, connection: smtplib.SMTP) -> Receipt | None:
+        """The answers to a pipelined MAIL, RCPT and DATA, read together."""
+        return self._check([connection.getreply() for _ in _ACCEPTED])
+
+    def _check(self, replies: list[tuple[int, bytes]]) -> Receipt | None:
+        for (code, response), ok in zip(replies, _ACCEPTED, strict=False):
             if code not in ok:
                 return self._refused(code, response)
         return None
@@ -191,9 +219,17 @@ class SmtpChannel:
         except (smtplib.SMTPException, OSError):
             self.close()
 
+    def drop_started(self) -> None:
+        """Take back a message started behind the last one, if any (closing the connection)."""
+        if self._started is not None:
+            self.close()
+
     def close(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
+        started, self._started = self._started, None
+        if connection is not None and started is not None:
+            connection.close()  # the server waits for content: a QUIT would be taken as text
+        elif connection is not None:
             try:
                 connection.quit()
             except (smtplib.SMTPException, OSError):

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
+import selectors
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from email.message import Message
 
 from aiosmtpd.smtp import SMTP as SMTPProtocol
 from aiosmtpd.smtp import Envelope, Session
 
+from distributor.devservers.ports import free_port
 from distributor.devservers.smtp import LoopbackSmtpServer
 from tests.support.polling import wait_until
 
@@ -55,8 +60,6 @@ class RecordingHandler:
             )
         try:
             if self.delay:
-                import asyncio
-
                 await asyncio.sleep(self.delay)
             recipient = envelope.rcpt_tos[0]
             with self.lock:
@@ -93,3 +96,96 @@ class SmtpServer(LoopbackSmtpServer[RecordingHandler]):
 
     def __init__(self, handler: RecordingHandler | None = None) -> None:
         super().__init__(handler or RecordingHandler())
+
+
+@dataclass
+class PipeliningHandler(RecordingHandler):
+    """A recording server that offers PIPELINING (RFC 2920; aiosmtpd reads commands in order
+    from its stream, so it serves them) and can refuse chosen recipients at RCPT, or take
+    ``rcpt_delay[address]`` seconds to answer theirs."""
+
+    refuse_rcpt: Callable[[str], str | None] | None = None
+    rcpt_delay: dict[str, float] = field(default_factory=dict)
+
+    async def handle_EHLO(
+        self, server: SMTPProtocol, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:  # fmt: skip
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_RCPT(
+        self, server: SMTPProtocol, session: Session, envelope: Envelope, address: str,
+        options: list[str],
+    ) -> str:  # fmt: skip
+        if address in self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay[address])
+        refusal = self.refuse_rcpt(address) if self.refuse_rcpt else None
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+class Tap:
+    """A TCP relay on loopback in front of a server that logs, in order, what each side wrote:
+    shows which commands a client sent without waiting for an answer."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.log: list[tuple[str, bytes]] = []
+        self._open: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._stop = threading.Event()
+
+    def __enter__(self) -> Tap:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._listener.close()
+
+    def cut(self) -> None:
+        """Drop every connection now, both ways, as a network failure would."""
+        for sock in self._open:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def turns(self) -> list[tuple[str, bytes]]:
+        """The log with each side's consecutive writes joined: one entry per turn."""
+        turns: list[tuple[str, bytes]] = []
+        for side, data in list(self.log):
+            if turns and turns[-1][0] == side:
+                turns[-1] = (side, turns[-1][1] + data)
+            else:
+                turns.append((side, data))
+        return turns
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            self._open += (client, server)
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+
+    def _pump(self, client: socket.socket, server: socket.socket) -> None:
+        with selectors.DefaultSelector() as selector, client, server:
+            selector.register(client, selectors.EVENT_READ, (client, server, "client"))
+            selector.register(server, selectors.EVENT_READ, (server, client, "server"))
+            while not self._stop.is_set():
+                for key, _ in selector.select(timeout=0.2):
+                    sock, other, side = key.data
+                    try:
+                        data = sock.recv(1 << 16)
+                        if data:
+                            other.sendall(data)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    self.log.append((side, data))
