@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -503,6 +504,7 @@ class _Drain:
     # Refusals of ours or the path per (send, domain): not yet looked at, and looks so far.
     unchecked: Counter[tuple[int, str]] = field(default_factory=Counter)
     wave_checks: Counter[tuple[int, str]] = field(default_factory=Counter)
+    composed: dict[int, Envelope] = field(default_factory=dict)  # the next message, made early
 
     def __post_init__(self) -> None:
         self.deadline = time.monotonic() + self.tunables.budget_seconds
@@ -561,6 +563,8 @@ class _Drain:
         try:
             self._send_batch(send_id, deque(batch), token, send_rate, windows)
         finally:
+            self.composed.clear()
+            self.router.drop_started()
             self.recorder.settle()
 
     def _send_batch(
@@ -585,7 +589,7 @@ class _Drain:
                 continue
             try:
                 with log_context(send_id=send_id, delivery_id=pending[0].id):
-                    receipt = self.attempt(send_id, pending[0], send_rate)
+                    receipt = self.attempt(send_id, pending, send_rate)
             except (RenderError, ConfigurationError) as error:
                 # The send's message cannot be made: nothing of this batch went out; the send
                 # waits for staff with the reason, instead of failing everyone in turn.
@@ -697,10 +701,26 @@ class _Drain:
         pending.extend(kept)
 
     def attempt(
-        self, send_id: int, delivery: ClaimedDelivery, send_rate: float | None
+        self, send_id: int, pending: deque[ClaimedDelivery], send_rate: float | None
     ) -> Receipt | Wait:
+        """Send the first pending message; the one after it is composed now and may be started
+        behind it (SMTP pipelining across messages)."""
         try:
-            envelope = self.composer.compose(send_id, delivery)
+            envelope = self.compose(send_id, pending[0])
         except InvalidRecipient as error:
             return Receipt(Outcome.FAILED, None, f"could not build this message: {error}")
-        return self.router.send(envelope, send_id=send_id, send_rate=send_rate, paced=self.paced)
+        then = None
+        if len(pending) > 1:
+            with suppress(InvalidRecipient, RenderError, ConfigurationError):  # its turn says it
+                then = self.compose(send_id, pending[1])
+        return self.router.send(
+            envelope, send_id=send_id, send_rate=send_rate, paced=self.paced, then=then
+        )
+
+    def compose(self, send_id: int, delivery: ClaimedDelivery) -> Envelope:
+        """The delivery's message, composed once: the next one is composed a turn early."""
+        envelope = self.composed.pop(delivery.id, None)
+        if envelope is None:
+            envelope = self.composer.compose(send_id, delivery)
+        self.composed = {delivery.id: envelope}
+        return envelope

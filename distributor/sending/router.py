@@ -70,10 +70,19 @@ class Router:
     _refusals: Counter[str] = field(default_factory=Counter)  # 4xx in a row, per relay
 
     def send(
-        self, envelope: Envelope, *, send_id: int, send_rate: float | None, paced: bool = True
+        self,
+        envelope: Envelope,
+        *,
+        send_id: int,
+        send_rate: float | None,
+        paced: bool = True,
+        then: Envelope | None = None,
     ) -> Receipt | Wait:
         """Send through the first relay that takes it; ``paced`` False (a staff test send):
-        without rates and caps."""
+        without rates and caps. ``then``, the message the caller sends next, is started on the
+        same connection when nothing could make it wait or go elsewhere."""
+        if then is not None and not self._goes_straight(then, send_rate, paced):
+            then = None
         domain = domain_of(envelope.recipient)
         pace = self.plan.pace_of(domain)
         now = time.time()
@@ -103,7 +112,7 @@ class Router:
                     return Wait(quotas[full].ends_at, f"{quotas[full].label} reached")
                 unavailable[relay.name] = quotas[full].ends_at
                 continue
-            receipt = self._through(relay, envelope, domain, pace, send_id, send_rate, paced)
+            receipt = self._through(relay, envelope, domain, pace, send_id, send_rate, paced, then)
             if isinstance(receipt, Wait):  # the domain's pace: its turn is further away
                 if quotas:
                     self.throttle.limits.give_back(quotas)
@@ -137,10 +146,11 @@ class Router:
         send_id: int,
         send_rate: float | None,
         paced: bool,
+        then: Envelope | None,
     ) -> Receipt | Wait:
         channel = self.channels[relay.name]
         if not paced:
-            return channel.send(envelope)
+            return channel.send(envelope, then)
         limits = self.throttle.limits
         if pace is not None and pace.rate:
             slowed = self._strains.get(f"domain:{domain}")
@@ -152,7 +162,25 @@ class Router:
         if relay.rate:
             limits.wait_for_turn(f"rate:relay:{relay.name}", relay.rate)
         with self.throttle.hold_domain(envelope.recipient), self._hold_relay(relay):
-            return channel.send(envelope)
+            return channel.send(envelope, then)
+
+    def _goes_straight(self, envelope: Envelope, send_rate: float | None, paced: bool) -> bool:
+        """Whether ``envelope`` would go through the one relay without waiting for a turn or a
+        domain slot: only then is it started behind the message before it."""
+        if len(self.plan.relays) != 1:
+            return False
+        if not paced:
+            return True
+        domain, relay = domain_of(envelope.recipient), self.plan.relays[0]
+        pace = self.plan.pace_of(domain)
+        return not (
+            send_rate
+            or self.throttle.global_rate
+            or relay.rate
+            or relay.max_connections
+            or (pace is not None and pace.rate)
+            or self.throttle.domain_caps.get(domain, self.throttle.default_domain_cap)
+        )
 
     def _hold_relay(self, relay: Relay) -> AbstractContextManager[None]:
         if relay.max_connections is None:
@@ -175,6 +203,11 @@ class Router:
     def _count_deferred(self, relay: Relay, now: float) -> None:
         key, ends_at = window_key(f"deferred:{relay.name}", True, now, self.clock)
         self.throttle.limits.take_quota([Quota(key, None, ends_at, False, "")])
+
+    def drop_started(self) -> None:
+        """The next message started behind the last one is not coming (the batch ended)."""
+        for channel in self.channels.values():
+            channel.drop_started()
 
     def close(self) -> None:
         for channel in self.channels.values():
