@@ -79,7 +79,7 @@ class UnsubscribesTheNext(PipeliningHandler):
 def test_a_started_message_whose_reader_left_meanwhile_is_taken_back(
     database_url: str, sample_issue_path: Path
 ) -> None:
-    smtp, tap, runtime = send_through_tap(
+    smtp, _, runtime = send_through_tap(
         database_url, sample_issue_path, UnsubscribesTheNext(database_url),
         RECHECK_SECONDS="0.2",
     )  # fmt: skip
