@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from distributor.config import Settings
 from distributor.db import transaction
 from distributor.runtime import WorkerRuntime
 from distributor.sending.models import Delivery
@@ -18,7 +17,12 @@ from distributor.vocabulary import DeliveryState
 from subscribers.models import Subscriber
 from subscribers.store import unsubscribe
 from tests.support.audience import make_audience
-from tests.support.sending import engine_env, import_sample, started_send
+from tests.support.sending import (
+    engine_env,
+    import_sample,
+    send_in_this_process,
+    started_send,
+)
 from tests.support.smtp import PipeliningHandler, SmtpServer, Tap
 
 READERS = 12
@@ -33,13 +37,7 @@ def send_through_tap(
     issue_id = import_sample(database_url, sample_issue_path)
     with SmtpServer(handler) as smtp, Tap(smtp.port) as tap:
         env = engine_env(database_url, "memory://", smtp, SMTP_PORT=str(tap.port), **extra)
-        send_id = started_send(database_url, issue_id, "members")
-        runtime = WorkerRuntime.from_settings(Settings.from_env(env))
-        try:
-            runtime.plan(send_id)
-            runtime.drain_now()
-        finally:
-            runtime.close()
+        runtime = send_in_this_process(env, started_send(database_url, issue_id, "members"))
     return smtp, tap, runtime
 
 

@@ -64,14 +64,16 @@ def relays_file(directory: Path, text: str) -> str:
     return str(path)
 
 
-def send_in_this_process(env: dict[str, str], send_id: int) -> None:
-    """Plan a started send and send it all from this process, as a worker would (no Celery)."""
+def send_in_this_process(env: dict[str, str], send_id: int) -> WorkerRuntime:
+    """Plan a started send and send it all from this process, as a worker would (no Celery);
+    the runtime that sent it, closed (its counters stay readable)."""
     runtime = WorkerRuntime.from_settings(Settings.from_env(env))
     try:
         runtime.plan(send_id)
         runtime.drain_now()
     finally:
         runtime.close()
+    return runtime
 
 
 def import_sample(url: str, sample: Path) -> int:
