@@ -10,7 +10,20 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import BigInteger, Row, Select, String, and_, bindparam, cast, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Row,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from distributor.errors import ConfigurationError
@@ -32,6 +45,7 @@ EMAIL_CHANNELS = (ChannelPreference.EMAIL, ChannelPreference.BOTH)
 WECHAT_CHANNELS = (ChannelPreference.WECHAT, ChannelPreference.BOTH)
 _AFTER = bindparam("after", type_=BigInteger)  # the last subscriber id of the page before
 IN_CHUNK = 5_000  # ids per IN (…): well under every backend's bound-parameter limit
+_IDS = ARRAY(BigInteger)
 
 
 @dataclass(frozen=True)
@@ -267,6 +281,12 @@ def still_sendable(
     if email_fallback:
         chose = or_(chose, fell_back_to_email(wechat=True))
     conditions = [*audience_conditions(Audience(lists=tuple(lists))), chose]
+    if session.get_bind().dialect.name == "postgresql":
+        # One array parameter: the same statement for any number of ids, so it is compiled
+        # once and prepared by the driver; an IN of a batch's 250 ids was rendered, sent and
+        # planned anew each time (a tenth of a sending thread's CPU).
+        among = Subscriber.id == any_(bindparam("ids", list(subscriber_ids), type_=_IDS))
+        return set(session.scalars(select(Subscriber.id).where(among, *conditions)))
     sendable: set[int] = set()
     for start in range(0, len(subscriber_ids), IN_CHUNK):
         sendable.update(
