@@ -44,12 +44,12 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from distributor.campaigns.schedule import create_send
 from distributor.campaigns.status import send_status
 from distributor.config import Settings
-from distributor.db import dispose_engines, transaction, upgrade, utcnow
+from distributor.db import dispose_engines, get_engine, transaction, upgrade, utcnow
 from distributor.devservers.celery_worker import WorkerProcess, running_worker
 from distributor.devservers.postgres import DEFAULT_ADMIN_URL, throwaway_database
 from distributor.devservers.processes import ServerProcess
@@ -106,13 +106,10 @@ def settle_postgres(url: str) -> None:
     visibility map), and a checkpoint, so that no time-based checkpoint (every 5 minutes,
     spread over half of them) falls inside the send by chance. One did, mid-way through a
     100,000 send, and that run lost a fifth of its rate to full-page writes."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("VACUUM (ANALYZE) subscribers, subscriptions, lists"))
-            connection.execute(text("CHECKPOINT"))
-    finally:
-        engine.dispose()
+    with get_engine(url).connect() as connection:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")  # VACUUM's need
+        connection.execute(text("VACUUM (ANALYZE) subscribers, subscriptions, lists"))
+        connection.execute(text("CHECKPOINT"))
 
 
 @contextlib.contextmanager
