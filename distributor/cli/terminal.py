@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 
-from rich.markup import escape
-
 # C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI), and the Unicode
 # line and paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -26,5 +24,8 @@ def plain(text: object, limit: int | None = None) -> str:
 
 
 def rich_text(text: object, limit: int | None = None) -> str:
-    """:func:`plain`, with Rich markup escaped: for table cells and ``console.print``."""
+    """:func:`plain`, with Rich markup escaped: for table cells and ``console.print``. Rich is
+    imported here, by a command that prints with it: ``--help`` does not wait for it."""
+    from rich.markup import escape
+
     return escape(plain(text, limit))
