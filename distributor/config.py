@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -33,24 +34,51 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, least: int = 0, most: int | None = None
+) -> int:
+    """``name`` as a whole number from ``least`` to ``most``; the default when unset."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+    _check_range(name, raw, value, least, most)
+    return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    positive: bool = False,
+    most: float | None = None,
+) -> float:
+    """``name`` as a finite number, at least 0 (above it when ``positive``: a time of 0 would
+    make a loop spin or a lease run out at once) and at most ``most``; the default when unset.
+    NaN compares false with everything, so it would silently switch a check off."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{name}={raw!r} is not a finite number")
+    if positive and value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be more than 0")
+    _check_range(name, raw, value, 0, most)
+    return value
+
+
+def _check_range(name: str, raw: str, value: float, least: float, most: float | None) -> None:
+    if value < least or (most is not None and value > most):
+        bounds = f"at least {least}" if most is None else f"from {least} to {most}"
+        raise ConfigurationError(f"{name}={raw!r} must be {bounds}")
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -271,14 +299,16 @@ class Settings:
                 env.get("PUBLIC_BASE_URL", "").strip() or cls.public_base_url
             ),
             smtp_host=env.get("SMTP_HOST", "").strip() or cls.smtp_host,
-            smtp_port=_int(env, "SMTP_PORT", 465 if security == "ssl" else cls.smtp_port),
+            smtp_port=_int(
+                env, "SMTP_PORT", 465 if security == "ssl" else cls.smtp_port, least=1, most=65535
+            ),
             smtp_username=env.get("SMTP_USERNAME") or None,
             smtp_password=env.get("SMTP_PASSWORD") or None,
             smtp_security=security,
             smtp_allow_plaintext_auth=_flag(env, "SMTP_ALLOW_PLAINTEXT_AUTH"),
-            smtp_timeout=_float(env, "SMTP_TIMEOUT", cls.smtp_timeout),
+            smtp_timeout=_float(env, "SMTP_TIMEOUT", cls.smtp_timeout, positive=True),
             smtp_relays=_relays(env),
-            cap_hour_seconds=_float(env, "CAP_HOUR_SECONDS", cls.cap_hour_seconds),
+            cap_hour_seconds=_float(env, "CAP_HOUR_SECONDS", cls.cap_hour_seconds, positive=True),
             relay_rest_seconds=_float(env, "RELAY_REST_SECONDS", cls.relay_rest_seconds),
             relay_rest_max_seconds=_float(
                 env, "RELAY_REST_MAX_SECONDS", cls.relay_rest_max_seconds
@@ -289,36 +319,44 @@ class Settings:
             dkim_domain=env.get("DKIM_DOMAIN") or None,
             dkim_selector=env.get("DKIM_SELECTOR") or None,
             dkim_private_key_file=env.get("DKIM_PRIVATE_KEY_FILE") or None,
-            dispatch_slots=_int(env, "DISPATCH_SLOTS", _default_slots(database_url)),
+            dispatch_slots=_int(env, "DISPATCH_SLOTS", _default_slots(database_url), least=1),
             worker_processes=_int(env, "WORKER_PROCESSES", cls.worker_processes),
-            batch_size=_int(env, "DISPATCH_BATCH_SIZE", cls.batch_size),
-            claim_lease_seconds=_float(env, "CLAIM_LEASE_SECONDS", cls.claim_lease_seconds),
+            batch_size=_int(env, "DISPATCH_BATCH_SIZE", cls.batch_size, least=1),
+            claim_lease_seconds=_float(
+                env, "CLAIM_LEASE_SECONDS", cls.claim_lease_seconds, positive=True
+            ),
             retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", cls.retry_base_seconds),
-            retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", cls.retry_max_attempts),
+            retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", cls.retry_max_attempts, least=1),
             retry_max_delay_seconds=_float(
                 env, "RETRY_MAX_DELAY_SECONDS", cls.retry_max_delay_seconds
             ),
             dispatch_budget_seconds=_float(
-                env, "DISPATCH_BUDGET_SECONDS", cls.dispatch_budget_seconds
+                env, "DISPATCH_BUDGET_SECONDS", cls.dispatch_budget_seconds, positive=True
             ),
             recheck_seconds=_float(env, "RECHECK_SECONDS", cls.recheck_seconds),
-            tick_seconds=_float(env, "TICK_SECONDS", cls.tick_seconds),
-            plan_batch_size=_int(env, "PLAN_BATCH_SIZE", cls.plan_batch_size),
-            planner_lease_seconds=_float(env, "PLANNER_LEASE_SECONDS", cls.planner_lease_seconds),
+            tick_seconds=_float(env, "TICK_SECONDS", cls.tick_seconds, positive=True),
+            plan_batch_size=_int(env, "PLAN_BATCH_SIZE", cls.plan_batch_size, least=1),
+            planner_lease_seconds=_float(
+                env, "PLANNER_LEASE_SECONDS", cls.planner_lease_seconds, positive=True
+            ),
             rate_limit=_float(env, "RATE_LIMIT", 0.0) or None,
             domain_concurrency=env.get("DOMAIN_CONCURRENCY", "").strip(),
             default_domain_concurrency=_int(env, "DEFAULT_DOMAIN_CONCURRENCY", 0) or None,
             bounce_domain=_bounce_domain(env),
-            bounce_pause_rate=_float(env, "BOUNCE_PAUSE_RATE", cls.bounce_pause_rate),
+            bounce_pause_rate=_float(env, "BOUNCE_PAUSE_RATE", cls.bounce_pause_rate, most=1),
             bounce_pause_min_sent=_int(env, "BOUNCE_PAUSE_MIN_SENT", cls.bounce_pause_min_sent),
-            refusal_pause_rate=_float(env, "REFUSAL_PAUSE_RATE", cls.refusal_pause_rate),
+            refusal_pause_rate=_float(env, "REFUSAL_PAUSE_RATE", cls.refusal_pause_rate, most=1),
             refusal_pause_min_attempts=_int(
                 env, "REFUSAL_PAUSE_MIN_ATTEMPTS", cls.refusal_pause_min_attempts
             ),
             bounce_intake_secret=env.get("BOUNCE_INTAKE_SECRET", "").strip() or None,
             bounce_imap_host=env.get("BOUNCE_IMAP_HOST", "").strip() or None,
             bounce_imap_port=_int(
-                env, "BOUNCE_IMAP_PORT", 143 if imap_security != "ssl" else cls.bounce_imap_port
+                env,
+                "BOUNCE_IMAP_PORT",
+                143 if imap_security != "ssl" else cls.bounce_imap_port,
+                least=1,
+                most=65535,
             ),
             bounce_imap_security=imap_security,
             bounce_imap_allow_plaintext=_flag(env, "BOUNCE_IMAP_ALLOW_PLAINTEXT"),
@@ -330,27 +368,37 @@ class Settings:
             bounce_imap_failed_folder=env.get("BOUNCE_IMAP_FAILED_FOLDER", "").strip()
             or cls.bounce_imap_failed_folder,
             bounce_imap_poll_seconds=_float(
-                env, "BOUNCE_IMAP_POLL_SECONDS", cls.bounce_imap_poll_seconds
+                env, "BOUNCE_IMAP_POLL_SECONDS", cls.bounce_imap_poll_seconds, positive=True
             ),
             webhook_retry_base_seconds=_float(
                 env, "WEBHOOK_RETRY_BASE_SECONDS", cls.webhook_retry_base_seconds
             ),
-            webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts),
+            webhook_max_attempts=_int(
+                env, "WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts, least=1
+            ),
             webhook_timeout_seconds=_float(
-                env, "WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds
+                env, "WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds, positive=True
             ),
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip()
             or cls.forwarded_allow_ips,
-            web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit),
-            signup_rate_limit=_int(env, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
+            web_form_rate_limit=_int(env, "WEB_FORM_RATE_LIMIT", cls.web_form_rate_limit, least=1),
+            signup_rate_limit=_int(env, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit, least=1),
             web_workers=_int(env, "WEB_WORKERS", cls.web_workers),
             count_budget_seconds=_float(env, "COUNT_BUDGET_SECONDS", cls.count_budget_seconds),
-            web_max_body_bytes=_int(env, "WEB_MAX_BODY_BYTES", cls.web_max_body_bytes),
-            web_max_upload_bytes=_int(env, "WEB_MAX_UPLOAD_BYTES", cls.web_max_upload_bytes),
-            web_header_timeout=_float(env, "WEB_HEADER_TIMEOUT", cls.web_header_timeout),
-            web_max_header_bytes=_int(env, "WEB_MAX_HEADER_BYTES", cls.web_max_header_bytes),
-            web_start_timeout=_float(env, "WEB_START_TIMEOUT", cls.web_start_timeout),
-            web_hang_timeout=_float(env, "WEB_HANG_TIMEOUT", cls.web_hang_timeout),
+            web_max_body_bytes=_int(env, "WEB_MAX_BODY_BYTES", cls.web_max_body_bytes, least=1),
+            web_max_upload_bytes=_int(
+                env, "WEB_MAX_UPLOAD_BYTES", cls.web_max_upload_bytes, least=1
+            ),
+            web_header_timeout=_float(
+                env, "WEB_HEADER_TIMEOUT", cls.web_header_timeout, positive=True
+            ),
+            web_max_header_bytes=_int(
+                env, "WEB_MAX_HEADER_BYTES", cls.web_max_header_bytes, least=1
+            ),
+            web_start_timeout=_float(
+                env, "WEB_START_TIMEOUT", cls.web_start_timeout, positive=True
+            ),
+            web_hang_timeout=_float(env, "WEB_HANG_TIMEOUT", cls.web_hang_timeout, positive=True),
             metrics_allow_ips=env.get("METRICS_ALLOW_IPS", "").strip() or cls.metrics_allow_ips,
             metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
             wechat_app_id=env.get("WECHAT_APP_ID", "").strip() or None,
@@ -362,7 +410,7 @@ class Settings:
             wechat_callback_token=env.get("WECHAT_CALLBACK_TOKEN", "").strip() or None,
             wechat_encoding_aes_key=_encoding_aes_key(env),
             wechat_timeout_seconds=_float(
-                env, "WECHAT_TIMEOUT_SECONDS", cls.wechat_timeout_seconds
+                env, "WECHAT_TIMEOUT_SECONDS", cls.wechat_timeout_seconds, positive=True
             ),
             log_format=log_format,
             doctor_nameserver=env.get("DOCTOR_NAMESERVER", "").strip() or None,

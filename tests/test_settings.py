@@ -324,3 +324,49 @@ def test_a_wechat_encoding_aes_key_that_is_not_one_is_refused(
     assert (code, output) == (2, problem)
     good = Settings.from_env({"WECHAT_ENCODING_AES_KEY": "a" * 43, "WECHAT_APP_ID": "wx1"})
     assert good.wechat_encoding_aes_key == "a" * 43 and "aaaa" not in repr(good)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("BOUNCE_PAUSE_RATE", "5", "must be from 0 to 1"),  # a share: 5 would never pause
+        ("REFUSAL_PAUSE_RATE", "-0.1", "must be from 0 to 1"),
+        ("REFUSAL_PAUSE_RATE", "nan", "is not a finite number"),  # NaN > x is always false
+        ("BOUNCE_PAUSE_MIN_SENT", "-1", "must be at least 0"),
+        ("REFUSAL_PAUSE_MIN_ATTEMPTS", "-5", "must be at least 0"),
+        ("DISPATCH_SLOTS", "0", "must be at least 1"),
+        ("DISPATCH_BATCH_SIZE", "0", "must be at least 1"),
+        ("SMTP_PORT", "70000", "must be from 1 to 65535"),
+        ("TICK_SECONDS", "0", "must be more than 0"),  # beat would tick without pause
+        ("CLAIM_LEASE_SECONDS", "inf", "is not a finite number"),
+        ("RECHECK_SECONDS", "-1", "must be at least 0"),
+        ("WEB_FORM_RATE_LIMIT", "0", "must be at least 1"),
+    ],
+)
+def test_a_number_setting_out_of_its_range_is_refused_naming_the_range(
+    sqlite_url: str, name: str, value: str, problem: str
+) -> None:
+    code, output = run({"DATABASE_URL": sqlite_url, name: value}, "issue", "list")
+    assert (code, output) == (2, f"Error: {name}={value!r} {problem}\n")
+
+
+def test_the_edges_of_each_range_are_taken() -> None:
+    edges = Settings.from_env(
+        {
+            "BOUNCE_PAUSE_RATE": "0",
+            "REFUSAL_PAUSE_RATE": "1",
+            "REFUSAL_PAUSE_MIN_ATTEMPTS": "0",
+            "DISPATCH_SLOTS": "1",
+            "SMTP_PORT": "65535",
+            "RECHECK_SECONDS": "0",
+            "RETRY_BASE_SECONDS": "0",
+            "TICK_SECONDS": "0.05",
+            "RATE_LIMIT": "0",
+        }
+    )
+    assert (edges.bounce_pause_rate, edges.refusal_pause_rate) == (0.0, 1.0)
+    assert (edges.refusal_pause_min_attempts, edges.dispatch_slots, edges.smtp_port) == (
+        0, 1, 65535,
+    )  # fmt: skip
+    assert (edges.recheck_seconds, edges.retry_base_seconds, edges.tick_seconds) == (0, 0, 0.05)
+    assert edges.rate_limit is None  # 0: no rate limit
