@@ -206,7 +206,7 @@ def sampling_rss(pgid: int) -> Iterator[RssPeaks]:
 # --- where the machine's CPU goes ----------------------------------------------------------------
 
 
-def _ticks(pid: int | str, *, children: bool = False) -> int:
+def _ticks(pid: int, *, children: bool = False) -> int:
     """utime + stime of ``pid`` so far (with ``children``, also those of its ended children that
     it waited for: a server's finished connections); 0 once it has ended."""
     try:
